@@ -1,0 +1,1 @@
+"""Activities: side effects, grouped by the system they touch (the store, messaging providers)."""

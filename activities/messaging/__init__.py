@@ -1,0 +1,1 @@
+"""Messaging activities: the send activity, and one module per channel provider."""

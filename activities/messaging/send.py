@@ -1,0 +1,209 @@
+"""The send activity: compose, record the intent, then call the provider; never the same send twice.
+
+The intent row is keyed by enrollment, step and visit. For a provider with no external side effect
+(the outbox) the intent and its outcome are one transaction. For an external provider the intent is
+committed before the provider is called and marked `sending` while it is out; a retry or a replacement
+worker finds the row, returns a finished message as it is, and looks an interrupted one up at the
+provider before anything is sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.messaging.providers import (
+    MessageProvider,
+    OutgoingMessage,
+    ProviderOutcome,
+    ProviderRegistry,
+    ProviderRejectedError,
+    ProviderTemporaryError,
+)
+from activities.options import SEND_MESSAGE
+from aftercare.compose import ComposedMessage, TemplateNotFoundError, compose_message
+from aftercare.journey_variables import PatientNotFoundError, load_journey_variables
+from aftercare.metrics import MESSAGES
+from aftercare.store.messages import find_by_idempotency_key, record_intent, update_message
+from aftercare.templating import TemplateRenderError
+from models.tables import Message
+from models.temporal import SendMessageInput, SendMessageResult
+
+log = logging.getLogger(__name__)
+
+FINAL_STATUSES = frozenset({"queued", "sent", "delivered", "undelivered", "failed", "skipped"})
+
+
+class MessagingActivities:
+    """Sends messages through the provider registered for each channel."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], providers: ProviderRegistry) -> None:
+        self._sessions = sessions
+        self._providers = providers
+
+    @activity.defn(name="send_message")
+    async def send_message(self, request: SendMessageInput) -> SendMessageResult:
+        """Send one step's message at most once."""
+        async with self._sessions.begin() as session:
+            composed = await self._compose(session, request)
+            if isinstance(composed, Message):
+                message = composed
+            else:
+                values = _intent(request, composed)
+                provider = self._providers.for_channel(composed.channel)
+                if values["status"] == "pending" and not provider.external:
+                    outcome = await provider.send(_outgoing_from(values))
+                    values.update(
+                        status=outcome.status,
+                        reason=outcome.reason,
+                        provider=provider.name,
+                        provider_message_id=outcome.provider_message_id,
+                    )
+                sent_now = values["status"] not in ("pending", "skipped", "failed", "undelivered")
+                message = await record_intent(session, values, sent_now=sent_now)
+                if message.id == values["id"] and message.status != "pending":
+                    _log_outcome(message, provider.name)
+        if message.status in FINAL_STATUSES:
+            return _result(message)
+        return await self._send_external(message, self._providers.for_channel(message.channel))
+
+    async def _compose(self, session: AsyncSession, request: SendMessageInput) -> ComposedMessage | Message:
+        """The message to record, or the one an earlier attempt recorded when composing fails now."""
+        try:
+            variables = await load_journey_variables(
+                session,
+                request.scope,
+                journey_key=request.journey_key,
+                step_id=request.step_id,
+                with_patient_resource=False,
+            )
+            return await compose_message(session, request.send, variables)
+        except (PatientNotFoundError, TemplateNotFoundError, TemplateRenderError) as error:
+            earlier = await find_by_idempotency_key(session, request.idempotency_key)
+            if earlier is not None:
+                return earlier
+            kind = {
+                PatientNotFoundError: "PatientNotFound",
+                TemplateNotFoundError: "TemplateNotFound",
+                TemplateRenderError: "TemplateRenderError",
+            }[type(error)]
+            message = (
+                f"the message could not be rendered: {error}" if kind == "TemplateRenderError" else str(error)
+            )
+            raise ApplicationError(message, type=kind, non_retryable=True) from error
+
+    async def _send_external(self, message: Message, provider: MessageProvider) -> SendMessageResult:
+        outgoing = _outgoing(message)
+        if message.status == "sending":
+            try:
+                found = await provider.find_sent(outgoing)
+            except ProviderTemporaryError as error:
+                raise ApplicationError(str(error), type="ProviderUnavailable") from error
+            if found is not None:
+                return await self._finish(message, provider, found)
+        async with self._sessions.begin() as session:
+            await update_message(
+                session, message.id, status="sending", provider=provider.name, attempts=message.attempts + 1
+            )
+        try:
+            outcome = await provider.send(outgoing)
+        except ProviderRejectedError as error:
+            outcome = ProviderOutcome(status="failed", provider_message_id=None, reason=str(error))
+        except ProviderTemporaryError as error:
+            return await self._temporary_failure(message, provider, error)
+        return await self._finish(message, provider, outcome)
+
+    async def _temporary_failure(
+        self, message: Message, provider: MessageProvider, error: ProviderTemporaryError
+    ) -> SendMessageResult:
+        info = activity.info()
+        # The policy the workflow scheduled with (some test servers do not echo it in the task).
+        policy = info.retry_policy or SEND_MESSAGE.retry_policy
+        # A local attempt never gives up: the workflow hands the send to a regular activity instead.
+        last_attempt = bool(
+            not info.is_local and policy.maximum_attempts and info.attempt >= policy.maximum_attempts
+        )
+        if last_attempt and not error.ambiguous:
+            outcome = ProviderOutcome("failed", None, f"gave up after {info.attempt} attempts: {error}")
+            return await self._finish(message, provider, outcome)
+        async with self._sessions.begin() as session:
+            await update_message(
+                session, message.id, status="sending" if error.ambiguous else "pending", reason=str(error)
+            )
+        log.warning(
+            "provider unavailable",
+            extra={"message_id": message.id, "provider": provider.name, "attempt": info.attempt},
+        )
+        raise ApplicationError(str(error), type="ProviderUnavailable") from error
+
+    async def _finish(
+        self, message: Message, provider: MessageProvider, outcome: ProviderOutcome
+    ) -> SendMessageResult:
+        accepted = outcome.status not in ("failed", "undelivered")
+        async with self._sessions.begin() as session:
+            await update_message(
+                session,
+                message.id,
+                status=outcome.status,
+                reason=outcome.reason,
+                provider=provider.name,
+                provider_message_id=outcome.provider_message_id,
+                **({"sent_at": func.now()} if accepted else {}),
+            )
+        log.info("message %s", outcome.status, extra={"message_id": message.id, "provider": provider.name})
+        MESSAGES.labels(message.channel, provider.name, outcome.status).inc()
+        return SendMessageResult(message_id=message.id, status=outcome.status, reason=outcome.reason)
+
+
+def _log_outcome(message: Message, provider: str) -> None:
+    log.info("message %s", message.status, extra={"message_id": message.id, "provider": provider})
+    MESSAGES.labels(message.channel, provider, message.status).inc()
+
+
+def _intent(request: SendMessageInput, composed: ComposedMessage) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "idempotency_key": request.idempotency_key,
+        "patient_id": request.scope.patient_id,
+        "enrollment_id": request.scope.enrollment_id,
+        "journey_key": request.journey_key,
+        "step_id": request.step_id,
+        "channel": composed.channel,
+        "to": composed.to,
+        "subject": composed.subject,
+        "body": composed.body,
+        "html": composed.html,
+        "template_key": composed.template_key,
+        "template_version": composed.template_version,
+        "locale": composed.locale,
+        "status": "pending" if composed.to else "skipped",
+        "reason": composed.unreachable_reason,
+    }
+
+
+def _outgoing_from(values: dict[str, Any]) -> OutgoingMessage:
+    return OutgoingMessage(
+        id=values["id"],
+        channel=values["channel"],
+        to=values["to"],
+        subject=values["subject"],
+        body=values["body"],
+        html=values["html"],
+        created_at=values.get("created_at") or datetime.now(UTC),
+    )
+
+
+def _outgoing(message: Message) -> OutgoingMessage:
+    fields = ("id", "channel", "to", "subject", "body", "html", "created_at")
+    return _outgoing_from({field: getattr(message, field) for field in fields})
+
+
+def _result(message: Message) -> SendMessageResult:
+    return SendMessageResult(message_id=message.id, status=message.status, reason=message.reason)

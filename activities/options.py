@@ -1,0 +1,82 @@
+"""Named activity option presets: explicit timeouts and bounded retries for each kind of side effect."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from temporalio.common import RetryPolicy
+
+# Error types an activity raises when retrying cannot help.
+PERMANENT_ERRORS = [
+    "PatientNotFound",
+    "TemplateNotFound",
+    "TemplateRenderError",
+    "ExpressionError",
+    "InvalidInput",
+]
+
+
+@dataclass(frozen=True)
+class ActivityPreset:
+    """Timeouts and retry policy for one kind of activity."""
+
+    start_to_close_timeout: timedelta
+    retry_policy: RetryPolicy
+    schedule_to_close_timeout: timedelta | None = None
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments for `workflow.execute_activity` and `execute_local_activity`."""
+        return {
+            "start_to_close_timeout": self.start_to_close_timeout,
+            "schedule_to_close_timeout": self.schedule_to_close_timeout,
+            "retry_policy": self.retry_policy,
+        }
+
+
+DB_WRITE = ActivityPreset(
+    start_to_close_timeout=timedelta(seconds=15),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(milliseconds=500),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=1),
+        maximum_attempts=60,
+        non_retryable_error_types=PERMANENT_ERRORS,
+    ),
+)
+
+EVALUATE = ActivityPreset(
+    start_to_close_timeout=timedelta(seconds=15),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(milliseconds=500),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=20,
+        non_retryable_error_types=PERMANENT_ERRORS,
+    ),
+)
+
+# The fast path: a send runs as a local activity inside the workflow task. If the provider cannot take
+# it within these attempts, the workflow hands the send to a regular activity (SEND_MESSAGE), whose
+# retries and last failure are visible to operators in the Temporal UI.
+SEND_MESSAGE_FAST = ActivityPreset(
+    start_to_close_timeout=timedelta(seconds=30),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_attempts=2,
+        non_retryable_error_types=PERMANENT_ERRORS,
+    ),
+)
+
+SEND_MESSAGE = ActivityPreset(
+    start_to_close_timeout=timedelta(seconds=60),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=2),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=5),
+        maximum_attempts=12,
+        non_retryable_error_types=PERMANENT_ERRORS,
+    ),
+)

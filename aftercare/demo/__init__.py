@@ -1,0 +1,1 @@
+"""Demo content for `aftercare dev --demo`: three Synthea patients, one journey and its templates."""

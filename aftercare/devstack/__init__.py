@@ -1,0 +1,1 @@
+"""`aftercare dev`: the whole stack in the foreground from one command."""

@@ -1,0 +1,265 @@
+"""`aftercare dev`: Temporal dev server, PostgreSQL, migrations, worker and API, in the foreground.
+
+Children run in their own process groups, so Ctrl+C reaches only this supervisor, which stops them in
+order: API, worker, Temporal, then the embedded database. If any child dies, the rest are stopped and
+the command exits non-zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import httpx
+from sqlalchemy.engine import make_url
+
+from aftercare.db.migrate import create_database_if_missing, upgrade
+from aftercare.devstack.ports import ensure_ports_free
+from aftercare.devstack.postgres import Database, embedded_database
+from aftercare.devstack.temporal_server import dev_server_command, start_dev_server
+from aftercare.settings import Settings
+from aftercare.temporal.client import connect_temporal
+
+_STOP_GRACE_SECONDS = 15
+
+
+class DevStackError(RuntimeError):
+    """The stack could not start; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class DevOptions:
+    """Where the stack listens and keeps its data."""
+
+    host: str = "127.0.0.1"
+    api_port: int = 8000
+    temporal_port: int = 7233
+    ui_port: int = 8233
+    data_dir: Path = Path(".aftercare")
+    demo: bool = True
+
+
+@dataclass
+class _Child:
+    name: str
+    process: subprocess.Popen[bytes]
+
+
+class DevStack:
+    """Starts, watches and stops the development stack."""
+
+    def __init__(self, options: DevOptions, settings: Settings) -> None:
+        self.options = options
+        self.settings = settings
+        self._children: list[_Child] = []
+        self._database: Database | None = None
+        self._stopping = False
+
+    def run(self) -> int:
+        """Run until SIGINT/SIGTERM (0) or until a child dies (1)."""
+        options = self.options
+        ensure_ports_free(
+            options.host, {"api": options.api_port, "temporal": options.temporal_port, "ui": options.ui_port}
+        )
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._request_stop)
+        try:
+            self._start()
+            return self._watch()
+        finally:
+            self._stop()
+
+    # --- start ----------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        options = self.options
+        data_dir = options.data_dir.resolve()
+        (data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self._database = self._prepare_database(data_dir)
+        _say("Database ready, migrations applied")
+
+        command = dev_server_command(
+            db_file=data_dir / "temporal.db",
+            host=options.host,
+            port=options.temporal_port,
+            ui_port=options.ui_port,
+            namespace=self.settings.temporal_namespace,
+        )
+        self._spawn("temporal", command, log_file=data_dir / "logs" / "temporal.log")
+        self._wait_for_temporal(data_dir / "logs" / "temporal.log")
+        _say("Temporal dev server ready")
+
+        environment = {
+            **os.environ,
+            "DATABASE_URL": self._database.url,
+            "TEMPORAL_ADDRESS": self._temporal_address,
+            "TEMPORAL_NAMESPACE": self.settings.temporal_namespace,
+            "TEMPORAL_TASK_QUEUE": self.settings.temporal_task_queue,
+        }
+        python = sys.executable
+        self._spawn("worker", [python, "-m", "aftercare", "worker"], environment=environment)
+        self._spawn(
+            "api",
+            [python, "-m", "aftercare", "api", "--host", options.host, "--port", str(options.api_port)],
+            environment=environment,
+        )
+        self._wait_for_api()
+        if options.demo:
+            self._load_demo()
+        self._print_banner()
+
+    def _prepare_database(self, data_dir: Path) -> Database:
+        url = os.environ.get("DATABASE_URL")
+        database = Database(url) if url else embedded_database(data_dir)
+        try:
+            create_database_if_missing(database.url)
+            upgrade(database.url)
+        except Exception as error:
+            database.stop()
+            raise DevStackError(
+                f"the database at {_safe_url(database.url)} is not usable: {error}"
+            ) from error
+        return database
+
+    def _spawn(
+        self,
+        name: str,
+        command: list[str],
+        *,
+        log_file: Path | None = None,
+        environment: dict[str, str] | None = None,
+    ) -> None:
+        if log_file is not None:
+            process = start_dev_server(command, log_file)
+        else:
+            process = subprocess.Popen(command, env=environment, start_new_session=True)
+        self._children.append(_Child(name, process))
+
+    @property
+    def _temporal_address(self) -> str:
+        return f"{self.options.host}:{self.options.temporal_port}"
+
+    def _wait_for_temporal(self, log_file: Path, timeout: float = 60.0) -> None:
+        settings = self.settings.model_copy(update={"temporal_address": self._temporal_address})
+
+        async def healthy() -> bool:
+            try:
+                client = await connect_temporal(settings)
+                return bool(await client.service_client.check_health())
+            except Exception:  # not up yet
+                return False
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._fail_if_dead(log_file)
+            if asyncio.run(healthy()):
+                return
+            time.sleep(0.5)
+        raise DevStackError(f"Temporal did not become ready in {timeout:.0f}s; see {log_file}")
+
+    def _wait_for_api(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        url = f"{self._api_url}/healthz"
+        while time.monotonic() < deadline:
+            self._fail_if_dead()
+            try:
+                if httpx.get(url, timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise DevStackError(f"the API did not become healthy in {timeout:.0f}s at {url}")
+
+    def _fail_if_dead(self, log_file: Path | None = None) -> None:
+        if self._stopping:
+            raise DevStackError("interrupted while starting")
+        for child in self._children:
+            code = child.process.poll()
+            if code is not None:
+                hint = f"; see {log_file}" if log_file is not None and child.name == "temporal" else ""
+                raise DevStackError(f"{child.name} exited with code {code} while starting{hint}")
+
+    def _load_demo(self) -> None:
+        from aftercare.demo.loader import load_demo
+
+        summary = load_demo(self._api_url)
+        _say(
+            f"Demo loaded: {len(summary.patients)} Synthea patients, journey `{summary.journey}`; "
+            f"{summary.observation} (HbA1c 9.6%) started {summary.triggered} enrollment(s) for patient "
+            f"{summary.patients[0]}"
+        )
+
+    @property
+    def _api_url(self) -> str:
+        host = f"[{self.options.host}]" if ":" in self.options.host else self.options.host
+        return f"http://{host}:{self.options.api_port}"
+
+    def _print_banner(self) -> None:
+        options = self.options
+        host = f"[{options.host}]" if ":" in options.host else options.host
+        assert self._database is not None
+        lines = [
+            "",
+            "Aftercare is running",
+            f"  API          {self._api_url}   (OpenAPI docs: {self._api_url}/docs)",
+            f"  Temporal UI  http://{host}:{options.ui_port}",
+            f"  Temporal     {self._temporal_address}   (namespace {self.settings.temporal_namespace})",
+            f"  Database     {_safe_url(self._database.url)}"
+            + ("   (embedded)" if self._database.embedded else ""),
+            f"  Data         {options.data_dir.resolve()}",
+            f"  Messages     curl {self._api_url}/v1/messages",
+            "Press Ctrl+C to stop.",
+            "",
+        ]
+        print("\n".join(lines), flush=True)
+
+    # --- watch and stop -------------------------------------------------------------------------
+
+    def _request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self._stopping = True
+
+    def _watch(self) -> int:
+        while not self._stopping:
+            for child in self._children:
+                code = child.process.poll()
+                if code is not None:
+                    _say(f"{child.name} exited unexpectedly with code {code}; stopping the stack", error=True)
+                    return 1
+            time.sleep(0.2)
+        _say("Stopping")
+        return 0
+
+    def _stop(self) -> None:
+        for child in reversed(self._children):
+            _terminate(child)
+        self._children.clear()
+        if self._database is not None:
+            self._database.stop()
+            self._database = None
+
+
+def _terminate(child: _Child) -> None:
+    process = child.process
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=_STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            _say(f"{child.name} did not stop in {_STOP_GRACE_SECONDS}s; killing it", error=True)
+            process.kill()
+            process.wait()
+
+
+def _safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _say(message: str, *, error: bool = False) -> None:
+    print(f"aftercare dev: {message}", file=sys.stderr if error else sys.stdout, flush=True)

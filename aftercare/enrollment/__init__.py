@@ -1,0 +1,1 @@
+"""Starting enrollments and delivering patient events to them: the path from the API into Temporal."""

@@ -1,0 +1,132 @@
+"""Patient events from clinical systems (`POST /v1/triggers`): signals to waiting enrollments, and
+enrollments in journeys whose entry is that event."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from aftercare.enrollment.starter import EnrollmentStarter, event_trigger
+from aftercare.fhir.fhirpath import FhirPathError, is_true
+from aftercare.journey_variables import event_view
+from aftercare.metrics import TRIGGER_EVENTS
+from aftercare.store.enrollments import running_enrollments_of
+from aftercare.store.journeys import get_journey, journeys_entered_by_event
+from aftercare.store.resources import load_current
+from aftercare.store.triggers import claim_trigger_event, finish_trigger_event, park
+from models.temporal import PatientEvent
+from workflows.enrollment import EnrollmentWorkflow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EventDelivery:
+    """Which running enrollments received the event, and which it started."""
+
+    event_id: str
+    delivered_to: list[str]
+    started: list[str]
+
+
+async def deliver_event(
+    sessions: async_sessionmaker[AsyncSession],
+    client: Client,
+    starter: EnrollmentStarter,
+    *,
+    event_type: str,
+    patient_id: str,
+    data: dict[str, Any],
+    event_id: str | None = None,
+) -> EventDelivery:
+    """Deliver once per event id: a repeat answers what the first delivery did."""
+    TRIGGER_EVENTS.labels(event_type).inc()
+    event = PatientEvent(
+        id=event_id or str(uuid.uuid4()), type=event_type, data=data, occurred_at=datetime.now(UTC)
+    )
+    async with sessions.begin() as session:
+        earlier = await claim_trigger_event(
+            session, {"id": event.id, "type": event_type, "patient_id": patient_id, "data": data}
+        )
+    if earlier is not None and earlier.processed_at is not None:
+        return EventDelivery(event.id, list(earlier.delivered_to or []), list(earlier.started or []))
+    if earlier is not None:
+        event = PatientEvent(
+            id=earlier.id, type=earlier.type, data=earlier.data, occurred_at=earlier.received_at
+        )
+
+    delivered = await _signal_running(sessions, client, patient_id, event)
+    started = await _start_entered(sessions, starter, patient_id, event)
+    async with sessions.begin() as session:
+        await finish_trigger_event(session, event.id, delivered, started)
+    return EventDelivery(event.id, delivered, started)
+
+
+async def _signal_running(
+    sessions: async_sessionmaker[AsyncSession], client: Client, patient_id: str, event: PatientEvent
+) -> list[str]:
+    async with sessions() as session:
+        running = await running_enrollments_of(session, patient_id)
+        listening = []
+        for enrollment in running:
+            journey = await get_journey(session, enrollment.journey_key, enrollment.journey_version)
+            if journey is not None and event.type in journey.listened_event_types():
+                listening.append(enrollment)
+    delivered = []
+    for enrollment in listening:
+        try:
+            await client.get_workflow_handle(enrollment.workflow_id).signal(
+                EnrollmentWorkflow.deliver_event, event
+            )
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            continue
+        delivered.append(enrollment.id)
+    return delivered
+
+
+async def _start_entered(
+    sessions: async_sessionmaker[AsyncSession],
+    starter: EnrollmentStarter,
+    patient_id: str,
+    event: PatientEvent,
+) -> list[str]:
+    async with sessions() as session:
+        journeys = await journeys_entered_by_event(session, event.type)
+        patient = await load_current(session, "Patient", patient_id) if journeys else None
+    started = []
+    for journey in journeys:
+        criteria = journey.entry.event.criteria if journey.entry and journey.entry.event else None
+        if criteria:
+            variables = {
+                "patient": patient,
+                "trigger": event_view(event),
+                "event": event_view(event),
+                "context": {},
+            }
+            try:
+                if not is_true(criteria, patient or {}, variables):
+                    continue
+            except FhirPathError as error:
+                async with sessions.begin() as session:
+                    await park(
+                        session,
+                        "event-trigger",
+                        f"journey {journey.key!r} entry criteria failed: {error}",
+                        f"event {event.id}",
+                    )
+                continue
+        outcome = await starter.enroll(
+            journey, patient_id, event_trigger(event), trigger_key=f"event:{event.id}"
+        )
+        if outcome.created and outcome.enrollment_id:
+            started.append(outcome.enrollment_id)
+    return started

@@ -1,0 +1,236 @@
+"""Starting an enrollment: allocate it under the journey's re-entry rule, then start its workflow.
+
+Allocation is a row insert guarded by unique indexes (one running enrollment per journey and patient,
+one enrollment ever for re-entry `never`, one per journey and trigger), so racing triggers cannot both
+enter. It happens in the caller's transaction, next to whatever else the caller writes. The workflow
+starts after that transaction commits; its id derives from the enrollment id, so starting twice is
+harmless, and a row whose workflow never started (a crash between commit and start) or was
+terminated from the Temporal UI is repaired the next time a trigger runs into it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from aftercare.metrics import ENROLLMENTS_STARTED
+from aftercare.store.enrollments import blocking_enrollment, close_enrollment, insert_enrollment
+from aftercare.store.journeys import get_journey
+from models.journey import JourneyDefinition
+from models.search_attributes import (
+    CURRENT_STEP,
+    ENROLLMENT_STATUS,
+    JOURNEY_KEY,
+    JOURNEY_VERSION,
+    PATIENT_ID,
+    enrollment_workflow_id,
+)
+from models.tables import Enrollment
+from models.temporal import EnrollmentInput, EnrollmentTrigger, PatientEvent
+from workflows.enrollment import EnrollmentWorkflow
+
+log = logging.getLogger(__name__)
+
+_CLOSED_STATUS = {
+    WorkflowExecutionStatus.COMPLETED: "completed",
+    WorkflowExecutionStatus.CANCELED: "cancelled",
+    WorkflowExecutionStatus.TERMINATED: "cancelled",
+    WorkflowExecutionStatus.FAILED: "failed",
+    WorkflowExecutionStatus.TIMED_OUT: "failed",
+}
+
+
+@dataclass(frozen=True)
+class EnrollOutcome:
+    """The enrollment the request landed on, whether it is new, and why not when there is none."""
+
+    enrollment_id: str | None
+    created: bool
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """An allocated enrollment to start, or the enrollment that was already there (to check on)."""
+
+    outcome: EnrollOutcome
+    start: EnrollmentInput | None = None
+    existing: Enrollment | None = None
+
+
+class EnrollmentStarter:
+    """Allocates enrollments and starts their workflows on one task queue."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], client: Client, task_queue: str) -> None:
+        self._sessions = sessions
+        self._client = client
+        self._task_queue = task_queue
+
+    async def enroll(
+        self,
+        journey: JourneyDefinition,
+        patient_id: str,
+        trigger: EnrollmentTrigger,
+        *,
+        context: dict[str, Any] | None = None,
+        trigger_key: str | None = None,
+    ) -> EnrollOutcome:
+        """Allocate in a transaction of its own, then start."""
+        for _ in range(3):
+            async with self._sessions.begin() as session:
+                allocation = await self.allocate(
+                    session, journey, patient_id, trigger, context=context, trigger_key=trigger_key
+                )
+            if await self.launch(allocation):
+                return allocation.outcome
+        return EnrollOutcome(None, created=False, reason="the enrollment could not be allocated; try again")
+
+    async def allocate(
+        self,
+        session: AsyncSession,
+        journey: JourneyDefinition,
+        patient_id: str,
+        trigger: EnrollmentTrigger,
+        *,
+        context: dict[str, Any] | None = None,
+        trigger_key: str | None = None,
+    ) -> Allocation:
+        """Insert the enrollment row unless a re-entry rule or an earlier identical trigger forbids it."""
+        enrollment_id = str(uuid.uuid4())
+        start = EnrollmentInput(
+            enrollment_id=enrollment_id,
+            patient_id=patient_id,
+            journey=journey,
+            trigger=trigger,
+            context=context or {},
+        )
+        values = {
+            "id": enrollment_id,
+            "journey_key": journey.key,
+            "journey_version": journey.version,
+            "patient_id": patient_id,
+            "current_step": journey.steps[0].id,
+            "trigger": trigger.model_dump(mode="json"),
+            "trigger_key": trigger_key,
+            "context": context or {},
+            "exclusive": journey.reentry != "always",
+            "once_only": journey.reentry == "never",
+            "workflow_id": enrollment_workflow_id(enrollment_id),
+        }
+        for _ in range(3):
+            if await insert_enrollment(session, values):
+                ENROLLMENTS_STARTED.labels(journey.key, trigger.kind).inc()
+                return Allocation(EnrollOutcome(enrollment_id, created=True), start=start)
+            blocking = await blocking_enrollment(
+                session, journey.key, patient_id, trigger_key, once_only=journey.reentry == "never"
+            )
+            if blocking is None:
+                continue
+            if blocking.trigger_key is not None and blocking.trigger_key == trigger_key:
+                reason = "this trigger was already handled"
+            elif blocking.status != "running":
+                return Allocation(
+                    EnrollOutcome(
+                        None,
+                        created=False,
+                        reason="the journey's re-entry rule is `never` and the patient was enrolled",
+                    )
+                )
+            else:
+                reason = "the patient is already enrolled"
+            return Allocation(EnrollOutcome(blocking.id, created=False, reason=reason), existing=blocking)
+        return Allocation(EnrollOutcome(None, created=False, reason="the enrollment could not be allocated"))
+
+    async def launch(self, allocation: Allocation) -> bool:
+        """Start a new enrollment's workflow, or check on the existing one; False when the existing one
+        turned out to have ended without its row knowing (the caller may allocate again)."""
+        if allocation.start is not None:
+            await self._start(allocation.start)
+            return True
+        existing = allocation.existing
+        if existing is None or existing.status != "running":
+            return True
+        return await self._revive(existing)
+
+    async def _start(self, request: EnrollmentInput) -> None:
+        journey = request.journey
+        event = request.trigger.event
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await self._client.start_workflow(
+                EnrollmentWorkflow.run,
+                request,
+                id=enrollment_workflow_id(request.enrollment_id),
+                task_queue=self._task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(PATIENT_ID, request.patient_id),
+                        SearchAttributePair(JOURNEY_KEY, journey.key),
+                        SearchAttributePair(JOURNEY_VERSION, journey.version),
+                        SearchAttributePair(ENROLLMENT_STATUS, "running"),
+                        SearchAttributePair(CURRENT_STEP, journey.steps[0].id),
+                    ]
+                ),
+                static_summary=f"{journey.name} (v{journey.version})",
+                static_details=(
+                    f"Journey `{journey.key}` v{journey.version}, enrollment `{request.enrollment_id}`, "
+                    f"started by {request.trigger.kind}"
+                ),
+                start_signal="deliver_event" if event else None,
+                start_signal_args=[event] if event else [],
+            )
+
+    async def _revive(self, enrollment: Enrollment) -> bool:
+        """Make sure a `running` row has a live workflow; False when the workflow turned out closed."""
+        handle = self._client.get_workflow_handle(enrollment.workflow_id)
+        try:
+            description = await handle.describe()
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            await self._restart_from_row(enrollment)
+            return True
+        status = _CLOSED_STATUS.get(description.status) if description.status is not None else None
+        if status is None:
+            return True
+        async with self._sessions.begin() as session:
+            await close_enrollment(session, enrollment.id, status, "closed outside Aftercare")
+        log.warning(
+            "reconciled an enrollment closed outside Aftercare", extra={"enrollment_id": enrollment.id}
+        )
+        return False
+
+    async def _restart_from_row(self, enrollment: Enrollment) -> None:
+        async with self._sessions() as session:
+            journey = await get_journey(session, enrollment.journey_key, enrollment.journey_version)
+        if journey is None:
+            return
+        await self._start(
+            EnrollmentInput(
+                enrollment_id=enrollment.id,
+                patient_id=enrollment.patient_id,
+                journey=journey,
+                trigger=EnrollmentTrigger.model_validate(enrollment.trigger),
+                context=enrollment.context,
+            )
+        )
+
+
+def event_trigger(event: PatientEvent) -> EnrollmentTrigger:
+    """The trigger of an enrollment started by a patient event."""
+    return EnrollmentTrigger(kind="event", event=event)

@@ -1,0 +1,121 @@
+"""The variables an enrollment's expressions and templates see, loaded from the store by reference.
+
+FHIRPath sees FHIR: `%patient` is the Patient resource, `%trigger` the triggering resource (or event),
+`%event` the last event a `wait_for` received, `%context` the enrollment context. Templates see the
+patient profile as `patient` (name, given, family, ...), plus `trigger`, `event`, `context` and
+`enrollment`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aftercare.store.patients import get_patient
+from aftercare.store.resources import load_current, load_version
+from models.tables import Patient
+from models.temporal import ExpressionScope, PatientEvent
+
+PROFILE_FIELDS = (
+    "id",
+    "name",
+    "given",
+    "family",
+    "birth_date",
+    "gender",
+    "phone",
+    "email",
+    "language",
+    "timezone",
+)
+
+
+class PatientNotFoundError(LookupError):
+    """The enrollment's patient is not in the store."""
+
+
+@dataclass(frozen=True)
+class JourneyVariables:
+    """Everything an expression or a template may refer to."""
+
+    profile: Patient
+    patient_resource: dict[str, Any] | None
+    trigger: dict[str, Any] | None
+    event: dict[str, Any] | None
+    context: dict[str, Any]
+    enrollment: dict[str, Any]
+
+    def fhirpath_root(self) -> dict[str, Any]:
+        """The resource expressions start from: the triggering resource, else the patient."""
+        if self.trigger is not None and "resourceType" in self.trigger:
+            return self.trigger
+        return self.patient_resource or {}
+
+    def fhirpath_variables(self) -> dict[str, Any]:
+        """`%patient`, `%trigger`, `%event`, `%context`."""
+        return {
+            "patient": self.patient_resource,
+            "trigger": self.trigger,
+            "event": self.event,
+            "context": self.context,
+        }
+
+    def template_variables(self) -> dict[str, Any]:
+        """`patient`, `trigger`, `event`, `context`, `enrollment`."""
+        return {
+            "patient": profile_view(self.profile),
+            "trigger": self.trigger,
+            "event": self.event,
+            "context": self.context,
+            "enrollment": self.enrollment,
+        }
+
+
+def profile_view(profile: Patient) -> dict[str, Any]:
+    """The profile as plain values."""
+    view = {name: getattr(profile, name) for name in PROFILE_FIELDS}
+    if isinstance(view["birth_date"], date):
+        view["birth_date"] = view["birth_date"].isoformat()
+    return view
+
+
+def event_view(event: PatientEvent | None) -> dict[str, Any] | None:
+    """An event as JSON-like values."""
+    if event is None:
+        return None
+    occurred = event.occurred_at.isoformat() if isinstance(event.occurred_at, datetime) else None
+    return {"id": event.id, "type": event.type, "data": event.data, "occurred_at": occurred}
+
+
+async def load_journey_variables(
+    session: AsyncSession,
+    scope: ExpressionScope,
+    *,
+    journey_key: str | None = None,
+    step_id: str | None = None,
+    with_patient_resource: bool = True,
+) -> JourneyVariables:
+    """Load the patient, the trigger and the rest for one enrollment.
+
+    Templates see the profile only; `with_patient_resource` loads the FHIR `Patient` for FHIRPath.
+    """
+    profile = await get_patient(session, scope.patient_id)
+    resource = await load_current(session, "Patient", scope.patient_id) if with_patient_resource else None
+    if profile is None or (with_patient_resource and resource is None):
+        raise PatientNotFoundError(f"patient {scope.patient_id} is not in the patient store")
+    trigger: dict[str, Any] | None = None
+    if scope.trigger.kind == "fhir" and scope.trigger.resource is not None:
+        trigger = await load_version(session, scope.trigger.resource)
+    elif scope.trigger.kind == "event":
+        trigger = event_view(scope.trigger.event)
+    return JourneyVariables(
+        profile=profile,
+        patient_resource=resource,
+        trigger=trigger,
+        event=event_view(scope.event),
+        context=dict(scope.context),
+        enrollment={"id": scope.enrollment_id, "journey_key": journey_key, "step_id": step_id},
+    )

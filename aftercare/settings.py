@@ -1,0 +1,55 @@
+"""The one settings class: every process reads its configuration from the environment through it.
+
+Workflow code never imports this module: workflows receive everything they need in their input.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/aftercare"
+
+
+class Settings(BaseSettings):
+    """Aftercare's configuration, read from the environment (and `.env` when present)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", secrets_dir=None)
+
+    database_url: str = DEFAULT_DATABASE_URL
+    database_pool_size: int = 10
+
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "aftercare"
+
+    fhir_base_url: str | None = None
+    phone_default_region: str = Field(default="US", min_length=2, max_length=2)
+    hospital_timezone: str = "America/New_York"
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from_number: str | None = None
+    twilio_base_url: str | None = None
+
+    sendgrid_api_key: SecretStr | None = None
+    sendgrid_from_email: str | None = None
+    sendgrid_base_url: str | None = None
+
+    worker_metrics_port: int | None = None
+
+    log_level: str = "INFO"
+    log_format: str = Field(default="json", pattern="^(json|text)$")
+
+    @property
+    def twilio_configured(self) -> bool:
+        """True when every setting the Twilio SMS provider needs is present."""
+        return bool(self.twilio_account_sid and self.twilio_auth_token and self.twilio_from_number)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,122 @@
+"""Enrollment projections: the ledger rows that enforce re-entry rules, and the mirror of each
+enrollment workflow's progress."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.tables import Enrollment, EnrollmentStep, table_of
+from models.temporal import TERMINAL_ENROLLMENT_STATUSES, ProgressUpdate
+
+_INSERT_ENROLLMENT = (
+    insert(table_of(Enrollment)).on_conflict_do_nothing().returning(table_of(Enrollment).c.id)
+)
+_INSERT_STEPS = insert(table_of(EnrollmentStep)).on_conflict_do_nothing()
+
+
+async def insert_enrollment(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Insert unless a unique rule (running, once-only, same trigger) forbids it; True when inserted."""
+    inserted = await session.scalar(
+        insert(Enrollment)
+        .values(status="running", **values)
+        .on_conflict_do_nothing()
+        .returning(Enrollment.id)
+    )
+    return inserted is not None
+
+
+async def blocking_enrollment(
+    session: AsyncSession, journey_key: str, patient_id: str, trigger_key: str | None, *, once_only: bool
+) -> Enrollment | None:
+    """The enrollment that stopped an insert: same trigger, a running exclusive one, or any (once-only)."""
+    conditions: list[ColumnElement[bool]] = [(Enrollment.status == "running") & Enrollment.exclusive]
+    if once_only:
+        conditions.append(Enrollment.once_only.is_(True))
+    if trigger_key is not None:
+        conditions.append(Enrollment.trigger_key == trigger_key)
+    query = (
+        select(Enrollment)
+        .where(Enrollment.journey_key == journey_key, Enrollment.patient_id == patient_id, or_(*conditions))
+        .order_by(Enrollment.started_at.desc())
+        .limit(1)
+    )
+    blocking: Enrollment | None = await session.scalar(query)
+    return blocking
+
+
+async def get_enrollment(session: AsyncSession, enrollment_id: str) -> Enrollment | None:
+    """One enrollment's projection."""
+    return await session.get(Enrollment, enrollment_id)
+
+
+async def enrollment_history(session: AsyncSession, enrollment_id: str) -> Sequence[EnrollmentStep]:
+    """Executed steps in order."""
+    rows = await session.scalars(
+        select(EnrollmentStep)
+        .where(EnrollmentStep.enrollment_id == enrollment_id)
+        .order_by(EnrollmentStep.seq)
+    )
+    return rows.all()
+
+
+async def record_progress(session: AsyncSession, progress: ProgressUpdate) -> None:
+    """Mirror a workflow transition; replays of the same step record are no-ops."""
+    values: dict[str, Any] = {
+        "status": progress.status,
+        "current_step": progress.current_step,
+        "outcome": progress.outcome,
+        "updated_at": func.now(),
+    }
+    if progress.status in TERMINAL_ENROLLMENT_STATUSES:
+        values["ended_at"] = func.now()
+    await session.execute(update(Enrollment).where(Enrollment.id == progress.enrollment_id).values(**values))
+    if progress.records:
+        await session.execute(
+            _INSERT_STEPS,
+            [
+                {
+                    "enrollment_id": progress.enrollment_id,
+                    "seq": record.seq,
+                    "step": record.step,
+                    "at": record.at,
+                    "result": record.result,
+                    "detail": record.detail,
+                }
+                for record in progress.records
+            ],
+        )
+
+
+async def close_enrollment(
+    session: AsyncSession, enrollment_id: str, status: str, outcome: str | None
+) -> None:
+    """Reconcile a projection with a workflow that ended without reporting (terminated, timed out)."""
+    await session.execute(
+        update(Enrollment)
+        .where(Enrollment.id == enrollment_id, Enrollment.status == "running")
+        .values(status=status, outcome=outcome, ended_at=func.now(), updated_at=func.now())
+    )
+
+
+async def running_enrollments_of(session: AsyncSession, patient_id: str) -> Sequence[Enrollment]:
+    """A patient's running enrollments."""
+    rows = await session.scalars(
+        select(Enrollment).where(Enrollment.patient_id == patient_id, Enrollment.status == "running")
+    )
+    return rows.all()
+
+
+async def enrollments_of(session: AsyncSession, patient_id: str, limit: int = 50) -> Sequence[Enrollment]:
+    """A patient's enrollments, newest first."""
+    rows = await session.scalars(
+        select(Enrollment)
+        .where(Enrollment.patient_id == patient_id)
+        .order_by(Enrollment.started_at.desc())
+        .limit(limit)
+    )
+    return rows.all()

@@ -1,0 +1,111 @@
+"""Published journey definitions, by key and version."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aftercare.store.hashing import content_hash
+from models.journey import JourneyDefinition
+from models.tables import Journey
+
+_PARSED: dict[tuple[str, int], JourneyDefinition] = {}
+
+
+def _definition(document: dict[str, Any]) -> JourneyDefinition:
+    """Parse a stored definition once per process: a published key and version never change content."""
+    identity = (str(document["key"]), int(document["version"]))
+    parsed = _PARSED.get(identity)
+    if parsed is None:
+        parsed = _PARSED[identity] = JourneyDefinition.model_validate(document)
+    return parsed
+
+
+class JourneyVersionConflict(Exception):
+    """This key and version is already published with other content."""
+
+
+async def publish_journey(
+    session: AsyncSession, definition: JourneyDefinition
+) -> Literal["created", "unchanged"]:
+    """Store a version; publishing identical content again is a no-op, other content a conflict."""
+    document = definition.model_dump(mode="json", exclude_none=True)
+    digest = content_hash(document)
+    entry = definition.entry
+    inserted = await session.scalar(
+        insert(Journey)
+        .values(
+            key=definition.key,
+            version=definition.version,
+            name=definition.name,
+            definition=document,
+            content_hash=digest,
+            entry_fhir_resource=entry.fhir.resource if entry and entry.fhir else None,
+            entry_event_type=entry.event.type if entry and entry.event else None,
+        )
+        .on_conflict_do_nothing()
+        .returning(Journey.key)
+    )
+    if inserted is not None:
+        return "created"
+    stored = await session.scalar(
+        select(Journey.content_hash).where(
+            Journey.key == definition.key, Journey.version == definition.version
+        )
+    )
+    if stored != digest:
+        raise JourneyVersionConflict(
+            f"journey {definition.key!r} version {definition.version} is already published with other "
+            "content; publish it as a new version"
+        )
+    return "unchanged"
+
+
+async def get_journey(
+    session: AsyncSession, key: str, version: int | None = None
+) -> JourneyDefinition | None:
+    """One version, or the latest when `version` is None."""
+    query = select(Journey.definition).where(Journey.key == key)
+    query = query.where(Journey.version == version) if version else query.order_by(Journey.version.desc())
+    document = await session.scalar(query.limit(1))
+    return _definition(document) if document is not None else None
+
+
+async def latest_journeys(session: AsyncSession) -> list[JourneyDefinition]:
+    """The latest version of every journey, by key."""
+    rows = await session.scalars(
+        select(Journey.definition).distinct(Journey.key).order_by(Journey.key, Journey.version.desc())
+    )
+    return [_definition(document) for document in rows]
+
+
+async def journeys_entered_by_fhir(
+    session: AsyncSession, resource_types: Sequence[str]
+) -> list[JourneyDefinition]:
+    """Latest versions whose entry watches one of these FHIR resource types."""
+    latest = (
+        select(Journey.key, Journey.definition, Journey.entry_fhir_resource)
+        .distinct(Journey.key)
+        .order_by(Journey.key, Journey.version.desc())
+        .subquery()
+    )
+    rows = await session.execute(
+        select(latest.c.definition).where(latest.c.entry_fhir_resource.in_(list(resource_types)))
+    )
+    return [_definition(row[0]) for row in rows]
+
+
+async def journeys_entered_by_event(session: AsyncSession, event_type: str) -> list[JourneyDefinition]:
+    """Latest versions whose entry is this event type."""
+    latest = (
+        select(Journey.key, Journey.definition, Journey.entry_event_type)
+        .distinct(Journey.key)
+        .order_by(Journey.key, Journey.version.desc())
+        .subquery()
+    )
+    rows = await session.execute(select(latest.c.definition).where(latest.c.entry_event_type == event_type))
+    return [_definition(row[0]) for row in rows]

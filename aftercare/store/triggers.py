@@ -1,0 +1,37 @@
+"""Trigger events received from clinical systems, and input parked with the reason it was not used."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.tables import ParkedItem, TriggerEvent
+
+
+async def claim_trigger_event(session: AsyncSession, values: dict[str, Any]) -> TriggerEvent | None:
+    """Record an event; returns the earlier row when this id was processed before, None when it is new."""
+    inserted = await session.scalar(
+        insert(TriggerEvent).values(**values).on_conflict_do_nothing().returning(TriggerEvent.id)
+    )
+    if inserted is not None:
+        return None
+    return await session.get(TriggerEvent, values["id"])
+
+
+async def finish_trigger_event(
+    session: AsyncSession, event_id: str, delivered_to: list[str], started: list[str]
+) -> None:
+    """Store what an event did, so a repeat answers the same."""
+    await session.execute(
+        update(TriggerEvent)
+        .where(TriggerEvent.id == event_id)
+        .values(delivered_to=delivered_to, started=started, processed_at=func.now())
+    )
+
+
+async def park(session: AsyncSession, source: str, reason: str, reference: str | None = None) -> None:
+    """Keep input that could not be used, with why."""
+    session.add(ParkedItem(source=source, reason=reason, reference=reference))

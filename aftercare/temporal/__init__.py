@@ -1,0 +1,1 @@
+"""Temporal connections: the client factory and search attribute registration."""

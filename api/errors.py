@@ -1,0 +1,85 @@
+"""Error answers: FastAPI's `{"detail": ...}` everywhere, a FHIR `OperationOutcome` under `/v1/fhir/`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from aftercare.definitions import DefinitionInvalidError
+
+FHIR_PREFIX = "/v1/fhir"
+FHIR_JSON = "application/fhir+json"
+
+
+class FhirError(Exception):
+    """An error on a FHIR endpoint, answered as an `OperationOutcome`."""
+
+    def __init__(self, status_code: int, issues: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(str(issue.get("diagnostics")) for issue in issues))
+        self.status_code = status_code
+        self.issues = issues
+
+
+def issue(
+    code: str, diagnostics: str, expression: str | None = None, severity: str = "error"
+) -> dict[str, Any]:
+    """One `OperationOutcome.issue`."""
+    item: dict[str, Any] = {"severity": severity, "code": code, "diagnostics": diagnostics}
+    if expression:
+        item["expression"] = [expression]
+    return item
+
+
+def operation_outcome(status_code: int, issues: list[dict[str, Any]]) -> JSONResponse:
+    """An `OperationOutcome` answer."""
+    return JSONResponse(
+        {"resourceType": "OperationOutcome", "issue": issues}, status_code=status_code, media_type=FHIR_JSON
+    )
+
+
+def _is_fhir(request: Request) -> bool:
+    return request.url.path.startswith(FHIR_PREFIX)
+
+
+async def _fhir_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, FhirError)
+    return operation_outcome(error.status_code, error.issues)
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    if not _is_fhir(request):
+        return await request_validation_exception_handler(request, error)
+    issues = [
+        issue("invalid", item["msg"], ".".join(str(part) for part in item["loc"])) for item in error.errors()
+    ]
+    return operation_outcome(422, issues)
+
+
+async def _http_error(request: Request, error: Exception) -> Any:
+    assert isinstance(error, StarletteHTTPException)
+    if not _is_fhir(request):
+        return await http_exception_handler(request, error)
+    code = {404: "not-found", 405: "not-supported", 413: "too-costly", 415: "not-supported"}.get(
+        error.status_code, "processing"
+    )
+    return operation_outcome(error.status_code, [issue(code, str(error.detail))])
+
+
+async def _definition_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, DefinitionInvalidError)
+    return JSONResponse({"detail": [problem.as_detail() for problem in error.problems]}, status_code=422)
+
+
+def register_error_handlers(app: FastAPI) -> None:
+    """Install the handlers."""
+    app.add_exception_handler(FhirError, _fhir_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(DefinitionInvalidError, _definition_error)

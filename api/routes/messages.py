@@ -1,0 +1,45 @@
+"""Messages sent (or not) to patients."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from aftercare.store.messages import list_messages
+from api.deps import SessionDep
+from models.api import MessageList, MessageView
+from models.tables import Message
+
+router = APIRouter(prefix="/v1/messages", tags=["messages"])
+
+
+def message_view(message: Message) -> MessageView:
+    """A message row as the API shows it."""
+    return MessageView.model_validate(message, from_attributes=True)
+
+
+@router.get("", response_model=MessageList)
+async def read_messages(
+    session: SessionDep,
+    patient_id: str | None = None,
+    enrollment_id: str | None = None,
+    journey_key: str | None = None,
+    channel: str | None = None,
+    status: str | None = None,
+    before: Annotated[datetime | None, Query(description="only messages created before this time")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> MessageList:
+    """Messages, newest first; page back with `before=` the oldest `created_at` seen."""
+    rows = await list_messages(
+        session,
+        patient_id=patient_id,
+        enrollment_id=enrollment_id,
+        journey_key=journey_key,
+        channel=channel,
+        status=status,
+        before=before,
+        limit=limit,
+    )
+    return MessageList(items=[message_view(row) for row in rows])

@@ -1,0 +1,52 @@
+"""The unified patient profile."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+
+from aftercare.store.enrollments import enrollments_of
+from aftercare.store.messages import list_messages
+from aftercare.store.patients import get_patient
+from api.deps import SessionDep
+from api.routes.messages import message_view
+from models.api import EnrollmentSummary, PatientView
+
+router = APIRouter(prefix="/v1/patients", tags=["patients"])
+
+
+@router.get("/{patient_id}", response_model=PatientView)
+async def read_patient(patient_id: str, session: SessionDep) -> PatientView:
+    """Profile, enrollments and recent messages."""
+    patient = await get_patient(session, patient_id)
+    if patient is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no patient {patient_id!r}")
+    enrollments = await enrollments_of(session, patient_id)
+    messages = await list_messages(session, patient_id=patient_id, limit=20)
+    return PatientView(
+        id=patient.id,
+        name=patient.name,
+        given=patient.given,
+        family=patient.family,
+        birth_date=patient.birth_date,
+        gender=patient.gender,
+        phone=patient.phone,
+        phone_status=patient.phone_status,
+        email=patient.email,
+        language=patient.language,
+        timezone=patient.timezone,
+        deceased=patient.deceased,
+        consents=[],
+        enrollments=[
+            EnrollmentSummary(
+                enrollment_id=row.id,
+                journey_key=row.journey_key,
+                journey_version=row.journey_version,
+                status=row.status,
+                outcome=row.outcome,
+                current_step=row.current_step if row.status == "running" else None,
+                started_at=row.started_at,
+            )
+            for row in enrollments
+        ],
+        recent_messages=[message_view(row) for row in messages],
+    )

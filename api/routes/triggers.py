@@ -1,0 +1,29 @@
+"""Patient events from clinical systems."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+
+from aftercare.enrollment.event_triggers import deliver_event
+from aftercare.store.patients import get_patient
+from api.deps import ServicesDep, SessionDep
+from models.api import TriggerAccepted, TriggerRequest
+
+router = APIRouter(prefix="/v1/triggers", tags=["triggers"])
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=TriggerAccepted)
+async def post_trigger(body: TriggerRequest, services: ServicesDep, session: SessionDep) -> TriggerAccepted:
+    """Deliver an event to the patient's enrollments and start journeys entered by it (once per `id`)."""
+    if await get_patient(session, body.patient_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no patient {body.patient_id!r} in the patient store")
+    delivery = await deliver_event(
+        services.sessions,
+        services.temporal,
+        services.starter,
+        event_type=body.type,
+        patient_id=body.patient_id,
+        data=body.data,
+        event_id=body.id,
+    )
+    return TriggerAccepted(id=delivery.event_id, delivered_to=delivery.delivered_to, started=delivery.started)

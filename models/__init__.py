@@ -1,0 +1,1 @@
+"""Contracts: journey and template definitions, Temporal inputs and results, API schemas, ORM tables."""

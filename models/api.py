@@ -1,0 +1,189 @@
+"""Request and response schemas of the HTTP API (contract §2)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.journey import EventType
+from models.temporal import EnrollmentStatus
+
+
+class Request(BaseModel):
+    """A request body: unknown fields are refused so typos are caught."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class HealthStatus(BaseModel):
+    """Each part is `ok` or says what is wrong."""
+
+    status: Literal["ok", "degraded"]
+    temporal: str
+    database: str
+
+
+class ImportResult(BaseModel):
+    """New resource versions by type, versions already stored, and enrollments started."""
+
+    imported: dict[str, int]
+    unchanged: dict[str, int] = {}
+    triggered: int
+
+
+class NotificationResult(BaseModel):
+    """What a subscription notification carried and what it started."""
+
+    received: dict[str, int]
+    unchanged: dict[str, int] = {}
+    triggered: int
+
+
+class TemplateCreated(BaseModel):
+    """The stored variant."""
+
+    key: str
+    locale: str
+    version: int
+    created: bool
+
+
+class JourneyCreated(BaseModel):
+    """The stored version."""
+
+    key: str
+    version: int
+
+
+class JourneySummary(BaseModel):
+    """A journey version and how patients enter it."""
+
+    key: str
+    version: int
+    name: str
+    reentry: str
+    entry: dict[str, Any] | None = None
+
+
+class JourneyList(BaseModel):
+    """Latest versions."""
+
+    items: list[JourneySummary]
+
+
+class EnrollmentRequest(Request):
+    """Enroll a patient by hand."""
+
+    patient_id: str = Field(min_length=1, max_length=64)
+    context: dict[str, Any] = {}
+
+
+class EnrollmentCreated(BaseModel):
+    """The enrollment (new, or the one already running)."""
+
+    enrollment_id: str
+    status: EnrollmentStatus
+
+
+class HistoryItem(BaseModel):
+    """One executed step."""
+
+    step: str
+    at: datetime
+    result: str
+    detail: str | None = None
+
+
+class EnrollmentView(BaseModel):
+    """An enrollment's status, position and history."""
+
+    enrollment_id: str
+    journey_key: str
+    journey_version: int
+    patient_id: str
+    status: EnrollmentStatus
+    outcome: str | None
+    current_step: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    trigger: dict[str, Any]
+    history: list[HistoryItem]
+
+
+class EnrollmentSummary(BaseModel):
+    """An enrollment in a patient's profile."""
+
+    enrollment_id: str
+    journey_key: str
+    journey_version: int
+    status: EnrollmentStatus
+    outcome: str | None
+    current_step: str | None
+    started_at: datetime
+
+
+class TriggerRequest(Request):
+    """A patient event from a clinical system."""
+
+    type: EventType
+    patient_id: str = Field(min_length=1, max_length=64)
+    data: dict[str, Any] = {}
+    id: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class TriggerAccepted(BaseModel):
+    """Enrollments that received the event as a signal, and enrollments it started."""
+
+    id: str
+    delivered_to: list[str]
+    started: list[str]
+
+
+class MessageView(BaseModel):
+    """A message and its fate."""
+
+    id: str
+    patient_id: str
+    enrollment_id: str | None
+    journey_key: str | None
+    step_id: str | None
+    channel: str
+    to: str | None
+    subject: str | None
+    body: str | None
+    status: str
+    reason: str | None
+    provider: str | None
+    provider_message_id: str | None
+    template_key: str | None
+    locale: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class MessageList(BaseModel):
+    """Messages, newest first."""
+
+    items: list[MessageView]
+
+
+class PatientView(BaseModel):
+    """The unified profile with the patient's enrollments and recent messages."""
+
+    id: str
+    name: str | None
+    given: str | None
+    family: str | None
+    birth_date: date | None
+    gender: str | None
+    phone: str | None
+    phone_status: str
+    email: str | None
+    language: str | None
+    timezone: str | None
+    deceased: bool
+    consents: list[dict[str, Any]]
+    enrollments: list[EnrollmentSummary]
+    recent_messages: list[MessageView]

@@ -1,0 +1,384 @@
+"""Journey definitions (contract §3): a closed, discriminated union of step models with stable ids.
+
+A definition is data. The interpreter in `workflows/enrollment.py` dispatches on the step's type, never
+on a name taken from user input, and the whole definition is frozen into each enrollment's input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Discriminator, Field, StringConstraints, Tag, model_validator
+from pydantic_core import PydanticCustomError
+
+from models.base import DefinitionModel
+from models.durations import IsoDuration
+
+Key = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
+StepId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
+EventType = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$", min_length=1, max_length=100)
+]
+Outcome = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]+$", min_length=1, max_length=64)]
+ResourceTypeName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Za-z]+$", max_length=64)]
+Expression = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+Channel = Literal["sms", "email", "letter", "push"]
+Reentry = Literal["never", "after_exit", "always"]
+
+
+# --- entry and exit -------------------------------------------------------------------------------
+
+
+class FhirEntry(DefinitionModel):
+    """Patients enter when a FHIR resource of this type is created or updated and the criteria hold."""
+
+    resource: ResourceTypeName
+    interactions: list[Literal["create", "update"]] = Field(default=["create", "update"], min_length=1)
+    criteria: Expression | None = None
+
+
+class EventEntry(DefinitionModel):
+    """Patients enter when a trigger event of this type arrives (`POST /v1/triggers`)."""
+
+    type: EventType
+    criteria: Expression | None = None
+
+
+class Entry(DefinitionModel):
+    """How patients enter on their own; enrollment through the API always works."""
+
+    fhir: FhirEntry | None = None
+    event: EventEntry | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Entry:
+        if (self.fhir is None) == (self.event is None):
+            raise ValueError("entry needs exactly one of `fhir` or `event`")
+        return self
+
+
+class ExitRule(DefinitionModel):
+    """Leave the journey early when this event arrives (a goal reached, an exit criterion met)."""
+
+    event: EventType
+    outcome: Outcome = "exited"
+    criteria: Expression | None = None
+
+
+# --- step bodies ----------------------------------------------------------------------------------
+
+
+class SendSpec(DefinitionModel):
+    """What a `send` step sends: a stored template, or an inline body on a channel."""
+
+    template: Key | None = None
+    channel: Channel | None = None
+    subject: str | None = None
+    body: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SendSpec:
+        if (self.template is None) == (self.body is None):
+            raise ValueError("send needs either `template` or an inline `body`, not both")
+        if self.body is not None and self.channel is None:
+            raise ValueError("an inline `body` needs a `channel`")
+        if self.body is not None and self.channel == "email" and not self.subject:
+            raise ValueError("an inline email needs a `subject`")
+        return self
+
+
+class TimeOfDay(DefinitionModel):
+    """A local time of day in the patient's time zone."""
+
+    time: Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+
+
+class WaitSpec(DefinitionModel):
+    """Wait for a fixed duration, or until the next occurrence of a local time of day."""
+
+    duration: IsoDuration | None = None
+    until: TimeOfDay | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> WaitSpec:
+        if (self.duration is None) == (self.until is None):
+            raise ValueError("wait needs exactly one of `duration` or `until`")
+        return self
+
+
+class WaitForSpec(DefinitionModel):
+    """Wait for a patient event; on timeout go to `on_timeout` (or carry on with the next step)."""
+
+    event: EventType
+    timeout: IsoDuration
+    on_timeout: StepId | None = None
+    criteria: Expression | None = None
+
+
+class BranchWhen(DefinitionModel):
+    """A branch case: when the FHIRPath expression is true, go to the step."""
+
+    when: Expression
+    goto: StepId
+
+
+class BranchOtherwise(DefinitionModel):
+    """The branch case taken when no `when` matched."""
+
+    otherwise: StepId
+
+
+def _case_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return "otherwise" if "otherwise" in value else "when" if "when" in value else None
+    return "otherwise" if isinstance(value, BranchOtherwise) else "when"
+
+
+BranchCase = Annotated[
+    Annotated[BranchWhen, Tag("when")] | Annotated[BranchOtherwise, Tag("otherwise")],
+    Discriminator(
+        _case_kind,
+        custom_error_type="branch_case",
+        custom_error_message="a branch case is either {when, goto} or {otherwise}",
+    ),
+]
+
+
+class EndSpec(DefinitionModel):
+    """Finish the enrollment with an outcome."""
+
+    outcome: Outcome = "completed"
+
+
+# --- steps ----------------------------------------------------------------------------------------
+
+
+class StepBase(DefinitionModel):
+    """What every step has: a stable id, an optional readable name and an optional jump afterwards."""
+
+    kind: ClassVar[str]
+    id: StepId
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    goto: StepId | None = None
+
+    def describe(self) -> str:
+        """The step in words, for the Temporal UI and the enrollment history."""
+        return self.name or self.id
+
+
+class SendStep(StepBase):
+    """Send a message."""
+
+    kind: ClassVar[str] = "send"
+    send: SendSpec
+
+    def describe(self) -> str:
+        """The step in words."""
+        what = f"template {self.send.template}" if self.send.template else f"an inline {self.send.channel}"
+        return self.name or f"Sending {what}"
+
+
+class WaitStep(StepBase):
+    """Wait."""
+
+    kind: ClassVar[str] = "wait"
+    wait: WaitSpec
+
+    def describe(self) -> str:
+        """The step in words."""
+        if self.wait.until is not None:
+            return self.name or f"Waiting until {self.wait.until.time} (patient's time zone)"
+        return self.name or f"Waiting {self.model_dump(mode='json')['wait']['duration']}"
+
+
+class WaitForStep(StepBase):
+    """Wait for a patient event."""
+
+    kind: ClassVar[str] = "wait_for"
+    wait_for: WaitForSpec
+
+    def describe(self) -> str:
+        """The step in words."""
+        timeout = self.model_dump(mode="json")["wait_for"]["timeout"]
+        return self.name or f"Waiting for {self.wait_for.event} (up to {timeout})"
+
+
+class BranchStep(StepBase):
+    """Go to the first case whose condition holds."""
+
+    kind: ClassVar[str] = "branch"
+    branch: list[BranchCase] = Field(min_length=1)
+
+    def describe(self) -> str:
+        """The step in words."""
+        return self.name or "Choosing a path"
+
+
+class EndStep(StepBase):
+    """Finish the enrollment."""
+
+    kind: ClassVar[str] = "end"
+    end: EndSpec = EndSpec()
+
+    def describe(self) -> str:
+        """The step in words."""
+        return self.name or f"Ending ({self.end.outcome})"
+
+
+STEP_TYPES: tuple[type[StepBase], ...] = (SendStep, WaitStep, WaitForStep, BranchStep, EndStep)
+STEP_KINDS: tuple[str, ...] = tuple(step_type.kind for step_type in STEP_TYPES)
+WAITING_KINDS = frozenset({"wait", "wait_for"})
+
+
+def _step_kind(value: Any) -> str | None:
+    if isinstance(value, StepBase):
+        return value.kind
+    if isinstance(value, dict):
+        present = [kind for kind in STEP_KINDS if kind in value]
+        return present[0] if len(present) == 1 else None
+    return None
+
+
+Step = Annotated[
+    Annotated[SendStep, Tag("send")]
+    | Annotated[WaitStep, Tag("wait")]
+    | Annotated[WaitForStep, Tag("wait_for")]
+    | Annotated[BranchStep, Tag("branch")]
+    | Annotated[EndStep, Tag("end")],
+    Discriminator(
+        _step_kind,
+        custom_error_type="step_kind",
+        custom_error_message="a step needs exactly one of: send, wait, wait_for, branch, end",
+    ),
+]
+
+
+# --- the definition -------------------------------------------------------------------------------
+
+
+class JourneyDefinition(DefinitionModel):
+    """A journey: how patients enter, when they leave early, and the steps they go through."""
+
+    key: Key
+    version: int = Field(ge=1)
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    description: str | None = None
+    entry: Entry | None = None
+    reentry: Reentry = "after_exit"
+    exit: list[ExitRule] = []
+    steps: list[Step] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent_graph(self) -> JourneyDefinition:
+        problem = next(iter(graph_problems(self)), None)
+        if problem is not None:
+            loc, message = problem
+            safe = message.replace("{", "{{").replace("}", "}}")
+            raise PydanticCustomError("journey_graph", safe, {"loc": loc})
+        return self
+
+    def step_index(self) -> dict[str, int]:
+        """Position of each step by id."""
+        return {step.id: position for position, step in enumerate(self.steps)}
+
+    def listened_event_types(self) -> frozenset[str]:
+        """Event types this journey reacts to once running: the ones it waits for or exits on."""
+        waited = {step.wait_for.event for step in self.steps if isinstance(step, WaitForStep)}
+        return frozenset(waited | {rule.event for rule in self.exit})
+
+    def expressions(self) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        """Every FHIRPath expression in the definition, with where it sits."""
+        if self.entry and self.entry.fhir and self.entry.fhir.criteria:
+            yield ("entry", "fhir", "criteria"), self.entry.fhir.criteria
+        if self.entry and self.entry.event and self.entry.event.criteria:
+            yield ("entry", "event", "criteria"), self.entry.event.criteria
+        for position, rule in enumerate(self.exit):
+            if rule.criteria:
+                yield ("exit", position, "criteria"), rule.criteria
+        for position, step in enumerate(self.steps):
+            if isinstance(step, WaitForStep) and step.wait_for.criteria:
+                yield ("steps", position, "wait_for", "criteria"), step.wait_for.criteria
+            if isinstance(step, BranchStep):
+                for case_position, case in enumerate(step.branch):
+                    if isinstance(case, BranchWhen):
+                        yield ("steps", position, "branch", case_position, "when"), case.when
+
+
+def _targets(step: StepBase, position: int) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    if step.goto is not None:
+        yield ("steps", position, "goto"), step.goto
+    if isinstance(step, WaitForStep) and step.wait_for.on_timeout is not None:
+        yield ("steps", position, "wait_for", "on_timeout"), step.wait_for.on_timeout
+    if isinstance(step, BranchStep):
+        for case_position, case in enumerate(step.branch):
+            target = case.otherwise if isinstance(case, BranchOtherwise) else case.goto
+            field = "otherwise" if isinstance(case, BranchOtherwise) else "goto"
+            yield ("steps", position, "branch", case_position, field), target
+
+
+def successors(definition: JourneyDefinition, position: int) -> list[int]:
+    """Positions that can run right after the step at `position`."""
+    index = definition.step_index()
+    step = definition.steps[position]
+    following = [position + 1] if position + 1 < len(definition.steps) else []
+    if isinstance(step, EndStep):
+        return []
+    if isinstance(step, BranchStep):
+        nexts = [index[target] for _, target in _targets(step, position) if target in index]
+        has_otherwise = any(isinstance(case, BranchOtherwise) for case in step.branch)
+        return nexts + ([] if has_otherwise else following)
+    nexts = [index[target] for _, target in _targets(step, position) if target in index]
+    return nexts + ([] if step.goto is not None else following)
+
+
+def graph_problems(definition: JourneyDefinition) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every structural problem: duplicate ids, jumps to missing steps, misplaced `otherwise`, busy loops."""
+    seen: dict[str, int] = {}
+    for position, step in enumerate(definition.steps):
+        if step.id in seen:
+            yield ("steps", position, "id"), f"step id {step.id!r} is already used by steps[{seen[step.id]}]"
+        seen.setdefault(step.id, position)
+    for position, step in enumerate(definition.steps):
+        for loc, target in _targets(step, position):
+            if target not in seen:
+                yield loc, f"step {step.id!r} jumps to {target!r}, but there is no step with that id"
+        if isinstance(step, BranchStep):
+            otherwise = [i for i, case in enumerate(step.branch) if isinstance(case, BranchOtherwise)]
+            if len(otherwise) > 1 or (otherwise and otherwise[0] != len(step.branch) - 1):
+                yield (
+                    ("steps", position, "branch", otherwise[-1]),
+                    f"step {step.id!r} may have one `otherwise`, as its last case",
+                )
+    yield from _busy_loops(definition)
+
+
+def _busy_loops(definition: JourneyDefinition) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """A cycle with no wait would spin forever inside one workflow task: refuse it."""
+    if len({step.id for step in definition.steps}) != len(definition.steps):
+        return
+    busy = [i for i, step in enumerate(definition.steps) if step.kind not in WAITING_KINDS]
+    graph = {i: [j for j in successors(definition, i) if j in busy] for i in busy}
+    state: dict[int, int] = {}
+    for start in busy:
+        if state.get(start):
+            continue
+        stack: list[tuple[int, Iterator[int]]] = [(start, iter(graph[start]))]
+        path = [start]
+        state[start] = 1
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                state[node] = 2
+                stack.pop()
+                path.pop()
+            elif state.get(child) == 1:
+                loop = [*path[path.index(child) :], child]
+                names = " → ".join(definition.steps[i].id for i in loop)
+                yield ("steps", node), f"steps {names} loop without a wait or wait_for step"
+                return
+            elif not state.get(child):
+                state[child] = 1
+                stack.append((child, iter(graph[child])))
+                path.append(child)

@@ -1,0 +1,57 @@
+"""Message templates (contract §4): Jinja2 text per channel and locale."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from models.base import DefinitionModel
+from models.journey import Channel, Key
+
+Locale = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)]
+
+
+def normalise_locale(locale: str) -> str:
+    """BCP-47 case conventions: `EN-us` becomes `en-US`, `pt-br` becomes `pt-BR`."""
+    language, *rest = locale.split("-")
+    parts = [language.lower()]
+    for part in rest:
+        parts.append(part.upper() if len(part) == 2 else part.title() if len(part) == 4 else part.lower())
+    return "-".join(parts)
+
+
+def locale_candidates(language: str | None, default: str = "en") -> list[str]:
+    """Locales to try for a patient's language, most specific first: `pt-BR`, `pt`, then the default."""
+    candidates: list[str] = []
+    if language:
+        tags = normalise_locale(language).split("-")
+        candidates = ["-".join(tags[:n]) for n in range(len(tags), 0, -1)]
+    if default not in candidates:
+        candidates.append(default)
+    return candidates
+
+
+class TemplateDefinition(DefinitionModel):
+    """One locale's variant of a message template."""
+
+    key: Key
+    channel: Channel
+    locale: Locale = "en"
+    name: str | None = None
+    subject: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+    body: str = Field(min_length=1, max_length=20000)
+    html: str | None = None
+
+    @field_validator("locale")
+    @classmethod
+    def _normalise(cls, value: str) -> str:
+        return normalise_locale(value)
+
+    @model_validator(mode="after")
+    def _channel_fields(self) -> TemplateDefinition:
+        if self.channel == "email" and not self.subject:
+            raise ValueError("an email template needs a `subject`")
+        if self.html is not None and self.channel != "email":
+            raise ValueError("only email templates have an `html` body")
+        return self

@@ -1,0 +1,156 @@
+"""The send activity: compose, record the intent, call the provider; never the same send twice.
+
+Twilio runs as the real `twilio` SDK against Prism serving Twilio's own OpenAPI spec.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.messaging.outbox import OutboxProvider
+from activities.messaging.providers import OutgoingMessage, ProviderOutcome, ProviderRegistry
+from activities.messaging.send import MessagingActivities
+from activities.messaging.twilio_sms import TwilioSmsProvider
+from models.journey import SendSpec
+from models.tables import Message, Patient
+from models.temporal import EnrollmentTrigger, ExpressionScope, SendMessageInput
+from tests.conftest import ABDUL_PATIENT_ID
+from tests.helpers import load_synthea_patient
+
+pytestmark = pytest.mark.usefixtures("empty_database")
+
+ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+
+
+class RecordingTwilio(TwilioSmsProvider):
+    """The real Twilio provider, noting which calls it made (to prove what was and was not sent)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: list[str] = []
+
+    async def send(self, message: OutgoingMessage) -> ProviderOutcome:
+        self.calls.append("send")
+        return await super().send(message)
+
+    async def find_sent(self, message: OutgoingMessage) -> ProviderOutcome | None:
+        self.calls.append("find_sent")
+        return await super().find_sent(message)
+
+
+def twilio(base_url: str, **options: Any) -> RecordingTwilio:
+    return RecordingTwilio(ACCOUNT_SID, "auth-token", "+15005550006", base_url=base_url, **options)
+
+
+def request(step: str = "notify", visit: int = 1, body: str = "Hi {{ patient.given }}") -> SendMessageInput:
+    return SendMessageInput(
+        journey_key="j",
+        journey_version=1,
+        step_id=step,
+        visit=visit,
+        scope=ExpressionScope(
+            enrollment_id="enr-1", patient_id=ABDUL_PATIENT_ID, trigger=EnrollmentTrigger(kind="manual")
+        ),
+        send=SendSpec(channel="sms", body=body),
+    )
+
+
+async def rows(sessions: async_sessionmaker[AsyncSession]) -> list[Message]:
+    async with sessions() as session:
+        return list(await session.scalars(select(Message)))
+
+
+async def test_an_outbox_send_is_recorded_as_sent_with_the_rendered_body(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await load_synthea_patient(sessions)
+    activities = MessagingActivities(sessions, ProviderRegistry({}, OutboxProvider()))
+    result = await ActivityEnvironment().run(activities.send_message, request())
+    [message] = await rows(sessions)
+    assert (result.status, message.status, message.provider) == ("sent", "sent", "outbox")
+    assert (message.to, message.body) == ("+15559784581", "Hi Abdul")
+    assert message.idempotency_key == "enr-1/notify/1"
+
+
+async def test_a_retried_send_returns_the_first_result_without_calling_the_provider_again(
+    sessions: async_sessionmaker[AsyncSession],
+    twilio_mock: str,
+) -> None:
+    await load_synthea_patient(sessions)
+    provider = twilio(twilio_mock)
+    activities = MessagingActivities(sessions, ProviderRegistry({"sms": provider}, OutboxProvider()))
+    first = await ActivityEnvironment().run(activities.send_message, request())
+    second = await ActivityEnvironment().run(activities.send_message, request())
+
+    assert first == second
+    assert provider.calls == ["send"]
+    [message] = await rows(sessions)
+    assert message.status == "queued"
+    assert (message.provider_message_id or "").startswith("SM")
+    assert message.attempts == 1
+
+
+async def test_an_interrupted_provider_call_is_looked_up_before_sending_again(
+    sessions: async_sessionmaker[AsyncSession],
+    twilio_mock: str,
+) -> None:
+    await load_synthea_patient(sessions)
+    provider = twilio(twilio_mock)
+    activities = MessagingActivities(sessions, ProviderRegistry({"sms": provider}, OutboxProvider()))
+    outbox_only = MessagingActivities(sessions, ProviderRegistry({}, OutboxProvider()))
+    # A worker recorded the intent and marked it `sending`, then died before hearing back.
+    await ActivityEnvironment().run(outbox_only.send_message, request())
+    async with sessions.begin() as session:
+        await session.execute(
+            update(Message).values(status="sending", provider=None, provider_message_id=None)
+        )
+
+    result = await ActivityEnvironment().run(activities.send_message, request())
+
+    assert provider.calls == ["find_sent", "send"]
+    assert result.status == "queued"
+    assert len(await rows(sessions)) == 1
+
+
+async def test_a_provider_refusal_is_recorded_with_its_reason_and_not_retried(
+    sessions: async_sessionmaker[AsyncSession],
+    twilio_mock: str,
+) -> None:
+    await load_synthea_patient(sessions)
+    provider = twilio(twilio_mock, status_callback="not a url")
+    activities = MessagingActivities(sessions, ProviderRegistry({"sms": provider}, OutboxProvider()))
+    result = await ActivityEnvironment().run(activities.send_message, request())
+
+    assert result.status == "failed"
+    assert "422" in (result.reason or "")
+    [message] = await rows(sessions)
+    assert (message.status, message.sent_at) == ("failed", None)
+
+
+async def test_a_patient_without_a_phone_is_skipped_with_the_reason(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await load_synthea_patient(sessions)
+    async with sessions.begin() as session:
+        await session.execute(update(Patient).values(phone=None, phone_status="missing"))
+    activities = MessagingActivities(sessions, ProviderRegistry({}, OutboxProvider()))
+    result = await ActivityEnvironment().run(activities.send_message, request())
+    assert result.status == "skipped"
+    assert result.reason == "the patient has no phone number"
+
+
+async def test_a_render_failure_is_permanent_and_records_nothing(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await load_synthea_patient(sessions)
+    activities = MessagingActivities(sessions, ProviderRegistry({}, OutboxProvider()))
+    with pytest.raises(ApplicationError) as error:
+        await ActivityEnvironment().run(activities.send_message, request(body="Hi {{ patient.nickname }}"))
+    assert (error.value.type, error.value.non_retryable) == ("TemplateRenderError", True)
+    assert await rows(sessions) == []

@@ -1,0 +1,32 @@
+"""Recorded histories of real enrollments replay on the current workflow code.
+
+A change that would break journeys already running fails here; record new histories only for a
+deliberate change that is guarded with `workflow.patched`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows import WORKFLOWS
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def test_there_are_recorded_histories() -> None:
+    assert len(HISTORIES) >= 3
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
+async def test_a_recorded_enrollment_replays_without_nondeterminism(path: Path) -> None:
+    document = json.loads(path.read_text())
+    history = WorkflowHistory.from_json(path.stem, document)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(history)
+    assert result.replay_failure is None

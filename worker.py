@@ -1,0 +1,94 @@
+"""The Aftercare worker: `python worker.py` or `aftercare worker`.
+
+It connects to TEMPORAL_ADDRESS and DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import compileall
+import logging
+import signal
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import uvloop
+from prometheus_client import start_http_server
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+import workflows
+from activities.registry import build_activities
+from aftercare.db.engine import create_engine, session_factory
+from aftercare.logs import configure_logging
+from aftercare.settings import Settings, get_settings
+from aftercare.temporal.client import connect_temporal, ensure_search_attributes
+from workflows import WORKFLOWS
+
+log = logging.getLogger("aftercare.worker")
+
+
+def precompile_workflow_modules() -> None:
+    """Write bytecode for the workflow modules.
+
+    The sandbox imports workflow modules afresh for every workflow run. Where PYTHONDONTWRITEBYTECODE
+    is set (containers, CI), nothing would cache their bytecode and every run would compile them again.
+    """
+    compileall.compile_dir(Path(workflows.__file__).parent, quiet=1)
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox, with its runtime restrictions (clock, randomness, I/O) but without re-importing
+    modules for every workflow run: that re-import is most of the cost of starting an enrollment.
+    Workflow modules keep no module-level state; `tests/workflows` checks them for non-deterministic
+    calls and replays recorded histories."""
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
+
+
+def build_worker(client: Client, settings: Settings, activities: list[Callable[..., Any]]) -> Worker:
+    """A worker for the configured task queue with every workflow and the given activities."""
+    precompile_workflow_modules()
+    return Worker(
+        client,
+        task_queue=settings.temporal_task_queue,
+        workflows=WORKFLOWS,
+        workflow_runner=workflow_runner(),
+        activities=activities,
+        max_concurrent_activities=100,
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def run_worker(settings: Settings | None = None) -> None:
+    """Run until SIGINT or SIGTERM, then finish in-flight tasks and stop."""
+    settings = settings or get_settings()
+    client = await connect_temporal(settings)
+    added = await ensure_search_attributes(client)
+    if added:
+        log.info("registered search attributes", extra={"search_attributes": added})
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port)
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    worker = build_worker(client, settings, build_activities(session_factory(engine), settings))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    log.info("worker started", extra={"task_queue": settings.temporal_task_queue})
+    async with worker:
+        await stop.wait()
+        log.info("worker stopping")
+    await engine.dispose()
+
+
+def main() -> None:
+    """Entry point for `python worker.py`."""
+    configure_logging(get_settings())
+    uvloop.run(run_worker())
+
+
+if __name__ == "__main__":
+    main()
