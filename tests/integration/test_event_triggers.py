@@ -1,0 +1,114 @@
+"""Patient events from clinical systems: journeys entered by an event, and Twilio chosen by settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from aftercare.settings import Settings
+from tests.conftest import ABDUL_PATIENT_ID, synthea_bundle
+from tests.integration.test_observation_to_sms import eventually
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+NO_SHOW_JOURNEY = {
+    "key": "missed-appointment",
+    "version": 1,
+    "name": "Missed appointment re-engagement",
+    "entry": {"event": {"type": "appointment.no_show", "criteria": "%event.data.clinic.exists()"}},
+    "exit": [{"event": "appointment.booked", "outcome": "rebooked"}],
+    "steps": [
+        {
+            "id": "nudge",
+            "send": {
+                "channel": "sms",
+                "body": "Hi {{ patient.given }}, we missed you at {{ trigger.data.clinic }}. "
+                "Reply to rebook.",
+            },
+        },
+        {"id": "await", "wait_for": {"event": "appointment.booked", "timeout": "P7D"}},
+    ],
+}
+
+
+@pytest.fixture
+def api_settings(settings: Settings, twilio_mock: str) -> Settings:
+    """The API and worker of these tests send SMS through Twilio (Prism serving Twilio's own spec)."""
+    return settings.model_copy(
+        update={
+            "temporal_task_queue": "events-twilio",
+            "twilio_account_sid": "AC" + "0123456789abcdef" * 2,
+            "twilio_auth_token": SecretStr("token"),
+            "twilio_from_number": "+15005550006",
+            "twilio_base_url": twilio_mock,
+        }
+    )
+
+
+async def enrollment(api: httpx.AsyncClient, enrollment_id: str) -> dict[str, Any]:
+    body: dict[str, Any] = (await api.get(f"/v1/enrollments/{enrollment_id}")).json()
+    return body
+
+
+async def test_an_event_starts_the_journey_it_enters_and_later_events_reach_it(
+    api: httpx.AsyncClient,
+) -> None:
+    await api.post("/v1/fhir/import", json=synthea_bundle(), params={"triggers": "false"})
+    assert (await api.post("/v1/journeys", json=NO_SHOW_JOURNEY)).status_code == 201
+    no_show = {
+        "type": "appointment.no_show",
+        "patient_id": ABDUL_PATIENT_ID,
+        "id": "ehr-evt-1",
+        "data": {"clinic": "Cardiology"},
+    }
+
+    started = (await api.post("/v1/triggers", json=no_show)).json()
+    assert started["delivered_to"] == []
+    [enrollment_id] = started["started"]
+    assert (await api.post("/v1/triggers", json=no_show)).json() == started
+
+    async def waiting() -> dict[str, Any] | None:
+        current = await enrollment(api, enrollment_id)
+        return current if current["current_step"] == "await" else None
+
+    await eventually(waiting)
+    [sms] = (await api.get("/v1/messages", params={"enrollment_id": enrollment_id})).json()["items"]
+    assert sms["body"] == "Hi Abdul, we missed you at Cardiology. Reply to rebook."
+    assert (sms["provider"], sms["status"]) == ("twilio", "queued")
+    assert (sms["provider_message_id"] or "").startswith("SM")
+
+    booked = (
+        await api.post("/v1/triggers", json={"type": "appointment.booked", "patient_id": ABDUL_PATIENT_ID})
+    ).json()
+    assert booked["delivered_to"] == [enrollment_id]
+
+    async def finished() -> dict[str, Any] | None:
+        current = await enrollment(api, enrollment_id)
+        return current if current["status"] != "running" else None
+
+    done = await eventually(finished)
+    assert (done["status"], done["outcome"]) == ("exited", "rebooked")
+
+
+async def test_an_event_whose_entry_criteria_do_not_hold_starts_nothing(api: httpx.AsyncClient) -> None:
+    await api.post("/v1/fhir/import", json=synthea_bundle(), params={"triggers": "false"})
+    await api.post("/v1/journeys", json=NO_SHOW_JOURNEY)
+    answer = await api.post(
+        "/v1/triggers", json={"type": "appointment.no_show", "patient_id": ABDUL_PATIENT_ID}
+    )
+    assert answer.status_code == 202
+    assert answer.json()["started"] == []
+
+
+async def test_events_for_unknown_patients_and_malformed_events_are_refused(api: httpx.AsyncClient) -> None:
+    unknown = await api.post("/v1/triggers", json={"type": "sms.reply", "patient_id": "nobody"})
+    bad_type = await api.post("/v1/triggers", json={"type": "Not A Type!", "patient_id": ABDUL_PATIENT_ID})
+    extra = await api.post(
+        "/v1/triggers", json={"type": "sms.reply", "patient_id": ABDUL_PATIENT_ID, "colour": 1}
+    )
+    assert unknown.status_code == 404
+    assert (bad_type.status_code, bad_type.json()["detail"][0]["loc"]) == (422, ["body", "type"])
+    assert extra.status_code == 422
