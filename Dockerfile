@@ -14,6 +14,7 @@ COPY activities ./activities
 COPY api ./api
 COPY models ./models
 COPY workflows ./workflows
+COPY journeys ./journeys
 RUN pip install . && python -m compileall -q /usr/local/lib/python3.11/site-packages && chown -R aftercare /app
 
 USER aftercare

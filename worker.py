@@ -26,6 +26,8 @@ from aftercare.db.engine import create_engine, session_factory
 from aftercare.logs import configure_logging
 from aftercare.settings import Settings, get_settings
 from aftercare.temporal.client import connect_temporal, ensure_search_attributes
+from aftercare.temporal.schedules import ensure_schedules
+from journeys.sync import sync_code_journeys
 from workflows import WORKFLOWS
 
 log = logging.getLogger("aftercare.worker")
@@ -58,6 +60,8 @@ def build_worker(client: Client, settings: Settings, activities: list[Callable[.
         workflow_runner=workflow_runner(),
         activities=activities,
         max_concurrent_activities=100,
+        max_cached_workflows=settings.worker_max_cached_workflows,
+        max_concurrent_workflow_task_polls=settings.worker_workflow_task_pollers,
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
 
@@ -72,7 +76,10 @@ async def run_worker(settings: Settings | None = None) -> None:
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port)
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-    worker = build_worker(client, settings, build_activities(session_factory(engine), settings))
+    sessions = session_factory(engine)
+    await sync_code_journeys(sessions)
+    await ensure_schedules(client, settings.temporal_task_queue)
+    worker = build_worker(client, settings, build_activities(sessions, settings, client))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

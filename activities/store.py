@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from aftercare.fhir.fhirpath import FhirPathError, is_true
-from aftercare.journey_variables import PatientNotFoundError, load_journey_variables
+from activities.variables import load_variables, render_or_fail
+from aftercare.fhir.fhirpath import FhirPathError, evaluate, is_true
+from aftercare.store.attributes import set_attributes
 from aftercare.store.enrollments import record_progress
 from aftercare.store.patients import get_patient
 from models.temporal import (
@@ -19,6 +21,10 @@ from models.temporal import (
     NextLocalTimeInput,
     NextLocalTimeResult,
     ProgressUpdate,
+    ResolveMomentInput,
+    ResolveMomentResult,
+    UpdateAttributesInput,
+    UpdateAttributesResult,
 )
 
 
@@ -39,10 +45,7 @@ class StoreActivities:
     async def evaluate_conditions(self, request: EvaluateConditionsInput) -> EvaluateConditionsResult:
         """Index of the first FHIRPath condition that holds over the enrollment's variables."""
         async with self._sessions() as session:
-            try:
-                variables = await load_journey_variables(session, request.scope)
-            except PatientNotFoundError as error:
-                raise ApplicationError(str(error), type="PatientNotFound", non_retryable=True) from error
+            variables = await load_variables(session, request.scope)
         root, names = variables.fhirpath_root(), variables.fhirpath_variables()
         for position, condition in enumerate(request.conditions):
             try:
@@ -56,6 +59,48 @@ class StoreActivities:
                 ) from error
         return EvaluateConditionsResult(first_true=None)
 
+    @activity.defn(name="update_attributes")
+    async def update_attributes(self, request: UpdateAttributesInput) -> UpdateAttributesResult:
+        """Set patient attributes, rendering string values with the enrollment's variables."""
+        call = request.call
+        async with self._sessions.begin() as session:
+            variables = await load_variables(
+                session,
+                call.scope,
+                journey_key=call.journey_key,
+                step_id=call.step_id,
+                hospital_timezone=self._default_timezone,
+            )
+            names = variables.template_variables()
+            values: dict[str, Any] = {
+                name: render_or_fail(value, names, f"attribute {name!r}") if isinstance(value, str) else value
+                for name, value in request.update.set.items()
+            }
+            source = f"journey {call.journey_key} v{call.journey_version}, step {call.step_id}"
+            await set_attributes(session, call.scope.patient_id, values, source)
+        return UpdateAttributesResult(values=values)
+
+    @activity.defn(name="resolve_moment")
+    async def resolve_moment(self, request: ResolveMomentInput) -> ResolveMomentResult:
+        """A moment from the data: the FHIRPath dateTime plus the offset, in UTC."""
+        async with self._sessions() as session:
+            variables = await load_variables(session, request.scope)
+        try:
+            values = evaluate(request.expression, variables.fhirpath_root(), variables.fhirpath_variables())
+        except FhirPathError as error:
+            raise ApplicationError(
+                f"{request.expression!r} could not be evaluated: {error}",
+                type="ExpressionError",
+                non_retryable=True,
+            ) from error
+        if not values:
+            return ResolveMomentResult(reason=f"{request.expression} has no value")
+        zone = ZoneInfo(variables.profile.timezone or self._default_timezone)
+        moment = parse_moment(str(values[0]), zone)
+        if moment is None:
+            return ResolveMomentResult(reason=f"{values[0]!r} is not a date or dateTime")
+        return ResolveMomentResult(at=moment + timedelta(seconds=request.offset_seconds))
+
     @activity.defn(name="next_local_time")
     async def next_local_time(self, request: NextLocalTimeInput) -> NextLocalTimeResult:
         """The next moment after `after` when the patient's clock shows `time` (hospital zone if unknown)."""
@@ -65,6 +110,21 @@ class StoreActivities:
         return NextLocalTimeResult(
             at=next_local_time(request.after, request.time, zone_name), timezone=zone_name
         )
+
+
+def parse_moment(text: str, zone: ZoneInfo) -> datetime | None:
+    """A FHIR date or dateTime as a UTC instant; a date (or a dateTime without an offset) is read in
+    `zone`, a date as the start of that day."""
+    text = text.strip().removeprefix("@")
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time(0), tzinfo=zone).astimezone(UTC)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment.astimezone(UTC)
 
 
 def next_local_time(after: datetime, clock: str, zone_name: str) -> datetime:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aftercare.journey_variables import JourneyVariables
+from aftercare.journey_variables import JourneyVariables, with_attributes
 from aftercare.store.templates import find_template
 from aftercare.templating import render
 from models.journey import SendSpec
@@ -36,7 +36,6 @@ async def compose_message(
     session: AsyncSession, spec: SendSpec, variables: JourneyVariables
 ) -> ComposedMessage:
     """Render the step's template (or inline body) for this patient; raises `TemplateRenderError`."""
-    names = variables.template_variables()
     if spec.template is not None:
         locales = locale_candidates(variables.profile.language)
         stored = await find_template(session, spec.template, locales)
@@ -52,6 +51,9 @@ async def compose_message(
         assert spec.body is not None
         channel, subject_source, body_source = spec.channel, spec.subject, spec.body
         html_source, key, version, locale = None, None, None, None
+    if any("attributes" in (source or "") for source in (subject_source, body_source, html_source)):
+        variables = await with_attributes(session, variables)
+    names = variables.template_variables()
     to, unreachable = recipient(channel, variables)
     return ComposedMessage(
         channel=channel,

@@ -115,6 +115,16 @@ async def check_journey(session: AsyncSession, journey: JourneyDefinition) -> No
     """Raise `DefinitionInvalidError` for problems the document alone cannot show."""
     document = journey.model_dump(mode="json", exclude_none=True)
     problems: list[DefinitionProblem] = []
+    if journey.code:
+        raise DefinitionInvalidError(
+            [
+                DefinitionProblem(
+                    ("code",),
+                    "code journeys are registered by the worker from Python, not published",
+                    "code_journey",
+                )
+            ]
+        )
     for loc, expression in journey.expressions():
         try:
             check_syntax(expression)

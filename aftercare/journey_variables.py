@@ -8,12 +8,13 @@ patient profile as `patient` (name, given, family, ...), plus `trigger`, `event`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aftercare.store.attributes import attributes_of
 from aftercare.store.patients import get_patient
 from aftercare.store.resources import load_current, load_version
 from models.tables import Patient
@@ -47,6 +48,8 @@ class JourneyVariables:
     event: dict[str, Any] | None
     context: dict[str, Any]
     enrollment: dict[str, Any]
+    attributes: dict[str, Any] | None = None
+    hospital_timezone: str = "UTC"
 
     def fhirpath_root(self) -> dict[str, Any]:
         """The resource expressions start from: the triggering resource, else the patient."""
@@ -61,12 +64,14 @@ class JourneyVariables:
             "trigger": self.trigger,
             "event": self.event,
             "context": self.context,
+            "attributes": self.attributes or {},
         }
 
     def template_variables(self) -> dict[str, Any]:
         """`patient`, `trigger`, `event`, `context`, `enrollment`."""
         return {
-            "patient": profile_view(self.profile),
+            "timezone": self.profile.timezone or self.hospital_timezone,
+            "patient": {**profile_view(self.profile), "attributes": self.attributes or {}},
             "trigger": self.trigger,
             "event": self.event,
             "context": self.context,
@@ -97,10 +102,14 @@ async def load_journey_variables(
     journey_key: str | None = None,
     step_id: str | None = None,
     with_patient_resource: bool = True,
+    with_attributes: bool = True,
+    hospital_timezone: str = "UTC",
 ) -> JourneyVariables:
     """Load the patient, the trigger and the rest for one enrollment.
 
     Templates see the profile only; `with_patient_resource` loads the FHIR `Patient` for FHIRPath.
+    `with_attributes` loads the patient's attributes (`update` steps). Templates also get `timezone`:
+    the patient's, or the hospital's when it is not known.
     """
     profile = await get_patient(session, scope.patient_id)
     resource = await load_current(session, "Patient", scope.patient_id) if with_patient_resource else None
@@ -118,4 +127,13 @@ async def load_journey_variables(
         event=event_view(scope.event),
         context=dict(scope.context),
         enrollment={"id": scope.enrollment_id, "journey_key": journey_key, "step_id": step_id},
+        attributes=await attributes_of(session, scope.patient_id) if with_attributes else None,
+        hospital_timezone=hospital_timezone,
     )
+
+
+async def with_attributes(session: AsyncSession, variables: JourneyVariables) -> JourneyVariables:
+    """The same variables, with the patient's attributes loaded."""
+    if variables.attributes is not None:
+        return variables
+    return replace(variables, attributes=await attributes_of(session, variables.profile.id))

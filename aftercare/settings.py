@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     sendgrid_base_url: str | None = None
 
     worker_metrics_port: int | None = None
+    worker_max_cached_workflows: int = Field(default=1000, ge=0)
+    worker_workflow_task_pollers: int = Field(default=20, ge=2)
 
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")

@@ -7,16 +7,40 @@ in it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-_text = ImmutableSandboxedEnvironment(
-    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
-)
-_html = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+
+def format_datetime(value: Any, format: str = "%A %d %B %Y at %H:%M", tz: str | None = None) -> str:
+    """`{{ trigger.start | datetime(tz=patient.timezone) }}`: an ISO dateTime in words, in a time zone."""
+    moment = (
+        value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    )
+    if tz:
+        zone = ZoneInfo(tz)
+        moment = moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
+    return moment.strftime(format)
+
+
+def format_date(value: Any, format: str = "%A %d %B %Y", tz: str | None = None) -> str:
+    """`{{ trigger.start | date }}`: the day of an ISO date or dateTime."""
+    return format_datetime(value, format, tz)
+
+
+def _environment(autoescape: bool) -> ImmutableSandboxedEnvironment:
+    environment = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=autoescape)
+    environment.filters["datetime"] = format_datetime
+    environment.filters["date"] = format_date
+    return environment
+
+
+_text = _environment(autoescape=False)
+_html = _environment(autoescape=True)
 
 
 class TemplateRenderError(ValueError):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
@@ -18,8 +22,23 @@ from aftercare.settings import Settings, get_settings
 from aftercare.temporal.client import connect_temporal
 from api.errors import register_error_handlers
 from api.openapi import install_openapi
-from api.routes import enrollments, fhir, health, journeys, messages, metrics, patients, templates, triggers
+from api.routes import (
+    enrollments,
+    fhir,
+    health,
+    journeys,
+    library,
+    messages,
+    metrics,
+    patients,
+    tasks,
+    templates,
+    triggers,
+)
 from api.services import Services
+from journeys.sync import sync_code_journeys
+
+log = logging.getLogger(__name__)
 
 ROUTERS = (
     health.router,
@@ -31,7 +50,32 @@ ROUTERS = (
     enrollments.router,
     triggers.router,
     messages.router,
+    tasks.router,
+    library.router,
 )
+
+
+async def _register_code_journeys(
+    sessions: async_sessionmaker[AsyncSession], retry_seconds: float = 10.0
+) -> None:
+    """Register code journeys; while the database is unreachable, keep trying (the API serves meanwhile,
+    and `/healthz` says what is down)."""
+    while True:
+        try:
+            await sync_code_journeys(sessions)
+            return
+        except (OSError, SQLAlchemyError):
+            log.warning("code journeys not registered yet: the database is unreachable; retrying")
+            await asyncio.sleep(retry_seconds)
+
+
+async def _start_registration(sessions: async_sessionmaker[AsyncSession]) -> asyncio.Task[None] | None:
+    """Register at once when the database answers; otherwise keep trying in the background."""
+    try:
+        await sync_code_journeys(sessions)
+    except (OSError, SQLAlchemyError):
+        return asyncio.create_task(_register_code_journeys(sessions))
+    return None
 
 
 class RequestMetrics:
@@ -77,9 +121,12 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
             temporal=client,
             starter=EnrollmentStarter(sessions, client, settings.temporal_task_queue),
         )
+        registration = await _start_registration(sessions)
         try:
             yield
         finally:
+            if registration is not None:
+                registration.cancel()
             await engine.dispose()
 
     app = FastAPI(

@@ -16,12 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -30,6 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+if __package__ in (None, ""):  # run as `python bench/<name>.py`: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.stack import dev_stack
 
 JOURNEY_KEY = "bench-trigger-latency"
 GLUCOSE = "2345-7"
@@ -239,42 +240,6 @@ def timeline(run: Run, rows: list[dict[str, Any]], window: float = 5.0) -> None:
         )
 
 
-def start_stack(api_port: int) -> tuple[subprocess.Popen[bytes], tempfile.TemporaryDirectory[str]]:
-    data = tempfile.TemporaryDirectory(prefix="aftercare-bench-")
-    log = Path(data.name) / "stack.log"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aftercare",
-            "dev",
-            "--no-demo",
-            "--data-dir",
-            data.name,
-            "--api-port",
-            str(api_port),
-            "--temporal-port",
-            str(api_port + 1),
-            "--ui-port",
-            str(api_port + 2),
-        ],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "LOG_LEVEL": "WARNING"},
-    )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{api_port}/healthz", timeout=2).status_code == 200:
-                return process, data
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None:
-            raise SystemExit("aftercare dev exited while starting:\n" + log.read_text()[-2000:])
-        time.sleep(0.5)
-    raise SystemExit("the stack did not become healthy")
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -291,30 +256,28 @@ async def main() -> None:
     parser.add_argument("--timeline", action="store_true", help="print latency per 5-second window")
     arguments = parser.parse_args()
 
-    stack = None
     if arguments.start_stack:
-        stack = start_stack(arguments.stack_port)
-        arguments.api = f"http://127.0.0.1:{arguments.stack_port}"
-    try:
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-        async with httpx.AsyncClient(base_url=arguments.api, timeout=30.0, limits=limits) as client:
-            run_id = uuid.uuid4().hex[:8]
-            patient_ids = await prepare(client, arguments.patients, run_id)
-            if arguments.warmup > 0:
-                await drive(client, patient_ids, arguments.rate, arguments.warmup, f"{run_id}-warmup")
-            run = await drive(client, patient_ids, arguments.rate, arguments.duration, run_id)
-            warm = int(arguments.rate * arguments.warmup) if arguments.warmup > 0 else 0
-            rows = await collect(client, warm + len(run.sent_at), run_id)
-            measured = [row for row in rows if row["observation"] in run.sent_at]
-            report(run, measured, arguments.rate, arguments.duration)
-            if arguments.timeline:
-                timeline(run, measured)
-    finally:
-        if stack is not None:
-            process, data = stack
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=60)
-            data.cleanup()
+        with dev_stack(arguments.stack_port) as stack:
+            await measure(stack.api, arguments)
+        return
+    await measure(arguments.api, arguments)
+
+
+async def measure(api: str, arguments: argparse.Namespace) -> None:
+    """Warm up, drive the stack, collect and report."""
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+    async with httpx.AsyncClient(base_url=api, timeout=30.0, limits=limits) as client:
+        run_id = uuid.uuid4().hex[:8]
+        patient_ids = await prepare(client, arguments.patients, run_id)
+        if arguments.warmup > 0:
+            await drive(client, patient_ids, arguments.rate, arguments.warmup, f"{run_id}-warmup")
+        run = await drive(client, patient_ids, arguments.rate, arguments.duration, run_id)
+        warm = int(arguments.rate * arguments.warmup) if arguments.warmup > 0 else 0
+        rows = await collect(client, warm + len(run.sent_at), run_id)
+        measured = [row for row in rows if row["observation"] in run.sent_at]
+        report(run, measured, arguments.rate, arguments.duration)
+        if arguments.timeline:
+            timeline(run, measured)
 
 
 if __name__ == "__main__":

@@ -106,6 +106,7 @@ class EnrollmentView(BaseModel):
     status: EnrollmentStatus
     outcome: str | None
     current_step: str | None
+    paused: bool = False
     started_at: datetime
     ended_at: datetime | None
     trigger: dict[str, Any]
@@ -169,6 +170,125 @@ class MessageList(BaseModel):
     items: list[MessageView]
 
 
+class EnrollmentListItem(EnrollmentSummary):
+    """An enrollment in a listing."""
+
+    patient_id: str
+    paused: bool = False
+
+
+class EnrollmentList(BaseModel):
+    """Enrollments, newest first; page back with `before=` the oldest `started_at` seen."""
+
+    items: list[EnrollmentListItem]
+
+
+class PauseBody(Request):
+    """Why the enrollment is paused or resumed (kept in the Temporal UI)."""
+
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class EnrollmentControl(BaseModel):
+    """The enrollment's state after a pause or resume."""
+
+    enrollment_id: str
+    status: EnrollmentStatus
+    paused: bool
+    current_step: str | None
+
+
+class BatchEnrollmentItem(Request):
+    """One patient to enroll."""
+
+    patient_id: str = Field(min_length=1, max_length=64)
+    context: dict[str, Any] = {}
+
+
+class BatchEnrollmentRequest(Request):
+    """Patients to enroll in one journey at once."""
+
+    patients: list[BatchEnrollmentItem] = Field(min_length=1, max_length=1000)
+    context: dict[str, Any] = {}
+
+
+class BatchEnrollmentOutcome(BaseModel):
+    """What happened for one patient."""
+
+    patient_id: str
+    enrollment_id: str | None
+    result: Literal["created", "existing", "refused", "unknown_patient"]
+    reason: str | None = None
+
+
+class BatchEnrollmentResult(BaseModel):
+    """What happened for each patient, in the order given."""
+
+    created: int
+    results: list[BatchEnrollmentOutcome]
+
+
+class TaskView(BaseModel):
+    """A care-team task."""
+
+    id: str
+    queue: str
+    status: str
+    priority: str
+    title: str
+    description: str | None
+    patient_id: str
+    enrollment_id: str | None
+    journey_key: str | None
+    step_id: str | None
+    due_at: datetime | None
+    created_at: datetime
+    completed_at: datetime | None
+    completed_by: str | None
+    outcome: str | None
+    note: str | None
+
+
+class TaskList(BaseModel):
+    """Tasks, the most urgent first."""
+
+    items: list[TaskView]
+
+
+class TaskCompletion(Request):
+    """How the task went; delivered to the enrollment as a `task.completed` event."""
+
+    outcome: str = Field(default="done", pattern=r"^[a-z0-9_-]+$", max_length=64)
+    note: str | None = Field(default=None, max_length=4000)
+    completed_by: str | None = Field(default=None, max_length=200)
+
+
+class LibraryEntryView(BaseModel):
+    """A ready-made journey."""
+
+    key: str
+    version: int
+    name: str
+    description: str
+    entry: dict[str, Any] | None
+    templates: list[str]
+
+
+class LibraryList(BaseModel):
+    """The ready-made journeys shipped with Aftercare."""
+
+    items: list[LibraryEntryView]
+
+
+class LibraryInstalled(BaseModel):
+    """What installing a ready-made journey published."""
+
+    key: str
+    version: int
+    templates: list[str]
+    created: bool
+
+
 class PatientView(BaseModel):
     """The unified profile with the patient's enrollments and recent messages."""
 
@@ -185,5 +305,5 @@ class PatientView(BaseModel):
     timezone: str | None
     deceased: bool
     consents: list[dict[str, Any]]
-    enrollments: list[EnrollmentSummary]
+    enrollments: list[EnrollmentListItem]
     recent_messages: list[MessageView]

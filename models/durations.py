@@ -54,8 +54,33 @@ def format_iso_duration(duration: timedelta) -> str:
     return text + ("T" + clock if clock else "") if (text != "P" or clock) else "PT0S"
 
 
+def parse_signed_iso_duration(value: Any) -> timedelta:
+    """An ISO-8601 duration that may be negative (`-P2D`) or zero (`PT0S`)."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, str):
+        text = value.strip().upper()
+        if text in ("PT0S", "P0D"):
+            return timedelta(0)
+        if text.startswith("-"):
+            return -parse_iso_duration(text[1:])
+        return parse_iso_duration(text.removeprefix("+"))
+    raise ValueError("an offset is an ISO-8601 duration such as -P2D or PT2H")
+
+
+def format_signed_iso_duration(duration: timedelta) -> str:
+    """`-P2D`, `PT2H`, `PT0S`."""
+    return "-" + format_iso_duration(-duration) if duration < timedelta(0) else format_iso_duration(duration)
+
+
 IsoDuration = Annotated[
     timedelta,
     BeforeValidator(parse_iso_duration),
     PlainSerializer(format_iso_duration, return_type=str, when_used="always"),
+]
+
+SignedIsoDuration = Annotated[
+    timedelta,
+    BeforeValidator(parse_signed_iso_duration),
+    PlainSerializer(format_signed_iso_duration, return_type=str, when_used="always"),
 ]

@@ -7,13 +7,14 @@ on a name taken from user input, and the whole definition is frozen into each en
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Discriminator, Field, StringConstraints, Tag, model_validator
 from pydantic_core import PydanticCustomError
 
 from models.base import DefinitionModel
-from models.durations import IsoDuration
+from models.durations import IsoDuration, SignedIsoDuration
 
 Key = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
 StepId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
@@ -22,6 +23,8 @@ EventType = Annotated[
 ]
 Outcome = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]+$", min_length=1, max_length=64)]
 ResourceTypeName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Za-z]+$", max_length=64)]
+AttributeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+AttributeValue = str | int | float | bool | None
 Expression = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
 Channel = Literal["sms", "email", "letter", "push"]
 Reentry = Literal["never", "after_exit", "always"]
@@ -94,16 +97,24 @@ class TimeOfDay(DefinitionModel):
     time: Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 
 
+class WaitAt(DefinitionModel):
+    """A moment taken from the data: a FHIRPath dateTime (e.g. `%trigger.start`) plus an offset."""
+
+    expression: Expression
+    offset: SignedIsoDuration = timedelta(0)
+
+
 class WaitSpec(DefinitionModel):
-    """Wait for a fixed duration, or until the next occurrence of a local time of day."""
+    """Wait for a fixed duration, until the next local time of day, or until a moment from the data."""
 
     duration: IsoDuration | None = None
     until: TimeOfDay | None = None
+    at: WaitAt | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> WaitSpec:
-        if (self.duration is None) == (self.until is None):
-            raise ValueError("wait needs exactly one of `duration` or `until`")
+        if sum(value is not None for value in (self.duration, self.until, self.at)) != 1:
+            raise ValueError("wait needs exactly one of `duration`, `until` or `at`")
         return self
 
 
@@ -143,6 +154,43 @@ BranchCase = Annotated[
         custom_error_message="a branch case is either {when, goto} or {otherwise}",
     ),
 ]
+
+
+class TaskSpec(DefinitionModel):
+    """Work for a care team: a task in a queue, with a title and description rendered like messages."""
+
+    queue: Key
+    title: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    description: str | None = None
+    due: IsoDuration | None = None
+    priority: Literal["low", "normal", "high", "urgent"] = "normal"
+
+
+class UpdateSpec(DefinitionModel):
+    """Set patient attributes; string values are rendered like messages (`{{ event.data.body }}`)."""
+
+    set: dict[AttributeName, AttributeValue] = Field(min_length=1)
+
+
+class SplitPath(DefinitionModel):
+    """One arm of an A/B split."""
+
+    goto: StepId
+    weight: int = Field(default=1, ge=0)
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$", max_length=64)] | None = None
+
+    @property
+    def label(self) -> str:
+        """The arm's name, or its target."""
+        return self.name or self.goto
+
+
+class EnrollSpec(DefinitionModel):
+    """Start another journey for the same patient."""
+
+    journey: Key
+    version: int | None = Field(default=None, ge=1)
+    context: dict[str, Any] = {}
 
 
 class EndSpec(DefinitionModel):
@@ -226,7 +274,67 @@ class EndStep(StepBase):
         return self.name or f"Ending ({self.end.outcome})"
 
 
-STEP_TYPES: tuple[type[StepBase], ...] = (SendStep, WaitStep, WaitForStep, BranchStep, EndStep)
+class TaskStep(StepBase):
+    """Create a task for a care-team queue (the journey goes on; wait for `task.completed` to hold)."""
+
+    kind: ClassVar[str] = "task"
+    task: TaskSpec
+
+    def describe(self) -> str:
+        """The step in words."""
+        return self.name or f"Creating a task for {self.task.queue}"
+
+
+class UpdateStep(StepBase):
+    """Set patient attributes."""
+
+    kind: ClassVar[str] = "update"
+    update: UpdateSpec
+
+    def describe(self) -> str:
+        """The step in words."""
+        return self.name or f"Updating {', '.join(sorted(self.update.set))}"
+
+
+class SplitStep(StepBase):
+    """Send the patient down one of several weighted paths, the same one every time for an enrollment."""
+
+    kind: ClassVar[str] = "split"
+    split: list[SplitPath] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> SplitStep:
+        if sum(path.weight for path in self.split) <= 0:
+            raise ValueError("a split needs a path with a weight above zero")
+        return self
+
+    def describe(self) -> str:
+        """The step in words."""
+        return self.name or "Choosing an A/B path"
+
+
+class EnrollStep(StepBase):
+    """Enroll the patient in another journey."""
+
+    kind: ClassVar[str] = "enroll"
+    enroll: EnrollSpec
+
+    def describe(self) -> str:
+        """The step in words."""
+        return self.name or f"Enrolling in {self.enroll.journey}"
+
+
+STEP_TYPES: tuple[type[StepBase], ...] = (
+    SendStep,
+    WaitStep,
+    WaitForStep,
+    BranchStep,
+    TaskStep,
+    UpdateStep,
+    SplitStep,
+    EnrollStep,
+    EndStep,
+)
 STEP_KINDS: tuple[str, ...] = tuple(step_type.kind for step_type in STEP_TYPES)
 WAITING_KINDS = frozenset({"wait", "wait_for"})
 
@@ -245,11 +353,15 @@ Step = Annotated[
     | Annotated[WaitStep, Tag("wait")]
     | Annotated[WaitForStep, Tag("wait_for")]
     | Annotated[BranchStep, Tag("branch")]
+    | Annotated[TaskStep, Tag("task")]
+    | Annotated[UpdateStep, Tag("update")]
+    | Annotated[SplitStep, Tag("split")]
+    | Annotated[EnrollStep, Tag("enroll")]
     | Annotated[EndStep, Tag("end")],
     Discriminator(
         _step_kind,
         custom_error_type="step_kind",
-        custom_error_message="a step needs exactly one of: send, wait, wait_for, branch, end",
+        custom_error_message="a step needs exactly one of: " + ", ".join(STEP_KINDS),
     ),
 ]
 
@@ -267,10 +379,21 @@ class JourneyDefinition(DefinitionModel):
     entry: Entry | None = None
     reentry: Reentry = "after_exit"
     exit: list[ExitRule] = []
-    steps: list[Step] = Field(min_length=1)
+    steps: list[Step] = []
+    code: bool = False
 
     @model_validator(mode="after")
     def _consistent_graph(self) -> JourneyDefinition:
+        if self.code:
+            if self.steps:
+                raise PydanticCustomError(
+                    "journey_code", "a code journey has no `steps`: its Python class runs"
+                )
+            return self
+        if not self.steps:
+            raise PydanticCustomError(
+                "journey_steps", "a journey needs at least one step", {"loc": ("steps",)}
+            )
         problem = next(iter(graph_problems(self)), None)
         if problem is not None:
             loc, message = problem
@@ -282,8 +405,11 @@ class JourneyDefinition(DefinitionModel):
         """Position of each step by id."""
         return {step.id: position for position, step in enumerate(self.steps)}
 
-    def listened_event_types(self) -> frozenset[str]:
-        """Event types this journey reacts to once running: the ones it waits for or exits on."""
+    def listened_event_types(self) -> frozenset[str] | None:
+        """Event types this journey reacts to once running (waits for or exits on); None when that cannot
+        be known from the definition (code journeys: every event is delivered)."""
+        if self.code:
+            return None
         waited = {step.wait_for.event for step in self.steps if isinstance(step, WaitForStep)}
         return frozenset(waited | {rule.event for rule in self.exit})
 
@@ -297,6 +423,8 @@ class JourneyDefinition(DefinitionModel):
             if rule.criteria:
                 yield ("exit", position, "criteria"), rule.criteria
         for position, step in enumerate(self.steps):
+            if isinstance(step, WaitStep) and step.wait.at is not None:
+                yield ("steps", position, "wait", "at", "expression"), step.wait.at.expression
             if isinstance(step, WaitForStep) and step.wait_for.criteria:
                 yield ("steps", position, "wait_for", "criteria"), step.wait_for.criteria
             if isinstance(step, BranchStep):
@@ -315,6 +443,9 @@ def _targets(step: StepBase, position: int) -> Iterator[tuple[tuple[str | int, .
             target = case.otherwise if isinstance(case, BranchOtherwise) else case.goto
             field = "otherwise" if isinstance(case, BranchOtherwise) else "goto"
             yield ("steps", position, "branch", case_position, field), target
+    if isinstance(step, SplitStep):
+        for path_position, path in enumerate(step.split):
+            yield ("steps", position, "split", path_position, "goto"), path.goto
 
 
 def successors(definition: JourneyDefinition, position: int) -> list[int]:
@@ -328,6 +459,8 @@ def successors(definition: JourneyDefinition, position: int) -> list[int]:
         nexts = [index[target] for _, target in _targets(step, position) if target in index]
         has_otherwise = any(isinstance(case, BranchOtherwise) for case in step.branch)
         return nexts + ([] if has_otherwise else following)
+    if isinstance(step, SplitStep):
+        return [index[target] for _, target in _targets(step, position) if target in index]
     nexts = [index[target] for _, target in _targets(step, position) if target in index]
     return nexts + ([] if step.goto is not None else following)
 

@@ -180,6 +180,7 @@ class Enrollment(Base):
     exclusive: Mapped[bool] = mapped_column(Boolean, nullable=False)
     once_only: Mapped[bool] = mapped_column(Boolean, nullable=False)
     workflow_id: Mapped[str] = mapped_column(String(128), nullable=False, unique=True)
+    paused: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     started_at: Mapped[datetime] = _created()
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = _created()
@@ -231,6 +232,43 @@ class Message(Base):
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Task(Base):
+    """Work for a care team, created by a journey's `task` step; completing it signals the enrollment."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_queue_status_due", "queue", "status", "due_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(300), nullable=False, unique=True)
+    queue: Mapped[str] = mapped_column(String(64), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="open")
+    priority: Mapped[str] = mapped_column(String(16), nullable=False, server_default="normal")
+    title: Mapped[str] = mapped_column(String(500), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    patient_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    enrollment_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    journey_key: Mapped[str | None] = mapped_column(String(64))
+    step_id: Mapped[str | None] = mapped_column(String(64))
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _created()
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_by: Mapped[str | None] = mapped_column(String(200))
+    outcome: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class PatientAttribute(Base):
+    """A named value journeys keep about a patient (`update` steps), visible to later steps."""
+
+    __tablename__ = "patient_attributes"
+
+    patient_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(Json)
+    source: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = _created()
 
 
 class TriggerEvent(Base):

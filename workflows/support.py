@@ -6,23 +6,12 @@ rather than once per workflow run; it must stay deterministic: no clock, no rand
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Sequence
 
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError, TimeoutError
 
-from models.journey import WaitForSpec
-from models.temporal import PatientEvent
-
-
-@dataclass(frozen=True)
-class Transition:
-    """How a step ended: its recorded result, and where to go next (or the enrollment's outcome)."""
-
-    result: str
-    detail: str | None = None
-    goto: str | None = None
-    end_outcome: str | None = None
+from models.journey import SplitPath
 
 
 class StepFailedError(Exception):
@@ -32,31 +21,6 @@ class StepFailedError(Exception):
         super().__init__(reason)
         self.step_id = step_id
         self.reason = reason
-
-
-class EventMatcher:
-    """Looks through a `wait_for` window once per event: the first event that answers it wins."""
-
-    def __init__(
-        self,
-        events: Sequence[PatientEvent],
-        start: int,
-        spec: WaitForSpec,
-        matches: Callable[[WaitForSpec, PatientEvent], Awaitable[bool]],
-    ) -> None:
-        self._events = events
-        self._next = start
-        self._spec = spec
-        self._matches = matches
-        self.found: PatientEvent | None = None
-
-    async def scan(self) -> None:
-        """Check the events that arrived since the last scan."""
-        while self.found is None and self._next < len(self._events):
-            event = self._events[self._next]
-            self._next += 1
-            if await self._matches(self._spec, event):
-                self.found = event
 
 
 # What an activity's failure looks like in workflow code: regular activities raise `ActivityError`
@@ -78,3 +42,15 @@ def is_permanent(error: FailureError) -> bool:
     """True when retrying the activity elsewhere cannot help."""
     cause = _cause(error)
     return isinstance(cause, ApplicationError) and cause.non_retryable
+
+
+def choose_path(paths: Sequence[SplitPath], seed: str) -> SplitPath:
+    """A weighted choice that depends only on `seed` (enrollment, step and visit): the same enrollment
+    always takes the same path, and paths are taken in proportion to their weights across enrollments."""
+    total = sum(path.weight for path in paths)
+    point = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big") / 2**64 * total
+    for path in paths:
+        point -= path.weight
+        if point < 0 and path.weight > 0:
+            return path
+    return next(path for path in reversed(paths) if path.weight > 0)

@@ -44,9 +44,15 @@ FINAL_STATUSES = frozenset({"queued", "sent", "delivered", "undelivered", "faile
 class MessagingActivities:
     """Sends messages through the provider registered for each channel."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], providers: ProviderRegistry) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        providers: ProviderRegistry,
+        hospital_timezone: str = "UTC",
+    ) -> None:
         self._sessions = sessions
         self._providers = providers
+        self._hospital_timezone = hospital_timezone
 
     @activity.defn(name="send_message")
     async def send_message(self, request: SendMessageInput) -> SendMessageResult:
@@ -79,14 +85,16 @@ class MessagingActivities:
         try:
             variables = await load_journey_variables(
                 session,
-                request.scope,
-                journey_key=request.journey_key,
-                step_id=request.step_id,
+                request.call.scope,
+                journey_key=request.call.journey_key,
+                step_id=request.call.step_id,
                 with_patient_resource=False,
+                with_attributes=False,
+                hospital_timezone=self._hospital_timezone,
             )
             return await compose_message(session, request.send, variables)
         except (PatientNotFoundError, TemplateNotFoundError, TemplateRenderError) as error:
-            earlier = await find_by_idempotency_key(session, request.idempotency_key)
+            earlier = await find_by_idempotency_key(session, request.call.idempotency_key)
             if earlier is not None:
                 return earlier
             kind = {
@@ -170,11 +178,11 @@ def _log_outcome(message: Message, provider: str) -> None:
 def _intent(request: SendMessageInput, composed: ComposedMessage) -> dict[str, Any]:
     return {
         "id": str(uuid.uuid4()),
-        "idempotency_key": request.idempotency_key,
-        "patient_id": request.scope.patient_id,
-        "enrollment_id": request.scope.enrollment_id,
-        "journey_key": request.journey_key,
-        "step_id": request.step_id,
+        "idempotency_key": request.call.idempotency_key,
+        "patient_id": request.call.scope.patient_id,
+        "enrollment_id": request.call.scope.enrollment_id,
+        "journey_key": request.call.journey_key,
+        "step_id": request.call.step_id,
         "channel": composed.channel,
         "to": composed.to,
         "subject": composed.subject,

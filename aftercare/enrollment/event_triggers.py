@@ -22,7 +22,7 @@ from aftercare.store.journeys import get_journey, journeys_entered_by_event
 from aftercare.store.resources import load_current
 from aftercare.store.triggers import claim_trigger_event, finish_trigger_event, park
 from models.temporal import PatientEvent
-from workflows.enrollment import EnrollmentWorkflow
+from models.workflow_names import DELIVER_EVENT
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +77,13 @@ async def _signal_running(
         listening = []
         for enrollment in running:
             journey = await get_journey(session, enrollment.journey_key, enrollment.journey_version)
-            if journey is not None and event.type in journey.listened_event_types():
+            listened = journey.listened_event_types() if journey is not None else frozenset()
+            if listened is None or event.type in listened:
                 listening.append(enrollment)
     delivered = []
     for enrollment in listening:
         try:
-            await client.get_workflow_handle(enrollment.workflow_id).signal(
-                EnrollmentWorkflow.deliver_event, event
-            )
+            await client.get_workflow_handle(enrollment.workflow_id).signal(DELIVER_EVENT, event)
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND:
                 raise

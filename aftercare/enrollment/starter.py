@@ -10,9 +10,11 @@ terminated from the Temporal UI is repaired the next time a trigger runs into it
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,12 +30,19 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from aftercare.metrics import ENROLLMENTS_STARTED
-from aftercare.store.enrollments import blocking_enrollment, close_enrollment, insert_enrollment
+from aftercare.store.enrollments import (
+    blocking_enrollment,
+    close_enrollment,
+    insert_enrollment,
+    insert_enrollments,
+)
 from aftercare.store.journeys import get_journey
+from aftercare.store.patients import existing_patient_ids
 from models.journey import JourneyDefinition
 from models.search_attributes import (
     CURRENT_STEP,
     ENROLLMENT_STATUS,
+    ENROLLMENT_WORKFLOW_PREFIX,
     JOURNEY_KEY,
     JOURNEY_VERSION,
     PATIENT_ID,
@@ -41,9 +50,11 @@ from models.search_attributes import (
 )
 from models.tables import Enrollment
 from models.temporal import EnrollmentInput, EnrollmentTrigger, PatientEvent
-from workflows.enrollment import EnrollmentWorkflow
+from models.workflow_names import DELIVER_EVENT, ENROLLMENT_WORKFLOW
 
 log = logging.getLogger(__name__)
+
+UNKNOWN_PATIENT = "the patient is not in the patient store"
 
 _CLOSED_STATUS = {
     WorkflowExecutionStatus.COMPLETED: "completed",
@@ -79,6 +90,7 @@ class EnrollmentStarter:
         self._sessions = sessions
         self._client = client
         self._task_queue = task_queue
+        self._restarts = 0
 
     async def enroll(
         self,
@@ -99,6 +111,92 @@ class EnrollmentStarter:
                 return allocation.outcome
         return EnrollOutcome(None, created=False, reason="the enrollment could not be allocated; try again")
 
+    async def enroll_many(
+        self,
+        journey: JourneyDefinition,
+        patients: Sequence[tuple[str, dict[str, Any]]],
+        *,
+        concurrency: int = 32,
+    ) -> list[EnrollOutcome]:
+        """Enroll many patients by hand: one transaction allocates them all, then the workflows start
+        concurrently. Outcomes come back in the order given; unknown patients are refused."""
+        async with self._sessions.begin() as session:
+            known = await existing_patient_ids(session, {patient_id for patient_id, _ in patients})
+            allocations = await self._allocate_many(session, journey, patients, known)
+        limit = asyncio.Semaphore(concurrency)
+
+        async def launch(position: int, allocation: Allocation | None) -> EnrollOutcome:
+            patient_id, context = patients[position]
+            if allocation is None:
+                return EnrollOutcome(None, created=False, reason=UNKNOWN_PATIENT)
+            async with limit:
+                if await self.launch(allocation):
+                    return allocation.outcome
+                return await self.enroll(
+                    journey, patient_id, EnrollmentTrigger(kind="manual"), context=context
+                )
+
+        return list(await asyncio.gather(*(launch(i, a) for i, a in enumerate(allocations))))
+
+    async def _allocate_many(
+        self,
+        session: AsyncSession,
+        journey: JourneyDefinition,
+        patients: Sequence[tuple[str, dict[str, Any]]],
+        known: set[str],
+    ) -> list[Allocation | None]:
+        """One multi-row insert for the batch; the rows a unique rule refused are allocated one by one."""
+        trigger = EnrollmentTrigger(kind="manual")
+        rows: list[tuple[int, dict[str, Any], EnrollmentInput]] = []
+        for position, (patient_id, context) in enumerate(patients):
+            if patient_id in known:
+                values, start = self._row(journey, patient_id, trigger, context, None)
+                rows.append((position, values, start))
+        inserted = await insert_enrollments(session, [values for _, values, _ in rows])
+        allocations: list[Allocation | None] = [None] * len(patients)
+        for position, values, start in rows:
+            if values["id"] in inserted:
+                ENROLLMENTS_STARTED.labels(journey.key, trigger.kind).inc()
+                allocations[position] = Allocation(EnrollOutcome(values["id"], created=True), start=start)
+            else:
+                patient_id, context = patients[position]
+                allocations[position] = await self.allocate(
+                    session, journey, patient_id, trigger, context=context
+                )
+        return allocations
+
+    def _row(
+        self,
+        journey: JourneyDefinition,
+        patient_id: str,
+        trigger: EnrollmentTrigger,
+        context: dict[str, Any] | None,
+        trigger_key: str | None,
+    ) -> tuple[dict[str, Any], EnrollmentInput]:
+        enrollment_id = str(uuid.uuid4())
+        start = EnrollmentInput(
+            enrollment_id=enrollment_id,
+            patient_id=patient_id,
+            journey=journey,
+            trigger=trigger,
+            context=context or {},
+        )
+        values = {
+            "id": enrollment_id,
+            "status": "running",
+            "journey_key": journey.key,
+            "journey_version": journey.version,
+            "patient_id": patient_id,
+            "current_step": journey.steps[0].id if journey.steps else None,
+            "trigger": trigger.model_dump(mode="json"),
+            "trigger_key": trigger_key,
+            "context": context or {},
+            "exclusive": journey.reentry != "always",
+            "once_only": journey.reentry == "never",
+            "workflow_id": enrollment_workflow_id(enrollment_id),
+        }
+        return values, start
+
     async def allocate(
         self,
         session: AsyncSession,
@@ -110,27 +208,8 @@ class EnrollmentStarter:
         trigger_key: str | None = None,
     ) -> Allocation:
         """Insert the enrollment row unless a re-entry rule or an earlier identical trigger forbids it."""
-        enrollment_id = str(uuid.uuid4())
-        start = EnrollmentInput(
-            enrollment_id=enrollment_id,
-            patient_id=patient_id,
-            journey=journey,
-            trigger=trigger,
-            context=context or {},
-        )
-        values = {
-            "id": enrollment_id,
-            "journey_key": journey.key,
-            "journey_version": journey.version,
-            "patient_id": patient_id,
-            "current_step": journey.steps[0].id,
-            "trigger": trigger.model_dump(mode="json"),
-            "trigger_key": trigger_key,
-            "context": context or {},
-            "exclusive": journey.reentry != "always",
-            "once_only": journey.reentry == "never",
-            "workflow_id": enrollment_workflow_id(enrollment_id),
-        }
+        values, start = self._row(journey, patient_id, trigger, context, trigger_key)
+        enrollment_id: str = values["id"]
         for _ in range(3):
             if await insert_enrollment(session, values):
                 ENROLLMENTS_STARTED.labels(journey.key, trigger.kind).inc()
@@ -171,7 +250,7 @@ class EnrollmentStarter:
         event = request.trigger.event
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await self._client.start_workflow(
-                EnrollmentWorkflow.run,
+                ENROLLMENT_WORKFLOW,
                 request,
                 id=enrollment_workflow_id(request.enrollment_id),
                 task_queue=self._task_queue,
@@ -183,7 +262,7 @@ class EnrollmentStarter:
                         SearchAttributePair(JOURNEY_KEY, journey.key),
                         SearchAttributePair(JOURNEY_VERSION, journey.version),
                         SearchAttributePair(ENROLLMENT_STATUS, "running"),
-                        SearchAttributePair(CURRENT_STEP, journey.steps[0].id),
+                        *([SearchAttributePair(CURRENT_STEP, journey.steps[0].id)] if journey.steps else []),
                     ]
                 ),
                 static_summary=f"{journey.name} (v{journey.version})",
@@ -191,8 +270,30 @@ class EnrollmentStarter:
                     f"Journey `{journey.key}` v{journey.version}, enrollment `{request.enrollment_id}`, "
                     f"started by {request.trigger.kind}"
                 ),
-                start_signal="deliver_event" if event else None,
+                start_signal=DELIVER_EVENT if event else None,
                 start_signal_args=[event] if event else [],
+            )
+
+    async def reconcile(self, enrollment: Enrollment) -> str:
+        """Check a `running` row against Temporal: `alive`, `restarted` (the workflow never started) or
+        `closed` (it ended without the row knowing)."""
+        before = self._restarts
+        alive = await self._revive(enrollment)
+        if not alive:
+            return "closed"
+        return "restarted" if self._restarts > before else "alive"
+
+    async def close_ended(self, workflow_id: str, status: WorkflowExecutionStatus | None) -> bool:
+        """Mark a projection closed for a workflow that ended outside Aftercare; True when one changed."""
+        closed = _CLOSED_STATUS.get(status) if status is not None else None
+        if closed is None or not workflow_id.startswith(ENROLLMENT_WORKFLOW_PREFIX):
+            return False
+        async with self._sessions.begin() as session:
+            return await close_enrollment(
+                session,
+                workflow_id.removeprefix(ENROLLMENT_WORKFLOW_PREFIX),
+                closed,
+                "closed outside Aftercare",
             )
 
     async def _revive(self, enrollment: Enrollment) -> bool:
@@ -216,6 +317,7 @@ class EnrollmentStarter:
         return False
 
     async def _restart_from_row(self, enrollment: Enrollment) -> None:
+        self._restarts += 1
         async with self._sessions() as session:
             journey = await get_journey(session, enrollment.journey_key, enrollment.journey_version)
         if journey is None:

@@ -4,6 +4,7 @@ enrollment workflow's progress."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select, update
@@ -21,13 +22,15 @@ _INSERT_STEPS = insert(table_of(EnrollmentStep)).on_conflict_do_nothing()
 
 async def insert_enrollment(session: AsyncSession, values: dict[str, Any]) -> bool:
     """Insert unless a unique rule (running, once-only, same trigger) forbids it; True when inserted."""
-    inserted = await session.scalar(
-        insert(Enrollment)
-        .values(status="running", **values)
-        .on_conflict_do_nothing()
-        .returning(Enrollment.id)
-    )
+    inserted = await session.scalar(_INSERT_ENROLLMENT, {"status": "running", **values})
     return inserted is not None
+
+
+async def insert_enrollments(session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert many at once; the ids of the rows no unique rule refused."""
+    if not rows:
+        return set()
+    return {row[0] for row in await session.execute(_INSERT_ENROLLMENT, rows)}
 
 
 async def blocking_enrollment(
@@ -70,6 +73,7 @@ async def record_progress(session: AsyncSession, progress: ProgressUpdate) -> No
         "status": progress.status,
         "current_step": progress.current_step,
         "outcome": progress.outcome,
+        "paused": progress.paused,
         "updated_at": func.now(),
     }
     if progress.status in TERMINAL_ENROLLMENT_STATUSES:
@@ -94,13 +98,16 @@ async def record_progress(session: AsyncSession, progress: ProgressUpdate) -> No
 
 async def close_enrollment(
     session: AsyncSession, enrollment_id: str, status: str, outcome: str | None
-) -> None:
-    """Reconcile a projection with a workflow that ended without reporting (terminated, timed out)."""
-    await session.execute(
+) -> bool:
+    """Reconcile a projection with a workflow that ended without reporting (terminated, timed out);
+    True when the row was still `running`."""
+    closed = await session.scalar(
         update(Enrollment)
         .where(Enrollment.id == enrollment_id, Enrollment.status == "running")
         .values(status=status, outcome=outcome, ended_at=func.now(), updated_at=func.now())
+        .returning(Enrollment.id)
     )
+    return closed is not None
 
 
 async def running_enrollments_of(session: AsyncSession, patient_id: str) -> Sequence[Enrollment]:
@@ -117,6 +124,42 @@ async def enrollments_of(session: AsyncSession, patient_id: str, limit: int = 50
         select(Enrollment)
         .where(Enrollment.patient_id == patient_id)
         .order_by(Enrollment.started_at.desc())
+        .limit(limit)
+    )
+    return rows.all()
+
+
+async def list_enrollments(
+    session: AsyncSession,
+    *,
+    journey_key: str | None = None,
+    patient_id: str | None = None,
+    status: str | None = None,
+    before: datetime | None = None,
+    limit: int = 100,
+) -> Sequence[Enrollment]:
+    """Enrollments, newest first, filtered."""
+    query = select(Enrollment)
+    if journey_key is not None:
+        query = query.where(Enrollment.journey_key == journey_key)
+    if patient_id is not None:
+        query = query.where(Enrollment.patient_id == patient_id)
+    if status is not None:
+        query = query.where(Enrollment.status == status)
+    if before is not None:
+        query = query.where(Enrollment.started_at < before)
+    rows = await session.scalars(query.order_by(Enrollment.started_at.desc(), Enrollment.id).limit(limit))
+    return rows.all()
+
+
+async def never_progressed(session: AsyncSession, older_than: datetime, limit: int) -> Sequence[Enrollment]:
+    """Running enrollments started before `older_than` with no step recorded: their workflow may never
+    have started (a crash between allocation and start)."""
+    steps = select(EnrollmentStep.enrollment_id).where(EnrollmentStep.enrollment_id == Enrollment.id)
+    rows = await session.scalars(
+        select(Enrollment)
+        .where(Enrollment.status == "running", Enrollment.started_at < older_than, ~steps.exists())
+        .order_by(Enrollment.started_at)
         .limit(limit)
     )
     return rows.all()

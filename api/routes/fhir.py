@@ -8,11 +8,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from aftercare.enrollment.fhir_triggers import launch_planned, plan_fhir_enrollments
+from aftercare.enrollment.fhir_ingest import ingest_fhir_resources
 from aftercare.fhir.bundles import BundleError, Entry, entries_of, parse_ndjson
 from aftercare.fhir.resources import validation_problems
 from aftercare.metrics import FHIR_RESOURCES
-from aftercare.store.resources import StoreResult, store_resources
+from aftercare.store.resources import StoreResult
 from api.bodies import NDJSON_TYPES, media_type
 from api.deps import ServicesDep
 from api.errors import FhirError, issue
@@ -78,21 +78,19 @@ def _validate(entries: list[Entry]) -> list[dict[str, Any]]:
 async def _store_and_trigger(
     services: Services, entries: list[Entry], *, source: str, fire_triggers: bool
 ) -> tuple[StoreResult, int]:
-    resources = _validate(entries)
-    async with services.sessions.begin() as session:
-        stored = await store_resources(
-            session,
-            resources,
-            source=source,
-            phone_region=services.settings.phone_default_region,
-            fire_triggers=fire_triggers,
-        )
-        planned = await plan_fhir_enrollments(session, services.starter, stored.pending_triggers)
-    triggered = await launch_planned(services.starter, planned)
-    for outcome, counts in (("new", stored.imported), ("unchanged", stored.unchanged)):
+    ingested = await ingest_fhir_resources(
+        services.sessions,
+        services.starter,
+        services.temporal,
+        _validate(entries),
+        source=source,
+        phone_region=services.settings.phone_default_region,
+        fire_triggers=fire_triggers,
+    )
+    for outcome, counts in (("new", ingested.stored.imported), ("unchanged", ingested.stored.unchanged)):
         for resource_type, count in counts.items():
             FHIR_RESOURCES.labels(source, resource_type, outcome).inc(count)
-    return stored, triggered
+    return ingested.stored, ingested.triggered
 
 
 @router.post("/import", response_model=ImportResult, openapi_extra=_FHIR_BODY)

@@ -7,11 +7,21 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from aftercare.definitions import check_journey, parse_journey
+from aftercare.enrollment.starter import UNKNOWN_PATIENT
 from aftercare.store.journeys import JourneyVersionConflict, get_journey, latest_journeys, publish_journey
 from aftercare.store.patients import get_patient
 from api.bodies import definition_body, read_definition
 from api.deps import ServicesDep, SessionDep
-from models.api import EnrollmentCreated, EnrollmentRequest, JourneyCreated, JourneyList, JourneySummary
+from models.api import (
+    BatchEnrollmentOutcome,
+    BatchEnrollmentRequest,
+    BatchEnrollmentResult,
+    EnrollmentCreated,
+    EnrollmentRequest,
+    JourneyCreated,
+    JourneyList,
+    JourneySummary,
+)
 from models.journey import JourneyDefinition
 from models.temporal import EnrollmentTrigger
 
@@ -88,3 +98,36 @@ async def enroll_patient(
     if not outcome.created:
         response.status_code = status.HTTP_200_OK
     return EnrollmentCreated(enrollment_id=outcome.enrollment_id, status="running")
+
+
+@router.post("/{key}/enrollments/batch", response_model=BatchEnrollmentResult)
+async def enroll_patients(
+    key: str, body: BatchEnrollmentRequest, services: ServicesDep, session: SessionDep
+) -> BatchEnrollmentResult:
+    """Enroll up to 1,000 patients in the latest version of a journey at once."""
+    journey = await get_journey(session, key)
+    if journey is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no journey {key!r}")
+    patients = [(item.patient_id, {**body.context, **item.context}) for item in body.patients]
+    outcomes = await services.starter.enroll_many(journey, patients)
+    results = []
+    for (patient_id, _), outcome in zip(patients, outcomes, strict=True):
+        if outcome.created:
+            result = "created"
+        elif outcome.reason == UNKNOWN_PATIENT:
+            result = "unknown_patient"
+        elif outcome.enrollment_id is not None:
+            result = "existing"
+        else:
+            result = "refused"
+        results.append(
+            BatchEnrollmentOutcome(
+                patient_id=patient_id,
+                enrollment_id=outcome.enrollment_id,
+                result=result,
+                reason=outcome.reason,
+            )
+        )
+    return BatchEnrollmentResult(
+        created=sum(1 for item in results if item.result == "created"), results=results
+    )

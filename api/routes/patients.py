@@ -8,8 +8,9 @@ from aftercare.store.enrollments import enrollments_of
 from aftercare.store.messages import list_messages
 from aftercare.store.patients import get_patient
 from api.deps import SessionDep
+from api.routes.enrollments import enrollment_item
 from api.routes.messages import message_view
-from models.api import EnrollmentSummary, PatientView
+from models.api import PatientView
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 
@@ -36,17 +37,6 @@ async def read_patient(patient_id: str, session: SessionDep) -> PatientView:
         timezone=patient.timezone,
         deceased=patient.deceased,
         consents=[],
-        enrollments=[
-            EnrollmentSummary(
-                enrollment_id=row.id,
-                journey_key=row.journey_key,
-                journey_version=row.journey_version,
-                status=row.status,
-                outcome=row.outcome,
-                current_step=row.current_step if row.status == "running" else None,
-                started_at=row.started_at,
-            )
-            for row in enrollments
-        ],
+        enrollments=[enrollment_item(row) for row in enrollments],
         recent_messages=[message_view(row) for row in messages],
     )

@@ -40,7 +40,10 @@ async def test_a_journey_in_yaml_is_published_and_read_back(api: httpx.AsyncClie
     assert again.status_code == 200
 
     listed = (await api.get("/v1/journeys")).json()["items"]
-    assert [(item["key"], item["version"]) for item in listed] == [("hba1c-followup", 1)]
+    assert [(item["key"], item["version"]) for item in listed] == [
+        ("discharge-callback", 1),
+        ("hba1c-followup", 1),
+    ]
     read = (await api.get("/v1/journeys/hba1c-followup", params={"version": 1})).json()
     assert read["steps"][1]["wait_for"]["timeout"] == "P2D"
 

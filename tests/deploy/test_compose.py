@@ -74,6 +74,6 @@ def test_the_dockerfile_builds_the_package_and_runs_unprivileged() -> None:
     assert re.search(r"^FROM python:3\.11", dockerfile, re.MULTILINE)
     assert "pip install ." in dockerfile
     assert re.search(r"^USER aftercare$", dockerfile, re.MULTILINE)
-    for folder in ("aftercare", "activities", "api", "models", "workflows"):
+    for folder in ("aftercare", "activities", "api", "models", "workflows", "journeys"):
         assert f"COPY {folder} ./{folder}" in dockerfile
         assert (REPO / folder).is_dir()

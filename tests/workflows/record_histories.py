@@ -24,6 +24,8 @@ from aftercare.devstack.tools import installed_tool
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.settings import Settings
 from aftercare.temporal.client import ensure_search_attributes
+from journeys.code.discharge_callback import DischargeCallback
+from journeys.sync import sync_code_journeys
 from models.temporal import EnrollmentTrigger, PatientEvent
 from tests.conftest import create_test_database, drop_test_database
 from tests.helpers import load_synthea_patient, publish, publish_templates
@@ -60,7 +62,54 @@ async def _booked(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) ->
     )
 
 
+async def _task_then_reply(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> None:
+    while (await handle.query(EnrollmentWorkflow.state)).current_step != "await-call":
+        await asyncio.sleep(0.05)
+    await handle.signal(
+        EnrollmentWorkflow.deliver_event,
+        PatientEvent(
+            id="task-1",
+            type="task.completed",
+            data={"outcome": "reached"},
+            occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+        ),
+    )
+
+
+async def _answer_one(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> None:
+    while (await handle.query(EnrollmentWorkflow.state)).current_step != "await-answer":
+        await asyncio.sleep(0.05)
+    await handle.signal(
+        EnrollmentWorkflow.deliver_event,
+        PatientEvent(
+            id="answer-1", type="sms.reply", data={"body": "1"}, occurred_at=datetime(2026, 1, 1, tzinfo=UTC)
+        ),
+    )
+
+
 SCENARIOS: dict[str, Scenario] = {"reply-yes": _reply_yes, "no-reply": _no_reply, "exit-booked": _booked}
+
+EVERY_STEP = {
+    "key": "every-step",
+    "version": 1,
+    "name": "Every step kind",
+    "steps": [
+        {
+            "id": "ab",
+            "split": [{"goto": "call", "weight": 1, "name": "a"}, {"goto": "call", "weight": 1, "name": "b"}],
+        },
+        {
+            "id": "call",
+            "task": {"queue": "care-coordinators", "title": "Call {{ patient.name }}", "due": "P1D"},
+        },
+        {"id": "await-call", "wait_for": {"event": "task.completed", "timeout": "P2D"}},
+        {"id": "remember", "update": {"set": {"called": "{{ event.data.outcome }}"}}},
+        {"id": "pause", "wait": {"duration": "PT6H"}},
+        {"id": "route", "branch": [{"when": "%attributes.called = 'reached'", "goto": "thanks"}]},
+        {"id": "thanks", "send": {"channel": "sms", "body": "Thanks {{ patient.given }}"}},
+        {"id": "done", "end": {"outcome": "completed"}},
+    ],
+}
 
 
 async def record() -> None:
@@ -77,17 +126,24 @@ async def record() -> None:
         await publish_templates(sessions, GREETING)
         journey = await publish(sessions, REPLY_JOURNEY)
         settings = Settings(database_url=url)
-        for name, scenario in SCENARIOS.items():
+        every_step = await publish(sessions, EVERY_STEP)
+        runs: list[tuple[str, Scenario, Any]] = [
+            (name, scenario, journey) for name, scenario in SCENARIOS.items()
+        ]
+        runs.append(("every-step", _task_then_reply, every_step))
+        await sync_code_journeys(sessions)
+        runs.append(("code-discharge-callback", _answer_one, DischargeCallback.definition))
+        for name, scenario, definition in runs:
             queue = f"record-{uuid.uuid4().hex[:8]}"
             starter = EnrollmentStarter(sessions, env.client, queue)
             async with Worker(
                 env.client,
                 task_queue=queue,
                 workflows=WORKFLOWS,
-                activities=build_activities(sessions, settings),
+                activities=build_activities(sessions, settings, env.client),
             ):
                 outcome = await starter.enroll(
-                    journey,
+                    definition,
                     patient["id"],
                     EnrollmentTrigger(kind="manual"),
                     trigger_key=f"record:{name}:{uuid.uuid4()}",

@@ -21,7 +21,7 @@ from aftercare.settings import Settings
 from aftercare.store.enrollments import enrollment_history, get_enrollment
 from models.search_attributes import CURRENT_STEP, ENROLLMENT_STATUS, JOURNEY_KEY, JOURNEY_VERSION, PATIENT_ID
 from models.temporal import PatientEvent
-from tests.workflows.conftest import JourneyHarness, reach_step
+from tests.workflows.fixtures import JourneyHarness, reach_step
 from workflows.enrollment import EnrollmentWorkflow
 
 pytestmark = pytest.mark.usefixtures("empty_database")
@@ -261,7 +261,9 @@ async def test_a_provider_that_cannot_be_reached_is_retried_visibly_then_recorde
         {"id": "notify", "send": {"channel": "sms", "body": "Hi {{ patient.given }}"}},
         {"id": "after", "send": {"channel": "email", "subject": "x", "body": "y"}},
     )
-    async with journeys.make_worker(activities=build_activities(sessions, settings, providers)):
+    async with journeys.make_worker(
+        activities=build_activities(sessions, settings, journeys.env.client, providers)
+    ):
         handle, enrollment_id, _ = await journeys.enroll(definition)
         result = await journeys.finish(handle)
 

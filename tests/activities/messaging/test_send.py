@@ -19,7 +19,7 @@ from activities.messaging.send import MessagingActivities
 from activities.messaging.twilio_sms import TwilioSmsProvider
 from models.journey import SendSpec
 from models.tables import Message, Patient
-from models.temporal import EnrollmentTrigger, ExpressionScope, SendMessageInput
+from models.temporal import EnrollmentTrigger, ExpressionScope, SendMessageInput, StepCall
 from tests.conftest import ABDUL_PATIENT_ID
 from tests.helpers import load_synthea_patient
 
@@ -50,12 +50,14 @@ def twilio(base_url: str, **options: Any) -> RecordingTwilio:
 
 def request(step: str = "notify", visit: int = 1, body: str = "Hi {{ patient.given }}") -> SendMessageInput:
     return SendMessageInput(
-        journey_key="j",
-        journey_version=1,
-        step_id=step,
-        visit=visit,
-        scope=ExpressionScope(
-            enrollment_id="enr-1", patient_id=ABDUL_PATIENT_ID, trigger=EnrollmentTrigger(kind="manual")
+        call=StepCall(
+            journey_key="j",
+            journey_version=1,
+            step_id=step,
+            visit=visit,
+            scope=ExpressionScope(
+                enrollment_id="enr-1", patient_id=ABDUL_PATIENT_ID, trigger=EnrollmentTrigger(kind="manual")
+            ),
         ),
         send=SendSpec(channel="sms", body=body),
     )

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 07:25:39.382693
+Create Date: 2026-11-26 08:08:59.471122
 """
 
 from collections.abc import Sequence
@@ -33,6 +33,7 @@ def upgrade() -> None:
     sa.Column('exclusive', sa.Boolean(), nullable=False),
     sa.Column('once_only', sa.Boolean(), nullable=False),
     sa.Column('workflow_id', sa.String(length=128), nullable=False),
+    sa.Column('paused', sa.Boolean(), server_default=sa.text('false'), nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('ended_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
@@ -118,6 +119,14 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_parked_items'))
     )
+    op.create_table('patient_attributes',
+    sa.Column('patient_id', sa.String(length=64), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('value', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('source', sa.String(length=200), nullable=True),
+    sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.PrimaryKeyConstraint('patient_id', 'name', name=op.f('pk_patient_attributes'))
+    )
     op.create_table('patients',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('version_id', sa.String(length=64), nullable=False),
@@ -139,6 +148,30 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_patients_email'), 'patients', ['email'], unique=False)
     op.create_index(op.f('ix_patients_phone'), 'patients', ['phone'], unique=False)
+    op.create_table('tasks',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('idempotency_key', sa.String(length=300), nullable=False),
+    sa.Column('queue', sa.String(length=64), nullable=False),
+    sa.Column('status', sa.String(length=16), server_default='open', nullable=False),
+    sa.Column('priority', sa.String(length=16), server_default='normal', nullable=False),
+    sa.Column('title', sa.String(length=500), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('patient_id', sa.String(length=64), nullable=False),
+    sa.Column('enrollment_id', sa.String(length=64), nullable=True),
+    sa.Column('journey_key', sa.String(length=64), nullable=True),
+    sa.Column('step_id', sa.String(length=64), nullable=True),
+    sa.Column('due_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('completed_by', sa.String(length=200), nullable=True),
+    sa.Column('outcome', sa.String(length=64), nullable=True),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_tasks')),
+    sa.UniqueConstraint('idempotency_key', name=op.f('uq_tasks_idempotency_key'))
+    )
+    op.create_index(op.f('ix_tasks_enrollment_id'), 'tasks', ['enrollment_id'], unique=False)
+    op.create_index(op.f('ix_tasks_patient_id'), 'tasks', ['patient_id'], unique=False)
+    op.create_index('ix_tasks_queue_status_due', 'tasks', ['queue', 'status', 'due_at'], unique=False)
     op.create_table('templates',
     sa.Column('key', sa.String(length=64), nullable=False),
     sa.Column('locale', sa.String(length=35), nullable=False),
@@ -180,9 +213,14 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_trigger_events_patient_id'), table_name='trigger_events')
     op.drop_table('trigger_events')
     op.drop_table('templates')
+    op.drop_index('ix_tasks_queue_status_due', table_name='tasks')
+    op.drop_index(op.f('ix_tasks_patient_id'), table_name='tasks')
+    op.drop_index(op.f('ix_tasks_enrollment_id'), table_name='tasks')
+    op.drop_table('tasks')
     op.drop_index(op.f('ix_patients_phone'), table_name='patients')
     op.drop_index(op.f('ix_patients_email'), table_name='patients')
     op.drop_table('patients')
+    op.drop_table('patient_attributes')
     op.drop_table('parked_items')
     op.drop_index(op.f('ix_messages_provider_message_id'), table_name='messages')
     op.drop_index('ix_messages_patient_created', table_name='messages')

@@ -1,4 +1,4 @@
-"""Workflow tests run on Temporal's time-skipping test server: days of timers pass in milliseconds.
+"""Fixtures for tests that run workflows on Temporal's time-skipping server: days of timers pass in milliseconds.
 
 Each test gets a fresh task queue and a real worker with the real activities on the test database.
 """
@@ -64,7 +64,13 @@ def make_worker(
             time_skipping_env.client,
             task_queue=task_queue,
             workflows=WORKFLOWS,
-            activities=activities if activities is not None else build_activities(sessions, settings),
+            activities=activities
+            if activities is not None
+            else build_activities(
+                sessions,
+                settings.model_copy(update={"temporal_task_queue": task_queue}),
+                time_skipping_env.client,
+            ),
         )
 
     return build

@@ -1,0 +1,82 @@
+"""FHIR changes as patient events: a new version of a patient's resource is delivered to the patient's
+running enrollments as `fhir.<type>` (e.g. `fhir.appointment`), so journeys can wait for it or exit on
+it (`exit: [{event: fhir.immunization, outcome: vaccinated}]`)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from aftercare.store.journeys import get_journey
+from aftercare.store.resources import StoredVersion
+from models.tables import Enrollment
+from models.temporal import PatientEvent
+from models.workflow_names import DELIVER_EVENT
+
+
+def fhir_event_type(resource_type: str) -> str:
+    """`Appointment` → `fhir.appointment`."""
+    return f"fhir.{resource_type.lower()}"
+
+
+def fhir_event(version: StoredVersion) -> PatientEvent:
+    """The event for one resource version; its id makes a repeat delivery a no-op."""
+    return PatientEvent(
+        id=f"fhir:{version.ref.versioned_reference}",
+        type=fhir_event_type(version.ref.resource_type),
+        data={
+            "resource_type": version.ref.resource_type,
+            "id": version.ref.resource_id,
+            "version": version.ref.version_id,
+            "interaction": version.interaction,
+            "resource": version.content,
+        },
+    )
+
+
+async def deliver_fhir_events(
+    sessions: async_sessionmaker[AsyncSession], client: Client, versions: list[StoredVersion]
+) -> int:
+    """Signal each running enrollment of the versions' patients that listens for their type; returns
+    how many signals were sent. An enrollment does not receive the version that started it."""
+    by_patient: dict[str, list[StoredVersion]] = defaultdict(list)
+    for version in versions:
+        if version.patient_id is not None:
+            by_patient[version.patient_id].append(version)
+    if not by_patient:
+        return 0
+    async with sessions() as session:
+        running = (
+            await session.scalars(
+                select(Enrollment).where(
+                    Enrollment.patient_id.in_(list(by_patient)), Enrollment.status == "running"
+                )
+            )
+        ).all()
+        deliveries = []
+        for enrollment in running:
+            journey = await get_journey(session, enrollment.journey_key, enrollment.journey_version)
+            listened = journey.listened_event_types() if journey is not None else frozenset()
+            started_by = (
+                (enrollment.trigger.get("resource") or {}) if enrollment.trigger.get("kind") == "fhir" else {}
+            )
+            for version in by_patient[enrollment.patient_id]:
+                if listened is not None and fhir_event_type(version.ref.resource_type) not in listened:
+                    continue
+                if started_by == version.ref.model_dump(mode="json"):
+                    continue
+                deliveries.append((enrollment.workflow_id, fhir_event(version)))
+    sent = 0
+    for workflow_id, event in deliveries:
+        try:
+            await client.get_workflow_handle(workflow_id).signal(DELIVER_EVENT, event)
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            continue
+        sent += 1
+    return sent

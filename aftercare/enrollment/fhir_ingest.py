@@ -1,0 +1,45 @@
+"""FHIR resources arriving (import or notification): stored, then journeys entered and events delivered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+
+from aftercare.enrollment.fhir_events import deliver_fhir_events
+from aftercare.enrollment.fhir_triggers import launch_planned, plan_fhir_enrollments
+from aftercare.enrollment.starter import EnrollmentStarter
+from aftercare.store.resources import StoreResult, store_resources
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """What arriving resources did: versions stored, enrollments started, events delivered."""
+
+    stored: StoreResult
+    triggered: int
+    events_delivered: int
+
+
+async def ingest_fhir_resources(
+    sessions: async_sessionmaker[AsyncSession],
+    starter: EnrollmentStarter,
+    temporal: Client,
+    resources: list[dict[str, Any]],
+    *,
+    source: str,
+    phone_region: str,
+    fire_triggers: bool = True,
+) -> Ingested:
+    """One transaction stores the versions and allocates the enrollments they start; then the workflows
+    start and the patients' running enrollments receive the changes as `fhir.<type>` events."""
+    async with sessions.begin() as session:
+        stored = await store_resources(
+            session, resources, source=source, phone_region=phone_region, fire_triggers=fire_triggers
+        )
+        planned = await plan_fhir_enrollments(session, starter, stored.pending_triggers)
+    triggered = await launch_planned(starter, planned)
+    delivered = await deliver_fhir_events(sessions, temporal, stored.pending_triggers)
+    return Ingested(stored=stored, triggered=triggered, events_delivered=delivered)

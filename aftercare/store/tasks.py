@@ -1,0 +1,70 @@
+"""Care-team tasks created by journeys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.tables import Task, table_of
+
+_TASKS = table_of(Task)
+_INSERT_TASK = (
+    insert(_TASKS).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(_TASKS.c.id)
+)
+
+
+async def create_task(session: AsyncSession, values: dict[str, Any]) -> str:
+    """Create a task once per idempotency key; returns its id (the earlier one on a repeat)."""
+    created = await session.scalar(_INSERT_TASK, values)
+    if created is not None:
+        return str(created)
+    existing = await session.scalar(select(Task.id).where(Task.idempotency_key == values["idempotency_key"]))
+    assert existing is not None
+    return existing
+
+
+async def get_task(session: AsyncSession, task_id: str) -> Task | None:
+    """One task."""
+    return await session.get(Task, task_id)
+
+
+async def list_tasks(
+    session: AsyncSession,
+    *,
+    queue: str | None = None,
+    status: str | None = None,
+    patient_id: str | None = None,
+    enrollment_id: str | None = None,
+    limit: int = 100,
+) -> Sequence[Task]:
+    """Tasks, the most urgent first: earliest due, then oldest."""
+    query = select(Task)
+    if queue is not None:
+        query = query.where(Task.queue == queue)
+    if status is not None:
+        query = query.where(Task.status == status)
+    if patient_id is not None:
+        query = query.where(Task.patient_id == patient_id)
+    if enrollment_id is not None:
+        query = query.where(Task.enrollment_id == enrollment_id)
+    query = query.order_by(Task.due_at.asc().nulls_last(), Task.created_at, Task.id).limit(limit)
+    return (await session.scalars(query)).all()
+
+
+async def complete_task(
+    session: AsyncSession, task_id: str, *, outcome: str, note: str | None, completed_by: str | None
+) -> Task | None:
+    """Mark an open task completed; None when it is not open (already completed or cancelled)."""
+    completed = await session.scalar(
+        update(Task)
+        .where(Task.id == task_id, Task.status == "open")
+        .values(
+            status="completed", outcome=outcome, note=note, completed_by=completed_by, completed_at=func.now()
+        )
+        .returning(Task)
+    )
+    return completed

@@ -1,0 +1,83 @@
+"""A throw-away `aftercare dev --no-demo` for a benchmark run, in a temporary data directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The running stack: its supervisor process and API address."""
+
+    process: subprocess.Popen[bytes]
+    api: str
+
+    def worker_pid(self) -> int:
+        """The worker process the supervisor started."""
+        children = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
+        )
+        for pid in children.stdout.split():
+            if "worker" in Path(f"/proc/{pid}/cmdline").read_text():
+                return int(pid)
+        raise SystemExit("no worker under the stack")
+
+
+@contextmanager
+def dev_stack(api_port: int, timeout: float = 180.0) -> Iterator[Stack]:
+    """Start the stack on `api_port` (Temporal on +1, UI on +2), wait until healthy, stop it afterwards."""
+    with tempfile.TemporaryDirectory(prefix="aftercare-bench-") as data:
+        log = Path(data) / "stack.log"
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "aftercare",
+                "dev",
+                "--no-demo",
+                "--data-dir",
+                data,
+                "--api-port",
+                str(api_port),
+                "--temporal-port",
+                str(api_port + 1),
+                "--ui-port",
+                str(api_port + 2),
+            ],
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "LOG_LEVEL": "WARNING"},
+        )
+        try:
+            api = f"http://127.0.0.1:{api_port}"
+            _wait_until_healthy(process, api, log, timeout)
+            yield Stack(process, api)
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=120)
+
+
+def _wait_until_healthy(process: subprocess.Popen[bytes], api: str, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{api}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None:
+            raise SystemExit("aftercare dev exited while starting:\n" + log.read_text()[-2000:])
+        time.sleep(0.5)
+    raise SystemExit("the stack did not become healthy")

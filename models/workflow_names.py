@@ -1,0 +1,8 @@
+"""Names of the enrollment workflow's type and handlers, for code that talks to it from outside
+(the API, activities) without importing workflow code."""
+
+ENROLLMENT_WORKFLOW = "Enrollment"
+DELIVER_EVENT = "deliver_event"
+STATE_QUERY = "state"
+PAUSE_UPDATE = "pause"
+RESUME_UPDATE = "resume"

@@ -1,0 +1,365 @@
+"""Every ready-made journey, installed in one call and run end to end on the time-skipping server, with
+the real activities, the real FHIR ingest path (store, enter journeys, deliver `fhir.*` events) and
+the real event path (`POST /v1/triggers` minus HTTP)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+from temporalio.client import WorkflowHandle
+
+from aftercare.enrollment.event_triggers import deliver_event
+from aftercare.enrollment.fhir_ingest import ingest_fhir_resources
+from aftercare.store.attributes import attributes_of
+from aftercare.store.tasks import list_tasks
+from journeys.catalogue import install, library, library_entry
+from models.tables import Enrollment, Task
+from tests.conftest import ABDUL_PATIENT_ID
+from tests.helpers import load_synthea_patient
+from tests.workflows.fixtures import JourneyHarness, reach_step
+from workflows.enrollment import EnrollmentWorkflow
+
+pytestmark = pytest.mark.usefixtures("empty_database")
+
+SPANISH_SPEAKER = "Antonio_Castellanos_6d2eba67-5b4a-403f-a29f-e6da3f1ea963.json"
+
+
+class Library:
+    """Installs a ready-made journey and drives it the way the API would."""
+
+    def __init__(self, journeys: JourneyHarness) -> None:
+        self.journeys = journeys
+
+    async def install(self, key: str) -> None:
+        entry = library_entry(key)
+        assert entry is not None
+        async with self.journeys.sessions.begin() as session:
+            await install(session, entry)
+
+    async def ingest(self, *resources: dict[str, Any]) -> int:
+        ingested = await ingest_fhir_resources(
+            self.journeys.sessions,
+            self.journeys.starter,
+            self.journeys.env.client,
+            list(resources),
+            source="test",
+            phone_region="US",
+        )
+        return ingested.triggered
+
+    async def event(self, event_type: str, patient_id: str = ABDUL_PATIENT_ID, **data: Any) -> list[str]:
+        delivery = await deliver_event(
+            self.journeys.sessions,
+            self.journeys.env.client,
+            self.journeys.starter,
+            event_type=event_type,
+            patient_id=patient_id,
+            data=data,
+        )
+        return delivery.delivered_to + delivery.started
+
+    async def enrollment(self, journey_key: str) -> tuple[WorkflowHandle[Any, Any], str]:
+        async with self.journeys.sessions() as session:
+            [row] = (
+                await session.scalars(select(Enrollment).where(Enrollment.journey_key == journey_key))
+            ).all()
+        return self.journeys.env.client.get_workflow_handle_for(
+            EnrollmentWorkflow.run, row.workflow_id
+        ), row.id
+
+    async def advance(self, duration: timedelta) -> None:
+        await self.journeys.env.sleep(duration)
+
+    async def now(self) -> datetime:
+        return await self.journeys.env.get_current_time()
+
+    async def tasks(self, queue: str) -> list[Task]:
+        async with self.journeys.sessions() as session:
+            return list(await list_tasks(session, queue=queue))
+
+    async def bodies(self, enrollment_id: str) -> list[str]:
+        return [message.body or "" for message in await self.journeys.messages(enrollment_id)]
+
+
+@pytest.fixture
+def lib(journeys: JourneyHarness) -> Library:
+    return Library(journeys)
+
+
+def patient_reference(patient_id: str = ABDUL_PATIENT_ID) -> dict[str, str]:
+    return {"reference": f"Patient/{patient_id}"}
+
+
+def test_the_library_has_the_six_journeys_of_the_brief() -> None:
+    assert [entry.key for entry in library()] == [
+        "abnormal-lab-follow-up",
+        "appointment-reminder",
+        "medication-adherence",
+        "missed-appointment-re-engagement",
+        "post-discharge-follow-up",
+        "vaccination-reminder",
+    ]
+    assert all(entry.templates and entry.description for entry in library())
+
+
+async def test_post_discharge_follow_up_with_a_patient_who_is_not_well(
+    lib: Library, journeys: JourneyHarness
+) -> None:
+    await load_synthea_patient(journeys.sessions)
+    await lib.install("post-discharge-follow-up")
+    discharged = (await lib.now()).replace(microsecond=0)
+    encounter = {
+        "resourceType": "Encounter",
+        "id": "stay-1",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+        "subject": patient_reference(),
+        "period": {"start": (discharged - timedelta(days=4)).isoformat(), "end": discharged.isoformat()},
+    }
+    async with journeys.make_worker():
+        assert await lib.ingest(encounter) == 1
+        handle, enrollment_id = await lib.enrollment("post-discharge-follow-up")
+        await reach_step(handle, "wait-48h")
+        await lib.advance(timedelta(days=2, minutes=1))
+        await reach_step(handle, "await-check-in")
+        await lib.event("sms.reply", body="2")
+        await reach_step(handle, "until-day-7")
+        [task] = await lib.tasks("care-coordinators")
+        result = await journeys.finish(handle)
+
+    assert (result.status, result.outcome) == ("completed", "completed")
+    assert (task.title, task.priority, task.description) == (
+        "Abdul Koepp is not feeling well after discharge",
+        "urgent",
+        "Answer to the 48-hour check-in: 2",
+    )
+    bodies = await lib.bodies(enrollment_id)
+    assert [body.split(",")[0] for body in bodies] == ["Welcome home", "Hi Abdul", "Hi Abdul", "Hi Abdul"]
+    assert "a week since your discharge" in bodies[2]
+    assert "a month after your discharge" in bodies[3]
+    history = dict(await journeys.history(enrollment_id))
+    assert history["until-day-30"] == "waited"
+
+
+async def test_post_discharge_follow_up_ends_when_the_patient_is_readmitted(
+    lib: Library, journeys: JourneyHarness
+) -> None:
+    await load_synthea_patient(journeys.sessions)
+    await lib.install("post-discharge-follow-up")
+    now = (await lib.now()).replace(microsecond=0)
+    stay = {
+        "resourceType": "Encounter",
+        "id": "stay-2",
+        "status": "finished",
+        "class": {"code": "IMP"},
+        "subject": patient_reference(),
+        "period": {"end": now.isoformat()},
+    }
+    async with journeys.make_worker():
+        await lib.ingest(stay)
+        handle, enrollment_id = await lib.enrollment("post-discharge-follow-up")
+        await reach_step(handle, "wait-48h")
+        readmission = {
+            "resourceType": "Encounter",
+            "id": "stay-3",
+            "status": "in-progress",
+            "class": {"code": "IMP"},
+            "subject": patient_reference(),
+            "period": {"start": now.isoformat()},
+        }
+        await lib.ingest(readmission)
+        result = await journeys.finish(handle)
+
+    assert (result.status, result.outcome) == ("exited", "readmitted")
+    assert len(await lib.bodies(enrollment_id)) == 1
+
+
+async def test_medication_adherence_without_an_answer_asks_a_pharmacist(
+    lib: Library, journeys: JourneyHarness
+) -> None:
+    await load_synthea_patient(journeys.sessions)
+    await lib.install("medication-adherence")
+    prescription = {
+        "resourceType": "MedicationRequest",
+        "id": "rx-1",
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": {"text": "Metformin 500 mg"},
+        "subject": patient_reference(),
+    }
+    async with journeys.make_worker():
+        assert await lib.ingest(prescription) == 1
+        handle, enrollment_id = await lib.enrollment("medication-adherence")
+        result = await journeys.finish(handle)
+
+    assert result.status == "completed"
+    bodies = await lib.bodies(enrollment_id)
+    assert [body.split(" ")[3] for body in bodies] == ["care", "you", "to"]  # start, check, refill
+    assert all("Metformin" not in body for body in bodies), "minimum necessary: no drug names by SMS"
+    [task] = await lib.tasks("pharmacists")
+    assert task.title == "Adherence call for Abdul Koepp"
+    async with journeys.sessions() as session:
+        assert (await attributes_of(session, ABDUL_PATIENT_ID))["adherence_followup"] == "pharmacist call"
+
+
+async def test_an_abnormal_lab_result_in_spanish_with_a_yes_gets_a_nurse_call(
+    lib: Library, journeys: JourneyHarness
+) -> None:
+    patient = await load_synthea_patient(journeys.sessions, SPANISH_SPEAKER)
+    await lib.install("abnormal-lab-follow-up")
+    result_high = {
+        "resourceType": "Observation",
+        "id": "k-1",
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "laboratory",
+                    }
+                ]
+            }
+        ],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3", "display": "Potassium"}]},
+        "subject": patient_reference(patient["id"]),
+        "valueQuantity": {"value": 6.4, "unit": "mmol/L"},
+        "interpretation": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
+                        "code": "HH",
+                    }
+                ]
+            }
+        ],
+    }
+    normal = {**result_high, "id": "k-2", "interpretation": [{"coding": [{"code": "N"}]}]}
+    async with journeys.make_worker():
+        assert await lib.ingest(normal) == 0
+        assert await lib.ingest(result_high) == 1
+        handle, enrollment_id = await lib.enrollment("abnormal-lab-follow-up")
+        await reach_step(handle, "await-reply")
+        await lib.event("sms.reply", patient["id"], body=" yes ")
+        result = await journeys.finish(handle)
+
+    assert result.status == "completed"
+    [message] = await lib.bodies(enrollment_id)
+    assert message.startswith("Hola Antonio")
+    [task] = await lib.tasks("nurses")
+    assert (task.priority, task.step_id) == ("high", "call")
+
+
+async def test_an_appointment_reminder_is_confirmed_by_reply(lib: Library, journeys: JourneyHarness) -> None:
+    await load_synthea_patient(journeys.sessions)
+    await lib.install("appointment-reminder")
+    start = (await lib.now()).replace(microsecond=0, second=0, minute=0) + timedelta(days=5)
+    appointment = {
+        "resourceType": "Appointment",
+        "id": "visit-1",
+        "status": "booked",
+        "start": start.isoformat(),
+        "participant": [{"actor": patient_reference(), "status": "accepted"}],
+    }
+    async with journeys.make_worker():
+        assert await lib.ingest(appointment) == 1
+        handle, enrollment_id = await lib.enrollment("appointment-reminder")
+        await reach_step(handle, "until-2-days-before")
+        await lib.advance(timedelta(days=3, minutes=1))
+        await reach_step(handle, "await-answer")
+        await lib.event("sms.reply", body="c")
+        result = await journeys.finish(handle)
+
+    assert result.status == "completed"
+    reminder, confirmed = await lib.bodies(enrollment_id)
+    local = start.astimezone(ZoneInfo("America/New_York"))
+    assert local.strftime("%A %d %B at %H:%M") in reminder
+    assert confirmed == "Thank you, Abdul, your appointment is confirmed."
+    async with journeys.sessions() as session:
+        assert (await attributes_of(session, ABDUL_PATIENT_ID))["last_appointment_confirmed"] == "visit-1"
+
+
+async def test_cancelling_the_appointment_ends_its_reminders(lib: Library, journeys: JourneyHarness) -> None:
+    await load_synthea_patient(journeys.sessions)
+    await lib.install("appointment-reminder")
+    start = (await lib.now()).replace(microsecond=0) + timedelta(days=9)
+    appointment = {
+        "resourceType": "Appointment",
+        "id": "visit-2",
+        "status": "booked",
+        "start": start.isoformat(),
+        "participant": [{"actor": patient_reference(), "status": "accepted"}],
+    }
+    async with journeys.make_worker():
+        await lib.ingest(appointment)
+        handle, enrollment_id = await lib.enrollment("appointment-reminder")
+        await reach_step(handle, "until-2-days-before")
+        await lib.ingest({**appointment, "status": "cancelled"})
+        result = await journeys.finish(handle)
+
+    assert (result.status, result.outcome) == ("exited", "cancelled")
+    assert await lib.bodies(enrollment_id) == []
+
+
+async def test_a_missed_appointment_is_followed_until_the_patient_rebooks(
+    lib: Library, journeys: JourneyHarness
+) -> None:
+    await load_synthea_patient(journeys.sessions)
+    await lib.install("missed-appointment-re-engagement")
+    start = (await lib.now()).replace(microsecond=0) - timedelta(hours=2)
+    booked = {
+        "resourceType": "Appointment",
+        "id": "visit-3",
+        "status": "booked",
+        "start": start.isoformat(),
+        "participant": [{"actor": patient_reference(), "status": "accepted"}],
+    }
+    async with journeys.make_worker():
+        assert await lib.ingest(booked) == 0
+        assert await lib.ingest({**booked, "status": "noshow"}) == 1
+        handle, enrollment_id = await lib.enrollment("missed-appointment-re-engagement")
+        await reach_step(handle, "await-reply")
+        await lib.advance(timedelta(days=7, hours=1))
+        await reach_step(handle, "until-rebooked")
+        await lib.event("appointment.booked")
+        result = await journeys.finish(handle)
+
+    assert (result.status, result.outcome) == ("exited", "rebooked")
+    assert len(await lib.bodies(enrollment_id)) == 2
+    [task] = await lib.tasks("scheduling")
+    assert task.title == "Call Abdul Koepp to rebook a missed appointment"
+
+
+async def test_a_vaccination_reminder_stops_when_the_immunization_is_recorded(
+    lib: Library, journeys: JourneyHarness
+) -> None:
+    await load_synthea_patient(journeys.sessions)
+    await lib.install("vaccination-reminder")
+    async with journeys.make_worker():
+        assert await lib.event("vaccination.due") == [], "entry criteria need the vaccine"
+        [enrollment_id] = await lib.event("vaccination.due", vaccine="influenza")
+        handle, _ = await lib.enrollment("vaccination-reminder")
+        await reach_step(handle, "wait-7d")
+        await lib.advance(timedelta(days=7, minutes=1))
+        await reach_step(handle, "wait-14d")
+        await lib.ingest(
+            {
+                "resourceType": "Immunization",
+                "id": "flu-1",
+                "status": "completed",
+                "vaccineCode": {"text": "Influenza"},
+                "patient": patient_reference(),
+                "occurrenceDateTime": (await lib.now()).isoformat(),
+            }
+        )
+        result = await journeys.finish(handle)
+
+    assert (result.status, result.outcome) == ("exited", "vaccinated")
+    first, second = await lib.bodies(enrollment_id)
+    assert "due for your influenza vaccination" in first
+    assert "still due" in second
