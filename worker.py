@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import compileall
+import contextlib
 import logging
 import signal
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import workflows
-from activities.registry import build_activities
+from activities.registry import build_activities, delivery_queue, provider_rate_limits
 from aftercare.db.engine import create_engine, session_factory
 from aftercare.logs import configure_logging
 from aftercare.settings import Settings, get_settings
@@ -66,6 +67,33 @@ def build_worker(client: Client, settings: Settings, activities: list[Callable[.
     )
 
 
+def build_delivery_workers(
+    client: Client, settings: Settings, activities: list[Callable[..., Any]]
+) -> list[Worker]:
+    """One worker per rate-limited provider, on the provider's own task queue.
+
+    The Temporal server dispatches at most `*_MAX_PER_SECOND` activities a second from that queue,
+    whichever and however many workers poll it, so a campaign never exceeds the provider account's limit.
+    """
+    deliver = [activity for activity in activities if getattr(activity, "__name__", "") == "deliver_message"]
+    return [
+        Worker(
+            client,
+            task_queue=delivery_queue(settings, provider),
+            activities=deliver,
+            max_task_queue_activities_per_second=rate,
+            max_concurrent_activities=max(1, min(100, int(rate * 10))),
+            graceful_shutdown_timeout=timedelta(seconds=10),
+        )
+        for provider, rate in provider_rate_limits(settings).items()
+    ]
+
+
+def build_workers(client: Client, settings: Settings, activities: list[Callable[..., Any]]) -> list[Worker]:
+    """Everything one worker process runs: the main worker and one per rate-limited provider."""
+    return [build_worker(client, settings, activities), *build_delivery_workers(client, settings, activities)]
+
+
 async def run_worker(settings: Settings | None = None) -> None:
     """Run until SIGINT or SIGTERM, then finish in-flight tasks and stop."""
     settings = settings or get_settings()
@@ -79,13 +107,19 @@ async def run_worker(settings: Settings | None = None) -> None:
     sessions = session_factory(engine)
     await sync_code_journeys(sessions)
     await ensure_schedules(client, settings.temporal_task_queue)
-    worker = build_worker(client, settings, build_activities(sessions, settings, client))
+    activities = build_activities(sessions, settings, client)
+    workers = [
+        build_worker(client, settings, activities),
+        *build_delivery_workers(client, settings, activities),
+    ]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    log.info("worker started", extra={"task_queue": settings.temporal_task_queue})
-    async with worker:
+    log.info("worker started", extra={"task_queue": settings.temporal_task_queue, "workers": len(workers)})
+    async with contextlib.AsyncExitStack() as running:
+        for worker in workers:
+            await running.enter_async_context(worker)
         await stop.wait()
         log.info("worker stopping")
     await engine.dispose()

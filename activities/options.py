@@ -15,6 +15,7 @@ PERMANENT_ERRORS = [
     "TemplateRenderError",
     "ExpressionError",
     "InvalidInput",
+    "MessageNotFound",
 ]
 
 

@@ -9,19 +9,47 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from activities.enrollments import EnrollmentActivities, ReconcileActivities
+from activities.messaging.letters import LetterProvider
 from activities.messaging.outbox import OutboxProvider
-from activities.messaging.providers import MessageProvider, ProviderRegistry
+from activities.messaging.providers import MessageProvider, ProviderRegistry, RateLimit
 from activities.messaging.send import MessagingActivities
+from activities.messaging.sendgrid_email import SendGridEmailProvider
+from activities.messaging.smtp_email import SmtpEmailProvider
 from activities.messaging.twilio_sms import TwilioSmsProvider
+from activities.messaging.web_push import WebPushProvider
 from activities.store import StoreActivities
 from activities.tasks import TaskActivities
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.settings import Settings
 
+TWILIO_STATUS_PATH = "/webhooks/twilio/status"
 
-def build_provider_registry(settings: Settings) -> ProviderRegistry:
-    """Twilio for SMS when its settings are present; the outbox for everything else."""
-    by_channel: dict[str, MessageProvider] = {}
+
+def provider_rate_limits(settings: Settings) -> dict[str, float]:
+    """Messages per second for each provider that has a limit (`*_MAX_PER_SECOND` above 0)."""
+    limits = {
+        "twilio": settings.twilio_max_per_second,
+        "sendgrid": settings.sendgrid_max_per_second,
+        "smtp": settings.smtp_max_per_second,
+        "webpush": settings.push_max_per_second,
+    }
+    return {provider: rate for provider, rate in limits.items() if rate > 0}
+
+
+def delivery_queue(settings: Settings, provider: str) -> str:
+    """The task queue a rate-limited provider's sends wait on."""
+    return f"{settings.temporal_task_queue}.send.{provider}"
+
+
+def build_provider_registry(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> ProviderRegistry:
+    """The provider for each channel from the settings; the outbox for a channel with none configured.
+
+    SMS: Twilio. Email: SendGrid, else an SMTP relay. Letters: PDFs in the daily print batch (always).
+    Push: Web Push when VAPID keys are set.
+    """
+    by_channel: dict[str, MessageProvider] = {"letter": LetterProvider(sessions, settings)}
     if settings.twilio_configured:
         assert settings.twilio_account_sid
         assert settings.twilio_auth_token
@@ -31,8 +59,47 @@ def build_provider_registry(settings: Settings) -> ProviderRegistry:
             settings.twilio_auth_token.get_secret_value(),
             settings.twilio_from_number,
             base_url=settings.twilio_base_url,
+            status_callback=(
+                f"{settings.public_base_url.rstrip('/')}{TWILIO_STATUS_PATH}"
+                if settings.public_base_url
+                else None
+            ),
         )
-    return ProviderRegistry(by_channel, fallback=OutboxProvider())
+    if settings.sendgrid_configured:
+        assert settings.sendgrid_api_key
+        assert settings.sendgrid_from_email
+        by_channel["email"] = SendGridEmailProvider(
+            sessions,
+            settings.sendgrid_api_key.get_secret_value(),
+            settings.sendgrid_from_email,
+            settings.hospital_name,
+            base_url=settings.sendgrid_base_url,
+        )
+    elif settings.smtp_configured:
+        assert settings.smtp_host
+        assert settings.smtp_from_email
+        by_channel["email"] = SmtpEmailProvider(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_from_email,
+            settings.hospital_name,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            starttls=settings.smtp_starttls,
+        )
+    if settings.push_configured:
+        assert settings.vapid_private_key
+        by_channel["push"] = WebPushProvider(
+            sessions,
+            settings.vapid_private_key.get_secret_value(),
+            settings.vapid_subject,
+            default_title=settings.hospital_name,
+        )
+    limits = {
+        provider: RateLimit(delivery_queue(settings, provider), per_second)
+        for provider, per_second in provider_rate_limits(settings).items()
+    }
+    return ProviderRegistry(by_channel, fallback=OutboxProvider(), rate_limits=limits)
 
 
 def build_activities(
@@ -44,7 +111,7 @@ def build_activities(
     """Every activity the worker runs."""
     store = StoreActivities(sessions, settings.hospital_timezone)
     messaging = MessagingActivities(
-        sessions, providers or build_provider_registry(settings), settings.hospital_timezone
+        sessions, providers or build_provider_registry(settings, sessions), settings.hospital_timezone
     )
     tasks = TaskActivities(sessions, settings.hospital_timezone)
     starter = EnrollmentStarter(sessions, temporal, settings.temporal_task_queue)
@@ -57,6 +124,7 @@ def build_activities(
         store.update_attributes,
         store.resolve_moment,
         messaging.send_message,
+        messaging.deliver_message,
         tasks.create_task,
         enrollments.start_enrollment,
         reconcile.reconcile_enrollments,

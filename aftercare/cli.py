@@ -40,12 +40,18 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, default=8000)
 
     commands.add_parser("migrate", help="apply database migrations to DATABASE_URL")
+    commands.add_parser("vapid-keys", help="print the settings of a new Web Push (VAPID) key pair")
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `aftercare` console command."""
     arguments = _parser().parse_args(argv)
+    if arguments.command == "vapid-keys":
+        from aftercare.push_keys import main as print_vapid_keys
+
+        print_vapid_keys()
+        return
     if arguments.command == "dev":
         os.environ.setdefault("LOG_FORMAT", "text")  # a terminal, not a log shipper
     settings = get_settings()

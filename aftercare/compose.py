@@ -1,4 +1,5 @@
-"""Composing a message for a send step: which template variant, rendered with what, sent to whom."""
+"""Composing a message for a send step: which channel, which template variant, rendered with what, sent
+to whom."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.journey_variables import JourneyVariables, with_attributes
-from aftercare.store.templates import find_template
+from aftercare.reachability import Reachability, choose_channels, reachability
+from aftercare.store.attributes import attribute_of
+from aftercare.store.templates import find_template, template_channels
 from aftercare.templating import render
-from models.journey import SendSpec
+from models.journey import CHANNELS, SendSpec
 from models.template import locale_candidates
+
+PREFERRED_CHANNEL_ATTRIBUTE = "preferred_channel"
 
 
 class TemplateNotFoundError(LookupError):
-    """No variant of the template for the patient's language or the default."""
+    """No variant of the template for the channel, or for the patient's language or the default."""
 
 
 @dataclass(frozen=True)
@@ -32,53 +37,88 @@ class ComposedMessage:
     locale: str | None
 
 
+@dataclass(frozen=True)
+class _Sources:
+    subject: str | None
+    body: str
+    html: str | None
+    template_key: str | None = None
+    template_version: int | None = None
+    locale: str | None = None
+
+
 async def compose_message(
     session: AsyncSession, spec: SendSpec, variables: JourneyVariables
 ) -> ComposedMessage:
-    """Render the step's template (or inline body) for this patient; raises `TemplateRenderError`."""
-    if spec.template is not None:
-        locales = locale_candidates(variables.profile.language)
-        stored = await find_template(session, spec.template, locales)
-        if stored is None:
-            raise TemplateNotFoundError(
-                f"template {spec.template!r} has no variant for locales {', '.join(locales)}"
-            )
-        template = stored.definition
-        channel, subject_source, body_source = template.channel, template.subject, template.body
-        html_source, key, version, locale = template.html, template.key, stored.version, template.locale
-    else:
-        assert spec.channel is not None
-        assert spec.body is not None
-        channel, subject_source, body_source = spec.channel, spec.subject, spec.body
-        html_source, key, version, locale = None, None, None, None
-    if any("attributes" in (source or "") for source in (subject_source, body_source, html_source)):
+    """Choose the channel and render the step's template (or inline body) for this patient.
+
+    A patient who cannot be reached on any candidate channel gets a message with no recipient and the
+    reason, channel by channel. Raises `TemplateNotFoundError` or `TemplateRenderError`.
+    """
+    profile = variables.profile
+    available = await _content_channels(session, spec)
+    preference = None
+    if spec.chooses_channel or len(available) > 1:
+        preference = await attribute_of(session, profile.id, PREFERRED_CHANNEL_ATTRIBUTE)
+        preference = preference if isinstance(preference, str) else profile.preferred_channel
+    candidates = choose_channels(spec, available, preference)
+    if not candidates:
+        wanted = spec.channel if spec.channel not in (None, "best") else ", ".join(spec.fallback or CHANNELS)
+        raise TemplateNotFoundError(f"template {spec.template!r} has no variant for {wanted}")
+    reach = await reachability(session, profile, candidates)
+    channel = next((candidate for candidate in candidates if candidate in reach.addresses), candidates[0])
+    sources = await _sources(session, spec, channel, profile.language)
+    if any("attributes" in (source or "") for source in (sources.subject, sources.body, sources.html)):
         variables = await with_attributes(session, variables)
     names = variables.template_variables()
-    to, unreachable = recipient(channel, variables)
+    to = reach.addresses.get(channel)
     return ComposedMessage(
         channel=channel,
         to=to,
-        unreachable_reason=unreachable,
-        subject=render(subject_source, names) if subject_source else None,
-        body=render(body_source, names),
-        html=render(html_source, names, html=True) if html_source else None,
-        template_key=key,
-        template_version=version,
-        locale=locale,
+        unreachable_reason=None if to else _unreachable(reach, candidates),
+        subject=render(sources.subject, names) if sources.subject else None,
+        body=render(sources.body, names),
+        html=render(sources.html, names, html=True) if sources.html else None,
+        template_key=sources.template_key,
+        template_version=sources.template_version,
+        locale=sources.locale,
     )
 
 
-def recipient(channel: str, variables: JourneyVariables) -> tuple[str | None, str | None]:
-    """The patient's address on a channel, or why there is none."""
-    profile = variables.profile
-    if channel == "sms":
-        if profile.phone:
-            return profile.phone, None
-        if profile.phone_status == "invalid":
-            return None, "the patient's phone number could not be normalised"
-        return None, "the patient has no phone number"
-    if channel == "email":
-        return (profile.email, None) if profile.email else (None, "the patient has no email address")
-    if channel == "letter":
-        return (profile.id, None) if profile.address else (None, "the patient has no postal address")
-    return None, f"the {channel} channel is not available for this patient yet"
+async def _content_channels(session: AsyncSession, spec: SendSpec) -> set[str]:
+    """The channels the send has content for: the template's variants, or any for an inline body."""
+    if spec.template is not None:
+        channels = (await template_channels(session, [spec.template])).get(spec.template)
+        if not channels:
+            raise TemplateNotFoundError(f"template {spec.template!r} does not exist")
+        return channels
+    if spec.channel is not None and spec.channel != "best":
+        return {spec.channel}
+    return {channel for channel in CHANNELS if channel != "email" or spec.subject}
+
+
+async def _sources(session: AsyncSession, spec: SendSpec, channel: str, language: str | None) -> _Sources:
+    if spec.template is None:
+        assert spec.body is not None
+        return _Sources(subject=spec.subject if channel != "sms" else None, body=spec.body, html=None)
+    locales = locale_candidates(language)
+    stored = await find_template(session, spec.template, channel, locales)
+    if stored is None:
+        raise TemplateNotFoundError(
+            f"template {spec.template!r} has no {channel} variant for locales {', '.join(locales)}"
+        )
+    template = stored.definition
+    return _Sources(
+        subject=template.subject,
+        body=template.body,
+        html=template.html,
+        template_key=template.key,
+        template_version=stored.version,
+        locale=template.locale,
+    )
+
+
+def _unreachable(reach: Reachability, candidates: list[str]) -> str:
+    if len(candidates) == 1:
+        return reach.blocked[candidates[0]]
+    return f"no reachable channel: {reach.explain(candidates)}"

@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.fhir.fhirpath import FhirPathError, check_syntax
 from aftercare.fhir.resources import is_resource_type
-from aftercare.store.templates import existing_template_keys
+from aftercare.store.templates import template_channels
 from aftercare.templating import TemplateRenderError, check_template_syntax
-from models.journey import STEP_KINDS, JourneyDefinition, SendStep
+from models.journey import STEP_KINDS, JourneyDefinition, SendSpec, SendStep
 from models.template import TemplateDefinition
 
 _UNION_TAGS = frozenset(STEP_KINDS) | {"when", "otherwise"}
@@ -139,18 +139,14 @@ async def check_journey(session: AsyncSession, journey: JourneyDefinition) -> No
             )
         )
     sends = [(position, step) for position, step in enumerate(journey.steps) if isinstance(step, SendStep)]
-    known = await existing_template_keys(
+    channels_of = await template_channels(
         session, {step.send.template for _, step in sends if step.send.template}
     )
     for position, step in sends:
-        if step.send.template is not None and step.send.template not in known:
+        problem = _template_problem(step.send, channels_of)
+        if problem is not None:
             problems.append(
-                _locate(
-                    document,
-                    ("steps", position, "send", "template"),
-                    f"template {step.send.template!r} does not exist; publish it first",
-                    "unknown_template",
-                )
+                _locate(document, ("steps", position, "send", *problem[0]), problem[1], problem[2])
             )
         for field in ("subject", "body"):
             source = getattr(step.send, field)
@@ -168,3 +164,33 @@ async def check_journey(session: AsyncSession, journey: JourneyDefinition) -> No
                     )
     if problems:
         raise DefinitionInvalidError(problems)
+
+
+def _template_problem(
+    send: SendSpec, channels_of: dict[str, set[str]]
+) -> tuple[tuple[str, ...], str, str] | None:
+    """Where a send's template reference is wrong, why, and the error code; None when it is sound."""
+    if send.template is None:
+        return None
+    channels = channels_of.get(send.template)
+    if channels is None:
+        return (
+            ("template",),
+            f"template {send.template!r} does not exist; publish it first",
+            "unknown_template",
+        )
+    if send.channel not in (None, "best") and send.channel not in channels:
+        return (
+            ("channel",),
+            f"template {send.template!r} has no {send.channel} variant "
+            f"(it has {', '.join(sorted(channels))})",
+            "unknown_template_channel",
+        )
+    if send.fallback is not None and not channels.intersection(send.fallback):
+        return (
+            ("fallback",),
+            f"template {send.template!r} has no variant on any fallback channel "
+            f"(it has {', '.join(sorted(channels))})",
+            "unknown_template_channel",
+        )
+    return None

@@ -23,3 +23,8 @@ HTTP_LATENCY = Histogram(
     ["method", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+PROVIDER_WEBHOOKS = Counter(
+    "aftercare_provider_webhooks_total",
+    "Provider webhook requests and events, by outcome (applied, duplicate, unmatched, rejected)",
+    ["provider", "kind", "outcome"],
+)

@@ -33,10 +33,40 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = None
     twilio_from_number: str | None = None
     twilio_base_url: str | None = None
+    # The secret of a Twilio webhook signing key, for webhooks signed with HMAC-SHA256 (the header
+    # X-Twilio-Webhooks-Signature-Settings says so); other webhooks are signed with the auth token.
+    twilio_webhook_signing_key: SecretStr | None = None
+    # Answer HELP ourselves; turn off when Twilio's Advanced Opt-Out answers it.
+    sms_help_reply: bool = True
 
     sendgrid_api_key: SecretStr | None = None
     sendgrid_from_email: str | None = None
     sendgrid_base_url: str | None = None
+    sendgrid_webhook_public_key: str | None = None
+
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_from_email: str | None = None
+
+    vapid_private_key: SecretStr | None = None
+    vapid_public_key: str | None = None
+    vapid_subject: str = "mailto:outreach@hospital.example"
+
+    # Messages per second each provider may take, shared by every worker; 0 means no limit.
+    twilio_max_per_second: float = Field(default=0.0, ge=0)
+    sendgrid_max_per_second: float = Field(default=0.0, ge=0)
+    smtp_max_per_second: float = Field(default=0.0, ge=0)
+    push_max_per_second: float = Field(default=0.0, ge=0)
+
+    public_base_url: str | None = None
+    webhook_max_age_seconds: int = 300
+
+    hospital_name: str = "Aftercare General Hospital"
+    hospital_address: str = "1 Hospital Way\nSpringfield, MA 01101"
+    hospital_phone: str | None = None
 
     worker_metrics_port: int | None = None
     worker_max_cached_workflows: int = Field(default=1000, ge=0)
@@ -44,6 +74,21 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")
+
+    @property
+    def sendgrid_configured(self) -> bool:
+        """True when the SendGrid email provider can be used."""
+        return bool(self.sendgrid_api_key and self.sendgrid_from_email)
+
+    @property
+    def smtp_configured(self) -> bool:
+        """True when email can go through an SMTP relay."""
+        return bool(self.smtp_host and self.smtp_from_email)
+
+    @property
+    def push_configured(self) -> bool:
+        """True when a Web Push (VAPID) private key is set (the public key is derived from it)."""
+        return bool(self.vapid_private_key)
 
     @property
     def twilio_configured(self) -> bool:

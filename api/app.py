@@ -27,14 +27,19 @@ from api.routes import (
     fhir,
     health,
     journeys,
+    letters,
     library,
     messages,
     metrics,
     patients,
+    push,
+    suppressions,
     tasks,
     templates,
     triggers,
 )
+from api.routes.webhooks import sendgrid as sendgrid_webhooks
+from api.routes.webhooks import twilio as twilio_webhooks
 from api.services import Services
 from journeys.sync import sync_code_journeys
 
@@ -52,6 +57,11 @@ ROUTERS = (
     messages.router,
     tasks.router,
     library.router,
+    letters.router,
+    push.router,
+    suppressions.router,
+    twilio_webhooks.router,
+    sendgrid_webhooks.router,
 )
 
 

@@ -45,6 +45,7 @@ class TemplateCreated(BaseModel):
     """The stored variant."""
 
     key: str
+    channel: str
     locale: str
     version: int
     created: bool
@@ -162,6 +163,9 @@ class MessageView(BaseModel):
     locale: str | None
     created_at: datetime
     sent_at: datetime | None
+    delivered_at: datetime | None = None
+    opened_at: datetime | None = None
+    clicked_at: datetime | None = None
 
 
 class MessageList(BaseModel):
@@ -289,6 +293,25 @@ class LibraryInstalled(BaseModel):
     created: bool
 
 
+class ConsentView(BaseModel):
+    """The patient's current consent on a channel (the latest recorded change)."""
+
+    channel: str
+    purpose: str
+    status: str
+    source: str
+    detail: str | None
+    recorded_at: datetime
+
+
+class ChannelReach(BaseModel):
+    """Whether a send on this channel would reach the patient now, and if not, why."""
+
+    channel: str
+    reachable: bool
+    reason: str | None
+
+
 class PatientView(BaseModel):
     """The unified profile with the patient's enrollments and recent messages."""
 
@@ -304,6 +327,32 @@ class PatientView(BaseModel):
     language: str | None
     timezone: str | None
     deceased: bool
-    consents: list[dict[str, Any]]
+    preferred_channel: str | None = None
+    consents: list[ConsentView]
+    channels: list[ChannelReach] = []
     enrollments: list[EnrollmentListItem]
     recent_messages: list[MessageView]
+
+
+class WebhookEventsApplied(BaseModel):
+    """What a provider's batch of events did."""
+
+    applied: int
+    duplicates: int
+    unmatched: int
+
+
+class SuppressionView(BaseModel):
+    """An address that is not messaged, and why."""
+
+    channel: str
+    address: str
+    reason: str
+    source: str | None
+    created_at: datetime
+
+
+class SuppressionList(BaseModel):
+    """Suppressions, newest first."""
+
+    items: list[SuppressionView]

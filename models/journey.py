@@ -27,6 +27,8 @@ AttributeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", m
 AttributeValue = str | int | float | bool | None
 Expression = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
 Channel = Literal["sms", "email", "letter", "push"]
+ChannelChoice = Literal["sms", "email", "letter", "push", "best"]
+CHANNELS: tuple[Channel, ...] = ("sms", "email", "push", "letter")
 Reentry = Literal["never", "after_exit", "always"]
 
 
@@ -73,10 +75,17 @@ class ExitRule(DefinitionModel):
 
 
 class SendSpec(DefinitionModel):
-    """What a `send` step sends: a stored template, or an inline body on a channel."""
+    """What a `send` step sends: a stored template, or an inline body on a channel.
+
+    `channel: best` picks the patient's preferred reachable channel: their preference first, then the
+    `fallback` order (by default sms, email, push, letter), skipping channels the patient has no contact
+    point on, has withdrawn consent for, or whose address is suppressed. A template's channels are the
+    channels it has variants for.
+    """
 
     template: Key | None = None
-    channel: Channel | None = None
+    channel: ChannelChoice | None = None
+    fallback: list[Channel] | None = Field(default=None, min_length=1)
     subject: str | None = None
     body: str | None = None
 
@@ -85,10 +94,28 @@ class SendSpec(DefinitionModel):
         if (self.template is None) == (self.body is None):
             raise ValueError("send needs either `template` or an inline `body`, not both")
         if self.body is not None and self.channel is None:
-            raise ValueError("an inline `body` needs a `channel`")
+            raise ValueError("an inline `body` needs a `channel` (or `channel: best`)")
         if self.body is not None and self.channel == "email" and not self.subject:
             raise ValueError("an inline email needs a `subject`")
+        if self.fallback is not None:
+            if self.channel not in (None, "best"):
+                raise ValueError("`fallback` goes with `channel: best`")
+            if len(set(self.fallback)) != len(self.fallback):
+                raise ValueError("`fallback` lists a channel twice")
         return self
+
+    @property
+    def chooses_channel(self) -> bool:
+        """True when the channel is picked per patient rather than fixed by the step."""
+        return self.channel == "best" or self.fallback is not None
+
+
+def describe_send(spec: SendSpec) -> str:
+    """What a send sends, in words: `template x by SMS`, `an inline message on the best channel`."""
+    what = f"template {spec.template}" if spec.template else "an inline message"
+    if spec.chooses_channel:
+        return f"{what} on the best channel"
+    return f"{what} by {spec.channel}" if spec.channel else what
 
 
 class TimeOfDay(DefinitionModel):
@@ -223,8 +250,7 @@ class SendStep(StepBase):
 
     def describe(self) -> str:
         """The step in words."""
-        what = f"template {self.send.template}" if self.send.template else f"an inline {self.send.channel}"
-        return self.name or f"Sending {what}"
+        return self.name or f"Sending {describe_send(self.send)}"
 
 
 class WaitStep(StepBase):

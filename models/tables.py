@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     JSON,
     Boolean,
     Date,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -101,6 +103,7 @@ class Patient(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     deceased: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     address: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    preferred_channel: Mapped[str | None] = mapped_column(String(16))
     updated_at: Mapped[datetime] = _created()
 
 
@@ -108,14 +111,15 @@ class Patient(Base):
 
 
 class Template(Base):
-    """A published template variant; a new content for the same key and locale is a new version."""
+    """A published template variant: one key has variants per channel and locale; new content for the
+    same key, channel and locale is a new version."""
 
     __tablename__ = "templates"
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     locale: Mapped[str] = mapped_column(String(35), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    channel: Mapped[str] = mapped_column(String(16), nullable=False)
     definition: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False)
     content_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     created_at: Mapped[datetime] = _created()
@@ -208,6 +212,7 @@ class Message(Base):
     __table_args__ = (
         Index("ix_messages_patient_created", "patient_id", "created_at"),
         Index("ix_messages_enrollment", "enrollment_id"),
+        Index("ix_messages_channel_to_created", "channel", "to", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -217,7 +222,7 @@ class Message(Base):
     journey_key: Mapped[str | None] = mapped_column(String(64))
     step_id: Mapped[str | None] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(16), nullable=False)
-    to: Mapped[str | None] = mapped_column(String(320))
+    to: Mapped[str | None] = mapped_column(Text)
     subject: Mapped[str | None] = mapped_column(String(500))
     body: Mapped[str | None] = mapped_column(Text)
     html: Mapped[str | None] = mapped_column(Text)
@@ -231,7 +236,114 @@ class Message(Base):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
+    # When the provider was last called (after any rate-limit wait); `sent_at` is when it accepted.
+    attempted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    clicked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class MessageEvent(Base):
+    """What a provider said about a message after it was sent (status callbacks, email events)."""
+
+    __tablename__ = "message_events"
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_event_id", name="uq_message_events_provider_event"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    provider: Mapped[str] = mapped_column(String(32), nullable=False)
+    provider_event_id: Mapped[str] = mapped_column(String(200), nullable=False)
+    event: Mapped[str] = mapped_column(String(32), nullable=False)
+    detail: Mapped[str | None] = mapped_column(Text)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    received_at: Mapped[datetime] = _created()
+
+
+class Suppression(Base):
+    """An address that must not be messaged: bounced, reported as spam, invalid, unsubscribed."""
+
+    __tablename__ = "suppressions"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(64), nullable=False)
+    source: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created()
+
+
+class ConsentEvent(Base):
+    """A consent given or withdrawn (append-only; the latest per patient, channel and purpose holds).
+    `purpose` `*` covers every purpose (an SMS STOP)."""
+
+    __tablename__ = "consent_events"
+    __table_args__ = (Index("ix_consent_events_patient", "patient_id", "channel", "purpose", "recorded_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    patient_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    channel: Mapped[str] = mapped_column(String(16), nullable=False)
+    purpose: Mapped[str] = mapped_column(String(32), nullable=False, server_default="*")
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    source: Mapped[str] = mapped_column(String(64), nullable=False)
+    detail: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = _created()
+
+
+class Letter(Base):
+    """A rendered postal letter in a daily print batch."""
+
+    __tablename__ = "letters"
+
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    batch_date: Mapped[date] = mapped_column(Date, nullable=False, index=True)
+    pdf: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="queued")
+    printed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PushSubscription(Base):
+    """A Web Push subscription of one of the patient's devices."""
+
+    __tablename__ = "push_subscriptions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    endpoint: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    p256dh: Mapped[str] = mapped_column(String(200), nullable=False)
+    auth: Mapped[str] = mapped_column(String(100), nullable=False)
+    device: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created()
+
+
+class ProviderPace(Base):
+    """A rate-limited provider's most recent calls (as many as its limit allows in one window), shared
+    by every worker."""
+
+    __tablename__ = "provider_pace"
+
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    recent: Mapped[list[datetime]] = mapped_column(
+        ARRAY(DateTime(timezone=True)), nullable=False, server_default="{}"
+    )
+
+
+class InboundMessage(Base):
+    """A message a patient sent us (an SMS reply); the provider's id makes a redelivery a no-op."""
+
+    __tablename__ = "inbound_messages"
+
+    provider_message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32), nullable=False)
+    channel: Mapped[str] = mapped_column(String(16), nullable=False)
+    from_address: Mapped[str] = mapped_column(String(320), nullable=False)
+    patient_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    body: Mapped[str | None] = mapped_column(Text)
+    keyword: Mapped[str | None] = mapped_column(String(16))
+    received_at: Mapped[datetime] = _created()
 
 
 class Task(Base):

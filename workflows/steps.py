@@ -24,11 +24,21 @@ from activities.options import DB_WRITE, EVALUATE, SEND_MESSAGE, SEND_MESSAGE_FA
 from activities.store import StoreActivities
 from activities.tasks import TaskActivities
 from models.durations import format_iso_duration, parse_iso_duration
-from models.journey import EnrollSpec, ExitRule, JourneyDefinition, SendSpec, SplitPath, TaskSpec, UpdateSpec
+from models.journey import (
+    EnrollSpec,
+    ExitRule,
+    JourneyDefinition,
+    SendSpec,
+    SplitPath,
+    TaskSpec,
+    UpdateSpec,
+    describe_send,
+)
 from models.search_attributes import CURRENT_STEP, ENROLLMENT_STATUS
 from models.temporal import (
     CreateTaskInput,
     CreateTaskResult,
+    DeliverMessageInput,
     EnrollmentInput,
     EnrollmentState,
     EnrollmentStatus,
@@ -171,16 +181,26 @@ class JourneySteps:
         template: str | None = None,
         *,
         channel: str | None = None,
+        fallback: Sequence[str] | None = None,
         body: str | None = None,
         subject: str | None = None,
         step: str | None = None,
         name: str | None = None,
     ) -> SendMessageResult:
-        """Send a message from a template, or an inline body on a channel; at most once."""
+        """Send a message from a template, or an inline body on a channel; at most once.
+
+        `channel="best"` picks the patient's preferred reachable channel, trying `fallback` in order.
+        """
         spec = SendSpec.model_validate(
-            {"template": template, "channel": channel, "body": body, "subject": subject}
+            {
+                "template": template,
+                "channel": channel,
+                "fallback": list(fallback) if fallback is not None else None,
+                "body": body,
+                "subject": subject,
+            }
         )
-        label = name or (f"Sending template {template}" if template else f"Sending an inline {channel}")
+        label = name or f"Sending {describe_send(spec)}"
 
         async def run(call: StepCall) -> tuple[SendMessageResult, str, str | None]:
             request = SendMessageInput(call=call, send=spec)
@@ -197,9 +217,27 @@ class JourneySteps:
                     )
                 except ACTIVITY_FAILURES as error:
                     raise StepFailedError(call.step_id, failure_reason(error)) from error
+            if result.deliver_queue is not None and result.message_id is not None:
+                result = await self._deliver_rate_limited(call, result.message_id, result.deliver_queue)
             return result, result.status, result.reason
 
         return await self._step(step or "send", "send", label, run)
+
+    async def _deliver_rate_limited(self, call: StepCall, message_id: str, queue: str) -> SendMessageResult:
+        """Hand a recorded message to its provider's rate-limited task queue and wait for the outcome."""
+        summary = "Waiting for the provider's rate limit, then sending"
+        workflow.set_current_details(f"**{call.step_id}**: {summary}")
+        try:
+            result: SendMessageResult = await workflow.execute_activity_method(
+                MessagingActivities.deliver_message,
+                DeliverMessageInput(message_id=message_id),
+                task_queue=queue,
+                summary=summary,
+                **SEND_MESSAGE.options(),
+            )
+        except ACTIVITY_FAILURES as error:
+            raise StepFailedError(call.step_id, failure_reason(error)) from error
+        return result
 
     async def wait(
         self, duration: timedelta | str, *, step: str | None = None, name: str | None = None

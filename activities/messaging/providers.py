@@ -14,21 +14,25 @@ class OutgoingMessage:
     """A recorded send intent, as a provider sees it."""
 
     id: str
+    patient_id: str
     channel: str
     to: str
     subject: str | None
     body: str
     html: str | None
+    locale: str | None
     created_at: datetime
 
 
 @dataclass(frozen=True)
 class ProviderOutcome:
-    """What the provider said: accepted (`queued`/`sent`) with its id, or not."""
+    """What the provider said: accepted (`queued`/`sent`) with its id, or not (and whether the address
+    must be suppressed)."""
 
     status: MessageStatus
     provider_message_id: str | None
     reason: str | None = None
+    suppress: str | None = None
 
 
 class ProviderTemporaryError(Exception):
@@ -38,13 +42,21 @@ class ProviderTemporaryError(Exception):
     so the next attempt must first look for it.
     """
 
-    def __init__(self, reason: str, *, ambiguous: bool = False) -> None:
+    def __init__(self, reason: str, *, ambiguous: bool = False, retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.ambiguous = ambiguous
+        self.retry_after = retry_after
 
 
 class ProviderRejectedError(Exception):
-    """The provider refused the message for a reason retrying cannot fix (invalid number, opted out)."""
+    """The provider refused the message for a reason retrying cannot fix (invalid number, opted out).
+
+    `suppress` names why the address itself must not be used again (`invalid`, `stop`, `landline`).
+    """
+
+    def __init__(self, reason: str, *, suppress: str | None = None) -> None:
+        super().__init__(reason)
+        self.suppress = suppress
 
 
 class MessageProvider(Protocol):
@@ -62,13 +74,32 @@ class MessageProvider(Protocol):
         ...
 
 
-class ProviderRegistry:
-    """The provider for each channel."""
+@dataclass(frozen=True)
+class RateLimit:
+    """A provider's limit: its sends wait on `queue`, which the Temporal server paces, and each call
+    takes its turn at least `1 / per_second` seconds after the previous one, across every worker."""
 
-    def __init__(self, by_channel: dict[str, MessageProvider], fallback: MessageProvider) -> None:
+    queue: str
+    per_second: float
+
+
+class ProviderRegistry:
+    """The provider for each channel, and the limit of each rate-limited provider."""
+
+    def __init__(
+        self,
+        by_channel: dict[str, MessageProvider],
+        fallback: MessageProvider,
+        rate_limits: dict[str, RateLimit] | None = None,
+    ) -> None:
         self._by_channel = by_channel
         self._fallback = fallback
+        self._limits = rate_limits or {}
 
     def for_channel(self, channel: str) -> MessageProvider:
         """The configured provider, or the fallback (the outbox)."""
         return self._by_channel.get(channel, self._fallback)
+
+    def rate_limit(self, provider: MessageProvider) -> RateLimit | None:
+        """The provider's limit, if it has one (only providers with an external side effect do)."""
+        return self._limits.get(provider.name) if provider.external else None

@@ -9,9 +9,11 @@ provider before anything is sent again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func
@@ -32,13 +34,15 @@ from aftercare.compose import ComposedMessage, TemplateNotFoundError, compose_me
 from aftercare.journey_variables import PatientNotFoundError, load_journey_variables
 from aftercare.metrics import MESSAGES
 from aftercare.store.messages import find_by_idempotency_key, record_intent, update_message
+from aftercare.store.provider_pace import take_turn
+from aftercare.store.suppressions import suppress
 from aftercare.templating import TemplateRenderError
 from models.tables import Message
-from models.temporal import SendMessageInput, SendMessageResult
+from models.temporal import DeliverMessageInput, SendMessageInput, SendMessageResult
 
 log = logging.getLogger(__name__)
 
-FINAL_STATUSES = frozenset({"queued", "sent", "delivered", "undelivered", "failed", "skipped"})
+FINAL_STATUSES = frozenset({"queued", "sent", "printed", "delivered", "undelivered", "failed", "skipped"})
 
 
 class MessagingActivities:
@@ -76,6 +80,23 @@ class MessagingActivities:
                 message = await record_intent(session, values, sent_now=sent_now)
                 if message.id == values["id"] and message.status != "pending":
                     _log_outcome(message, provider.name)
+        if message.status in FINAL_STATUSES:
+            return _result(message)
+        provider = self._providers.for_channel(message.channel)
+        limit = self._providers.rate_limit(provider)
+        if limit is not None:
+            return _result(message).model_copy(update={"deliver_queue": limit.queue})
+        return await self._send_external(message, provider)
+
+    @activity.defn(name="deliver_message")
+    async def deliver_message(self, request: DeliverMessageInput) -> SendMessageResult:
+        """Send a recorded message through its provider (on the provider's rate-limited task queue)."""
+        async with self._sessions() as session:
+            message = await session.get(Message, request.message_id)
+        if message is None:
+            raise ApplicationError(
+                f"message {request.message_id} is not recorded", type="MessageNotFound", non_retryable=True
+            )
         if message.status in FINAL_STATUSES:
             return _result(message)
         return await self._send_external(message, self._providers.for_channel(message.channel))
@@ -116,17 +137,35 @@ class MessagingActivities:
                 raise ApplicationError(str(error), type="ProviderUnavailable") from error
             if found is not None:
                 return await self._finish(message, provider, found)
-        async with self._sessions.begin() as session:
-            await update_message(
-                session, message.id, status="sending", provider=provider.name, attempts=message.attempts + 1
-            )
+        await self._start_attempt(message, provider)
         try:
             outcome = await provider.send(outgoing)
         except ProviderRejectedError as error:
-            outcome = ProviderOutcome(status="failed", provider_message_id=None, reason=str(error))
+            outcome = ProviderOutcome("failed", None, reason=str(error), suppress=error.suppress)
         except ProviderTemporaryError as error:
             return await self._temporary_failure(message, provider, error)
         return await self._finish(message, provider, outcome)
+
+    async def _start_attempt(self, message: Message, provider: MessageProvider) -> None:
+        """Mark the message `sending` just before the provider is called; for a rate-limited provider,
+        first wait for this call's turn (taken in the same transaction, so `attempted_at` is the turn)."""
+        limit = self._providers.rate_limit(provider)
+        while True:
+            async with self._sessions.begin() as session:
+                turn = await take_turn(session, provider.name, limit.per_second) if limit else None
+                if not isinstance(turn, float):
+                    await update_message(
+                        session,
+                        message.id,
+                        status="sending",
+                        provider=provider.name,
+                        attempts=message.attempts + 1,
+                        attempted_at=turn or func.clock_timestamp(),
+                    )
+                    return
+            assert limit is not None
+            # Waiters wake spread over a fraction of an interval, so they do not all ask at once.
+            await asyncio.sleep(turn + random.uniform(0, 0.1 / limit.per_second))
 
     async def _temporary_failure(
         self, message: Message, provider: MessageProvider, error: ProviderTemporaryError
@@ -149,7 +188,8 @@ class MessagingActivities:
             "provider unavailable",
             extra={"message_id": message.id, "provider": provider.name, "attempt": info.attempt},
         )
-        raise ApplicationError(str(error), type="ProviderUnavailable") from error
+        delay = timedelta(seconds=error.retry_after) if error.retry_after else None
+        raise ApplicationError(str(error), type="ProviderUnavailable", next_retry_delay=delay) from error
 
     async def _finish(
         self, message: Message, provider: MessageProvider, outcome: ProviderOutcome
@@ -165,9 +205,13 @@ class MessagingActivities:
                 provider_message_id=outcome.provider_message_id,
                 **({"sent_at": func.now()} if accepted else {}),
             )
+            if outcome.suppress and message.to:
+                await suppress(session, message.channel, message.to, outcome.suppress, source=provider.name)
         log.info("message %s", outcome.status, extra={"message_id": message.id, "provider": provider.name})
         MESSAGES.labels(message.channel, provider.name, outcome.status).inc()
-        return SendMessageResult(message_id=message.id, status=outcome.status, reason=outcome.reason)
+        return SendMessageResult(
+            message_id=message.id, status=outcome.status, reason=outcome.reason, channel=message.channel
+        )
 
 
 def _log_outcome(message: Message, provider: str) -> None:
@@ -196,22 +240,21 @@ def _intent(request: SendMessageInput, composed: ComposedMessage) -> dict[str, A
     }
 
 
+_OUTGOING_FIELDS = ("id", "patient_id", "channel", "to", "subject", "body", "html", "locale")
+
+
 def _outgoing_from(values: dict[str, Any]) -> OutgoingMessage:
     return OutgoingMessage(
-        id=values["id"],
-        channel=values["channel"],
-        to=values["to"],
-        subject=values["subject"],
-        body=values["body"],
-        html=values["html"],
+        **{field: values[field] for field in _OUTGOING_FIELDS},
         created_at=values.get("created_at") or datetime.now(UTC),
     )
 
 
 def _outgoing(message: Message) -> OutgoingMessage:
-    fields = ("id", "channel", "to", "subject", "body", "html", "created_at")
-    return _outgoing_from({field: getattr(message, field) for field in fields})
+    return _outgoing_from({field: getattr(message, field) for field in (*_OUTGOING_FIELDS, "created_at")})
 
 
 def _result(message: Message) -> SendMessageResult:
-    return SendMessageResult(message_id=message.id, status=message.status, reason=message.reason)
+    return SendMessageResult(
+        message_id=message.id, status=message.status, reason=message.reason, channel=message.channel
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import requests
 from twilio.base.exceptions import TwilioRestException
@@ -16,18 +17,8 @@ from activities.messaging.providers import (
     ProviderRejectedError,
     ProviderTemporaryError,
 )
-from models.temporal import MessageStatus
+from aftercare.provider_feedback.twilio_status import STATUS_OF, SUPPRESS_FOR_ERROR
 
-_STATUS: dict[str, MessageStatus] = {
-    "accepted": "queued",
-    "scheduled": "queued",
-    "queued": "queued",
-    "sending": "queued",
-    "sent": "sent",
-    "delivered": "delivered",
-    "undelivered": "undelivered",
-    "failed": "failed",
-}
 _RECONCILE_WINDOW = timedelta(minutes=5)
 
 
@@ -55,7 +46,11 @@ class TwilioSmsProvider:
 
     async def send(self, message: OutgoingMessage) -> ProviderOutcome:
         """Create the message at Twilio."""
-        options = {"status_callback": self._status_callback} if self._status_callback else {}
+        options = (
+            {"status_callback": f"{self._status_callback}?{urlencode({'message_id': message.id})}"}
+            if self._status_callback
+            else {}
+        )
         try:
             created = await asyncio.to_thread(
                 self._client.messages.create, to=message.to, from_=self._from, body=message.body, **options
@@ -66,14 +61,15 @@ class TwilioSmsProvider:
                     f"Twilio answered {error.status} (code {error.code})", ambiguous=error.status >= 500
                 ) from error
             raise ProviderRejectedError(
-                f"Twilio refused the message: HTTP {error.status}, code {error.code}: {error.msg}"
+                f"Twilio refused the message: HTTP {error.status}, code {error.code}: {error.msg}",
+                suppress=SUPPRESS_FOR_ERROR.get(str(error.code)),
             ) from error
         except requests.Timeout as error:
             raise ProviderTemporaryError("Twilio did not answer in time", ambiguous=True) from error
         except requests.RequestException as error:
             raise ProviderTemporaryError(f"Twilio could not be reached: {type(error).__name__}") from error
         return ProviderOutcome(
-            status=_STATUS.get(str(created.status), "queued"), provider_message_id=created.sid
+            status=STATUS_OF.get(str(created.status), "queued"), provider_message_id=created.sid
         )
 
     async def find_sent(self, message: OutgoingMessage) -> ProviderOutcome | None:
@@ -89,6 +85,6 @@ class TwilioSmsProvider:
             created = candidate.date_created
             if candidate.body == message.body and (created is None or created >= earliest):
                 return ProviderOutcome(
-                    status=_STATUS.get(str(candidate.status), "queued"), provider_message_id=candidate.sid
+                    status=STATUS_OF.get(str(candidate.status), "queued"), provider_message_id=candidate.sid
                 )
         return None

@@ -33,6 +33,7 @@ class PatientProfile:
     timezone: str | None
     deceased: bool
     address: dict[str, Any] | None
+    preferred_channel: str | None
 
     def as_row(self) -> dict[str, Any]:
         """Column values for the `patients` table."""
@@ -63,6 +64,7 @@ def profile_from_patient(resource: dict[str, Any], version_id: str, phone_region
         timezone=_timezone(resource),
         deceased=bool(resource.get("deceasedBoolean")) or "deceasedDateTime" in resource,
         address=_home_address(resource.get("address") or []),
+        preferred_channel=_preferred_channel(resource.get("telecom") or []),
     )
 
 
@@ -111,6 +113,21 @@ def _preferred_email(telecom: list[Any]) -> str | None:
         return None
     value: str = min(emails, key=lambda point: point.get("rank") or 99)["value"]
     return value.strip()
+
+
+_CHANNEL_OF_TELECOM = {"sms": "sms", "phone": "sms", "email": "email"}
+
+
+def _preferred_channel(telecom: list[Any]) -> str | None:
+    """The channel of the contact point the patient ranked first (`ContactPoint.rank`), if any."""
+    ranked = [
+        point
+        for point in _current(telecom)
+        if isinstance(point.get("rank"), int) and point.get("system") in _CHANNEL_OF_TELECOM
+    ]
+    if not ranked:
+        return None
+    return _CHANNEL_OF_TELECOM[min(ranked, key=lambda point: point["rank"])["system"]]
 
 
 def _preferred_language(communication: list[Any]) -> str | None:

@@ -40,3 +40,12 @@ async def attributes_of(session: AsyncSession, patient_id: str) -> dict[str, Any
         select(PatientAttribute.name, PatientAttribute.value).where(PatientAttribute.patient_id == patient_id)
     )
     return {name: value for name, value in rows}
+
+
+async def attribute_of(session: AsyncSession, patient_id: str, name: str) -> Any:
+    """One attribute's value, or None."""
+    return await session.scalar(
+        select(PatientAttribute.value).where(
+            PatientAttribute.patient_id == patient_id, PatientAttribute.name == name
+        )
+    )

@@ -1,4 +1,5 @@
-"""Published message templates: versions per key and locale; the newest version is the one used."""
+"""Published message templates: a key has variants per channel and locale, each with versions; the
+newest version of a variant is the one used."""
 
 from __future__ import annotations
 
@@ -29,7 +30,11 @@ async def publish_template(session: AsyncSession, definition: TemplateDefinition
     latest = (
         await session.execute(
             select(Template.version, Template.content_hash)
-            .where(Template.key == definition.key, Template.locale == definition.locale)
+            .where(
+                Template.key == definition.key,
+                Template.channel == definition.channel,
+                Template.locale == definition.locale,
+            )
             .order_by(Template.version.desc())
             .limit(1)
         )
@@ -40,9 +45,9 @@ async def publish_template(session: AsyncSession, definition: TemplateDefinition
     session.add(
         Template(
             key=definition.key,
+            channel=definition.channel,
             locale=definition.locale,
             version=version,
-            channel=definition.channel,
             definition=document,
             content_hash=digest,
         )
@@ -51,12 +56,14 @@ async def publish_template(session: AsyncSession, definition: TemplateDefinition
     return version, True
 
 
-async def find_template(session: AsyncSession, key: str, locales: list[str]) -> StoredTemplate | None:
-    """The newest version of the first locale in `locales` that the template has."""
+async def find_template(
+    session: AsyncSession, key: str, channel: str, locales: list[str]
+) -> StoredTemplate | None:
+    """The newest version of the channel's variant in the first locale of `locales` that it has."""
     rows = (
         await session.execute(
             select(Template.locale, Template.version, Template.definition)
-            .where(Template.key == key, Template.locale.in_(locales))
+            .where(Template.key == key, Template.channel == channel, Template.locale.in_(locales))
             .order_by(Template.locale, Template.version.desc())
         )
     ).all()
@@ -69,9 +76,15 @@ async def find_template(session: AsyncSession, key: str, locales: list[str]) -> 
     return None
 
 
-async def existing_template_keys(session: AsyncSession, keys: Iterable[str]) -> set[str]:
-    """Which of these template keys have at least one variant."""
+async def template_channels(session: AsyncSession, keys: Iterable[str]) -> dict[str, set[str]]:
+    """The channels each of these template keys has variants for (keys without any are left out)."""
     wanted = set(keys)
     if not wanted:
-        return set()
-    return set(await session.scalars(select(Template.key).where(Template.key.in_(wanted)).distinct()))
+        return {}
+    rows = await session.execute(
+        select(Template.key, Template.channel).where(Template.key.in_(wanted)).distinct()
+    )
+    channels: dict[str, set[str]] = {}
+    for key, channel in rows:
+        channels.setdefault(key, set()).add(channel)
+    return channels

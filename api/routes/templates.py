@@ -24,4 +24,6 @@ async def create_template(request: Request, session: SessionDep) -> TemplateCrea
     template = parse_template(await read_definition(request))
     async with session.begin():
         version, created = await publish_template(session, template)
-    return TemplateCreated(key=template.key, locale=template.locale, version=version, created=created)
+    return TemplateCreated(
+        key=template.key, channel=template.channel, locale=template.locale, version=version, created=created
+    )

@@ -16,7 +16,13 @@ async def test_a_template_in_yaml_is_stored_and_new_content_is_a_new_version(api
     same = await api.post("/v1/templates", json=TEMPLATE)
     changed = await api.post("/v1/templates", json={**TEMPLATE, "body": "Hello {{ patient.given }}"})
     assert first.status_code == 201
-    assert first.json() == {"key": "hba1c-high", "locale": "en", "version": 1, "created": True}
+    assert first.json() == {
+        "key": "hba1c-high",
+        "channel": "sms",
+        "locale": "en",
+        "version": 1,
+        "created": True,
+    }
     assert same.json()["version"] == 1
     assert same.json()["created"] is False
     assert changed.json()["version"] == 2

@@ -6,10 +6,10 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from aftercare.settings import Settings
 from tests.conftest import ABDUL_PATIENT_ID, synthea_bundle
+from tests.helpers import with_twilio
 from tests.integration.test_observation_to_sms import eventually
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -37,15 +37,7 @@ NO_SHOW_JOURNEY = {
 @pytest.fixture
 def api_settings(settings: Settings, twilio_mock: str) -> Settings:
     """The API and worker of these tests send SMS through Twilio (Prism serving Twilio's own spec)."""
-    return settings.model_copy(
-        update={
-            "temporal_task_queue": "events-twilio",
-            "twilio_account_sid": "AC" + "0123456789abcdef" * 2,
-            "twilio_auth_token": SecretStr("token"),
-            "twilio_from_number": "+15005550006",
-            "twilio_base_url": twilio_mock,
-        }
-    )
+    return with_twilio(settings, "events-twilio", twilio_mock)
 
 
 async def enrollment(api: httpx.AsyncClient, enrollment_id: str) -> dict[str, Any]:

@@ -14,53 +14,25 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.messaging.outbox import OutboxProvider
-from activities.messaging.providers import OutgoingMessage, ProviderOutcome, ProviderRegistry
+from activities.messaging.providers import ProviderRegistry
 from activities.messaging.send import MessagingActivities
 from activities.messaging.twilio_sms import TwilioSmsProvider
 from models.journey import SendSpec
 from models.tables import Message, Patient
-from models.temporal import EnrollmentTrigger, ExpressionScope, SendMessageInput, StepCall
-from tests.conftest import ABDUL_PATIENT_ID
-from tests.helpers import load_synthea_patient
+from models.temporal import SendMessageInput
+from tests.helpers import TWILIO_ACCOUNT_SID, RecordingProvider, load_synthea_patient, send_request
 
 pytestmark = pytest.mark.usefixtures("empty_database")
 
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 
-
-class RecordingTwilio(TwilioSmsProvider):
-    """The real Twilio provider, noting which calls it made (to prove what was and was not sent)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.calls: list[str] = []
-
-    async def send(self, message: OutgoingMessage) -> ProviderOutcome:
-        self.calls.append("send")
-        return await super().send(message)
-
-    async def find_sent(self, message: OutgoingMessage) -> ProviderOutcome | None:
-        self.calls.append("find_sent")
-        return await super().find_sent(message)
-
-
-def twilio(base_url: str, **options: Any) -> RecordingTwilio:
-    return RecordingTwilio(ACCOUNT_SID, "auth-token", "+15005550006", base_url=base_url, **options)
+def twilio(base_url: str, **options: Any) -> RecordingProvider:
+    return RecordingProvider(
+        TwilioSmsProvider(TWILIO_ACCOUNT_SID, "auth-token", "+15005550006", base_url=base_url, **options)
+    )
 
 
 def request(step: str = "notify", visit: int = 1, body: str = "Hi {{ patient.given }}") -> SendMessageInput:
-    return SendMessageInput(
-        call=StepCall(
-            journey_key="j",
-            journey_version=1,
-            step_id=step,
-            visit=visit,
-            scope=ExpressionScope(
-                enrollment_id="enr-1", patient_id=ABDUL_PATIENT_ID, trigger=EnrollmentTrigger(kind="manual")
-            ),
-        ),
-        send=SendSpec(channel="sms", body=body),
-    )
+    return send_request(SendSpec(channel="sms", body=body), step=step, visit=visit)
 
 
 async def rows(sessions: async_sessionmaker[AsyncSession]) -> list[Message]:

@@ -1,0 +1,142 @@
+"""Email through SendGrid's v3 Mail Send API, with the official `sendgrid` SDK.
+
+Every email carries the message id as a custom argument, so SendGrid's event webhook names the message
+each event is about. Mail Send has no idempotency key: after an interrupted attempt the provider looks
+for the webhook's events about the message, and only once none arrived within the settle window does
+it send again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from urllib.error import URLError
+
+from python_http_client.exceptions import HTTPError
+from sendgrid import SendGridAPIClient
+from sendgrid.helpers.mail import Category, CustomArg, Email, Header, Mail, To
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from activities.messaging.providers import (
+    OutgoingMessage,
+    ProviderOutcome,
+    ProviderRejectedError,
+    ProviderTemporaryError,
+)
+from aftercare.provider_feedback.sendgrid_events import MESSAGE_ID_ARG
+from models.tables import Message, MessageEvent
+
+SETTLE_WINDOW = timedelta(minutes=5)
+
+
+class SendGridEmailProvider:
+    """Sends email with `mail.send`; the message's fate arrives through the event webhook."""
+
+    name = "sendgrid"
+    external = True
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        api_key: str,
+        from_email: str,
+        from_name: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout_seconds: float = 15.0,
+    ) -> None:
+        self._sessions = sessions
+        self._client = SendGridAPIClient(api_key, host=(base_url or "https://api.sendgrid.com").rstrip("/"))
+        self._client.client.timeout = timeout_seconds
+        self._from = Email(from_email, from_name)
+
+    def mail(self, message: OutgoingMessage) -> Mail:
+        """The Mail Send request for a message."""
+        mail = Mail(
+            from_email=self._from,
+            to_emails=To(message.to),
+            subject=message.subject or "",
+            plain_text_content=message.body,
+            html_content=message.html,
+        )
+        # SendGrid's spec has custom arguments as an object on the personalization (a string at the top).
+        mail.custom_arg = CustomArg(MESSAGE_ID_ARG, message.id, p=0)
+        mail.category = Category("aftercare")
+        if message.locale:
+            mail.header = Header("Content-Language", message.locale)
+        return mail
+
+    async def send(self, message: OutgoingMessage) -> ProviderOutcome:
+        """Hand the email to SendGrid (202 Accepted means queued for delivery)."""
+        try:
+            request = self.mail(message).get()
+        except (KeyError, ValueError) as error:
+            raise ProviderRejectedError("the email address cannot be used", suppress="invalid") from error
+        try:
+            response = await asyncio.to_thread(self._client.send, request)
+        except HTTPError as error:
+            raise _classify(error) from error
+        except TimeoutError as error:
+            raise ProviderTemporaryError("SendGrid did not answer in time", ambiguous=True) from error
+        except (URLError, OSError) as error:
+            raise ProviderTemporaryError(f"SendGrid could not be reached: {type(error).__name__}") from error
+        headers = response.headers
+        provider_id = headers.get("X-Message-Id") if headers is not None else None
+        return ProviderOutcome(status="queued", provider_message_id=provider_id or None)
+
+    async def find_sent(self, message: OutgoingMessage) -> ProviderOutcome | None:
+        """SendGrid's events about the message prove it was accepted; wait for them a little while."""
+        async with self._sessions() as session:
+            event = await session.scalar(
+                select(MessageEvent)
+                .where(MessageEvent.message_id == message.id, MessageEvent.provider == self.name)
+                .limit(1)
+            )
+            provider_id = await session.scalar(
+                select(Message.provider_message_id).where(Message.id == message.id)
+            )
+        if event is not None:
+            return ProviderOutcome(status="queued", provider_message_id=provider_id)
+        waited = datetime.now(UTC) - message.created_at
+        if waited < SETTLE_WINDOW:
+            raise ProviderTemporaryError(
+                "waiting for SendGrid's events to show whether an interrupted send went out",
+                retry_after=min(30.0, (SETTLE_WINDOW - waited).total_seconds()),
+            )
+        return None
+
+
+def _classify(error: HTTPError) -> Exception:
+    status = int(error.status_code)
+    if status == 429:
+        return ProviderTemporaryError("SendGrid answered 429 (rate limited)", retry_after=_reset_in(error))
+    if status >= 500:
+        return ProviderTemporaryError(f"SendGrid answered {status}", ambiguous=status == 504)
+    detail = _first_error(error)
+    return ProviderRejectedError(
+        f"SendGrid refused the email: HTTP {status}" + (f": {detail}" if detail else "")
+    )
+
+
+def _reset_in(error: HTTPError) -> float | None:
+    headers = error.headers or {}
+    reset = headers.get("X-RateLimit-Reset")
+    try:
+        return max(1.0, float(reset) - time.time()) if reset else None
+    except ValueError:
+        return None
+
+
+def _first_error(error: HTTPError) -> str | None:
+    try:
+        document = json.loads(error.body or b"{}")
+    except ValueError:
+        return None
+    errors = document.get("errors") if isinstance(document, dict) else None
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        message = errors[0].get("message")
+        return str(message) if message else None
+    return None
