@@ -25,7 +25,42 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_task_queue: str = "aftercare"
 
+    # The default FHIR source ("default"): the server journeys `fetch` from, id-only notifications are
+    # read from, and polling and bulk export run against. More sources: `POST /v1/fhir/sources`.
     fhir_base_url: str | None = None
+    fhir_auth: str = Field(default="none", pattern="^(none|bearer|client_credentials|smart_backend)$")
+    fhir_bearer_token: SecretStr | None = None
+    fhir_client_id: str | None = None
+    fhir_client_secret: SecretStr | None = None
+    # SMART Backend Services: the private key (PEM) signing the JWT client assertion, its `kid`, RS384
+    # or ES384; the token endpoint (discovered from .well-known/smart-configuration when unset).
+    fhir_private_key: SecretStr | None = None
+    fhir_private_key_file: str | None = None
+    fhir_key_id: str | None = None
+    fhir_signing_algorithm: str = Field(default="RS384", pattern="^(RS384|ES384)$")
+    fhir_token_url: str | None = None
+    fhir_scope: str = "system/*.rs"
+    fhir_verify_tls: bool = True
+    fhir_ca_bundle: str | None = None
+    fhir_client_cert: str | None = None
+    fhir_client_key: str | None = None
+    fhir_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Polling fallback for servers without subscriptions: seconds between polls (0: no polling).
+    fhir_poll_seconds: int = Field(default=0, ge=0)
+    fhir_watched_types: list[str] = Field(
+        default=[
+            "Patient",
+            "Encounter",
+            "AllergyIntolerance",
+            "EpisodeOfCare",
+            "Observation",
+            "Condition",
+            "Procedure",
+            "MedicationRequest",
+            "Appointment",
+            "Immunization",
+        ]
+    )
     phone_default_region: str = Field(default="US", min_length=2, max_length=2)
     hospital_timezone: str = "America/New_York"
 

@@ -9,9 +9,11 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -105,6 +107,285 @@ class Patient(Base):
     address: Mapped[dict[str, Any] | None] = mapped_column(Json)
     preferred_channel: Mapped[str | None] = mapped_column(String(16))
     updated_at: Mapped[datetime] = _created()
+
+
+# --- clinical facts: the current FHIR resources, normalised for queries -----------------------------
+#
+# One row per current resource. Codes are tokens `system|code` (every coding of the concept), so a
+# query by code is an array overlap on a GIN index. `patient_id` is the resource's patient record;
+# `patient_links` says which person a record belongs to.
+
+
+class _ClinicalFact:
+    resource_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    codes: Mapped[list[str]] = mapped_column(ARRAY(String(300)), nullable=False, server_default="{}")
+    display: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str | None] = mapped_column(String(32))
+
+
+class ClinicalCondition(_ClinicalFact, Base):
+    """A `Condition`: `status` is the clinical status (active, recurrence, relapse, resolved, ...)."""
+
+    __tablename__ = "clinical_conditions"
+    __table_args__ = (Index("ix_clinical_conditions_codes", "codes", postgresql_using="gin"),)
+
+    verification_status: Mapped[str | None] = mapped_column(String(32))
+    categories: Mapped[list[str]] = mapped_column(ARRAY(String(300)), nullable=False, server_default="{}")
+    onset_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    abatement_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    recorded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ClinicalObservation(_ClinicalFact, Base):
+    """An `Observation` with its value as a number, a code token or text."""
+
+    __tablename__ = "clinical_observations"
+    __table_args__ = (
+        Index("ix_clinical_observations_codes", "codes", postgresql_using="gin"),
+        Index("ix_clinical_observations_patient_effective", "patient_id", "effective_at"),
+    )
+
+    categories: Mapped[list[str]] = mapped_column(ARRAY(String(300)), nullable=False, server_default="{}")
+    effective_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    value_number: Mapped[float | None] = mapped_column(Float)
+    value_unit: Mapped[str | None] = mapped_column(String(64))
+    value_code: Mapped[str | None] = mapped_column(String(300))
+    value_text: Mapped[str | None] = mapped_column(Text)
+    interpretations: Mapped[list[str]] = mapped_column(
+        ARRAY(String(300)), nullable=False, server_default="{}"
+    )
+    encounter_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class ClinicalMedication(_ClinicalFact, Base):
+    """A `MedicationRequest` (status active, completed, stopped, ...)."""
+
+    __tablename__ = "clinical_medications"
+    __table_args__ = (Index("ix_clinical_medications_codes", "codes", postgresql_using="gin"),)
+
+    intent: Mapped[str | None] = mapped_column(String(32))
+    authored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ClinicalEncounter(_ClinicalFact, Base):
+    """An `Encounter`: `codes` are its types; admission is `start_at`, discharge `end_at`."""
+
+    __tablename__ = "clinical_encounters"
+    __table_args__ = (Index("ix_clinical_encounters_patient_end", "patient_id", "end_at"),)
+
+    class_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    reason_codes: Mapped[list[str]] = mapped_column(ARRAY(String(300)), nullable=False, server_default="{}")
+    diagnosis_codes: Mapped[list[str]] = mapped_column(
+        ARRAY(String(300)), nullable=False, server_default="{}"
+    )
+    start_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    end_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    discharge_disposition: Mapped[str | None] = mapped_column(String(300))
+
+
+class ClinicalAllergy(_ClinicalFact, Base):
+    """An `AllergyIntolerance`: `status` is the clinical status."""
+
+    __tablename__ = "clinical_allergies"
+    __table_args__ = (Index("ix_clinical_allergies_codes", "codes", postgresql_using="gin"),)
+
+    verification_status: Mapped[str | None] = mapped_column(String(32))
+    criticality: Mapped[str | None] = mapped_column(String(32))
+    categories: Mapped[list[str]] = mapped_column(ARRAY(String(64)), nullable=False, server_default="{}")
+    recorded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ClinicalProcedure(_ClinicalFact, Base):
+    """A `Procedure`."""
+
+    __tablename__ = "clinical_procedures"
+    __table_args__ = (Index("ix_clinical_procedures_codes", "codes", postgresql_using="gin"),)
+
+    performed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    performed_end_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ClinicalAppointment(_ClinicalFact, Base):
+    """An `Appointment` of the patient: `codes` are its service types."""
+
+    __tablename__ = "clinical_appointments"
+    __table_args__ = (Index("ix_clinical_appointments_patient_start", "patient_id", "start_at"),)
+
+    start_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    end_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ClinicalEpisode(_ClinicalFact, Base):
+    """An `EpisodeOfCare`: `codes` are its types."""
+
+    __tablename__ = "clinical_episodes"
+
+    start_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    end_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ClinicalImmunization(_ClinicalFact, Base):
+    """An `Immunization`: `codes` are the vaccine codes."""
+
+    __tablename__ = "clinical_immunizations"
+    __table_args__ = (Index("ix_clinical_immunizations_codes", "codes", postgresql_using="gin"),)
+
+    occurred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# --- identity: which patient records are the same person ------------------------------------------
+
+
+class PatientIdentifier(Base):
+    """An identifier (`system`, `value`) of a patient record, for matching records across sources."""
+
+    __tablename__ = "patient_identifiers"
+
+    system: Mapped[str] = mapped_column(String(300), primary_key=True)
+    value: Mapped[str] = mapped_column(String(300), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class PatientLink(Base):
+    """The person a patient record belongs to now (a record unlinked from others is its own person)."""
+
+    __tablename__ = "patient_links"
+
+    record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    merge_id: Mapped[int | None] = mapped_column(Integer)
+    linked_at: Mapped[datetime] = _created()
+
+
+class IdentityMerge(Base):
+    """A merge of two records into one person, with the rule and evidence; reversible, never deleted."""
+
+    __tablename__ = "identity_merges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    record_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    rule: Mapped[str] = mapped_column(String(64), nullable=False)
+    evidence: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False)
+    merged_at: Mapped[datetime] = _created()
+    merged_by: Mapped[str | None] = mapped_column(String(200))
+    reversed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reversed_by: Mapped[str | None] = mapped_column(String(200))
+    reversal_reason: Mapped[str | None] = mapped_column(Text)
+
+
+# --- FHIR sources: servers we read from, and how far we have read ----------------------------------
+
+
+class FhirSource(Base):
+    """A FHIR server Aftercare reads from. Secrets are never stored: `auth` names the environment
+    variables (or files) that hold them."""
+
+    __tablename__ = "fhir_sources"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    base_url: Mapped[str] = mapped_column(Text, nullable=False)
+    auth: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False)
+    watched_types: Mapped[list[str]] = mapped_column(ARRAY(String(64)), nullable=False)
+    poll_seconds: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class SyncCursor(Base):
+    """How far polling has read one resource type of a source: the durable high-water mark."""
+
+    __tablename__ = "fhir_sync_cursors"
+
+    source_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    resource_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    high_water: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resources_seen: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class SubscriptionState(Base):
+    """A topic-based subscription's progress: the last event number received, to detect gaps."""
+
+    __tablename__ = "fhir_subscription_states"
+
+    source_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subscription: Mapped[str] = mapped_column(String(300), primary_key=True)
+    topic: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str | None] = mapped_column(String(32))
+    last_event_number: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    last_notification_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    gaps_recovered: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    created_at: Mapped[datetime] = _created()
+
+
+class FhirNotification(Base):
+    """A subscription notification received: kept until its work (reading id-only resources, recovering
+    a gap) is done, so an answered notification is never lost."""
+
+    __tablename__ = "fhir_notifications"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source_key: Mapped[str] = mapped_column(String(64), nullable=False)
+    subscription: Mapped[str | None] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    content: Mapped[str | None] = mapped_column(String(32))
+    event_numbers: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), nullable=False, server_default="{}")
+    references: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default="{}")
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="received")
+    error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = _created()
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class BulkImport(Base):
+    """A bulk import: a FHIR Bulk Data `$export` from a source, or NDJSON/Bundle files."""
+
+    __tablename__ = "bulk_imports"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    source_key: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    request: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False)
+    status_url: Mapped[str | None] = mapped_column(Text)
+    transaction_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    fire_triggers: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    resources_imported: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class BulkImportFile(Base):
+    """One NDJSON file of a bulk import and how far it has been read (resumable by line)."""
+
+    __tablename__ = "bulk_import_files"
+
+    import_id: Mapped[str] = mapped_column(
+        ForeignKey("bulk_imports.id", ondelete="CASCADE"), primary_key=True
+    )
+    location: Mapped[str] = mapped_column(Text, primary_key=True)
+    resource_type: Mapped[str | None] = mapped_column(String(64))
+    lines_done: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="pending")
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class EnrollmentFetch(Base):
+    """What a journey's `fetch` step read from a FHIR server, kept out of the workflow history."""
+
+    __tablename__ = "enrollment_fetches"
+
+    enrollment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    step_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    visit: Mapped[int] = mapped_column(Integer, primary_key=True)
+    query: Mapped[str] = mapped_column(Text, nullable=False)
+    resources: Mapped[list[dict[str, Any]]] = mapped_column(Json, nullable=False)
+    total: Mapped[int | None] = mapped_column(Integer)
+    fetched_at: Mapped[datetime] = _created()
 
 
 # --- definitions ----------------------------------------------------------------------------------
