@@ -24,10 +24,11 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 import workflows
 from activities.registry import build_activities, delivery_queue, provider_rate_limits
 from aftercare.db.engine import create_engine, session_factory
+from aftercare.fhir_sync.sources import source_plans
 from aftercare.logs import configure_logging
 from aftercare.settings import Settings, get_settings
 from aftercare.temporal.client import connect_temporal, ensure_search_attributes
-from aftercare.temporal.schedules import ensure_schedules
+from aftercare.temporal.schedules import ensure_poll_schedule, ensure_schedules
 from journeys.sync import sync_code_journeys
 from workflows import WORKFLOWS
 
@@ -107,6 +108,10 @@ async def run_worker(settings: Settings | None = None) -> None:
     sessions = session_factory(engine)
     await sync_code_journeys(sessions)
     await ensure_schedules(client, settings.temporal_task_queue)
+    async with sessions() as session:
+        plans = await source_plans(session, settings)
+    for plan in plans:
+        await ensure_poll_schedule(client, settings.temporal_task_queue, plan.key, plan.poll_seconds)
     activities = build_activities(sessions, settings, client)
     workers = [
         build_worker(client, settings, activities),

@@ -11,7 +11,9 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from aftercare.enrollment.starter import EnrollmentStarter
+from aftercare.fhir_sync.intake import start_notification_workflow
 from aftercare.store.enrollments import never_progressed
+from aftercare.store.fhir_notifications import unfinished_notifications
 from aftercare.store.journeys import get_journey
 from models.temporal import (
     EnrollmentTrigger,
@@ -59,11 +61,16 @@ class ReconcileActivities:
     """Keeps enrollment projections in step with their workflows."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], starter: EnrollmentStarter, client: Client
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        starter: EnrollmentStarter,
+        client: Client,
+        task_queue: str,
     ) -> None:
         self._sessions = sessions
         self._starter = starter
         self._client = client
+        self._task_queue = task_queue
 
     @activity.defn(name="reconcile_enrollments")
     async def reconcile_enrollments(self, request: ReconcileInput) -> ReconcileResult:
@@ -89,4 +96,18 @@ class ReconcileActivities:
             activity.heartbeat()
         if closed or restarted:
             log.warning("enrollments reconciled", extra={"closed": closed, "restarted": restarted})
-        return ReconcileResult(closed=closed, restarted=restarted)
+        notifications = await self._redrive_notifications(older_than, request.limit)
+        return ReconcileResult(closed=closed, restarted=restarted, notifications_redriven=notifications)
+
+    async def _redrive_notifications(self, older_than: datetime, limit: int) -> int:
+        """Start the workflows of received notifications whose start was lost (Temporal was down when
+        they arrived); a workflow already running or finished under the same id is left alone."""
+        async with self._sessions() as session:
+            waiting = await unfinished_notifications(session, older_than, limit)
+        started = 0
+        for notification in waiting:
+            started += await start_notification_workflow(self._client, self._task_queue, notification.id)
+            activity.heartbeat()
+        if started:
+            log.warning("notifications re-driven", extra={"count": started})
+        return started

@@ -58,6 +58,19 @@ EVALUATE = ActivityPreset(
     ),
 )
 
+# A read from a FHIR server: the client already retries 429/5xx within an attempt (honouring
+# Retry-After); these attempts ride out longer outages, visibly in the Temporal UI.
+FHIR_READ = ActivityPreset(
+    start_to_close_timeout=timedelta(minutes=2),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=5),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=5),
+        maximum_attempts=20,
+        non_retryable_error_types=[*PERMANENT_ERRORS, "FhirQueryRefused", "FhirSourceMissing"],
+    ),
+)
+
 # The fast path: a send runs as a local activity inside the workflow task. If the provider cannot take
 # it within these attempts, the workflow hands the send to a regular activity (SEND_MESSAGE), whose
 # retries and last failure are visible to operators in the Temporal UI.

@@ -8,7 +8,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
+from activities.bulk import BulkActivities
 from activities.enrollments import EnrollmentActivities, ReconcileActivities
+from activities.fhir import FhirActivities
 from activities.messaging.letters import LetterProvider
 from activities.messaging.outbox import OutboxProvider
 from activities.messaging.providers import MessageProvider, ProviderRegistry, RateLimit
@@ -116,7 +118,9 @@ def build_activities(
     tasks = TaskActivities(sessions, settings.hospital_timezone)
     starter = EnrollmentStarter(sessions, temporal, settings.temporal_task_queue)
     enrollments = EnrollmentActivities(sessions, starter)
-    reconcile = ReconcileActivities(sessions, starter, temporal)
+    reconcile = ReconcileActivities(sessions, starter, temporal, settings.temporal_task_queue)
+    fhir = FhirActivities(sessions, settings, starter, temporal)
+    bulk = BulkActivities(sessions, settings, starter, temporal)
     return [
         store.record_progress,
         store.evaluate_conditions,
@@ -128,4 +132,13 @@ def build_activities(
         tasks.create_task,
         enrollments.start_enrollment,
         reconcile.reconcile_enrollments,
+        fhir.fetch_resources,
+        fhir.process_notification,
+        fhir.park_notification,
+        fhir.source_types,
+        fhir.poll_resource_type,
+        bulk.start_bulk_export,
+        bulk.poll_bulk_export,
+        bulk.import_bulk_file,
+        bulk.finish_bulk_export,
     ]

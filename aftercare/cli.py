@@ -1,14 +1,15 @@
-"""The `aftercare` command: `dev`, `worker`, `api`, `migrate`."""
+"""The `aftercare` command: `dev`, `worker`, `api`, `migrate`, `import`, `export`."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from aftercare.logs import configure_logging
-from aftercare.settings import get_settings
+from aftercare.settings import Settings, get_settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,7 +42,104 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("migrate", help="apply database migrations to DATABASE_URL")
     commands.add_parser("vapid-keys", help="print the settings of a new Web Push (VAPID) key pair")
+
+    bulk_import = commands.add_parser(
+        "import", help="import NDJSON and Bundle files (or directories of them) into DATABASE_URL, in-process"
+    )
+    bulk_import.add_argument("paths", nargs="*", type=Path, metavar="FILE_OR_DIR")
+    bulk_import.add_argument(
+        "--triggers", action="store_true", help="new versions fire journeys (off by default)"
+    )
+    bulk_import.add_argument("--resume", metavar="ID", help="carry on an interrupted import")
+    bulk_import.add_argument("--batch", type=int, default=500, help="resources per transaction")
+    bulk_import.add_argument("--validate", action="store_true", help="validate each resource (slower)")
+
+    export = commands.add_parser("export", help="run a FHIR Bulk Data $export from a source (a workflow)")
+    export.add_argument("--source", default="default", help="the FHIR source key")
+    since = export.add_mutually_exclusive_group()
+    since.add_argument(
+        "--since", type=datetime.fromisoformat, help="_since (default: the last export's time)"
+    )
+    since.add_argument("--full", action="store_true", help="export everything, not only what changed")
+    export.add_argument("--type", dest="types", help="resource types, comma-separated (_type)")
+    export.add_argument("--triggers", action="store_true", help="new versions fire journeys (off by default)")
+    export.add_argument("--wait", action="store_true", help="wait for the export to finish")
+
+    subscribe = commands.add_parser(
+        "subscribe", help="register Subscriptions on a FHIR source for the journeys' FHIR entries"
+    )
+    subscribe.add_argument("--source", default="default", help="the FHIR source key")
+    subscribe.add_argument(
+        "--endpoint", help="where the server notifies (default: PUBLIC_BASE_URL's notification endpoint)"
+    )
+    subscribe.add_argument("--style", choices=["rest-hook", "backport"], default="rest-hook")
+    subscribe.add_argument(
+        "--content", choices=["full-resource", "id-only", "empty"], default="full-resource"
+    )
+    subscribe.add_argument("--topic", help="the SubscriptionTopic canonical URL (backport)")
+    subscribe.add_argument(
+        "--type", dest="types", help="resource types, comma-separated (default: journeys')"
+    )
     return parser
+
+
+def _subscribe(arguments: argparse.Namespace, settings: Settings) -> int:
+    import uvloop
+
+    from aftercare.fhir_sync.commands import run_subscribe
+    from aftercare.fhir_sync.subscriptions import notification_endpoint
+
+    endpoint = arguments.endpoint
+    if not endpoint:
+        if not settings.public_base_url:
+            print("aftercare subscribe: error: give --endpoint or set PUBLIC_BASE_URL", file=sys.stderr)
+            return 2
+        endpoint = notification_endpoint(settings.public_base_url, arguments.source)
+    types = [name.strip() for name in arguments.types.split(",") if name.strip()] if arguments.types else None
+    return uvloop.run(
+        run_subscribe(
+            settings,
+            source=arguments.source,
+            endpoint=endpoint,
+            style=arguments.style,
+            content=arguments.content,
+            topic=arguments.topic,
+            types=types,
+        )
+    )
+
+
+def _bulk(arguments: argparse.Namespace, settings: Settings) -> int:
+    import uvloop
+
+    from aftercare.bulk.commands import run_export, run_import
+
+    if arguments.command == "import":
+        if not arguments.paths and not arguments.resume:
+            print("aftercare import: error: name files or directories, or --resume ID", file=sys.stderr)
+            return 2
+        return uvloop.run(
+            run_import(
+                settings,
+                arguments.paths,
+                triggers=arguments.triggers,
+                resume=arguments.resume,
+                batch_size=arguments.batch,
+                validate=arguments.validate,
+            )
+        )
+    types = [name.strip() for name in arguments.types.split(",") if name.strip()] if arguments.types else None
+    return uvloop.run(
+        run_export(
+            settings,
+            source=arguments.source,
+            since=arguments.since,
+            full=arguments.full,
+            types=types,
+            triggers=arguments.triggers,
+            wait=arguments.wait,
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -90,6 +188,10 @@ def main(argv: list[str] | None = None) -> None:
             log_config=None,
             access_log=False,
         )
+    elif arguments.command in ("import", "export"):
+        sys.exit(_bulk(arguments, settings))
+    elif arguments.command == "subscribe":
+        sys.exit(_subscribe(arguments, settings))
     elif arguments.command == "migrate":
         from aftercare.db.migrate import create_database_if_missing, upgrade
 

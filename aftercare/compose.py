@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aftercare.journey_variables import JourneyVariables, with_attributes
+from aftercare.journey_variables import JourneyVariables, with_attributes, with_fetched
 from aftercare.reachability import Reachability, choose_channels, reachability
 from aftercare.store.attributes import attribute_of
 from aftercare.store.templates import find_template, template_channels
@@ -68,8 +68,11 @@ async def compose_message(
     reach = await reachability(session, profile, candidates)
     channel = next((candidate for candidate in candidates if candidate in reach.addresses), candidates[0])
     sources = await _sources(session, spec, channel, profile.language)
-    if any("attributes" in (source or "") for source in (sources.subject, sources.body, sources.html)):
+    texts = (sources.subject or "", sources.body, sources.html or "")
+    if any("attributes" in text for text in texts):
         variables = await with_attributes(session, variables)
+    if any("fetched" in text for text in texts):
+        variables = await with_fetched(session, variables)
     names = variables.template_variables()
     to = reach.addresses.get(channel)
     return ComposedMessage(

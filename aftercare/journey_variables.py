@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.store.attributes import attributes_of
+from aftercare.store.fetches import fetched_of
 from aftercare.store.patients import get_patient
 from aftercare.store.resources import load_current, load_version
 from models.tables import Patient
@@ -50,6 +51,7 @@ class JourneyVariables:
     enrollment: dict[str, Any]
     attributes: dict[str, Any] | None = None
     hospital_timezone: str = "UTC"
+    fetched: dict[str, list[dict[str, Any]]] | None = None
 
     def fhirpath_root(self) -> dict[str, Any]:
         """The resource expressions start from: the triggering resource, else the patient."""
@@ -65,6 +67,7 @@ class JourneyVariables:
             "event": self.event,
             "context": self.context,
             "attributes": self.attributes or {},
+            "fetched": self.fetched or {},
         }
 
     def template_variables(self) -> dict[str, Any]:
@@ -76,6 +79,7 @@ class JourneyVariables:
             "event": self.event,
             "context": self.context,
             "enrollment": self.enrollment,
+            "fetched": self.fetched or {},
         }
 
 
@@ -103,12 +107,14 @@ async def load_journey_variables(
     step_id: str | None = None,
     with_patient_resource: bool = True,
     with_attributes: bool = True,
+    with_fetched: bool = True,
     hospital_timezone: str = "UTC",
 ) -> JourneyVariables:
     """Load the patient, the trigger and the rest for one enrollment.
 
     Templates see the profile only; `with_patient_resource` loads the FHIR `Patient` for FHIRPath.
-    `with_attributes` loads the patient's attributes (`update` steps). Templates also get `timezone`:
+    `with_attributes` loads the patient's attributes (`update` steps), `with_fetched` what the
+    enrollment's `fetch` steps read. Templates also get `timezone`:
     the patient's, or the hospital's when it is not known.
     """
     profile = await get_patient(session, scope.patient_id)
@@ -129,6 +135,7 @@ async def load_journey_variables(
         enrollment={"id": scope.enrollment_id, "journey_key": journey_key, "step_id": step_id},
         attributes=await attributes_of(session, scope.patient_id) if with_attributes else None,
         hospital_timezone=hospital_timezone,
+        fetched=await fetched_of(session, scope.enrollment_id) if with_fetched else None,
     )
 
 
@@ -137,3 +144,10 @@ async def with_attributes(session: AsyncSession, variables: JourneyVariables) ->
     if variables.attributes is not None:
         return variables
     return replace(variables, attributes=await attributes_of(session, variables.profile.id))
+
+
+async def with_fetched(session: AsyncSession, variables: JourneyVariables) -> JourneyVariables:
+    """The same variables, with what the enrollment's `fetch` steps read."""
+    if variables.fetched is not None:
+        return variables
+    return replace(variables, fetched=await fetched_of(session, str(variables.enrollment["id"])))

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from aftercare.identity.rules import parse_rules
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/aftercare"
 
@@ -107,8 +109,21 @@ class Settings(BaseSettings):
     worker_max_cached_workflows: int = Field(default=1000, ge=0)
     worker_workflow_task_pollers: int = Field(default=20, ge=2)
 
+    # Identity resolution (aftercare/identity): rules in order of precedence, `fields[:auto|review]`.
+    # `identifier` (same identifier system and value) always merges; the others propose a candidate for
+    # review (`GET /v1/identity/candidates`) unless marked `:auto`. Fields: phone, email, name, birth_date.
+    identity_rules: list[str] = Field(
+        default=["identifier", "phone+birth_date", "email+birth_date", "name+birth_date"]
+    )
+
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")
+
+    @field_validator("identity_rules")
+    @classmethod
+    def _valid_identity_rules(cls, rules: list[str]) -> list[str]:
+        parse_rules(rules)
+        return rules
 
     @property
     def sendgrid_configured(self) -> bool:

@@ -23,9 +23,12 @@ from aftercare.temporal.client import connect_temporal
 from api.errors import register_error_handlers
 from api.openapi import install_openapi
 from api.routes import (
+    bulk_imports,
     enrollments,
     fhir,
+    fhir_sources,
     health,
+    identity,
     journeys,
     letters,
     library,
@@ -49,7 +52,10 @@ ROUTERS = (
     health.router,
     metrics.router,
     fhir.router,
+    bulk_imports.router,
+    fhir_sources.router,
     patients.router,
+    identity.router,
     templates.router,
     journeys.router,
     enrollments.router,

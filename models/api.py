@@ -34,11 +34,16 @@ class ImportResult(BaseModel):
 
 
 class NotificationResult(BaseModel):
-    """What a subscription notification carried and what it started."""
+    """What a subscription notification carried and what it started. `queued` names the recorded work
+    handed to Temporal (reading id-only resources, searching again, recovering missed events)."""
 
     received: dict[str, int]
     unchanged: dict[str, int] = {}
     triggered: int
+    kind: str | None = None
+    parked: int = 0
+    queued: list[str] = []
+    missed_events: list[int] | None = None
 
 
 class TemplateCreated(BaseModel):
@@ -312,6 +317,175 @@ class ChannelReach(BaseModel):
     reason: str | None
 
 
+class ClinicalFactView(BaseModel):
+    """A clinical fact of one of the person's records: codes are `system|code` tokens."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    resource_id: str
+    patient_id: str
+    codes: list[str]
+    display: str | None
+    status: str | None
+
+
+class ConditionView(ClinicalFactView):
+    """A condition (active ones: clinical status active, recurrence or relapse, and not abated)."""
+
+    onset_at: datetime | None
+    abatement_at: datetime | None
+
+
+class ObservationView(ClinicalFactView):
+    """The latest observation of a code (a component of a panel, such as systolic pressure, counts)."""
+
+    effective_at: datetime | None
+    value_number: float | None
+    value_unit: str | None
+    value_code: str | None
+    value_text: str | None
+
+
+class MedicationView(ClinicalFactView):
+    """A medication request."""
+
+    authored_at: datetime | None
+
+
+class EncounterView(ClinicalFactView):
+    """An encounter: admission is `start_at`, discharge `end_at`."""
+
+    class_code: str | None
+    reason_codes: list[str]
+    start_at: datetime | None
+    end_at: datetime | None
+    discharge_disposition: str | None
+
+
+class AllergyView(ClinicalFactView):
+    """An allergy or intolerance."""
+
+    criticality: str | None
+    categories: list[str]
+
+
+class ProcedureView(ClinicalFactView):
+    """A procedure."""
+
+    performed_at: datetime | None
+
+
+class AppointmentView(ClinicalFactView):
+    """An appointment."""
+
+    start_at: datetime | None
+    end_at: datetime | None
+
+
+class ClinicalSummary(BaseModel):
+    """The clinical summary over all of the person's records."""
+
+    active_conditions: list[ConditionView]
+    latest_observations: list[ObservationView]
+    active_medications: list[MedicationView]
+    recent_encounters: list[EncounterView]
+    allergies: list[AllergyView]
+    recent_procedures: list[ProcedureView]
+    upcoming_appointments: list[AppointmentView]
+
+
+class PatientIdentifierView(BaseModel):
+    """An identifier of one of the person's records."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    system: str
+    value: str
+    patient_id: str
+
+
+class LinkedRecordView(BaseModel):
+    """A patient record that belongs to the person (`merge_id`: the merge that linked it, if any)."""
+
+    record_id: str
+    name: str | None
+    birth_date: date | None
+    merge_id: int | None
+
+
+class IdentityMergeView(BaseModel):
+    """A merge of `record_id` (and the records that followed it) into the person `person_id`."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    person_id: str
+    record_id: str
+    rule: str
+    evidence: dict[str, Any]
+    merged_at: datetime
+    merged_by: str | None
+    reversed_at: datetime | None
+    reversed_by: str | None
+    reversal_reason: str | None
+
+
+class IdentityView(BaseModel):
+    """Who the person is across sources: their records, identifiers and merges (reversed ones too)."""
+
+    person_id: str
+    records: list[LinkedRecordView]
+    identifiers: list[PatientIdentifierView]
+    merges: list[IdentityMergeView]
+
+
+class IdentityCandidateView(BaseModel):
+    """A possible match waiting for review."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    record_id: str
+    other_id: str
+    rule: str
+    evidence: dict[str, Any]
+    status: str
+    found_at: datetime
+
+
+class IdentityCandidateList(BaseModel):
+    """The review queue, oldest first."""
+
+    items: list[IdentityCandidateView]
+
+
+class MergeRequest(Request):
+    """Merge the patient `with` into the patient of the path (which survives)."""
+
+    with_: str = Field(alias="with", min_length=1, max_length=64)
+    reason: str | None = Field(default=None, max_length=2000)
+    by: str | None = Field(default=None, max_length=200)
+
+
+class ReverseMergeRequest(Request):
+    """Why a merge is reversed."""
+
+    reason: str = Field(min_length=1, max_length=2000)
+    by: str | None = Field(default=None, max_length=200)
+
+
+class TimelineItem(BaseModel):
+    """One event of the person's timeline: `kind` is encounter, condition, procedure, appointment,
+    message or enrollment.started / enrollment.finished; `ref` the resource, message or enrollment id."""
+
+    at: datetime
+    kind: str
+    title: str | None
+    status: str | None
+    ref: str
+    patient_id: str
+
+
 class PatientView(BaseModel):
     """The unified profile with the patient's enrollments and recent messages."""
 
@@ -332,6 +506,11 @@ class PatientView(BaseModel):
     channels: list[ChannelReach] = []
     enrollments: list[EnrollmentListItem]
     recent_messages: list[MessageView]
+    # The id asked for when it was merged into this person (the profile shown is the surviving one).
+    resolved_from: str | None = None
+    clinical: ClinicalSummary | None = None
+    identity: IdentityView | None = None
+    timeline: list[TimelineItem] = []
 
 
 class WebhookEventsApplied(BaseModel):

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Discriminator, Field, StringConstraints, Tag, model_validator
+from pydantic import ConfigDict, Discriminator, Field, StringConstraints, Tag, model_validator
 from pydantic_core import PydanticCustomError
 
 from models.base import DefinitionModel
@@ -199,6 +199,22 @@ class UpdateSpec(DefinitionModel):
     set: dict[AttributeName, AttributeValue] = Field(min_length=1)
 
 
+class FetchSpec(DefinitionModel):
+    """Read resources from a FHIR server: `query` is a search relative to the server's base URL, rendered
+    like a message (`Observation?patient={{ patient.id }}&code=http://loinc.org|4548-4&_sort=-date`).
+
+    The resources are kept with the enrollment as `as` (default: the step id, with `-` and `.` as `_`):
+    `%fetched.<as>` in expressions, `fetched.<as>` in templates, newest visit of the step first.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True, populate_by_name=True)
+
+    query: Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Za-z]+(/[^?]*)?(\?.*)?$", max_length=2000)]
+    into: AttributeName | None = Field(default=None, alias="as")
+    limit: int = Field(default=50, ge=1, le=1000)
+    source: Key | None = None
+
+
 class SplitPath(DefinitionModel):
     """One arm of an A/B split."""
 
@@ -322,6 +338,27 @@ class UpdateStep(StepBase):
         return self.name or f"Updating {', '.join(sorted(self.update.set))}"
 
 
+class FetchStep(StepBase):
+    """Read FHIR resources into the enrollment for later branches and templates."""
+
+    kind: ClassVar[str] = "fetch"
+    fetch: FetchSpec
+
+    def describe(self) -> str:
+        """The step in words."""
+        return self.name or f"Reading {self.fetch.query.split('?')[0]} from the FHIR server"
+
+    @property
+    def fetched_name(self) -> str:
+        """What the results are called in expressions and templates."""
+        return self.fetch.into or fetched_name(self.id)
+
+
+def fetched_name(step_id: str) -> str:
+    """The default name of a `fetch` step's results: its id as an identifier (`latest-a1c` → `latest_a1c`)."""
+    return "".join(character if character.isalnum() else "_" for character in step_id).lower()
+
+
 class SplitStep(StepBase):
     """Send the patient down one of several weighted paths, the same one every time for an enrollment."""
 
@@ -357,6 +394,7 @@ STEP_TYPES: tuple[type[StepBase], ...] = (
     BranchStep,
     TaskStep,
     UpdateStep,
+    FetchStep,
     SplitStep,
     EnrollStep,
     EndStep,
@@ -381,6 +419,7 @@ Step = Annotated[
     | Annotated[BranchStep, Tag("branch")]
     | Annotated[TaskStep, Tag("task")]
     | Annotated[UpdateStep, Tag("update")]
+    | Annotated[FetchStep, Tag("fetch")]
     | Annotated[SplitStep, Tag("split")]
     | Annotated[EnrollStep, Tag("enroll")]
     | Annotated[EndStep, Tag("end")],

@@ -95,7 +95,7 @@ class Patient(Base):
     name: Mapped[str | None] = mapped_column(String(300))
     given: Mapped[str | None] = mapped_column(String(200))
     family: Mapped[str | None] = mapped_column(String(200))
-    birth_date: Mapped[date | None] = mapped_column(Date)
+    birth_date: Mapped[date | None] = mapped_column(Date, index=True)
     gender: Mapped[str | None] = mapped_column(String(16))
     phone: Mapped[str | None] = mapped_column(String(32), index=True)
     phone_raw: Mapped[str | None] = mapped_column(String(64))
@@ -275,6 +275,29 @@ class IdentityMerge(Base):
     reversal_reason: Mapped[str | None] = mapped_column(Text)
 
 
+class IdentityCandidate(Base):
+    """A possible match between two records found by a review rule, waiting for a person to decide.
+
+    `record_id` is the record that arrived, `other_id` the record it resembles; `status` is `open`,
+    `merged` (a merge of the two was made) or `dismissed`.
+    """
+
+    __tablename__ = "identity_candidates"
+    __table_args__ = (
+        UniqueConstraint("record_id", "other_id", name="uq_identity_candidates_pair"),
+        Index("ix_identity_candidates_status_found", "status", "found_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    record_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    other_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    rule: Mapped[str] = mapped_column(String(64), nullable=False)
+    evidence: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="open")
+    found_at: Mapped[datetime] = _created()
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 # --- FHIR sources: servers we read from, and how far we have read ----------------------------------
 
 
@@ -354,6 +377,7 @@ class BulkImport(Base):
     transaction_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     fire_triggers: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     resources_imported: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    resources_parked: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -372,6 +396,10 @@ class BulkImportFile(Base):
     lines_done: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="pending")
     error: Mapped[str | None] = mapped_column(Text)
+    resources_new: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    lines_parked: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    # The first parked lines: [{"line": n, "reason": "..."}] (reasons name paths, never content).
+    parked: Mapped[list[dict[str, Any]] | None] = mapped_column(Json)
 
 
 class EnrollmentFetch(Base):
@@ -382,6 +410,7 @@ class EnrollmentFetch(Base):
     enrollment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     step_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     visit: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
     query: Mapped[str] = mapped_column(Text, nullable=False)
     resources: Mapped[list[dict[str, Any]]] = mapped_column(Json, nullable=False)
     total: Mapped[int | None] = mapped_column(Integer)

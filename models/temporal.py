@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from models.base import TemporalModel
-from models.journey import EnrollSpec, JourneyDefinition, SendSpec, TaskSpec, UpdateSpec
+from models.journey import EnrollSpec, FetchSpec, JourneyDefinition, SendSpec, TaskSpec, UpdateSpec
 
 EnrollmentStatus = Literal["running", "completed", "exited", "cancelled", "failed"]
 MessageStatus = Literal[
@@ -211,6 +211,21 @@ class DeliverMessageInput(TemporalModel):
     message_id: str
 
 
+class FetchInput(TemporalModel):
+    """Read FHIR resources for a `fetch` step; `name` is what later steps call them."""
+
+    call: StepCall
+    fetch: FetchSpec
+    name: str
+
+
+class FetchResult(TemporalModel):
+    """How many resources were read (the resources stay in the database, out of the history)."""
+
+    count: int
+    total: int | None = None
+
+
 class CreateTaskInput(TemporalModel):
     """Create a care-team task for a step."""
 
@@ -280,3 +295,63 @@ class ReconcileResult(TemporalModel):
 
     closed: int = 0
     restarted: int = 0
+    notifications_redriven: int = 0
+
+
+class ParkNotificationInput(TemporalModel):
+    """A notification whose work failed for good, and why."""
+
+    notification_id: str
+    reason: str
+
+
+class ProcessNotificationInput(TemporalModel):
+    """Finish a received subscription notification: read its resources, or recover what it missed."""
+
+    notification_id: str
+
+
+class NotificationProcessed(TemporalModel):
+    """What finishing a notification did."""
+
+    read: int
+    stored: int
+    triggered: int
+    missing: int = 0
+    polled: bool = False
+    parked: str | None = None
+
+
+class PollSourceInput(TemporalModel):
+    """Poll a FHIR source (all its watched types, or the ones given)."""
+
+    source_key: str
+    resource_types: list[str] | None = None
+
+
+class SourceTypes(TemporalModel):
+    """The resource types a source watches."""
+
+    resource_types: list[str]
+
+
+class PollTypeInput(TemporalModel):
+    """Poll one resource type of a source since its high-water mark."""
+
+    source_key: str
+    resource_type: str
+
+
+class PollTypeResult(TemporalModel):
+    """One type's poll: resources seen, stored as new, journeys started, and the mark."""
+
+    seen: int
+    stored: int
+    triggered: int
+    high_water: datetime | None = None
+
+
+class PollSourceResult(TemporalModel):
+    """A whole poll run, per type."""
+
+    types: dict[str, PollTypeResult]

@@ -1,9 +1,24 @@
-"""Workflows: enrollments (one per patient and journey) and the reconciliation that keeps their
-projections in step."""
+"""Workflows: enrollments (one per patient and journey), the reconciliation that keeps their
+projections in step, and keeping the patient store in step with FHIR sources."""
 
+from workflows.bulk_export import BulkExportWorkflow
 from workflows.enrollment import EnrollmentWorkflow
+from workflows.fhir_sync import FhirNotificationWorkflow, FhirPollWorkflow
 from workflows.reconcile import ReconcileEnrollmentsWorkflow
 
-WORKFLOWS: list[type] = [EnrollmentWorkflow, ReconcileEnrollmentsWorkflow]
+WORKFLOWS: list[type] = [
+    EnrollmentWorkflow,
+    ReconcileEnrollmentsWorkflow,
+    FhirNotificationWorkflow,
+    FhirPollWorkflow,
+    BulkExportWorkflow,
+]
 
-__all__ = ["WORKFLOWS", "EnrollmentWorkflow", "ReconcileEnrollmentsWorkflow"]
+__all__ = [
+    "WORKFLOWS",
+    "BulkExportWorkflow",
+    "EnrollmentWorkflow",
+    "FhirNotificationWorkflow",
+    "FhirPollWorkflow",
+    "ReconcileEnrollmentsWorkflow",
+]

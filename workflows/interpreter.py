@@ -8,6 +8,7 @@ from models.journey import (
     BranchWhen,
     EndStep,
     EnrollStep,
+    FetchStep,
     JourneyDefinition,
     SendStep,
     SplitStep,
@@ -84,6 +85,16 @@ async def run_step(steps: JourneySteps, step: Step) -> str | None:
         )
     elif isinstance(step, UpdateStep):
         await steps.update(step.update.set, step=step.id, name=name)
+    elif isinstance(step, FetchStep):
+        fetch = step.fetch
+        await steps.fetch(
+            fetch.query,
+            into=step.fetched_name,
+            limit=fetch.limit,
+            source=fetch.source,
+            step=step.id,
+            name=name,
+        )
     elif isinstance(step, SplitStep):
         label = await steps.split(step.split, step=step.id, name=name)
         return next(path.goto for path in step.split if path.label == label)

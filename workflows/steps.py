@@ -19,20 +19,23 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 from activities.enrollments import EnrollmentActivities
+from activities.fhir import FhirActivities
 from activities.messaging.send import MessagingActivities
-from activities.options import DB_WRITE, EVALUATE, SEND_MESSAGE, SEND_MESSAGE_FAST
+from activities.options import DB_WRITE, EVALUATE, FHIR_READ, SEND_MESSAGE, SEND_MESSAGE_FAST
 from activities.store import StoreActivities
 from activities.tasks import TaskActivities
 from models.durations import format_iso_duration, parse_iso_duration
 from models.journey import (
     EnrollSpec,
     ExitRule,
+    FetchSpec,
     JourneyDefinition,
     SendSpec,
     SplitPath,
     TaskSpec,
     UpdateSpec,
     describe_send,
+    fetched_name,
 )
 from models.search_attributes import CURRENT_STEP, ENROLLMENT_STATUS
 from models.temporal import (
@@ -44,6 +47,8 @@ from models.temporal import (
     EnrollmentStatus,
     EvaluateConditionsInput,
     ExpressionScope,
+    FetchInput,
+    FetchResult,
     NextLocalTimeInput,
     PatientEvent,
     ProgressUpdate,
@@ -382,6 +387,37 @@ class JourneySteps:
         return await self._step(
             step or "update", "update", name or f"Updating {', '.join(sorted(values))}", run
         )
+
+    async def fetch(
+        self,
+        query: str,
+        *,
+        into: str | None = None,
+        limit: int = 50,
+        source: str | None = None,
+        step: str | None = None,
+        name: str | None = None,
+    ) -> FetchResult:
+        """Read FHIR resources (`Observation?patient={{ patient.id }}&code=...&_sort=-date&_count=1`)
+        for later branches (`%fetched.<into>`) and templates (`fetched.<into>`); `into` defaults to the
+        step id."""
+        step_id = step or "fetch"
+        spec = FetchSpec.model_validate({"query": query, "as": into, "limit": limit, "source": source})
+        label = name or f"Reading {query.split('?')[0]} from the FHIR server"
+
+        async def run(call: StepCall) -> tuple[FetchResult, str, str | None]:
+            try:
+                result: FetchResult = await workflow.execute_activity_method(
+                    FhirActivities.fetch_resources,
+                    FetchInput(call=call, fetch=spec, name=spec.into or fetched_name(call.step_id)),
+                    summary=label,
+                    **FHIR_READ.options(),
+                )
+            except ACTIVITY_FAILURES as error:
+                raise StepFailedError(call.step_id, failure_reason(error)) from error
+            return result, "fetched", f"{result.count} resource{'s' if result.count != 1 else ''}"
+
+        return await self._step(step_id, "fetch", label, run)
 
     async def split(
         self,

@@ -111,6 +111,7 @@ class MessagingActivities:
                 step_id=request.call.step_id,
                 with_patient_resource=False,
                 with_attributes=False,
+                with_fetched=False,
                 hospital_timezone=self._hospital_timezone,
             )
             return await compose_message(session, request.send, variables)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,12 +33,18 @@ async def ingest_fhir_resources(
     source: str,
     phone_region: str,
     fire_triggers: bool = True,
+    identity_rules: Sequence[str] | None = None,
 ) -> Ingested:
     """One transaction stores the versions and allocates the enrollments they start; then the workflows
     start and the patients' running enrollments receive the changes as `fhir.<type>` events."""
     async with sessions.begin() as session:
         stored = await store_resources(
-            session, resources, source=source, phone_region=phone_region, fire_triggers=fire_triggers
+            session,
+            resources,
+            source=source,
+            phone_region=phone_region,
+            fire_triggers=fire_triggers,
+            identity_rules=identity_rules,
         )
         planned = await plan_fhir_enrollments(session, starter, stored.pending_triggers)
     triggered = await launch_planned(starter, planned)

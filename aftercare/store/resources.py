@@ -18,8 +18,10 @@ from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aftercare.fhir.instants import last_updated_of
 from aftercare.fhir.patient_profile import profile_from_patient
 from aftercare.fhir.references import patient_id_of
+from aftercare.store.derived import record_derived
 from models.tables import FhirResource, FhirResourceVersion, Patient, table_of
 from models.temporal import FhirResourceRef
 
@@ -57,16 +59,6 @@ def version_id_of(resource: dict[str, Any]) -> str:
     return "h" + hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
-def _last_updated(resource: dict[str, Any]) -> datetime | None:
-    value = (resource.get("meta") or {}).get("lastUpdated")
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 async def store_resources(
     session: AsyncSession,
     resources: Iterable[dict[str, Any]],
@@ -74,12 +66,15 @@ async def store_resources(
     source: str,
     phone_region: str,
     fire_triggers: bool = True,
+    identity_rules: Sequence[str] | None = None,
 ) -> StoreResult:
     """Store validated resources; keep current versions, patient profiles and patient links up to date.
 
     `pending_triggers` holds the versions that may fire journeys: new ones, and ones stored before
     that may fire (a retried request re-evaluates them; enrollment trigger keys keep that idempotent).
-    With `fire_triggers` false new versions are marked so that they never fire.
+    With `fire_triggers` false new versions are marked so that they never fire. Clinical facts and
+    patient identities follow the versions that became current (`record_derived`, with `identity_rules`
+    from `Settings.identity_rules`; the defaults when None).
     """
     result = StoreResult()
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -93,7 +88,7 @@ async def store_resources(
                 "version_id": key[2],
                 "content": resource,
                 "patient_id": patient_id_of(resource),
-                "last_updated": _last_updated(resource),
+                "last_updated": last_updated_of(resource),
                 "source": source,
             },
         )
@@ -133,6 +128,12 @@ async def store_resources(
         if key[0] == "Patient" and key in became_current
     ]
     await _upsert_patients(session, patients)
+    await record_derived(
+        session,
+        [rows[key]["content"] for key in rows if key in became_current],
+        phone_region=phone_region,
+        identity_rules=identity_rules,
+    )
     return result
 
 

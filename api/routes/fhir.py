@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from aftercare.enrollment.fhir_ingest import ingest_fhir_resources
 from aftercare.fhir.bundles import BundleError, Entry, entries_of, parse_ndjson
 from aftercare.fhir.resources import validation_problems
+from aftercare.fhir_sync.intake import NotificationIntake
+from aftercare.fhir_sync.notifications import NotificationError, is_topic_bundle, ping, read_topic_bundle
+from aftercare.fhir_sync.receive import Ingestion
+from aftercare.fhir_sync.sources import DEFAULT_SOURCE, SourceMissingError, source_plan
 from aftercare.metrics import FHIR_RESOURCES
 from aftercare.store.resources import StoreResult
 from api.bodies import NDJSON_TYPES, media_type
@@ -22,7 +26,7 @@ from models.api import ImportResult, NotificationResult
 router = APIRouter(prefix="/v1/fhir", tags=["fhir"])
 
 _MAX_ISSUES = 50
-_FHIR_BODY = {
+FHIR_NOTIFICATION_BODY = {
     "requestBody": {
         "required": True,
         "content": {
@@ -86,14 +90,15 @@ async def _store_and_trigger(
         source=source,
         phone_region=services.settings.phone_default_region,
         fire_triggers=fire_triggers,
+        identity_rules=services.settings.identity_rules,
     )
     for outcome, counts in (("new", ingested.stored.imported), ("unchanged", ingested.stored.unchanged)):
         for resource_type, count in counts.items():
-            FHIR_RESOURCES.labels(source, resource_type, outcome).inc(count)
+            FHIR_RESOURCES.labels(source.split(":")[0], resource_type, outcome).inc(count)
     return ingested.stored, ingested.triggered
 
 
-@router.post("/import", response_model=ImportResult, openapi_extra=_FHIR_BODY)
+@router.post("/import", response_model=ImportResult, openapi_extra=FHIR_NOTIFICATION_BODY)
 async def import_resources(
     request: Request,
     services: ServicesDep,
@@ -105,22 +110,134 @@ async def import_resources(
     return ImportResult(imported=dict(stored.imported), unchanged=dict(stored.unchanged), triggered=triggered)
 
 
-@router.post("/notifications", response_model=NotificationResult, openapi_extra=_FHIR_BODY)
-async def receive_notification(request: Request, services: ServicesDep) -> NotificationResult:
-    """Receive a subscription notification (an R4 rest-hook resource body)."""
-    entries = await _read_entries(request)
-    if any(entry.resource.get("resourceType") == "SubscriptionStatus" for entry in entries):
-        raise FhirError(
-            422,
-            [
-                issue(
-                    "not-supported",
-                    "topic-based notification Bundles (R4B/R5, Subscriptions Backport) are not accepted yet; "
-                    "send the resource itself (R4 rest-hook)",
-                )
-            ],
+SourceQuery = Annotated[str, Query(description="the FHIR source that sends this", max_length=64)]
+ResourceTypePath = Annotated[str, Path(pattern=r"^[A-Z][A-Za-z]{1,63}$")]
+ResourceIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9\-.]{1,64}$")]
+
+
+@router.post("/notifications", response_model=NotificationResult, openapi_extra=FHIR_NOTIFICATION_BODY)
+async def receive_notification(
+    request: Request,
+    services: ServicesDep,
+    source: SourceQuery = DEFAULT_SOURCE,
+    resource: Annotated[
+        list[str], Query(description="for an empty rest-hook ping: the changed resources, `Type/id`")
+    ] = [],  # noqa: B006 (FastAPI copies query defaults)
+) -> NotificationResult:
+    """Receive a subscription notification in any standard shape: an R4 rest-hook resource body, an
+    empty rest-hook ping, or a topic-based notification Bundle (R4 Backport, R4B, R5). A source other
+    than the default one may also post to `/v1/fhir/sources/{key}/notifications`."""
+    return await take_notification(request, services, source, resource)
+
+
+@router.api_route(
+    "/notifications/{resource_type}/{resource_id}",
+    methods=["PUT", "POST"],
+    response_model=NotificationResult,
+    openapi_extra=FHIR_NOTIFICATION_BODY,
+)
+async def receive_resource_notification(
+    resource_type: ResourceTypePath,
+    resource_id: ResourceIdPath,
+    request: Request,
+    services: ServicesDep,
+    source: SourceQuery = DEFAULT_SOURCE,
+) -> NotificationResult:
+    """An R4 rest-hook notification sent to `{endpoint}/{type}/{id}` (as HAPI FHIR does): the resource
+    as the body, or an empty body meaning "this resource changed, read it"."""
+    return await take_resource_notification(request, services, source, resource_type, resource_id)
+
+
+async def take_notification(
+    request: Request, services: Services, source: str, references: list[str]
+) -> NotificationResult:
+    """A notification posted to a source's endpoint, in any standard shape."""
+    intake = _intake(services)
+    raw = await request.body()
+    if not raw.strip():
+        await _require_source(services, source)
+        taken = await intake.take(source, ping([reference for reference in references if "/" in reference]))
+        return NotificationResult(received={}, triggered=0, kind="ping", queued=taken.queued)
+    document = None if media_type(request) in NDJSON_TYPES else _json_body(raw)
+    if document is not None and is_topic_bundle(document):
+        try:
+            notification = read_topic_bundle(document)
+        except NotificationError as error:
+            raise FhirError(400, [issue("structure", str(error))]) from error
+        if notification.references or notification.content == "empty":
+            await _require_source(services, source)
+        taken = await intake.take(source, notification)
+        received = taken.received
+        return NotificationResult(
+            received=received.stored_by_type if received else {},
+            unchanged=received.unchanged_by_type if received else {},
+            triggered=received.triggered if received else 0,
+            parked=received.parked if received else 0,
+            kind=notification.kind,
+            queued=taken.queued,
+            missed_events=list(taken.gap) if taken.gap else None,
         )
-    stored, triggered = await _store_and_trigger(services, entries, source="notification", fire_triggers=True)
-    return NotificationResult(
-        received=dict(stored.imported), unchanged=dict(stored.unchanged), triggered=triggered
+    entries = await _read_entries(request)
+    return await _rest_hook(services, entries, source)
+
+
+async def take_resource_notification(
+    request: Request, services: Services, source: str, resource_type: str, resource_id: str
+) -> NotificationResult:
+    """A rest-hook notification naming its resource in the URL."""
+    raw = await request.body()
+    if not raw.strip():
+        await _require_source(services, source)
+        taken = await _intake(services).take(source, ping([f"{resource_type}/{resource_id}"]))
+        return NotificationResult(received={}, triggered=0, kind="ping", queued=taken.queued)
+    entries = await _read_entries(request)
+    if len(entries) != 1 or (
+        entries[0].resource.get("resourceType"),
+        entries[0].resource.get("id"),
+    ) != (resource_type, resource_id):
+        raise FhirError(
+            400,
+            [issue("invalid", f"the body must be the resource {resource_type}/{resource_id} the URL names")],
+        )
+    return await _rest_hook(services, entries, source)
+
+
+async def _rest_hook(services: Services, entries: list[Entry], source: str) -> NotificationResult:
+    stored, triggered = await _store_and_trigger(
+        services, entries, source=f"notification:{source}", fire_triggers=True
     )
+    return NotificationResult(
+        received=dict(stored.imported),
+        unchanged=dict(stored.unchanged),
+        triggered=triggered,
+        kind="rest-hook",
+    )
+
+
+def _intake(services: Services) -> NotificationIntake:
+    ingestion = Ingestion(
+        services.sessions,
+        services.starter,
+        services.temporal,
+        services.settings.phone_default_region,
+        services.settings.identity_rules,
+    )
+    return NotificationIntake(ingestion, services.temporal, services.settings.temporal_task_queue)
+
+
+def _json_body(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+async def _require_source(services: Services, key: str) -> None:
+    """A notification whose work needs the server: the source must be known."""
+    async with services.sessions() as session:
+        try:
+            await source_plan(session, services.settings, key)
+        except SourceMissingError as error:
+            raise FhirError(
+                422, [issue("not-supported", f"{error}: this notification needs its resources read from it")]
+            ) from error

@@ -1,33 +1,107 @@
-"""The unified patient profile."""
+"""The unified patient profile ('patient 360'): the person's profile, clinical summary, identity and
+timeline across all of their records."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.reachability import reachability
+from aftercare.store.clinical_summary import clinical_summary
 from aftercare.store.consents import current_consents
 from aftercare.store.enrollments import enrollments_of
+from aftercare.store.identity import identifiers_of_records, merges_of, person_of, records_of
 from aftercare.store.messages import list_messages
 from aftercare.store.patients import get_patient
+from aftercare.store.timeline import timeline
 from api.deps import SessionDep
 from api.routes.enrollments import enrollment_item
 from api.routes.messages import message_view
-from models.api import ChannelReach, ConsentView, PatientView
+from models.api import (
+    AllergyView,
+    AppointmentView,
+    ChannelReach,
+    ClinicalSummary,
+    ConditionView,
+    ConsentView,
+    EncounterView,
+    IdentityMergeView,
+    IdentityView,
+    LinkedRecordView,
+    MedicationView,
+    ObservationView,
+    PatientIdentifierView,
+    PatientView,
+    ProcedureView,
+    TimelineItem,
+)
 from models.journey import CHANNELS
+from models.tables import Patient, PatientLink
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 
 
+async def resolve_person(session: AsyncSession, patient_id: str) -> str:
+    """The person a patient id belongs to now (itself unless merged away); 404 for an unknown id."""
+    person = await person_of(session, patient_id)
+    if person is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no patient {patient_id!r}")
+    return person
+
+
+async def identity_view(session: AsyncSession, person_id: str) -> IdentityView:
+    """The person's records, their identifiers and the merges that involved them."""
+    records = await records_of(session, person_id)
+    rows = await session.execute(
+        select(Patient.id, Patient.name, Patient.birth_date, PatientLink.merge_id)
+        .outerjoin(PatientLink, PatientLink.record_id == Patient.id)
+        .where(Patient.id.in_(records))
+    )
+    found = {row.id: row for row in rows}
+    return IdentityView(
+        person_id=person_id,
+        records=[
+            LinkedRecordView(
+                record_id=record,
+                name=found[record].name,
+                birth_date=found[record].birth_date,
+                merge_id=found[record].merge_id,
+            )
+            for record in records
+            if record in found
+        ],
+        identifiers=[
+            PatientIdentifierView.model_validate(row)
+            for row in await identifiers_of_records(session, records)
+        ],
+        merges=[IdentityMergeView.model_validate(row) for row in await merges_of(session, records)],
+    )
+
+
 @router.get("/{patient_id}", response_model=PatientView)
-async def read_patient(patient_id: str, session: SessionDep) -> PatientView:
-    """Profile, enrollments and recent messages."""
-    patient = await get_patient(session, patient_id)
+async def read_patient(
+    patient_id: str,
+    session: SessionDep,
+    timeline_limit: Annotated[int, Query(ge=0, le=500)] = 50,
+    observation_codes: Annotated[int, Query(ge=0, le=500)] = 20,
+) -> PatientView:
+    """Profile, consents, enrollments and recent messages; the clinical summary, identity and timeline over
+    all of the person's records (`observation_codes`: how many codes' latest observations; `timeline_limit`:
+    how many timeline events). A merged-away id answers with the surviving profile (`resolved_from`)."""
+    person = await resolve_person(session, patient_id)
+    patient = await get_patient(session, person)
     if patient is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no patient {patient_id!r}")
+    records = await records_of(session, person)
     reach = await reachability(session, patient, CHANNELS)
-    consents = await current_consents(session, patient_id)
-    enrollments = await enrollments_of(session, patient_id)
-    messages = await list_messages(session, patient_id=patient_id, limit=20)
+    consents = await current_consents(session, person)
+    enrollments = await enrollments_of(session, person)
+    messages = await list_messages(session, patient_id=person, limit=20)
+    summary = await clinical_summary(session, records, observation_codes=observation_codes)
+    events = await timeline(session, records, limit=timeline_limit)
     return PatientView(
         id=patient.id,
         name=patient.name,
@@ -51,4 +125,28 @@ async def read_patient(patient_id: str, session: SessionDep) -> PatientView:
         ],
         enrollments=[enrollment_item(row) for row in enrollments],
         recent_messages=[message_view(row) for row in messages],
+        resolved_from=patient_id if patient_id != person else None,
+        clinical=ClinicalSummary(
+            active_conditions=[ConditionView.model_validate(row) for row in summary.active_conditions],
+            latest_observations=[ObservationView.model_validate(row) for row in summary.latest_observations],
+            active_medications=[MedicationView.model_validate(row) for row in summary.active_medications],
+            recent_encounters=[EncounterView.model_validate(row) for row in summary.recent_encounters],
+            allergies=[AllergyView.model_validate(row) for row in summary.allergies],
+            recent_procedures=[ProcedureView.model_validate(row) for row in summary.recent_procedures],
+            upcoming_appointments=[
+                AppointmentView.model_validate(row) for row in summary.upcoming_appointments
+            ],
+        ),
+        identity=await identity_view(session, person),
+        timeline=[
+            TimelineItem(
+                at=event.at,
+                kind=event.kind,
+                title=event.title,
+                status=event.status,
+                ref=event.ref,
+                patient_id=event.patient_id,
+            )
+            for event in events
+        ],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.settings import Settings
 from aftercare.store.journeys import get_journey
 from aftercare.temporal.schedules import ensure_schedules
+from models.tables import FhirNotification
 from models.temporal import EnrollmentTrigger, ReconcileInput
 from tests.conftest import ABDUL_PATIENT_ID, synthea_bundle
 from tests.integration.test_observation_to_sms import eventually
@@ -42,7 +44,7 @@ def reconciler(
     sessions: async_sessionmaker[AsyncSession], dev_server: WorkflowEnvironment, api_settings: Settings
 ) -> ReconcileActivities:
     starter = EnrollmentStarter(sessions, dev_server.client, api_settings.temporal_task_queue)
-    return ReconcileActivities(sessions, starter, dev_server.client)
+    return ReconcileActivities(sessions, starter, dev_server.client, api_settings.temporal_task_queue)
 
 
 async def test_a_workflow_terminated_from_the_temporal_ui_closes_its_enrollment(
@@ -111,3 +113,32 @@ async def test_the_reconciliation_schedule_is_created_once(
     assert (first, second) == ([RECONCILE_SCHEDULE_ID], [])
     description = await dev_server.client.get_schedule_handle(RECONCILE_SCHEDULE_ID).describe()
     assert description.schedule.spec.intervals[0].every.total_seconds() == 300
+
+
+async def test_a_notification_whose_workflow_never_started_is_redriven_and_parked_when_it_cannot_finish(
+    sessions: async_sessionmaker[AsyncSession], reconciler: ReconcileActivities
+) -> None:
+    # As if Temporal was down when an id-only notification arrived: recorded, its workflow never started.
+    async with sessions.begin() as session:
+        session.add(
+            FhirNotification(
+                id="lost-notification",
+                source_key="default",
+                kind="id-only",
+                references=[f"Patient/{ABDUL_PATIENT_ID}"],
+                received_at=datetime.now(UTC) - timedelta(minutes=10),
+            )
+        )
+
+    result = await ActivityEnvironment().run(reconciler.reconcile_enrollments, ReconcileInput())
+
+    assert result.notifications_redriven == 1
+
+    async def parked() -> FhirNotification | None:
+        async with sessions() as session:
+            row = await session.get(FhirNotification, "lost-notification")
+        return row if row is not None and row.status == "parked" else None
+
+    # No FHIR server is configured in this test, so the work cannot finish: it is kept with the reason.
+    row = await eventually(parked)
+    assert "FHIR_BASE_URL" in (row.error or "")

@@ -1,0 +1,2 @@
+"""Keeping the patient store in step with FHIR servers: subscription notifications in every standard
+shape, polling by `_lastUpdated`, bulk export, and registering subscriptions."""

@@ -1,0 +1,37 @@
+"""What is derived from current FHIR resources in the same transaction: clinical facts and identities.
+
+`store_resources` calls `record_derived` for the versions that became current; an importer that writes
+`fhir_resources` itself (bulk import) calls it for each batch of resources it made current.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aftercare.identity.rules import DEFAULT_RULES, parse_rules
+from aftercare.store.clinical_facts import record_clinical_facts
+from aftercare.store.identity import IdentityOutcome, record_identities
+
+
+async def record_derived(
+    session: AsyncSession,
+    resources: Sequence[dict[str, Any]],
+    *,
+    phone_region: str,
+    identity_rules: Sequence[str] | None = None,
+) -> IdentityOutcome:
+    """Upsert the clinical fact rows of these current resources and record the identities of their
+    Patients (identifiers, person links, merges, review candidates).
+
+    The `patients` rows of these Patients must already be up to date (rules compare stored profiles).
+    `identity_rules` are `Settings.identity_rules` (the defaults when None).
+    """
+    await record_clinical_facts(session, resources)
+    patients = [resource for resource in resources if resource.get("resourceType") == "Patient"]
+    if not patients:
+        return IdentityOutcome()
+    rules = parse_rules(identity_rules if identity_rules is not None else DEFAULT_RULES)
+    return await record_identities(session, patients, phone_region=phone_region, rules=rules)
