@@ -14,13 +14,16 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from aftercare.settings import Settings
 from models.tables import FhirNotification, FhirResource, FhirResourceVersion, SubscriptionState
 from models.temporal import PollSourceResult
 from tests.conftest import ABDUL_BUNDLE, ABDUL_PATIENT_ID, synthea_bundle
 from tests.fhir_server import FhirTestServer, asgi_deliver, running_fhir_server
+from workflows import WORKFLOWS
 
 ALEXIA_BUNDLE = "Alexia_Senger_a5f5a550-b13e-4f92-b194-6d118f67fcdb.json"
 ALEXIA_PATIENT_ID = "2d95f315-808c-4b67-836b-e56bdba9dd21"
@@ -119,6 +122,12 @@ async def poll(synced: Synced) -> dict[str, Any]:
     return {kind: polled.model_dump() for kind, polled in result.types.items()}
 
 
+async def replays(synced: Synced, workflow_id: str) -> None:
+    """The workflow's recorded history replays against today's code (it is deterministic)."""
+    history = await synced.temporal.client.get_workflow_handle(workflow_id).fetch_history()
+    await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(history)
+
+
 def encounter(encounter_id: str, patient_id: str = ABDUL_PATIENT_ID) -> dict[str, Any]:
     return {
         "resourceType": "Encounter",
@@ -165,6 +174,7 @@ async def test_polling_reads_everything_once_then_only_what_changed(synced: Sync
     assert await versions_of(synced, "Observation", changed["id"]) == 2
     cursors = (await synced.api.get("/v1/fhir/sources/default")).json()["cursors"]
     assert {cursor["resource_type"] for cursor in cursors} == set(WATCHED)
+    await replays(synced, "aftercare-fhir-poll-default-now")
     assert all(cursor["high_water"] and cursor["last_error"] is None for cursor in cursors)
 
 
@@ -267,6 +277,9 @@ async def test_id_only_notifications_are_read_and_missed_events_recovered_throug
     assert state.gaps_recovered == 1
     assert any(request[1].endswith("/$events") for request in synced.fhir.requests)
     await eventually(lambda: notifications_done(synced))
+    async with synced.sessions() as session:
+        gap = await session.scalar(select(FhirNotification.id).where(FhirNotification.kind == "gap"))
+    await replays(synced, f"fhir-notification-{gap}")
 
 
 async def test_a_heartbeat_that_reveals_missed_events_recovers_them(synced: Synced) -> None:
