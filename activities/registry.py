@@ -19,9 +19,11 @@ from activities.messaging.sendgrid_email import SendGridEmailProvider
 from activities.messaging.smtp_email import SmtpEmailProvider
 from activities.messaging.twilio_sms import TwilioSmsProvider
 from activities.messaging.web_push import WebPushProvider
+from activities.segments import SegmentActivities
 from activities.store import StoreActivities
 from activities.tasks import TaskActivities
 from aftercare.enrollment.starter import EnrollmentStarter
+from aftercare.segments.dynamic import SegmentDriver
 from aftercare.settings import Settings
 
 TWILIO_STATUS_PATH = "/webhooks/twilio/status"
@@ -113,7 +115,10 @@ def build_activities(
     """Every activity the worker runs."""
     store = StoreActivities(sessions, settings.hospital_timezone)
     messaging = MessagingActivities(
-        sessions, providers or build_provider_registry(settings, sessions), settings.hospital_timezone
+        sessions,
+        providers or build_provider_registry(settings, sessions),
+        settings.hospital_timezone,
+        settings.guardrails,
     )
     tasks = TaskActivities(sessions, settings.hospital_timezone)
     starter = EnrollmentStarter(sessions, temporal, settings.temporal_task_queue)
@@ -121,6 +126,7 @@ def build_activities(
     reconcile = ReconcileActivities(sessions, starter, temporal, settings.temporal_task_queue)
     fhir = FhirActivities(sessions, settings, starter, temporal)
     bulk = BulkActivities(sessions, settings, starter, temporal)
+    segments = SegmentActivities(SegmentDriver(sessions, temporal, starter))
     return [
         store.record_progress,
         store.evaluate_conditions,
@@ -141,4 +147,5 @@ def build_activities(
         bulk.poll_bulk_export,
         bulk.import_bulk_file,
         bulk.finish_bulk_export,
+        segments.refresh_segments,
     ]

@@ -35,6 +35,10 @@ class ComposedMessage:
     template_key: str | None
     template_version: int | None
     locale: str | None
+    purpose: str | None = None
+    phi: bool = False
+    non_phi_subject: str | None = None
+    non_phi_body: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,10 @@ class _Sources:
     template_key: str | None = None
     template_version: int | None = None
     locale: str | None = None
+    purpose: str | None = None
+    phi: bool = False
+    non_phi_subject: str | None = None
+    non_phi_body: str | None = None
 
 
 async def compose_message(
@@ -68,7 +76,13 @@ async def compose_message(
     reach = await reachability(session, profile, candidates)
     channel = next((candidate for candidate in candidates if candidate in reach.addresses), candidates[0])
     sources = await _sources(session, spec, channel, profile.language)
-    texts = (sources.subject or "", sources.body, sources.html or "")
+    texts = (
+        sources.subject or "",
+        sources.body,
+        sources.html or "",
+        sources.non_phi_subject or "",
+        sources.non_phi_body or "",
+    )
     if any("attributes" in text for text in texts):
         variables = await with_attributes(session, variables)
     if any("fetched" in text for text in texts):
@@ -85,6 +99,10 @@ async def compose_message(
         template_key=sources.template_key,
         template_version=sources.template_version,
         locale=sources.locale,
+        purpose=sources.purpose,
+        phi=sources.phi,
+        non_phi_subject=render(sources.non_phi_subject, names) if sources.non_phi_subject else None,
+        non_phi_body=render(sources.non_phi_body, names) if sources.non_phi_body else None,
     )
 
 
@@ -118,6 +136,10 @@ async def _sources(session: AsyncSession, spec: SendSpec, channel: str, language
         template_key=template.key,
         template_version=stored.version,
         locale=template.locale,
+        purpose=template.purpose,
+        phi=template.phi,
+        non_phi_subject=template.non_phi_subject,
+        non_phi_body=template.non_phi_body,
     )
 
 

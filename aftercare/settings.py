@@ -10,6 +10,7 @@ from functools import lru_cache
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from aftercare.guardrails.policy import FrequencyCap, GuardrailPolicy, parse_quiet_hours
 from aftercare.identity.rules import parse_rules
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/aftercare"
@@ -65,6 +66,16 @@ class Settings(BaseSettings):
     )
     phone_default_region: str = Field(default="US", min_length=2, max_length=2)
     hospital_timezone: str = "America/New_York"
+
+    # Guardrails (aftercare/guardrails): quiet hours in the patient's zone (empty: none), purposes that
+    # may send in them, frequency caps per patient over every journey, the age under which a patient
+    # needs a guardian contact (0: no age rule), and purposes that need an explicit opt-in.
+    quiet_hours_start: str = Field(default="21:00", pattern=r"^(([01]\d|2[0-3]):[0-5]\d)?$")
+    quiet_hours_end: str = Field(default="08:00", pattern=r"^(([01]\d|2[0-3]):[0-5]\d)?$")
+    urgent_purposes: list[str] = Field(default=[])
+    frequency_caps: list[FrequencyCap] = Field(default=[])
+    minor_age: int = Field(default=18, ge=0)
+    opt_in_purposes: list[str] = Field(default=["marketing"])
 
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
@@ -124,6 +135,21 @@ class Settings(BaseSettings):
     def _valid_identity_rules(cls, rules: list[str]) -> list[str]:
         parse_rules(rules)
         return rules
+
+    @property
+    def guardrails(self) -> GuardrailPolicy:
+        """The guardrail policy these settings describe."""
+        quiet = None
+        if self.quiet_hours_start and self.quiet_hours_end:
+            quiet = parse_quiet_hours(f"{self.quiet_hours_start}-{self.quiet_hours_end}")
+        return GuardrailPolicy(
+            hospital_timezone=self.hospital_timezone,
+            quiet_hours=quiet,
+            urgent_purposes=frozenset(self.urgent_purposes),
+            caps=tuple(self.frequency_caps),
+            minor_age=self.minor_age,
+            opt_in_purposes=frozenset(self.opt_in_purposes),
+        )
 
     @property
     def sendgrid_configured(self) -> bool:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from models.journey import EventType
 from models.temporal import EnrollmentStatus
@@ -166,6 +166,7 @@ class MessageView(BaseModel):
     provider_message_id: str | None
     template_key: str | None
     locale: str | None
+    purpose: str | None = None
     created_at: datetime
     sent_at: datetime | None
     delivered_at: datetime | None = None
@@ -535,3 +536,71 @@ class SuppressionList(BaseModel):
     """Suppressions, newest first."""
 
     items: list[SuppressionView]
+
+
+ConsentPurpose = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^(\*|phi|care_coordination|appointment_reminders|health_education|surveys|marketing)$"
+    ),
+]
+ConsentChannel = Annotated[str, StringConstraints(pattern=r"^(\*|sms|email|letter|push)$")]
+
+
+class ConsentChange(BaseModel):
+    """One consent given or withdrawn: a channel (`*`: all) and a purpose (`*`: all; `phi`: consent to
+    receive protected health information on the channel)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: ConsentChannel
+    purpose: ConsentPurpose = "*"
+    status: Literal["granted", "revoked"]
+    source: str = Field(default="api", min_length=1, max_length=64)
+    detail: str | None = Field(default=None, max_length=1000)
+
+
+class ConsentsUpdate(BaseModel):
+    """`PUT /v1/patients/{id}/consents`: consent changes, and optionally the patient's own quiet hours
+    (`22:00-07:00`, or `none`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    consents: list[ConsentChange] = Field(default=[], max_length=100)
+    quiet_hours: (
+        Annotated[str, StringConstraints(pattern=r"^(none|([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d)$")]
+        | None
+    ) = None
+
+
+class ConsentsView(BaseModel):
+    """The patient's current consents (latest per channel and purpose), their full history (newest
+    first) and their own quiet hours, if set."""
+
+    patient_id: str
+    current: list[ConsentView]
+    history: list[ConsentView]
+    quiet_hours: str | None = None
+
+
+class DecisionView(BaseModel):
+    """One guardrail decision about a send attempt, and the rule that made it."""
+
+    id: int
+    decision: str
+    rule: str
+    reason: str | None
+    channel: str | None
+    purpose: str
+    message_id: str | None
+    enrollment_id: str | None
+    journey_key: str | None
+    step_id: str | None
+    defer_until: datetime | None
+    created_at: datetime
+
+
+class DecisionsView(BaseModel):
+    """A patient's send decisions, newest first."""
+
+    items: list[DecisionView]

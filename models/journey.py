@@ -30,6 +30,18 @@ Channel = Literal["sms", "email", "letter", "push"]
 ChannelChoice = Literal["sms", "email", "letter", "push", "best"]
 CHANNELS: tuple[Channel, ...] = ("sms", "email", "push", "letter")
 Reentry = Literal["never", "after_exit", "always"]
+# Why a message is sent (consent is given or withdrawn per channel and purpose).
+Purpose = Literal["care_coordination", "appointment_reminders", "health_education", "surveys", "marketing"]
+PURPOSES: tuple[Purpose, ...] = (
+    "care_coordination",
+    "appointment_reminders",
+    "health_education",
+    "surveys",
+    "marketing",
+)
+DEFAULT_PURPOSE: Purpose = "care_coordination"
+# What happens to a send over a frequency cap: wait for room under the cap, or drop it.
+OverCap = Literal["defer", "drop"]
 
 
 # --- entry and exit -------------------------------------------------------------------------------
@@ -51,15 +63,18 @@ class EventEntry(DefinitionModel):
 
 
 class Entry(DefinitionModel):
-    """How patients enter on their own; enrollment through the API always works."""
+    """How patients enter on their own; enrollment through the API always works. `segment`: members
+    enter when they join the segment (a journey with the exit rule `{event: segment.exited, outcome:
+    segment_exit}` ends when they leave it)."""
 
     fhir: FhirEntry | None = None
     event: EventEntry | None = None
+    segment: Key | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Entry:
-        if (self.fhir is None) == (self.event is None):
-            raise ValueError("entry needs exactly one of `fhir` or `event`")
+        if sum(1 for way in (self.fhir, self.event, self.segment) if way is not None) != 1:
+            raise ValueError("entry needs exactly one of `fhir`, `event` or `segment`")
         return self
 
 
@@ -88,6 +103,10 @@ class SendSpec(DefinitionModel):
     fallback: list[Channel] | None = Field(default=None, min_length=1)
     subject: str | None = None
     body: str | None = None
+    # The message's purpose (else the template's, else the journey's, else care_coordination), and
+    # whether it may go out in the patient's quiet hours (recorded as an override when it does).
+    purpose: Purpose | None = None
+    urgent: bool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> SendSpec:
@@ -446,6 +465,10 @@ class JourneyDefinition(DefinitionModel):
     exit: list[ExitRule] = []
     steps: list[Step] = []
     code: bool = False
+    # The purpose of the journey's messages (a step or template may say otherwise), and what happens
+    # to a send over a frequency cap (see README, "Consent and guardrails").
+    purpose: Purpose | None = None
+    over_cap: OverCap = "defer"
 
     @model_validator(mode="after")
     def _consistent_graph(self) -> JourneyDefinition:

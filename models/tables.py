@@ -539,6 +539,7 @@ class Message(Base):
     template_key: Mapped[str | None] = mapped_column(String(64))
     template_version: Mapped[int | None] = mapped_column(Integer)
     locale: Mapped[str | None] = mapped_column(String(35))
+    purpose: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), nullable=False)
     reason: Mapped[str | None] = mapped_column(Text)
     provider: Mapped[str | None] = mapped_column(String(32))
@@ -601,6 +602,29 @@ class ConsentEvent(Base):
     source: Mapped[str] = mapped_column(String(64), nullable=False)
     detail: Mapped[str | None] = mapped_column(Text)
     recorded_at: Mapped[datetime] = _created()
+
+
+class SendDecision(Base):
+    """What the guardrails decided about one attempt of a send (append-only): `sent`, `deferred`,
+    `suppressed` or `skipped`, and the rule that decided it."""
+
+    __tablename__ = "send_decisions"
+    __table_args__ = (Index("ix_send_decisions_patient_created", "patient_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    patient_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    enrollment_id: Mapped[str | None] = mapped_column(String(64))
+    journey_key: Mapped[str | None] = mapped_column(String(64))
+    step_id: Mapped[str | None] = mapped_column(String(64))
+    idempotency_key: Mapped[str] = mapped_column(String(300), nullable=False, index=True)
+    message_id: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str | None] = mapped_column(String(16))
+    purpose: Mapped[str] = mapped_column(String(32), nullable=False)
+    decision: Mapped[str] = mapped_column(String(16), nullable=False)
+    rule: Mapped[str] = mapped_column(String(32), nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    defer_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _created()
 
 
 class Letter(Base):
@@ -723,3 +747,7 @@ class ParkedItem(Base):
 def table_of(model: type[Base]) -> Table:
     """The core table behind a mapped class, for statements whose compiled form SQLAlchemy caches."""
     return Base.metadata.tables[model.__tablename__]
+
+
+# Segment tables live in their own module on the same `Base`; importing it here registers them.
+from models import segment_tables as _segment_tables  # noqa: E402, F401

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from models.base import DefinitionModel
-from models.journey import Channel, Key
+from models.journey import Channel, Key, Purpose
 
 Locale = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)]
 
@@ -46,6 +46,13 @@ class TemplateDefinition(DefinitionModel):
     subject: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
     body: str = Field(min_length=1, max_length=20000)
     html: str | None = None
+    # The purpose of messages from this template; `phi: true` when the text carries protected health
+    # information, which goes only over a channel the patient consented to receive PHI on; otherwise
+    # the `non_phi_body` (and `non_phi_subject`) is sent, or the send is skipped.
+    purpose: Purpose | None = None
+    phi: bool = False
+    non_phi_subject: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+    non_phi_body: str | None = Field(default=None, min_length=1, max_length=20000)
 
     @field_validator("locale")
     @classmethod
@@ -60,4 +67,8 @@ class TemplateDefinition(DefinitionModel):
             raise ValueError("only email templates have an `html` body")
         if self.subject is not None and self.channel == "sms":
             raise ValueError("an SMS has no `subject`")
+        if (self.non_phi_body or self.non_phi_subject) and not self.phi:
+            raise ValueError("a non-PHI variant goes with `phi: true`")
+        if self.non_phi_subject is not None and self.channel == "sms":
+            raise ValueError("an SMS has no `non_phi_subject`")
         return self

@@ -12,7 +12,16 @@ from typing import Any, Literal
 from pydantic import Field
 
 from models.base import TemporalModel
-from models.journey import EnrollSpec, FetchSpec, JourneyDefinition, SendSpec, TaskSpec, UpdateSpec
+from models.journey import (
+    EnrollSpec,
+    FetchSpec,
+    JourneyDefinition,
+    OverCap,
+    Purpose,
+    SendSpec,
+    TaskSpec,
+    UpdateSpec,
+)
 
 EnrollmentStatus = Literal["running", "completed", "exited", "cancelled", "failed"]
 MessageStatus = Literal[
@@ -185,10 +194,17 @@ class StepCall(TemporalModel):
 
 
 class SendMessageInput(TemporalModel):
-    """One send step's attempt."""
+    """One send step's attempt.
+
+    `due_at` is the workflow's time when the attempt was made (quiet hours and caps are judged at the
+    later of it and the clock); `purpose` and `over_cap` come from the journey.
+    """
 
     call: StepCall
     send: SendSpec
+    due_at: datetime | None = None
+    purpose: Purpose | None = None
+    over_cap: OverCap = "defer"
 
 
 class SendMessageResult(TemporalModel):
@@ -199,10 +215,13 @@ class SendMessageResult(TemporalModel):
     """
 
     message_id: str | None = None
-    status: MessageStatus
+    status: MessageStatus | Literal["deferred"]
     reason: str | None = None
     channel: str | None = None
     deliver_queue: str | None = None
+    # A deferred send (quiet hours, a frequency cap): the rule, and when to try again.
+    rule: str | None = None
+    defer_until: datetime | None = None
 
 
 class DeliverMessageInput(TemporalModel):

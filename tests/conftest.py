@@ -30,6 +30,11 @@ pytest_plugins = ["tests.workflows.fixtures"]
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("AFTERCARE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+# The suite runs at any hour of the day and uses Synthea's children: quiet hours and the minor rule are
+# off here and in every worker process the tests start; the guardrail tests turn them on themselves.
+os.environ["QUIET_HOURS_START"] = ""
+os.environ["MINOR_AGE"] = "0"
 SYNTHEA_BUNDLES = SHARED_DATA / "synthea" / "fhir-r4-bundles"
 SYNTHEA_BULK = SHARED_DATA / "synthea" / "bulk-ndjson-10-patients"
 FHIR_EXAMPLES = SHARED_DATA / "fhir-examples"

@@ -5,6 +5,7 @@ from workflows.bulk_export import BulkExportWorkflow
 from workflows.enrollment import EnrollmentWorkflow
 from workflows.fhir_sync import FhirNotificationWorkflow, FhirPollWorkflow
 from workflows.reconcile import ReconcileEnrollmentsWorkflow
+from workflows.segments import RefreshSegmentsWorkflow
 
 WORKFLOWS: list[type] = [
     EnrollmentWorkflow,
@@ -12,6 +13,7 @@ WORKFLOWS: list[type] = [
     FhirNotificationWorkflow,
     FhirPollWorkflow,
     BulkExportWorkflow,
+    RefreshSegmentsWorkflow,
 ]
 
 __all__ = [
@@ -21,4 +23,5 @@ __all__ = [
     "FhirNotificationWorkflow",
     "FhirPollWorkflow",
     "ReconcileEnrollmentsWorkflow",
+    "RefreshSegmentsWorkflow",
 ]

@@ -48,6 +48,8 @@ async def run_step(steps: JourneySteps, step: Step) -> str | None:
             subject=spec.subject,
             step=step.id,
             name=name,
+            purpose=spec.purpose,
+            urgent=spec.urgent,
         )
     elif isinstance(step, WaitStep):
         wait = step.wait

@@ -191,10 +191,14 @@ class JourneySteps:
         subject: str | None = None,
         step: str | None = None,
         name: str | None = None,
+        purpose: str | None = None,
+        urgent: bool = False,
     ) -> SendMessageResult:
         """Send a message from a template, or an inline body on a channel; at most once.
 
         `channel="best"` picks the patient's preferred reachable channel, trying `fallback` in order.
+        The guardrails decide first: a send deferred (quiet hours, a frequency cap) sleeps durably until
+        the moment they give and asks again, under the same idempotency key.
         """
         spec = SendSpec.model_validate(
             {
@@ -203,12 +207,29 @@ class JourneySteps:
                 "fallback": list(fallback) if fallback is not None else None,
                 "body": body,
                 "subject": subject,
+                "purpose": purpose,
+                "urgent": urgent,
             }
         )
         label = name or f"Sending {describe_send(spec)}"
 
         async def run(call: StepCall) -> tuple[SendMessageResult, str, str | None]:
-            request = SendMessageInput(call=call, send=spec)
+            while True:
+                result = await attempt(call)
+                if result.status != "deferred" or result.defer_until is None:
+                    return result, result.status, result.reason
+                summary = f"Deferred by {result.rule} until {_when(result.defer_until)}"
+                workflow.set_current_details(f"**{call.step_id}**: {summary}")
+                await self._wait_until(result.defer_until, summary)
+
+        async def attempt(call: StepCall) -> SendMessageResult:
+            request = SendMessageInput(
+                call=call,
+                send=spec,
+                due_at=workflow.now(),
+                purpose=self.journey.purpose,
+                over_cap=self.journey.over_cap,
+            )
             try:
                 result: SendMessageResult = await workflow.execute_local_activity_method(
                     MessagingActivities.send_message, request, summary=label, **SEND_MESSAGE_FAST.options()
@@ -224,7 +245,7 @@ class JourneySteps:
                     raise StepFailedError(call.step_id, failure_reason(error)) from error
             if result.deliver_queue is not None and result.message_id is not None:
                 result = await self._deliver_rate_limited(call, result.message_id, result.deliver_queue)
-            return result, result.status, result.reason
+            return result
 
         return await self._step(step or "send", "send", label, run)
 

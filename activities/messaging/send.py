@@ -31,13 +31,16 @@ from activities.messaging.providers import (
 )
 from activities.options import SEND_MESSAGE
 from aftercare.compose import ComposedMessage, TemplateNotFoundError, compose_message
+from aftercare.guardrails import Decision, GuardrailPolicy, SendContext, decide
 from aftercare.journey_variables import PatientNotFoundError, load_journey_variables
 from aftercare.metrics import MESSAGES
+from aftercare.store.decisions import record_decision
 from aftercare.store.messages import find_by_idempotency_key, record_intent, update_message
 from aftercare.store.provider_pace import take_turn
 from aftercare.store.suppressions import suppress
 from aftercare.templating import TemplateRenderError
-from models.tables import Message
+from models.journey import DEFAULT_PURPOSE
+from models.tables import Message, Patient
 from models.temporal import DeliverMessageInput, SendMessageInput, SendMessageResult
 
 log = logging.getLogger(__name__)
@@ -53,20 +56,51 @@ class MessagingActivities:
         sessions: async_sessionmaker[AsyncSession],
         providers: ProviderRegistry,
         hospital_timezone: str = "UTC",
+        guardrails: GuardrailPolicy | None = None,
     ) -> None:
         self._sessions = sessions
         self._providers = providers
         self._hospital_timezone = hospital_timezone
+        # Without a policy only the rules that need no configuration apply (no quiet hours, no caps).
+        self._guardrails = guardrails or GuardrailPolicy(hospital_timezone=hospital_timezone)
 
     @activity.defn(name="send_message")
     async def send_message(self, request: SendMessageInput) -> SendMessageResult:
-        """Send one step's message at most once."""
+        """Send one step's message at most once, if the guardrails allow it now."""
         async with self._sessions.begin() as session:
-            composed = await self._compose(session, request)
-            if isinstance(composed, Message):
-                message = composed
+            earlier = await find_by_idempotency_key(session, request.call.idempotency_key)
+            if earlier is not None:
+                message = earlier
             else:
-                values = _intent(request, composed)
+                profile, composed = await self._compose(session, request)
+                purpose = request.send.purpose or composed.purpose or request.purpose or DEFAULT_PURPOSE
+                now = datetime.now(UTC)
+                decision = await decide(
+                    session,
+                    self._guardrails,
+                    SendContext(
+                        patient=profile,
+                        channel=composed.channel,
+                        to=composed.to,
+                        unreachable_reason=composed.unreachable_reason,
+                        purpose=purpose,
+                        phi=composed.phi,
+                        has_non_phi_variant=composed.non_phi_body is not None,
+                        urgent=request.send.urgent,
+                        over_cap=request.over_cap,
+                        now=max(request.due_at, now) if request.due_at else now,
+                    ),
+                )
+                if decision.outcome == "defer":
+                    await _record_decision(session, request, decision, purpose, composed.channel, None)
+                    return SendMessageResult(
+                        status="deferred",
+                        reason=decision.reason,
+                        channel=composed.channel,
+                        rule=decision.rule,
+                        defer_until=decision.until,
+                    )
+                values = _intent(request, composed, purpose, decision)
                 provider = self._providers.for_channel(composed.channel)
                 if values["status"] == "pending" and not provider.external:
                     outcome = await provider.send(_outgoing_from(values))
@@ -78,8 +112,10 @@ class MessagingActivities:
                     )
                 sent_now = values["status"] not in ("pending", "skipped", "failed", "undelivered")
                 message = await record_intent(session, values, sent_now=sent_now)
-                if message.id == values["id"] and message.status != "pending":
-                    _log_outcome(message, provider.name)
+                if message.id == values["id"]:
+                    await _record_decision(session, request, decision, purpose, composed.channel, message.id)
+                    if message.status != "pending":
+                        _log_outcome(message, provider.name)
         if message.status in FINAL_STATUSES:
             return _result(message)
         provider = self._providers.for_channel(message.channel)
@@ -101,8 +137,10 @@ class MessagingActivities:
             return _result(message)
         return await self._send_external(message, self._providers.for_channel(message.channel))
 
-    async def _compose(self, session: AsyncSession, request: SendMessageInput) -> ComposedMessage | Message:
-        """The message to record, or the one an earlier attempt recorded when composing fails now."""
+    async def _compose(
+        self, session: AsyncSession, request: SendMessageInput
+    ) -> tuple[Patient, ComposedMessage]:
+        """The patient and the message to record; a failure to compose is permanent."""
         try:
             variables = await load_journey_variables(
                 session,
@@ -114,11 +152,8 @@ class MessagingActivities:
                 with_fetched=False,
                 hospital_timezone=self._hospital_timezone,
             )
-            return await compose_message(session, request.send, variables)
+            return variables.profile, await compose_message(session, request.send, variables)
         except (PatientNotFoundError, TemplateNotFoundError, TemplateRenderError) as error:
-            earlier = await find_by_idempotency_key(session, request.call.idempotency_key)
-            if earlier is not None:
-                return earlier
             kind = {
                 PatientNotFoundError: "PatientNotFound",
                 TemplateNotFoundError: "TemplateNotFound",
@@ -220,7 +255,45 @@ def _log_outcome(message: Message, provider: str) -> None:
     MESSAGES.labels(message.channel, provider, message.status).inc()
 
 
-def _intent(request: SendMessageInput, composed: ComposedMessage) -> dict[str, Any]:
+async def _record_decision(
+    session: AsyncSession,
+    request: SendMessageInput,
+    decision: Decision,
+    purpose: str,
+    channel: str,
+    message_id: str | None,
+) -> None:
+    call = request.call
+    await record_decision(
+        session,
+        patient_id=call.scope.patient_id,
+        idempotency_key=call.idempotency_key,
+        purpose=purpose,
+        decision=decision.logged,
+        rule=decision.rule,
+        reason=decision.reason,
+        channel=channel,
+        message_id=message_id,
+        enrollment_id=call.scope.enrollment_id,
+        journey_key=call.journey_key,
+        step_id=call.step_id,
+        defer_until=decision.until,
+    )
+    log.info(
+        "send %s by rule %s",
+        decision.logged,
+        decision.rule,
+        extra={"enrollment_id": call.scope.enrollment_id, "step_id": call.step_id, "message_id": message_id},
+    )
+
+
+def _intent(
+    request: SendMessageInput, composed: ComposedMessage, purpose: str, decision: Decision
+) -> dict[str, Any]:
+    allowed = decision.outcome == "allow" and composed.to is not None
+    subject, body, html = composed.subject, composed.body, composed.html
+    if decision.non_phi:
+        subject, body, html = composed.non_phi_subject or subject, composed.non_phi_body or body, None
     return {
         "id": str(uuid.uuid4()),
         "idempotency_key": request.call.idempotency_key,
@@ -230,14 +303,15 @@ def _intent(request: SendMessageInput, composed: ComposedMessage) -> dict[str, A
         "step_id": request.call.step_id,
         "channel": composed.channel,
         "to": composed.to,
-        "subject": composed.subject,
-        "body": composed.body,
-        "html": composed.html,
+        "subject": subject,
+        "body": body,
+        "html": html,
         "template_key": composed.template_key,
         "template_version": composed.template_version,
         "locale": composed.locale,
-        "status": "pending" if composed.to else "skipped",
-        "reason": composed.unreachable_reason,
+        "purpose": purpose,
+        "status": "pending" if allowed else "skipped",
+        "reason": None if allowed else decision.reason,
     }
 
 

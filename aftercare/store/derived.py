@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.identity.rules import DEFAULT_RULES, parse_rules
 from aftercare.store.clinical_facts import record_clinical_facts
+from aftercare.store.fhir_consents import record_fhir_consents
 from aftercare.store.identity import IdentityOutcome, record_identities
 
 
@@ -23,13 +24,15 @@ async def record_derived(
     phone_region: str,
     identity_rules: Sequence[str] | None = None,
 ) -> IdentityOutcome:
-    """Upsert the clinical fact rows of these current resources and record the identities of their
-    Patients (identifiers, person links, merges, review candidates).
+    """Upsert the clinical fact rows of these current resources, append the consents their `Consent`
+    resources state, and record the identities of their Patients (identifiers, person links, merges,
+    review candidates).
 
     The `patients` rows of these Patients must already be up to date (rules compare stored profiles).
     `identity_rules` are `Settings.identity_rules` (the defaults when None).
     """
     await record_clinical_facts(session, resources)
+    await record_fhir_consents(session, resources)
     patients = [resource for resource in resources if resource.get("resourceType") == "Patient"]
     if not patients:
         return IdentityOutcome()

@@ -19,11 +19,14 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
+from models.segment_runs import RefreshSegmentsInput
 from models.temporal import PollSourceInput, ReconcileInput
 from models.workflow_names import FHIR_POLL_WORKFLOW
 from workflows.reconcile import RECONCILE_SCHEDULE_ID, RECONCILE_WORKFLOW
+from workflows.segments import REFRESH_SEGMENTS_SCHEDULE_ID, REFRESH_SEGMENTS_WORKFLOW
 
 RECONCILE_EVERY = timedelta(minutes=5)
+REFRESH_SEGMENTS_EVERY = timedelta(minutes=15)
 
 
 async def ensure_schedules(client: Client, task_queue: str) -> list[str]:
@@ -43,6 +46,20 @@ async def ensure_schedules(client: Client, task_queue: str) -> list[str]:
     with contextlib.suppress(ScheduleAlreadyRunningError):
         await client.create_schedule(RECONCILE_SCHEDULE_ID, schedule)
         created.append(RECONCILE_SCHEDULE_ID)
+    segments = Schedule(
+        action=ScheduleActionStartWorkflow(
+            REFRESH_SEGMENTS_WORKFLOW,
+            RefreshSegmentsInput(),
+            id="aftercare-refresh-segments",
+            task_queue=task_queue,
+            static_summary="Refresh segment membership; enroll who entered, tell journeys who left",
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=REFRESH_SEGMENTS_EVERY)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+    with contextlib.suppress(ScheduleAlreadyRunningError):
+        await client.create_schedule(REFRESH_SEGMENTS_SCHEDULE_ID, segments)
+        created.append(REFRESH_SEGMENTS_SCHEDULE_ID)
     return created
 
 

@@ -20,6 +20,7 @@ from models.temporal import EnrollmentTrigger, ReconcileInput
 from tests.conftest import ABDUL_PATIENT_ID, synthea_bundle
 from tests.integration.test_observation_to_sms import eventually
 from workflows.reconcile import RECONCILE_SCHEDULE_ID
+from workflows.segments import REFRESH_SEGMENTS_SCHEDULE_ID
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -110,9 +111,11 @@ async def test_the_reconciliation_schedule_is_created_once(
 ) -> None:
     first = await ensure_schedules(dev_server.client, api_settings.temporal_task_queue)
     second = await ensure_schedules(dev_server.client, api_settings.temporal_task_queue)
-    assert (first, second) == ([RECONCILE_SCHEDULE_ID], [])
+    assert (first, second) == ([RECONCILE_SCHEDULE_ID, REFRESH_SEGMENTS_SCHEDULE_ID], [])
     description = await dev_server.client.get_schedule_handle(RECONCILE_SCHEDULE_ID).describe()
     assert description.schedule.spec.intervals[0].every.total_seconds() == 300
+    segments = await dev_server.client.get_schedule_handle(REFRESH_SEGMENTS_SCHEDULE_ID).describe()
+    assert segments.schedule.spec.intervals[0].every.total_seconds() == 900
 
 
 async def test_a_notification_whose_workflow_never_started_is_redriven_and_parked_when_it_cannot_finish(

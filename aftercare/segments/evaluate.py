@@ -1,0 +1,112 @@
+"""Evaluating segments: members, a preview with each criterion's count, and a patient's segments."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aftercare.segments.compiler import (
+    PATIENTS,
+    CompileContext,
+    alive,
+    compile_criterion,
+    members_query,
+    segment_condition,
+)
+from aftercare.segments.explain import nodes
+from aftercare.store.segments import referenced_definitions
+from models.segment import SegmentDefinition
+
+
+@dataclass(frozen=True)
+class CriterionCount:
+    """How many patients one criterion holds for, on its own."""
+
+    path: str
+    description: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A segment's size, a sample of members, and each criterion's count."""
+
+    count: int
+    sample: list[str]
+    criteria: list[CriterionCount]
+
+
+# A segment query is planned once and runs in about a second: compiling it to machine code (JIT) would
+# cost more than it saves, and hashing a set of patient ids needs more than the default 4 MB.
+_TUNING = ("SET LOCAL jit = off", "SET LOCAL work_mem = '64MB'")
+
+
+async def tune(session: AsyncSession) -> None:
+    """Settings for segment queries, for the rest of the session's transaction."""
+    for statement in _TUNING:
+        await session.execute(text(statement))
+
+
+async def context_for(
+    session: AsyncSession, definition: SegmentDefinition, as_of: datetime
+) -> CompileContext:
+    """The compile context: the evaluation time and the segments referred to."""
+    return CompileContext(as_of=as_of, segments=await referenced_definitions(session, definition))
+
+
+async def members(session: AsyncSession, definition: SegmentDefinition, as_of: datetime) -> list[str]:
+    """Every member's patient id, sorted (one query)."""
+    query = members_query(definition, await context_for(session, definition, as_of))
+    await tune(session)
+    return list(await session.scalars(query.order_by(PATIENTS.c.id)))
+
+
+async def preview(
+    session: AsyncSession, definition: SegmentDefinition, as_of: datetime, sample_size: int = 20
+) -> Preview:
+    """The count, the first members by id, and each criterion's count among the eligible patients
+    (alive, unless the segment includes the deceased)."""
+    context = await context_for(session, definition, as_of)
+    explained = list(nodes(definition.criteria))
+    counts = [
+        func.count().filter(compile_criterion(node.criterion, context)).label(f"c{index}")
+        for index, node in enumerate(explained)
+    ]
+    query = select(func.count().filter(segment_condition(definition, context)), *counts).select_from(PATIENTS)
+    if not definition.include_deceased:
+        query = query.where(alive())
+    await tune(session)
+    row = (await session.execute(query)).one()
+    sample = list(
+        await session.scalars(members_query(definition, context).order_by(PATIENTS.c.id).limit(sample_size))
+    )
+    return Preview(
+        count=row[0],
+        sample=sample,
+        criteria=[
+            CriterionCount(node.path, node.description, row[index + 1])
+            for index, node in enumerate(explained)
+        ],
+    )
+
+
+async def segments_of_patient(
+    session: AsyncSession, patient_id: str, definitions: Sequence[SegmentDefinition], as_of: datetime
+) -> list[str]:
+    """The keys of the segments the patient is in (one query, each sub-query limited to the patient)."""
+    if not definitions:
+        return []
+    columns = []
+    for index, definition in enumerate(definitions):
+        context = await context_for(session, definition, as_of)
+        restricted = CompileContext(as_of=as_of, segments=context.segments, patient_id=patient_id)
+        columns.append(func.coalesce(segment_condition(definition, restricted), False).label(f"s{index}"))
+    await tune(session)
+    row = (await session.execute(select(*columns).where(PATIENTS.c.id == patient_id))).one_or_none()
+    if row is None:
+        return []
+    return [definition.key for definition, member in zip(definitions, row, strict=True) if member]

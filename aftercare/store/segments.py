@@ -1,0 +1,91 @@
+"""Published segment definitions, by key and version."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aftercare.store.hashing import content_hash
+from models.segment import SegmentDefinition, referenced_segments
+from models.segment_tables import Segment
+
+
+class SegmentVersionConflict(Exception):
+    """This key and version is already published with other content."""
+
+
+def _definition(document: dict[str, Any]) -> SegmentDefinition:
+    return SegmentDefinition.model_validate(document)
+
+
+async def publish_segment(
+    session: AsyncSession, definition: SegmentDefinition
+) -> Literal["created", "unchanged"]:
+    """Store a version; identical content again is a no-op, other content a conflict."""
+    document = definition.document()
+    digest = content_hash(document)
+    inserted = await session.scalar(
+        insert(Segment)
+        .values(
+            key=definition.key,
+            version=definition.version,
+            name=definition.name,
+            definition=document,
+            content_hash=digest,
+        )
+        .on_conflict_do_nothing()
+        .returning(Segment.key)
+    )
+    if inserted is not None:
+        return "created"
+    stored = await session.scalar(
+        select(Segment.content_hash).where(
+            Segment.key == definition.key, Segment.version == definition.version
+        )
+    )
+    if stored != digest:
+        raise SegmentVersionConflict(
+            f"segment {definition.key!r} version {definition.version} is already published with other "
+            "content; publish it as a new version"
+        )
+    return "unchanged"
+
+
+async def get_segment(
+    session: AsyncSession, key: str, version: int | None = None
+) -> SegmentDefinition | None:
+    """One version, or the latest when `version` is None."""
+    query = select(Segment.definition).where(Segment.key == key)
+    query = query.where(Segment.version == version) if version else query.order_by(Segment.version.desc())
+    document = await session.scalar(query.limit(1))
+    return _definition(document) if document is not None else None
+
+
+async def latest_segments(session: AsyncSession) -> list[SegmentDefinition]:
+    """The latest version of every segment, by key."""
+    rows = await session.scalars(
+        select(Segment.definition).distinct(Segment.key).order_by(Segment.key, Segment.version.desc())
+    )
+    return [_definition(document) for document in rows]
+
+
+async def referenced_definitions(
+    session: AsyncSession, definition: SegmentDefinition
+) -> dict[str, SegmentDefinition]:
+    """The latest versions of the segments a definition refers to, directly or through others
+    (a key that does not exist is simply absent; the compiler reports it)."""
+    found: dict[str, SegmentDefinition] = {}
+    pending = set(referenced_segments(definition.criteria))
+    while pending:
+        key = pending.pop()
+        if key in found:
+            continue
+        referenced = await get_segment(session, key)
+        if referenced is None:
+            continue
+        found[key] = referenced
+        pending |= referenced_segments(referenced.criteria) - found.keys()
+    return found

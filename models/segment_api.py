@@ -1,0 +1,75 @@
+"""Request and response bodies of the segment endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+
+class SegmentCreated(BaseModel):
+    """A published segment version."""
+
+    key: str
+    version: int
+
+
+class SegmentSummary(BaseModel):
+    """The latest version of a segment."""
+
+    key: str
+    version: int
+    name: str
+    description: str | None = None
+
+
+class SegmentList(BaseModel):
+    """Segments, by key."""
+
+    items: list[SegmentSummary]
+
+
+class CriterionCountView(BaseModel):
+    """How many eligible patients one criterion holds for on its own, with the criterion in words."""
+
+    path: str
+    description: str
+    count: int
+
+
+class SegmentPreview(BaseModel):
+    """A segment evaluated at `as_of`: its size, a sample of patient ids, each criterion's count."""
+
+    key: str
+    version: int
+    as_of: datetime
+    count: int
+    sample: list[str]
+    criteria: list[CriterionCountView]
+
+
+class PatientSegments(BaseModel):
+    """The segments a patient is in at `as_of`."""
+
+    patient_id: str
+    as_of: datetime
+    segments: list[str]
+
+
+class SegmentRefreshed(BaseModel):
+    """What a refresh did: how many patients entered and left the segment, how many enrollments it
+    started in segment-based journeys, and how many it told that their patient left."""
+
+    key: str
+    as_of: datetime
+    entered: int
+    exited: int
+    enrolled: int
+    exits_signalled: int
+
+
+class SegmentMembers(BaseModel):
+    """The patients with an open stay in the segment (as of its last refresh)."""
+
+    key: str
+    members: list[str]

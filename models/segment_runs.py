@@ -1,0 +1,30 @@
+"""Inputs and results of the segment refresh workflow and activity."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from models.base import TemporalModel
+
+
+class RefreshSegmentsInput(TemporalModel):
+    """Refresh one segment (`key`) or all of them, at `as_of` (default: when the activity runs)."""
+
+    key: str | None = None
+    as_of: datetime | None = None
+
+
+class SegmentRefreshSummary(TemporalModel):
+    """What one segment's refresh did."""
+
+    key: str
+    entered: int
+    exited: int
+    enrolled: int
+    exits_signalled: int
+
+
+class RefreshSegmentsResult(TemporalModel):
+    """Every segment refreshed."""
+
+    segments: list[SegmentRefreshSummary]

@@ -1,0 +1,54 @@
+"""Tables of segments (contract §5): published definitions and dynamic membership.
+
+Imported at the end of `models/tables.py`, so they share its `Base` and migrations see them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Index, Integer, String, func, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.tables import Base, Json
+
+
+class Segment(Base):
+    """A published segment version; a key and version never change content."""
+
+    __tablename__ = "segments"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    definition: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False)
+    content_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+
+
+class SegmentMembership(Base):
+    """A stay of a patient in a segment: from `entered_at` until `exited_at` (open while a member).
+
+    At most one open stay per segment and patient (a partial unique index)."""
+
+    __tablename__ = "segment_memberships"
+    __table_args__ = (
+        Index(
+            "ux_segment_memberships_open",
+            "segment_key",
+            "patient_id",
+            unique=True,
+            postgresql_where=text("exited_at IS NULL"),
+        ),
+        Index("ix_segment_memberships_patient", "patient_id", "segment_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    segment_key: Mapped[str] = mapped_column(String(64), nullable=False)
+    patient_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    segment_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    entered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    exited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
