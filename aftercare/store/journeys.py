@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aftercare.store.hashing import content_hash
+from aftercare.store.versioned import VersionConflict, publish_version
 from models.journey import JourneyDefinition
 from models.tables import Journey
 
@@ -25,7 +24,7 @@ def _definition(document: dict[str, Any]) -> JourneyDefinition:
     return parsed
 
 
-class JourneyVersionConflict(Exception):
+class JourneyVersionConflict(VersionConflict):
     """This key and version is already published with other content."""
 
 
@@ -33,36 +32,21 @@ async def publish_journey(
     session: AsyncSession, definition: JourneyDefinition
 ) -> Literal["created", "unchanged"]:
     """Store a version; publishing identical content again is a no-op, other content a conflict."""
-    document = definition.model_dump(mode="json", exclude_none=True)
-    digest = content_hash(document)
     entry = definition.entry
-    inserted = await session.scalar(
-        insert(Journey)
-        .values(
-            key=definition.key,
-            version=definition.version,
-            name=definition.name,
-            definition=document,
-            content_hash=digest,
-            entry_fhir_resource=entry.fhir.resource if entry and entry.fhir else None,
-            entry_event_type=entry.event.type if entry and entry.event else None,
-        )
-        .on_conflict_do_nothing()
-        .returning(Journey.key)
+    return await publish_version(
+        session,
+        Journey,
+        definition.model_dump(mode="json", exclude_none=True),
+        {
+            "key": definition.key,
+            "version": definition.version,
+            "name": definition.name,
+            "entry_fhir_resource": entry.fhir.resource if entry and entry.fhir else None,
+            "entry_event_type": entry.event.type if entry and entry.event else None,
+        },
+        what="journey",
+        conflict=JourneyVersionConflict,
     )
-    if inserted is not None:
-        return "created"
-    stored = await session.scalar(
-        select(Journey.content_hash).where(
-            Journey.key == definition.key, Journey.version == definition.version
-        )
-    )
-    if stored != digest:
-        raise JourneyVersionConflict(
-            f"journey {definition.key!r} version {definition.version} is already published with other "
-            "content; publish it as a new version"
-        )
-    return "unchanged"
 
 
 async def get_journey(

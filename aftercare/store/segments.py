@@ -5,15 +5,14 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aftercare.store.hashing import content_hash
+from aftercare.store.versioned import VersionConflict, publish_version
 from models.segment import SegmentDefinition, referenced_segments
 from models.segment_tables import Segment
 
 
-class SegmentVersionConflict(Exception):
+class SegmentVersionConflict(VersionConflict):
     """This key and version is already published with other content."""
 
 
@@ -25,33 +24,14 @@ async def publish_segment(
     session: AsyncSession, definition: SegmentDefinition
 ) -> Literal["created", "unchanged"]:
     """Store a version; identical content again is a no-op, other content a conflict."""
-    document = definition.document()
-    digest = content_hash(document)
-    inserted = await session.scalar(
-        insert(Segment)
-        .values(
-            key=definition.key,
-            version=definition.version,
-            name=definition.name,
-            definition=document,
-            content_hash=digest,
-        )
-        .on_conflict_do_nothing()
-        .returning(Segment.key)
+    return await publish_version(
+        session,
+        Segment,
+        definition.document(),
+        {"key": definition.key, "version": definition.version, "name": definition.name},
+        what="segment",
+        conflict=SegmentVersionConflict,
     )
-    if inserted is not None:
-        return "created"
-    stored = await session.scalar(
-        select(Segment.content_hash).where(
-            Segment.key == definition.key, Segment.version == definition.version
-        )
-    )
-    if stored != digest:
-        raise SegmentVersionConflict(
-            f"segment {definition.key!r} version {definition.version} is already published with other "
-            "content; publish it as a new version"
-        )
-    return "unchanged"
 
 
 async def get_segment(
