@@ -26,14 +26,18 @@ class ActivityPreset:
     start_to_close_timeout: timedelta
     retry_policy: RetryPolicy
     schedule_to_close_timeout: timedelta | None = None
+    heartbeat_timeout: timedelta | None = None
 
     def options(self) -> dict[str, Any]:
         """Keyword arguments for `workflow.execute_activity` and `execute_local_activity`."""
-        return {
+        options: dict[str, Any] = {
             "start_to_close_timeout": self.start_to_close_timeout,
             "schedule_to_close_timeout": self.schedule_to_close_timeout,
             "retry_policy": self.retry_policy,
         }
+        if self.heartbeat_timeout is not None:
+            options["heartbeat_timeout"] = self.heartbeat_timeout
+        return options
 
 
 DB_WRITE = ActivityPreset(
@@ -92,5 +96,27 @@ SEND_MESSAGE = ActivityPreset(
         maximum_interval=timedelta(minutes=5),
         maximum_attempts=12,
         non_retryable_error_types=PERMANENT_ERRORS,
+    ),
+)
+
+# A campaign batch: hundreds of recipients decided in one transaction, then delivered. It heartbeats as
+# it delivers, so a worker that dies mid-batch is noticed within a minute and the batch runs again
+# elsewhere (deciding nothing twice, and delivering only what the dead attempt had not).
+# Its deliveries retry as a send's do (the last attempt records what still cannot go as failed).
+CAMPAIGN_BATCH = ActivityPreset(
+    start_to_close_timeout=timedelta(minutes=15),
+    heartbeat_timeout=timedelta(seconds=60),
+    retry_policy=SEND_MESSAGE.retry_policy,
+)
+
+# Freezing a campaign's audience: one statement over the segment, however large.
+CAMPAIGN_FREEZE = ActivityPreset(
+    start_to_close_timeout=timedelta(minutes=10),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=2),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=2),
+        maximum_attempts=10,
+        non_retryable_error_types=[*PERMANENT_ERRORS, "SegmentNotFound", "CampaignNotFound"],
     ),
 )

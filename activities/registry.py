@@ -9,8 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from activities.bulk import BulkActivities
+from activities.campaigns import CampaignActivities
 from activities.enrollments import EnrollmentActivities, ReconcileActivities
 from activities.fhir import FhirActivities
+from activities.messaging.campaign_batch import CampaignBatchSender
 from activities.messaging.letters import LetterProvider
 from activities.messaging.outbox import OutboxProvider
 from activities.messaging.providers import MessageProvider, ProviderRegistry, RateLimit
@@ -114,11 +116,18 @@ def build_activities(
 ) -> list[Callable[..., Any]]:
     """Every activity the worker runs."""
     store = StoreActivities(sessions, settings.hospital_timezone)
-    messaging = MessagingActivities(
+    registry = providers or build_provider_registry(settings, sessions)
+    messaging = MessagingActivities(sessions, registry, settings.hospital_timezone, settings.guardrails)
+    campaigns = CampaignActivities(
         sessions,
-        providers or build_provider_registry(settings, sessions),
+        CampaignBatchSender(
+            sessions,
+            registry,
+            messaging,
+            settings.guardrails,
+            delivery_concurrency=settings.campaign_delivery_concurrency,
+        ),
         settings.hospital_timezone,
-        settings.guardrails,
     )
     tasks = TaskActivities(sessions, settings.hospital_timezone)
     starter = EnrollmentStarter(sessions, temporal, settings.temporal_task_queue)
@@ -148,4 +157,9 @@ def build_activities(
         bulk.import_bulk_file,
         bulk.finish_bulk_export,
         segments.refresh_segments,
+        campaigns.freeze_campaign_audience,
+        campaigns.campaign_windows,
+        campaigns.send_campaign_batch,
+        campaigns.record_campaign_run,
+        campaigns.close_campaign_run,
     ]

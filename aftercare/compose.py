@@ -3,19 +3,18 @@ to whom."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aftercare.journey_variables import JourneyVariables, with_attributes, with_fetched
-from aftercare.reachability import Reachability, choose_channels, reachability
-from aftercare.store.attributes import attribute_of
-from aftercare.store.templates import find_template, template_channels
+from aftercare.guardrails.facts import PREFERRED_CHANNEL_ATTRIBUTE, SEND_ATTRIBUTES, PatientFacts, load_facts
+from aftercare.journey_variables import JourneyVariables, with_fetched
+from aftercare.reachability import Reachability, choose_channels, reach
+from aftercare.store.templates import TemplateBook, load_template_book
 from aftercare.templating import render
 from models.journey import CHANNELS, SendSpec
 from models.template import locale_candidates
-
-PREFERRED_CHANNEL_ATTRIBUTE = "preferred_channel"
 
 
 class TemplateNotFoundError(LookupError):
@@ -55,6 +54,51 @@ class _Sources:
     non_phi_body: str | None = None
 
 
+@dataclass(frozen=True)
+class SendPlan:
+    """What a send's content needs before any patient is looked at: the template's variants, the
+    channels it has content for, and whether its texts refer to attributes or fetched data."""
+
+    spec: SendSpec
+    book: TemplateBook
+    available: frozenset[str]
+    wants_attributes: bool
+    wants_fetched: bool
+
+    @property
+    def attribute_names(self) -> tuple[str, ...] | None:
+        """The patient attributes to load: all of them (None) when the texts use them."""
+        return None if self.wants_attributes else SEND_ATTRIBUTES
+
+
+async def plan_send(session: AsyncSession, spec: SendSpec) -> SendPlan:
+    """Load the send's template variants; raises `TemplateNotFoundError` when it has none."""
+    return plan_for(spec, await load_template_book(session, [spec.template] if spec.template else []))
+
+
+def plan_for(spec: SendSpec, book: TemplateBook) -> SendPlan:
+    """The send's plan from a book holding its template; raises `TemplateNotFoundError` when the book
+    has no variant of it."""
+    if spec.template is not None:
+        available = book.channels(spec.template)
+        if not available:
+            raise TemplateNotFoundError(f"template {spec.template!r} does not exist")
+        texts = book.texts(spec.template)
+    else:
+        if spec.channel is not None and spec.channel != "best":
+            available = {spec.channel}
+        else:
+            available = {channel for channel in CHANNELS if channel != "email" or spec.subject}
+        texts = [text for text in (spec.subject, spec.body) if text]
+    return SendPlan(
+        spec=spec,
+        book=book,
+        available=frozenset(available),
+        wants_attributes=any("attributes" in text for text in texts),
+        wants_fetched=any("fetched" in text for text in texts),
+    )
+
+
 async def compose_message(
     session: AsyncSession, spec: SendSpec, variables: JourneyVariables
 ) -> ComposedMessage:
@@ -63,36 +107,59 @@ async def compose_message(
     A patient who cannot be reached on any candidate channel gets a message with no recipient and the
     reason, channel by channel. Raises `TemplateNotFoundError` or `TemplateRenderError`.
     """
+    composed, _ = await compose_with_facts(session, spec, variables)
+    return composed
+
+
+async def compose_with_facts(
+    session: AsyncSession,
+    spec: SendSpec,
+    variables: JourneyVariables,
+    *,
+    minor_age: int = 0,
+    today: date | None = None,
+) -> tuple[ComposedMessage, PatientFacts]:
+    """`compose_message`, also answering the patient's facts (guardian looked up under `minor_age`
+    on `today`) for the guardrails to judge the send by."""
+    plan = await plan_send(session, spec)
+    if plan.wants_fetched:
+        variables = await with_fetched(session, variables)
     profile = variables.profile
-    available = await _content_channels(session, spec)
+    loaded = await load_facts(
+        session,
+        [profile],
+        channels=plan.available,
+        attributes=plan.attribute_names,
+        minor_age=minor_age,
+        today=today,
+    )
+    return compose(plan, variables, loaded[profile.id]), loaded[profile.id]
+
+
+def compose(plan: SendPlan, variables: JourneyVariables, facts: PatientFacts) -> ComposedMessage:
+    """Compose for one patient from the plan and the patient's facts (no I/O). The variables must hold
+    what `fetched` data the plan wants; attributes come from the facts."""
+    spec = plan.spec
+    profile = variables.profile
     preference = None
-    if spec.chooses_channel or len(available) > 1:
-        preference = await attribute_of(session, profile.id, PREFERRED_CHANNEL_ATTRIBUTE)
-        preference = preference if isinstance(preference, str) else profile.preferred_channel
-    candidates = choose_channels(spec, available, preference)
+    if spec.chooses_channel or len(plan.available) > 1:
+        preferred = facts.attributes.get(PREFERRED_CHANNEL_ATTRIBUTE)
+        preference = preferred if isinstance(preferred, str) else profile.preferred_channel
+    candidates = choose_channels(spec, set(plan.available), preference)
     if not candidates:
         wanted = spec.channel if spec.channel not in (None, "best") else ", ".join(spec.fallback or CHANNELS)
         raise TemplateNotFoundError(f"template {spec.template!r} has no variant for {wanted}")
-    reach = await reachability(session, profile, candidates)
-    channel = next((candidate for candidate in candidates if candidate in reach.addresses), candidates[0])
-    sources = await _sources(session, spec, channel, profile.language)
-    texts = (
-        sources.subject or "",
-        sources.body,
-        sources.html or "",
-        sources.non_phi_subject or "",
-        sources.non_phi_body or "",
-    )
-    if any("attributes" in text for text in texts):
-        variables = await with_attributes(session, variables)
-    if any("fetched" in text for text in texts):
-        variables = await with_fetched(session, variables)
+    reached = reach(profile, candidates, facts)
+    channel = next((candidate for candidate in candidates if candidate in reached.addresses), candidates[0])
+    sources = _sources(plan, channel, profile.language)
+    if plan.wants_attributes and variables.attributes is None:
+        variables = replace(variables, attributes=dict(facts.attributes))
     names = variables.template_variables()
-    to = reach.addresses.get(channel)
+    to = reached.addresses.get(channel)
     return ComposedMessage(
         channel=channel,
         to=to,
-        unreachable_reason=None if to else _unreachable(reach, candidates),
+        unreachable_reason=None if to else _unreachable(reached, candidates),
         subject=render(sources.subject, names) if sources.subject else None,
         body=render(sources.body, names),
         html=render(sources.html, names, html=True) if sources.html else None,
@@ -106,24 +173,13 @@ async def compose_message(
     )
 
 
-async def _content_channels(session: AsyncSession, spec: SendSpec) -> set[str]:
-    """The channels the send has content for: the template's variants, or any for an inline body."""
-    if spec.template is not None:
-        channels = (await template_channels(session, [spec.template])).get(spec.template)
-        if not channels:
-            raise TemplateNotFoundError(f"template {spec.template!r} does not exist")
-        return channels
-    if spec.channel is not None and spec.channel != "best":
-        return {spec.channel}
-    return {channel for channel in CHANNELS if channel != "email" or spec.subject}
-
-
-async def _sources(session: AsyncSession, spec: SendSpec, channel: str, language: str | None) -> _Sources:
+def _sources(plan: SendPlan, channel: str, language: str | None) -> _Sources:
+    spec = plan.spec
     if spec.template is None:
         assert spec.body is not None
         return _Sources(subject=spec.subject if channel != "sms" else None, body=spec.body, html=None)
     locales = locale_candidates(language)
-    stored = await find_template(session, spec.template, channel, locales)
+    stored = plan.book.find(spec.template, channel, locales)
     if stored is None:
         raise TemplateNotFoundError(
             f"template {spec.template!r} has no {channel} variant for locales {', '.join(locales)}"

@@ -143,7 +143,7 @@ async def check_journey(session: AsyncSession, journey: JourneyDefinition) -> No
         session, {step.send.template for _, step in sends if step.send.template}
     )
     for position, step in sends:
-        problem = _template_problem(step.send, channels_of)
+        problem = template_problem(step.send, channels_of)
         if problem is not None:
             problems.append(
                 _locate(document, ("steps", position, "send", *problem[0]), problem[1], problem[2])
@@ -166,7 +166,7 @@ async def check_journey(session: AsyncSession, journey: JourneyDefinition) -> No
         raise DefinitionInvalidError(problems)
 
 
-def _template_problem(
+def template_problem(
     send: SendSpec, channels_of: dict[str, set[str]]
 ) -> tuple[tuple[str, ...], str, str] | None:
     """Where a send's template reference is wrong, why, and the error code; None when it is sound."""

@@ -12,10 +12,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aftercare.guardrails.facts import PatientFacts, load_facts
 from aftercare.letters.address import address_block
-from aftercare.store.consents import revoked_channels
-from aftercare.store.push_subscriptions import count_subscriptions
-from aftercare.store.suppressions import find_suppression
 from models.journey import CHANNELS, SendSpec
 from models.tables import Patient
 
@@ -64,28 +62,31 @@ def contact_point(channel: str, profile: Patient, push_devices: int = 0) -> tupl
     return None, f"unknown channel {channel}"
 
 
-async def reachability(session: AsyncSession, profile: Patient, channels: Iterable[str]) -> Reachability:
-    """Check each channel: contact point, deceased, consent, suppression."""
-    wanted = list(dict.fromkeys(channels))
+def reach(profile: Patient, channels: Iterable[str], facts: PatientFacts) -> Reachability:
+    """Check each channel: contact point, deceased, consent, suppression (from the patient's facts)."""
     addresses: dict[str, str] = {}
     blocked: dict[str, str] = {}
-    revoked = await revoked_channels(session, profile.id)
-    devices = await count_subscriptions(session, profile.id) if "push" in wanted else 0
-    for channel in wanted:
-        address, missing = contact_point(channel, profile, devices)
+    revoked = facts.revoked_channels()
+    for channel in dict.fromkeys(channels):
+        address, missing = contact_point(channel, profile, facts.push_devices)
         if profile.deceased:
             blocked[channel] = "the patient is deceased"
         elif channel in revoked:
             blocked[channel] = f"the patient withdrew consent ({revoked[channel].source})"
         elif address is None:
             blocked[channel] = missing or "no contact point"
-        elif channel in ("sms", "email") and (
-            suppressed := await find_suppression(session, channel, address)
-        ):
-            blocked[channel] = f"{SUPPRESSION_REASONS.get(suppressed.reason, suppressed.reason)} (suppressed)"
+        elif channel in ("sms", "email") and (suppressed := facts.suppression(channel, address)):
+            blocked[channel] = f"{SUPPRESSION_REASONS.get(suppressed, suppressed)} (suppressed)"
         else:
             addresses[channel] = address
     return Reachability(addresses, blocked)
+
+
+async def reachability(session: AsyncSession, profile: Patient, channels: Iterable[str]) -> Reachability:
+    """Check each channel: contact point, deceased, consent, suppression."""
+    wanted = list(dict.fromkeys(channels))
+    facts = await load_facts(session, [profile], channels=wanted, attributes=())
+    return reach(profile, wanted, facts[profile.id])
 
 
 def choose_channels(spec: SendSpec, available: set[str], preference: str | None) -> list[str]:

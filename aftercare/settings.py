@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     public_base_url: str | None = None
     webhook_max_age_seconds: int = 300
 
+    # Campaigns: batch activities a run sends at once, and provider calls a batch has in flight.
+    campaign_parallel_batches: int = Field(default=2, ge=1, le=16)
+    campaign_delivery_concurrency: int = Field(default=16, ge=1, le=256)
+
     hospital_name: str = "Aftercare General Hospital"
     hospital_address: str = "1 Hospital Way\nSpringfield, MA 01101"
     hospital_phone: str | None = None

@@ -24,6 +24,7 @@ from api.errors import register_error_handlers
 from api.openapi import install_openapi
 from api.routes import (
     bulk_imports,
+    campaigns,
     consents,
     decisions,
     enrollments,
@@ -70,6 +71,7 @@ ROUTERS = (
     library.router,
     segments.router,
     segments.patients_router,
+    campaigns.router,
     letters.router,
     push.router,
     suppressions.router,

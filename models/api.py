@@ -156,6 +156,7 @@ class MessageView(BaseModel):
     enrollment_id: str | None
     journey_key: str | None
     step_id: str | None
+    campaign_run_id: str | None = None
     channel: str
     to: str | None
     subject: str | None

@@ -10,6 +10,7 @@ JOURNEY_KEY = SearchAttributeKey.for_keyword("JourneyKey")
 JOURNEY_VERSION = SearchAttributeKey.for_int("JourneyVersion")
 ENROLLMENT_STATUS = SearchAttributeKey.for_keyword("EnrollmentStatus")
 CURRENT_STEP = SearchAttributeKey.for_keyword("CurrentStep")
+CAMPAIGN_KEY = SearchAttributeKey.for_keyword("CampaignKey")
 
 ALL_SEARCH_ATTRIBUTES: tuple[SearchAttributeKey, ...] = (
     PATIENT_ID,
@@ -17,6 +18,7 @@ ALL_SEARCH_ATTRIBUTES: tuple[SearchAttributeKey, ...] = (
     JOURNEY_VERSION,
     ENROLLMENT_STATUS,
     CURRENT_STEP,
+    CAMPAIGN_KEY,
 )
 
 ENROLLMENT_WORKFLOW_PREFIX = "enrollment-"

@@ -522,6 +522,7 @@ class Message(Base):
     __table_args__ = (
         Index("ix_messages_patient_created", "patient_id", "created_at"),
         Index("ix_messages_enrollment", "enrollment_id"),
+        Index("ix_messages_campaign_run", "campaign_run_id"),
         Index("ix_messages_channel_to_created", "channel", "to", "created_at"),
     )
 
@@ -531,6 +532,8 @@ class Message(Base):
     enrollment_id: Mapped[str | None] = mapped_column(String(64))
     journey_key: Mapped[str | None] = mapped_column(String(64))
     step_id: Mapped[str | None] = mapped_column(String(64))
+    # A campaign's message: the run that sent it (the recipient row says which variant).
+    campaign_run_id: Mapped[str | None] = mapped_column(String(200))
     channel: Mapped[str] = mapped_column(String(16), nullable=False)
     to: Mapped[str | None] = mapped_column(Text)
     subject: Mapped[str | None] = mapped_column(String(500))
@@ -749,5 +752,7 @@ def table_of(model: type[Base]) -> Table:
     return Base.metadata.tables[model.__tablename__]
 
 
-# Segment tables live in their own module on the same `Base`; importing it here registers them.
+# Segment and campaign tables live in their own modules on the same `Base`; importing them here
+# registers them.
+from models import campaign_tables as _campaign_tables  # noqa: E402, F401
 from models import segment_tables as _segment_tables  # noqa: E402, F401

@@ -1,7 +1,9 @@
 """Workflows: enrollments (one per patient and journey), the reconciliation that keeps their
-projections in step, and keeping the patient store in step with FHIR sources."""
+projections in step, keeping the patient store in step with FHIR sources, segment refreshes and
+campaign runs."""
 
 from workflows.bulk_export import BulkExportWorkflow
+from workflows.campaign import CampaignRunWorkflow
 from workflows.enrollment import EnrollmentWorkflow
 from workflows.fhir_sync import FhirNotificationWorkflow, FhirPollWorkflow
 from workflows.reconcile import ReconcileEnrollmentsWorkflow
@@ -14,11 +16,13 @@ WORKFLOWS: list[type] = [
     FhirPollWorkflow,
     BulkExportWorkflow,
     RefreshSegmentsWorkflow,
+    CampaignRunWorkflow,
 ]
 
 __all__ = [
     "WORKFLOWS",
     "BulkExportWorkflow",
+    "CampaignRunWorkflow",
     "EnrollmentWorkflow",
     "FhirNotificationWorkflow",
     "FhirPollWorkflow",

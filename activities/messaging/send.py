@@ -12,26 +12,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.messaging.intent import IntentOrigin, message_intent, send_context, settle_locally
+from activities.messaging.intent import outgoing as outgoing_of
 from activities.messaging.providers import (
     MessageProvider,
-    OutgoingMessage,
     ProviderOutcome,
     ProviderRegistry,
     ProviderRejectedError,
     ProviderTemporaryError,
 )
 from activities.options import SEND_MESSAGE
-from aftercare.compose import ComposedMessage, TemplateNotFoundError, compose_message
-from aftercare.guardrails import Decision, GuardrailPolicy, SendContext, decide
+from aftercare.compose import ComposedMessage, TemplateNotFoundError, compose_with_facts
+from aftercare.guardrails import Decision, GuardrailPolicy, decide
+from aftercare.guardrails.decide import patient_today
+from aftercare.guardrails.facts import PatientFacts
 from aftercare.journey_variables import PatientNotFoundError, load_journey_variables
 from aftercare.metrics import MESSAGES
 from aftercare.store.decisions import record_decision
@@ -72,25 +73,14 @@ class MessagingActivities:
             if earlier is not None:
                 message = earlier
             else:
-                profile, composed = await self._compose(session, request)
-                purpose = request.send.purpose or composed.purpose or request.purpose or DEFAULT_PURPOSE
                 now = datetime.now(UTC)
-                decision = await decide(
-                    session,
-                    self._guardrails,
-                    SendContext(
-                        patient=profile,
-                        channel=composed.channel,
-                        to=composed.to,
-                        unreachable_reason=composed.unreachable_reason,
-                        purpose=purpose,
-                        phi=composed.phi,
-                        has_non_phi_variant=composed.non_phi_body is not None,
-                        urgent=request.send.urgent,
-                        over_cap=request.over_cap,
-                        now=max(request.due_at, now) if request.due_at else now,
-                    ),
+                at = max(request.due_at, now) if request.due_at else now
+                profile, composed, facts = await self._compose(session, request, at)
+                purpose = request.send.purpose or composed.purpose or request.purpose or DEFAULT_PURPOSE
+                context = send_context(
+                    profile, composed, purpose, urgent=request.send.urgent, over_cap=request.over_cap, now=at
                 )
+                decision = await decide(session, self._guardrails, context, facts)
                 if decision.outcome == "defer":
                     await _record_decision(session, request, decision, purpose, composed.channel, None)
                     return SendMessageResult(
@@ -100,17 +90,9 @@ class MessagingActivities:
                         rule=decision.rule,
                         defer_until=decision.until,
                     )
-                values = _intent(request, composed, purpose, decision)
+                values = message_intent(_origin(request), composed, purpose, decision)
                 provider = self._providers.for_channel(composed.channel)
-                if values["status"] == "pending" and not provider.external:
-                    outcome = await provider.send(_outgoing_from(values))
-                    values.update(
-                        status=outcome.status,
-                        reason=outcome.reason,
-                        provider=provider.name,
-                        provider_message_id=outcome.provider_message_id,
-                    )
-                sent_now = values["status"] not in ("pending", "skipped", "failed", "undelivered")
+                sent_now = await settle_locally(values, provider)
                 message = await record_intent(session, values, sent_now=sent_now)
                 if message.id == values["id"]:
                     await _record_decision(session, request, decision, purpose, composed.channel, message.id)
@@ -133,14 +115,21 @@ class MessagingActivities:
             raise ApplicationError(
                 f"message {request.message_id} is not recorded", type="MessageNotFound", non_retryable=True
             )
+        return await self.deliver(message)
+
+    async def deliver(self, message: Message) -> SendMessageResult:
+        """Send a recorded message through its channel's provider, at most once: a finished message is
+        returned as it is, and an interrupted attempt is looked up at the provider before anything is
+        sent again. Raises a retryable `ProviderUnavailable` error while the provider cannot take it."""
         if message.status in FINAL_STATUSES:
             return _result(message)
         return await self._send_external(message, self._providers.for_channel(message.channel))
 
     async def _compose(
-        self, session: AsyncSession, request: SendMessageInput
-    ) -> tuple[Patient, ComposedMessage]:
-        """The patient and the message to record; a failure to compose is permanent."""
+        self, session: AsyncSession, request: SendMessageInput, at: datetime
+    ) -> tuple[Patient, ComposedMessage, PatientFacts]:
+        """The patient, the message to record and the patient's facts; a failure to compose is
+        permanent."""
         try:
             variables = await load_journey_variables(
                 session,
@@ -152,20 +141,19 @@ class MessagingActivities:
                 with_fetched=False,
                 hospital_timezone=self._hospital_timezone,
             )
-            return variables.profile, await compose_message(session, request.send, variables)
-        except (PatientNotFoundError, TemplateNotFoundError, TemplateRenderError) as error:
-            kind = {
-                PatientNotFoundError: "PatientNotFound",
-                TemplateNotFoundError: "TemplateNotFound",
-                TemplateRenderError: "TemplateRenderError",
-            }[type(error)]
-            message = (
-                f"the message could not be rendered: {error}" if kind == "TemplateRenderError" else str(error)
+            composed, facts = await compose_with_facts(
+                session,
+                request.send,
+                variables,
+                minor_age=self._guardrails.minor_age,
+                today=patient_today(self._guardrails, variables.profile, at),
             )
-            raise ApplicationError(message, type=kind, non_retryable=True) from error
+            return variables.profile, composed, facts
+        except (PatientNotFoundError, TemplateNotFoundError, TemplateRenderError) as error:
+            raise permanent_compose_error(error) from error
 
     async def _send_external(self, message: Message, provider: MessageProvider) -> SendMessageResult:
-        outgoing = _outgoing(message)
+        outgoing = outgoing_of(message)
         if message.status == "sending":
             try:
                 found = await provider.find_sent(outgoing)
@@ -250,6 +238,29 @@ class MessagingActivities:
         )
 
 
+def permanent_compose_error(error: Exception) -> ApplicationError:
+    """A message that cannot be composed (no patient, no template, a render error), as the permanent
+    activity failure that fails the step with a clear reason."""
+    kind = {
+        PatientNotFoundError: "PatientNotFound",
+        TemplateNotFoundError: "TemplateNotFound",
+        TemplateRenderError: "TemplateRenderError",
+    }.get(type(error), "InvalidInput")
+    message = f"the message could not be rendered: {error}" if kind == "TemplateRenderError" else str(error)
+    return ApplicationError(message, type=kind, non_retryable=True)
+
+
+def _origin(request: SendMessageInput) -> IntentOrigin:
+    call = request.call
+    return IntentOrigin(
+        idempotency_key=call.idempotency_key,
+        patient_id=call.scope.patient_id,
+        enrollment_id=call.scope.enrollment_id,
+        journey_key=call.journey_key,
+        step_id=call.step_id,
+    )
+
+
 def _log_outcome(message: Message, provider: str) -> None:
     log.info("message %s", message.status, extra={"message_id": message.id, "provider": provider})
     MESSAGES.labels(message.channel, provider, message.status).inc()
@@ -285,48 +296,6 @@ async def _record_decision(
         decision.rule,
         extra={"enrollment_id": call.scope.enrollment_id, "step_id": call.step_id, "message_id": message_id},
     )
-
-
-def _intent(
-    request: SendMessageInput, composed: ComposedMessage, purpose: str, decision: Decision
-) -> dict[str, Any]:
-    allowed = decision.outcome == "allow" and composed.to is not None
-    subject, body, html = composed.subject, composed.body, composed.html
-    if decision.non_phi:
-        subject, body, html = composed.non_phi_subject or subject, composed.non_phi_body or body, None
-    return {
-        "id": str(uuid.uuid4()),
-        "idempotency_key": request.call.idempotency_key,
-        "patient_id": request.call.scope.patient_id,
-        "enrollment_id": request.call.scope.enrollment_id,
-        "journey_key": request.call.journey_key,
-        "step_id": request.call.step_id,
-        "channel": composed.channel,
-        "to": composed.to,
-        "subject": subject,
-        "body": body,
-        "html": html,
-        "template_key": composed.template_key,
-        "template_version": composed.template_version,
-        "locale": composed.locale,
-        "purpose": purpose,
-        "status": "pending" if allowed else "skipped",
-        "reason": None if allowed else decision.reason,
-    }
-
-
-_OUTGOING_FIELDS = ("id", "patient_id", "channel", "to", "subject", "body", "html", "locale")
-
-
-def _outgoing_from(values: dict[str, Any]) -> OutgoingMessage:
-    return OutgoingMessage(
-        **{field: values[field] for field in _OUTGOING_FIELDS},
-        created_at=values.get("created_at") or datetime.now(UTC),
-    )
-
-
-def _outgoing(message: Message) -> OutgoingMessage:
-    return _outgoing_from({field: getattr(message, field) for field in (*_OUTGOING_FIELDS, "created_at")})
 
 
 def _result(message: Message) -> SendMessageResult:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from aftercare.guardrails.decision import Decision, allow
-from aftercare.store.consents import PHI, consent_for
+from aftercare.guardrails.facts import PatientFacts
+from aftercare.store.consents import PHI
 
 
-async def purpose_consent(
-    session: AsyncSession, patient_id: str, channel: str, purpose: str, opt_in: frozenset[str]
+def purpose_consent(
+    facts: PatientFacts, channel: str, purpose: str, opt_in: frozenset[str]
 ) -> Decision | None:
     """A `suppress` decision when the patient withdrew consent for this channel and purpose, or never
     gave it for a purpose that needs an opt-in; None when the send may go."""
-    consent = await consent_for(session, patient_id, channel, purpose)
+    consent = facts.consent_for(channel, purpose)
     if consent is not None and consent.status == "revoked":
         return Decision(
             "suppress",
@@ -22,18 +21,16 @@ async def purpose_consent(
         )
     if purpose in opt_in:
         # An opt-in is a grant for this very purpose: a START text or a grant for everything is not one.
-        granted = await consent_for(session, patient_id, channel, purpose, exact_purpose=True)
+        granted = facts.consent_for(channel, purpose, exact_purpose=True)
         if granted is None or granted.status != "granted":
             return Decision("suppress", "consent", f"{purpose} needs the patient's opt-in on {channel}")
     return None
 
 
-async def phi_consent(
-    session: AsyncSession, patient_id: str, channel: str, has_non_phi_variant: bool
-) -> Decision | None:
+def phi_consent(facts: PatientFacts, channel: str, has_non_phi_variant: bool) -> Decision | None:
     """For a PHI template: None when the patient consented to PHI on the channel; otherwise allow with
     the non-PHI variant, or skip when the template has none."""
-    consent = await consent_for(session, patient_id, channel, PHI)
+    consent = facts.consent_for(channel, PHI)
     if consent is not None and consent.status == "granted":
         return None
     reason = f"the patient has not consented to receive PHI by {channel}"

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.guardrails.consent import phi_consent, purpose_consent
 from aftercare.guardrails.decision import Decision, allow
-from aftercare.guardrails.frequency import over_cap
+from aftercare.guardrails.facts import (
+    QUIET_HOURS_ATTRIBUTE,
+    PatientFacts,
+    RecentMessage,
+    load_facts,
+    lock_and_count_recent,
+)
+from aftercare.guardrails.frequency import LOOK_BACK, caps_applying, over_cap
 from aftercare.guardrails.policy import GuardrailPolicy, parse_quiet_hours
 from aftercare.guardrails.quiet_hours import quiet_until
 from aftercare.guardrails.suppression import suppressed_patient
-from aftercare.store.attributes import attribute_of
 from models.tables import Patient
 
-QUIET_HOURS_ATTRIBUTE = "quiet_hours"
+__all__ = ["QUIET_HOURS_ATTRIBUTE", "SendContext", "decide", "judge", "patient_today"]
 
 
 @dataclass(frozen=True)
@@ -38,36 +45,64 @@ class SendContext:
     now: datetime
 
 
-async def decide(session: AsyncSession, policy: GuardrailPolicy, send: SendContext) -> Decision:
+def patient_today(policy: GuardrailPolicy, patient: Patient, now: datetime) -> date:
+    """The day it is at `now` on the patient's clock (their zone, else the hospital's)."""
+    return now.astimezone(ZoneInfo(patient.timezone or policy.hospital_timezone)).date()
+
+
+async def decide(
+    session: AsyncSession, policy: GuardrailPolicy, send: SendContext, facts: PatientFacts | None = None
+) -> Decision:
     """Suppression, reachability, consent, PHI, quiet hours, then frequency caps (which lock the
-    patient: record the intent in the same transaction)."""
+    patient: record the intent in the same transaction). `facts` are loaded when not given; given,
+    they must have been loaded with the policy's `minor_age`."""
+    patient = send.patient
+    if facts is None:
+        loaded = await load_facts(
+            session,
+            [patient],
+            channels=(),
+            minor_age=policy.minor_age,
+            today=patient_today(policy, patient, send.now),
+        )
+        facts = loaded[patient.id]
+    recent: Sequence[RecentMessage] = ()
+    if caps_applying(policy.caps, send.channel, send.purpose):
+        counted = await lock_and_count_recent(session, [patient.id], send.now - LOOK_BACK)
+        recent = counted.get(patient.id, ())
+    return judge(policy, send, facts, recent)
+
+
+def judge(
+    policy: GuardrailPolicy, send: SendContext, facts: PatientFacts, recent: Sequence[RecentMessage]
+) -> Decision:
+    """The rules over a patient's facts and their recent messages (read under the patient's lock)."""
     patient = send.patient
     zone = patient.timezone or policy.hospital_timezone
-    today = send.now.astimezone(ZoneInfo(zone)).date()
-    if (suppressed := await suppressed_patient(session, patient, policy.minor_age, today)) is not None:
+    today = patient_today(policy, patient, send.now)
+    if (suppressed := suppressed_patient(patient, facts.guardian, policy.minor_age, today)) is not None:
         return suppressed
     if send.to is None:
         return Decision("skip", "reachability", send.unreachable_reason)
-    refused = await purpose_consent(session, patient.id, send.channel, send.purpose, policy.opt_in_purposes)
+    refused = purpose_consent(facts, send.channel, send.purpose, policy.opt_in_purposes)
     if refused is not None:
         return refused
     decision = allow()
     if send.phi:
-        phi = await phi_consent(session, patient.id, send.channel, send.has_non_phi_variant)
+        phi = phi_consent(facts, send.channel, send.has_non_phi_variant)
         if phi is not None and phi.outcome != "allow":
             return phi
         decision = phi or decision
-    until = quiet_until(send.now, await _quiet_hours(session, patient.id, policy), zone)
+    until = quiet_until(send.now, _quiet_hours(facts, policy), zone)
     if until is not None:
         if send.urgent or send.purpose in policy.urgent_purposes:
             why = "the step is urgent" if send.urgent else f"{send.purpose} is urgent"
             decision = allow("quiet_hours_override", f"sent in quiet hours: {why}", non_phi=decision.non_phi)
         else:
             return Decision("defer", "quiet_hours", f"quiet hours in {zone}", until=until)
-    capped = await over_cap(
-        session,
+    capped = over_cap(
         policy.caps,
-        patient_id=patient.id,
+        recent,
         channel=send.channel,
         purpose=send.purpose,
         now=send.now,
@@ -76,10 +111,8 @@ async def decide(session: AsyncSession, policy: GuardrailPolicy, send: SendConte
     return capped or decision
 
 
-async def _quiet_hours(
-    session: AsyncSession, patient_id: str, policy: GuardrailPolicy
-) -> tuple[time, time] | None:
-    own = await attribute_of(session, patient_id, QUIET_HOURS_ATTRIBUTE)
+def _quiet_hours(facts: PatientFacts, policy: GuardrailPolicy) -> tuple[time, time] | None:
+    own = facts.attributes.get(QUIET_HOURS_ATTRIBUTE)
     if isinstance(own, str):
         try:
             return parse_quiet_hours(own)

@@ -1,7 +1,8 @@
-"""Frequency caps over every message of a patient, whatever journey sent it.
+"""Frequency caps over every message of a patient, whatever journey or campaign sent it.
 
-The patient's row is locked (`FOR UPDATE`) in the transaction that then records the intent, so two
-sends racing for the last slot under a cap are serialised: the second counts the first.
+The patient's row is locked (`FOR UPDATE`, `facts.lock_and_count_recent`) in the transaction that then
+records the intent, so two sends racing for the last slot under a cap are serialised: the second
+counts the first.
 """
 
 from __future__ import annotations
@@ -9,28 +10,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from aftercare.guardrails.decision import Decision
+from aftercare.guardrails.facts import RecentMessage
 from aftercare.guardrails.policy import FrequencyCap
-from models.tables import Message, Patient
 
-# Messages that did not go out do not count.
-NOT_COUNTED = ("skipped", "failed")
 WINDOWS = (("per_day", timedelta(days=1), "day"), ("per_week", timedelta(days=7), "week"))
+# How far back caps look: the longest window.
+LOOK_BACK = max(window for _, window, _ in WINDOWS)
 
 
-async def lock_patient(session: AsyncSession, patient_id: str) -> None:
-    """Hold the patient's row until the transaction ends: caps are checked and taken one send at a time."""
-    await session.execute(select(Patient.id).where(Patient.id == patient_id).with_for_update())
+def caps_applying(caps: Sequence[FrequencyCap], channel: str, purpose: str) -> list[FrequencyCap]:
+    """The caps a send on this channel for this purpose counts against."""
+    return [cap for cap in caps if cap.applies(channel, purpose)]
 
 
-async def over_cap(
-    session: AsyncSession,
+def over_cap(
     caps: Sequence[FrequencyCap],
+    recent: Sequence[RecentMessage],
     *,
-    patient_id: str,
     channel: str,
     purpose: str,
     now: datetime,
@@ -38,12 +35,10 @@ async def over_cap(
 ) -> Decision | None:
     """A `defer` (until a slot frees) or `skip` decision when the send would exceed a cap; else None.
 
-    The caller must hold the patient's lock (`lock_patient`) and record the intent in the same
-    transaction."""
-    applying = [cap for cap in caps if cap.applies(channel, purpose)]
+    `recent` is the patient's counted messages, newest first, read under the patient's lock."""
+    applying = caps_applying(caps, channel, purpose)
     if not applying:
         return None
-    await lock_patient(session, patient_id)
     latest_until: datetime | None = None
     reasons: list[str] = []
     for cap in applying:
@@ -51,16 +46,13 @@ async def over_cap(
             limit: int | None = getattr(cap, attribute)
             if limit is None:
                 continue
-            query = select(Message.created_at).where(
-                Message.patient_id == patient_id,
-                Message.status.not_in(NOT_COUNTED),
-                Message.created_at > now - window,
-            )
-            if cap.channel != "*":
-                query = query.where(Message.channel == cap.channel)
-            if cap.purpose != "*":
-                query = query.where(Message.purpose == cap.purpose)
-            sent = list(await session.scalars(query.order_by(Message.created_at.desc())))
+            sent = [
+                message.created_at
+                for message in recent
+                if message.created_at > now - window
+                and cap.channel in ("*", message.channel)
+                and cap.purpose in ("*", message.purpose)
+            ]
             if len(sent) < limit:
                 continue
             # Room comes back when the oldest message that keeps the count at the limit leaves the window.

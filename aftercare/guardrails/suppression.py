@@ -5,10 +5,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from aftercare.guardrails.decision import Decision
-from models.tables import FhirResource, Patient
+from models.tables import Patient
 
 # Patient.contact.relationship codes (v2-0131 and v3 RoleCode) that make a contact a guardian.
 GUARDIAN_CODES = frozenset({"GUARD", "PRN", "MTH", "FTH", "PAR", "parent", "guardian", "N", "C"})
@@ -35,16 +33,11 @@ def has_guardian_contact(resource: dict[str, Any]) -> bool:
     return False
 
 
-async def suppressed_patient(
-    session: AsyncSession, patient: Patient, minor_age: int, today: date
-) -> Decision | None:
+def suppressed_patient(patient: Patient, has_guardian: bool, minor_age: int, today: date) -> Decision | None:
     """A `suppress` decision for a deceased patient or a minor without a guardian contact, else None."""
     if patient.deceased:
         return Decision("suppress", "deceased", "the patient is deceased")
-    if minor_age and patient.birth_date is not None and age_on(patient.birth_date, today) < minor_age:
-        resource = await session.get(FhirResource, ("Patient", patient.id))
-        if resource is None or not has_guardian_contact(resource.content):
-            return Decision(
-                "suppress", "minor", f"the patient is under {minor_age} and has no guardian contact"
-            )
+    minor = minor_age and patient.birth_date is not None and age_on(patient.birth_date, today) < minor_age
+    if minor and not has_guardian:
+        return Decision("suppress", "minor", f"the patient is under {minor_age} and has no guardian contact")
     return None

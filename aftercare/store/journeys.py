@@ -8,7 +8,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aftercare.store.versioned import VersionConflict, publish_version
+from aftercare.store.versioned import VersionConflict, latest_versions, publish_version, read_version
 from models.journey import JourneyDefinition
 from models.tables import Journey
 
@@ -53,18 +53,13 @@ async def get_journey(
     session: AsyncSession, key: str, version: int | None = None
 ) -> JourneyDefinition | None:
     """One version, or the latest when `version` is None."""
-    query = select(Journey.definition).where(Journey.key == key)
-    query = query.where(Journey.version == version) if version else query.order_by(Journey.version.desc())
-    document = await session.scalar(query.limit(1))
+    document = await read_version(session, Journey, key, version)
     return _definition(document) if document is not None else None
 
 
 async def latest_journeys(session: AsyncSession) -> list[JourneyDefinition]:
     """The latest version of every journey, by key."""
-    rows = await session.scalars(
-        select(Journey.definition).distinct(Journey.key).order_by(Journey.key, Journey.version.desc())
-    )
-    return [_definition(document) for document in rows]
+    return [_definition(document) for document in await latest_versions(session, Journey)]
 
 
 async def journeys_entered_by_fhir(

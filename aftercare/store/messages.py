@@ -52,6 +52,7 @@ async def list_messages(
     patient_id: str | None = None,
     enrollment_id: str | None = None,
     journey_key: str | None = None,
+    campaign_run_id: str | None = None,
     channel: str | None = None,
     status: str | None = None,
     before: datetime | None = None,
@@ -65,6 +66,8 @@ async def list_messages(
         query = query.where(Message.enrollment_id == enrollment_id)
     if journey_key is not None:
         query = query.where(Message.journey_key == journey_key)
+    if campaign_run_id is not None:
+        query = query.where(Message.campaign_run_id == campaign_run_id)
     if channel is not None:
         query = query.where(Message.channel == channel)
     if status is not None:

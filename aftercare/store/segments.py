@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aftercare.store.versioned import VersionConflict, publish_version
+from aftercare.store.versioned import VersionConflict, latest_versions, publish_version, read_version
 from models.segment import SegmentDefinition, referenced_segments
 from models.segment_tables import Segment
 
@@ -38,18 +37,13 @@ async def get_segment(
     session: AsyncSession, key: str, version: int | None = None
 ) -> SegmentDefinition | None:
     """One version, or the latest when `version` is None."""
-    query = select(Segment.definition).where(Segment.key == key)
-    query = query.where(Segment.version == version) if version else query.order_by(Segment.version.desc())
-    document = await session.scalar(query.limit(1))
+    document = await read_version(session, Segment, key, version)
     return _definition(document) if document is not None else None
 
 
 async def latest_segments(session: AsyncSession) -> list[SegmentDefinition]:
     """The latest version of every segment, by key."""
-    rows = await session.scalars(
-        select(Segment.definition).distinct(Segment.key).order_by(Segment.key, Segment.version.desc())
-    )
-    return [_definition(document) for document in rows]
+    return [_definition(document) for document in await latest_versions(session, Segment)]
 
 
 async def referenced_definitions(

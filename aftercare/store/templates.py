@@ -3,7 +3,7 @@ newest version of a variant is the one used."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -56,24 +56,51 @@ async def publish_template(session: AsyncSession, definition: TemplateDefinition
     return version, True
 
 
-async def find_template(
-    session: AsyncSession, key: str, channel: str, locales: list[str]
-) -> StoredTemplate | None:
-    """The newest version of the channel's variant in the first locale of `locales` that it has."""
-    rows = (
-        await session.execute(
-            select(Template.locale, Template.version, Template.definition)
-            .where(Template.key == key, Template.channel == channel, Template.locale.in_(locales))
-            .order_by(Template.locale, Template.version.desc())
-        )
-    ).all()
-    newest: dict[str, StoredTemplate] = {}
-    for locale, version, document in rows:
-        newest.setdefault(locale, StoredTemplate(TemplateDefinition.model_validate(document), version))
-    for locale in locales:
-        if locale in newest:
-            return newest[locale]
-    return None
+@dataclass(frozen=True)
+class TemplateBook:
+    """The newest version of every variant (channel and locale) of some template keys."""
+
+    variants: Mapping[tuple[str, str, str], StoredTemplate]
+
+    def channels(self, key: str) -> set[str]:
+        """The channels the template has variants for (empty when it does not exist)."""
+        return {channel for (name, channel, _) in self.variants if name == key}
+
+    def find(self, key: str, channel: str, locales: Sequence[str]) -> StoredTemplate | None:
+        """The channel's variant in the first of `locales` that it has."""
+        for locale in locales:
+            if (found := self.variants.get((key, channel, locale))) is not None:
+                return found
+        return None
+
+    def texts(self, key: str) -> list[str]:
+        """Every text of every variant of the template: what its renderings may refer to."""
+        texts: list[str] = []
+        for (name, _, _), stored in self.variants.items():
+            if name == key:
+                template = stored.definition
+                texts += [template.body, *(t for t in (template.subject, template.html) if t)]
+                texts += [t for t in (template.non_phi_subject, template.non_phi_body) if t]
+        return texts
+
+
+async def load_template_book(session: AsyncSession, keys: Iterable[str]) -> TemplateBook:
+    """The newest version of each variant of these templates (one query)."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return TemplateBook({})
+    rows = await session.execute(
+        select(Template.key, Template.channel, Template.locale, Template.version, Template.definition)
+        .where(Template.key.in_(wanted))
+        .distinct(Template.key, Template.channel, Template.locale)
+        .order_by(Template.key, Template.channel, Template.locale, Template.version.desc())
+    )
+    return TemplateBook(
+        {
+            (key, channel, locale): StoredTemplate(TemplateDefinition.model_validate(document), version)
+            for key, channel, locale, version, document in rows
+        }
+    )
 
 
 async def template_channels(session: AsyncSession, keys: Iterable[str]) -> dict[str, set[str]]:

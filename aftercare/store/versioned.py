@@ -44,3 +44,21 @@ async def publish_version(
             "content; publish it as a new version"
         )
     return "unchanged"
+
+
+async def read_version(
+    session: AsyncSession, table: Any, key: str, version: int | None = None
+) -> dict[str, Any] | None:
+    """One stored definition document, or the latest version's when `version` is None."""
+    query = select(table.definition).where(table.key == key)
+    query = query.where(table.version == version) if version else query.order_by(table.version.desc())
+    document: dict[str, Any] | None = await session.scalar(query.limit(1))
+    return document
+
+
+async def latest_versions(session: AsyncSession, table: Any) -> list[dict[str, Any]]:
+    """The latest version's document of every key, by key."""
+    rows = await session.scalars(
+        select(table.definition).distinct(table.key).order_by(table.key, table.version.desc())
+    )
+    return list(rows)

@@ -1,0 +1,233 @@
+"""What the channel choice and the guardrails know about the patients of a send, loaded for many
+patients at once.
+
+One send loads the facts of one patient; a campaign batch loads those of hundreds with the same few
+statements (consents, attributes, push devices, suppressed addresses, guardians of minors, and the
+messages frequency caps count), so deciding stays set-based whatever the batch size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aftercare.guardrails.suppression import age_on, has_guardian_contact
+from aftercare.store.consents import ALL_CHANNELS, ALL_PURPOSES, PHI
+from aftercare.store.suppressions import normalise_address
+from models.tables import (
+    ConsentEvent,
+    FhirResource,
+    Message,
+    Patient,
+    PatientAttribute,
+    PushSubscription,
+    Suppression,
+)
+
+# Messages that did not go out do not count against a frequency cap.
+NOT_COUNTED = ("skipped", "failed")
+
+# The attributes every send looks at: the patient's preferred channel and their own quiet hours.
+PREFERRED_CHANNEL_ATTRIBUTE = "preferred_channel"
+QUIET_HOURS_ATTRIBUTE = "quiet_hours"
+SEND_ATTRIBUTES = (PREFERRED_CHANNEL_ATTRIBUTE, QUIET_HOURS_ATTRIBUTE)
+
+
+@dataclass(frozen=True)
+class RecentMessage:
+    """A message that counts against frequency caps."""
+
+    created_at: datetime
+    channel: str
+    purpose: str | None
+
+
+@dataclass(frozen=True)
+class PatientFacts:
+    """One patient's consents (the latest entry per channel and purpose), attributes, subscribed push
+    devices, suppressed addresses (`(channel, address)` → reason), whether they have a guardian
+    contact (looked up for minors only), and their recent messages, newest first (when caps apply)."""
+
+    consents: tuple[ConsentEvent, ...] = ()
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    push_devices: int = 0
+    suppressed: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    guardian: bool = False
+    recent: tuple[RecentMessage, ...] = ()
+
+    def consent_for(self, channel: str, purpose: str, *, exact_purpose: bool = False) -> ConsentEvent | None:
+        """The latest consent entry that covers this channel and purpose (wildcards included, for the
+        purpose only unless `exact_purpose`), if any."""
+        purposes = (purpose,) if exact_purpose or purpose == PHI else (purpose, ALL_PURPOSES)
+        covering = [
+            consent
+            for consent in self.consents
+            if consent.channel in (channel, ALL_CHANNELS) and consent.purpose in purposes
+        ]
+        return max(covering, key=lambda consent: (consent.recorded_at, consent.id), default=None)
+
+    def revoked_channels(self) -> dict[str, ConsentEvent]:
+        """The channels on which the latest consent for every purpose is withdrawn."""
+        return {
+            consent.channel: consent
+            for consent in self.consents
+            if consent.purpose == ALL_PURPOSES and consent.status == "revoked"
+        }
+
+    def suppression(self, channel: str, address: str) -> str | None:
+        """Why the address is suppressed, or None."""
+        return self.suppressed.get((channel, normalise_address(channel, address)))
+
+
+def addresses_of(patient: Patient, channels: Collection[str]) -> list[tuple[str, str]]:
+    """The patient's phone and email (normalised) on the channels asked about: the addresses that can
+    be suppressed."""
+    found = []
+    if "sms" in channels and patient.phone:
+        found.append(("sms", normalise_address("sms", patient.phone)))
+    if "email" in channels and patient.email:
+        found.append(("email", normalise_address("email", patient.email)))
+    return found
+
+
+async def load_facts(
+    session: AsyncSession,
+    patients: Sequence[Patient],
+    *,
+    channels: Collection[str],
+    attributes: Collection[str] | None = SEND_ATTRIBUTES,
+    minor_age: int = 0,
+    today: date | None = None,
+) -> dict[str, PatientFacts]:
+    """The facts of each patient, by id. `attributes` names the attributes to load (None: all of them);
+    guardians are looked up for the patients under `minor_age` around `today` (any time zone's)."""
+    ids = [patient.id for patient in patients]
+    if not ids:
+        return {}
+    consents = await _consents(session, ids)
+    values = await _attributes(session, ids, attributes)
+    devices = await _push_devices(session, ids) if "push" in channels else {}
+    suppressed = await _suppressions(session, (a for p in patients for a in addresses_of(p, channels)))
+    # The day before `today` covers every time zone: whoever is a minor somewhere today was one then.
+    earliest = today - timedelta(days=1) if today else None
+    minors = [
+        patient.id
+        for patient in patients
+        if minor_age and earliest and patient.birth_date and age_on(patient.birth_date, earliest) < minor_age
+    ]
+    guardians = await _guardians(session, minors) if minors else set()
+    return {
+        patient.id: PatientFacts(
+            consents=tuple(consents.get(patient.id, ())),
+            attributes=values.get(patient.id, {}),
+            push_devices=devices.get(patient.id, 0),
+            suppressed={
+                address: suppressed[address]
+                for address in addresses_of(patient, channels)
+                if address in suppressed
+            },
+            guardian=patient.id in guardians,
+        )
+        for patient in patients
+    }
+
+
+async def lock_and_count_recent(
+    session: AsyncSession, patient_ids: Collection[str], since: datetime
+) -> dict[str, tuple[RecentMessage, ...]]:
+    """Lock the patients' rows (`FOR UPDATE`, in id order so concurrent batches cannot deadlock), then
+    read their messages since `since` that count against caps, newest first.
+
+    The lock holds until the transaction ends: record the intents in it, so two sends racing for the
+    last slot under a cap are serialised and the second counts the first."""
+    ordered = sorted(set(patient_ids))
+    if not ordered:
+        return {}
+    await session.execute(
+        select(Patient.id).where(Patient.id.in_(ordered)).order_by(Patient.id).with_for_update()
+    )
+    rows = await session.execute(
+        select(Message.patient_id, Message.created_at, Message.channel, Message.purpose)
+        .where(
+            Message.patient_id.in_(ordered),
+            Message.status.not_in(NOT_COUNTED),
+            Message.created_at > since,
+        )
+        .order_by(Message.patient_id, Message.created_at.desc())
+    )
+    recent: dict[str, list[RecentMessage]] = {}
+    for patient_id, created_at, channel, purpose in rows:
+        recent.setdefault(patient_id, []).append(RecentMessage(created_at, channel, purpose))
+    return {patient_id: tuple(messages) for patient_id, messages in recent.items()}
+
+
+async def _consents(session: AsyncSession, ids: list[str]) -> dict[str, list[ConsentEvent]]:
+    rows = await session.scalars(
+        select(ConsentEvent)
+        .where(ConsentEvent.patient_id.in_(ids))
+        .distinct(ConsentEvent.patient_id, ConsentEvent.channel, ConsentEvent.purpose)
+        .order_by(
+            ConsentEvent.patient_id,
+            ConsentEvent.channel,
+            ConsentEvent.purpose,
+            ConsentEvent.recorded_at.desc(),
+            ConsentEvent.id.desc(),
+        )
+    )
+    found: dict[str, list[ConsentEvent]] = {}
+    for consent in rows:
+        found.setdefault(consent.patient_id, []).append(consent)
+    return found
+
+
+async def _attributes(
+    session: AsyncSession, ids: list[str], names: Collection[str] | None
+) -> dict[str, dict[str, Any]]:
+    query = select(PatientAttribute.patient_id, PatientAttribute.name, PatientAttribute.value).where(
+        PatientAttribute.patient_id.in_(ids)
+    )
+    if names is not None:
+        if not names:
+            return {}
+        query = query.where(PatientAttribute.name.in_(list(names)))
+    found: dict[str, dict[str, Any]] = {}
+    for patient_id, name, value in await session.execute(query):
+        found.setdefault(patient_id, {})[name] = value
+    return found
+
+
+async def _push_devices(session: AsyncSession, ids: list[str]) -> dict[str, int]:
+    rows = await session.execute(
+        select(PushSubscription.patient_id, func.count())
+        .where(PushSubscription.patient_id.in_(ids))
+        .group_by(PushSubscription.patient_id)
+    )
+    return {patient_id: count for patient_id, count in rows}
+
+
+async def _suppressions(
+    session: AsyncSession, addresses: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    wanted = list(dict.fromkeys(addresses))
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(Suppression.channel, Suppression.address, Suppression.reason).where(
+            tuple_(Suppression.channel, Suppression.address).in_(wanted)
+        )
+    )
+    return {(channel, address): reason for channel, address, reason in rows}
+
+
+async def _guardians(session: AsyncSession, ids: list[str]) -> set[str]:
+    rows = await session.execute(
+        select(FhirResource.resource_id, FhirResource.content).where(
+            FhirResource.resource_type == "Patient", FhirResource.resource_id.in_(ids)
+        )
+    )
+    return {resource_id for resource_id, content in rows if has_guardian_contact(content)}
