@@ -11,6 +11,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,17 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     Workflow modules keep no module-level state; `tests/workflows` checks them for non-deterministic
     calls and replays recorded histories."""
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
+
+
+def use_provider_threads(settings: Settings) -> None:
+    """Give the running loop a thread pool as large as the provider calls in flight may be.
+
+    The provider SDKs (Twilio, SendGrid, SMTP, Web Push) block, so each call runs in a thread; the
+    default pool (CPU count + 4 threads) would cap a worker at a handful of calls at once however
+    many activities it runs."""
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=settings.provider_threads, thread_name_prefix="provider")
+    )
 
 
 def build_worker(client: Client, settings: Settings, activities: list[Callable[..., Any]]) -> Worker:
@@ -98,6 +110,7 @@ def build_workers(client: Client, settings: Settings, activities: list[Callable[
 async def run_worker(settings: Settings | None = None) -> None:
     """Run until SIGINT or SIGTERM, then finish in-flight tasks and stop."""
     settings = settings or get_settings()
+    use_provider_threads(settings)
     client = await connect_temporal(settings)
     added = await ensure_search_attributes(client)
     if added:

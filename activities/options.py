@@ -100,12 +100,12 @@ SEND_MESSAGE = ActivityPreset(
 )
 
 # A campaign batch: hundreds of recipients decided in one transaction, then delivered. It heartbeats as
-# it delivers, so a worker that dies mid-batch is noticed within a minute and the batch runs again
+# it delivers, so a worker that dies mid-batch is noticed within 30 s and the batch runs again
 # elsewhere (deciding nothing twice, and delivering only what the dead attempt had not).
 # Its deliveries retry as a send's do (the last attempt records what still cannot go as failed).
 CAMPAIGN_BATCH = ActivityPreset(
     start_to_close_timeout=timedelta(minutes=15),
-    heartbeat_timeout=timedelta(seconds=60),
+    heartbeat_timeout=timedelta(seconds=30),
     retry_policy=SEND_MESSAGE.retry_policy,
 )
 

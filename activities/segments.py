@@ -16,5 +16,9 @@ class SegmentActivities:
 
     @activity.defn(name="refresh_segments")
     async def refresh_segments(self, request: RefreshSegmentsInput) -> RefreshSegmentsResult:
-        """Refresh one segment or all of them: record entries and exits, enroll, signal exits."""
-        return RefreshSegmentsResult(segments=await self._driver.refresh(request.key, request.as_of))
+        """Refresh one segment (or every one due): record entries and exits, enroll, signal exits,
+        heartbeating as it goes."""
+        summaries = await self._driver.refresh(
+            request.key, request.as_of, patient_id=request.patient_id, progress=activity.heartbeat
+        )
+        return RefreshSegmentsResult(segments=summaries)

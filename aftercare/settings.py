@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     public_base_url: str | None = None
     webhook_max_age_seconds: int = 300
 
+    # Threads for the (blocking) provider SDK calls a worker makes at once.
+    provider_threads: int = Field(default=32, ge=1, le=512)
     # Campaigns: batch activities a run sends at once, and provider calls a batch has in flight.
     campaign_parallel_batches: int = Field(default=2, ge=1, le=16)
     campaign_delivery_concurrency: int = Field(default=16, ge=1, le=256)

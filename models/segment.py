@@ -22,6 +22,7 @@ from pydantic import (
 
 from models.base import DefinitionModel
 from models.durations import IsoDuration
+from models.journey import EventType
 from models.value_sets import VALUE_SETS
 
 SegmentKey = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
@@ -431,7 +432,12 @@ class SegmentDefinition(DefinitionModel):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     description: str | None = None
     include_deceased: bool = False
-    refresh_every: IsoDuration | None = Field(default=None, description="how often membership is refreshed")
+    refresh_every: IsoDuration | None = Field(
+        default=None, description="how often the schedule refreshes membership (default: every pass)"
+    )
+    # Patient events (`POST /v1/triggers` types, `fhir.<type>` for FHIR changes) that refresh this
+    # segment for the patient concerned at once, between scheduled refreshes.
+    refresh_on: list[EventType] = Field(default=[], max_length=50)
     criteria: Criterion
 
     @model_validator(mode="after")

@@ -8,10 +8,12 @@ from models.base import TemporalModel
 
 
 class RefreshSegmentsInput(TemporalModel):
-    """Refresh one segment (`key`) or all of them, at `as_of` (default: when the activity runs)."""
+    """Refresh one segment (`key`) or every one that is due, at `as_of` (default: when the activity
+    runs); for one patient only when `patient_id` is given (an event the segment refreshes on)."""
 
     key: str | None = None
     as_of: datetime | None = None
+    patient_id: str | None = None
 
 
 class SegmentRefreshSummary(TemporalModel):

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Index, Integer, String, func, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.tables import Base, Json
@@ -24,6 +25,8 @@ class Segment(Base):
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     definition: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False)
     content_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    # The event types that refresh the segment for one patient (from the definition, for lookups).
+    refresh_on: Mapped[list[str]] = mapped_column(ARRAY(String(100)), nullable=False, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
@@ -52,3 +55,17 @@ class SegmentMembership(Base):
     segment_version: Mapped[int] = mapped_column(Integer, nullable=False)
     entered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     exited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SegmentRefresh(Base):
+    """The last scheduled refresh of a segment: when, at which version, and what it found (the schedule
+    uses `refreshed_at` to honour a segment's `refresh_every`)."""
+
+    __tablename__ = "segment_refreshes"
+
+    segment_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    segment_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    refreshed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    members: Mapped[int] = mapped_column(Integer, nullable=False)
+    entered: Mapped[int] = mapped_column(Integer, nullable=False)
+    exited: Mapped[int] = mapped_column(Integer, nullable=False)

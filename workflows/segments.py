@@ -10,14 +10,16 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from activities.segments import SegmentActivities
     from models.segment_runs import RefreshSegmentsInput, RefreshSegmentsResult
+    from models.workflow_names import REFRESH_SEGMENTS_WORKFLOW
 
-REFRESH_SEGMENTS_WORKFLOW = "RefreshSegments"
+__all__ = ["REFRESH_SEGMENTS_SCHEDULE_ID", "REFRESH_SEGMENTS_WORKFLOW", "RefreshSegmentsWorkflow"]
+
 REFRESH_SEGMENTS_SCHEDULE_ID = "aftercare-refresh-segments"
 
 
 @workflow.defn(name=REFRESH_SEGMENTS_WORKFLOW)
 class RefreshSegmentsWorkflow:
-    """One refresh pass."""
+    """One refresh pass: every segment due (the schedule), one segment, or one segment for one patient."""
 
     @workflow.run
     async def run(self, request: RefreshSegmentsInput) -> RefreshSegmentsResult:
@@ -25,7 +27,8 @@ class RefreshSegmentsWorkflow:
         result: RefreshSegmentsResult = await workflow.execute_activity_method(
             SegmentActivities.refresh_segments,
             request,
-            start_to_close_timeout=timedelta(minutes=10),
+            start_to_close_timeout=timedelta(minutes=30),
+            heartbeat_timeout=timedelta(minutes=2),
             retry_policy=RetryPolicy(maximum_attempts=3),
         )
         return result

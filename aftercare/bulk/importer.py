@@ -29,10 +29,11 @@ from aftercare.bulk.progress import (
 )
 from aftercare.bulk.readers import skip
 from aftercare.bulk.writer import BatchWritten, Item, write_batch
-from aftercare.enrollment.fhir_events import deliver_fhir_events
+from aftercare.enrollment.fhir_events import deliver_fhir_events, fhir_segment_events
 from aftercare.enrollment.fhir_triggers import launch_planned, plan_fhir_enrollments
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.metrics import FHIR_RESOURCES
+from aftercare.segments.on_events import refresh_on_events
 from models.tables import BulkImportFile
 
 DEFAULT_BATCH = 500
@@ -196,6 +197,9 @@ class FileImporter:
         if self._triggers is not None and options.fire_triggers and written.pending_triggers:
             outcome.triggered += await launch_planned(self._triggers.starter, planned)
             await deliver_fhir_events(self._sessions, self._triggers.temporal, written.pending_triggers)
+            await refresh_on_events(
+                self._sessions, self._triggers.starter, fhir_segment_events(written.pending_triggers)
+            )
         label = options.source.split(":")[0]
         for kind, counts in (("new", written.new), ("unchanged", written.unchanged)):
             for resource_type, count in counts.items():

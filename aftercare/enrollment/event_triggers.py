@@ -17,6 +17,7 @@ from aftercare.enrollment.starter import EnrollmentStarter, event_trigger
 from aftercare.fhir.fhirpath import FhirPathError, is_true
 from aftercare.journey_variables import event_view
 from aftercare.metrics import TRIGGER_EVENTS
+from aftercare.segments.on_events import SegmentEvent, refresh_on_events
 from aftercare.store.enrollments import running_enrollments_of
 from aftercare.store.journeys import get_journey, journeys_entered_by_event
 from aftercare.store.resources import load_current
@@ -64,6 +65,7 @@ async def deliver_event(
 
     delivered = await _signal_running(sessions, client, patient_id, event)
     started = await _start_entered(sessions, starter, patient_id, event)
+    await refresh_on_events(sessions, starter, [SegmentEvent(patient_id, event.type, event.id)])
     async with sessions.begin() as session:
         await finish_trigger_event(session, event.id, delivered, started)
     return EventDelivery(event.id, delivered, started)

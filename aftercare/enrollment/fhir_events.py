@@ -5,12 +5,14 @@ it (`exit: [{event: fhir.immunization, outcome: vaccinated}]`)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from aftercare.segments.on_events import SegmentEvent
 from aftercare.store.journeys import get_journey
 from aftercare.store.resources import StoredVersion
 from models.tables import Enrollment
@@ -21,6 +23,17 @@ from models.workflow_names import DELIVER_EVENT
 def fhir_event_type(resource_type: str) -> str:
     """`Appointment` → `fhir.appointment`."""
     return f"fhir.{resource_type.lower()}"
+
+
+def fhir_segment_events(versions: Iterable[StoredVersion]) -> list[SegmentEvent]:
+    """The versions as events that may refresh segments (`fhir.<type>` for the patient)."""
+    return [
+        SegmentEvent(
+            version.patient_id, fhir_event_type(version.ref.resource_type), version.ref.versioned_reference
+        )
+        for version in versions
+        if version.patient_id is not None
+    ]
 
 
 def fhir_event(version: StoredVersion) -> PatientEvent:

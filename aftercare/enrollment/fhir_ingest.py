@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
-from aftercare.enrollment.fhir_events import deliver_fhir_events
+from aftercare.enrollment.fhir_events import deliver_fhir_events, fhir_segment_events
 from aftercare.enrollment.fhir_triggers import launch_planned, plan_fhir_enrollments
 from aftercare.enrollment.starter import EnrollmentStarter
+from aftercare.segments.on_events import refresh_on_events
 from aftercare.store.resources import StoreResult, store_resources
 
 
@@ -49,4 +50,5 @@ async def ingest_fhir_resources(
         planned = await plan_fhir_enrollments(session, starter, stored.pending_triggers)
     triggered = await launch_planned(starter, planned)
     delivered = await deliver_fhir_events(sessions, temporal, stored.pending_triggers)
+    await refresh_on_events(sessions, starter, fhir_segment_events(stored.pending_triggers))
     return Ingested(stored=stored, triggered=triggered, events_delivered=delivered)

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,18 +111,31 @@ class EnrollmentStarter:
                 return allocation.outcome
         return EnrollOutcome(None, created=False, reason="the enrollment could not be allocated; try again")
 
+    @property
+    def client(self) -> Client:
+        """The Temporal client workflows are started with."""
+        return self._client
+
+    @property
+    def task_queue(self) -> str:
+        """The task queue workflows are started on."""
+        return self._task_queue
+
     async def enroll_many(
         self,
         journey: JourneyDefinition,
         patients: Sequence[tuple[str, dict[str, Any]]],
         *,
         concurrency: int = 32,
+        trigger_of: Callable[[str], tuple[EnrollmentTrigger, str | None]] | None = None,
     ) -> list[EnrollOutcome]:
-        """Enroll many patients by hand: one transaction allocates them all, then the workflows start
-        concurrently. Outcomes come back in the order given; unknown patients are refused."""
+        """Enroll many patients (by hand, unless `trigger_of` gives each patient's trigger and trigger
+        key): one transaction allocates them all, then the workflows start concurrently. Outcomes come
+        back in the order given; unknown patients are refused."""
+        how = trigger_of or _by_hand
         async with self._sessions.begin() as session:
             known = await existing_patient_ids(session, {patient_id for patient_id, _ in patients})
-            allocations = await self._allocate_many(session, journey, patients, known)
+            allocations = await self._allocate_many(session, journey, patients, known, how)
         limit = asyncio.Semaphore(concurrency)
 
         async def launch(position: int, allocation: Allocation | None) -> EnrollOutcome:
@@ -132,8 +145,9 @@ class EnrollmentStarter:
             async with limit:
                 if await self.launch(allocation):
                     return allocation.outcome
+                trigger, trigger_key = how(patient_id)
                 return await self.enroll(
-                    journey, patient_id, EnrollmentTrigger(kind="manual"), context=context
+                    journey, patient_id, trigger, context=context, trigger_key=trigger_key
                 )
 
         return list(await asyncio.gather(*(launch(i, a) for i, a in enumerate(allocations))))
@@ -144,24 +158,30 @@ class EnrollmentStarter:
         journey: JourneyDefinition,
         patients: Sequence[tuple[str, dict[str, Any]]],
         known: set[str],
+        how: Callable[[str], tuple[EnrollmentTrigger, str | None]],
     ) -> list[Allocation | None]:
         """One multi-row insert for the batch; the rows a unique rule refused are allocated one by one."""
-        trigger = EnrollmentTrigger(kind="manual")
         rows: list[tuple[int, dict[str, Any], EnrollmentInput]] = []
         for position, (patient_id, context) in enumerate(patients):
             if patient_id in known:
-                values, start = self._row(journey, patient_id, trigger, context, None)
+                trigger, trigger_key = how(patient_id)
+                values, start = self._row(journey, patient_id, trigger, context, trigger_key)
                 rows.append((position, values, start))
         inserted = await insert_enrollments(session, [values for _, values, _ in rows])
         allocations: list[Allocation | None] = [None] * len(patients)
         for position, values, start in rows:
             if values["id"] in inserted:
-                ENROLLMENTS_STARTED.labels(journey.key, trigger.kind).inc()
+                ENROLLMENTS_STARTED.labels(journey.key, start.trigger.kind).inc()
                 allocations[position] = Allocation(EnrollOutcome(values["id"], created=True), start=start)
             else:
                 patient_id, context = patients[position]
                 allocations[position] = await self.allocate(
-                    session, journey, patient_id, trigger, context=context
+                    session,
+                    journey,
+                    patient_id,
+                    start.trigger,
+                    context=context,
+                    trigger_key=values["trigger_key"],
                 )
         return allocations
 
@@ -331,6 +351,10 @@ class EnrollmentStarter:
                 context=enrollment.context,
             )
         )
+
+
+def _by_hand(patient_id: str) -> tuple[EnrollmentTrigger, str | None]:
+    return EnrollmentTrigger(kind="manual"), None
 
 
 def event_trigger(event: PatientEvent) -> EnrollmentTrigger:

@@ -4,13 +4,13 @@ for each patient who entered and closes the stay of each who left (two set-based
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import and_, exists, insert, literal, select, update
+from sqlalchemy import and_, exists, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aftercare.segments.compiler import members_query
+from aftercare.segments.compiler import PATIENTS, members_query
 from aftercare.segments.evaluate import context_for, tune
 from models.segment import SegmentDefinition
 from models.segment_tables import SegmentMembership
@@ -29,12 +29,21 @@ class Refresh:
 
 
 async def refresh_membership(
-    session: AsyncSession, definition: SegmentDefinition, as_of: datetime
+    session: AsyncSession, definition: SegmentDefinition, as_of: datetime, patient_id: str | None = None
 ) -> Refresh:
-    """Bring the segment's stays up to date at `as_of` (in the caller's transaction)."""
-    current = members_query(definition, await context_for(session, definition, as_of)).subquery("current")
+    """Bring the segment's stays up to date at `as_of` (in the caller's transaction); for one patient
+    only when `patient_id` is given (every sub-query is then limited to that patient)."""
+    context = await context_for(session, definition, as_of)
+    if patient_id is not None:
+        context = replace(context, patient_id=patient_id)
+    members = members_query(definition, context)
+    if patient_id is not None:
+        members = members.where(PATIENTS.c.id == patient_id)
+    current = members.subquery("current")
     await tune(session)
     open_stay = and_(STAYS.c.segment_key == definition.key, STAYS.c.exited_at.is_(None))
+    if patient_id is not None:
+        open_stay = and_(open_stay, STAYS.c.patient_id == patient_id)
     entered = await session.scalars(
         insert(STAYS)
         .from_select(
@@ -53,6 +62,14 @@ async def refresh_membership(
         .returning(STAYS.c.patient_id)
     )
     return Refresh(definition.key, entered_ids, sorted(exited))
+
+
+async def member_count(session: AsyncSession, key: str) -> int:
+    """How many patients have an open stay in the segment."""
+    counted = await session.scalar(
+        select(func.count()).where(STAYS.c.segment_key == key, STAYS.c.exited_at.is_(None))
+    )
+    return int(counted or 0)
 
 
 async def current_members(session: AsyncSession, key: str) -> Sequence[str]:

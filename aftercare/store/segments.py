@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import datetime
 from typing import Any, Literal
 
+from sqlalchemy import String, cast, select
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.store.versioned import VersionConflict, latest_versions, publish_version, read_version
 from models.segment import SegmentDefinition, referenced_segments
-from models.segment_tables import Segment
+from models.segment_tables import Segment, SegmentRefresh
 
 
 class SegmentVersionConflict(VersionConflict):
@@ -27,7 +31,12 @@ async def publish_segment(
         session,
         Segment,
         definition.document(),
-        {"key": definition.key, "version": definition.version, "name": definition.name},
+        {
+            "key": definition.key,
+            "version": definition.version,
+            "name": definition.name,
+            "refresh_on": list(definition.refresh_on),
+        },
         what="segment",
         conflict=SegmentVersionConflict,
     )
@@ -63,3 +72,50 @@ async def referenced_definitions(
         found[key] = referenced
         pending |= referenced_segments(referenced.criteria) - found.keys()
     return found
+
+
+async def segments_refreshed_by(
+    session: AsyncSession, event_types: Collection[str]
+) -> list[SegmentDefinition]:
+    """The latest versions of the segments that one of these event types refreshes."""
+    if not event_types:
+        return []
+    latest = (
+        select(Segment.definition, Segment.refresh_on)
+        .distinct(Segment.key)
+        .order_by(Segment.key, Segment.version.desc())
+        .subquery()
+    )
+    rows = await session.scalars(
+        select(latest.c.definition).where(latest.c.refresh_on.overlap(cast(list(event_types), ARRAY(String))))
+    )
+    return [_definition(document) for document in rows]
+
+
+async def last_refreshes(session: AsyncSession) -> dict[str, datetime]:
+    """When each segment was last refreshed by the schedule."""
+    rows = await session.execute(select(SegmentRefresh.segment_key, SegmentRefresh.refreshed_at))
+    return {key: at for key, at in rows}
+
+
+async def record_refresh(
+    session: AsyncSession,
+    definition: SegmentDefinition,
+    at: datetime,
+    *,
+    members: int,
+    entered: int,
+    exited: int,
+) -> None:
+    """Note a scheduled refresh of the segment."""
+    values = {
+        "segment_version": definition.version,
+        "refreshed_at": at,
+        "members": members,
+        "entered": entered,
+        "exited": exited,
+    }
+    statement = insert(SegmentRefresh).values(segment_key=definition.key, **values)
+    await session.execute(
+        statement.on_conflict_do_update(index_elements=[SegmentRefresh.segment_key], set_=values)
+    )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.service import RPCError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.enrollments import ReconcileActivities
@@ -109,6 +111,10 @@ async def test_an_enrollment_allocated_but_never_started_is_started(
 async def test_the_reconciliation_schedule_is_created_once(
     dev_server: WorkflowEnvironment, api_settings: Settings
 ) -> None:
+    # Workers other tests started on the shared dev server may have created them already.
+    for schedule_id in (RECONCILE_SCHEDULE_ID, REFRESH_SEGMENTS_SCHEDULE_ID):
+        with contextlib.suppress(RPCError):
+            await dev_server.client.get_schedule_handle(schedule_id).delete()
     first = await ensure_schedules(dev_server.client, api_settings.temporal_task_queue)
     second = await ensure_schedules(dev_server.client, api_settings.temporal_task_queue)
     assert (first, second) == ([RECONCILE_SCHEDULE_ID, REFRESH_SEGMENTS_SCHEDULE_ID], [])

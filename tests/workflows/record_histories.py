@@ -13,24 +13,33 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.registry import build_activities
+from aftercare.campaigns.launch import CampaignLauncher
+from aftercare.campaigns.validation import parse_campaign
 from aftercare.db.engine import create_engine, session_factory
 from aftercare.devstack.tools import installed_tool
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.settings import Settings
+from aftercare.store.campaigns import publish_campaign
+from aftercare.store.segments import publish_segment
 from aftercare.temporal.client import ensure_search_attributes
 from journeys.code.discharge_callback import DischargeCallback
 from journeys.sync import sync_code_journeys
+from models.campaign_runs import RunControl
 from models.temporal import EnrollmentTrigger, PatientEvent
 from tests.conftest import create_test_database, drop_test_database
 from tests.helpers import load_synthea_patient, publish, publish_templates
+from tests.population import store_patients, synthetic_patient
+from tests.workflows.test_campaign import ADULTS, FLU_SMS
 from tests.workflows.test_enrollment import GREETING, REPLY_JOURNEY
 from workflows import WORKFLOWS
+from workflows.campaign import CampaignRunWorkflow
 from workflows.enrollment import EnrollmentWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -112,6 +121,45 @@ EVERY_STEP = {
 }
 
 
+async def _record_campaign(
+    env: WorkflowEnvironment, sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    """A campaign run over two time zones, with a send window, a throttle, and a pause and resume."""
+    queue = f"record-{uuid.uuid4().hex[:8]}"
+    zones = ["America/New_York", "Asia/Tokyo"]
+    await store_patients(sessions, [synthetic_patient(i, zone=zones[i % 2]) for i in range(30)])
+    await publish_templates(sessions, FLU_SMS)
+    async with sessions.begin() as session:
+        await publish_segment(session, ADULTS)
+    campaign = parse_campaign(
+        {
+            "key": "recorded-flu",
+            "name": "Flu",
+            "segment": "adults",
+            "template": "flu-sms",
+            "throttle": {"per_second": 5},
+            "send_window": {"start": "06:00", "end": "22:00"},
+        }
+    )
+    async with sessions.begin() as session:
+        await publish_campaign(session, campaign)
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=WORKFLOWS,
+        activities=build_activities(sessions, settings, env.client),
+    ):
+        launched = await CampaignLauncher(sessions, env.client, queue).launch(campaign)
+        handle = env.client.get_workflow_handle(f"campaign-{launched.run_id}")
+        await handle.execute_update(CampaignRunWorkflow.pause, RunControl(reason="recorded"))
+        await handle.execute_update(CampaignRunWorkflow.resume, RunControl())
+        async with env.time_skipping_unlocked():  # type: ignore[attr-defined]
+            await handle.result()
+        history = await handle.fetch_history()
+    (HISTORIES / "campaign-windowed-throttled.json").write_text(history.to_json())
+    print(f"recorded campaign: {len(history.events)} events")
+
+
 async def record() -> None:
     url = create_test_database(SERVER)
     engine = create_engine(url)
@@ -155,6 +203,7 @@ async def record() -> None:
                 history = await handle.fetch_history()
             (HISTORIES / f"enrollment-{name}.json").write_text(history.to_json())
             print(f"recorded {name}: {len(history.events)} events")
+        await _record_campaign(env, sessions, settings)
     finally:
         await env.shutdown()
         await engine.dispose()

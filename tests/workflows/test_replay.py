@@ -1,4 +1,4 @@
-"""Recorded histories of real enrollments replay on the current workflow code.
+"""Recorded histories of real enrollments and campaign runs replay on the current workflow code.
 
 A change that would break journeys already running fails here; record new histories only for a
 deliberate change that is guarded with `workflow.patched`.
@@ -24,7 +24,7 @@ def test_there_are_recorded_histories() -> None:
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
-async def test_a_recorded_enrollment_replays_without_nondeterminism(path: Path) -> None:
+async def test_a_recorded_workflow_replays_without_nondeterminism(path: Path) -> None:
     document = json.loads(path.read_text())
     history = WorkflowHistory.from_json(path.stem, document)
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)

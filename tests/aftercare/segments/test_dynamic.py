@@ -120,3 +120,86 @@ async def test_the_refresh_workflow_refreshes_every_segment(
         ("anyone", 0, 0),
         ("recently-discharged", 1, 0),
     ]
+
+
+async def test_an_event_the_segment_refreshes_on_enrolls_the_patient_at_once(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    live = {**SEGMENT, "refresh_on": ["fhir.encounter", "discharge.completed"]}
+    assert (await api.post("/v1/segments", json=live)).status_code == 201
+    assert (await api.post("/v1/journeys", json=journey("discharge-care", []))).status_code == 201
+    patient = {"resourceType": "Patient", "id": "cara", "meta": {"versionId": "1"}, "birthDate": "1950-02-02"}
+    await api.post("/v1/fhir/import", json=patient, params={"triggers": "false"})
+    discharged = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    encounter = {
+        "resourceType": "Encounter",
+        "id": "cara-stay",
+        "meta": {"versionId": "1"},
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+        "subject": {"reference": "Patient/cara"},
+        "period": {"start": discharged, "end": discharged},
+    }
+    assert (await api.post("/v1/fhir/notifications", json=encounter)).status_code == 200
+
+    async def enrolled() -> list[dict[str, Any]] | None:
+        return await enrollments(api, "discharge-care") or None
+
+    [care] = await eventually(enrolled)
+    assert care["patient_id"] == "cara"
+    assert (await api.get("/v1/segments/recently-discharged/members")).json()["members"] == ["cara"]
+
+    # An event that refreshes the segment but changes nothing enrolls no one again.
+    trigger = {"type": "discharge.completed", "patient_id": "cara", "data": {}, "id": "discharge-1"}
+    assert (await api.post("/v1/triggers", json=trigger)).status_code == 202
+    assert len(await enrollments(api, "discharge-care")) == 1
+
+
+async def test_the_schedule_skips_a_segment_refreshed_within_its_refresh_every(
+    api: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    dev_server: WorkflowEnvironment,
+    api_settings: Settings,
+) -> None:
+    assert (await api.post("/v1/segments", json={**SEGMENT, "refresh_every": "P1D"})).status_code == 201
+    assert (
+        await api.post("/v1/segments", json={**SEGMENT, "key": "anyone", "criteria": {"age": {"gte": 0}}})
+    ).status_code == 201
+
+    async def scheduled_pass(at: datetime) -> list[str]:
+        result = await dev_server.client.execute_workflow(
+            REFRESH_SEGMENTS_WORKFLOW,
+            RefreshSegmentsInput(as_of=at),
+            id=f"refresh-{uuid.uuid4()}",
+            task_queue=api_settings.temporal_task_queue,
+            result_type=RefreshSegmentsResult,
+        )
+        return [summary.key for summary in result.segments]
+
+    assert await scheduled_pass(START) == ["anyone", "recently-discharged"]
+    assert await scheduled_pass(START + timedelta(minutes=15)) == ["anyone"]
+    assert await scheduled_pass(START + timedelta(days=1)) == ["anyone", "recently-discharged"]
+
+
+async def test_a_large_refresh_enrolls_its_newcomers_in_batches(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    async with sessions.begin() as session:
+        for index in range(700):
+            session.add(Patient(id=f"n{index:04d}", version_id="1"))
+            session.add(
+                ClinicalEncounter(
+                    resource_id=f"s{index}", patient_id=f"n{index:04d}", class_code="IMP", end_at=START
+                )
+            )
+    assert (await api.post("/v1/segments", json=SEGMENT)).status_code == 201
+    assert (await api.post("/v1/journeys", json=journey("discharge-care", []))).status_code == 201
+
+    refreshed = (
+        await api.post("/v1/segments/recently-discharged/refresh", params={"as_of": START.isoformat()})
+    ).json()
+    assert (refreshed["entered"], refreshed["enrolled"]) == (700, 700)
+    listed = (
+        await api.get("/v1/enrollments", params={"journey_key": "discharge-care", "limit": 1000})
+    ).json()
+    assert len({item["patient_id"] for item in listed["items"]}) == 700

@@ -1,0 +1,58 @@
+"""Segments refreshed by events: a patient event (a trigger, or a FHIR change as `fhir.<type>`) that a
+segment lists in `refresh_on` starts a `RefreshSegments` workflow for that segment and that patient,
+so membership (and the journeys it drives) follows clinical data between scheduled refreshes."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.common import WorkflowIDConflictPolicy
+
+from aftercare.enrollment.starter import EnrollmentStarter
+from aftercare.store.segments import segments_refreshed_by
+from models.segment_runs import RefreshSegmentsInput
+from models.workflow_names import REFRESH_SEGMENTS_WORKFLOW
+
+
+@dataclass(frozen=True)
+class SegmentEvent:
+    """An event about a patient, by type and id."""
+
+    patient_id: str
+    type: str
+    id: str
+
+
+def refresh_workflow_id(key: str, event: SegmentEvent) -> str:
+    """One refresh per segment and event (a redelivered event starts nothing new)."""
+    digest = hashlib.sha256(f"{event.patient_id}\0{event.id}".encode()).hexdigest()[:20]
+    return f"segment-refresh-{key}-{digest}"
+
+
+async def refresh_on_events(
+    sessions: async_sessionmaker[AsyncSession], starter: EnrollmentStarter, events: Iterable[SegmentEvent]
+) -> int:
+    """Start the refreshes the events call for; returns how many were started."""
+    wanted = list(events)
+    if not wanted:
+        return 0
+    async with sessions() as session:
+        segments = await segments_refreshed_by(session, {event.type for event in wanted})
+    started = 0
+    for event in wanted:
+        for segment in segments:
+            if event.type not in segment.refresh_on:
+                continue
+            await starter.client.start_workflow(
+                REFRESH_SEGMENTS_WORKFLOW,
+                RefreshSegmentsInput(key=segment.key, patient_id=event.patient_id),
+                id=refresh_workflow_id(segment.key, event),
+                task_queue=starter.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                static_summary=f"Refresh segment {segment.key} for one patient after {event.type}",
+            )
+            started += 1
+    return started
