@@ -123,7 +123,6 @@ def build_activities(
         CampaignBatchSender(
             sessions,
             registry,
-            messaging,
             settings.guardrails,
             delivery_concurrency=settings.campaign_delivery_concurrency,
         ),

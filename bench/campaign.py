@@ -33,7 +33,6 @@ from pydantic import SecretStr
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.registry import build_activities
@@ -46,6 +45,7 @@ from aftercare.store.campaigns import get_run, publish_campaign
 from aftercare.store.segments import publish_segment
 from aftercare.store.templates import publish_template
 from bench.channels import database
+from bench.stack import quiet_sdk_core
 from models.campaign_tables import CampaignRecipient
 from models.search_attributes import ALL_SEARCH_ATTRIBUTES
 from models.segment import SegmentDefinition
@@ -198,13 +198,7 @@ async def main() -> None:
     parser.add_argument("--parallel", type=int, default=2, help="batch activities a run sends at once")
     parser.add_argument("--concurrency", type=int, default=32, help="SendGrid calls in flight per batch")
     args = parser.parse_args()
-    Runtime.set_default(
-        Runtime(
-            telemetry=TelemetryConfig(
-                logging=LoggingConfig(TelemetryFilter(core_level="ERROR", other_level="ERROR"))
-            )
-        )
-    )
+    quiet_sdk_core()
     with database() as url:
         engine = create_engine(url, pool_size=20)
         sessions = session_factory(engine)

@@ -38,7 +38,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.messaging.letters import LetterProvider
@@ -58,6 +57,7 @@ from aftercare.push_keys import generate_vapid_keys
 from aftercare.settings import Settings
 from aftercare.store.push_subscriptions import save_subscription
 from aftercare.store.resources import store_resources
+from bench.stack import quiet_sdk_core
 from models.journey import SendSpec
 from models.search_attributes import ALL_SEARCH_ATTRIBUTES
 from models.tables import Message
@@ -301,14 +301,7 @@ async def main() -> None:
     parser.add_argument("--campaign", type=int, default=200, help="enrollments per campaign (part 2)")
     parser.add_argument("--rate", type=float, default=20.0, help="TWILIO_MAX_PER_SECOND with the limiter on")
     args = parser.parse_args()
-    # The SDK core warns about every workflow task slowed by the saturated machine; the figures say enough.
-    Runtime.set_default(
-        Runtime(
-            telemetry=TelemetryConfig(
-                logging=LoggingConfig(TelemetryFilter(core_level="ERROR", other_level="ERROR"))
-            )
-        ),
-    )
+    quiet_sdk_core()
     with database() as url:
         settings = Settings(database_url=url, hospital_timezone="America/New_York", _env_file=None)
         engine = create_engine(url, pool_size=max(10, args.concurrency))

@@ -81,3 +81,12 @@ def _wait_until_healthy(process: subprocess.Popen[bytes], api: str, log: Path, t
             raise SystemExit("aftercare dev exited while starting:\n" + log.read_text()[-2000:])
         time.sleep(0.5)
     raise SystemExit("the stack did not become healthy")
+
+
+def quiet_sdk_core() -> None:
+    """Only errors from the Temporal SDK core: it warns about every workflow task a saturated machine
+    slows down, and the figures say enough."""
+    from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+
+    quiet = TelemetryFilter(core_level="ERROR", other_level="ERROR")
+    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(quiet))))

@@ -9,7 +9,6 @@ each call before it is made and looks an interrupted one up at the provider befo
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -22,9 +21,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.exceptions import ApplicationError
 
+from activities.messaging.delivery import Delivery
 from activities.messaging.intent import IntentOrigin, message_intent, send_context, settle_locally
 from activities.messaging.providers import ProviderRegistry
-from activities.messaging.send import MessagingActivities
 from aftercare.campaigns.audience import RECIPIENTS
 from aftercare.compose import ComposedMessage, SendPlan, TemplateNotFoundError, compose, plan_for
 from aftercare.guardrails import Decision, GuardrailPolicy
@@ -66,6 +65,10 @@ _STATES = {"allow": "messaged", "defer": "deferred", "suppress": "suppressed", "
 _LOGGED = {"messaged": "sent", "deferred": "deferred", "suppressed": "suppressed", "skipped": "skipped"}
 
 
+# Messages delivered together: one statement marks them, one transaction records their outcomes.
+DELIVERY_CHUNK = 250
+
+
 def idempotency_key(run_id: str, patient_id: str) -> str:
     """The key of the one message a run sends a patient."""
     return f"campaign:{run_id}:{patient_id}"
@@ -94,16 +97,14 @@ class CampaignBatchSender:
         self,
         sessions: async_sessionmaker[AsyncSession],
         providers: ProviderRegistry,
-        messaging: MessagingActivities,
         policy: GuardrailPolicy,
         *,
         delivery_concurrency: int = 16,
     ) -> None:
         self._sessions = sessions
         self._providers = providers
-        self._messaging = messaging
+        self._delivery = Delivery(sessions, providers, delivery_concurrency)
         self._policy = policy
-        self._concurrency = delivery_concurrency
 
     async def send(
         self,
@@ -285,29 +286,22 @@ class CampaignBatchSender:
             )
         if not waiting:
             return 0
-        limit = asyncio.Semaphore(self._concurrency)
         failures: list[ApplicationError] = []
-        done = 0
-
-        async def deliver(message: Message) -> None:
-            nonlocal done
-            async with limit:
-                try:
-                    await self._messaging.deliver(message)
-                except ApplicationError as error:
-                    if error.non_retryable:
-                        raise
-                    failures.append(error)
-                done += 1
-                if done % 50 == 0:
-                    heartbeat(f"delivered {done} of {len(waiting)}")
-
-        await asyncio.gather(*(deliver(message) for message in waiting))
+        delivered = 0
+        for first in range(0, len(waiting), DELIVERY_CHUNK):
+            chunk = waiting[first : first + DELIVERY_CHUNK]
+            try:
+                await self._delivery.deliver_many(chunk)
+            except ApplicationError as error:
+                if error.non_retryable:
+                    raise
+                failures.append(error)
+            delivered += len(chunk)
+            heartbeat(f"delivered {delivered} of {len(waiting)}")
         if failures:
             delays = [f.next_retry_delay for f in failures if f.next_retry_delay is not None]
             raise ApplicationError(
-                f"{len(failures)} of {len(waiting)} messages could not be delivered yet: "
-                + failures[0].message,
+                "; ".join(failure.message for failure in failures),
                 type="ProviderUnavailable",
                 next_retry_delay=max(delays) if delays else None,
             )

@@ -9,26 +9,18 @@ provider before anything is sent again.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.messaging.delivery import FINAL_STATUSES, Delivery, result_of
 from activities.messaging.intent import IntentOrigin, message_intent, send_context, settle_locally
-from activities.messaging.intent import outgoing as outgoing_of
 from activities.messaging.providers import (
-    MessageProvider,
-    ProviderOutcome,
     ProviderRegistry,
-    ProviderRejectedError,
-    ProviderTemporaryError,
 )
-from activities.options import SEND_MESSAGE
 from aftercare.compose import ComposedMessage, TemplateNotFoundError, compose_with_facts
 from aftercare.guardrails import Decision, GuardrailPolicy, decide
 from aftercare.guardrails.decide import patient_today
@@ -36,17 +28,13 @@ from aftercare.guardrails.facts import PatientFacts
 from aftercare.journey_variables import PatientNotFoundError, load_journey_variables
 from aftercare.metrics import MESSAGES
 from aftercare.store.decisions import record_decision
-from aftercare.store.messages import find_by_idempotency_key, record_intent, update_message
-from aftercare.store.provider_pace import take_turn
-from aftercare.store.suppressions import suppress
+from aftercare.store.messages import find_by_idempotency_key, record_intent
 from aftercare.templating import TemplateRenderError
 from models.journey import DEFAULT_PURPOSE
 from models.tables import Message, Patient
 from models.temporal import DeliverMessageInput, SendMessageInput, SendMessageResult
 
 log = logging.getLogger(__name__)
-
-FINAL_STATUSES = frozenset({"queued", "sent", "printed", "delivered", "undelivered", "failed", "skipped"})
 
 
 class MessagingActivities:
@@ -61,6 +49,7 @@ class MessagingActivities:
     ) -> None:
         self._sessions = sessions
         self._providers = providers
+        self._delivery = Delivery(sessions, providers)
         self._hospital_timezone = hospital_timezone
         # Without a policy only the rules that need no configuration apply (no quiet hours, no caps).
         self._guardrails = guardrails or GuardrailPolicy(hospital_timezone=hospital_timezone)
@@ -99,12 +88,11 @@ class MessagingActivities:
                     if message.status != "pending":
                         _log_outcome(message, provider.name)
         if message.status in FINAL_STATUSES:
-            return _result(message)
-        provider = self._providers.for_channel(message.channel)
-        limit = self._providers.rate_limit(provider)
+            return result_of(message)
+        limit = self._providers.rate_limit(self._providers.for_channel(message.channel))
         if limit is not None:
-            return _result(message).model_copy(update={"deliver_queue": limit.queue})
-        return await self._send_external(message, provider)
+            return result_of(message).model_copy(update={"deliver_queue": limit.queue})
+        return await self._delivery.deliver(message)
 
     @activity.defn(name="deliver_message")
     async def deliver_message(self, request: DeliverMessageInput) -> SendMessageResult:
@@ -115,15 +103,7 @@ class MessagingActivities:
             raise ApplicationError(
                 f"message {request.message_id} is not recorded", type="MessageNotFound", non_retryable=True
             )
-        return await self.deliver(message)
-
-    async def deliver(self, message: Message) -> SendMessageResult:
-        """Send a recorded message through its channel's provider, at most once: a finished message is
-        returned as it is, and an interrupted attempt is looked up at the provider before anything is
-        sent again. Raises a retryable `ProviderUnavailable` error while the provider cannot take it."""
-        if message.status in FINAL_STATUSES:
-            return _result(message)
-        return await self._send_external(message, self._providers.for_channel(message.channel))
+        return await self._delivery.deliver(message)
 
     async def _compose(
         self, session: AsyncSession, request: SendMessageInput, at: datetime
@@ -151,91 +131,6 @@ class MessagingActivities:
             return variables.profile, composed, facts
         except (PatientNotFoundError, TemplateNotFoundError, TemplateRenderError) as error:
             raise permanent_compose_error(error) from error
-
-    async def _send_external(self, message: Message, provider: MessageProvider) -> SendMessageResult:
-        outgoing = outgoing_of(message)
-        if message.status == "sending":
-            try:
-                found = await provider.find_sent(outgoing)
-            except ProviderTemporaryError as error:
-                raise ApplicationError(str(error), type="ProviderUnavailable") from error
-            if found is not None:
-                return await self._finish(message, provider, found)
-        await self._start_attempt(message, provider)
-        try:
-            outcome = await provider.send(outgoing)
-        except ProviderRejectedError as error:
-            outcome = ProviderOutcome("failed", None, reason=str(error), suppress=error.suppress)
-        except ProviderTemporaryError as error:
-            return await self._temporary_failure(message, provider, error)
-        return await self._finish(message, provider, outcome)
-
-    async def _start_attempt(self, message: Message, provider: MessageProvider) -> None:
-        """Mark the message `sending` just before the provider is called; for a rate-limited provider,
-        first wait for this call's turn (taken in the same transaction, so `attempted_at` is the turn)."""
-        limit = self._providers.rate_limit(provider)
-        while True:
-            async with self._sessions.begin() as session:
-                turn = await take_turn(session, provider.name, limit.per_second) if limit else None
-                if not isinstance(turn, float):
-                    await update_message(
-                        session,
-                        message.id,
-                        status="sending",
-                        provider=provider.name,
-                        attempts=message.attempts + 1,
-                        attempted_at=turn or func.clock_timestamp(),
-                    )
-                    return
-            assert limit is not None
-            # Waiters wake spread over a fraction of an interval, so they do not all ask at once.
-            await asyncio.sleep(turn + random.uniform(0, 0.1 / limit.per_second))
-
-    async def _temporary_failure(
-        self, message: Message, provider: MessageProvider, error: ProviderTemporaryError
-    ) -> SendMessageResult:
-        info = activity.info()
-        # The policy the workflow scheduled with (some test servers do not echo it in the task).
-        policy = info.retry_policy or SEND_MESSAGE.retry_policy
-        # A local attempt never gives up: the workflow hands the send to a regular activity instead.
-        last_attempt = bool(
-            not info.is_local and policy.maximum_attempts and info.attempt >= policy.maximum_attempts
-        )
-        if last_attempt and not error.ambiguous:
-            outcome = ProviderOutcome("failed", None, f"gave up after {info.attempt} attempts: {error}")
-            return await self._finish(message, provider, outcome)
-        async with self._sessions.begin() as session:
-            await update_message(
-                session, message.id, status="sending" if error.ambiguous else "pending", reason=str(error)
-            )
-        log.warning(
-            "provider unavailable",
-            extra={"message_id": message.id, "provider": provider.name, "attempt": info.attempt},
-        )
-        delay = timedelta(seconds=error.retry_after) if error.retry_after else None
-        raise ApplicationError(str(error), type="ProviderUnavailable", next_retry_delay=delay) from error
-
-    async def _finish(
-        self, message: Message, provider: MessageProvider, outcome: ProviderOutcome
-    ) -> SendMessageResult:
-        accepted = outcome.status not in ("failed", "undelivered")
-        async with self._sessions.begin() as session:
-            await update_message(
-                session,
-                message.id,
-                status=outcome.status,
-                reason=outcome.reason,
-                provider=provider.name,
-                provider_message_id=outcome.provider_message_id,
-                **({"sent_at": func.now()} if accepted else {}),
-            )
-            if outcome.suppress and message.to:
-                await suppress(session, message.channel, message.to, outcome.suppress, source=provider.name)
-        log.info("message %s", outcome.status, extra={"message_id": message.id, "provider": provider.name})
-        MESSAGES.labels(message.channel, provider.name, outcome.status).inc()
-        return SendMessageResult(
-            message_id=message.id, status=outcome.status, reason=outcome.reason, channel=message.channel
-        )
 
 
 def permanent_compose_error(error: Exception) -> ApplicationError:
@@ -295,10 +190,4 @@ async def _record_decision(
         decision.logged,
         decision.rule,
         extra={"enrollment_id": call.scope.enrollment_id, "step_id": call.step_id, "message_id": message_id},
-    )
-
-
-def _result(message: Message) -> SendMessageResult:
-    return SendMessageResult(
-        message_id=message.id, status=message.status, reason=message.reason, channel=message.channel
     )

@@ -16,7 +16,6 @@ from activities.campaigns import CampaignActivities
 from activities.messaging.campaign_batch import CampaignBatchSender
 from activities.messaging.outbox import OutboxProvider
 from activities.messaging.providers import ProviderRegistry
-from activities.messaging.send import MessagingActivities
 from activities.messaging.sendgrid_email import SendGridEmailProvider
 from aftercare.campaigns.audience import freeze_audience
 from aftercare.guardrails import GuardrailPolicy
@@ -67,8 +66,7 @@ def _activities(
     sessions: async_sessionmaker[AsyncSession], sendgrid: RecordingProvider
 ) -> CampaignActivities:
     registry = ProviderRegistry({"email": sendgrid}, OutboxProvider())
-    messaging = MessagingActivities(sessions, registry, "America/New_York")
-    sender = CampaignBatchSender(sessions, registry, messaging, GuardrailPolicy(), delivery_concurrency=8)
+    sender = CampaignBatchSender(sessions, registry, GuardrailPolicy(), delivery_concurrency=8)
     return CampaignActivities(sessions, sender, "America/New_York")
 
 
