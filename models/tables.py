@@ -29,6 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from models.value_sets import LATEST_OBSERVATION_VALUE_SETS, tokens_literal
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -144,6 +146,17 @@ class ClinicalObservation(_ClinicalFact, Base):
     __table_args__ = (
         Index("ix_clinical_observations_codes", "codes", postgresql_using="gin"),
         Index("ix_clinical_observations_patient_effective", "patient_id", "effective_at"),
+        *(
+            Index(
+                f"ix_clinical_observations_latest_{name.replace('-', '_')}",
+                "patient_id",
+                text("effective_at DESC NULLS LAST"),
+                "resource_id",
+                postgresql_include=["value_number", "value_code", "value_text"],
+                postgresql_where=text(f"codes && {tokens_literal(name)}"),
+            )
+            for name in LATEST_OBSERVATION_VALUE_SETS
+        ),
     )
 
     categories: Mapped[list[str]] = mapped_column(ARRAY(String(300)), nullable=False, server_default="{}")

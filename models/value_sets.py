@@ -73,3 +73,14 @@ VALUE_SETS: dict[str, ValueSet] = {
     "systolic-blood-pressure": _set("systolic blood pressure", LOINC, "8480-6"),
     "diastolic-blood-pressure": _set("diastolic blood pressure", LOINC, "8462-4"),
 }
+
+
+# Value sets of observations whose latest value segments compare (`latest: true`): each has a partial
+# index over just its rows, in "latest first" order, so the latest per patient is read without a sort.
+LATEST_OBSERVATION_VALUE_SETS = ("hba1c", "systolic-blood-pressure", "diastolic-blood-pressure")
+
+
+def tokens_literal(name: str) -> str:
+    """A value set's tokens as a PostgreSQL `varchar[]` literal, as segment queries write them."""
+    quoted = ",".join('"' + coding.token().replace('"', '\\"') + '"' for coding in VALUE_SETS[name].codes)
+    return "'{" + quoted + "}'::varchar[]"

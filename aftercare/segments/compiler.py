@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     cast,
     false,
     func,
@@ -37,7 +38,6 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.dialects.postgresql import array
 
 from models.segment import (
     AgeCriterion,
@@ -269,7 +269,12 @@ def _known(condition: ColumnElement[bool]) -> ColumnElement[bool]:
 
 
 def _codes(column: Column[list[str]], tokens: list[str]) -> ColumnElement[bool]:
-    return column.op("&&")(cast(array(tokens), ARRAY(String)))
+    # The codes are written into the statement rather than bound: each code list then has a plan of
+    # its own (how many rows a code matches varies by orders of magnitude), and the planner can use a
+    # partial index made for a value set (`ix_clinical_observations_latest_*`) even once the driver
+    # has prepared the statement.
+    codes = bindparam(None, tokens, type_=ARRAY(String), literal_execute=True)
+    return column.op("&&")(cast(codes, ARRAY(String)))
 
 
 def _in_window(column: Column[datetime], window: timedelta, context: CompileContext) -> ColumnElement[bool]:
