@@ -87,7 +87,7 @@ class CampaignActivities:
                     segment_key=segment.key,
                     segment_version=segment.version,
                     audience=audience,
-                    frozen_at=now,
+                    frozen_at=datetime.now(UTC),
                     status="running",
                     phase=f"Audience frozen: {audience} members of segment {segment.key}",
                 )
