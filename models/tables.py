@@ -750,4 +750,5 @@ def table_of(model: type[Base]) -> Table:
 
 
 # Segment tables live in their own module on the same `Base`; importing it here registers them.
+from models import security_tables as _security_tables  # noqa: E402, F401
 from models import segment_tables as _segment_tables  # noqa: E402, F401
