@@ -35,10 +35,15 @@ def issue(
     return item
 
 
-def operation_outcome(status_code: int, issues: list[dict[str, Any]]) -> JSONResponse:
+def operation_outcome(
+    status_code: int, issues: list[dict[str, Any]], headers: dict[str, str] | None = None
+) -> JSONResponse:
     """An `OperationOutcome` answer."""
     return JSONResponse(
-        {"resourceType": "OperationOutcome", "issue": issues}, status_code=status_code, media_type=FHIR_JSON
+        {"resourceType": "OperationOutcome", "issue": issues},
+        status_code=status_code,
+        media_type=FHIR_JSON,
+        headers=headers,
     )
 
 
@@ -65,10 +70,18 @@ async def _http_error(request: Request, error: Exception) -> Any:
     assert isinstance(error, StarletteHTTPException)
     if not _is_fhir(request):
         return await http_exception_handler(request, error)
-    code = {404: "not-found", 405: "not-supported", 413: "too-costly", 415: "not-supported"}.get(
-        error.status_code, "processing"
+    code = {
+        401: "login",
+        403: "forbidden",
+        404: "not-found",
+        405: "not-supported",
+        413: "too-costly",
+        415: "not-supported",
+        429: "throttled",
+    }.get(error.status_code, "processing")
+    return operation_outcome(
+        error.status_code, [issue(code, str(error.detail))], getattr(error, "headers", None)
     )
-    return operation_outcome(error.status_code, [issue(code, str(error.detail))])
 
 
 async def _definition_error(request: Request, error: Exception) -> JSONResponse:
