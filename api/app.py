@@ -30,10 +30,11 @@ from aftercare.settings import Settings, get_settings
 from aftercare.temporal.client import connect_temporal, payload_codec
 from api.errors import register_error_handlers
 from api.middleware.audit_trail import AuditTrail
+from api.middleware.body_limit import BodyLimit
 from api.middleware.cors import PathCors
 from api.middleware.security_headers import SecurityHeaders
 from api.openapi import install_openapi
-from api.route_rules import DOCUMENTATION_PATHS, routes_without_rules
+from api.route_rules import DOCUMENTATION_PATHS, LARGE_BODY_PATHS, routes_without_rules
 from api.routes import (
     api_keys,
     audit,
@@ -217,10 +218,8 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         description="Durable post-discharge patient outreach: FHIR triggers, journeys, messages.",
         lifespan=lifespan,
         dependencies=[Depends(authorize)],
-        max_body_size=settings.max_request_bytes,
     )
     register_error_handlers(app)
-    app.include_router(fhir.import_router, max_body_size=settings.max_import_request_bytes)
     for router in ROUTERS:
         app.include_router(router)
     _refuse_routes_without_rules(app)
@@ -228,6 +227,12 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
 
     trusted = parse_networks(settings.trusted_proxies)
     app.add_middleware(AuditTrail, trusted_proxies=trusted)
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_request_bytes,
+        large_limit=settings.max_import_request_bytes,
+        large_paths=LARGE_BODY_PATHS,
+    )
     app.add_middleware(
         PathCors, api_origins=settings.cors_origins, codec_origins=settings.temporal_ui_origins
     )

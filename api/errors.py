@@ -8,6 +8,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aftercare.definitions import DefinitionInvalidError
@@ -84,6 +85,16 @@ async def _http_error(request: Request, error: Exception) -> Any:
     )
 
 
+async def _data_error(request: Request, error: Exception) -> JSONResponse:
+    """A value PostgreSQL cannot take (a NUL character, a number out of range): the caller's input."""
+    assert isinstance(error, DataError)
+    reason = str(getattr(error, "orig", error)).splitlines()[0]
+    message = f"a value in the request cannot be used: {reason}"
+    if _is_fhir(request):
+        return operation_outcome(422, [issue("invalid", message)])
+    return JSONResponse({"detail": message}, status_code=422)
+
+
 async def _definition_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, DefinitionInvalidError)
     return JSONResponse({"detail": [problem.as_detail() for problem in error.problems]}, status_code=422)
@@ -96,3 +107,4 @@ def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(DefinitionInvalidError, _definition_error)
+    app.add_exception_handler(DataError, _data_error)

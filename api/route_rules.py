@@ -43,11 +43,18 @@ class Rule:
     permission: Permission | None = None
     audit: Audit | None = None
     rate_limited: bool = False
+    large_body: bool = False  # `MAX_IMPORT_REQUEST_BYTES` instead of `MAX_REQUEST_BYTES`
 
 
-def needs(permission: Permission, audit: Audit | None = None, *, rate_limited: bool = False) -> Rule:
+def needs(
+    permission: Permission,
+    audit: Audit | None = None,
+    *,
+    rate_limited: bool = False,
+    large_body: bool = False,
+) -> Rule:
     """A route for callers holding `permission`."""
-    return Rule(Access.PERMISSION, permission, audit, rate_limited)
+    return Rule(Access.PERMISSION, permission, audit, rate_limited, large_body)
 
 
 PUBLIC = Rule(Access.PUBLIC)
@@ -66,7 +73,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/fhir/sources/{key}/notifications"): _NOTIFY,
     ("POST", "/v1/fhir/sources/{key}/notifications/{resource_type}/{resource_id}"): _NOTIFY,
     ("PUT", "/v1/fhir/sources/{key}/notifications/{resource_type}/{resource_id}"): _NOTIFY,
-    ("POST", "/v1/fhir/import"): needs(P.FHIR_IMPORT, Audit("fhir_import", action="import")),
+    ("POST", "/v1/fhir/import"): needs(P.FHIR_IMPORT, Audit("fhir_import", action="import"), large_body=True),
     ("POST", "/v1/fhir/exports"): needs(P.FHIR_IMPORT, Audit("fhir_import", "response:id", "export")),
     ("GET", "/v1/fhir/imports"): needs(P.FHIR_IMPORT),
     ("GET", "/v1/fhir/imports/{import_id}"): needs(P.FHIR_IMPORT),
@@ -189,6 +196,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/webhooks/twilio/inbound"): PROVIDER_SIGNED,
     ("POST", "/webhooks/sendgrid/events"): PROVIDER_SIGNED,
 }
+
+# The body limit applies before routing, so large-body routes are plain paths (no parameters).
+LARGE_BODY_PATHS = frozenset(path for (_, path), rule in RULES.items() if rule.large_body)
+assert not any("{" in path for path in LARGE_BODY_PATHS), "large-body routes must have no path parameters"
 
 # FastAPI's own documentation routes.
 DOCUMENTATION_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})

@@ -24,8 +24,6 @@ from api.services import Services
 from models.api import ImportResult, NotificationResult
 
 router = APIRouter(prefix="/v1/fhir", tags=["fhir"])
-# Imports carry whole files: the app includes this router with `MAX_IMPORT_REQUEST_BYTES` as its limit.
-import_router = APIRouter(prefix="/v1/fhir", tags=["fhir"])
 
 _MAX_ISSUES = 50
 FHIR_NOTIFICATION_BODY = {
@@ -100,7 +98,7 @@ async def _store_and_trigger(
     return ingested.stored, ingested.triggered
 
 
-@import_router.post("/import", response_model=ImportResult, openapi_extra=FHIR_NOTIFICATION_BODY)
+@router.post("/import", response_model=ImportResult, openapi_extra=FHIR_NOTIFICATION_BODY)
 async def import_resources(
     request: Request,
     services: ServicesDep,
