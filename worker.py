@@ -27,6 +27,7 @@ from activities.registry import build_activities, delivery_queue, provider_rate_
 from aftercare.db.engine import create_engine, session_factory
 from aftercare.fhir_sync.sources import source_plans
 from aftercare.logs import configure_logging
+from aftercare.security.startup import StartupRefused, configuration_problems, refuse_if
 from aftercare.settings import Settings, get_settings
 from aftercare.temporal.client import connect_temporal, ensure_search_attributes
 from aftercare.temporal.schedules import ensure_poll_schedule, ensure_schedules
@@ -110,6 +111,7 @@ def build_workers(client: Client, settings: Settings, activities: list[Callable[
 async def run_worker(settings: Settings | None = None) -> None:
     """Run until SIGINT or SIGTERM, then finish in-flight tasks and stop."""
     settings = settings or get_settings()
+    refuse_if(configuration_problems(settings), "the worker")
     use_provider_threads(settings)
     client = await connect_temporal(settings)
     added = await ensure_search_attributes(client)
@@ -146,7 +148,10 @@ async def run_worker(settings: Settings | None = None) -> None:
 def main() -> None:
     """Entry point for `python worker.py`."""
     configure_logging(get_settings())
-    uvloop.run(run_worker())
+    try:
+        uvloop.run(run_worker())
+    except StartupRefused as error:
+        raise SystemExit(f"aftercare worker: error: {error}") from error
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The `aftercare` command: `dev`, `worker`, `api`, `migrate`, `import`, `export`."""
+"""The `aftercare` command: `dev`, `worker`, `api`, `migrate`, `api-keys`, `import`, `export`."""
 
 from __future__ import annotations
 
@@ -41,6 +41,18 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, default=8000)
 
     commands.add_parser("migrate", help="apply database migrations to DATABASE_URL")
+
+    keys = commands.add_parser("api-keys", help="make, list and revoke API keys in DATABASE_URL")
+    key_commands = keys.add_subparsers(dest="api_keys_command", required=True)
+    create = key_commands.add_parser("create", help="make a key and print it (shown this once)")
+    create.add_argument("--name", required=True, help="who or what the key is for")
+    create.add_argument(
+        "--role", dest="roles", action="append", required=True, help="a role (repeat for more)"
+    )
+    create.add_argument("--scope", dest="scopes", action="append", default=[], help="narrow to a permission")
+    key_commands.add_parser("list", help="list the keys that are not revoked")
+    revoke = key_commands.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key_id")
     commands.add_parser("vapid-keys", help="print the settings of a new Web Push (VAPID) key pair")
 
     bulk_import = commands.add_parser(
@@ -142,6 +154,27 @@ def _bulk(arguments: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def _serve_api(arguments: argparse.Namespace, settings: Settings) -> None:
+    import uvicorn
+
+    from aftercare.security.startup import StartupRefused, configuration_problems, refuse_if
+
+    try:
+        refuse_if(configuration_problems(settings), "the API")
+    except StartupRefused as error:
+        print(f"aftercare api: error: {error}", file=sys.stderr)
+        sys.exit(1)
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=arguments.host,
+        port=arguments.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,  # TRUSTED_PROXIES decides whose forwarding headers are believed
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `aftercare` console command."""
     arguments = _parser().parse_args(argv)
@@ -152,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if arguments.command == "dev":
         os.environ.setdefault("LOG_FORMAT", "text")  # a terminal, not a log shipper
+        os.environ["AFTERCARE_ENV"] = "development"
     settings = get_settings()
     configure_logging(settings)
     if arguments.command == "dev":
@@ -172,22 +206,17 @@ def main(argv: list[str] | None = None) -> None:
             print(f"aftercare dev: error: {error}", file=sys.stderr)
             sys.exit(1)
     elif arguments.command == "worker":
+        from worker import main as run_worker
+
+        run_worker()
+    elif arguments.command == "api":
+        _serve_api(arguments, settings)
+    elif arguments.command == "api-keys":
         import uvloop
 
-        from worker import run_worker
+        from aftercare.security.commands import run_api_keys
 
-        uvloop.run(run_worker(settings))
-    elif arguments.command == "api":
-        import uvicorn
-
-        uvicorn.run(
-            "api.app:create_app",
-            factory=True,
-            host=arguments.host,
-            port=arguments.port,
-            log_config=None,
-            access_log=False,
-        )
+        sys.exit(uvloop.run(run_api_keys(settings, arguments)))
     elif arguments.command in ("import", "export"):
         sys.exit(_bulk(arguments, settings))
     elif arguments.command == "subscribe":

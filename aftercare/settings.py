@@ -8,10 +8,11 @@ from __future__ import annotations
 from functools import lru_cache
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from aftercare.guardrails.policy import FrequencyCap, GuardrailPolicy, parse_quiet_hours
 from aftercare.identity.rules import parse_rules
+from aftercare.secret_files import SecretFilesSource
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/aftercare"
 
@@ -20,6 +21,41 @@ class Settings(BaseSettings):
     """Aftercare's configuration, read from the environment (and `.env` when present)."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", secrets_dir=None)
+
+    # `production` (the default) refuses to start without authentication and payload encryption set up;
+    # `aftercare dev` and the tests run as `development`. See README "Security".
+    aftercare_env: str = Field(default="production", pattern="^(development|production)$")
+
+    # Authentication. The development key (all roles) is accepted only in development.
+    aftercare_dev_api_key: SecretStr | None = None
+    # OAuth 2.0 bearer JWTs: the issuer (`iss`), the accepted audiences (comma-separated), the JWKS
+    # (discovered from `{issuer}/.well-known/openid-configuration` when unset), the clock skew allowed,
+    # the claim holding the roles (a dotted path such as `realm_access.roles`; `scope` is split on spaces).
+    auth_jwt_issuer: str | None = None
+    auth_jwt_audience: str | None = None
+    auth_jwt_jwks_url: str | None = None
+    auth_jwt_leeway_seconds: int = Field(default=30, ge=0, le=600)
+    auth_jwt_roles_claim: str = "roles"
+    auth_jwt_subject_claim: str = "sub"
+    auth_jwt_algorithms: list[str] = Field(default=["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"])
+    # How long an API key lookup is cached in a process (revocation reaches other processes within it).
+    auth_api_key_cache_seconds: float = Field(default=5.0, ge=0, le=60)
+
+    # Temporal payload encryption: `kid:base64key,kid2:base64key` (AES-256); the first encrypts, all decrypt.
+    # `AFTERCARE_CODEC_KEYS_FILE` names a file holding the same (one key per line or comma-separated).
+    aftercare_codec_keys: SecretStr | None = None
+    # Browser origins of the Temporal Web UI allowed to call `/codec/*` (CORS).
+    temporal_ui_origins: list[str] = Field(default=[])
+
+    # Hardening: request body limits (a larger one for `POST /v1/fhir/import`), requests per second and
+    # burst per caller on the trigger and notification endpoints (0: no limit), browser origins allowed
+    # on the API (none by default), proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed.
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_import_request_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    rate_limit_per_second: float = Field(default=50.0, ge=0)
+    rate_limit_burst: int = Field(default=100, ge=1)
+    cors_origins: list[str] = Field(default=[])
+    trusted_proxies: list[str] = Field(default=[])
 
     database_url: str = DEFAULT_DATABASE_URL
     database_pool_size: int = 10
@@ -136,6 +172,18 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Secrets also come from files: `TWILIO_AUTH_TOKEN_FILE=/run/secrets/twilio` and so on."""
+        return init_settings, env_settings, SecretFilesSource(settings_cls), dotenv_settings
+
     @field_validator("identity_rules")
     @classmethod
     def _valid_identity_rules(cls, rules: list[str]) -> list[str]:
@@ -171,6 +219,16 @@ class Settings(BaseSettings):
     def push_configured(self) -> bool:
         """True when a Web Push (VAPID) private key is set (the public key is derived from it)."""
         return bool(self.vapid_private_key)
+
+    @property
+    def development(self) -> bool:
+        """True under `aftercare dev` and in the tests (`AFTERCARE_ENV=development`)."""
+        return self.aftercare_env == "development"
+
+    @property
+    def jwt_audiences(self) -> list[str]:
+        """The accepted JWT audiences."""
+        return [part.strip() for part in (self.auth_jwt_audience or "").split(",") if part.strip()]
 
     @property
     def twilio_configured(self) -> bool:

@@ -8,7 +8,8 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,13 +19,28 @@ import aftercare
 from aftercare.db.engine import create_engine, session_factory
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.metrics import HTTP_LATENCY
+from aftercare.security.api_keys import ApiKeyVerifier
+from aftercare.security.authenticate import Authenticator
+from aftercare.security.clients import parse_networks
+from aftercare.security.dev_keys import codec_ui_token
+from aftercare.security.jwt_auth import JwtConfig, JwtVerifier
+from aftercare.security.rate_limit import RateLimiter
+from aftercare.security.startup import api_problems, refuse_if
 from aftercare.settings import Settings, get_settings
-from aftercare.temporal.client import connect_temporal
+from aftercare.temporal.client import connect_temporal, payload_codec
 from api.errors import register_error_handlers
+from api.middleware.audit_trail import AuditTrail
+from api.middleware.body_limit import BodyLimit
+from api.middleware.cors import PathCors
+from api.middleware.security_headers import SecurityHeaders
 from api.openapi import install_openapi
+from api.route_rules import DOCUMENTATION_PATHS, LARGE_BODY_PATHS, routes_without_rules
 from api.routes import (
+    api_keys,
+    audit,
     bulk_imports,
     campaigns,
+    codec,
     consents,
     decisions,
     enrollments,
@@ -47,6 +63,7 @@ from api.routes import (
 )
 from api.routes.webhooks import sendgrid as sendgrid_webhooks
 from api.routes.webhooks import twilio as twilio_webhooks
+from api.security import authorize
 from api.services import Services
 from journeys.sync import sync_code_journeys
 
@@ -75,6 +92,9 @@ ROUTERS = (
     letters.router,
     push.router,
     suppressions.router,
+    api_keys.router,
+    audit.router,
+    codec.router,
     twilio_webhooks.router,
     sendgrid_webhooks.router,
 )
@@ -130,21 +150,59 @@ class RequestMetrics:
             )
 
 
+def _authenticator(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> Authenticator:
+    jwt_config = JwtConfig.from_settings(settings)
+    dev_key = settings.aftercare_dev_api_key if settings.development else None
+    return Authenticator(
+        ApiKeyVerifier(sessions, settings.auth_api_key_cache_seconds),
+        JwtVerifier(jwt_config) if jwt_config else None,
+        dev_key.get_secret_value() if dev_key else None,
+    )
+
+
+def _refuse_routes_without_rules(app: FastAPI) -> None:
+    """Every route must say who may call it (`api/route_rules.py`), or the app does not build."""
+    routes = [
+        (method, context.original_route.path)
+        for context in iter_route_contexts(app.routes)
+        if isinstance(context.original_route, APIRoute)
+        for method in sorted(context.original_route.methods or ())
+    ]
+    missing = routes_without_rules(routes)
+    if missing:
+        raise RuntimeError(f"routes without an access rule in api/route_rules.py: {', '.join(missing)}")
+
+
 def create_app(settings: Settings | None = None, *, temporal: Client | None = None) -> FastAPI:
-    """The API. The Temporal client connects lazily, so the API starts (and reports 503) without it."""
+    """The API. The Temporal client connects lazily, so the API starts (and reports 503) without it.
+
+    Every route sits behind `api.security.authorize` and its rule; the app refuses to build if a route
+    has none, and to start when production settings leave it unprotected (`aftercare.security.startup`).
+    """
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-        client = temporal or await connect_temporal(settings, lazy=True)
         sessions = session_factory(engine)
+        try:
+            refuse_if(await api_problems(settings, sessions), "the API")
+            client = temporal or await connect_temporal(settings, lazy=True)
+        except BaseException:
+            await engine.dispose()
+            raise
+        authenticator = _authenticator(settings, sessions)
+        dev_key = authenticator.dev_key
         app.state.services = Services(
             settings=settings,
             engine=engine,
             sessions=sessions,
             temporal=client,
             starter=EnrollmentStarter(sessions, client, settings.temporal_task_queue),
+            authenticator=authenticator,
+            rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+            codec=payload_codec(settings),
+            codec_ui_token=codec_ui_token(dev_key) if dev_key else None,
         )
         registration = await _start_registration(sessions)
         try:
@@ -152,6 +210,8 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         finally:
             if registration is not None:
                 registration.cancel()
+            if authenticator.jwt is not None:
+                await authenticator.jwt.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -159,11 +219,25 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         version=aftercare.__version__,
         description="Durable post-discharge patient outreach: FHIR triggers, journeys, messages.",
         lifespan=lifespan,
+        dependencies=[Depends(authorize)],
     )
     register_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    _refuse_routes_without_rules(app)
     install_openapi(app)
 
+    trusted = parse_networks(settings.trusted_proxies)
+    app.add_middleware(AuditTrail, trusted_proxies=trusted)
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_request_bytes,
+        large_limit=settings.max_import_request_bytes,
+        large_paths=LARGE_BODY_PATHS,
+    )
+    app.add_middleware(
+        PathCors, api_origins=settings.cors_origins, codec_origins=settings.temporal_ui_origins
+    )
+    app.add_middleware(SecurityHeaders, trusted_proxies=trusted, documentation=DOCUMENTATION_PATHS)
     app.add_middleware(RequestMetrics)
     return app

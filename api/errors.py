@@ -8,6 +8,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aftercare.definitions import DefinitionInvalidError
@@ -35,10 +36,15 @@ def issue(
     return item
 
 
-def operation_outcome(status_code: int, issues: list[dict[str, Any]]) -> JSONResponse:
+def operation_outcome(
+    status_code: int, issues: list[dict[str, Any]], headers: dict[str, str] | None = None
+) -> JSONResponse:
     """An `OperationOutcome` answer."""
     return JSONResponse(
-        {"resourceType": "OperationOutcome", "issue": issues}, status_code=status_code, media_type=FHIR_JSON
+        {"resourceType": "OperationOutcome", "issue": issues},
+        status_code=status_code,
+        media_type=FHIR_JSON,
+        headers=headers,
     )
 
 
@@ -65,10 +71,28 @@ async def _http_error(request: Request, error: Exception) -> Any:
     assert isinstance(error, StarletteHTTPException)
     if not _is_fhir(request):
         return await http_exception_handler(request, error)
-    code = {404: "not-found", 405: "not-supported", 413: "too-costly", 415: "not-supported"}.get(
-        error.status_code, "processing"
+    code = {
+        401: "login",
+        403: "forbidden",
+        404: "not-found",
+        405: "not-supported",
+        413: "too-costly",
+        415: "not-supported",
+        429: "throttled",
+    }.get(error.status_code, "processing")
+    return operation_outcome(
+        error.status_code, [issue(code, str(error.detail))], getattr(error, "headers", None)
     )
-    return operation_outcome(error.status_code, [issue(code, str(error.detail))])
+
+
+async def _data_error(request: Request, error: Exception) -> JSONResponse:
+    """A value PostgreSQL cannot take (a NUL character, a number out of range): the caller's input."""
+    assert isinstance(error, DataError)
+    reason = str(getattr(error, "orig", error)).splitlines()[0]
+    message = f"a value in the request cannot be used: {reason}"
+    if _is_fhir(request):
+        return operation_outcome(422, [issue("invalid", message)])
+    return JSONResponse({"detail": message}, status_code=422)
 
 
 async def _definition_error(request: Request, error: Exception) -> JSONResponse:
@@ -83,3 +107,4 @@ def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(DefinitionInvalidError, _definition_error)
+    app.add_exception_handler(DataError, _data_error)

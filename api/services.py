@@ -8,15 +8,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from aftercare.enrollment.starter import EnrollmentStarter
+from aftercare.security.authenticate import Authenticator
+from aftercare.security.codec import EncryptionCodec
+from aftercare.security.rate_limit import RateLimiter
 from aftercare.settings import Settings
 
 
 @dataclass(frozen=True)
 class Services:
-    """Settings, the database engine and sessions, the Temporal client, and the enrollment starter."""
+    """Settings, the database engine and sessions, the Temporal client, the enrollment starter, and
+    security: the authenticator, the rate limiter, the payload codec and the development UI's codec
+    credential."""
 
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     temporal: Client
     starter: EnrollmentStarter
+    authenticator: Authenticator
+    rate_limiter: RateLimiter
+    codec: EncryptionCodec | None = None
+    codec_ui_token: str | None = None

@@ -32,7 +32,6 @@ if __package__ in (None, ""):  # run as `python bench/<name>.py`: make the repos
 from pydantic import SecretStr
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.registry import build_activities
@@ -44,6 +43,7 @@ from aftercare.settings import Settings
 from aftercare.store.campaigns import get_run, publish_campaign
 from aftercare.store.segments import publish_segment
 from aftercare.store.templates import publish_template
+from aftercare.temporal.client import data_converter
 from bench.channels import database
 from bench.stack import quiet_sdk_core
 from models.campaign_tables import CampaignRecipient
@@ -205,7 +205,7 @@ async def main() -> None:
         generated = await generate(sessions, args.patients, args.sendgrid_patients)
         print(f"generated {args.patients + args.sendgrid_patients} patients in {generated:.1f} s")
         env = await WorkflowEnvironment.start_local(
-            data_converter=pydantic_data_converter,
+            data_converter=data_converter(Settings(_env_file=None)),
             dev_server_existing_path=temporal_cli(),
             search_attributes=ALL_SEARCH_ATTRIBUTES,
             dev_server_extra_args=dev_server_tuning_args(),

@@ -37,7 +37,6 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.messaging.letters import LetterProvider
@@ -54,9 +53,11 @@ from aftercare.devstack.postgres import embedded_database
 from aftercare.devstack.temporal_server import dev_server_tuning_args, temporal_cli
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.push_keys import generate_vapid_keys
+from aftercare.security.codec import new_codec_key
 from aftercare.settings import Settings
 from aftercare.store.push_subscriptions import save_subscription
 from aftercare.store.resources import store_resources
+from aftercare.temporal.client import data_converter
 from bench.stack import quiet_sdk_core
 from models.journey import SendSpec
 from models.search_attributes import ALL_SEARCH_ATTRIBUTES
@@ -203,7 +204,7 @@ async def workers(
     from worker import build_workers
 
     second = await Client.connect(
-        env.client.service_client.config.target_host, data_converter=pydantic_data_converter
+        env.client.service_client.config.target_host, data_converter=data_converter(settings)
     )
     async with contextlib.AsyncExitStack() as stack:
         for client in (env.client, second):
@@ -264,7 +265,7 @@ async def part_two(
         twilio_url = prism_mock(OPENAPI_SPECS / "twilio_api_v2010.json", Path(logs) / "twilio.log")
         with twilio_url as base:
             env = await WorkflowEnvironment.start_local(
-                data_converter=pydantic_data_converter,
+                data_converter=data_converter(settings),
                 dev_server_existing_path=temporal_cli(),
                 search_attributes=ALL_SEARCH_ATTRIBUTES,
                 dev_server_extra_args=dev_server_tuning_args(),
@@ -303,7 +304,13 @@ async def main() -> None:
     args = parser.parse_args()
     quiet_sdk_core()
     with database() as url:
-        settings = Settings(database_url=url, hospital_timezone="America/New_York", _env_file=None)
+        settings = Settings(
+            database_url=url,
+            hospital_timezone="America/New_York",
+            aftercare_env="development",
+            aftercare_codec_keys=SecretStr(new_codec_key("bench")),  # payloads encrypted, as in production
+            _env_file=None,
+        )
         engine = create_engine(url, pool_size=max(10, args.concurrency))
         sessions = session_factory(engine)
         try:

@@ -27,7 +27,7 @@ import httpx
 if __package__ in (None, ""):  # run as `python bench/<name>.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.stack import dev_stack
+from bench.stack import api_headers, dev_stack
 
 JOURNEY_KEY = "bench-waiting"
 JOURNEY = {
@@ -90,9 +90,9 @@ def wait_until_idle(pid: int, quiet_seconds: float = 3.0, timeout: float = 900.0
     raise SystemExit("the worker never went idle")
 
 
-async def run(api: str, worker_pid: int, count: int) -> None:
+async def run(api: str, worker_pid: int, count: int, headers: dict[str, str]) -> None:
     run_id = uuid.uuid4().hex[:8]
-    async with httpx.AsyncClient(base_url=api, timeout=120.0) as client:
+    async with httpx.AsyncClient(base_url=api, timeout=120.0, headers=headers) as client:
         for start in range(0, count, 2000):
             imported = await client.post(
                 "/v1/fhir/import",
@@ -142,6 +142,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--api", default="http://127.0.0.1:8000")
+    parser.add_argument(
+        "--api-key", help="an API key with the FHIR import and operator roles (else AFTERCARE_API_KEY)"
+    )
     parser.add_argument("--worker-pid", type=int, help="the worker to measure (found for --start-stack)")
     parser.add_argument("--enrollments", type=int, default=10000)
     parser.add_argument(
@@ -152,11 +155,13 @@ def main() -> None:
 
     if arguments.start_stack:
         with dev_stack(arguments.stack_port) as stack:
-            asyncio.run(run(stack.api, stack.worker_pid(), arguments.enrollments))
+            asyncio.run(run(stack.api, stack.worker_pid(), arguments.enrollments, api_headers(stack.api_key)))
         return
     if arguments.worker_pid is None:
         raise SystemExit("give --worker-pid (or --start-stack)")
-    asyncio.run(run(arguments.api, arguments.worker_pid, arguments.enrollments))
+    asyncio.run(
+        run(arguments.api, arguments.worker_pid, arguments.enrollments, api_headers(arguments.api_key))
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -18,10 +19,11 @@ import httpx
 
 @dataclass(frozen=True)
 class Stack:
-    """The running stack: its supervisor process and API address."""
+    """The running stack: its supervisor process, API address and all-roles development key."""
 
     process: subprocess.Popen[bytes]
     api: str
+    api_key: str
 
     def worker_pid(self) -> int:
         """The worker process the supervisor started."""
@@ -34,11 +36,18 @@ class Stack:
         raise SystemExit("no worker under the stack")
 
 
+def api_headers(api_key: str | None) -> dict[str, str]:
+    """The headers that authenticate a benchmark's requests (`--api-key`, else `AFTERCARE_API_KEY`)."""
+    key = api_key or os.environ.get("AFTERCARE_API_KEY")
+    return {"X-API-Key": key} if key else {}
+
+
 @contextmanager
 def dev_stack(api_port: int, timeout: float = 180.0) -> Iterator[Stack]:
     """Start the stack on `api_port` (Temporal on +1, UI on +2), wait until healthy, stop it afterwards."""
     with tempfile.TemporaryDirectory(prefix="aftercare-bench-") as data:
         log = Path(data) / "stack.log"
+        api_key = f"ak_dev_{secrets.token_urlsafe(32)}"
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -57,12 +66,12 @@ def dev_stack(api_port: int, timeout: float = 180.0) -> Iterator[Stack]:
             ],
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
-            env={**os.environ, "LOG_LEVEL": "WARNING"},
+            env={**os.environ, "LOG_LEVEL": "WARNING", "AFTERCARE_DEV_API_KEY": api_key},
         )
         try:
             api = f"http://127.0.0.1:{api_port}"
             _wait_until_healthy(process, api, log, timeout)
-            yield Stack(process, api)
+            yield Stack(process, api, api_key)
         finally:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)

@@ -30,7 +30,7 @@ import httpx
 if __package__ in (None, ""):  # run as `python bench/<name>.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.stack import dev_stack
+from bench.stack import api_headers, dev_stack
 
 JOURNEY_KEY = "bench-trigger-latency"
 GLUCOSE = "2345-7"
@@ -245,6 +245,9 @@ async def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--api", default="http://127.0.0.1:8000")
+    parser.add_argument(
+        "--api-key", help="an API key with the trigger and FHIR roles (else AFTERCARE_API_KEY)"
+    )
     parser.add_argument("--rate", type=float, default=20.0, help="Observations per second")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     parser.add_argument("--patients", type=int, default=200)
@@ -258,15 +261,15 @@ async def main() -> None:
 
     if arguments.start_stack:
         with dev_stack(arguments.stack_port) as stack:
-            await measure(stack.api, arguments)
+            await measure(stack.api, arguments, api_headers(stack.api_key))
         return
-    await measure(arguments.api, arguments)
+    await measure(arguments.api, arguments, api_headers(arguments.api_key))
 
 
-async def measure(api: str, arguments: argparse.Namespace) -> None:
+async def measure(api: str, arguments: argparse.Namespace, headers: dict[str, str]) -> None:
     """Warm up, drive the stack, collect and report."""
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-    async with httpx.AsyncClient(base_url=api, timeout=30.0, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=api, timeout=30.0, limits=limits, headers=headers) as client:
         run_id = uuid.uuid4().hex[:8]
         patient_ids = await prepare(client, arguments.patients, run_id)
         if arguments.warmup > 0:

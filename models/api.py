@@ -513,6 +513,8 @@ class PatientView(BaseModel):
     clinical: ClinicalSummary | None = None
     identity: IdentityView | None = None
     timeline: list[TimelineItem] = []
+    # What was left out because the caller may not see clinical data (`clinical`, `timeline.clinical`, ...).
+    redacted: list[str] = []
 
 
 class WebhookEventsApplied(BaseModel):

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from models.journey import Key, ResourceTypeName
 
@@ -23,6 +24,17 @@ class SourceRequest(BaseModel):
     auth: dict[str, Any] = {"kind": "none"}
     watched_types: list[ResourceTypeName] = Field(min_length=1, max_length=50)
     poll_seconds: int = Field(default=0, ge=0, le=86400)
+
+    @field_validator("base_url")
+    @classmethod
+    def _a_usable_url(cls, value: str) -> str:
+        try:
+            host = httpx.URL(value).host
+        except httpx.InvalidURL as error:
+            raise ValueError(f"not a usable URL: {error}") from error
+        if not host:
+            raise ValueError("the URL names no host")
+        return value
 
 
 class CursorView(BaseModel):

@@ -64,9 +64,9 @@ def _patient_ids(bundle: dict[str, Any]) -> list[str]:
     ]
 
 
-def load_demo(api: str, *, timeout: float = 60.0) -> DemoSummary:
-    """Publish the templates and journey, import the patients, post one high HbA1c result."""
-    with httpx.Client(base_url=api, timeout=timeout) as client:
+def load_demo(api: str, *, api_key: str, timeout: float = 60.0) -> DemoSummary:
+    """Publish the templates and journey, import the patients, post one high HbA1c result (as `api_key`)."""
+    with httpx.Client(base_url=api, timeout=timeout, headers={"X-API-Key": api_key}) as client:
         for path in sorted((HERE / "definitions").glob("*.yaml")):
             if path.name.endswith(".journey.yaml"):
                 continue

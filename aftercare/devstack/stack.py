@@ -8,6 +8,7 @@ the command exits non-zero.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from aftercare.db.migrate import create_database_if_missing, upgrade
 from aftercare.devstack.ports import ensure_ports_free
 from aftercare.devstack.postgres import Database, embedded_database
 from aftercare.devstack.temporal_server import dev_server_command, start_dev_server
+from aftercare.security.dev_keys import codec_ui_token, dev_api_key, dev_codec_keys_file
 from aftercare.settings import Settings
 from aftercare.temporal.client import connect_temporal
 
@@ -61,6 +63,7 @@ class DevStack:
         self._children: list[_Child] = []
         self._database: Database | None = None
         self._stopping = False
+        self._dev_key = ""
 
     def run(self) -> int:
         """Run until SIGINT/SIGTERM (0) or until a child dies (1)."""
@@ -84,6 +87,7 @@ class DevStack:
         (data_dir / "logs").mkdir(parents=True, exist_ok=True)
         self._database = self._prepare_database(data_dir)
         _say("Database ready, migrations applied")
+        self._dev_key = dev_api_key(data_dir, os.environ.get("AFTERCARE_DEV_API_KEY"))
 
         command = dev_server_command(
             db_file=data_dir / "temporal.db",
@@ -91,6 +95,8 @@ class DevStack:
             port=options.temporal_port,
             ui_port=options.ui_port,
             namespace=self.settings.temporal_namespace,
+            # The UI decodes payloads through the API; its path credential opens the codec only.
+            codec_endpoint=f"{self._api_url}/codec/ui/{codec_ui_token(self._dev_key)}",
         )
         self._spawn("temporal", command, log_file=data_dir / "logs" / "temporal.log")
         self._wait_for_temporal(data_dir / "logs" / "temporal.log")
@@ -98,11 +104,16 @@ class DevStack:
 
         environment = {
             **os.environ,
+            "AFTERCARE_ENV": "development",
+            "AFTERCARE_DEV_API_KEY": self._dev_key,
             "DATABASE_URL": self._database.url,
             "TEMPORAL_ADDRESS": self._temporal_address,
             "TEMPORAL_NAMESPACE": self.settings.temporal_namespace,
             "TEMPORAL_TASK_QUEUE": self.settings.temporal_task_queue,
+            "TEMPORAL_UI_ORIGINS": json.dumps(self._ui_origins),
         }
+        if not (os.environ.get("AFTERCARE_CODEC_KEYS") or os.environ.get("AFTERCARE_CODEC_KEYS_FILE")):
+            environment["AFTERCARE_CODEC_KEYS_FILE"] = str(dev_codec_keys_file(data_dir))
         python = sys.executable
         self._spawn("worker", [python, "-m", "aftercare", "worker"], environment=environment)
         self._spawn(
@@ -189,11 +200,23 @@ class DevStack:
     def _load_demo(self) -> None:
         from aftercare.demo.loader import load_demo
 
-        summary = load_demo(self._api_url)
+        summary = load_demo(self._api_url, api_key=self._dev_key)
         _say(
             f"Demo loaded: {len(summary.patients)} Synthea patients, journey `{summary.journey}`; "
             f"{summary.observation} (HbA1c 9.6%) started {summary.triggered} enrollment(s) for patient "
             f"{summary.patients[0]}"
+        )
+
+    @property
+    def _ui_origins(self) -> list[str]:
+        """The Temporal UI's browser origins, allowed to call the codec endpoints."""
+        hosts = (
+            {self.options.host, "127.0.0.1", "localhost"}
+            if self.options.host in ("127.0.0.1", "localhost")
+            else {self.options.host}
+        )
+        return sorted(
+            f"http://{f'[{host}]' if ':' in host else host}:{self.options.ui_port}" for host in hosts
         )
 
     @property
@@ -209,12 +232,13 @@ class DevStack:
             "",
             "Aftercare is running",
             f"  API          {self._api_url}   (OpenAPI docs: {self._api_url}/docs)",
-            f"  Temporal UI  http://{host}:{options.ui_port}",
+            f"  Temporal UI  http://{host}:{options.ui_port}   (payloads decoded by {self._api_url}/codec)",
             f"  Temporal     {self._temporal_address}   (namespace {self.settings.temporal_namespace})",
             f"  Database     {_safe_url(self._database.url)}"
             + ("   (embedded)" if self._database.embedded else ""),
             f"  Data         {options.data_dir.resolve()}",
-            f"  Messages     curl {self._api_url}/v1/messages",
+            f"  API key      {self._dev_key}   (all roles: send it as X-API-Key)",
+            f"  Messages     curl -H 'X-API-Key: {self._dev_key}' {self._api_url}/v1/messages",
             "Press Ctrl+C to stop.",
             "",
         ]

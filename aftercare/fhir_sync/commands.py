@@ -8,7 +8,7 @@ import sys
 from aftercare.db.engine import create_engine, session_factory
 from aftercare.fhir_client.errors import FhirClientError, FhirConfigError
 from aftercare.fhir_sync.sources import SourceMissingError, open_client
-from aftercare.fhir_sync.subscriptions import Content, Style, register_subscriptions, watched_by_journeys
+from aftercare.fhir_sync.subscriptions import Content, Style, register_with_key, watched_by_journeys
 from aftercare.settings import Settings
 from aftercare.store.journeys import latest_journeys
 
@@ -25,16 +25,25 @@ async def run_subscribe(
 ) -> int:
     """Register, print one line per subscription, and answer the exit status."""
     engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
     try:
-        async with session_factory(engine)() as session:
+        async with sessions() as session:
             wanted = types or watched_by_journeys(await latest_journeys(session))
             if not wanted:
                 print("aftercare subscribe: no journey has a FHIR entry; name --type", file=sys.stderr)
                 return 2
             client = await open_client(session, settings, source)
         async with client:
-            registered = await register_subscriptions(
-                client, wanted, endpoint, style=style, content=content, topic=topic
+            registered = await register_with_key(
+                client,
+                sessions,
+                source,
+                wanted,
+                endpoint,
+                created_by="aftercare subscribe",
+                style=style,
+                content=content,
+                topic=topic,
             )
     except (SourceMissingError, FhirConfigError, FhirClientError, ValueError) as error:
         print(f"aftercare subscribe: error: {error}", file=sys.stderr)

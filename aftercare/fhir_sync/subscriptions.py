@@ -8,12 +8,16 @@ place, not duplicated.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from aftercare.fhir_client.client import FhirClient
 from aftercare.fhir_sync.sources import DEFAULT_SOURCE
+from aftercare.security.api_keys import new_source_key, revoke_api_key, revoke_source_keys
+from aftercare.security.authenticate import API_KEY_HEADER
 from models.journey import JourneyDefinition
 
 Style = Literal["rest-hook", "backport"]
@@ -55,9 +59,13 @@ def subscription_resource(
     content: Content = "full-resource",
     topic: str | None = None,
     heartbeat_seconds: int = 3600,
+    headers: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The Subscription to create for one resource type."""
+    """The Subscription to create for one resource type; `headers` (`Name: value`) go with every
+    notification (the API key the server authenticates with)."""
     channel: dict[str, Any] = {"type": "rest-hook", "endpoint": endpoint, "payload": "application/fhir+json"}
+    if headers:
+        channel["header"] = list(headers)
     subscription: dict[str, Any] = {
         "resourceType": "Subscription",
         "status": "requested",
@@ -93,12 +101,15 @@ async def register_subscriptions(
     style: Style = "rest-hook",
     content: Content = "full-resource",
     topic: str | None = None,
+    headers: Sequence[str] = (),
 ) -> list[Registered]:
-    """Create (or update) one subscription per resource type, notifying `endpoint`."""
+    """Create (or update) one subscription per resource type, notifying `endpoint` with `headers`."""
     existing = [resource async for resource in client.search("Subscription", [("url", endpoint)])]
     registered = []
     for resource_type in resource_types:
-        wanted = subscription_resource(resource_type, endpoint, style=style, content=content, topic=topic)
+        wanted = subscription_resource(
+            resource_type, endpoint, style=style, content=content, topic=topic, headers=headers
+        )
         match = next((found for found in existing if _same(found, wanted)), None)
         if match is None:
             created = await client.create(wanted)
@@ -123,3 +134,39 @@ def _filters(subscription: dict[str, Any]) -> list[str]:
         for extension in (subscription.get("_criteria") or {}).get("extension") or []
         if str(extension.get("url", "")).endswith("backport-filter-criteria")
     ]
+
+
+async def register_with_key(
+    client: FhirClient,
+    sessions: async_sessionmaker[AsyncSession],
+    source_key: str,
+    resource_types: Iterable[str],
+    endpoint: str,
+    *,
+    created_by: str | None,
+    style: Style = "rest-hook",
+    content: Content = "full-resource",
+    topic: str | None = None,
+) -> list[Registered]:
+    """Register the subscriptions carrying a fresh notify-only API key in `channel.header`. The key is
+    committed first (servers handshake while the subscription is being created); the source's previous
+    keys are revoked once every subscription has the new one, and the new one if registering fails."""
+    async with sessions.begin() as session:
+        made = await new_source_key(session, source_key, created_by=created_by)
+    try:
+        registered = await register_subscriptions(
+            client,
+            resource_types,
+            endpoint,
+            style=style,
+            content=content,
+            topic=topic,
+            headers=[f"{API_KEY_HEADER}: {made.secret}"],
+        )
+    except BaseException:
+        async with sessions.begin() as session:
+            await revoke_api_key(session, made.row.id)
+        raise
+    async with sessions.begin() as session:
+        await revoke_source_keys(session, source_key, keep=made.row.id)
+    return registered

@@ -1,14 +1,19 @@
-"""The one function that builds a Temporal client (always with the pydantic data converter)."""
+"""The one function that builds a Temporal client: always the pydantic data converter, and the payload
+codec that encrypts every payload (aftercare/security/codec.py) whenever codec keys are configured."""
 
 from __future__ import annotations
+
+import dataclasses
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
+from aftercare.security.codec import CodecKeyError, EncryptionCodec, parse_codec_keys
 from aftercare.settings import Settings
 from models.search_attributes import ALL_SEARCH_ATTRIBUTES
 
@@ -23,12 +28,40 @@ _CLI_TYPE_NAMES = {
 }
 
 
+def payload_codec(settings: Settings) -> EncryptionCodec | None:
+    """The codec from `AFTERCARE_CODEC_KEYS`; none in development without keys, an error in production."""
+    if settings.aftercare_codec_keys is not None:
+        return EncryptionCodec(parse_codec_keys(settings.aftercare_codec_keys.get_secret_value()))
+    if not settings.development:
+        raise CodecKeyError(
+            "AFTERCARE_CODEC_KEYS (or AFTERCARE_CODEC_KEYS_FILE) must be set in production: every Temporal "
+            "payload is encrypted with it"
+        )
+    return None
+
+
+def encrypting_converter(codec: EncryptionCodec | None) -> DataConverter:
+    """The pydantic converter with `codec` on payloads and on failure messages and stack traces."""
+    if codec is None:
+        return pydantic_data_converter
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """The converter every Temporal client of these settings uses (API, worker, CLI, tests)."""
+    return encrypting_converter(payload_codec(settings))
+
+
 async def connect_temporal(settings: Settings, *, lazy: bool = False) -> Client:
     """A client for the configured server and namespace; `lazy` defers the connection to first use."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),
         lazy=lazy,
     )
 

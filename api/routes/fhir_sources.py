@@ -19,7 +19,7 @@ from aftercare.fhir_sync.sources import (
 )
 from aftercare.fhir_sync.subscriptions import (
     notification_endpoint,
-    register_subscriptions,
+    register_with_key,
     watched_by_journeys,
 )
 from aftercare.store.fhir_sources import (
@@ -38,6 +38,7 @@ from api.routes.fhir import (
     take_notification,
     take_resource_notification,
 )
+from api.security import CurrentPrincipal
 from models.api import NotificationResult
 from models.fhir_sources import (
     CursorView,
@@ -124,11 +125,16 @@ async def poll_now(key: str, services: ServicesDep, session: SessionDep) -> Poll
 
 @router.post("/{key}/subscriptions", response_model=RegisteredSubscriptions)
 async def register(
-    key: str, request: SubscriptionRegistration, services: ServicesDep, session: SessionDep
+    key: str,
+    request: SubscriptionRegistration,
+    services: ServicesDep,
+    session: SessionDep,
+    principal: CurrentPrincipal,
 ) -> RegisteredSubscriptions:
     """Register Subscriptions on the source for the journeys' FHIR entries (or the types given), so it
     notifies `{PUBLIC_BASE_URL}/v1/fhir/notifications` (the default source) or
-    `{PUBLIC_BASE_URL}/v1/fhir/sources/{key}/notifications`. Idempotent."""
+    `{PUBLIC_BASE_URL}/v1/fhir/sources/{key}/notifications`. Idempotent. Each Subscription carries a
+    fresh notify-only API key (`channel.header`); the source's previous key is revoked."""
     await _plan(session, services, key)
     if not services.settings.public_base_url:
         raise HTTPException(
@@ -144,10 +150,20 @@ async def register(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "no journey has a FHIR entry: name the resource_types"
         )
     endpoint = notification_endpoint(services.settings.public_base_url, key)
+    client = await open_client(session, services.settings, key)
+    await session.close()
     try:
-        async with await open_client(session, services.settings, key) as client:
-            registered = await register_subscriptions(
-                client, types, endpoint, style=request.style, content=request.content, topic=request.topic
+        async with client:
+            registered = await register_with_key(
+                client,
+                services.sessions,
+                key,
+                types,
+                endpoint,
+                created_by=principal.subject,
+                style=request.style,
+                content=request.content,
+                topic=request.topic,
             )
     except FhirClientError as error:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"the FHIR server refused: {error}") from error

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.reachability import reachability
+from aftercare.security.roles import Permission
 from aftercare.store.clinical_summary import clinical_summary
 from aftercare.store.consents import current_consents
 from aftercare.store.enrollments import enrollments_of
@@ -20,6 +21,7 @@ from aftercare.store.timeline import timeline
 from api.deps import SessionDep
 from api.routes.enrollments import enrollment_item
 from api.routes.messages import message_view
+from api.security import CurrentPrincipal
 from models.api import (
     AllergyView,
     AppointmentView,
@@ -42,6 +44,16 @@ from models.journey import CHANNELS
 from models.tables import Patient, PatientLink
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
+
+# Timeline events that are clinical data; messages and enrollments are not.
+CLINICAL_TIMELINE_KINDS = frozenset({"encounter", "condition", "procedure", "appointment"})
+# What a caller without `clinical:read` does not see (`PatientView.redacted` lists it).
+REDACTED_FOR_NON_CLINICAL = [
+    "clinical",
+    "timeline.clinical",
+    "recent_messages.subject",
+    "recent_messages.body",
+]
 
 
 async def resolve_person(session: AsyncSession, patient_id: str) -> str:
@@ -81,16 +93,32 @@ async def identity_view(session: AsyncSession, person_id: str) -> IdentityView:
     )
 
 
+async def _clinical(session: AsyncSession, records: list[str], observation_codes: int) -> ClinicalSummary:
+    summary = await clinical_summary(session, records, observation_codes=observation_codes)
+    return ClinicalSummary(
+        active_conditions=[ConditionView.model_validate(row) for row in summary.active_conditions],
+        latest_observations=[ObservationView.model_validate(row) for row in summary.latest_observations],
+        active_medications=[MedicationView.model_validate(row) for row in summary.active_medications],
+        recent_encounters=[EncounterView.model_validate(row) for row in summary.recent_encounters],
+        allergies=[AllergyView.model_validate(row) for row in summary.allergies],
+        recent_procedures=[ProcedureView.model_validate(row) for row in summary.recent_procedures],
+        upcoming_appointments=[AppointmentView.model_validate(row) for row in summary.upcoming_appointments],
+    )
+
+
 @router.get("/{patient_id}", response_model=PatientView)
 async def read_patient(
     patient_id: str,
     session: SessionDep,
+    principal: CurrentPrincipal,
     timeline_limit: Annotated[int, Query(ge=0, le=500)] = 50,
     observation_codes: Annotated[int, Query(ge=0, le=500)] = 20,
 ) -> PatientView:
     """Profile, consents, enrollments and recent messages; the clinical summary, identity and timeline over
     all of the person's records (`observation_codes`: how many codes' latest observations; `timeline_limit`:
-    how many timeline events). A merged-away id answers with the surviving profile (`resolved_from`)."""
+    how many timeline events). A merged-away id answers with the surviving profile (`resolved_from`).
+    Without `clinical:read` (the non-clinical role) the clinical parts are left out, as `redacted` says."""
+    clinical_access = principal.can(Permission.CLINICAL_READ)
     person = await resolve_person(session, patient_id)
     patient = await get_patient(session, person)
     if patient is None:
@@ -99,9 +127,11 @@ async def read_patient(
     reach = await reachability(session, patient, CHANNELS)
     consents = await current_consents(session, person)
     enrollments = await enrollments_of(session, person)
-    messages = await list_messages(session, patient_id=person, limit=20)
-    summary = await clinical_summary(session, records, observation_codes=observation_codes)
+    messages = [message_view(row) for row in await list_messages(session, patient_id=person, limit=20)]
     events = await timeline(session, records, limit=timeline_limit)
+    if not clinical_access:
+        events = [event for event in events if event.kind not in CLINICAL_TIMELINE_KINDS]
+        messages = [message.model_copy(update={"subject": None, "body": None}) for message in messages]
     return PatientView(
         id=patient.id,
         name=patient.name,
@@ -124,19 +154,9 @@ async def read_patient(
             for channel in CHANNELS
         ],
         enrollments=[enrollment_item(row) for row in enrollments],
-        recent_messages=[message_view(row) for row in messages],
+        recent_messages=messages,
         resolved_from=patient_id if patient_id != person else None,
-        clinical=ClinicalSummary(
-            active_conditions=[ConditionView.model_validate(row) for row in summary.active_conditions],
-            latest_observations=[ObservationView.model_validate(row) for row in summary.latest_observations],
-            active_medications=[MedicationView.model_validate(row) for row in summary.active_medications],
-            recent_encounters=[EncounterView.model_validate(row) for row in summary.recent_encounters],
-            allergies=[AllergyView.model_validate(row) for row in summary.allergies],
-            recent_procedures=[ProcedureView.model_validate(row) for row in summary.recent_procedures],
-            upcoming_appointments=[
-                AppointmentView.model_validate(row) for row in summary.upcoming_appointments
-            ],
-        ),
+        clinical=await _clinical(session, records, observation_codes) if clinical_access else None,
         identity=await identity_view(session, person),
         timeline=[
             TimelineItem(
@@ -149,4 +169,5 @@ async def read_patient(
             )
             for event in events
         ],
+        redacted=[] if clinical_access else REDACTED_FOR_NON_CLINICAL,
     )

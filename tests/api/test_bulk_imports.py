@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.registry import build_activities
 from aftercare.bulk.files import import_files
 from aftercare.settings import Settings
-from tests.conftest import SYNTHEA_BULK
+from tests.conftest import AUTH_HEADERS, SYNTHEA_BULK, serve
 from tests.fhir_server import FhirTestServer, running_fhir_server
 from worker import build_worker
 
@@ -42,10 +42,8 @@ async def bulk_api(
     settings = api_settings.model_copy(update={"fhir_base_url": fhir.base_url})
     app = create_app(settings, temporal=dev_server.client)
     activities = build_activities(sessions, settings, dev_server.client)
-    async with app.router.lifespan_context(app), build_worker(dev_server.client, settings, activities):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://aftercare.test") as client:
-            yield client
+    async with serve(app, AUTH_HEADERS) as client, build_worker(dev_server.client, settings, activities):
+        yield client
 
 
 async def finished(api: httpx.AsyncClient, import_id: str, timeout: float = 60.0) -> dict[str, Any]:

@@ -67,3 +67,13 @@ async def test_an_unknown_auth_kind_and_an_unknown_resource_type_are_refused(api
 async def test_an_unknown_source_is_404(api: httpx.AsyncClient) -> None:
     assert (await api.get("/v1/fhir/sources/nowhere")).status_code == 404
     assert (await api.post("/v1/fhir/sources/nowhere/poll")).status_code == 404
+
+
+async def test_a_source_whose_url_cannot_be_used_is_refused_with_the_reason(api: httpx.AsyncClient) -> None:
+    # found by the fuzz run: an invalid host was a 500
+    answer = await api.post(
+        "/v1/fhir/sources",
+        json={"key": "odd", "base_url": "http://\u00b3|\u00a3", "watched_types": ["Patient"]},
+    )
+    assert answer.status_code == 422
+    assert "not a usable URL" in answer.text

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
 from aftercare.settings import Settings
-from tests.conftest import ABDUL_PATIENT_ID
+from tests.conftest import ABDUL_PATIENT_ID, AUTH_HEADERS, serve
 from tests.helpers import load_synthea_patient
 
 SUBSCRIPTIONS = f"/v1/patients/{ABDUL_PATIENT_ID}/push-subscriptions"
@@ -55,11 +55,8 @@ def browser_subscription(endpoint: str | None = None, **extra: Any) -> dict[str,
 async def client_for(settings: Settings, dev_server: WorkflowEnvironment) -> AsyncIterator[httpx.AsyncClient]:
     from api.app import create_app
 
-    app = create_app(settings, temporal=dev_server.client)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://aftercare.test") as client:
-            yield client
+    async with serve(create_app(settings, temporal=dev_server.client), AUTH_HEADERS) as client:
+        yield client
 
 
 @pytest.fixture

@@ -6,6 +6,9 @@ machine with nothing installed but the project.
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
 import os
 import signal
 import socket
@@ -19,6 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
+from google.protobuf.json_format import MessageToJson
+from temporalio.client import Client
 
 from aftercare.devstack.ports import port_is_free
 from tests.conftest import REPO
@@ -30,7 +35,9 @@ class DevCommand:
 
     def __init__(self, data_dir: Path, ports: dict[str, int], *extra: str) -> None:
         self.ports = ports
-        environment = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+        # As on a fresh machine: no database, development key or codec key from the suite's environment.
+        ignored = {"DATABASE_URL", "AFTERCARE_DEV_API_KEY", "AFTERCARE_CODEC_KEYS"}
+        environment = {key: value for key, value in os.environ.items() if key not in ignored}
         environment["LOG_FORMAT"] = "json"
         self.process = subprocess.Popen(
             [
@@ -83,6 +90,16 @@ class DevCommand:
     def api(self) -> str:
         return f"http://127.0.0.1:{self.ports['api']}"
 
+    @property
+    def api_key(self) -> str:
+        """The development key the banner prints."""
+        line = next(line for line in self.output if line.strip().startswith("API key"))
+        return line.split()[2]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-API-Key": self.api_key}
+
 
 @pytest.fixture
 def ports() -> dict[str, int]:
@@ -109,11 +126,39 @@ def wait_until(check: Any, timeout: float = 60.0) -> Any:
     raise AssertionError("condition not met in time")
 
 
-def demo_enrollment(api: str) -> dict[str, Any]:
-    messages = httpx.get(f"{api}/v1/messages").json()["items"]
+def demo_enrollment(command: DevCommand) -> dict[str, Any]:
+    messages = httpx.get(f"{command.api}/v1/messages", headers=command.headers).json()["items"]
     [sms] = messages
-    enrollment: dict[str, Any] = httpx.get(f"{api}/v1/enrollments/{sms['enrollment_id']}").json()
+    enrollment: dict[str, Any] = httpx.get(
+        f"{command.api}/v1/enrollments/{sms['enrollment_id']}", headers=command.headers
+    ).json()
     return enrollment
+
+
+def ui_decodes_the_enrollment_through_the_codec(command: DevCommand, enrollment_id: str) -> None:
+    """The Temporal UI is wired to the API's codec: an encrypted payload from the server's history
+    decodes there, from the UI's origin, without any other credential."""
+    ui = f"http://127.0.0.1:{command.ports['ui']}"
+    endpoint = httpx.get(f"{ui}/api/v1/settings").json()["Codec"]["Endpoint"]
+    assert endpoint.startswith(f"{command.api}/codec/ui/")
+
+    async def first_payload() -> dict[str, Any]:
+        raw = await Client.connect(f"127.0.0.1:{command.ports['temporal']}")  # no codec
+        history = await raw.get_workflow_handle(f"enrollment-{enrollment_id}").fetch_history()
+        [payload] = history.events[0].workflow_execution_started_event_attributes.input.payloads
+        return json.loads(MessageToJson(payload))
+
+    payload = asyncio.run(first_payload())
+    assert base64.b64decode(payload["metadata"]["encoding"]) == b"binary/encrypted"
+    answer = httpx.post(
+        f"{endpoint}/decode",
+        json={"payloads": [payload]},
+        headers={"Origin": ui, "X-Namespace": "default"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["access-control-allow-origin"] == ui
+    [decoded] = answer.json()["payloads"]
+    assert enrollment_id in base64.b64decode(decoded["data"]).decode()
 
 
 def test_dev_runs_the_stack_stops_cleanly_and_keeps_journeys_across_a_restart(
@@ -127,8 +172,11 @@ def test_dev_runs_the_stack_stops_cleanly_and_keeps_journeys_across_a_restart(
     assert httpx.get(f"{first.api}/healthz").json() == {"status": "ok", "temporal": "ok", "database": "ok"}
     assert httpx.get(f"http://127.0.0.1:{ports['ui']}/").status_code == 200
     assert any(f"http://127.0.0.1:{ports['ui']}" in line for line in first.output)
-    enrollment = wait_until(lambda: (e := demo_enrollment(first.api))["current_step"] == "await-reply" and e)
+    assert first.api_key.startswith("ak_dev_")
+    assert httpx.get(f"{first.api}/v1/messages").status_code == 401
+    enrollment = wait_until(lambda: (e := demo_enrollment(first))["current_step"] == "await-reply" and e)
     assert enrollment["journey_key"] == "hba1c-followup"
+    ui_decodes_the_enrollment_through_the_codec(first, enrollment["enrollment_id"])
     assert (data_dir / "temporal.db").exists()
     assert (data_dir / "pg").is_dir()
 
@@ -138,15 +186,20 @@ def test_dev_runs_the_stack_stops_cleanly_and_keeps_journeys_across_a_restart(
     second = DevCommand(data_dir, ports, "--no-demo")
     commands.append(second)
     second.wait_for("Aftercare is running")
-    resumed = demo_enrollment(second.api)
+    assert second.api_key == first.api_key  # kept under the data directory
+    resumed = demo_enrollment(second)
     assert (resumed["enrollment_id"], resumed["status"]) == (enrollment["enrollment_id"], "running")
 
     reply = {"type": "sms.reply", "patient_id": resumed["patient_id"], "data": {"body": "YES"}}
-    delivered = httpx.post(f"{second.api}/v1/triggers", json=reply).json()
+    delivered = httpx.post(f"{second.api}/v1/triggers", json=reply, headers=second.headers).json()
     assert delivered["delivered_to"] == [resumed["enrollment_id"]]
     done = wait_until(
         lambda: (
-            (e := httpx.get(f"{second.api}/v1/enrollments/{resumed['enrollment_id']}").json())["status"]
+            (
+                e := httpx.get(
+                    f"{second.api}/v1/enrollments/{resumed['enrollment_id']}", headers=second.headers
+                ).json()
+            )["status"]
             == "completed"
             and e
         )

@@ -14,14 +14,13 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from aftercare.settings import Settings
 from models.tables import FhirNotification, FhirResource, FhirResourceVersion, SubscriptionState
 from models.temporal import PollSourceResult
-from tests.conftest import ABDUL_BUNDLE, ABDUL_PATIENT_ID, synthea_bundle
+from tests.conftest import ABDUL_BUNDLE, ABDUL_PATIENT_ID, AUTH_HEADERS, suite_converter, synthea_bundle
 from tests.fhir_server import FhirTestServer, asgi_deliver, running_fhir_server
 from workflows import WORKFLOWS
 
@@ -71,7 +70,9 @@ async def synced(
     async with app.router.lifespan_context(app):
         fhir_server.deliver = asgi_deliver(app)
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://aftercare.test") as api:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://aftercare.test", headers=AUTH_HEADERS
+        ) as api:
             running = build_worker(
                 dev_server.client, settings, build_activities(sessions, settings, dev_server.client)
             )
@@ -125,7 +126,7 @@ async def poll(synced: Synced) -> dict[str, Any]:
 async def replays(synced: Synced, workflow_id: str) -> None:
     """The workflow's recorded history replays against today's code (it is deterministic)."""
     history = await synced.temporal.client.get_workflow_handle(workflow_id).fetch_history()
-    await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(history)
+    await Replayer(workflows=WORKFLOWS, data_converter=suite_converter()).replay_workflow(history)
 
 
 def encounter(encounter_id: str, patient_id: str = ABDUL_PATIENT_ID) -> dict[str, Any]:

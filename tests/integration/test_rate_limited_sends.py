@@ -13,13 +13,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.registry import build_activities, delivery_queue
 from aftercare.settings import Settings
 from models.tables import Message
-from tests.conftest import SYNTHEA_BULK
+from tests.conftest import SYNTHEA_BULK, suite_converter
 from tests.helpers import busiest_second, with_twilio
 from tests.integration.test_observation_to_sms import eventually
 
@@ -51,7 +50,7 @@ async def workers(
     from worker import build_workers
 
     second = await Client.connect(
-        dev_server.client.service_client.config.target_host, data_converter=pydantic_data_converter
+        dev_server.client.service_client.config.target_host, data_converter=suite_converter()
     )
     async with contextlib.AsyncExitStack() as stack:
         for client in (dev_server.client, second):

