@@ -102,16 +102,20 @@ SEND_MESSAGE = ActivityPreset(
 # A campaign batch: hundreds of recipients decided in one transaction, then delivered. It heartbeats as
 # it delivers, so a worker that dies mid-batch is noticed within 30 s and the batch runs again
 # elsewhere (deciding nothing twice, and delivering only what the dead attempt had not).
-# Its deliveries retry as a send's do (the last attempt records what still cannot go as failed).
+# Its deliveries retry as a send's do (the last attempt records what still cannot go as failed); a
+# batch that keeps failing for six hours is given up and its range tried again later by the run.
 CAMPAIGN_BATCH = ActivityPreset(
     start_to_close_timeout=timedelta(minutes=15),
     heartbeat_timeout=timedelta(seconds=30),
+    schedule_to_close_timeout=timedelta(hours=6),
     retry_policy=SEND_MESSAGE.retry_policy,
 )
 
-# Freezing a campaign's audience: one statement over the segment, however large.
-CAMPAIGN_FREEZE = ActivityPreset(
+# A campaign run's own rows: freezing its audience (one statement over the segment, however large)
+# and closing it.
+CAMPAIGN_STORE = ActivityPreset(
     start_to_close_timeout=timedelta(minutes=10),
+    schedule_to_close_timeout=timedelta(hours=1),
     retry_policy=RetryPolicy(
         initial_interval=timedelta(seconds=2),
         backoff_coefficient=2.0,

@@ -19,7 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.campaigns import CampaignActivities
-    from activities.options import CAMPAIGN_BATCH, CAMPAIGN_FREEZE, DB_WRITE, EVALUATE
+    from activities.options import CAMPAIGN_BATCH, CAMPAIGN_STORE, DB_WRITE, EVALUATE
     from models.campaign_runs import (
         CampaignBatchInput,
         CampaignBatchResult,
@@ -164,7 +164,7 @@ class CampaignRunWorkflow:
                 campaign_key=request.campaign_key,
                 campaign_version=request.campaign_version,
             ),
-            **CAMPAIGN_FREEZE.options(),
+            **CAMPAIGN_STORE.options(),
         )
         self._progress = self._progress.model_copy(
             update={
@@ -308,7 +308,7 @@ class CampaignRunWorkflow:
                 recipient_state="cancelled" if recipient_state == "cancelled" else "expired",
                 reason=reason,
             ),
-            **DB_WRITE.options(),
+            **CAMPAIGN_STORE.options(),
         )
         progress = self._progress
         summary = f"{progress.messaged} of {progress.audience} messaged"
