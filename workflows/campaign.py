@@ -317,12 +317,14 @@ class CampaignRunWorkflow:
         await self._show(status, f"**{status}**: {summary}", project=True, ended=True)
         return closed.closed
 
-    def _show_now(self, step: str, phase: str) -> None:
+    def _show_now(self, step: str, phase: str) -> str:
+        """Show the step and phase (while paused: the pause note); returns the phase shown."""
         if self._progress.paused and self._status in ("running", "scheduled"):
             step, phase = "paused", self._pause_note
         self._phase = phase
         workflow.upsert_search_attributes([CURRENT_STEP.value_set(step)])
         workflow.set_current_details(phase)
+        return phase
 
     async def _show(
         self,
@@ -335,8 +337,7 @@ class CampaignRunWorkflow:
     ) -> None:
         """Show what the run does in the Temporal UI (current details, `CurrentStep`) and, when asked,
         in the database projection."""
-        self._show_now(step, phase)
-        phase = self._phase or phase
+        phase = self._show_now(step, phase)
         if not project or self._request is None:
             return
         status = self._status

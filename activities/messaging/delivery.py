@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -99,9 +99,7 @@ class Delivery:
         [result] = await self.deliver_many([message])
         return result
 
-    async def deliver_many(
-        self, messages: Sequence[Message], progress: Callable[[str], None] = lambda _: None
-    ) -> list[SendMessageResult]:
+    async def deliver_many(self, messages: Sequence[Message]) -> list[SendMessageResult]:
         """Deliver every message not finished yet, in the order given. Outcomes are recorded for all of
         them; then, when some could not go yet, a retryable `ProviderUnavailable` error says how many."""
         results = {m.id: result_of(m) for m in messages if m.status in FINAL_STATUSES}
@@ -115,7 +113,6 @@ class Delivery:
             finished, stuck = await self._through(provider, group)
             results.update(finished)
             waiting += stuck
-            progress(f"{len(results)} of {len(messages)} delivered")
         if waiting:
             await self._set_back(waiting)
             first = waiting[0].error

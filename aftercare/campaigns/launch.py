@@ -104,6 +104,7 @@ class CampaignLauncher:
     async def launch(self, campaign: CampaignDefinition) -> Launched:
         """Start the campaign (again, harmlessly, when it was launched before and is not cancelled)."""
         recurring = campaign.schedule.recurring
+        first_status = "scheduled" if recurring or campaign.schedule.at else "launched"
         async with self._sessions.begin() as session:
             earlier = await get_launch(session, campaign.key, campaign.version)
             if earlier is not None and earlier.status == "cancelled":
@@ -115,11 +116,11 @@ class CampaignLauncher:
                 session,
                 campaign.key,
                 campaign.version,
-                status="scheduled" if recurring or campaign.schedule.at else "launched",
+                status=first_status,
                 recurring=_recurrence(campaign) if recurring else None,
                 schedule_id=schedule_id_of(campaign) if recurring else None,
             )
-            status = earlier.status if earlier is not None else ("scheduled" if recurring else "launched")
+            status = earlier.status if earlier is not None else first_status
             if not recurring:
                 run_id = one_off_run_id(campaign)
                 existing = await runs_of(session, campaign.key, campaign.version, limit=1)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,12 +54,17 @@ async def get_launch(session: AsyncSession, key: str, version: int) -> CampaignL
     return launch
 
 
-async def launches_of(session: AsyncSession, key: str) -> Sequence[CampaignLaunch]:
-    """Every launched version of a campaign, newest version first."""
+async def launches_of(
+    session: AsyncSession, campaigns: Sequence[CampaignDefinition]
+) -> dict[tuple[str, int], CampaignLaunch]:
+    """The launches of these campaign versions (one query), by key and version."""
+    if not campaigns:
+        return {}
+    wanted = [(campaign.key, campaign.version) for campaign in campaigns]
     rows = await session.scalars(
-        select(CampaignLaunch).where(CampaignLaunch.key == key).order_by(CampaignLaunch.version.desc())
+        select(CampaignLaunch).where(tuple_(CampaignLaunch.key, CampaignLaunch.version).in_(wanted))
     )
-    return rows.all()
+    return {(launch.key, launch.version): launch for launch in rows}
 
 
 async def record_launch(

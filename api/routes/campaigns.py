@@ -117,11 +117,11 @@ async def create_campaign(request: Request, session: SessionDep, response: Respo
 @router.get("", response_model=CampaignList)
 async def list_campaigns(session: SessionDep) -> CampaignList:
     """The latest version of every campaign, with its launch status (`draft` when never launched)."""
+    campaigns = await latest_campaigns(session)
+    launches = await launches_of(session, campaigns)
     items = []
-    for campaign in await latest_campaigns(session):
-        launch = next(
-            (ln for ln in await launches_of(session, campaign.key) if ln.version == campaign.version), None
-        )
+    for campaign in campaigns:
+        launch = launches.get((campaign.key, campaign.version))
         items.append(
             CampaignSummary(
                 key=campaign.key,
