@@ -28,3 +28,6 @@ PROVIDER_WEBHOOKS = Counter(
     "Provider webhook requests and events, by outcome (applied, duplicate, unmatched, rejected)",
     ["provider", "kind", "outcome"],
 )
+UNAVAILABLE_ANSWERS = Counter(
+    "aftercare_unavailable_answers_total", "503 answers because a part was down", ["part"]
+)

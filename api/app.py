@@ -27,7 +27,7 @@ from aftercare.security.jwt_auth import JwtConfig, JwtVerifier
 from aftercare.security.rate_limit import RateLimiter
 from aftercare.security.startup import api_problems, refuse_if
 from aftercare.settings import Settings, get_settings
-from aftercare.temporal.client import connect_temporal, payload_codec
+from aftercare.temporal.client import REQUEST_RETRIES, connect_temporal, payload_codec
 from api.errors import register_error_handlers
 from api.middleware.audit_trail import AuditTrail
 from api.middleware.body_limit import BodyLimit
@@ -187,7 +187,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         sessions = session_factory(engine)
         try:
             refuse_if(await api_problems(settings, sessions), "the API")
-            client = temporal or await connect_temporal(settings, lazy=True)
+            client = temporal or await connect_temporal(settings, lazy=True, retry_config=REQUEST_RETRIES)
         except BaseException:
             await engine.dispose()
             raise
@@ -205,9 +205,11 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
             codec_ui_token=codec_ui_token(dev_key) if dev_key else None,
         )
         registration = await _start_registration(sessions)
+        unstarted = asyncio.create_task(app.state.services.starter.start_unstarted())
         try:
             yield
         finally:
+            unstarted.cancel()
             if registration is not None:
                 registration.cancel()
             if authenticator.jwt is not None:

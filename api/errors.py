@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError
 
+from aftercare.availability import TemporalUnavailableError, explanation, unavailable_part
 from aftercare.definitions import DefinitionInvalidError
+from aftercare.metrics import UNAVAILABLE_ANSWERS
+
+log = logging.getLogger(__name__)
+
+# Seconds a caller is asked to wait when a part is down: Temporal and PostgreSQL restart in seconds.
+RETRY_AFTER_SECONDS = 2
 
 FHIR_PREFIX = "/v1/fhir"
 FHIR_JSON = "application/fhir+json"
@@ -100,6 +111,35 @@ async def _definition_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": [problem.as_detail() for problem in error.problems]}, status_code=422)
 
 
+async def _part_unavailable(request: Request, error: Exception) -> Any:
+    """A part that is down (connection refused, pool exhausted, Temporal unreachable): 503 with
+    `Retry-After`, in the API's error shape. Anything else of these types is an internal error."""
+    part = unavailable_part(error)
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if part is None:
+        log.error("internal error", extra={"error_type": type(error).__name__, "path": request.url.path})
+        message, status_code, headers, code = "internal error", 500, {}, "exception"
+    else:
+        UNAVAILABLE_ANSWERS.labels(part).inc()
+        log.warning("answered 503: a part is down", extra={"part": part, "error_type": type(error).__name__})
+        message, status_code, code = explanation(part, error), 503, "transient"
+    if _is_fhir(request):
+        return operation_outcome(status_code, [issue(code, message)], headers or None)
+    return JSONResponse({"detail": message}, status_code=status_code, headers=headers or None)
+
+
+UNAVAILABILITY_ERRORS: tuple[type[Exception], ...] = (
+    sa.TimeoutError,
+    sa.OperationalError,
+    sa.InterfaceError,
+    sa.DBAPIError,
+    psycopg.OperationalError,
+    RPCError,
+    TemporalUnavailableError,
+    RuntimeError,
+)
+
+
 def register_error_handlers(app: FastAPI) -> None:
     """Install the handlers."""
     app.add_exception_handler(FhirError, _fhir_error)
@@ -108,3 +148,5 @@ def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(DefinitionInvalidError, _definition_error)
     app.add_exception_handler(DataError, _data_error)
+    for error_type in UNAVAILABILITY_ERRORS:
+        app.add_exception_handler(error_type, _part_unavailable)

@@ -23,6 +23,7 @@ class HealthStatus(BaseModel):
     status: Literal["ok", "degraded"]
     temporal: str
     database: str
+    database_pool: str | None = None
 
 
 class ImportResult(BaseModel):
@@ -141,11 +142,13 @@ class TriggerRequest(Request):
 
 
 class TriggerAccepted(BaseModel):
-    """Enrollments that received the event as a signal, and enrollments it started."""
+    """Enrollments that received the event as a signal, and enrollments it started; `parked` says why
+    an event was kept without delivery (its patient is not in the store yet)."""
 
     id: str
     delivered_to: list[str]
     started: list[str]
+    parked: str | None = None
 
 
 class MessageView(BaseModel):

@@ -190,8 +190,11 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
     from models.search_attributes import ALL_SEARCH_ATTRIBUTES
 
     extra = dev_server_tuning_args()
+    from aftercare.temporal.interceptors import ConnectionFreeCalls
+
     env = await WorkflowEnvironment.start_local(
         data_converter=suite_converter(),
+        interceptors=[ConnectionFreeCalls()],
         dev_server_existing_path=temporal_cli(),
         search_attributes=ALL_SEARCH_ATTRIBUTES,
         dev_server_extra_args=extra,
@@ -253,3 +256,17 @@ async def worker(
     )
     async with running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def one_connection_per_task() -> Iterator[None]:
+    """No test may make a task take a second pooled connection while it holds one: under a burst that is
+    a pool deadlock (aftercare/db/connection_discipline.py)."""
+    from aftercare.db.connection_discipline import NESTED
+
+    NESTED.take()
+    yield
+    nested = NESTED.take()
+    assert not nested, (
+        "a task held a database connection while taking another or calling Temporal:\n" + "\n".join(nested)
+    )

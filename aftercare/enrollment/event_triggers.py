@@ -13,13 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from aftercare.enrollment.starter import EnrollmentStarter, event_trigger
+from aftercare.enrollment.starter import ALREADY_HANDLED, EnrollmentStarter, event_trigger
 from aftercare.fhir.fhirpath import FhirPathError, is_true
 from aftercare.journey_variables import event_view
 from aftercare.metrics import TRIGGER_EVENTS
 from aftercare.segments.on_events import SegmentEvent, refresh_on_events
 from aftercare.store.enrollments import running_enrollments_of
 from aftercare.store.journeys import get_journey, journeys_entered_by_event
+from aftercare.store.patients import existing_patient_ids
 from aftercare.store.resources import load_current
 from aftercare.store.triggers import claim_trigger_event, finish_trigger_event, park
 from models.temporal import PatientEvent
@@ -28,13 +29,20 @@ from models.workflow_names import DELIVER_EVENT
 log = logging.getLogger(__name__)
 
 
+UNKNOWN_PATIENT_PARKED = (
+    "the patient is not in the patient store: the event is parked, and a repeat with the same id once "
+    "the patient is known delivers it"
+)
+
+
 @dataclass(frozen=True)
 class EventDelivery:
-    """Which running enrollments received the event, and which it started."""
+    """Which running enrollments received the event, and which it started; or why it was parked."""
 
     event_id: str
     delivered_to: list[str]
     started: list[str]
+    parked: str | None = None
 
 
 async def deliver_event(
@@ -47,15 +55,24 @@ async def deliver_event(
     data: dict[str, Any],
     event_id: str | None = None,
 ) -> EventDelivery:
-    """Deliver once per event id: a repeat answers what the first delivery did."""
+    """Deliver once per event id: a repeat answers what the first delivery did. An event for a patient the
+    store does not know is kept (claimed, not processed) and parked with the reason, never dropped: a
+    repeat of its id after the patient arrives delivers it.
+
+    No transaction stays open across a call to Temporal; each step holds one connection at a time."""
     TRIGGER_EVENTS.labels(event_type).inc()
     event = PatientEvent(
         id=event_id or str(uuid.uuid4()), type=event_type, data=data, occurred_at=datetime.now(UTC)
     )
     async with sessions.begin() as session:
+        known = bool(await existing_patient_ids(session, {patient_id}))
         earlier = await claim_trigger_event(
             session, {"id": event.id, "type": event_type, "patient_id": patient_id, "data": data}
         )
+        if not known and earlier is None:
+            await park(session, "event-trigger", UNKNOWN_PATIENT_PARKED, f"event {event.id}")
+    if not known:
+        return EventDelivery(event.id, [], [], parked=UNKNOWN_PATIENT_PARKED)
     if earlier is not None and earlier.processed_at is not None:
         return EventDelivery(event.id, list(earlier.delivered_to or []), list(earlier.started or []))
     if earlier is not None:
@@ -128,6 +145,7 @@ async def _start_entered(
         outcome = await starter.enroll(
             journey, patient_id, event_trigger(event), trigger_key=f"event:{event.id}"
         )
-        if outcome.created and outcome.enrollment_id:
+        # A repeat of an event whose first delivery was cut short answers the enrollment it started.
+        if outcome.enrollment_id and (outcome.created or outcome.reason == ALREADY_HANDLED):
             started.append(outcome.enrollment_id)
     return started

@@ -29,6 +29,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from aftercare.availability import TEMPORAL, unavailable_part
 from aftercare.metrics import ENROLLMENTS_STARTED
 from aftercare.store.enrollments import (
     blocking_enrollment,
@@ -55,6 +56,7 @@ from models.workflow_names import DELIVER_EVENT, ENROLLMENT_WORKFLOW
 log = logging.getLogger(__name__)
 
 UNKNOWN_PATIENT = "the patient is not in the patient store"
+ALREADY_HANDLED = "this trigger was already handled"
 
 _CLOSED_STATUS = {
     WorkflowExecutionStatus.COMPLETED: "completed",
@@ -91,6 +93,7 @@ class EnrollmentStarter:
         self._client = client
         self._task_queue = task_queue
         self._restarts = 0
+        self._unstarted: dict[str, EnrollmentInput] = {}
 
     async def enroll(
         self,
@@ -240,7 +243,7 @@ class EnrollmentStarter:
             if blocking is None:
                 continue
             if blocking.trigger_key is not None and blocking.trigger_key == trigger_key:
-                reason = "this trigger was already handled"
+                reason = ALREADY_HANDLED
             elif blocking.status != "running":
                 return Allocation(
                     EnrollOutcome(
@@ -266,6 +269,38 @@ class EnrollmentStarter:
         return await self._revive(existing)
 
     async def _start(self, request: EnrollmentInput) -> None:
+        """Start the workflow; when Temporal cannot be reached, remember it for `start_unstarted` (the
+        row is committed, so the enrollment was accepted) and let the caller see the error."""
+        try:
+            await self._start_workflow(request)
+        except Exception as error:
+            if unavailable_part(error) == TEMPORAL:
+                self._unstarted[request.enrollment_id] = request
+            raise
+        self._unstarted.pop(request.enrollment_id, None)
+
+    @property
+    def unstarted(self) -> int:
+        """Enrollments allocated while Temporal was unreachable, not started yet."""
+        return len(self._unstarted)
+
+    async def start_unstarted(self, interval: float = 1.0) -> None:
+        """Until cancelled: start the enrollments that were allocated while Temporal was unreachable, as
+        soon as it answers again (seconds, not the next reconciliation). Starting is idempotent: the
+        workflow id is the enrollment's."""
+        while True:
+            await asyncio.sleep(interval)
+            for enrollment_id, request in list(self._unstarted.items()):
+                try:
+                    await self._start(request)
+                except Exception as error:
+                    if unavailable_part(error) != TEMPORAL:
+                        self._unstarted.pop(enrollment_id, None)
+                        log.exception("an unstarted enrollment could not be started")
+                    break
+                log.info("started an enrollment after an outage", extra={"enrollment_id": enrollment_id})
+
+    async def _start_workflow(self, request: EnrollmentInput) -> None:
         journey = request.journey
         event = request.trigger.event
         with contextlib.suppress(WorkflowAlreadyStartedError):

@@ -4,6 +4,7 @@ codec that encrypts every payload (aftercare/security/codec.py) whenever codec k
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
@@ -11,10 +12,11 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 
 from aftercare.security.codec import CodecKeyError, EncryptionCodec, parse_codec_keys
 from aftercare.settings import Settings
+from aftercare.temporal.interceptors import ConnectionFreeCalls
 from models.search_attributes import ALL_SEARCH_ATTRIBUTES
 
 _CLI_TYPE_NAMES = {
@@ -56,13 +58,33 @@ def data_converter(settings: Settings) -> DataConverter:
     return encrypting_converter(payload_codec(settings))
 
 
-async def connect_temporal(settings: Settings, *, lazy: bool = False) -> Client:
-    """A client for the configured server and namespace; `lazy` defers the connection to first use."""
+# A request waiting on Temporal gives up after about this long in all, so that during an outage the
+# caller gets a prompt 503 with Retry-After instead of a hung connection (the default keeps trying
+# for 10 s per call).
+REQUEST_RETRIES = RetryConfig(
+    initial_interval_millis=100,
+    randomization_factor=0.2,
+    multiplier=1.5,
+    max_interval_millis=1000,
+    max_elapsed_time_millis=2500,
+    max_retries=5,
+)
+REQUEST_CONNECT_TIMEOUT = timedelta(seconds=3)
+
+
+async def connect_temporal(
+    settings: Settings, *, lazy: bool = False, retry_config: RetryConfig | None = None
+) -> Client:
+    """A client for the configured server and namespace; `lazy` defers the connection to first use;
+    `retry_config` bounds each call's retries (`REQUEST_RETRIES` for request handlers)."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
+        interceptors=[ConnectionFreeCalls()],
         lazy=lazy,
+        retry_config=retry_config,
+        connect_timeout=REQUEST_CONNECT_TIMEOUT if retry_config is not None else None,
     )
 
 

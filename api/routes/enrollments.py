@@ -101,6 +101,7 @@ async def _control(
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no enrollment {enrollment_id!r}")
     if enrollment.status != "running":
         raise HTTPException(status.HTTP_409_CONFLICT, f"the enrollment is already {enrollment.status}")
+    await session.close()  # no connection held while Temporal answers
     handle = temporal.get_workflow_handle(enrollment.workflow_id)
     try:
         state = await handle.execute_update(
@@ -143,6 +144,7 @@ async def cancel_enrollment(enrollment_id: str, session: SessionDep, temporal: T
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no enrollment {enrollment_id!r}")
     if enrollment.status != "running":
         raise HTTPException(status.HTTP_409_CONFLICT, f"the enrollment is already {enrollment.status}")
+    await session.close()  # no connection held while Temporal answers
     try:
         await temporal.get_workflow_handle(enrollment.workflow_id).cancel()
     except RPCError as error:

@@ -108,9 +108,10 @@ async def read_source(key: str, services: ServicesDep, session: SessionDep) -> S
 
 
 @router.post("/{key}/poll", response_model=PollStarted, status_code=status.HTTP_202_ACCEPTED)
-async def poll_now(key: str, services: ServicesDep, session: SessionDep) -> PollStarted:
+async def poll_now(key: str, services: ServicesDep) -> PollStarted:
     """Poll the source now (joins a poll already running)."""
-    await _plan(session, services, key)
+    async with services.sessions() as session:
+        await _plan(session, services, key)
     workflow_id = f"aftercare-fhir-poll-{key}-now"
     await services.temporal.start_workflow(
         FHIR_POLL_WORKFLOW,

@@ -82,13 +82,15 @@ async def read_journey(
     responses={200: {"description": "the patient is already enrolled: the running enrollment"}},
 )
 async def enroll_patient(
-    key: str, body: EnrollmentRequest, services: ServicesDep, session: SessionDep, response: Response
+    key: str, body: EnrollmentRequest, services: ServicesDep, response: Response
 ) -> EnrollmentCreated:
     """Enroll a patient in the latest version of a journey."""
-    journey = await get_journey(session, key)
+    async with services.sessions() as session:
+        journey = await get_journey(session, key)
+        known = journey is not None and await get_patient(session, body.patient_id) is not None
     if journey is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no journey {key!r}")
-    if await get_patient(session, body.patient_id) is None:
+    if not known:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no patient {body.patient_id!r} in the patient store")
     outcome = await services.starter.enroll(
         journey, body.patient_id, EnrollmentTrigger(kind="manual"), context=body.context
@@ -102,10 +104,11 @@ async def enroll_patient(
 
 @router.post("/{key}/enrollments/batch", response_model=BatchEnrollmentResult)
 async def enroll_patients(
-    key: str, body: BatchEnrollmentRequest, services: ServicesDep, session: SessionDep
+    key: str, body: BatchEnrollmentRequest, services: ServicesDep
 ) -> BatchEnrollmentResult:
     """Enroll up to 1,000 patients in the latest version of a journey at once."""
-    journey = await get_journey(session, key)
+    async with services.sessions() as session:
+        journey = await get_journey(session, key)
     if journey is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no journey {key!r}")
     patients = [(item.patient_id, {**body.context, **item.context}) for item in body.patients]

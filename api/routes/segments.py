@@ -140,13 +140,13 @@ async def preview_segment(
 
 
 @router.post("/{key}/refresh", response_model=SegmentRefreshed)
-async def refresh_segment(
-    key: str, session: SessionDep, services: ServicesDep, as_of: AsOf = None
-) -> SegmentRefreshed:
+async def refresh_segment(key: str, services: ServicesDep, as_of: AsOf = None) -> SegmentRefreshed:
     """Refresh the segment's membership now (or at `as_of`), as the schedule does: record who entered
     and who left, enroll newcomers in journeys whose entry is this segment, and send `segment.exited`
     to the running enrollments in them of those who left."""
-    if await get_segment(session, key) is None:
+    async with services.sessions() as session:
+        found = await get_segment(session, key)
+    if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no segment {key!r}")
     moment = _as_of(as_of)
     driver = SegmentDriver(services.sessions, services.temporal, services.starter)

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 
 from aftercare.enrollment.event_triggers import deliver_event
-from aftercare.store.patients import get_patient
-from api.deps import ServicesDep, SessionDep
+from api.deps import ServicesDep
 from models.api import TriggerAccepted, TriggerRequest
 
 router = APIRouter(prefix="/v1/triggers", tags=["triggers"])
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=TriggerAccepted)
-async def post_trigger(body: TriggerRequest, services: ServicesDep, session: SessionDep) -> TriggerAccepted:
-    """Deliver an event to the patient's enrollments and start journeys entered by it (once per `id`)."""
-    if await get_patient(session, body.patient_id) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no patient {body.patient_id!r} in the patient store")
+async def post_trigger(body: TriggerRequest, services: ServicesDep) -> TriggerAccepted:
+    """Deliver an event to the patient's enrollments and start journeys entered by it (once per `id`);
+    an event for a patient not yet in the store is parked (`parked` says why), never lost."""
     delivery = await deliver_event(
         services.sessions,
         services.temporal,
@@ -26,4 +24,9 @@ async def post_trigger(body: TriggerRequest, services: ServicesDep, session: Ses
         data=body.data,
         event_id=body.id,
     )
-    return TriggerAccepted(id=delivery.event_id, delivered_to=delivery.delivered_to, started=delivery.started)
+    return TriggerAccepted(
+        id=delivery.event_id,
+        delivered_to=delivery.delivered_to,
+        started=delivery.started,
+        parked=delivery.parked,
+    )

@@ -6,8 +6,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from aftercare.settings import Settings
+from models.tables import ParkedItem
 from tests.conftest import ABDUL_PATIENT_ID, synthea_bundle
 from tests.helpers import with_twilio
 from tests.integration.test_observation_to_sms import eventually
@@ -95,12 +97,37 @@ async def test_an_event_whose_entry_criteria_do_not_hold_starts_nothing(api: htt
     assert answer.json()["started"] == []
 
 
-async def test_events_for_unknown_patients_and_malformed_events_are_refused(api: httpx.AsyncClient) -> None:
-    unknown = await api.post("/v1/triggers", json={"type": "sms.reply", "patient_id": "nobody"})
+async def test_an_event_for_an_unknown_patient_is_parked_and_delivered_when_repeated_after_the_patient_arrives(
+    api: httpx.AsyncClient, sessions: Any
+) -> None:
+    await api.post("/v1/journeys", json=NO_SHOW_JOURNEY)
+    event = {
+        "type": "appointment.no_show",
+        "patient_id": ABDUL_PATIENT_ID,
+        "id": "no-show-before-the-patient",
+        "data": {"clinic": "Cardiology"},
+    }
+
+    first = await api.post("/v1/triggers", json=event)
+    again = await api.post("/v1/triggers", json=event)
+    async with sessions() as session:
+        parked = (await session.scalars(select(ParkedItem).where(ParkedItem.source == "event-trigger"))).all()
+    await api.post("/v1/fhir/import", json=synthea_bundle(), params={"triggers": "false"})
+    delivered = await api.post("/v1/triggers", json=event)
+
+    assert (first.status_code, first.json()["started"]) == (202, [])
+    assert "not in the patient store" in first.json()["parked"]
+    assert again.json()["parked"] == first.json()["parked"]
+    assert [item.reference for item in parked] == ["event no-show-before-the-patient"]
+    assert delivered.status_code == 202
+    assert delivered.json()["parked"] is None
+    assert len(delivered.json()["started"]) == 1
+
+
+async def test_malformed_events_are_refused(api: httpx.AsyncClient) -> None:
     bad_type = await api.post("/v1/triggers", json={"type": "Not A Type!", "patient_id": ABDUL_PATIENT_ID})
     extra = await api.post(
         "/v1/triggers", json={"type": "sms.reply", "patient_id": ABDUL_PATIENT_ID, "colour": 1}
     )
-    assert unknown.status_code == 404
     assert (bad_type.status_code, bad_type.json()["detail"][0]["loc"]) == (422, ["body", "type"])
     assert extra.status_code == 422
