@@ -17,9 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sqlalchemy import Boolean, bindparam, case, func, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.types import Text
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -66,11 +64,11 @@ _RECORD_OUTCOME = (
         updated_at=func.now(),
     )
 )
-# Recording provider ids takes a lock per id (in one order, so two recorders never deadlock): a lookup's
-# claim then sees every other recorder's id committed before it checks that no other message owns it.
-_LOCK_PROVIDER_IDS = select(
-    func.pg_advisory_xact_lock(func.hashtext(func.unnest(bindparam("keys", type_=ARRAY(Text)))))
-)
+# Recording provider ids holds the provider's lock: shared by senders recording the ids the provider
+# gave them, exclusive for a lookup's claim, which so sees every id recorded before it checks that no
+# other message owns the one it found. One lock per transaction, however many messages it records.
+_SHARE_PROVIDER_IDS = select(func.pg_advisory_xact_lock_shared(func.hashtext(bindparam("lock_key"))))
+_CLAIM_PROVIDER_IDS = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("lock_key"))))
 
 
 @dataclass
@@ -259,11 +257,11 @@ class Delivery:
             return {}, []
         contested: list[_Waiting] = []
         async with self._sessions.begin() as session:
-            ids = {outcome.provider_message_id for _, outcome in outcomes if outcome.provider_message_id}
-            keys = sorted(f"{provider.name}:{provider_id}" for provider_id in ids)
-            if keys:
-                await session.execute(_LOCK_PROVIDER_IDS, {"keys": keys})
-            for message, outcome in [(m, o) for m, o in outcomes if m.id in claims and o.provider_message_id]:
+            claimed = [(m, o) for m, o in outcomes if m.id in claims and o.provider_message_id]
+            if claimed or any(outcome.provider_message_id for _, outcome in outcomes):
+                lock = _CLAIM_PROVIDER_IDS if claimed else _SHARE_PROVIDER_IDS
+                await session.execute(lock, {"lock_key": f"provider-ids:{provider.name}"})
+            for message, outcome in claimed:
                 if await _owner(session, provider.name, outcome.provider_message_id, message.id):
                     error = ProviderTemporaryError(
                         f"the provider's message {outcome.provider_message_id} belongs to another message",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.messaging.outbox import OutboxProvider
-from activities.messaging.providers import ProviderRegistry
+from activities.messaging.providers import OutgoingMessage, ProviderOutcome, ProviderRegistry
 from activities.messaging.send import MessagingActivities
 from activities.messaging.twilio_sms import TwilioSmsProvider
 from models.journey import SendSpec
@@ -140,6 +141,30 @@ async def test_two_interrupted_identical_texts_each_end_with_their_own_message(
     await send(activities, "first")
 
     await assert_each_owns_one_accepted_text(sessions, twilio, "first", "second")
+
+
+class RacingLookup(TwilioSmsProvider):
+    """A lookup that cannot know yet which texts other messages own (they record them as it looks)."""
+
+    async def find_sent(self, message: OutgoingMessage) -> ProviderOutcome | None:
+        return await super().find_sent(replace(message, owned_elsewhere=frozenset()))
+
+
+async def test_a_lookup_racing_another_message_for_its_sid_leaves_the_message_to_look_again(
+    sessions: async_sessionmaker[AsyncSession], activities: MessagingActivities, twilio: FakeTwilio
+) -> None:
+    twilio.answer_next("refuse_500")
+    await send_failing(activities, "second")
+    assert (await send(activities, "first")).status == "queued"  # the same text, after the attempt
+    racing = RacingLookup(TWILIO_ACCOUNT_SID, "auth-token", FROM_NUMBER, base_url=twilio.base_url)
+    raced = MessagingActivities(sessions, ProviderRegistry({"sms": racing}, OutboxProvider()))
+
+    failure = await send_failing(raced, "second")
+
+    assert "belongs to another message" in str(failure)
+    second = await message_of(sessions, "second")
+    assert (second.status, second.provider_message_id) == ("sending", None)
+    assert twilio.creates == 2
 
 
 async def test_a_429_is_retried_no_sooner_than_twilios_retry_after(
