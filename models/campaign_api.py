@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aftercare.security.minimum_necessary import REDACTED_COUNTS
+
 
 class CampaignCreated(BaseModel):
     """A published campaign version."""
@@ -113,10 +115,7 @@ class CampaignRunView(BaseModel):
     totals: CountView | None = None
     variants: dict[str, CountView] = {}
     passed_over: list[ReasonView] = []
-    redacted: list[str] = Field(
-        default=[],
-        description='counts from 1 to 10 left out (null) for a caller without clinical:read: "<11"',
-    )
+    redacted: list[str] = Field(default=[], description=REDACTED_COUNTS)
 
 
 class CampaignRunList(BaseModel):

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from aftercare.security.minimum_necessary import REDACTED_COUNTS
+
 COUNT_SHOWN = Field(
     default="",
     description='the count as text: the number, or "<11" when a caller without clinical:read would see '
@@ -73,10 +75,11 @@ class SegmentRefreshed(BaseModel):
 
     key: str
     as_of: datetime
-    entered: int
-    exited: int
-    enrolled: int
-    exits_signalled: int
+    entered: int | None
+    exited: int | None
+    enrolled: int | None
+    exits_signalled: int | None
+    redacted: list[str] = Field(default=[], description=REDACTED_COUNTS)
 
 
 class SegmentMembers(BaseModel):

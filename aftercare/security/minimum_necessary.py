@@ -17,6 +17,10 @@ from aftercare.security.roles import Permission
 
 SMALL_CELL_MAX = 10
 SMALL_CELL_SHOWN = f"<{SMALL_CELL_MAX + 1}"
+REDACTED_COUNTS = (
+    f"counts from 1 to {SMALL_CELL_MAX} left out (null) for a caller without clinical:read: "
+    f'"{SMALL_CELL_SHOWN}"'
+)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
-from aftercare.security.minimum_necessary import sees_patients, shown_count
+from aftercare.security.minimum_necessary import sees_patients, shown_count, shown_counts
 from aftercare.segments.dynamic import SegmentDriver
 from aftercare.segments.evaluate import preview, segments_of_patient
 from aftercare.segments.library import library_segment, segment_library
@@ -151,7 +151,7 @@ async def preview_segment(
 
 @router.post("/{key}/refresh", response_model=SegmentRefreshed)
 async def refresh_segment(
-    key: str, session: SessionDep, services: ServicesDep, as_of: AsOf = None
+    key: str, session: SessionDep, services: ServicesDep, principal: CurrentPrincipal, as_of: AsOf = None
 ) -> SegmentRefreshed:
     """Refresh the segment's membership now (or at `as_of`), as the schedule does: record who entered
     and who left, enroll newcomers in journeys whose entry is this segment, and send `segment.exited`
@@ -161,7 +161,10 @@ async def refresh_segment(
     moment = _as_of(as_of)
     driver = SegmentDriver(services.sessions, services.temporal, services.starter)
     summary = (await driver.refresh(key, moment))[0]
-    return SegmentRefreshed(as_of=moment, **summary.model_dump())
+    counts = summary.model_dump()
+    key = counts.pop("key")
+    shown, redacted = shown_counts(counts, exact=sees_patients(principal))
+    return SegmentRefreshed(key=key, as_of=moment, **shown, redacted=redacted)
 
 
 @router.get("/{key}/members", response_model=SegmentMembers)

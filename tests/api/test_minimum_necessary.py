@@ -76,6 +76,19 @@ async def test_marketing_reads_a_segments_member_count_without_its_members(api: 
 
 
 @pytest.mark.usefixtures("segments")
+async def test_marketing_refreshing_a_segment_sees_small_counts_suppressed(api: httpx.AsyncClient) -> None:
+    marketing = await key_for(api, "marketing")
+    men = {"key": "adult-men", "name": "Men", "criteria": {"gender": {"eq": "male"}}}
+    assert (await api.post("/v1/segments", json=men, headers=marketing)).status_code == 201
+
+    refreshed = await api.post("/v1/segments/adult-men/refresh", headers=marketing)
+
+    assert refreshed.status_code == 200
+    assert (refreshed.json()["entered"], refreshed.json()["exited"]) == (None, 0)
+    assert refreshed.json()["redacted"] == ["entered"]
+
+
+@pytest.mark.usefixtures("segments")
 async def test_a_role_with_clinical_read_still_sees_patient_ids_and_exact_counts(
     api: httpx.AsyncClient,
 ) -> None:
