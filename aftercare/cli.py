@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
         "--role", dest="roles", action="append", required=True, help="a role (repeat for more)"
     )
     create.add_argument("--scope", dest="scopes", action="append", default=[], help="narrow to a permission")
+    create.add_argument(
+        "--expires-at", help="when the key stops working (ISO-8601, in the future; UTC if no zone)"
+    )
     key_commands.add_parser("list", help="list the keys that are not revoked")
     revoke = key_commands.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key_id")

@@ -28,6 +28,7 @@ from aftercare.security.rate_limit import RateLimiter
 from aftercare.security.startup import api_problems, refuse_if
 from aftercare.settings import Settings, get_settings
 from aftercare.temporal.client import REQUEST_RETRIES, connect_temporal, payload_codec
+from api.content_types import typed_body
 from api.errors import register_error_handlers
 from api.middleware.audit_trail import AuditTrail
 from api.middleware.body_limit import BodyLimit
@@ -221,7 +222,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         version=aftercare.__version__,
         description="Durable post-discharge patient outreach: FHIR triggers, journeys, messages.",
         lifespan=lifespan,
-        dependencies=[Depends(authorize)],
+        dependencies=[Depends(authorize), Depends(typed_body)],
     )
     register_error_handlers(app)
     for router in ROUTERS:

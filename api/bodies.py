@@ -9,19 +9,30 @@ from typing import Any
 import yaml
 from fastapi import HTTPException, Request
 
+from aftercare.nesting import MAX_DEPTH, TooDeepError, load_json
+
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
 NDJSON_TYPES = frozenset({"application/fhir+ndjson", "application/x-ndjson", "application/ndjson"})
 JSON_TYPES = frozenset({"application/json", "application/fhir+json", "text/json", ""})
 
 
 class _NoAliasLoader(yaml.SafeLoader):
-    """Safe YAML without anchors and aliases, which could inflate a small body into a huge document."""
+    """Safe YAML without anchors and aliases, which could inflate a small body into a huge document, and
+    no deeper than `MAX_DEPTH` (composing nodes recurses)."""
+
+    _depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.composer.ComposerError(None, None, "YAML aliases are not accepted", event.start_mark)
-        return super().compose_node(parent, index)
+        if self._depth >= MAX_DEPTH:
+            raise TooDeepError(MAX_DEPTH)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def media_type(request: Request) -> str:
@@ -42,22 +53,38 @@ async def read_definition(request: Request) -> Any:
         raise _invalid("missing", "the request has no body")
     if kind in YAML_TYPES:
         try:
-            return yaml.load(raw.decode("utf-8"), Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
+            document = yaml.load(raw.decode("utf-8"), Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
         except (yaml.YAMLError, UnicodeDecodeError) as error:
             raise _invalid("yaml_invalid", f"YAML decode error: {error}") from error
+        except TooDeepError as error:
+            raise too_deep(error) from error
+        return document
     if kind in JSON_TYPES:
         return parse_json(raw)
-    raise HTTPException(415, f"send JSON (application/json) or YAML (application/yaml), not {kind!r}")
+    raise unsupported_media_type(kind, "JSON (application/json) or YAML (application/yaml)")
+
+
+def unsupported_media_type(kind: str, accepted: str) -> HTTPException:
+    """415 naming the media types a route accepts."""
+    sent = repr(kind) if kind else "a body without a Content-Type"
+    return HTTPException(415, f"unsupported media type {sent}: send {accepted}")
+
+
+def too_deep(error: TooDeepError) -> HTTPException:
+    """422 for a body that nests deeper than the limit."""
+    return _invalid("too_deep", str(error))
 
 
 def parse_json(raw: bytes) -> Any:
     """JSON, or FastAPI's 422 `json_invalid` naming the position."""
     try:
-        return json.loads(raw)
+        return load_json(raw)
     except json.JSONDecodeError as error:
         raise _invalid("json_invalid", f"JSON decode error: {error.msg}", error.pos) from error
     except UnicodeDecodeError as error:
         raise _invalid("json_invalid", "the body is not UTF-8") from error
+    except TooDeepError as error:
+        raise too_deep(error) from error
 
 
 def definition_body(schema_ref: str) -> dict[str, Any]:

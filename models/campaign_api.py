@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aftercare.security.minimum_necessary import REDACTED_COUNTS
+
 
 class CampaignCreated(BaseModel):
     """A published campaign version."""
@@ -62,24 +64,27 @@ class CampaignControlled(BaseModel):
 
 
 class CountView(BaseModel):
-    """Counts of a run (or one A/B variant of it)."""
+    """Counts of a run (or one A/B variant of it). A count from 1 to 10 is null for a caller without
+    `clinical:read` (the small-cell rule; the run's `redacted` names it)."""
 
-    targeted: int = Field(description="recipients in the frozen audience")
-    pending: int = Field(description="not decided yet (waiting for their turn or their window)")
-    deferred: int = Field(description="waiting for a frequency cap or quiet hours to allow them")
-    messaged: int = Field(description="a message was recorded for them")
-    suppressed: int = Field(description="never to be messaged for this purpose: consent, deceased, minor")
-    skipped: int = Field(description="could not be messaged: unreachable, no PHI consent, over a cap")
-    expired: int = Field(description="still open when the run ended")
-    cancelled: int = Field(description="still open when the run was cancelled")
-    sent: int = Field(description="taken by the provider")
-    delivered: int
-    opened: int
-    clicked: int
-    replied: int = Field(description="answered within 7 days (SMS replies that are not keywords)")
-    opted_out: int = Field(description="withdrew consent within 7 days")
-    failed: int = Field(description="refused or undeliverable")
-    in_flight: int = Field(description="recorded, not yet taken by the provider")
+    targeted: int | None = Field(description="recipients in the frozen audience")
+    pending: int | None = Field(description="not decided yet (waiting for their turn or their window)")
+    deferred: int | None = Field(description="waiting for a frequency cap or quiet hours to allow them")
+    messaged: int | None = Field(description="a message was recorded for them")
+    suppressed: int | None = Field(
+        description="never to be messaged for this purpose: consent, deceased, minor"
+    )
+    skipped: int | None = Field(description="could not be messaged: unreachable, no PHI consent, over a cap")
+    expired: int | None = Field(description="still open when the run ended")
+    cancelled: int | None = Field(description="still open when the run was cancelled")
+    sent: int | None = Field(description="taken by the provider")
+    delivered: int | None
+    opened: int | None
+    clicked: int | None
+    replied: int | None = Field(description="answered within 7 days (SMS replies that are not keywords)")
+    opted_out: int | None = Field(description="withdrew consent within 7 days")
+    failed: int | None = Field(description="refused or undeliverable")
+    in_flight: int | None = Field(description="recorded, not yet taken by the provider")
 
 
 class ReasonView(BaseModel):
@@ -88,7 +93,7 @@ class ReasonView(BaseModel):
     state: str
     rule: str | None = None
     reason: str | None = None
-    count: int
+    count: int | None
 
 
 class CampaignRunView(BaseModel):
@@ -110,6 +115,7 @@ class CampaignRunView(BaseModel):
     totals: CountView | None = None
     variants: dict[str, CountView] = {}
     passed_over: list[ReasonView] = []
+    redacted: list[str] = Field(default=[], description=REDACTED_COUNTS)
 
 
 class CampaignRunList(BaseModel):

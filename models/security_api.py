@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
+from aftercare.security.api_keys import future_expiry
 from aftercare.security.roles import Permission, Role
 
 
@@ -16,6 +17,11 @@ class ApiKeyRequest(BaseModel):
     roles: list[Role] = Field(min_length=1)
     scopes: list[Permission] = []
     expires_at: datetime | None = None
+
+    @field_validator("expires_at")
+    @classmethod
+    def _expires_ahead(cls, value: datetime | None) -> datetime | None:
+        return future_expiry(value)
 
 
 class ApiKeyView(BaseModel):

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from aftercare.security.minimum_necessary import REDACTED_COUNTS
+
+COUNT_SHOWN = Field(
+    default="",
+    description='the count as text: the number, or "<11" when a caller without clinical:read would see '
+    "a count from 1 to 10 (then `count` is null)",
+)
 
 
 class SegmentCreated(BaseModel):
@@ -34,18 +42,23 @@ class CriterionCountView(BaseModel):
 
     path: str
     description: str
-    count: int
+    count: int | None
+    count_shown: str = COUNT_SHOWN
 
 
 class SegmentPreview(BaseModel):
-    """A segment evaluated at `as_of`: its size, a sample of patient ids, each criterion's count."""
+    """A segment evaluated at `as_of`: its size, a sample of patient ids, each criterion's count.
+
+    Without `clinical:read` the sample is empty and small counts are suppressed (`redacted` says so)."""
 
     key: str
     version: int
     as_of: datetime
-    count: int
+    count: int | None
+    count_shown: str = COUNT_SHOWN
     sample: list[str]
     criteria: list[CriterionCountView]
+    redacted: list[str] = []
 
 
 class PatientSegments(BaseModel):
@@ -62,14 +75,19 @@ class SegmentRefreshed(BaseModel):
 
     key: str
     as_of: datetime
-    entered: int
-    exited: int
-    enrolled: int
-    exits_signalled: int
+    entered: int | None
+    exited: int | None
+    enrolled: int | None
+    exits_signalled: int | None
+    redacted: list[str] = Field(default=[], description=REDACTED_COUNTS)
 
 
 class SegmentMembers(BaseModel):
-    """The patients with an open stay in the segment (as of its last refresh)."""
+    """The patients with an open stay in the segment (as of its last refresh); without `clinical:read`,
+    their count only (small counts suppressed) and no ids."""
 
     key: str
     members: list[str]
+    count: int | None = None
+    count_shown: str = COUNT_SHOWN
+    redacted: list[str] = []

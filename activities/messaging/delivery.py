@@ -13,10 +13,10 @@ import asyncio
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from sqlalchemy import Boolean, bindparam, case, func, update
+from sqlalchemy import Boolean, bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -64,6 +64,11 @@ _RECORD_OUTCOME = (
         updated_at=func.now(),
     )
 )
+# Recording provider ids holds the provider's lock: shared by senders recording the ids the provider
+# gave them, exclusive for a lookup's claim, which so sees every id recorded before it checks that no
+# other message owns the one it found. One lock per transaction, however many messages it records.
+_SHARE_PROVIDER_IDS = select(func.pg_advisory_xact_lock_shared(func.hashtext(bindparam("lock_key"))))
+_CLAIM_PROVIDER_IDS = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("lock_key"))))
 
 
 @dataclass
@@ -136,16 +141,21 @@ class Delivery:
         outcomes: list[tuple[Message, ProviderOutcome]] = []
         waiting: list[_Waiting] = []
         fresh: list[Message] = []
+        claims: set[str] = set()
 
         async def look_up(message: Message) -> None:
             async with limit:
+                interrupted = replace(
+                    outgoing(message), owned_elsewhere=await self._owned_elsewhere(message, provider)
+                )
                 try:
-                    found = await provider.find_sent(outgoing(message))
+                    found = await provider.find_sent(interrupted)
                 except ProviderTemporaryError as error:
                     waiting.append(_Waiting(message, provider, error, looked_up=True))
                     return
             if found is not None:
                 outcomes.append((message, found))
+                claims.add(message.id)
             else:
                 fresh.append(message)
 
@@ -173,7 +183,24 @@ class Delivery:
 
         await asyncio.gather(*(send(message) for message in fresh))
         waiting = await self._give_up(waiting, outcomes)
-        return await self._record(provider, outcomes), waiting
+        finished, contested = await self._record(provider, outcomes, claims)
+        return finished, waiting + contested
+
+    async def _owned_elsewhere(self, message: Message, provider: MessageProvider) -> frozenset[str]:
+        """The provider ids other messages to the same address own: a lookup must never claim them."""
+        if message.to is None:
+            return frozenset()
+        async with self._sessions() as session:
+            owned = await session.scalars(
+                select(Message.provider_message_id).where(
+                    Message.channel == message.channel,
+                    Message.to == message.to,
+                    Message.provider == provider.name,
+                    Message.id != message.id,
+                    Message.provider_message_id.is_not(None),
+                )
+            )
+            return frozenset(owner for owner in owned if owner)
 
     async def _take_turn(self, message: Message, provider: MessageProvider, per_second: float) -> None:
         """Wait for this call's turn under the provider's limit; the turn and the `sending` mark are one
@@ -217,12 +244,33 @@ class Delivery:
         return kept
 
     async def _record(
-        self, provider: MessageProvider, outcomes: list[tuple[Message, ProviderOutcome]]
-    ) -> dict[str, SendMessageResult]:
-        """Every outcome in one transaction (and the addresses a provider refused for good suppressed)."""
+        self,
+        provider: MessageProvider,
+        outcomes: list[tuple[Message, ProviderOutcome]],
+        claims: set[str] | frozenset[str] = frozenset(),
+    ) -> tuple[dict[str, SendMessageResult], list[_Waiting]]:
+        """Every outcome in one transaction (and the addresses a provider refused for good suppressed).
+
+        An outcome a lookup found (`claims`) is recorded only when no other message owns its provider
+        id; otherwise the message stays `sending`, to be looked up again."""
         if not outcomes:
-            return {}
+            return {}, []
+        contested: list[_Waiting] = []
         async with self._sessions.begin() as session:
+            claimed = [(m, o) for m, o in outcomes if m.id in claims and o.provider_message_id]
+            if claimed or any(outcome.provider_message_id for _, outcome in outcomes):
+                lock = _CLAIM_PROVIDER_IDS if claimed else _SHARE_PROVIDER_IDS
+                await session.execute(lock, {"lock_key": f"provider-ids:{provider.name}"})
+            for message, outcome in claimed:
+                if await _owner(session, provider.name, outcome.provider_message_id, message.id):
+                    error = ProviderTemporaryError(
+                        f"the provider's message {outcome.provider_message_id} belongs to another message",
+                        ambiguous=True,
+                    )
+                    contested.append(_Waiting(message, provider, error, looked_up=True))
+            outcomes = [(m, o) for m, o in outcomes if m.id not in {w.message.id for w in contested}]
+            if not outcomes:
+                return {}, contested
             await session.execute(
                 _RECORD_OUTCOME,
                 [
@@ -251,7 +299,7 @@ class Delivery:
             results[message.id] = SendMessageResult(
                 message_id=message.id, status=outcome.status, reason=outcome.reason, channel=message.channel
             )
-        return results
+        return results, contested
 
     async def _set_back(self, waiting: list[_Waiting]) -> None:
         """Record why each waiting message could not go: `pending` to be sent again, or still `sending`
@@ -275,3 +323,19 @@ class Delivery:
                     "attempt": activity.info().attempt if activity.in_activity() else None,
                 },
             )
+
+
+async def _owner(
+    session: AsyncSession, provider: str, provider_message_id: str | None, other_than: str
+) -> bool:
+    """Whether a message other than `other_than` owns this provider id."""
+    owner = await session.scalar(
+        select(Message.id)
+        .where(
+            Message.provider == provider,
+            Message.provider_message_id == provider_message_id,
+            Message.id != other_than,
+        )
+        .limit(1)
+    )
+    return owner is not None

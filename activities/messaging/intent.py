@@ -101,9 +101,11 @@ def outgoing_from(values: dict[str, Any]) -> OutgoingMessage:
     return OutgoingMessage(
         **{field: values[field] for field in _OUTGOING_FIELDS},
         created_at=values.get("created_at") or datetime.now(UTC),
+        attempted_at=values.get("attempted_at"),
     )
 
 
 def outgoing(message: Message) -> OutgoingMessage:
     """The provider's view of a recorded message."""
-    return outgoing_from({field: getattr(message, field) for field in (*_OUTGOING_FIELDS, "created_at")})
+    fields = (*_OUTGOING_FIELDS, "created_at", "attempted_at")
+    return outgoing_from({field: getattr(message, field) for field in fields})

@@ -6,7 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from aftercare.fhir_client.retry import retry_after_seconds as http_retry_after
 from models.temporal import MessageStatus
+
+# A provider's `Retry-After` is honoured up to an hour.
+MAX_RETRY_AFTER_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,16 @@ class OutgoingMessage:
     html: str | None
     locale: str | None
     created_at: datetime
+    # When the interrupted attempt began, and the provider ids other messages to the same address own:
+    # a lookup may only claim a provider message created since, and never one of those.
+    attempted_at: datetime | None = None
+    owned_elsewhere: frozenset[str] = frozenset()
+
+    @property
+    def looked_up_since(self) -> datetime:
+        """The earliest moment a provider message can be this attempt's (the provider's clock counts
+        whole seconds)."""
+        return (self.attempted_at or self.created_at).replace(microsecond=0)
 
 
 @dataclass(frozen=True)
@@ -70,7 +84,9 @@ class MessageProvider(Protocol):
         ...
 
     async def find_sent(self, message: OutgoingMessage) -> ProviderOutcome | None:
-        """After an interrupted attempt: the provider's record of this message, if it has one."""
+        """After an interrupted attempt: the provider's record of this message, if it has one. Only a
+        provider message created since `message.looked_up_since` and not in `message.owned_elsewhere`
+        may be claimed; better still, one that carries the message id."""
         ...
 
 
@@ -103,3 +119,9 @@ class ProviderRegistry:
     def rate_limit(self, provider: MessageProvider) -> RateLimit | None:
         """The provider's limit, if it has one (only providers with an external side effect do)."""
         return self._limits.get(provider.name) if provider.external else None
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """A `Retry-After` header (seconds or an HTTP date) as seconds from now, at most an hour."""
+    seconds = http_retry_after(value, now)
+    return min(seconds, MAX_RETRY_AFTER_SECONDS) if seconds is not None else None

@@ -3,23 +3,44 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import threading
+from typing import Any
 from urllib.parse import urlencode
 
 import requests
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
 from twilio.rest import Client
+from twilio.rest.api.v2010.account.message import MessageInstance
 
 from activities.messaging.providers import (
     OutgoingMessage,
     ProviderOutcome,
     ProviderRejectedError,
     ProviderTemporaryError,
+    retry_after_seconds,
 )
 from aftercare.provider_feedback.twilio_status import STATUS_OF, SUPPRESS_FOR_ERROR
 
-_RECONCILE_WINDOW = timedelta(minutes=5)
+
+class _HeaderKeepingClient(TwilioHttpClient):
+    """The SDK's HTTP client, keeping each thread's last response headers: `TwilioRestException` drops
+    them, and a 429's `Retry-After` is among them."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self._last = threading.local()
+
+    def request(self, *args: Any, **kwargs: Any) -> Response:
+        self._last.headers = {}
+        response = super().request(*args, **kwargs)
+        self._last.headers = dict(response.headers or {})
+        return response
+
+    def last_retry_after(self) -> float | None:
+        """The `Retry-After` of this thread's last response, in seconds (delta or HTTP date)."""
+        return retry_after_seconds(getattr(self._last, "headers", {}).get("Retry-After"))
 
 
 class TwilioSmsProvider:
@@ -38,7 +59,8 @@ class TwilioSmsProvider:
         status_callback: str | None = None,
         timeout_seconds: float = 15.0,
     ) -> None:
-        self._client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout_seconds))
+        self._http = _HeaderKeepingClient(timeout=timeout_seconds)
+        self._client = Client(account_sid, auth_token, http_client=self._http)
         if base_url:
             self._client.api.base_url = base_url.rstrip("/")
         self._from = from_number
@@ -51,14 +73,23 @@ class TwilioSmsProvider:
             if self._status_callback
             else {}
         )
+        created = await asyncio.to_thread(self._create, message, options)
+        return ProviderOutcome(
+            status=STATUS_OF.get(str(created.status), "queued"), provider_message_id=created.sid
+        )
+
+    def _create(self, message: OutgoingMessage, options: dict[str, str]) -> MessageInstance:
+        """`messages.create` (in a worker thread), its failures classified."""
         try:
-            created = await asyncio.to_thread(
-                self._client.messages.create, to=message.to, from_=self._from, body=message.body, **options
-            )
+            return self._client.messages.create(to=message.to, from_=self._from, body=message.body, **options)
         except TwilioRestException as error:
-            if error.status == 429 or error.status >= 500:
+            if error.status == 429:
                 raise ProviderTemporaryError(
-                    f"Twilio answered {error.status} (code {error.code})", ambiguous=error.status >= 500
+                    f"Twilio answered 429 (code {error.code})", retry_after=self._http.last_retry_after()
+                ) from error
+            if error.status >= 500:
+                raise ProviderTemporaryError(
+                    f"Twilio answered {error.status} (code {error.code})", ambiguous=True
                 ) from error
             raise ProviderRejectedError(
                 f"Twilio refused the message: HTTP {error.status}, code {error.code}: {error.msg}",
@@ -68,23 +99,31 @@ class TwilioSmsProvider:
             raise ProviderTemporaryError("Twilio did not answer in time", ambiguous=True) from error
         except requests.RequestException as error:
             raise ProviderTemporaryError(f"Twilio could not be reached: {type(error).__name__}") from error
-        return ProviderOutcome(
-            status=STATUS_OF.get(str(created.status), "queued"), provider_message_id=created.sid
-        )
 
     async def find_sent(self, message: OutgoingMessage) -> ProviderOutcome | None:
-        """Look for a message to the same number with the same body created since the intent."""
+        """The message an interrupted attempt may have created: to the same number, with the same body,
+        created since that attempt began, and owned by no other message (the earliest such one).
+
+        Twilio's message list does not show the status callback URL that names our message, so that
+        match is made by the status webhook instead (`apply_status_callback` records the SID)."""
         try:
             recent = await asyncio.to_thread(
                 self._client.messages.list, to=message.to, from_=self._from, limit=50
             )
         except (TwilioRestException, requests.RequestException) as error:
             raise ProviderTemporaryError("Twilio could not be asked about an interrupted send") from error
-        earliest = message.created_at - _RECONCILE_WINDOW
-        for candidate in recent:
-            created = candidate.date_created
-            if candidate.body == message.body and (created is None or created >= earliest):
-                return ProviderOutcome(
-                    status=STATUS_OF.get(str(candidate.status), "queued"), provider_message_id=candidate.sid
-                )
-        return None
+        since = message.looked_up_since
+        candidates = [
+            candidate
+            for candidate in recent
+            if candidate.body == message.body
+            and candidate.sid not in message.owned_elsewhere
+            and candidate.date_created is not None
+            and candidate.date_created >= since
+            and str(candidate.direction or "outbound-api").startswith("outbound")
+        ]
+        if not candidates:
+            return None
+        found = min(candidates, key=lambda candidate: candidate.date_created or since)
+        status = STATUS_OF.get(str(found.status), "queued")
+        return ProviderOutcome(status=status, provider_message_id=found.sid)

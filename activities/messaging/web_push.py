@@ -17,7 +17,6 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Literal
 
 import requests
@@ -30,6 +29,7 @@ from activities.messaging.providers import (
     ProviderOutcome,
     ProviderRejectedError,
     ProviderTemporaryError,
+    retry_after_seconds,
 )
 from aftercare.push_keys import load_vapid_private_key
 from aftercare.store.message_events import ProviderEvent, apply_provider_event, events_of
@@ -43,7 +43,6 @@ DEFAULT_TITLE = "Aftercare"
 # RFC 8291 §4: a 4096-byte push message minus the aes128gcm header (86), the tag (16) and the delimiter.
 MAX_PLAINTEXT_BYTES = 3993
 TOPIC_LENGTH = 32
-MAX_RETRY_AFTER_SECONDS = 3600.0
 GONE_STATUSES = frozenset({404, 410})
 
 DeviceOutcome = Literal["sent", "expired", "failed", "unavailable"]
@@ -93,24 +92,6 @@ def notification_payload(title: str, body: str, message_id: str) -> str:
     if len(payload.encode()) > MAX_PLAINTEXT_BYTES:
         raise ProviderRejectedError("the notification title is too long for a push message")
     return payload
-
-
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """A `Retry-After` header (seconds or an HTTP date) as seconds from now, at most an hour."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        seconds = (moment - (now or datetime.now(UTC))).total_seconds()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
 class WebPushProvider:

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from aftercare.nesting import TooDeepError, load_json
+
 BUNDLE_TYPES_ACCEPTED = frozenset({"transaction", "batch", "collection", "searchset", "history", "message"})
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -39,9 +41,11 @@ def parse_ndjson(text: str) -> list[Entry]:
         if not line.strip():
             continue
         try:
-            resource = json.loads(line)
+            resource = load_json(line)
         except json.JSONDecodeError as error:
             raise BundleError(f"line {number} is not JSON: {error.msg}", f"line {number}") from error
+        except TooDeepError as error:
+            raise BundleError(f"line {number}: {error}", f"line {number}") from error
         if not isinstance(resource, dict):
             raise BundleError(f"line {number} is not a JSON object", f"line {number}")
         entries.append(Entry(f"line {number}", resource))

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aftercare.store.message_events import ProviderEvent, apply_provider_event
+from aftercare.store.message_events import ProviderEvent, apply_provider_event, message_for_provider_id
 from aftercare.store.suppressions import suppress
 from models.tables import Message
 from models.temporal import MessageStatus
@@ -45,6 +45,13 @@ async def apply_status_callback(session: AsyncSession, message_id: str, params: 
         return False
     if message.provider_message_id not in (None, sid):
         return False
+    if message.provider_message_id is None:
+        # The callback URL names the message, so this SID is the one an interrupted send created, unless
+        # another message already owns it.
+        owner = await message_for_provider_id(session, PROVIDER, sid)
+        if owner is not None and owner.id != message.id:
+            return False
+        message.provider_message_id = sid
     error_code = params.get("ErrorCode") or None
     detail = f"Twilio error {error_code}" if error_code else None
     event = ProviderEvent(

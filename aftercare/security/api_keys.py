@@ -49,6 +49,20 @@ def split_key(key: str) -> tuple[str, str]:
     return key_id, secret
 
 
+def future_expiry(expires_at: datetime | None) -> datetime | None:
+    """A key's expiry, checked: a moment still ahead (a time without a zone is UTC). A key made already
+    expired would be refused at its first use, so it is refused here instead (`ValueError`)."""
+    if expires_at is None:
+        return None
+    if expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=UTC)
+    if expires_at <= datetime.now(UTC):
+        raise ValueError(
+            f"expires_at {expires_at.isoformat()} has passed: a new key must expire in the future"
+        )
+    return expires_at
+
+
 async def create_api_key(
     session: AsyncSession,
     *,
@@ -58,7 +72,8 @@ async def create_api_key(
     created_by: str | None = None,
     expires_at: datetime | None = None,
 ) -> NewApiKey:
-    """A new key in the caller's transaction."""
+    """A new key in the caller's transaction (`ValueError` when `expires_at` has passed)."""
+    expires_at = future_expiry(expires_at)
     key_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     row = ApiKey(

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import select
 
 from aftercare.db.engine import create_engine, session_factory
-from aftercare.security.api_keys import create_api_key, revoke_api_key
+from aftercare.security.api_keys import create_api_key, future_expiry, revoke_api_key
 from aftercare.security.roles import Permission, Role
 from aftercare.settings import Settings
 from models.security_tables import ApiKey
@@ -28,6 +30,17 @@ def _parse(values: list[str], kind: type[Role] | type[Permission], what: str) ->
     return values
 
 
+def _expiry(value: str | None) -> datetime | Literal[False] | None:
+    """`--expires-at` read and checked; False (after saying why) when it is unreadable or has passed."""
+    if value is None:
+        return None
+    try:
+        return future_expiry(datetime.fromisoformat(value))
+    except ValueError as error:
+        print(f"aftercare api-keys: error: --expires-at {value!r}: {error}", file=sys.stderr)
+        return False
+
+
 async def run_api_keys(settings: Settings, arguments: argparse.Namespace) -> int:
     """Run one sub-command; the exit status."""
     engine = create_engine(settings.database_url)
@@ -36,7 +49,8 @@ async def run_api_keys(settings: Settings, arguments: argparse.Namespace) -> int
         if arguments.api_keys_command == "create":
             roles = _parse(arguments.roles, Role, "role")
             scopes = _parse(arguments.scopes, Permission, "scope")
-            if roles is None or scopes is None:
+            expires_at = _expiry(getattr(arguments, "expires_at", None))
+            if roles is None or scopes is None or expires_at is False:
                 return 2
             async with sessions.begin() as session:
                 made = await create_api_key(
@@ -45,6 +59,7 @@ async def run_api_keys(settings: Settings, arguments: argparse.Namespace) -> int
                     roles=[Role(role) for role in roles],
                     scopes=[Permission(scope) for scope in scopes],
                     created_by="aftercare api-keys",
+                    expires_at=expires_at,
                 )
             print(f"{made.row.id} {made.row.name} ({', '.join(made.row.roles)})")
             print(made.secret)

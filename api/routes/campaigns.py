@@ -11,6 +11,7 @@ from temporalio.service import RPCError
 from aftercare.campaigns.launch import CampaignLauncher, CampaignStateError
 from aftercare.campaigns.results import Tally, run_results
 from aftercare.campaigns.validation import check_campaign, parse_campaign
+from aftercare.security.minimum_necessary import sees_patients, shown_counts
 from aftercare.store.campaigns import (
     CampaignVersionConflict,
     get_campaign,
@@ -22,6 +23,7 @@ from aftercare.store.campaigns import (
 )
 from api.bodies import definition_body, read_definition
 from api.deps import ServicesDep, SessionDep
+from api.security import CurrentPrincipal
 from models.campaign import CampaignDefinition
 from models.campaign_api import (
     CampaignControlBody,
@@ -59,22 +61,28 @@ async def _campaign(session: SessionDep, key: str, version: int | None = None) -
     return campaign
 
 
-def _counts(tally: Tally) -> CountView:
-    return CountView(
-        targeted=tally.targeted,
+def _counts(tally: Tally, exact: bool, prefix: str, redacted: list[str]) -> CountView:
+    counts = {
+        "targeted": tally.targeted,
         **tally.states,
-        sent=tally.sent,
-        delivered=tally.delivered,
-        opened=tally.opened,
-        clicked=tally.clicked,
-        replied=tally.replied,
-        opted_out=tally.opted_out,
-        failed=tally.failed,
-        in_flight=tally.in_flight,
-    )
+        "sent": tally.sent,
+        "delivered": tally.delivered,
+        "opened": tally.opened,
+        "clicked": tally.clicked,
+        "replied": tally.replied,
+        "opted_out": tally.opted_out,
+        "failed": tally.failed,
+        "in_flight": tally.in_flight,
+    }
+    shown, suppressed = shown_counts(counts, exact=exact, prefix=prefix)
+    redacted += suppressed
+    return CountView(**shown)
 
 
-def _run_view(run: CampaignRun) -> CampaignRunView:
+def _run_view(run: CampaignRun, exact: bool) -> CampaignRunView:
+    """A run; its audience (the segment's size) under the small-cell rule unless the caller sees
+    patients."""
+    audience, redacted = shown_counts({"audience": run.audience or 0}, exact=exact)
     return CampaignRunView(
         run_id=run.id,
         campaign_key=run.campaign_key,
@@ -83,12 +91,13 @@ def _run_view(run: CampaignRun) -> CampaignRunView:
         phase=run.phase,
         segment=run.segment_key,
         segment_version=run.segment_version,
-        audience=run.audience,
+        audience=audience["audience"] if run.audience is not None else None,
         scheduled_for=run.scheduled_for,
         frozen_at=run.frozen_at,
         started_at=run.created_at,
         ended_at=run.ended_at,
         workflow_id=run.workflow_id,
+        redacted=redacted if run.audience is not None else [],
     )
 
 
@@ -252,41 +261,60 @@ async def cancel_campaign(
 async def list_runs(
     key: str,
     session: SessionDep,
+    principal: CurrentPrincipal,
     version: Annotated[int | None, Query(ge=1)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> CampaignRunList:
     """The campaign's runs, newest first."""
     await _campaign(session, key)
     return CampaignRunList(
-        items=[_run_view(run) for run in await runs_of(session, key, version, limit=limit)]
+        items=[
+            _run_view(run, sees_patients(principal))
+            for run in await runs_of(session, key, version, limit=limit)
+        ]
     )
 
 
 @router.get("/{key}/runs/{run_id}", response_model=CampaignRunView)
-async def read_run(key: str, run_id: str, session: SessionDep) -> CampaignRunView:
+async def read_run(
+    key: str, run_id: str, session: SessionDep, principal: CurrentPrincipal
+) -> CampaignRunView:
     """One run: status, phase, and its results: targeted, pending, deferred, messaged, suppressed and
     skipped (with the reasons), sent, delivered, opened, clicked, replied, opted out and failed, in
-    total and per A/B variant."""
+    total and per A/B variant. Without `clinical:read`, counts from 1 to 10 are null (`redacted`)."""
     run = await get_run(session, run_id)
     if run is None or run.campaign_key != key:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"campaign {key!r} has no run {run_id!r}")
     results = await run_results(session, run_id)
-    view = _run_view(run)
-    view.totals = _counts(results.total)
-    view.variants = {variant: _counts(tally) for variant, tally in results.variants.items()}
+    exact = sees_patients(principal)
+    view = _run_view(run, exact)
+    view.totals = _counts(results.total, exact, "totals.", view.redacted)
+    view.variants = {
+        variant: _counts(tally, exact, f"variants.{variant}.", view.redacted)
+        for variant, tally in results.variants.items()
+    }
+    names = [f"passed_over.{number}.count" for number in range(len(results.reasons))]
+    counts, suppressed = shown_counts(
+        {name: reason.count for name, reason in zip(names, results.reasons, strict=True)}, exact=exact
+    )
+    view.redacted += suppressed
     view.passed_over = [
-        ReasonView(state=r.state, rule=r.rule, reason=r.reason, count=r.count) for r in results.reasons
+        ReasonView(state=r.state, rule=r.rule, reason=r.reason, count=counts[name])
+        for name, r in zip(names, results.reasons, strict=True)
     ]
     return view
 
 
 @router.get("/{key}/results", response_model=CampaignRunView)
 async def latest_results(
-    key: str, session: SessionDep, version: Annotated[int | None, Query(ge=1)] = None
+    key: str,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    version: Annotated[int | None, Query(ge=1)] = None,
 ) -> CampaignRunView:
     """The latest run's progress and results (see `GET /v1/campaigns/{key}/runs/{run_id}`)."""
     await _campaign(session, key, version)
     runs = await runs_of(session, key, version, limit=1)
     if not runs:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"campaign {key!r} has not run yet")
-    return await read_run(key, runs[0].id, session)
+    return await read_run(key, runs[0].id, session, principal)

@@ -16,8 +16,9 @@ from aftercare.fhir_sync.notifications import NotificationError, is_topic_bundle
 from aftercare.fhir_sync.receive import Ingestion
 from aftercare.fhir_sync.sources import DEFAULT_SOURCE, SourceMissingError, source_plan
 from aftercare.metrics import FHIR_RESOURCES
+from aftercare.nesting import TooDeepError, load_json
 from aftercare.store.resources import StoreResult
-from api.bodies import NDJSON_TYPES, media_type
+from api.bodies import NDJSON_TYPES, media_type, unsupported_media_type
 from api.deps import ServicesDep
 from api.errors import FhirError, issue
 from api.services import Services
@@ -40,19 +41,39 @@ FHIR_NOTIFICATION_BODY = {
 }
 
 
+# `application/json+fhir` is what DSTU2-era servers still send; no Content-Type is read as JSON.
+FHIR_JSON_TYPES = frozenset({"application/fhir+json", "application/json", "application/json+fhir", ""})
+
+
+def _fhir_body_type(request: Request) -> str:
+    """The body's media type; 415 (as an `OperationOutcome`) for one the FHIR endpoints do not read."""
+    kind = media_type(request)
+    if kind not in FHIR_JSON_TYPES and kind not in NDJSON_TYPES:
+        raise unsupported_media_type(
+            kind, "FHIR JSON (application/fhir+json or application/json) or NDJSON (application/fhir+ndjson)"
+        )
+    return kind
+
+
+def _too_deep(error: TooDeepError) -> FhirError:
+    return FhirError(400, [issue("too-costly", str(error))])
+
+
 async def _read_entries(request: Request) -> list[Entry]:
     raw = await request.body()
     if not raw.strip():
         raise FhirError(400, [issue("required", "the request has no body")])
     try:
-        if media_type(request) in NDJSON_TYPES:
+        if _fhir_body_type(request) in NDJSON_TYPES:
             return parse_ndjson(raw.decode("utf-8"))
         try:
-            document = json.loads(raw)
+            document = load_json(raw)
         except json.JSONDecodeError as error:
             raise FhirError(
                 400, [issue("structure", f"the body is not JSON: {error.msg} at position {error.pos}")]
             ) from error
+        except TooDeepError as error:
+            raise _too_deep(error) from error
         return entries_of(document)
     except BundleError as error:
         raise FhirError(400, [issue("structure", str(error), error.location or None)]) from error
@@ -158,7 +179,7 @@ async def take_notification(
         await _require_source(services, source)
         taken = await intake.take(source, ping([reference for reference in references if "/" in reference]))
         return NotificationResult(received={}, triggered=0, kind="ping", queued=taken.queued)
-    document = None if media_type(request) in NDJSON_TYPES else _json_body(raw)
+    document = None if _fhir_body_type(request) in NDJSON_TYPES else _json_body(raw)
     if document is not None and is_topic_bundle(document):
         try:
             notification = read_topic_bundle(document)
@@ -227,9 +248,11 @@ def _intake(services: Services) -> NotificationIntake:
 
 def _json_body(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
+        return load_json(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
+    except TooDeepError as error:
+        raise _too_deep(error) from error
 
 
 async def _require_source(services: Services, key: str) -> None:

@@ -3,11 +3,13 @@ segments of one patient."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
+from aftercare.security.minimum_necessary import sees_patients, shown_count, shown_counts
 from aftercare.segments.dynamic import SegmentDriver
 from aftercare.segments.evaluate import preview, segments_of_patient
 from aftercare.segments.library import library_segment, segment_library
@@ -17,6 +19,7 @@ from aftercare.store.patients import get_patient
 from aftercare.store.segments import SegmentVersionConflict, get_segment, latest_segments, publish_segment
 from api.bodies import definition_body, read_definition
 from api.deps import ServicesDep, SessionDep
+from api.security import CurrentPrincipal
 from models.segment import SegmentDefinition
 from models.segment_api import (
     CriterionCountView,
@@ -117,30 +120,39 @@ async def read_segment(
 async def preview_segment(
     key: str,
     session: SessionDep,
+    principal: CurrentPrincipal,
     as_of: AsOf = None,
     sample: Annotated[int, Query(ge=0, le=1000)] = 20,
 ) -> SegmentPreview:
     """The segment's size, a sample of members (by patient id), and how many patients each criterion
-    holds for on its own, described in words, at `as_of`."""
+    holds for on its own, described in words, at `as_of`. Without `clinical:read`: counts only, those
+    from 1 to 10 shown as "<11"."""
     segment = await get_segment(session, key)
     if segment is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no segment {key!r}")
     moment = _as_of(as_of)
-    result = await preview(session, segment, moment, sample)
+    exact = sees_patients(principal)
+    result = await preview(session, segment, moment, sample if exact else 0)
     return SegmentPreview(
         key=segment.key,
         version=segment.version,
         as_of=moment,
-        count=result.count,
-        sample=result.sample,
+        **asdict(shown_count(result.count, exact=exact)),
+        sample=result.sample if exact else [],
         criteria=[
-            CriterionCountView(path=c.path, description=c.description, count=c.count) for c in result.criteria
+            CriterionCountView(
+                path=c.path, description=c.description, **asdict(shown_count(c.count, exact=exact))
+            )
+            for c in result.criteria
         ],
+        redacted=[] if exact else ["sample"],
     )
 
 
 @router.post("/{key}/refresh", response_model=SegmentRefreshed)
-async def refresh_segment(key: str, services: ServicesDep, as_of: AsOf = None) -> SegmentRefreshed:
+async def refresh_segment(
+    key: str, services: ServicesDep, principal: CurrentPrincipal, as_of: AsOf = None
+) -> SegmentRefreshed:
     """Refresh the segment's membership now (or at `as_of`), as the schedule does: record who entered
     and who left, enroll newcomers in journeys whose entry is this segment, and send `segment.exited`
     to the running enrollments in them of those who left."""
@@ -151,15 +163,26 @@ async def refresh_segment(key: str, services: ServicesDep, as_of: AsOf = None) -
     moment = _as_of(as_of)
     driver = SegmentDriver(services.sessions, services.temporal, services.starter)
     summary = (await driver.refresh(key, moment))[0]
-    return SegmentRefreshed(as_of=moment, **summary.model_dump())
+    counts = summary.model_dump()
+    key = counts.pop("key")
+    shown, redacted = shown_counts(counts, exact=sees_patients(principal))
+    return SegmentRefreshed(key=key, as_of=moment, **shown, redacted=redacted)
 
 
 @router.get("/{key}/members", response_model=SegmentMembers)
-async def segment_members(key: str, session: SessionDep) -> SegmentMembers:
-    """The segment's members as of its last refresh."""
+async def segment_members(key: str, session: SessionDep, principal: CurrentPrincipal) -> SegmentMembers:
+    """The segment's members as of its last refresh, and their count. Without `clinical:read`: the
+    count only, one from 1 to 10 shown as "<11"."""
     if await get_segment(session, key) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no segment {key!r}")
-    return SegmentMembers(key=key, members=list(await current_members(session, key)))
+    members = list(await current_members(session, key))
+    exact = sees_patients(principal)
+    return SegmentMembers(
+        key=key,
+        members=members if exact else [],
+        **asdict(shown_count(len(members), exact=exact)),
+        redacted=[] if exact else ["members"],
+    )
 
 
 @patients_router.get("/{patient_id}/segments", response_model=PatientSegments)

@@ -9,11 +9,13 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from pydantic import SecretStr
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
 from aftercare.settings import Settings
 from api.app import create_app
+from models.security_tables import ApiKey
 from tests.aftercare.security.issuer import Issuer, running_issuer
 from tests.conftest import AUTH_HEADERS, serve
 
@@ -155,13 +157,29 @@ async def test_another_process_refuses_a_revoked_key_once_its_cache_expires(
         assert (await elsewhere.get("/v1/journeys", headers=headers)).status_code == 401
 
 
-async def test_an_expired_key_is_refused(api: httpx.AsyncClient, anonymous_api: httpx.AsyncClient) -> None:
+async def test_an_expired_key_is_refused(
+    api: httpx.AsyncClient, anonymous_api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
     made = await make_key(
-        api, roles=["marketing"], expires_at=(datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+        api, roles=["marketing"], expires_at=(datetime.now(UTC) + timedelta(hours=1)).isoformat()
     )
+    async with sessions.begin() as session:  # the hour has gone by
+        await session.execute(update(ApiKey).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
     answer = await anonymous_api.get("/v1/journeys", headers={"X-API-Key": str(made["key"])})
     assert answer.status_code == 401
     assert "expired" in answer.headers["www-authenticate"]
+
+
+@pytest.mark.parametrize("expires_at", ["2001-01-01T00:00:00Z", "2001-01-01T00:00:00"])
+async def test_a_key_cannot_be_made_already_expired(api: httpx.AsyncClient, expires_at: str) -> None:
+    answer = await api.post(
+        "/v1/api-keys", json={"name": "x", "roles": ["trigger"], "expires_at": expires_at}
+    )
+    assert answer.status_code == 422
+    [problem] = answer.json()["detail"]
+    assert problem["loc"] == ["body", "expires_at"]
+    assert "must expire in the future" in problem["msg"]
+    assert (await api.get("/v1/api-keys")).json()["items"] == []
 
 
 async def test_scopes_narrow_a_keys_roles(api: httpx.AsyncClient, anonymous_api: httpx.AsyncClient) -> None:

@@ -161,6 +161,20 @@ async def test_a_launched_campaign_reports_its_results_per_variant_and_why_some_
     reasons = {(r["state"], r["rule"]): r for r in results["passed_over"]}
     assert reasons[("skipped", "reachability")]["reason"] == "the patient has no phone number"
     assert reasons[("suppressed", "consent")]["count"] == 1
+    assert results["redacted"] == []
+
+    # Marketing (no clinical:read) sees the same results with every count from 1 to 10 left out.
+    made = await api.post("/v1/api-keys", json={"name": "marketing", "roles": ["marketing"]})
+    marketing = {"X-API-Key": made.json()["key"]}
+    shown = (await api.get("/v1/campaigns/flu-2026/results", headers=marketing)).json()
+    assert (shown["audience"], shown["totals"]["targeted"], shown["totals"]["sent"]) == (61, 61, 59)
+    assert (shown["totals"]["suppressed"], shown["totals"]["skipped"], shown["totals"]["pending"]) == (
+        None,
+        None,
+        0,
+    )
+    assert {"totals.suppressed", "totals.skipped", "passed_over.0.count"} <= set(shown["redacted"])
+    assert [reason["count"] for reason in shown["passed_over"]] == [None, None]
 
     messages = (await api.get("/v1/messages?patient_id=cp-3")).json()["items"]
     assert messages[0]["campaign_run_id"] == "flu-2026-v1"

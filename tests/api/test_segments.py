@@ -103,7 +103,13 @@ async def test_preview_and_a_patients_segments(
     now = await api.post("/v1/segments/same-gender-adults/refresh")
     assert (now.json()["entered"], now.json()["exited"], now.json()["enrolled"]) == (1, 0, 0)
     members = await api.get("/v1/segments/same-gender-adults/members")
-    assert members.json() == {"key": "same-gender-adults", "members": [patient["id"]]}
+    assert members.json() == {
+        "key": "same-gender-adults",
+        "members": [patient["id"]],
+        "count": 1,
+        "count_shown": "1",
+        "redacted": [],
+    }
     assert (await api.get("/v1/segments/nothing/preview")).status_code == 404
 
 

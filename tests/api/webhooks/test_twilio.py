@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aftercare.settings import Settings
 from aftercare.store.messages import record_intent
-from models.tables import ConsentEvent, InboundMessage, MessageEvent, Suppression, TriggerEvent
+from models.tables import ConsentEvent, InboundMessage, Message, MessageEvent, Suppression, TriggerEvent
 from tests.api.webhooks.twilio_signing import AUTH_TOKEN, PUBLIC_BASE_URL, post_signed
 from tests.conftest import ABDUL_PATIENT_ID, synthea_bundle
 from tests.helpers import with_twilio
@@ -158,6 +158,42 @@ async def test_a_callback_about_another_message_sid_is_ignored(
     assert response.status_code == 204
     [message] = (await api.get("/v1/messages")).json()["items"]
     assert message["status"] == "queued"
+
+
+@pytest.mark.usefixtures("patient")
+async def test_a_callback_names_the_sid_of_an_interrupted_send_unless_another_message_owns_it(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    owned = await sent_sms(sessions, "msg-1")
+    async with sessions.begin() as session:
+        for message_id in ("msg-2", "msg-3"):  # Twilio's answer was lost: no SID yet
+            await record_intent(
+                session,
+                {
+                    "id": message_id,
+                    "idempotency_key": f"enr-1/{message_id}/1",
+                    "patient_id": ABDUL_PATIENT_ID,
+                    "channel": "sms",
+                    "to": ABDUL_PHONE,
+                    "body": "Reply YES for a call",
+                    "status": "sending",
+                    "provider": "twilio",
+                },
+                sent_now=False,
+            )
+    own_sid = "SM" + "2" * 32
+    for message_id, sid in (("msg-2", own_sid), ("msg-3", owned)):
+        response = await post_signed(
+            api,
+            f"/webhooks/twilio/status?message_id={message_id}",
+            {"MessageSid": sid, "MessageStatus": "sent"},
+        )
+        assert response.status_code == 204
+
+    by_id = {message.id: message for message in await rows(sessions, Message)}
+    assert (by_id["msg-2"].status, by_id["msg-2"].provider_message_id) == ("sent", own_sid)
+    assert (by_id["msg-3"].status, by_id["msg-3"].provider_message_id) == ("sending", None)
+    assert by_id["msg-1"].provider_message_id == owned
 
 
 # --- keywords and replies ---------------------------------------------------------------------------
