@@ -1,5 +1,6 @@
 """The README's commands run as written: every shell block, in order, from the repository root, against
-`aftercare dev --demo` (as `make dev` starts it) on free ports with a data directory of its own.
+`aftercare dev --demo` (as `make dev` starts it) on free ports, with a data directory of its own in
+place of `.aftercare`.
 
 A block that cannot run here says why in a marker on the line before it, `<!-- not-run: reason -->`;
 every other block runs with bash (`-euo pipefail`), with `curl` failing on any HTTP error
@@ -25,10 +26,14 @@ from tests.prism import free_port
 README = REPO / "README.md"
 FENCE = re.compile(r"^```(\S*)\s*$")
 NOT_RUN = re.compile(r"^<!--\s*not-run:\s*(?P<reason>\S.*?)\s*-->$")
-SHELLS = frozenset({"sh", "bash", "shell", "console"})
+SHELLS = frozenset({"sh", "bash", "shell"})
 # Files the README's commands post (`--data-binary @path`, `-d @path`), except stdin (`@-`).
 POSTED_FILE = re.compile(r"(?:--data-binary|--data|-d)\s+@\"?(?P<path>[^\s\"$-][^\s\"]*)")
 # Every curl fails on an HTTP error, showing the error body; the rest of its options are the README's.
+SUITE_SETTINGS = frozenset(
+    {"DATABASE_URL", "AFTERCARE_DEV_API_KEY", "AFTERCARE_CODEC_KEYS", "AFTERCARE_ENV", "MINOR_AGE"}
+    | {"QUIET_HOURS_START", "TEMPORAL_ADDRESS"}
+)
 CURL = 'curl() { command curl --silent --show-error --fail-with-body "$@"; }\n'
 
 
@@ -60,10 +65,14 @@ def shell_blocks(text: str) -> list[ShellBlock]:
     return blocks
 
 
-def for_this_stack(code: str, api_port: int, data_dir: Path) -> str:
-    """The block with the stack's API port and data directory in place of the defaults."""
-    code = re.sub(r"\b(localhost|127\.0\.0\.1):8000\b", rf"\g<1>:{api_port}", code)
-    return re.sub(r"(?<![\w/])\.aftercare/", f"{data_dir}/", code)
+def for_this_stack(code: str, ports: dict[str, int]) -> str:
+    """The block with the stack's ports in place of the defaults (API 8000, Temporal 7233, UI 8233)."""
+    default = {"8000": ports["api"], "7233": ports["temporal"], "8233": ports["ui"]}
+    return re.sub(
+        r"\b(localhost|127\.0\.0\.1):(8000|7233|8233)\b",
+        lambda match: f"{match[1]}:{default[match[2]]}",
+        code,
+    )
 
 
 def test_every_not_run_marker_says_why_and_stands_before_a_shell_block() -> None:
@@ -93,9 +102,21 @@ def test_the_readme_campaign_is_the_example_file() -> None:
 
 
 @pytest.fixture
-def dev(tmp_path: Path) -> Iterator[DevCommand]:
+def root(tmp_path: Path) -> Path:
+    """A stand-in for the repository root: the repository's files, and as `.aftercare` a data
+    directory of the test's own, so the README's relative paths work as written."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    for entry in REPO.iterdir():
+        if entry.name != ".aftercare":
+            (root / entry.name).symlink_to(entry)
+    return root
+
+
+@pytest.fixture
+def dev(root: Path) -> Iterator[DevCommand]:
     ports = {"api": free_port(), "temporal": free_port(), "ui": free_port()}
-    command = DevCommand(tmp_path / "data", ports, "--demo")
+    command = DevCommand(root / ".aftercare", ports, "--demo")
     yield command
     if command.process.poll() is None:
         try:
@@ -105,23 +126,23 @@ def dev(tmp_path: Path) -> Iterator[DevCommand]:
             command.process.wait()
 
 
-def test_every_shell_block_of_the_readme_runs_against_aftercare_dev(dev: DevCommand, tmp_path: Path) -> None:
+def test_every_shell_block_of_the_readme_runs_against_aftercare_dev(dev: DevCommand, root: Path) -> None:
     dev.wait_for("Aftercare is running")
     # The README's first command answers the demo's text: wait until the demo journey asks.
     wait_until(lambda: demo_enrollment(dev)["current_step"] == "await-reply")
-    environment = {
-        **os.environ,
-        "KEY": dev.api_key,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    }
+    # A reader's shell: the project's commands on the PATH, none of the suite's own settings, and the
+    # key the README's `export KEY=...` block reads.
+    environment = {key: value for key, value in os.environ.items() if key not in SUITE_SETTINGS}
+    environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    environment["KEY"] = dev.api_key
     ran: dict[int, str] = {}
     for block in shell_blocks(README.read_text()):
         if block.not_run is not None:
             continue
-        code = for_this_stack(block.code, dev.ports["api"], tmp_path / "data")
+        code = for_this_stack(block.code, dev.ports)
         finished = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", CURL + code],
-            cwd=REPO,
+            cwd=root,
             env=environment,
             capture_output=True,
             text=True,
