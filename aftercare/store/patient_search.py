@@ -16,6 +16,7 @@ from datetime import date
 
 from sqlalchemy import ColumnElement, and_, exists, func, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from aftercare.fhir.phones import normalise_phone
 from models.tables import Patient, PatientIdentifier, PatientLink
@@ -57,12 +58,16 @@ def _like_prefix(text: str) -> str:
     return escaped.lower() + "%"
 
 
+# The records a search matches, apart from the persons it lists.
+_Record = aliased(Patient, name="record")
+
+
 def _record_filters(query: PatientQuery, phone_region: str) -> list[ColumnElement[bool]]:
-    """Conditions on a patient record (the `Patient` table) for each part of the query."""
+    """Conditions on a patient record (`_Record`) for each part of the query."""
     filters: list[ColumnElement[bool]] = []
     if query.name:
         # FHIR's `name` search: each word starts a word of the name, whatever the case.
-        full_name = func.lower(func.coalesce(Patient.name, ""))
+        full_name = func.lower(func.coalesce(_Record.name, ""))
         for word in query.name.split():
             prefix = _like_prefix(word)
             filters.append(
@@ -73,24 +78,24 @@ def _record_filters(query: PatientQuery, phone_region: str) -> list[ColumnElemen
                 )
             )
     if query.birth_date is not None:
-        filters.append(Patient.birth_date == query.birth_date)
+        filters.append(_Record.birth_date == query.birth_date)
     if query.phone:
         e164 = normalise_phone(query.phone, phone_region).e164
-        filters.append(Patient.phone == e164 if e164 else Patient.phone_raw == query.phone.strip())
+        filters.append(_Record.phone == e164 if e164 else _Record.phone_raw == query.phone.strip())
     if query.email:
-        filters.append(func.lower(Patient.email) == query.email.strip().lower())
+        filters.append(func.lower(_Record.email) == query.email.strip().lower())
     if query.identifier:
         system, separator, value = query.identifier.strip().rpartition("|")
         match = PatientIdentifier.value == value
         if separator and system:
             match = and_(match, PatientIdentifier.system == system)
-        filters.append(Patient.id.in_(select(PatientIdentifier.patient_id).where(match).scalar_subquery()))
+        filters.append(_Record.id.in_(select(PatientIdentifier.patient_id).where(match).scalar_subquery()))
     return filters
 
 
 def _person_of_record() -> ColumnElement[str]:
-    link = select(PatientLink.person_id).where(PatientLink.record_id == Patient.id).scalar_subquery()
-    return func.coalesce(link, Patient.id)
+    link = select(PatientLink.person_id).where(PatientLink.record_id == _Record.id).scalar_subquery()
+    return func.coalesce(link, _Record.id)
 
 
 def encode_cursor(key: Sequence[str]) -> str:
