@@ -261,5 +261,12 @@ async def _require_source(services: Services, key: str) -> None:
             await source_plan(session, services.settings, key)
         except SourceMissingError as error:
             raise FhirError(
-                422, [issue("not-supported", f"{error}: this notification needs its resources read from it")]
+                422,
+                [
+                    issue(
+                        "not-supported",
+                        "this notification carries no resources (an empty ping, or ids only), so they are "
+                        f"read from its FHIR source, and there is none: {error}",
+                    )
+                ],
             ) from error

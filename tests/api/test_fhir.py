@@ -155,3 +155,13 @@ async def test_json_that_is_not_an_object_is_a_400_operation_outcome(api: httpx.
         answer = await api.post("/v1/fhir/notifications", content=json.dumps(document), headers=FHIR_JSON)
         assert answer.status_code == 400, (document, answer.text)
         assert answer.json()["issue"][0]["diagnostics"] == "the body is not a JSON object"
+
+
+async def test_an_empty_ping_without_a_fhir_source_says_its_resources_cannot_be_read(
+    api: httpx.AsyncClient,
+) -> None:
+    answer = await api.post("/v1/fhir/notifications", content=b"")
+    assert answer.status_code == 422
+    [issue] = answer.json()["issue"]
+    assert issue["diagnostics"].startswith("this notification carries no resources (an empty ping")
+    assert "FHIR_BASE_URL" in issue["diagnostics"]
