@@ -86,7 +86,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/fhir/sources/{key}/subscriptions"): needs(
         P.FHIR_SOURCES_WRITE, Audit("fhir_source", "path:key", "subscribe")
     ),
-    # patients
+    # patients (a search's terms are patient data: the audit trail records only that a search was made)
+    ("GET", "/v1/patients"): needs(P.PATIENTS_READ, Audit("patient", action="search")),
     ("GET", "/v1/patients/{patient_id}"): needs(P.PATIENTS_READ, _PATIENT),
     ("GET", "/v1/patients/{patient_id}/consents"): needs(
         P.PATIENTS_READ, Audit("patient", "path:patient_id", "read_consents")
@@ -138,6 +139,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ),
     # definitions
     ("POST", "/v1/templates"): needs(P.TEMPLATES_WRITE, Audit("template", "response:key", "publish")),
+    ("GET", "/v1/templates"): needs(P.TEMPLATES_READ),
+    ("GET", "/v1/templates/{key}"): needs(P.TEMPLATES_READ, Audit("template", "path:key")),
     ("POST", "/v1/journeys"): needs(P.JOURNEYS_WRITE, Audit("journey", "response:key", "publish")),
     ("GET", "/v1/journeys"): needs(P.JOURNEYS_READ),
     ("GET", "/v1/journeys/{key}"): needs(P.JOURNEYS_READ, Audit("journey", "path:key")),

@@ -491,8 +491,10 @@ class TimelineItem(BaseModel):
     patient_id: str
 
 
-class PatientView(BaseModel):
-    """The unified profile with the patient's enrollments and recent messages."""
+class PatientSummary(BaseModel):
+    """Who a patient is, and no more: what tells one patient from another (a patient search's items)."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     id: str
     name: str | None
@@ -500,6 +502,11 @@ class PatientView(BaseModel):
     family: str | None
     birth_date: date | None
     gender: str | None
+
+
+class PatientView(PatientSummary):
+    """The unified profile with the patient's enrollments and recent messages."""
+
     phone: str | None
     phone_status: str
     email: str | None

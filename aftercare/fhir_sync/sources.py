@@ -69,4 +69,8 @@ async def source_plan(session: AsyncSession, settings: Settings, key: str) -> So
     for plan in await source_plans(session, settings):
         if plan.key == key:
             return plan
+    if key == DEFAULT_SOURCE:
+        raise SourceMissingError(
+            f"no FHIR source {key!r}: set FHIR_BASE_URL, or register it with POST /v1/fhir/sources"
+        )
     raise SourceMissingError(f"no FHIR source {key!r}")

@@ -26,6 +26,7 @@ class Permission(StrEnum):
     TASKS_WRITE = "tasks:write"
     JOURNEYS_READ = "journeys:read"  # definitions and the library
     JOURNEYS_WRITE = "journeys:write"
+    TEMPLATES_READ = "templates:read"
     TEMPLATES_WRITE = "templates:write"
     SEGMENTS_READ = "segments:read"
     SEGMENTS_WRITE = "segments:write"
@@ -74,6 +75,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.CAMPAIGNS_WRITE,
             P.JOURNEYS_READ,
             P.JOURNEYS_WRITE,
+            P.TEMPLATES_READ,
             P.TEMPLATES_WRITE,
         }
     ),
@@ -93,6 +95,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.TASKS_READ,
             P.TASKS_WRITE,
             P.JOURNEYS_READ,
+            P.TEMPLATES_READ,
             P.ENROLLMENTS_READ,
             P.ENROLLMENTS_CREATE,
         }
@@ -107,6 +110,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.ENROLLMENTS_CREATE,
             P.ENROLLMENTS_CONTROL,
             P.JOURNEYS_READ,
+            P.TEMPLATES_READ,
             P.CODEC_DECODE,
             P.CODEC_ENCODE,
             P.METRICS_READ,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,6 +55,36 @@ async def publish_template(session: AsyncSession, definition: TemplateDefinition
     )
     await session.flush()
     return version, True
+
+
+@dataclass(frozen=True)
+class PublishedVariant:
+    """The newest version of a variant, and when it was stored."""
+
+    definition: TemplateDefinition
+    version: int
+    created_at: datetime
+
+
+async def latest_variants(
+    session: AsyncSession, *, key: str | None = None, channel: str | None = None, locale: str | None = None
+) -> list[PublishedVariant]:
+    """The newest version of every variant, by key, channel and locale; each argument narrows the list."""
+    filters = [
+        column == value
+        for column, value in ((Template.key, key), (Template.channel, channel), (Template.locale, locale))
+        if value is not None
+    ]
+    rows = await session.execute(
+        select(Template.definition, Template.version, Template.created_at)
+        .where(*filters)
+        .distinct(Template.key, Template.channel, Template.locale)
+        .order_by(Template.key, Template.channel, Template.locale, Template.version.desc())
+    )
+    return [
+        PublishedVariant(TemplateDefinition.model_validate(document), version, created_at)
+        for document, version, created_at in rows
+    ]
 
 
 @dataclass(frozen=True)

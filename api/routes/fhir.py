@@ -27,6 +27,9 @@ from models.api import ImportResult, NotificationResult
 router = APIRouter(prefix="/v1/fhir", tags=["fhir"])
 
 _MAX_ISSUES = 50
+# A body-less rest-hook ping declares no FHIR body (R4: a subscription without payload); a request that
+# declares one and sends nothing is a mistake, such as curl's `-d @file` naming a file that is not there.
+_DECLARED_BODY_TYPES = NDJSON_TYPES | {"application/fhir+json", "application/json+fhir", "application/json"}
 FHIR_NOTIFICATION_BODY = {
     "requestBody": {
         "required": True,
@@ -176,6 +179,7 @@ async def take_notification(
     intake = _intake(services)
     raw = await request.body()
     if not raw.strip():
+        _refuse_a_declared_body_that_is_empty(request)
         await _require_source(services, source)
         taken = await intake.take(source, ping([reference for reference in references if "/" in reference]))
         return NotificationResult(received={}, triggered=0, kind="ping", queued=taken.queued)
@@ -208,6 +212,7 @@ async def take_resource_notification(
     """A rest-hook notification naming its resource in the URL."""
     raw = await request.body()
     if not raw.strip():
+        _refuse_a_declared_body_that_is_empty(request)
         await _require_source(services, source)
         taken = await _intake(services).take(source, ping([f"{resource_type}/{resource_id}"]))
         return NotificationResult(received={}, triggered=0, kind="ping", queued=taken.queued)
@@ -233,6 +238,23 @@ async def _rest_hook(services: Services, entries: list[Entry], source: str) -> N
         triggered=triggered,
         kind="rest-hook",
     )
+
+
+def _refuse_a_declared_body_that_is_empty(request: Request) -> None:
+    """400 for an empty body that says it is FHIR JSON or NDJSON; without such a type it is a ping."""
+    kind = media_type(request)
+    if kind in _DECLARED_BODY_TYPES:
+        raise FhirError(
+            400,
+            [
+                issue(
+                    "required",
+                    f"the body is empty, but its Content-Type says {kind}: send the resource or notification "
+                    "Bundle (with curl, `--data-binary @file.json` naming a file that exists); an empty "
+                    "rest-hook ping is sent without a Content-Type",
+                )
+            ],
+        )
 
 
 def _intake(services: Services) -> NotificationIntake:
@@ -262,5 +284,12 @@ async def _require_source(services: Services, key: str) -> None:
             await source_plan(session, services.settings, key)
         except SourceMissingError as error:
             raise FhirError(
-                422, [issue("not-supported", f"{error}: this notification needs its resources read from it")]
+                422,
+                [
+                    issue(
+                        "not-supported",
+                        "this notification carries no resources (an empty ping, or ids only), so they are "
+                        f"read from its FHIR source, and there is none: {error}",
+                    )
+                ],
             ) from error

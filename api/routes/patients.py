@@ -3,6 +3,7 @@ timeline across all of their records."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -16,9 +17,10 @@ from aftercare.store.consents import current_consents
 from aftercare.store.enrollments import enrollments_of
 from aftercare.store.identity import identifiers_of_records, merges_of, person_of, records_of
 from aftercare.store.messages import list_messages
+from aftercare.store.patient_search import CursorInvalidError, PatientQuery, search_patients
 from aftercare.store.patients import get_patient
 from aftercare.store.timeline import timeline
-from api.deps import SessionDep
+from api.deps import ServicesDep, SessionDep
 from api.routes.enrollments import enrollment_item
 from api.routes.messages import message_view
 from api.security import CurrentPrincipal
@@ -36,11 +38,13 @@ from models.api import (
     MedicationView,
     ObservationView,
     PatientIdentifierView,
+    PatientSummary,
     PatientView,
     ProcedureView,
     TimelineItem,
 )
 from models.journey import CHANNELS
+from models.lookup_api import PatientList
 from models.tables import Patient, PatientLink
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
@@ -103,6 +107,40 @@ async def _clinical(session: AsyncSession, records: list[str], observation_codes
         allergies=[AllergyView.model_validate(row) for row in summary.allergies],
         recent_procedures=[ProcedureView.model_validate(row) for row in summary.recent_procedures],
         upcoming_appointments=[AppointmentView.model_validate(row) for row in summary.upcoming_appointments],
+    )
+
+
+_Search = Annotated[str | None, Query(min_length=1, max_length=300)]
+
+
+@router.get("", response_model=PatientList)
+async def list_patients(
+    session: SessionDep,
+    services: ServicesDep,
+    name: Annotated[_Search, Query(description="each word starts a word of the name, any case")] = None,
+    birthdate: Annotated[date | None, Query(description="the birth date, YYYY-MM-DD")] = None,
+    identifier: Annotated[_Search, Query(description="`system|value`, or a value in any system")] = None,
+    phone: Annotated[_Search, Query(description="written in any way; compared in E.164")] = None,
+    email: _Search = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=1000, description="the last page's `next_cursor`")] = None,
+) -> PatientList:
+    """Find patients by name, birth date, identifier, phone or email (all given must match), one item per
+    person in name order, with only what tells them apart; `GET /v1/patients/{id}` gives the rest."""
+    query = PatientQuery(name=name, birth_date=birthdate, identifier=identifier, phone=phone, email=email)
+    try:
+        page = await search_patients(
+            session,
+            query,
+            phone_region=services.settings.phone_default_region,
+            limit=limit,
+            cursor=cursor,
+        )
+    except CursorInvalidError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
+    return PatientList(
+        items=[PatientSummary.model_validate(patient) for patient in page.patients],
+        next_cursor=page.next_cursor,
     )
 
 

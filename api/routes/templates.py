@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from aftercare.definitions import parse_template
-from aftercare.store.templates import publish_template
+from aftercare.store.templates import PublishedVariant, latest_variants, publish_template
 from api.bodies import definition_body, read_definition
 from api.deps import SessionDep
 from models.api import TemplateCreated
+from models.journey import Channel
+from models.lookup_api import TemplateList, TemplateVariantView, TemplateView
+from models.template import Locale, normalise_locale
 
 router = APIRouter(prefix="/v1/templates", tags=["templates"])
 
@@ -26,4 +31,38 @@ async def create_template(request: Request, session: SessionDep) -> TemplateCrea
         version, created = await publish_template(session, template)
     return TemplateCreated(
         key=template.key, channel=template.channel, locale=template.locale, version=version, created=created
+    )
+
+
+def _variant_view(variant: PublishedVariant) -> TemplateVariantView:
+    return TemplateVariantView(
+        **variant.definition.model_dump(), version=variant.version, created_at=variant.created_at
+    )
+
+
+@router.get("", response_model=TemplateList, response_model_exclude_none=True)
+async def list_templates(
+    session: SessionDep,
+    key: Annotated[str | None, Query(max_length=64)] = None,
+    channel: Channel | None = None,
+    locale: Locale | None = None,
+) -> TemplateList:
+    """The newest version of every template variant, by key, channel and locale (each filter narrows)."""
+    variants = await latest_variants(
+        session, key=key, channel=channel, locale=normalise_locale(locale) if locale else None
+    )
+    return TemplateList(items=[_variant_view(variant) for variant in variants])
+
+
+@router.get("/{key}", response_model=TemplateView, response_model_exclude_none=True)
+async def read_template(key: str, session: SessionDep) -> TemplateView:
+    """A template's variants per channel and locale, each in its newest version."""
+    variants = [_variant_view(variant) for variant in await latest_variants(session, key=key)]
+    if not variants:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no template {key!r}")
+    return TemplateView(
+        key=key,
+        channels=sorted({variant.channel for variant in variants}),
+        locales=sorted({variant.locale for variant in variants}),
+        variants=variants,
     )

@@ -114,3 +114,54 @@ async def test_query_parameter_errors_on_fhir_endpoints_are_operation_outcomes(
     response = await api.post("/v1/fhir/import", params={"triggers": "maybe"}, json=synthea_bundle())
     assert response.status_code == 422
     assert response.json()["resourceType"] == "OperationOutcome"
+
+
+async def test_an_empty_notification_that_declares_a_fhir_body_is_a_400_saying_the_body_is_empty(
+    api: httpx.AsyncClient,
+) -> None:
+    # What `curl -d @observation.json` sends when the file is not there.
+    answers = [
+        await api.post("/v1/fhir/notifications", content=b"", headers=FHIR_JSON),
+        await api.post(
+            "/v1/fhir/notifications", content=b"  \n", headers={"content-type": "application/json"}
+        ),
+        await api.put("/v1/fhir/notifications/Observation/hba1c-1", content=b"", headers=FHIR_JSON),
+        await api.post("/v1/fhir/sources/default/notifications", content=b"", headers=FHIR_JSON),
+    ]
+    for answer in answers:
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["resourceType"] == "OperationOutcome"
+        [issue] = answer.json()["issue"]
+        assert issue["code"] == "required"
+        assert issue["diagnostics"].startswith("the body is empty")
+
+
+async def test_an_unparsable_notification_body_is_a_400_saying_it_is_not_json(api: httpx.AsyncClient) -> None:
+    answers = [
+        await api.post("/v1/fhir/notifications", content=b"@observation.json", headers=FHIR_JSON),
+        await api.post(
+            "/v1/fhir/notifications", content=b'{"resourceType": "Observation",', headers=FHIR_JSON
+        ),
+        await api.put("/v1/fhir/notifications/Observation/hba1c-1", content=b"not json", headers=FHIR_JSON),
+    ]
+    for answer in answers:
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["resourceType"] == "OperationOutcome"
+        assert "the body is not JSON" in answer.json()["issue"][0]["diagnostics"]
+
+
+async def test_json_that_is_not_an_object_is_a_400_operation_outcome(api: httpx.AsyncClient) -> None:
+    for document in ([], "Observation", None, 7):
+        answer = await api.post("/v1/fhir/notifications", content=json.dumps(document), headers=FHIR_JSON)
+        assert answer.status_code == 400, (document, answer.text)
+        assert answer.json()["issue"][0]["diagnostics"] == "the body is not a JSON object"
+
+
+async def test_an_empty_ping_without_a_fhir_source_says_its_resources_cannot_be_read(
+    api: httpx.AsyncClient,
+) -> None:
+    answer = await api.post("/v1/fhir/notifications", content=b"")
+    assert answer.status_code == 422
+    [issue] = answer.json()["issue"]
+    assert issue["diagnostics"].startswith("this notification carries no resources (an empty ping")
+    assert "FHIR_BASE_URL" in issue["diagnostics"]
