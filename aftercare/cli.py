@@ -7,6 +7,7 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
 
 from aftercare.logs import configure_logging
 from aftercare.settings import Settings, get_settings
@@ -175,6 +176,15 @@ def _serve_api(arguments: argparse.Namespace, settings: Settings) -> None:
     )
 
 
+# Commands that read or write the database (`dev` brings its own).
+_DATABASE_COMMANDS = frozenset({"worker", "api", "migrate", "api-keys", "import", "export", "subscribe"})
+
+
+def _fail(command: str, message: str) -> NoReturn:
+    print(f"aftercare {command}: error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `aftercare` console command."""
     arguments = _parser().parse_args(argv)
@@ -186,8 +196,27 @@ def main(argv: list[str] | None = None) -> None:
     if arguments.command == "dev":
         os.environ.setdefault("LOG_FORMAT", "text")  # a terminal, not a log shipper
         os.environ["AFTERCARE_ENV"] = "development"
+    elif arguments.command in _DATABASE_COMMANDS:
+        from aftercare.command_database import DevStackNotRunning, use_dev_stack
+
+        try:
+            use_dev_stack()
+        except DevStackNotRunning as error:
+            _fail(arguments.command, str(error))
     settings = get_settings()
     configure_logging(settings)
+    try:
+        _run(arguments, settings)
+    except Exception as error:
+        from aftercare.command_database import database_trouble
+
+        trouble = database_trouble(error, settings) if arguments.command in _DATABASE_COMMANDS else None
+        if trouble is None:
+            raise
+        _fail(arguments.command, trouble)
+
+
+def _run(arguments: argparse.Namespace, settings: Settings) -> None:
     if arguments.command == "dev":
         from aftercare.devstack.ports import PortTakenError
         from aftercare.devstack.stack import DevOptions, DevStack, DevStackError
@@ -203,8 +232,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             sys.exit(DevStack(options, settings).run())
         except (PortTakenError, DevStackError) as error:
-            print(f"aftercare dev: error: {error}", file=sys.stderr)
-            sys.exit(1)
+            _fail("dev", str(error))
     elif arguments.command == "worker":
         from worker import main as run_worker
 

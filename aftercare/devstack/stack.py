@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from aftercare.db.migrate import create_database_if_missing, upgrade
 from aftercare.devstack.ports import ensure_ports_free
 from aftercare.devstack.postgres import Database, embedded_database
+from aftercare.devstack.state import StackState, remove_state, write_state
 from aftercare.devstack.temporal_server import dev_server_command, start_dev_server
 from aftercare.security.dev_keys import codec_ui_token, dev_api_key, dev_codec_keys_file
 from aftercare.settings import Settings
@@ -122,6 +123,17 @@ class DevStack:
             environment=environment,
         )
         self._wait_for_api()
+        # The other commands (`aftercare api-keys`, `migrate`, ...) run here find this stack's database.
+        write_state(
+            data_dir,
+            StackState(
+                pid=os.getpid(),
+                database_url=self._database.url,
+                api_url=self._api_url,
+                temporal_address=self._temporal_address,
+                temporal_namespace=self.settings.temporal_namespace,
+            ),
+        )
         if options.demo:
             self._load_demo()
         self._print_banner()
@@ -261,6 +273,7 @@ class DevStack:
         return 0
 
     def _stop(self) -> None:
+        remove_state(self.options.data_dir.resolve(), os.getpid())
         for child in reversed(self._children):
             _terminate(child)
         self._children.clear()
