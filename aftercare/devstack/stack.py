@@ -213,11 +213,14 @@ class DevStack:
         from aftercare.demo.loader import load_demo
 
         summary = load_demo(self._api_url, api_key=self._dev_key)
-        _say(
-            f"Demo loaded: {len(summary.patients)} Synthea patients, journey `{summary.journey}`; "
-            f"{summary.observation} (HbA1c 9.6%) started {summary.triggered} enrollment(s) for patient "
-            f"{summary.patients[0]}"
-        )
+        loaded = f"Demo loaded: {len(summary.patients)} Synthea patients, journey `{summary.journey}`; "
+        if summary.triggered:
+            _say(
+                f"{loaded}{summary.observation} (HbA1c 9.6%) started {summary.triggered} enrollment(s) "
+                f"for patient {summary.patients[0]}"
+            )
+        else:
+            _say(f"{loaded}{summary.observation} was already there, so nothing was sent again")
 
     @property
     def _ui_origins(self) -> list[str]:
