@@ -9,6 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import NoReturn
 
+import httpx
+
 from aftercare.logs import configure_logging
 from aftercare.settings import Settings, get_settings
 
@@ -34,6 +36,15 @@ def _parser() -> argparse.ArgumentParser:
         default=True,
         help="load three Synthea patients and a demo journey, and fire one trigger",
     )
+    dev_commands = dev.add_subparsers(dest="dev_command", metavar="{sms-reply}")
+    sms_reply = dev_commands.add_parser(
+        "sms-reply", help="text the running dev stack as a patient (a signed Twilio inbound webhook)"
+    )
+    sender = sms_reply.add_mutually_exclusive_group(required=True)
+    sender.add_argument("--patient", help="the patient id (their phone number is looked up)")
+    sender.add_argument("--from", dest="from_number", help="the sender's number (E.164)")
+    sms_reply.add_argument("--body", required=True, help="the text: YES, STOP, START, HELP, ...")
+    sms_reply.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help="the dev stack's data")
 
     commands.add_parser("worker", help="run a worker against TEMPORAL_ADDRESS and DATABASE_URL")
 
@@ -216,8 +227,28 @@ def main(argv: list[str] | None = None) -> None:
         _fail(arguments.command, trouble)
 
 
+def _sms_reply(arguments: argparse.Namespace, settings: Settings) -> None:
+    from aftercare.devstack.sms_reply import SmsReplyError, send_sms_reply
+
+    try:
+        sent = send_sms_reply(
+            arguments.data_dir,
+            settings,
+            body=arguments.body,
+            patient_id=arguments.patient,
+            from_number=arguments.from_number,
+        )
+    except (SmsReplyError, httpx.HTTPError) as error:
+        _fail("dev sms-reply", str(error))
+    print(f"texted {arguments.body!r} from {sent.from_number}")
+    if sent.answer:
+        print(f"answered: {sent.answer}")
+
+
 def _run(arguments: argparse.Namespace, settings: Settings) -> None:
-    if arguments.command == "dev":
+    if arguments.command == "dev" and arguments.dev_command == "sms-reply":
+        _sms_reply(arguments, settings)
+    elif arguments.command == "dev":
         from aftercare.devstack.ports import PortTakenError
         from aftercare.devstack.stack import DevOptions, DevStack, DevStackError
 

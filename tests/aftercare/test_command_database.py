@@ -14,7 +14,7 @@ import psycopg
 
 from aftercare.db.migrate import libpq_dsn
 from aftercare.devstack.state import STATE_FILE, StackState, write_state
-from tests.conftest import REPO
+from tests.helpers import run_aftercare
 
 UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:9/aftercare"  # the discard port: nothing listens
 
@@ -22,18 +22,8 @@ UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:9/aftercare"  # the disca
 def aftercare(
     cwd: Path, *arguments: str, database_url: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    environment = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
-    environment["PYTHONPATH"] = str(REPO)
-    if database_url is not None:
-        environment["DATABASE_URL"] = database_url
-    return subprocess.run(
-        [sys.executable, "-m", "aftercare", *arguments],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    variables = {"DATABASE_URL": database_url} if database_url else {}
+    return run_aftercare(cwd, *arguments, unset={"DATABASE_URL"}, **variables)
 
 
 def stack_state(database_url: str, pid: int | None = None) -> StackState:
