@@ -11,9 +11,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page
+from starlette.staticfiles import StaticFiles
 
 from aftercare.settings import Settings
-from api.app import create_app
+from api.app import _refuse_routes_without_rules, create_app
 from api.docs import STATIC_DIRECTORY
 from tests.browser import chromium, offline_except
 from tests.serving import serving
@@ -66,6 +67,14 @@ async def test_redoc_renders_the_operations_offline(browser: Browser, api_url: s
     assert "Receive Notification" in await page.locator("h2").all_inner_texts()
     assert refused == []
     assert problems == []
+
+
+def test_static_files_are_served_only_where_the_rules_allow(settings: Settings) -> None:
+    app = create_app(settings)
+    app.mount("/files", StaticFiles(directory=STATIC_DIRECTORY))
+
+    with pytest.raises(RuntimeError, match="/files"):
+        _refuse_routes_without_rules(app)
 
 
 def test_the_vendored_files_are_the_ones_recorded() -> None:
