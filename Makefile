@@ -4,12 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PRISM  := tools/prism/node_modules/.bin/prism
 
-.PHONY: dev test lint install install-test clean
+.PHONY: dev test lint install install-test chromium clean
 
 dev: $(VENV)/.installed
 	$(BIN)/aftercare dev --demo
 
-test: $(VENV)/.installed-test $(PRISM)
+test: $(VENV)/.installed-test $(PRISM) chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -40,6 +40,15 @@ $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
 $(PRISM): tools/prism/package.json tools/prism/package-lock.json
 	npm ci --prefix tools/prism --no-audit --no-fund --loglevel=error
 	touch $@
+
+# The browser tests drive Debian's chromium through Playwright (Playwright's own download is not used).
+# On a Debian machine without it, install it: as root directly (CI), else through sudo when there is one.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  command -v apt-get >/dev/null 2>&1 || { echo "the browser tests need chromium at /usr/bin/chromium: install it"; exit 1; }; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+	  else echo "the browser tests need chromium: run 'apt-get install -y chromium' as root"; exit 1; fi; \
+	  $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; }
 
 clean:
 	rm -rf $(VENV) tools/prism/node_modules .aftercare .pytest_cache .mypy_cache .ruff_cache

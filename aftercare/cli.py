@@ -7,6 +7,9 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
+
+import httpx
 
 from aftercare.logs import configure_logging
 from aftercare.settings import Settings, get_settings
@@ -33,6 +36,15 @@ def _parser() -> argparse.ArgumentParser:
         default=True,
         help="load three Synthea patients and a demo journey, and fire one trigger",
     )
+    dev_commands = dev.add_subparsers(dest="dev_command", metavar="{sms-reply}")
+    sms_reply = dev_commands.add_parser(
+        "sms-reply", help="text the running dev stack as a patient (a signed Twilio inbound webhook)"
+    )
+    sender = sms_reply.add_mutually_exclusive_group(required=True)
+    sender.add_argument("--patient", help="the patient id (their phone number is looked up)")
+    sender.add_argument("--from", dest="from_number", help="the sender's number (E.164)")
+    sms_reply.add_argument("--body", required=True, help="the text: YES, STOP, START, HELP, ...")
+    sms_reply.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help="the dev stack's data")
 
     commands.add_parser("worker", help="run a worker against TEMPORAL_ADDRESS and DATABASE_URL")
 
@@ -178,6 +190,15 @@ def _serve_api(arguments: argparse.Namespace, settings: Settings) -> None:
     )
 
 
+# Commands that read or write the database (`dev` brings its own).
+_DATABASE_COMMANDS = frozenset({"worker", "api", "migrate", "api-keys", "import", "export", "subscribe"})
+
+
+def _fail(command: str, message: str) -> NoReturn:
+    print(f"aftercare {command}: error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `aftercare` console command."""
     arguments = _parser().parse_args(argv)
@@ -189,9 +210,48 @@ def main(argv: list[str] | None = None) -> None:
     if arguments.command == "dev":
         os.environ.setdefault("LOG_FORMAT", "text")  # a terminal, not a log shipper
         os.environ["AFTERCARE_ENV"] = "development"
+    elif arguments.command in _DATABASE_COMMANDS:
+        from aftercare.command_database import DevStackNotRunning, use_dev_stack
+
+        try:
+            use_dev_stack()
+        except DevStackNotRunning as error:
+            _fail(arguments.command, str(error))
     settings = get_settings()
     configure_logging(settings)
-    if arguments.command == "dev":
+    try:
+        _run(arguments, settings)
+    except Exception as error:
+        from aftercare.command_database import database_trouble
+
+        trouble = database_trouble(error, settings) if arguments.command in _DATABASE_COMMANDS else None
+        if trouble is None:
+            raise
+        _fail(arguments.command, trouble)
+
+
+def _sms_reply(arguments: argparse.Namespace, settings: Settings) -> None:
+    from aftercare.devstack.sms_reply import SmsReplyError, send_sms_reply
+
+    try:
+        sent = send_sms_reply(
+            arguments.data_dir,
+            settings,
+            body=arguments.body,
+            patient_id=arguments.patient,
+            from_number=arguments.from_number,
+        )
+    except (SmsReplyError, httpx.HTTPError) as error:
+        _fail("dev sms-reply", str(error))
+    print(f"texted {arguments.body!r} from {sent.from_number}")
+    if sent.answer:
+        print(f"answered: {sent.answer}")
+
+
+def _run(arguments: argparse.Namespace, settings: Settings) -> None:
+    if arguments.command == "dev" and arguments.dev_command == "sms-reply":
+        _sms_reply(arguments, settings)
+    elif arguments.command == "dev":
         from aftercare.devstack.ports import PortTakenError
         from aftercare.devstack.stack import DevOptions, DevStack, DevStackError
 
@@ -206,8 +266,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             sys.exit(DevStack(options, settings).run())
         except (PortTakenError, DevStackError) as error:
-            print(f"aftercare dev: error: {error}", file=sys.stderr)
-            sys.exit(1)
+            _fail("dev", str(error))
     elif arguments.command == "worker":
         from worker import main as run_worker
 

@@ -29,13 +29,14 @@ from aftercare.security.startup import api_problems, refuse_if
 from aftercare.settings import Settings, get_settings
 from aftercare.temporal.client import REQUEST_RETRIES, connect_temporal, payload_codec
 from api.content_types import typed_body
+from api.docs import install_docs
 from api.errors import register_error_handlers
 from api.middleware.audit_trail import AuditTrail
 from api.middleware.body_limit import BodyLimit
 from api.middleware.cors import PathCors
 from api.middleware.security_headers import SecurityHeaders
 from api.openapi import install_openapi
-from api.route_rules import DOCUMENTATION_PATHS, LARGE_BODY_PATHS, routes_without_rules
+from api.route_rules import DOCUMENTATION_PAGES, LARGE_BODY_PATHS, routes_without_rules, unexpected_paths
 from api.routes import (
     api_keys,
     audit,
@@ -163,13 +164,17 @@ def _authenticator(settings: Settings, sessions: async_sessionmaker[AsyncSession
 
 def _refuse_routes_without_rules(app: FastAPI) -> None:
     """Every route must say who may call it (`api/route_rules.py`), or the app does not build."""
+    served = [context.original_route for context in iter_route_contexts(app.routes)]
     routes = [
-        (method, context.original_route.path)
-        for context in iter_route_contexts(app.routes)
-        if isinstance(context.original_route, APIRoute)
-        for method in sorted(context.original_route.methods or ())
+        (method, route.path)
+        for route in served
+        if isinstance(route, APIRoute)
+        for method in sorted(route.methods or ())
     ]
     missing = routes_without_rules(routes)
+    missing += unexpected_paths(
+        [getattr(route, "path", "?") for route in served if not isinstance(route, APIRoute)]
+    )
     if missing:
         raise RuntimeError(f"routes without an access rule in api/route_rules.py: {', '.join(missing)}")
 
@@ -223,10 +228,13 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         description="Durable post-discharge patient outreach: FHIR triggers, journeys, messages.",
         lifespan=lifespan,
         dependencies=[Depends(authorize), Depends(typed_body)],
+        docs_url=None,  # FastAPI's pages load Swagger UI and ReDoc from a CDN; `install_docs` serves ours
+        redoc_url=None,
     )
     register_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    install_docs(app)
     _refuse_routes_without_rules(app)
     install_openapi(app)
 
@@ -241,6 +249,6 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     app.add_middleware(
         PathCors, api_origins=settings.cors_origins, codec_origins=settings.temporal_ui_origins
     )
-    app.add_middleware(SecurityHeaders, trusted_proxies=trusted, documentation=DOCUMENTATION_PATHS)
+    app.add_middleware(SecurityHeaders, trusted_proxies=trusted, documentation=DOCUMENTATION_PAGES)
     app.add_middleware(RequestMetrics)
     return app

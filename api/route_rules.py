@@ -218,8 +218,11 @@ RULES: dict[tuple[str, str], Rule] = {
 LARGE_BODY_PATHS = frozenset(path for (_, path), rule in RULES.items() if rule.large_body)
 assert not any("{" in path for path in LARGE_BODY_PATHS), "large-body routes must have no path parameters"
 
-# FastAPI's own documentation routes.
-DOCUMENTATION_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+# Outside the table, public and without data: the OpenAPI document, the documentation pages (`api/docs.py`)
+# and the static files those pages load. They are not API routes; `create_app` refuses any other.
+DOCUMENTATION_PAGES = frozenset({"/docs", "/redoc"})
+DOCUMENTATION_PATHS = frozenset({"/openapi.json", *DOCUMENTATION_PAGES})
+STATIC_PREFIX = "/static"
 
 
 def rule_for(method: str, path: str) -> Rule | None:
@@ -230,3 +233,8 @@ def rule_for(method: str, path: str) -> Rule | None:
 def routes_without_rules(routes: list[tuple[str, str]]) -> list[str]:
     """`METHOD path` of each (method, path template) that has no rule."""
     return [f"{method} {path}" for method, path in routes if rule_for(method, path) is None]
+
+
+def unexpected_paths(paths: list[str]) -> list[str]:
+    """The paths of routes and mounts outside the table that are neither documentation nor static files."""
+    return [path for path in paths if path not in DOCUMENTATION_PATHS and path != STATIC_PREFIX]

@@ -83,6 +83,7 @@ class CodecPayload(BaseModel):
 
 
 class CodecPayloads(BaseModel):
-    """Temporal `Payloads`, as the Temporal Web UI and CLI send them to a codec server."""
+    """Temporal `Payloads`, as the Temporal Web UI and CLI send them to a codec server. Protobuf JSON
+    leaves out an empty list, so the `temporal` CLI sends `{}` for no payloads: a missing list is empty."""
 
-    payloads: list[CodecPayload] = Field(max_length=10_000)
+    payloads: list[CodecPayload] = Field(default_factory=list, max_length=10_000)

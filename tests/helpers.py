@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
@@ -17,7 +22,7 @@ from aftercare.store.resources import store_resources
 from aftercare.store.templates import publish_template
 from models.journey import JourneyDefinition, SendSpec
 from models.temporal import EnrollmentTrigger, ExpressionScope, SendMessageInput, StepCall
-from tests.conftest import ABDUL_PATIENT_ID, synthea_bundle
+from tests.conftest import ABDUL_PATIENT_ID, REPO, synthea_bundle
 
 
 async def load_synthea_patient(
@@ -137,3 +142,20 @@ class RecordingProvider:
     async def find_sent(self, message: OutgoingMessage) -> ProviderOutcome | None:
         self.calls.append("find_sent")
         return await self.provider.find_sent(message)
+
+
+def run_aftercare(
+    cwd: Path, *arguments: str, unset: Iterable[str] = (), **variables: str
+) -> subprocess.CompletedProcess[str]:
+    """Run an `aftercare` command in `cwd` as a developer would, with the suite's environment less the
+    variables in `unset`, plus `variables`; its output collected."""
+    environment = {key: value for key, value in os.environ.items() if key not in set(unset)}
+    environment.update(variables, PYTHONPATH=str(REPO))
+    return subprocess.run(
+        [sys.executable, "-m", "aftercare", *arguments],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

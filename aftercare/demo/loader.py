@@ -1,10 +1,11 @@
-"""Loads the demo through the API, the way a hospital's systems would, and fires one trigger."""
+"""Loads the demo through the API, the way a hospital's systems would, and fires one trigger. Loading it
+again changes nothing: the templates, journey and patients are published and imported as they were,
+and the result is the same version, so no second enrollment starts and no second text goes out."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,9 @@ import httpx
 
 HERE = Path(__file__).parent
 DEMO_OBSERVATION_ID = "demo-hba1c-1"
+# Fixed, so the demo's result is the same version every time it is posted: loading the demo again (every
+# `make dev` restart) stores nothing new and texts nobody twice.
+DEMO_EFFECTIVE = "2026-01-15T08:30:00+00:00"
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ def demo_observation(patient_id: str, value: float = 9.6) -> dict[str, Any]:
             "text": "Hemoglobin A1c",
         },
         "subject": {"reference": f"Patient/{patient_id}"},
-        "effectiveDateTime": datetime.now(UTC).isoformat(timespec="seconds"),
+        "effectiveDateTime": DEMO_EFFECTIVE,
         "valueQuantity": {"value": value, "unit": "%", "system": "http://unitsofmeasure.org", "code": "%"},
     }
 

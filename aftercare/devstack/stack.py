@@ -24,8 +24,14 @@ from sqlalchemy.engine import make_url
 from aftercare.db.migrate import create_database_if_missing, upgrade
 from aftercare.devstack.ports import ensure_ports_free
 from aftercare.devstack.postgres import Database, embedded_database
+from aftercare.devstack.state import StackState, remove_state, write_state
 from aftercare.devstack.temporal_server import dev_server_command, start_dev_server
-from aftercare.security.dev_keys import codec_ui_token, dev_api_key, dev_codec_keys_file
+from aftercare.security.dev_keys import (
+    codec_ui_token,
+    dev_api_key,
+    dev_codec_keys_file,
+    dev_twilio_auth_token,
+)
 from aftercare.settings import Settings
 from aftercare.temporal.client import connect_temporal
 
@@ -64,6 +70,7 @@ class DevStack:
         self._database: Database | None = None
         self._stopping = False
         self._dev_key = ""
+        self._twilio_token: str | None = None
 
     def run(self) -> int:
         """Run until SIGINT/SIGTERM (0) or until a child dies (1)."""
@@ -114,6 +121,9 @@ class DevStack:
         }
         if not (os.environ.get("AFTERCARE_CODEC_KEYS") or os.environ.get("AFTERCARE_CODEC_KEYS_FILE")):
             environment["AFTERCARE_CODEC_KEYS_FILE"] = str(dev_codec_keys_file(data_dir))
+        if self.settings.twilio_auth_token is None:  # two-way SMS in dev: signed replies, texts in the outbox
+            self._twilio_token = dev_twilio_auth_token(data_dir)
+            environment["TWILIO_AUTH_TOKEN"] = self._twilio_token
         python = sys.executable
         self._spawn("worker", [python, "-m", "aftercare", "worker"], environment=environment)
         self._spawn(
@@ -122,6 +132,17 @@ class DevStack:
             environment=environment,
         )
         self._wait_for_api()
+        # The other commands (`aftercare api-keys`, `migrate`, ...) run here find this stack's database.
+        write_state(
+            data_dir,
+            StackState(
+                pid=os.getpid(),
+                database_url=self._database.url,
+                api_url=self._api_url,
+                temporal_address=self._temporal_address,
+                temporal_namespace=self.settings.temporal_namespace,
+            ),
+        )
         if options.demo:
             self._load_demo()
         self._print_banner()
@@ -201,11 +222,14 @@ class DevStack:
         from aftercare.demo.loader import load_demo
 
         summary = load_demo(self._api_url, api_key=self._dev_key)
-        _say(
-            f"Demo loaded: {len(summary.patients)} Synthea patients, journey `{summary.journey}`; "
-            f"{summary.observation} (HbA1c 9.6%) started {summary.triggered} enrollment(s) for patient "
-            f"{summary.patients[0]}"
-        )
+        loaded = f"Demo loaded: {len(summary.patients)} Synthea patients, journey `{summary.journey}`; "
+        if summary.triggered:
+            _say(
+                f"{loaded}{summary.observation} (HbA1c 9.6%) started {summary.triggered} enrollment(s) "
+                f"for patient {summary.patients[0]}"
+            )
+        else:
+            _say(f"{loaded}{summary.observation} was already there, so nothing was sent again")
 
     @property
     def _ui_origins(self) -> list[str]:
@@ -239,6 +263,13 @@ class DevStack:
             f"  Data         {options.data_dir.resolve()}",
             f"  API key      {self._dev_key}   (all roles: send it as X-API-Key)",
             f"  Messages     curl -H 'X-API-Key: {self._dev_key}' {self._api_url}/v1/messages",
+        ]
+        if self._twilio_token is not None:
+            lines.append(
+                f"  Twilio token {self._twilio_token}   (development: signs inbound SMS; "
+                "aftercare dev sms-reply --patient ID --body YES)"
+            )
+        lines += [
             "Press Ctrl+C to stop.",
             "",
         ]
@@ -261,6 +292,7 @@ class DevStack:
         return 0
 
     def _stop(self) -> None:
+        remove_state(self.options.data_dir.resolve(), os.getpid())
         for child in reversed(self._children):
             _terminate(child)
         self._children.clear()

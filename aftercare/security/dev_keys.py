@@ -1,6 +1,7 @@
-"""Development credentials for `aftercare dev`: the all-roles API key and the payload codec key, taken
-from the environment when set, otherwise generated once and kept under the data directory (so a
-restart keeps them, and journeys encrypted before the restart still decrypt)."""
+"""Development credentials for `aftercare dev`: the all-roles API key, the payload codec key and a Twilio
+auth token (to sign inbound SMS), taken from the environment when set, otherwise generated once and
+kept under the data directory (so a restart keeps them, and journeys encrypted before the restart still
+decrypt)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from aftercare.security.codec import new_codec_key
 
 DEV_KEY_FILE = "dev-api-key"
 CODEC_KEYS_FILE = "codec-keys"
+TWILIO_TOKEN_FILE = "dev-twilio-auth-token"  # noqa: S105 (a file name)
 
 
 def _kept(path: Path, make: str) -> str:
@@ -29,6 +31,12 @@ def _kept(path: Path, make: str) -> str:
 def dev_api_key(data_dir: Path, configured: str | None = None) -> str:
     """`AFTERCARE_DEV_API_KEY` when set, else the key kept in the data directory (made on first use)."""
     return configured or _kept(data_dir / DEV_KEY_FILE, f"ak_dev_{secrets.token_urlsafe(32)}")
+
+
+def dev_twilio_auth_token(data_dir: Path) -> str:
+    """The development Twilio auth token kept in the data directory (made on first use). With a token and
+    no account, webhooks verify signatures made with it while texts still go to the outbox."""
+    return _kept(data_dir / TWILIO_TOKEN_FILE, secrets.token_hex(16))
 
 
 def dev_codec_keys_file(data_dir: Path) -> Path:

@@ -154,9 +154,14 @@ async def receive_notification(
     return await take_notification(request, services, source, resource)
 
 
-@router.api_route(
+# One route per method, so each operation has its own operationId (client generators need them unique).
+@router.put(
     "/notifications/{resource_type}/{resource_id}",
-    methods=["PUT", "POST"],
+    response_model=NotificationResult,
+    openapi_extra=FHIR_NOTIFICATION_BODY,
+)
+@router.post(
+    "/notifications/{resource_type}/{resource_id}",
     response_model=NotificationResult,
     openapi_extra=FHIR_NOTIFICATION_BODY,
 )

@@ -192,9 +192,14 @@ async def receive_source_notification(
     return await take_notification(request, services, key, resource)
 
 
-@router.api_route(
+# One route per method, so each operation has its own operationId (client generators need them unique).
+@router.put(
     "/{key}/notifications/{resource_type}/{resource_id}",
-    methods=["PUT", "POST"],
+    response_model=NotificationResult,
+    openapi_extra=FHIR_NOTIFICATION_BODY,
+)
+@router.post(
+    "/{key}/notifications/{resource_type}/{resource_id}",
     response_model=NotificationResult,
     openapi_extra=FHIR_NOTIFICATION_BODY,
 )

@@ -107,3 +107,13 @@ async def test_the_ui_origin_may_call_the_codec_from_the_browser_and_no_other(
 
     api_preflight = await codec_api.options("/v1/journeys", headers={"Origin": UI, **preflight})
     assert "access-control-allow-origin" not in api_preflight.headers
+
+
+@pytest.mark.parametrize("operation", ["encode", "decode"])
+async def test_a_missing_payload_list_is_an_empty_one_as_the_temporal_cli_sends_it(
+    codec_api: httpx.AsyncClient, operation: str
+) -> None:
+    answer = await codec_api.post(f"/codec/{operation}", json={}, headers=AUTH_HEADERS)
+
+    assert answer.status_code == 200
+    assert answer.json() == {"payloads": []}

@@ -11,6 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from aftercare.settings import Settings
 from api.app import create_app
+from api.middleware.security_headers import DOCS_CSP
 from tests.conftest import AUTH_HEADERS, serve
 
 
@@ -99,7 +100,8 @@ async def test_answers_carry_the_security_headers(api: httpx.AsyncClient) -> Non
     assert answer.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
     assert "strict-transport-security" not in answer.headers  # plain http
     docs = await api.get("/docs")
-    assert "content-security-policy" not in docs.headers
+    assert docs.headers["content-security-policy"] == DOCS_CSP
+    assert "http" not in DOCS_CSP  # nothing from another origin, no CDN
 
 
 async def test_hsts_over_https_directly_or_through_a_trusted_proxy(

@@ -27,17 +27,21 @@ from temporalio.client import Client
 
 from aftercare.devstack.ports import port_is_free
 from tests.conftest import REPO
+from tests.helpers import run_aftercare
 from tests.prism import free_port
 
 
 class DevCommand:
     """`python -m aftercare dev ...` with its output collected."""
 
+    IGNORED = frozenset(
+        {"DATABASE_URL", "AFTERCARE_DEV_API_KEY", "AFTERCARE_CODEC_KEYS", "TWILIO_AUTH_TOKEN"}
+    )
+
     def __init__(self, data_dir: Path, ports: dict[str, int], *extra: str) -> None:
         self.ports = ports
         # As on a fresh machine: no database, development key or codec key from the suite's environment.
-        ignored = {"DATABASE_URL", "AFTERCARE_DEV_API_KEY", "AFTERCARE_CODEC_KEYS"}
-        environment = {key: value for key, value in os.environ.items() if key not in ignored}
+        environment = {key: value for key, value in os.environ.items() if key not in self.IGNORED}
         environment["LOG_FORMAT"] = "json"
         self.process = subprocess.Popen(
             [
@@ -161,10 +165,15 @@ def ui_decodes_the_enrollment_through_the_codec(command: DevCommand, enrollment_
     assert enrollment_id in base64.b64decode(decoded["data"]).decode()
 
 
-def test_dev_runs_the_stack_stops_cleanly_and_keeps_journeys_across_a_restart(
+def aftercare(cwd: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """Another `aftercare` command, run in `cwd` beside the running stack."""
+    return run_aftercare(cwd, *arguments, unset=DevCommand.IGNORED)
+
+
+def test_dev_runs_the_stack_stops_cleanly_keeps_journeys_across_a_restart_and_takes_signed_texts(
     tmp_path: Path, ports: dict[str, int], commands: list[DevCommand]
 ) -> None:
-    data_dir = tmp_path / "data"
+    data_dir = tmp_path / ".aftercare"
     first = DevCommand(data_dir, ports, "--demo")
     commands.append(first)
     first.wait_for("Aftercare is running")
@@ -173,26 +182,35 @@ def test_dev_runs_the_stack_stops_cleanly_and_keeps_journeys_across_a_restart(
     assert httpx.get(f"http://127.0.0.1:{ports['ui']}/").status_code == 200
     assert any(f"http://127.0.0.1:{ports['ui']}" in line for line in first.output)
     assert first.api_key.startswith("ak_dev_")
+    assert any(line.strip().startswith("Twilio token") for line in first.output)
     assert httpx.get(f"{first.api}/v1/messages").status_code == 401
     enrollment = wait_until(lambda: (e := demo_enrollment(first))["current_step"] == "await-reply" and e)
     assert enrollment["journey_key"] == "hba1c-followup"
     ui_decodes_the_enrollment_through_the_codec(first, enrollment["enrollment_id"])
     assert (data_dir / "temporal.db").exists()
     assert (data_dir / "pg").is_dir()
+    # Commands run beside the data directory use the stack's embedded database.
+    made = aftercare(tmp_path, "api-keys", "create", "--name", "beside-the-stack", "--role", "operator")
+    assert made.returncode == 0, made.stderr
+    keys = httpx.get(f"{first.api}/v1/api-keys", headers=first.headers).json()["items"]
+    assert "beside-the-stack" in [key["name"] for key in keys]
 
     assert first.stop(signal.SIGTERM) == 0
     assert all(port_is_free("127.0.0.1", port) for port in ports.values())
+    stopped = aftercare(tmp_path, "api-keys", "list")
+    assert (stopped.returncode, stopped.stderr.count("\n")) == (1, 1)
+    assert "the dev stack in .aftercare/ is not running: start it with `make dev`" in stopped.stderr
 
-    second = DevCommand(data_dir, ports, "--no-demo")
+    second = DevCommand(data_dir, ports, "--demo")  # the demo again: nothing is sent twice
     commands.append(second)
     second.wait_for("Aftercare is running")
+    assert any("was already there, so nothing was sent again" in line for line in second.output)
     assert second.api_key == first.api_key  # kept under the data directory
-    resumed = demo_enrollment(second)
+    resumed = demo_enrollment(second)  # still the one text
     assert (resumed["enrollment_id"], resumed["status"]) == (enrollment["enrollment_id"], "running")
 
-    reply = {"type": "sms.reply", "patient_id": resumed["patient_id"], "data": {"body": "YES"}}
-    delivered = httpx.post(f"{second.api}/v1/triggers", json=reply, headers=second.headers).json()
-    assert delivered["delivered_to"] == [resumed["enrollment_id"]]
+    replied = aftercare(tmp_path, "dev", "sms-reply", "--patient", resumed["patient_id"], "--body", "YES")
+    assert replied.returncode == 0, replied.stderr
     done = wait_until(
         lambda: (
             (
@@ -205,6 +223,16 @@ def test_dev_runs_the_stack_stops_cleanly_and_keeps_journeys_across_a_restart(
         )
     )
     assert [item["step"] for item in done["history"]][-2:] == ["thanks", "done"]
+    texts = httpx.get(f"{second.api}/v1/messages", headers=second.headers).json()["items"]
+    assert {text["provider"] for text in texts} == {"outbox"}  # a Twilio token alone sends nothing out
+    phone = texts[0]["to"]
+
+    stop = aftercare(tmp_path, "dev", "sms-reply", "--patient", resumed["patient_id"], "--body", "STOP")
+    assert stop.returncode == 0, stop.stderr
+    suppressions = httpx.get(f"{second.api}/v1/suppressions", headers=second.headers).json()["items"]
+    assert [(item["channel"], item["address"]) for item in suppressions] == [("sms", phone)]
+    unsigned = httpx.post(f"{second.api}/webhooks/twilio/inbound", data={"From": phone, "Body": "START"})
+    assert unsigned.status_code == 403
     assert second.stop(signal.SIGINT) == 0
 
 

@@ -1,0 +1,47 @@
+"""A headless browser for page tests: Playwright driving Debian's `chromium` (`make test` installs it;
+Playwright's own browser download is not used)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from playwright.async_api import Browser, Page, Route, async_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    """Debian's chromium, headless."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def offline_except(page: Page, origin: str) -> list[str]:
+    """Cut the page off from every origin but `origin`: other requests are aborted, and listed in the
+    list returned (filled as the page loads)."""
+    refused: list[str] = []
+
+    async def only_origin(route: Route) -> None:
+        url = route.request.url
+        if url == origin or url.startswith(f"{origin}/"):
+            await route.continue_()
+        else:
+            refused.append(url)
+            await route.abort("internetdisconnected")
+
+    await page.route("**/*", only_origin)
+    return refused
