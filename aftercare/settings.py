@@ -59,6 +59,11 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     database_pool_size: int = 10
+    # Admission control (api/middleware/admission.py): requests doing work at once in one API process
+    # (0: twice DATABASE_POOL_SIZE, the pool with its overflow), and how long one may wait to start
+    # before it is refused with 503 and Retry-After.
+    api_max_in_flight: int = Field(default=0, ge=0)
+    api_admission_wait_seconds: float = Field(default=2.0, gt=0)
 
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"

@@ -31,6 +31,7 @@ from aftercare.temporal.client import REQUEST_RETRIES, connect_temporal, payload
 from api.content_types import typed_body
 from api.docs import install_docs
 from api.errors import register_error_handlers
+from api.middleware.admission import Admission
 from api.middleware.audit_trail import AuditTrail
 from api.middleware.body_limit import BodyLimit
 from api.middleware.cors import PathCors
@@ -239,6 +240,11 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     install_openapi(app)
 
     trusted = parse_networks(settings.trusted_proxies)
+    app.add_middleware(
+        Admission,
+        limit=settings.api_max_in_flight or 2 * settings.database_pool_size,
+        wait=settings.api_admission_wait_seconds,
+    )
     app.add_middleware(AuditTrail, trusted_proxies=trusted)
     app.add_middleware(
         BodyLimit,

@@ -259,12 +259,11 @@ async def post_trigger(
     trigger_id = trigger_id or uuid.uuid4().hex
     started = time.monotonic()
     try:
-        response = await client.post(
-            "/v1/triggers",
-            json={"type": EVENT, "patient_id": patient_id, "id": trigger_id},
-            timeout=timeout,
-        )
-    except httpx.TimeoutException:
+        async with asyncio.timeout(timeout):  # the caller's whole wait, not httpx's per-phase timeouts
+            response = await client.post(
+                "/v1/triggers", json={"type": EVENT, "patient_id": patient_id, "id": trigger_id}, timeout=None
+            )
+    except (TimeoutError, httpx.TimeoutException):
         return Answer(trigger_id, None, time.monotonic() - started, None, None, started)
     except httpx.TransportError as error:
         return Answer(trigger_id, 0, time.monotonic() - started, None, str(error), started)
