@@ -17,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -80,28 +81,27 @@ async def first_success(client: httpx.AsyncClient, since: float) -> float:
         await asyncio.sleep(0.1)
 
 
+async def outage(
+    client: httpx.AsyncClient, name: str, stop: Callable[[], None], start: Callable[[], None]
+) -> str:
+    """A row of the restart table: the part is down for 10 s, then started again."""
+    await asyncio.to_thread(stop)
+    await asyncio.sleep(10)
+    refused = await post_trigger(client, ABDUL_PATIENT_ID)
+    await asyncio.to_thread(start)
+    back = time.monotonic()
+    return (
+        f"| {name} | {refused.status} in {1000 * refused.seconds:.0f} ms | "
+        f"{await first_success(client, back):.2f} s |"
+    )
+
+
 async def recovery(stack: Stack, client: httpx.AsyncClient) -> list[str]:
-    """Rows of the restart table: the part is down for 10 s, then started again."""
-    rows = []
-    stack.temporal.kill()
-    await asyncio.sleep(10)
-    refused = await post_trigger(client, ABDUL_PATIENT_ID)
-    await asyncio.to_thread(stack.temporal.start)
-    back = time.monotonic()
-    rows.append(
-        f"| Temporal (SIGKILL, 10 s) | {refused.status} in {1000 * refused.seconds:.0f} ms | "
-        f"{await first_success(client, back):.2f} s |"
-    )
-    await asyncio.to_thread(stack.postgres.stop)
-    await asyncio.sleep(10)
-    refused = await post_trigger(client, ABDUL_PATIENT_ID)
-    await asyncio.to_thread(stack.postgres.start)
-    back = time.monotonic()
-    rows.append(
-        f"| PostgreSQL (immediate stop, 10 s) | {refused.status} in {1000 * refused.seconds:.0f} ms | "
-        f"{await first_success(client, back):.2f} s |"
-    )
-    return rows
+    """Rows of the restart table."""
+    return [
+        await outage(client, "Temporal (SIGKILL, 10 s)", stack.temporal.kill, stack.temporal.start),
+        await outage(client, "PostgreSQL (immediate stop, 10 s)", stack.postgres.stop, stack.postgres.start),
+    ]
 
 
 async def main() -> None:
