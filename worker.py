@@ -24,6 +24,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 import workflows
 from activities.registry import build_activities, delivery_queue, provider_rate_limits
+from aftercare.availability import TEMPORAL, unavailable_part
 from aftercare.db.engine import create_engine, session_factory
 from aftercare.fhir_sync.sources import source_plans
 from aftercare.logs import configure_logging
@@ -152,6 +153,14 @@ def main() -> None:
         uvloop.run(run_worker())
     except StartupRefused as error:
         raise SystemExit(f"aftercare worker: error: {error}") from error
+    except RuntimeError as error:
+        if unavailable_part(error) != TEMPORAL:
+            raise
+        address = get_settings().temporal_address
+        raise SystemExit(
+            f"aftercare worker: error: Temporal does not answer at {address} "
+            "(start it, or set TEMPORAL_ADDRESS; `make dev` runs one)"
+        ) from None
 
 
 if __name__ == "__main__":
