@@ -26,6 +26,11 @@ lint: $(VENV)/.installed-test
 release-check: $(VENV)/.installed-test
 	$(BIN)/pytest -q tests/project/test_changelog.py tests/aftercare/db/test_release_upgrades.py
 
+# CycloneDX SBOMs in build/sbom/: the installed environment, and the image's Python packages (from the
+# requirements the Dockerfile installs, not from a built image; see tools/sbom.py). CI builds them.
+sbom: $(VENV)/.installed-test
+	$(BIN)/python -m tools.sbom build/sbom
+
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
