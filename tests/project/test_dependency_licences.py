@@ -19,9 +19,10 @@ import pytest
 from tools.dependencies import CONCLUDED_LICENCES, LGPL_REVIEWED, runtime_distributions
 
 _PERMISSIVE = re.compile(
-    r"^(MIT(-0|-CMU)?( License)?|BSD( License)?|BSD-[23]-Clause|0BSD|3-Clause BSD License|ISC( License)?"
-    r"|Apache( Software License|-2\.0)|PSF-2\.0|Python Software Foundation License|MPL-2\.0"
-    r"|Mozilla Public License 2\.0 \(MPL 2\.0\)|The Unlicense|Unlicense|Zlib|CC0-1\.0|HPND|PostgreSQL)$",
+    r"^(MIT(-0|-CMU)?( License)?|BSD( License)?|BSD[- ][23]-Clause( License)?|[23]-Clause BSD License|0BSD"
+    r"|ISC( License)?|Apache( Software License|-2\.0| 2\.0| License,? (Version )?2\.0)|PSF-2\.0"
+    r"|Python Software Foundation License|MPL-2\.0|Mozilla Public License 2\.0 \(MPL 2\.0\)"
+    r"|(The )?Unlicense|Zlib|CC0-1\.0|HPND|PostgreSQL( License)?)$",
     re.IGNORECASE,
 )
 _LESSER = re.compile(r"\bLGPL|Lesser General Public|Library General Public", re.IGNORECASE)
@@ -110,6 +111,7 @@ def test_copyleft_and_unclear_licences_are_refused(licence: str, problem: str) -
         "MIT",
         "Apache-2.0 OR BSD-3-Clause",
         "Apache Software License; BSD License",
+        "Apache License, Version 2.0",
         "GPL-2.0 OR MIT",
         "MPL-2.0",
     ],

@@ -4,11 +4,11 @@ fails here."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO
+
 DOCUMENTS = ["CONTRIBUTING.md", "SECURITY.md"]
 
 _CODE = re.compile(r"`([^`\n]+)`")

@@ -10,10 +10,9 @@ import pytest
 from packaging.utils import canonicalize_name
 
 import aftercare
+from tests.conftest import REPO
 from tools.dependencies import runtime_distributions
 from tools.sbom import environment_sbom, image_sbom, main
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
