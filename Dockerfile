@@ -11,7 +11,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-co
     && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /app aftercare
 
-COPY pyproject.toml README.md worker.py ./
+COPY pyproject.toml README.md LICENSE NOTICE worker.py ./
 COPY aftercare ./aftercare
 COPY activities ./activities
 COPY api ./api

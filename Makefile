@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PRISM  := tools/prism/node_modules/.bin/prism
 
-.PHONY: dev test lint install install-test chromium clean
+.PHONY: dev test lint release-check sbom install install-test chromium clean
 
 dev: $(VENV)/.installed
 	$(BIN)/aftercare dev --demo
@@ -19,6 +19,17 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# Before tagging a release: the version's CHANGELOG.md entry, every migration named there, and a database of
+# each listed release upgraded to the newest revision (PostgreSQL at 127.0.0.1:5432 when it answers,
+# else an embedded one; AFTERCARE_TEST_POSTGRES names another).
+release-check: $(VENV)/.installed-test
+	$(BIN)/pytest -q tests/project/test_changelog.py tests/aftercare/db/test_release_upgrades.py
+
+# CycloneDX SBOMs in build/sbom/: the installed environment, and the image's Python packages (from the
+# requirements the Dockerfile installs, not from a built image; see tools/sbom.py). CI builds them.
+sbom: $(VENV)/.installed-test
+	$(BIN)/python -m tools.sbom build/sbom
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test

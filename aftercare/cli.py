@@ -11,12 +11,14 @@ from typing import NoReturn
 
 import httpx
 
+from aftercare import __version__
 from aftercare.logs import configure_logging
 from aftercare.settings import Settings, get_settings
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aftercare", description="Durable post-discharge patient outreach.")
+    parser.add_argument("--version", action="version", version=f"aftercare {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     dev = commands.add_parser("dev", help="run the whole stack in the foreground")

@@ -24,6 +24,7 @@ class HealthStatus(BaseModel):
     temporal: str
     database: str
     database_pool: str | None = None
+    version: str | None = None
 
 
 class ImportResult(BaseModel):

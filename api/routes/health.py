@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy.pool import QueuePool
 
+from aftercare import __version__
 from aftercare.db.migrate import libpq_dsn
 from api.deps import ServicesDep
 from models.api import HealthStatus
@@ -50,7 +51,7 @@ async def _temporal(services: ServicesDep) -> str:
 @router.get("/healthz", response_model=HealthStatus, responses={503: {"model": HealthStatus}})
 async def healthz(services: ServicesDep) -> JSONResponse:
     """`ok` when Temporal and the database answer; 503 naming the part that does not. `database_pool`
-    says how many of the API's pooled connections are in use."""
+    says how many of the API's pooled connections are in use, `version` which Aftercare answers."""
     database, temporal = await asyncio.gather(_database(services), _temporal(services))
     healthy = database == "ok" and temporal == "ok"
     body = HealthStatus(
@@ -58,6 +59,7 @@ async def healthz(services: ServicesDep) -> JSONResponse:
         temporal=temporal,
         database=database,
         database_pool=_pool(services),
+        version=__version__,
     )
     headers = None if healthy else {"Retry-After": "2"}
     return JSONResponse(

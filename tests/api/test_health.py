@@ -7,6 +7,7 @@ import asyncio
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
+import aftercare
 from aftercare.settings import Settings
 from api.app import create_app
 
@@ -17,6 +18,7 @@ async def test_healthy_when_temporal_and_the_database_answer(api: httpx.AsyncCli
     body = response.json()
     assert (body["status"], body["temporal"], body["database"]) == ("ok", "ok", "ok")
     assert body["database_pool"].endswith("connections in use")
+    assert body["version"] == aftercare.__version__
 
 
 async def test_an_exhausted_pool_is_not_reported_as_a_database_that_is_down(
@@ -57,6 +59,7 @@ async def test_a_database_that_does_not_answer_is_named(
     body = response.json()
     assert body["temporal"] == "ok"
     assert body["database"].startswith("down")
+    assert body["version"] == aftercare.__version__
 
 
 async def test_a_temporal_that_does_not_answer_is_named(settings: Settings) -> None:
