@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     auth_jwt_algorithms: list[str] = Field(default=["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"])
     # How long an API key lookup is cached in a process (revocation reaches other processes within it).
     auth_api_key_cache_seconds: float = Field(default=5.0, ge=0, le=60)
+    # The console signs a user out after this long without a request.
+    console_idle_minutes: int = Field(default=30, ge=1, le=720)
 
     # Temporal payload encryption: `kid:base64key,kid2:base64key` (AES-256); the first encrypts, all decrypt.
     # `AFTERCARE_CODEC_KEYS_FILE` names a file holding the same (one key per line or comma-separated).

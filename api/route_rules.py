@@ -23,6 +23,8 @@ class Access(StrEnum):
     PUBLIC = "public"
     PROVIDER_SIGNED = "provider_signed"  # the webhook checks its provider's signature instead
     CODEC_UI = "codec_ui"  # the development Temporal UI's path credential (see api/routes/codec.py)
+    CONSOLE = "console"  # a console page: a session or the API's credentials (console/auth.py)
+    CONSOLE_SIGN_IN = "console_sign_in"  # the console's sign-in page: anyone
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,11 @@ def needs(
 ) -> Rule:
     """A route for callers holding `permission`."""
     return Rule(Access.PERMISSION, permission, audit, rate_limited, large_body)
+
+
+def page(permission: Permission | None = None, audit: Audit | None = None) -> Rule:
+    """A console page for signed-in users holding `permission` (None: any signed-in user)."""
+    return Rule(Access.CONSOLE, permission, audit)
 
 
 PUBLIC = Rule(Access.PUBLIC)
@@ -212,6 +219,21 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/webhooks/twilio/status"): PROVIDER_SIGNED,
     ("POST", "/webhooks/twilio/inbound"): PROVIDER_SIGNED,
     ("POST", "/webhooks/sendgrid/events"): PROVIDER_SIGNED,
+    # the console (console/): the same permissions as the API routes that show or change the same data
+    ("GET", "/console/login"): Rule(Access.CONSOLE_SIGN_IN),
+    ("POST", "/console/login"): Rule(Access.CONSOLE_SIGN_IN),
+    ("POST", "/console/logout"): page(),
+    ("GET", "/console"): page(),
+    ("GET", "/console/patients"): page(P.PATIENTS_READ, Audit("patient", action="search")),
+    ("POST", "/console/patients"): page(P.PATIENTS_READ, Audit("patient", action="search")),
+    ("GET", "/console/patients/{patient_id}"): page(P.PATIENTS_READ, _PATIENT),
+    ("POST", "/console/patients/{patient_id}/consents"): page(
+        P.PATIENTS_WRITE, Audit("patient", "path:patient_id", "update_consents")
+    ),
+    ("GET", "/console/tasks"): page(P.TASKS_READ, Audit("task", action="list")),
+    ("POST", "/console/tasks/{task_id}/complete"): page(
+        P.TASKS_WRITE, Audit("task", "path:task_id", "complete")
+    ),
 }
 
 # The body limit applies before routing, so large-body routes are plain paths (no parameters).
@@ -223,6 +245,7 @@ assert not any("{" in path for path in LARGE_BODY_PATHS), "large-body routes mus
 DOCUMENTATION_PAGES = frozenset({"/docs", "/redoc"})
 DOCUMENTATION_PATHS = frozenset({"/openapi.json", *DOCUMENTATION_PAGES})
 STATIC_PREFIX = "/static"
+CONSOLE_STATIC_PREFIX = "/console/static"
 
 
 def rule_for(method: str, path: str) -> Rule | None:
@@ -237,4 +260,5 @@ def routes_without_rules(routes: list[tuple[str, str]]) -> list[str]:
 
 def unexpected_paths(paths: list[str]) -> list[str]:
     """The paths of routes and mounts outside the table that are neither documentation nor static files."""
-    return [path for path in paths if path not in DOCUMENTATION_PATHS and path != STATIC_PREFIX]
+    static = (STATIC_PREFIX, CONSOLE_STATIC_PREFIX)
+    return [path for path in paths if path not in DOCUMENTATION_PATHS and path not in static]
