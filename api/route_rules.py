@@ -231,6 +231,27 @@ RULES: dict[tuple[str, str], Rule] = {
         P.PATIENTS_WRITE, Audit("patient", "path:patient_id", "update_consents")
     ),
     ("GET", "/console/tasks"): page(P.TASKS_READ, Audit("task", action="list")),
+    ("GET", "/console/templates"): page(P.TEMPLATES_READ),
+    ("GET", "/console/templates/{key}"): page(P.TEMPLATES_READ, Audit("template", "path:key")),
+    # the preview renders a template for a patient: patient data
+    ("POST", "/console/templates/{key}/preview"): page(
+        P.PATIENTS_READ, Audit("template", "path:key", "preview_for_patient")
+    ),
+    ("GET", "/console/journeys"): page(P.JOURNEYS_READ),
+    ("GET", "/console/journeys/{key}"): page(P.JOURNEYS_READ, Audit("journey", "path:key")),
+    ("GET", "/console/journeys/{key}/editor"): page(P.JOURNEYS_WRITE),
+    ("POST", "/console/journeys/{key}/editor"): page(
+        P.JOURNEYS_WRITE, Audit("journey", "path:key", "publish")
+    ),
+    ("GET", "/console/enrollments/{enrollment_id}"): page(
+        P.ENROLLMENTS_READ, Audit("enrollment", "path:enrollment_id")
+    ),
+    ("POST", "/console/enrollments/{enrollment_id}/pause"): page(
+        P.ENROLLMENTS_CONTROL, Audit("enrollment", "path:enrollment_id", "pause")
+    ),
+    ("POST", "/console/enrollments/{enrollment_id}/resume"): page(
+        P.ENROLLMENTS_CONTROL, Audit("enrollment", "path:enrollment_id", "resume")
+    ),
     ("POST", "/console/tasks/{task_id}/complete"): page(
         P.TASKS_WRITE, Audit("task", "path:task_id", "complete")
     ),

@@ -8,13 +8,22 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from api.route_rules import CONSOLE_STATIC_PREFIX
-from console import home, login, patients, tasks
+from console import enrollments, home, journey_editor, journeys, login, patients, tasks, templates_page
 from console.auth import LOGIN_PATH, ConsoleForbidden, SignInRequired
 from console.forms import FormRefused
 from console.rendering import STATIC, render
 from console.sessions import SessionStore
 
-PAGES = (login.router, home.router, patients.router, tasks.router)
+PAGES = (
+    login.router,
+    home.router,
+    patients.router,
+    tasks.router,
+    journeys.router,
+    journey_editor.router,
+    enrollments.router,
+    templates_page.router,
+)
 
 
 async def _sign_in(request: Request, _: Exception) -> Response:

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import yaml
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from aftercare.store.journey_progress import StepCount
 from aftercare.store.overview import overview
 from aftercare.store.patient_search import PatientQuery
+from console.journey_graph import journey_graph
 from console.patients import queries_for
 from console.tasks import TaskFilters
+from console.yaml_lines import line_of
+from models.journey import JourneyDefinition
 from models.tables import Enrollment, Message, ParkedItem, SyncCursor, Task
 
 
@@ -87,3 +92,42 @@ async def test_the_home_counts_count_today_per_channel(
         ("email", 0, 0, 1),
         ("sms", 2, 1, 0),
     ]
+
+
+JOURNEY_YAML = """key: j
+version: 1
+name: J
+steps:
+  - id: ask
+    wait_for: {event: sms.reply, timeout: P2D, on_timeout: call}
+  - id: route
+    branch:
+      - when: "%event.data.body = 'YES'"
+        goto: done
+      - otherwise: call
+  - id: call
+    task: {queue: care, title: Call}
+    goto: nowhere
+  - id: done
+    end: {outcome: completed}
+"""
+
+
+def test_a_validator_location_is_shown_at_its_line() -> None:
+    assert line_of(JOURNEY_YAML, ("steps", 2, "goto")) == 14
+    assert line_of(JOURNEY_YAML, ("steps", 1)) == 7
+    assert line_of(JOURNEY_YAML, ("version",)) == 2
+    assert line_of(JOURNEY_YAML, ("steps", 9, "goto")) == 5  # the nearest existing parent
+    assert line_of("key: [", ("key",)) is None
+
+
+def test_the_journey_graph_names_every_way_out_of_each_step() -> None:
+    journey = JourneyDefinition.model_validate(yaml.safe_load(JOURNEY_YAML.replace("nowhere", "done")))
+    graph = journey_graph(journey, {"ask": StepCount(at=2, passed=5)})
+    edges = {step.id: [(edge.label, edge.target) for edge in step.edges] for step in graph}
+    assert edges["ask"] == [("on sms.reply", "route"), ("on timeout", "call")]
+    assert edges["route"] == [("when %event.data.body = 'YES'", "done"), ("otherwise", "call")]
+    assert edges["call"] == [("next", "done")]
+    assert edges["done"] == []
+    assert graph[0].count == StepCount(at=2, passed=5)
+    assert graph[2].summary == "task for care: Call"
