@@ -237,6 +237,16 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/console/templates/{key}/preview"): page(
         P.PATIENTS_READ, Audit("template", "path:key", "preview_for_patient")
     ),
+    ("GET", "/console/segments"): page(P.SEGMENTS_READ),
+    ("GET", "/console/segments/{key}"): page(P.SEGMENTS_READ, Audit("segment", "path:key", "preview")),
+    ("GET", "/console/campaigns"): page(P.CAMPAIGNS_READ),
+    ("POST", "/console/campaigns"): page(P.CAMPAIGNS_WRITE, Audit("campaign", action="publish")),
+    ("GET", "/console/campaigns/{key}"): page(
+        P.CAMPAIGNS_READ, Audit("campaign", "path:key", "read_results")
+    ),
+    ("POST", "/console/campaigns/{key}/launch"): page(
+        P.CAMPAIGNS_WRITE, Audit("campaign", "path:key", "launch")
+    ),
     ("GET", "/console/journeys"): page(P.JOURNEYS_READ),
     ("GET", "/console/journeys/{key}"): page(P.JOURNEYS_READ, Audit("journey", "path:key")),
     ("GET", "/console/journeys/{key}/editor"): page(P.JOURNEYS_WRITE),

@@ -8,7 +8,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from api.route_rules import CONSOLE_STATIC_PREFIX
-from console import enrollments, home, journey_editor, journeys, login, patients, tasks, templates_page
+from console import (
+    campaigns_page,
+    enrollments,
+    home,
+    journey_editor,
+    journeys,
+    login,
+    patients,
+    segments_page,
+    tasks,
+    templates_page,
+)
 from console.auth import LOGIN_PATH, ConsoleForbidden, SignInRequired
 from console.forms import FormRefused
 from console.rendering import STATIC, render
@@ -23,6 +34,8 @@ PAGES = (
     journey_editor.router,
     enrollments.router,
     templates_page.router,
+    segments_page.router,
+    campaigns_page.router,
 )
 
 

@@ -43,6 +43,8 @@ NAVIGATION = (
     NavItem("Care tasks", "/console/tasks", Permission.TASKS_READ),
     NavItem("Journeys", "/console/journeys", Permission.JOURNEYS_READ),
     NavItem("Templates", "/console/templates", Permission.TEMPLATES_READ),
+    NavItem("Segments", "/console/segments", Permission.SEGMENTS_READ),
+    NavItem("Campaigns", "/console/campaigns", Permission.CAMPAIGNS_READ),
 )
 
 

@@ -29,7 +29,9 @@ def test_sms_sizes_follow_the_encoding() -> None:
 
 async def test_preview_a_template_for_a_patient(browser: Browser, console_url: str) -> None:
     async with httpx.AsyncClient(base_url=console_url, headers=AUTH_HEADERS) as client:
-        answer = await client.post("/v1/templates", content=TEMPLATE, headers={"content-type": "application/yaml"})
+        answer = await client.post(
+            "/v1/templates", content=TEMPLATE, headers={"content-type": "application/yaml"}
+        )
         assert answer.status_code == 201, answer.text
     page = await sign_in(browser, console_url)
     await page.get_by_role("navigation", name="Main").get_by_role("link", name="Templates").click()
@@ -44,7 +46,9 @@ async def test_preview_a_template_for_a_patient(browser: Browser, console_url: s
     await page.get_by_label("Patient id").fill("p-maria")
     await page.get_by_role("button", name="Preview").click()
     preview = page.locator(".preview")
-    assert "Hi Maria, your care team will call you tomorrow." in await preview.locator(".rendered").inner_text()
+    assert (
+        "Hi Maria, your care team will call you tomorrow." in await preview.locator(".rendered").inner_text()
+    )
     assert await preview.locator(".sms-size").inner_text() == "1 segment · GSM-7 · 71 characters"
     assert "p-maria" not in page.url
     assert await axe_violations(page) == []
