@@ -247,6 +247,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/console/campaigns/{key}/launch"): page(
         P.CAMPAIGNS_WRITE, Audit("campaign", "path:key", "launch")
     ),
+    ("GET", "/console/operations"): page(P.FHIR_SOURCES_READ),
+    ("GET", "/console/audit"): page(P.AUDIT_READ, Audit("audit", action="read")),
     ("GET", "/console/journeys"): page(P.JOURNEYS_READ),
     ("GET", "/console/journeys/{key}"): page(P.JOURNEYS_READ, Audit("journey", "path:key")),
     ("GET", "/console/journeys/{key}/editor"): page(P.JOURNEYS_WRITE),

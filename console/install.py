@@ -9,12 +9,14 @@ from starlette.staticfiles import StaticFiles
 
 from api.route_rules import CONSOLE_STATIC_PREFIX
 from console import (
+    audit_page,
     campaigns_page,
     enrollments,
     home,
     journey_editor,
     journeys,
     login,
+    operations,
     patients,
     segments_page,
     tasks,
@@ -36,6 +38,8 @@ PAGES = (
     templates_page.router,
     segments_page.router,
     campaigns_page.router,
+    operations.router,
+    audit_page.router,
 )
 
 

@@ -13,7 +13,11 @@ from tests.console.conftest import axe_violations, sign_in
 
 async def _segment_and_template(url: str) -> None:
     async with httpx.AsyncClient(base_url=url, headers=AUTH_HEADERS) as client:
-        template = {"key": "flu-console", "channel": "sms", "body": "Hi {{ patient.given }}, flu shots are in."}
+        template = {
+            "key": "flu-console",
+            "channel": "sms",
+            "body": "Hi {{ patient.given }}, flu shots are in.",
+        }
         assert (await client.post("/v1/templates", json=template)).status_code == 201
         segment = {"key": "adults", "name": "Adults", "criteria": {"age": {"gte": 18}}}
         assert (await client.post("/v1/segments", json=segment)).status_code == 201
@@ -49,5 +53,7 @@ async def test_preview_a_segment_then_launch_a_campaign_and_see_its_results(
     totals = page.locator("table.results tbody tr").first
     cells = await totals.locator("td").all_inner_texts()
     assert cells[0] == "2"  # targeted
-    assert int(cells[2]) + int(cells[4]) + int(cells[5]) == 2  # sent, skipped or suppressed: every one decided
+    assert (
+        int(cells[2]) + int(cells[4]) + int(cells[5]) == 2
+    )  # sent, skipped or suppressed: every one decided
     assert await axe_violations(page) == []
