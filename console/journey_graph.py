@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from aftercare.store.journey_progress import StepCount
+from models.durations import format_iso_duration
 from models.journey import (
     BranchOtherwise,
     BranchStep,
@@ -49,12 +50,12 @@ def _summary(step: Step) -> str:
     if isinstance(step, WaitStep):
         wait = step.wait
         if wait.duration is not None:
-            return f"wait {wait.duration}"
+            return f"wait {format_iso_duration(wait.duration)}"
         if wait.until is not None:
             return f"wait until {wait.until.time}"
         return "wait until a moment from the data"
     if isinstance(step, WaitForStep):
-        return f"wait for {step.wait_for.event}, at most {step.wait_for.timeout}"
+        return f"wait for {step.wait_for.event}, at most {format_iso_duration(step.wait_for.timeout)}"
     if isinstance(step, TaskStep):
         return f"task for {step.task.queue}: {step.task.title}"
     if isinstance(step, EndStep):
