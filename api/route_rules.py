@@ -264,6 +264,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/console/enrollments/{enrollment_id}/resume"): page(
         P.ENROLLMENTS_CONTROL, Audit("enrollment", "path:enrollment_id", "resume")
     ),
+    ("POST", "/console/enrollments/{enrollment_id}/cancel"): page(
+        P.ENROLLMENTS_CONTROL, Audit("enrollment", "path:enrollment_id", "cancel")
+    ),
     ("POST", "/console/tasks/{task_id}/complete"): page(
         P.TASKS_WRITE, Audit("task", "path:task_id", "complete")
     ),

@@ -1,5 +1,5 @@
 """An enrollment: its path so far, current step, pause state, pause/resume/cancel through the same
-Temporal updates as the API, and a link to its workflow in the Temporal UI."""
+Temporal calls as the API, and a link to its workflow in the Temporal UI."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from aftercare.store.enrollments import get_enrollment
 from api.deps import get_services
-from api.routes.enrollments import control_enrollment, read_enrollment
+from api.routes.enrollments import cancel_enrollment, control_enrollment, read_enrollment
 from console.auth import ConsoleUser
 from console.rendering import render
 from models.api import PauseBody
 from models.workflow_names import PAUSE_UPDATE, RESUME_UPDATE
 
 router = APIRouter(prefix="/console/enrollments", include_in_schema=False)
+
+CANCEL = "cancel"
 
 
 def temporal_ui_link(request: Request, workflow_id: str) -> str | None:
@@ -44,9 +46,12 @@ async def _control(request: Request, enrollment_id: str, update: str) -> Respons
     services = get_services(request)
     try:
         async with services.sessions() as session:
-            await control_enrollment(
-                enrollment_id, update, PauseBody(reason="console"), session, services.temporal
-            )
+            if update == CANCEL:
+                await cancel_enrollment(enrollment_id, session, services.temporal)
+            else:
+                await control_enrollment(
+                    enrollment_id, update, PauseBody(reason="console"), session, services.temporal
+                )
     except HTTPException as error:
         async with services.sessions() as session:
             view = await read_enrollment(enrollment_id, session)
@@ -65,3 +70,9 @@ async def pause(request: Request, enrollment_id: str, user: ConsoleUser) -> Resp
 async def resume(request: Request, enrollment_id: str, user: ConsoleUser) -> Response:
     """Let a paused enrollment go on."""
     return await _control(request, enrollment_id, RESUME_UPDATE)
+
+
+@router.post("/{enrollment_id}/cancel", response_class=HTMLResponse)
+async def cancel(request: Request, enrollment_id: str, user: ConsoleUser) -> Response:
+    """Stop the enrollment; it records `cancelled` as it goes."""
+    return await _control(request, enrollment_id, CANCEL)

@@ -102,3 +102,11 @@ async def test_an_enrollment_is_counted_at_its_step_and_paused_from_its_page(
     assert "(paused)" in await page.locator(".facts").inner_text()
     await page.get_by_role("button", name="Resume").click()
     assert await page.get_by_role("button", name="Pause").is_visible()
+
+    await page.get_by_role("button", name="Cancel the enrollment").click()
+    for _ in range(50):
+        if "cancelled" in await page.locator(".facts").inner_text():
+            break
+        await page.reload()
+    assert "cancelled" in await page.locator(".facts").inner_text()
+    assert await page.get_by_role("button", name="Pause").count() == 0
