@@ -222,6 +222,8 @@ RULES: dict[tuple[str, str], Rule] = {
     # the console (console/): the same permissions as the API routes that show or change the same data
     ("GET", "/console/login"): Rule(Access.CONSOLE_SIGN_IN),
     ("POST", "/console/login"): Rule(Access.CONSOLE_SIGN_IN),
+    ("GET", "/console/login/oidc"): Rule(Access.CONSOLE_SIGN_IN),
+    ("GET", "/console/login/oidc/callback"): Rule(Access.CONSOLE_SIGN_IN),
     ("POST", "/console/logout"): page(),
     ("GET", "/console"): page(),
     ("GET", "/console/patients"): page(P.PATIENTS_READ, Audit("patient", action="search")),

@@ -56,8 +56,9 @@ async def _principal(request: Request) -> tuple[Principal, ConsoleSession | None
     if session is None:
         raise SignInRequired
     try:
-        return await authenticator.authenticate(session.credential, None), session
-    except AuthenticationFailed as error:  # the key was revoked or expired since sign-in
+        credential = session.credential
+        return await authenticator.authenticate(credential.api_key, credential.authorization), session
+    except AuthenticationFailed as error:  # the key was revoked, or the key or token expired, since sign-in
         session_store(request).close(request.cookies.get(COOKIE))
         raise SignInRequired from error
 

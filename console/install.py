@@ -16,6 +16,7 @@ from console import (
     journey_editor,
     journeys,
     login,
+    oidc,
     operations,
     patients,
     segments_page,
@@ -29,6 +30,7 @@ from console.sessions import SessionStore
 
 PAGES = (
     login.router,
+    oidc.router,
     home.router,
     patients.router,
     tasks.router,

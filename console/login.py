@@ -14,20 +14,28 @@ from api.deps import get_services
 from console.auth import LOGIN_PATH, ConsoleUser, current_session, session_store
 from console.forms import read_form
 from console.rendering import render
-from console.sessions import COOKIE, SIGN_IN_COOKIE
+from console.sessions import COOKIE, SIGN_IN_COOKIE, Credential
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 
-def _secure(request: Request) -> bool:
+def secure_cookies(request: Request) -> bool:
     return not get_services(request).settings.development
 
 
 def _form(request: Request, error: str | None = None, status_code: int = 200) -> HTMLResponse:
     token = secrets.token_urlsafe(32)
-    page = render(request, "login.html", {"sign_in_token": token, "error": error}, status_code=status_code)
+    settings = get_services(request).settings
+    oidc = bool(settings.auth_jwt_issuer and settings.console_oidc_client_id)
+    context = {"sign_in_token": token, "error": error, "oidc": oidc}
+    page = render(request, "login.html", context, status_code=status_code)
     page.set_cookie(
-        SIGN_IN_COOKIE, token, httponly=True, secure=_secure(request), samesite="strict", path=LOGIN_PATH
+        SIGN_IN_COOKIE,
+        token,
+        httponly=True,
+        secure=secure_cookies(request),
+        samesite="strict",
+        path=LOGIN_PATH,
     )
     return page
 
@@ -54,10 +62,15 @@ async def sign_in(request: Request) -> Response:
         await get_services(request).authenticator.authenticate(api_key.strip(), None)
     except AuthenticationFailed:
         return _form(request, "This key is not valid.", status_code=400)
-    session_id, _ = session_store(request).open(api_key.strip())
+    return signed_in(request, Credential(api_key=api_key.strip()))
+
+
+def signed_in(request: Request, credential: Credential) -> RedirectResponse:
+    """Open a session for a checked credential and go home."""
+    session_id, _ = session_store(request).open(credential)
     answer = RedirectResponse("/console", status_code=303)
     answer.set_cookie(
-        COOKIE, session_id, httponly=True, secure=_secure(request), samesite="lax", path="/console"
+        COOKIE, session_id, httponly=True, secure=secure_cookies(request), samesite="lax", path="/console"
     )
     answer.delete_cookie(SIGN_IN_COOKIE, path=LOGIN_PATH)
     return answer

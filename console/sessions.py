@@ -1,6 +1,7 @@
 """Console sessions, kept in the process's memory: a random id in an HttpOnly cookie names the session;
-the session holds the credential the user signed in with (never sent back to the browser), so every
-request re-checks it (a revoked or expired key ends the session), and a CSRF token for its forms.
+the session holds the credential the user signed in with (an API key or the identity provider's access
+token, never sent back to the browser), so every request re-checks it (a revoked or expired key or
+token ends the session), and a CSRF token for its forms.
 
 Sessions end after `console_idle_minutes` without a request, at sign-out, and when the process restarts.
 """
@@ -15,11 +16,20 @@ COOKIE = "aftercare_console"
 SIGN_IN_COOKIE = "aftercare_console_sign_in"  # the sign-in form's CSRF token (double submit)
 
 
+@dataclass(frozen=True)
+class Credential:
+    """What the user signed in with, as the API would receive it: an API key, or an `Authorization`
+    header (a bearer access token from the identity provider)."""
+
+    api_key: str | None = None
+    authorization: str | None = None
+
+
 @dataclass
 class ConsoleSession:
     """One signed-in browser."""
 
-    credential: str
+    credential: Credential
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     last_seen: float = field(default_factory=time.monotonic)
 
@@ -31,7 +41,7 @@ class SessionStore:
         self.idle_seconds = idle_seconds
         self._sessions: dict[str, ConsoleSession] = {}
 
-    def open(self, credential: str) -> tuple[str, ConsoleSession]:
+    def open(self, credential: Credential) -> tuple[str, ConsoleSession]:
         """A new session for this credential; its id for the cookie."""
         self._forget_idle()
         session_id = secrets.token_urlsafe(32)

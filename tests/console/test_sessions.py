@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from aftercare.settings import Settings
 from api.app import create_app
 from console import sessions
-from console.sessions import SessionStore
+from console.sessions import Credential, SessionStore
 from tests.conftest import DEV_API_KEY, serve
 
 
@@ -20,7 +20,7 @@ def test_a_session_ends_after_the_idle_time(monkeypatch: pytest.MonkeyPatch) -> 
     now = [1000.0]
     monkeypatch.setattr(sessions.time, "monotonic", lambda: now[0])
     store = SessionStore(idle_seconds=60)
-    session_id, session = store.open("ak_key")
+    session_id, session = store.open(Credential(api_key="ak_key"))
     now[0] += 59
     assert store.find(session_id) is session  # and its idle clock starts again
     now[0] += 59
@@ -32,7 +32,7 @@ def test_a_session_ends_after_the_idle_time(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_signing_out_ends_the_session() -> None:
     store = SessionStore(idle_seconds=60)
-    session_id, _ = store.open("ak_key")
+    session_id, _ = store.open(Credential(api_key="ak_key"))
     store.close(session_id)
     assert store.find(session_id) is None
 
