@@ -235,6 +235,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/console/tasks"): page(P.TASKS_READ, Audit("task", action="list")),
     ("GET", "/console/templates"): page(P.TEMPLATES_READ),
     ("GET", "/console/templates/{key}"): page(P.TEMPLATES_READ, Audit("template", "path:key")),
+    ("GET", "/console/templates/{key}/editor"): page(P.TEMPLATES_WRITE),
+    ("POST", "/console/templates/{key}/editor"): page(
+        P.TEMPLATES_WRITE, Audit("template", "path:key", "publish")
+    ),
     # the preview renders a template for a patient: patient data
     ("POST", "/console/templates/{key}/preview"): page(
         P.PATIENTS_READ, Audit("template", "path:key", "preview_for_patient")

@@ -21,6 +21,7 @@ from console import (
     patients,
     segments_page,
     tasks,
+    template_editor,
     templates_page,
 )
 from console.auth import LOGIN_PATH, ConsoleForbidden, SignInRequired
@@ -38,6 +39,7 @@ PAGES = (
     journey_editor.router,
     enrollments.router,
     templates_page.router,
+    template_editor.router,
     segments_page.router,
     campaigns_page.router,
     operations.router,

@@ -4,24 +4,21 @@ and nothing is published while there is one."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import yaml
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from aftercare.definitions import DefinitionInvalidError, DefinitionProblem, check_journey, parse_journey
+from aftercare.definitions import DefinitionInvalidError, check_journey, parse_journey
 from aftercare.store.journeys import JourneyVersionConflict, get_journey, publish_journey
-from api.bodies import parse_yaml
 from api.deps import get_services
 from console.auth import ConsoleUser
+from console.editing import EditorError, EditorRefused, editor_page, located, read_yaml
 from console.forms import read_form
 from console.rendering import render
-from console.yaml_lines import line_of, yaml_error_line
+from console.yaml_lines import line_of
 
 router = APIRouter(prefix="/console/journeys", include_in_schema=False)
 
-MAX_YAML = 200_000
 STARTER = """key: {key}
 version: 1
 name: New journey
@@ -33,47 +30,33 @@ steps:
 """
 
 
-@dataclass(frozen=True)
-class EditorError:
-    """A problem to show: its line (None: the whole text), where in the definition, what."""
-
-    line: int | None
-    where: str
-    message: str
-
-
-def _located(text: str, problems: list[DefinitionProblem]) -> list[EditorError]:
-    return [
-        EditorError(line_of(text, problem.loc), ".".join(str(part) for part in problem.loc), problem.msg)
-        for problem in problems
-    ]
-
-
 async def validate_and_publish(request: Request, text: str) -> tuple[str | None, list[EditorError]]:
     """Publish the YAML as a journey version; its key, or the errors with their lines."""
-    if len(text) > MAX_YAML:
-        return None, [EditorError(None, "", f"the definition is longer than {MAX_YAML} characters")]
     try:
-        yaml.compose(text, Loader=yaml.SafeLoader)
-        document = parse_yaml(text.encode())
-    except yaml.YAMLError as error:
-        return None, [EditorError(yaml_error_line(error), "", f"YAML: {error}")]
-    except HTTPException as error:
-        return None, [
-            EditorError(
-                None, "", str(error.detail[0]["msg"] if isinstance(error.detail, list) else error.detail)
-            )
-        ]
+        document = read_yaml(text)
+    except EditorRefused as error:
+        return None, error.errors
     try:
         journey = parse_journey(document)
         async with get_services(request).sessions() as session, session.begin():
             await check_journey(session, journey)
             await publish_journey(session, journey)
     except DefinitionInvalidError as error:
-        return None, _located(text, error.problems)
+        return None, located(text, error.problems)
     except JourneyVersionConflict as error:
         return None, [EditorError(line_of(text, ("version",)), "version", str(error))]
     return journey.key, []
+
+
+def _context(key: str, text: str, errors: list[EditorError]) -> dict[str, object]:
+    return editor_page(
+        f"/console/journeys/{key}/editor",
+        text,
+        errors,
+        title="Edit journey",
+        label="Definition (YAML)",
+        submit="Publish as a new version",
+    )
 
 
 @router.get("/{key}/editor", response_class=HTMLResponse)
@@ -87,7 +70,7 @@ async def editor(request: Request, key: str, user: ConsoleUser) -> HTMLResponse:
         document = journey.model_dump(mode="json", exclude_none=True, by_alias=True)
         document["version"] = journey.version + 1
         text = yaml.safe_dump({"key": journey.key, **document}, sort_keys=False, allow_unicode=True)
-    return render(request, "journey_editor.html", {"key": key, "text": text, "errors": []})
+    return render(request, "definition_editor.html", _context(key, text, []))
 
 
 @router.post("/{key}/editor", response_class=HTMLResponse)
@@ -96,6 +79,5 @@ async def publish(request: Request, key: str, user: ConsoleUser) -> Response:
     text = (await read_form(request)).get("definition", "").replace("\r\n", "\n")
     published, errors = await validate_and_publish(request, text)
     if published is None:
-        context = {"key": key, "text": text, "errors": errors}
-        return render(request, "journey_editor.html", context, status_code=422)
+        return render(request, "definition_editor.html", _context(key, text, errors), status_code=422)
     return RedirectResponse(f"/console/journeys/{published}?published=1", status_code=303)

@@ -4,7 +4,7 @@ count and encoding; a patient that does not exist is refused next to the field. 
 from __future__ import annotations
 
 import httpx
-from playwright.async_api import Browser
+from playwright.async_api import Browser, Page
 
 from aftercare.sms_segments import SmsSize, sms_size
 from tests.conftest import AUTH_HEADERS
@@ -27,13 +27,17 @@ def test_sms_sizes_follow_the_encoding() -> None:
     assert sms_size("") == SmsSize("GSM-7", 0, 0)
 
 
-async def test_preview_a_template_for_a_patient(browser: Browser, console_url: str) -> None:
+async def _published_and_signed_in(browser: Browser, console_url: str) -> Page:
     async with httpx.AsyncClient(base_url=console_url, headers=AUTH_HEADERS) as client:
         answer = await client.post(
             "/v1/templates", content=TEMPLATE, headers={"content-type": "application/yaml"}
         )
         assert answer.status_code == 201, answer.text
-    page = await sign_in(browser, console_url)
+    return await sign_in(browser, console_url)
+
+
+async def test_preview_a_template_for_a_patient(browser: Browser, console_url: str) -> None:
+    page = await _published_and_signed_in(browser, console_url)
     await page.get_by_role("navigation", name="Main").get_by_role("link", name="Templates").click()
     assert await axe_violations(page) == []
     await page.get_by_role("link", name="console-hello").click()
@@ -52,3 +56,23 @@ async def test_preview_a_template_for_a_patient(browser: Browser, console_url: s
     assert await preview.locator(".sms-size").inner_text() == "1 segment · GSM-7 · 71 characters"
     assert "p-maria" not in page.url
     assert await axe_violations(page) == []
+
+
+async def test_edit_a_template_variant_after_a_refused_broken_one(browser: Browser, console_url: str) -> None:
+    page = await _published_and_signed_in(browser, console_url)
+    await page.goto(f"{console_url}/console/templates/console-hello")
+    await page.get_by_role("link", name="Edit the sms en variant").click()
+    editor = page.get_by_label("Template variant (YAML)")
+    text = await editor.input_value()
+    assert "Hi {{ patient.given }}" in text
+
+    await editor.fill(text.replace("{{ patient.given }}", "{{ patient.given "))
+    await page.get_by_role("button", name="Publish").click()
+    alert = page.get_by_role("alert")
+    assert "Line 4 (body)" in await alert.inner_text()
+    assert await axe_violations(page) == []
+
+    await editor.fill(text.replace("tomorrow", "today"))
+    await page.get_by_role("button", name="Publish").click()
+    assert "Version 2 is published" in await page.get_by_role("status").inner_text()
+    assert "call you today" in await page.locator(".template-source").inner_text()
