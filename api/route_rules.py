@@ -245,6 +245,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ),
     ("GET", "/console/segments"): page(P.SEGMENTS_READ),
     ("GET", "/console/segments/{key}"): page(P.SEGMENTS_READ, Audit("segment", "path:key", "preview")),
+    ("GET", "/console/segments/{key}/editor"): page(P.SEGMENTS_WRITE),
+    ("POST", "/console/segments/{key}/editor"): page(
+        P.SEGMENTS_WRITE, Audit("segment", "path:key", "publish")
+    ),
     ("GET", "/console/campaigns"): page(P.CAMPAIGNS_READ),
     ("POST", "/console/campaigns"): page(P.CAMPAIGNS_WRITE, Audit("campaign", action="publish")),
     ("GET", "/console/campaigns/{key}"): page(

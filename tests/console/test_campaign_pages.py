@@ -57,3 +57,22 @@ async def test_preview_a_segment_then_launch_a_campaign_and_see_its_results(
         int(cells[2]) + int(cells[4]) + int(cells[5]) == 2
     )  # sent, skipped or suppressed: every one decided
     assert await axe_violations(page) == []
+
+
+async def test_build_a_segment_after_a_refused_broken_one(browser: Browser, console_url: str) -> None:
+    page = await sign_in(browser, console_url)
+    await page.goto(f"{console_url}/console/segments")
+    await page.get_by_role("button", name="New segment").click()
+    editor = page.get_by_label("Segment (YAML)")
+    text = await editor.input_value()
+    assert await page.get_by_role("heading", name="Criteria you can use").is_visible()
+    assert await axe_violations(page) == []
+
+    await editor.fill(text.replace("age: {gte: 18}", "age: {over: 18}"))
+    await page.get_by_role("button", name="Save as a new version").click()
+    assert "Line 6" in await page.get_by_role("alert").inner_text()
+
+    await editor.fill(text.replace("gte: 18", "gte: 60"))
+    await page.get_by_role("button", name="Save as a new version").click()
+    await page.wait_for_url(f"{console_url}/console/segments/new-segment")
+    assert await page.locator("#segment-count").inner_text() == "2"  # both patients are over 60

@@ -8,11 +8,13 @@ from datetime import UTC, datetime, timedelta
 import yaml
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from aftercare.segments.validation import parse_segment
 from aftercare.store.journey_progress import StepCount
 from aftercare.store.overview import overview
 from aftercare.store.patient_search import PatientQuery
 from console.journey_graph import journey_graph
 from console.patients import queries_for
+from console.segment_editor import CRITERIA
 from console.tasks import TaskFilters
 from console.yaml_lines import line_of
 from models.journey import JourneyDefinition
@@ -131,3 +133,8 @@ def test_the_journey_graph_names_every_way_out_of_each_step() -> None:
     assert edges["done"] == []
     assert graph[0].count == StepCount(at=2, passed=5)
     assert graph[2].summary == "task for care: Call"
+
+
+def test_every_example_of_the_segment_picker_is_a_valid_criterion() -> None:
+    for name, example in CRITERIA:
+        assert parse_segment({"key": "x", "name": "x", "criteria": yaml.safe_load(example)}), name
