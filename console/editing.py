@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 from fastapi import HTTPException
+from pydantic import BaseModel
 
 from aftercare.definitions import DefinitionProblem
 from api.bodies import parse_yaml
@@ -39,6 +40,16 @@ def located(text: str, problems: list[DefinitionProblem]) -> list[EditorError]:
         EditorError(line_of(text, problem.loc), ".".join(str(part) for part in problem.loc), problem.msg)
         for problem in problems
     ]
+
+
+def next_version_yaml(definition: BaseModel | None, starter: str) -> str:
+    """The YAML a definition's editor opens on: the definition with its version raised by one, or the
+    starter when there is none yet."""
+    if definition is None:
+        return starter
+    document = definition.model_dump(mode="json", exclude_none=True, by_alias=True)
+    document["version"] = int(document.get("version", 0)) + 1
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
 
 
 def read_yaml(text: str) -> Any:

@@ -4,7 +4,6 @@ and nothing is published while there is one."""
 
 from __future__ import annotations
 
-import yaml
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -12,7 +11,7 @@ from aftercare.definitions import DefinitionInvalidError, check_journey, parse_j
 from aftercare.store.journeys import JourneyVersionConflict, get_journey, publish_journey
 from api.deps import get_services
 from console.auth import ConsoleUser
-from console.editing import EditorError, EditorRefused, editor_page, located, read_yaml
+from console.editing import EditorError, EditorRefused, editor_page, located, next_version_yaml, read_yaml
 from console.forms import read_form
 from console.rendering import render
 from console.yaml_lines import line_of
@@ -64,12 +63,7 @@ async def editor(request: Request, key: str, user: ConsoleUser) -> HTMLResponse:
     """The editor, on the next version of the journey (or a starter for a new key)."""
     async with get_services(request).sessions() as session:
         journey = await get_journey(session, key)
-    if journey is None:
-        text = STARTER.format(key=key)
-    else:
-        document = journey.model_dump(mode="json", exclude_none=True, by_alias=True)
-        document["version"] = journey.version + 1
-        text = yaml.safe_dump({"key": journey.key, **document}, sort_keys=False, allow_unicode=True)
+    text = next_version_yaml(journey, STARTER.format(key=key))
     return render(request, "definition_editor.html", _context(key, text, []))
 
 

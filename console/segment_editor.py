@@ -4,7 +4,6 @@ own validation, each error at its line. The segment's page then previews its cou
 
 from __future__ import annotations
 
-import yaml
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -13,7 +12,7 @@ from aftercare.segments.validation import check_segment, parse_segment
 from aftercare.store.segments import SegmentVersionConflict, get_segment, publish_segment
 from api.deps import get_services
 from console.auth import ConsoleUser
-from console.editing import EditorError, EditorRefused, editor_page, located, read_yaml
+from console.editing import EditorError, EditorRefused, editor_page, located, next_version_yaml, read_yaml
 from console.forms import read_form
 from console.rendering import render
 from console.yaml_lines import line_of
@@ -70,13 +69,7 @@ async def editor(request: Request, key: str, user: ConsoleUser) -> HTMLResponse:
     """The builder on the next version of the segment (or a starter for a new key)."""
     async with get_services(request).sessions() as session:
         segment = await get_segment(session, key)
-    if segment is None:
-        text = STARTER.format(key=key)
-    else:
-        document = segment.model_dump(mode="json", exclude_none=True, by_alias=True)
-        text = yaml.safe_dump(
-            {**document, "version": segment.version + 1}, sort_keys=False, allow_unicode=True
-        )
+    text = next_version_yaml(segment, STARTER.format(key=key))
     return render(request, "definition_editor.html", _context(key, text, []))
 
 
