@@ -261,6 +261,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/console/audit"): page(P.AUDIT_READ, Audit("audit", action="read")),
     ("GET", "/console/journeys"): page(P.JOURNEYS_READ),
     ("GET", "/console/journeys/{key}"): page(P.JOURNEYS_READ, Audit("journey", "path:key")),
+    ("POST", "/console/journeys/library/{key}/install"): page(
+        P.JOURNEYS_WRITE, Audit("journey", "path:key", "install")
+    ),
     ("GET", "/console/journeys/{key}/editor"): page(P.JOURNEYS_WRITE),
     ("POST", "/console/journeys/{key}/editor"): page(
         P.JOURNEYS_WRITE, Audit("journey", "path:key", "publish")

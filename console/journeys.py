@@ -1,12 +1,13 @@
-"""Journeys: the list (latest version, entry, live counts) and a journey's page (its definition drawn as
+"""Journeys: the list (latest version, entry, live counts; the ready-made journeys to start from, installed
+in one click) and a journey's page (its definition drawn as
 a graph with how many enrollments sit at or have passed each step, and its latest enrollments)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from aftercare.security.principal import Principal
 from aftercare.security.roles import Permission
@@ -15,9 +16,11 @@ from aftercare.store.journey_progress import JourneyCount, journey_counts, step_
 from aftercare.store.journeys import get_journey, latest_journeys
 from api.deps import get_services
 from api.routes.enrollments import enrollment_item
+from api.routes.library import install_journey
 from console.auth import ConsoleUser
 from console.journey_graph import GraphStep, journey_graph
 from console.rendering import render
+from journeys.catalogue import library
 from models.api import EnrollmentListItem
 from models.journey import JourneyDefinition
 
@@ -55,7 +58,22 @@ async def journeys(request: Request, user: ConsoleUser) -> HTMLResponse:
         JourneyRow(journey, entry_of(journey), counts.get(journey.key, JourneyCount()))
         for journey in definitions
     ]
-    return render(request, "journeys.html", {"rows": sorted(rows, key=lambda row: row.journey.key)})
+    ready_made = list(library()) if user.can(Permission.JOURNEYS_WRITE) else []
+    context = {"rows": sorted(rows, key=lambda row: row.journey.key), "library": ready_made}
+    return render(request, "journeys.html", context)
+
+
+@router.post("/library/{key}/install", response_class=HTMLResponse)
+async def install(request: Request, key: str, user: ConsoleUser) -> Response:
+    """Publish a ready-made journey and its templates, as the API's library does."""
+    try:
+        async with get_services(request).sessions() as session:
+            await install_journey(key, session, Response())
+    except HTTPException as error:
+        return render(
+            request, "not_found.html", {"what": "ready-made journey"}, status_code=error.status_code
+        )
+    return RedirectResponse(f"/console/journeys/{key}?installed=1", status_code=303)
 
 
 @dataclass(frozen=True)

@@ -110,3 +110,13 @@ async def test_an_enrollment_is_counted_at_its_step_and_paused_from_its_page(
         await page.reload()
     assert "cancelled" in await page.locator(".facts").inner_text()
     assert await page.get_by_role("button", name="Pause").count() == 0
+
+
+async def test_start_from_a_ready_made_journey(browser: Browser, console_url: str) -> None:
+    page = await sign_in(browser, console_url)
+    await page.goto(f"{console_url}/console/journeys")
+    await page.get_by_role("button", name="Install Abnormal lab result follow-up").click()
+    await page.wait_for_url(f"{console_url}/console/journeys/abnormal-lab-follow-up?installed=1")
+    assert "Installed, with its templates." in await page.get_by_role("status").inner_text()
+    assert await page.locator(".graph .node").count() >= 2
+    assert await axe_violations(page) == []
