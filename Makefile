@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PRISM  := tools/prism/node_modules/.bin/prism
 
-.PHONY: dev test lint release-check sbom install install-test chromium clean
+.PHONY: dev test lint release-check sbom screenshots install install-test chromium clean
 
 dev: $(VENV)/.installed
 	$(BIN)/aftercare dev --demo
@@ -14,6 +14,10 @@ test: $(VENV)/.installed-test $(PRISM) chromium
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# The console's pages on the demo data, as PNGs under docs/screenshots (shown in the README).
+screenshots: $(VENV)/.installed-test chromium
+	AFTERCARE_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q tests/console/test_every_page.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

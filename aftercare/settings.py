@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     auth_jwt_algorithms: list[str] = Field(default=["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"])
     # How long an API key lookup is cached in a process (revocation reaches other processes within it).
     auth_api_key_cache_seconds: float = Field(default=5.0, ge=0, le=60)
+    # The console signs a user out after this long without a request.
+    console_idle_minutes: int = Field(default=30, ge=1, le=720)
+    # The console's sign-in through the identity provider (`AUTH_JWT_ISSUER`): the client registered
+    # there (authorization code with PKCE; a secret only for a confidential client) and its scopes.
+    console_oidc_client_id: str | None = None
+    console_oidc_client_secret: SecretStr | None = None
+    console_oidc_scopes: str = "openid profile"
 
     # Temporal payload encryption: `kid:base64key,kid2:base64key` (AES-256); the first encrypts, all decrypt.
     # `AFTERCARE_CODEC_KEYS_FILE` names a file holding the same (one key per line or comma-separated).

@@ -68,6 +68,7 @@ from api.routes.webhooks import sendgrid as sendgrid_webhooks
 from api.routes.webhooks import twilio as twilio_webhooks
 from api.security import authorize
 from api.services import Services
+from console.install import install_console
 from journeys.sync import sync_code_journeys
 
 log = logging.getLogger(__name__)
@@ -236,6 +237,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     for router in ROUTERS:
         app.include_router(router)
     install_docs(app)
+    install_console(app, settings.console_idle_minutes)
     _refuse_routes_without_rules(app)
     install_openapi(app)
 

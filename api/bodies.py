@@ -52,16 +52,20 @@ async def read_definition(request: Request) -> Any:
     if not raw.strip():
         raise _invalid("missing", "the request has no body")
     if kind in YAML_TYPES:
-        try:
-            document = yaml.load(raw.decode("utf-8"), Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
-        except (yaml.YAMLError, UnicodeDecodeError) as error:
-            raise _invalid("yaml_invalid", f"YAML decode error: {error}") from error
-        except TooDeepError as error:
-            raise too_deep(error) from error
-        return document
+        return parse_yaml(raw)
     if kind in JSON_TYPES:
         return parse_json(raw)
     raise unsupported_media_type(kind, "JSON (application/json) or YAML (application/yaml)")
+
+
+def parse_yaml(raw: bytes) -> Any:
+    """Safe YAML without aliases, or a 422 `yaml_invalid` (or `too_deep`)."""
+    try:
+        return yaml.load(raw.decode("utf-8"), Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise _invalid("yaml_invalid", f"YAML decode error: {error}") from error
+    except TooDeepError as error:
+        raise too_deep(error) from error
 
 
 def unsupported_media_type(kind: str, accepted: str) -> HTTPException:

@@ -23,6 +23,8 @@ class Access(StrEnum):
     PUBLIC = "public"
     PROVIDER_SIGNED = "provider_signed"  # the webhook checks its provider's signature instead
     CODEC_UI = "codec_ui"  # the development Temporal UI's path credential (see api/routes/codec.py)
+    CONSOLE = "console"  # a console page: a session or the API's credentials (console/auth.py)
+    CONSOLE_SIGN_IN = "console_sign_in"  # the console's sign-in page: anyone
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,11 @@ def needs(
 ) -> Rule:
     """A route for callers holding `permission`."""
     return Rule(Access.PERMISSION, permission, audit, rate_limited, large_body)
+
+
+def page(permission: Permission | None = None, audit: Audit | None = None) -> Rule:
+    """A console page for signed-in users holding `permission` (None: any signed-in user)."""
+    return Rule(Access.CONSOLE, permission, audit)
 
 
 PUBLIC = Rule(Access.PUBLIC)
@@ -212,6 +219,70 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/webhooks/twilio/status"): PROVIDER_SIGNED,
     ("POST", "/webhooks/twilio/inbound"): PROVIDER_SIGNED,
     ("POST", "/webhooks/sendgrid/events"): PROVIDER_SIGNED,
+    # the console (console/): the same permissions as the API routes that show or change the same data
+    ("GET", "/console/login"): Rule(Access.CONSOLE_SIGN_IN),
+    ("POST", "/console/login"): Rule(Access.CONSOLE_SIGN_IN),
+    ("GET", "/console/login/oidc"): Rule(Access.CONSOLE_SIGN_IN),
+    ("GET", "/console/login/oidc/callback"): Rule(Access.CONSOLE_SIGN_IN),
+    ("POST", "/console/logout"): page(),
+    ("GET", "/console"): page(),
+    ("GET", "/console/patients"): page(P.PATIENTS_READ, Audit("patient", action="search")),
+    ("POST", "/console/patients"): page(P.PATIENTS_READ, Audit("patient", action="search")),
+    ("GET", "/console/patients/{patient_id}"): page(P.PATIENTS_READ, _PATIENT),
+    ("POST", "/console/patients/{patient_id}/consents"): page(
+        P.PATIENTS_WRITE, Audit("patient", "path:patient_id", "update_consents")
+    ),
+    ("GET", "/console/tasks"): page(P.TASKS_READ, Audit("task", action="list")),
+    ("GET", "/console/templates"): page(P.TEMPLATES_READ),
+    ("GET", "/console/templates/{key}"): page(P.TEMPLATES_READ, Audit("template", "path:key")),
+    ("GET", "/console/templates/{key}/editor"): page(P.TEMPLATES_WRITE),
+    ("POST", "/console/templates/{key}/editor"): page(
+        P.TEMPLATES_WRITE, Audit("template", "path:key", "publish")
+    ),
+    # the preview renders a template for a patient: patient data
+    ("POST", "/console/templates/{key}/preview"): page(
+        P.PATIENTS_READ, Audit("template", "path:key", "preview_for_patient")
+    ),
+    ("GET", "/console/segments"): page(P.SEGMENTS_READ),
+    ("GET", "/console/segments/{key}"): page(P.SEGMENTS_READ, Audit("segment", "path:key", "preview")),
+    ("GET", "/console/segments/{key}/editor"): page(P.SEGMENTS_WRITE),
+    ("POST", "/console/segments/{key}/editor"): page(
+        P.SEGMENTS_WRITE, Audit("segment", "path:key", "publish")
+    ),
+    ("GET", "/console/campaigns"): page(P.CAMPAIGNS_READ),
+    ("POST", "/console/campaigns"): page(P.CAMPAIGNS_WRITE, Audit("campaign", action="publish")),
+    ("GET", "/console/campaigns/{key}"): page(
+        P.CAMPAIGNS_READ, Audit("campaign", "path:key", "read_results")
+    ),
+    ("POST", "/console/campaigns/{key}/launch"): page(
+        P.CAMPAIGNS_WRITE, Audit("campaign", "path:key", "launch")
+    ),
+    ("GET", "/console/operations"): page(P.FHIR_SOURCES_READ),
+    ("GET", "/console/audit"): page(P.AUDIT_READ, Audit("audit", action="read")),
+    ("GET", "/console/journeys"): page(P.JOURNEYS_READ),
+    ("GET", "/console/journeys/{key}"): page(P.JOURNEYS_READ, Audit("journey", "path:key")),
+    ("POST", "/console/journeys/library/{key}/install"): page(
+        P.JOURNEYS_WRITE, Audit("journey", "path:key", "install")
+    ),
+    ("GET", "/console/journeys/{key}/editor"): page(P.JOURNEYS_WRITE),
+    ("POST", "/console/journeys/{key}/editor"): page(
+        P.JOURNEYS_WRITE, Audit("journey", "path:key", "publish")
+    ),
+    ("GET", "/console/enrollments/{enrollment_id}"): page(
+        P.ENROLLMENTS_READ, Audit("enrollment", "path:enrollment_id")
+    ),
+    ("POST", "/console/enrollments/{enrollment_id}/pause"): page(
+        P.ENROLLMENTS_CONTROL, Audit("enrollment", "path:enrollment_id", "pause")
+    ),
+    ("POST", "/console/enrollments/{enrollment_id}/resume"): page(
+        P.ENROLLMENTS_CONTROL, Audit("enrollment", "path:enrollment_id", "resume")
+    ),
+    ("POST", "/console/enrollments/{enrollment_id}/cancel"): page(
+        P.ENROLLMENTS_CONTROL, Audit("enrollment", "path:enrollment_id", "cancel")
+    ),
+    ("POST", "/console/tasks/{task_id}/complete"): page(
+        P.TASKS_WRITE, Audit("task", "path:task_id", "complete")
+    ),
 }
 
 # The body limit applies before routing, so large-body routes are plain paths (no parameters).
@@ -223,6 +294,7 @@ assert not any("{" in path for path in LARGE_BODY_PATHS), "large-body routes mus
 DOCUMENTATION_PAGES = frozenset({"/docs", "/redoc"})
 DOCUMENTATION_PATHS = frozenset({"/openapi.json", *DOCUMENTATION_PAGES})
 STATIC_PREFIX = "/static"
+CONSOLE_STATIC_PREFIX = "/console/static"
 
 
 def rule_for(method: str, path: str) -> Rule | None:
@@ -237,4 +309,5 @@ def routes_without_rules(routes: list[tuple[str, str]]) -> list[str]:
 
 def unexpected_paths(paths: list[str]) -> list[str]:
     """The paths of routes and mounts outside the table that are neither documentation nor static files."""
-    return [path for path in paths if path not in DOCUMENTATION_PATHS and path != STATIC_PREFIX]
+    static = (STATIC_PREFIX, CONSOLE_STATIC_PREFIX)
+    return [path for path in paths if path not in DOCUMENTATION_PATHS and path not in static]

@@ -77,7 +77,9 @@ async def authorize(request: Request) -> Principal | None:
     rule = route_rule(request)
     if rule is None:  # `create_app` refuses routes without rules; this is the fail-safe
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this route has no access rule")
-    if rule.access in (Access.PUBLIC, Access.PROVIDER_SIGNED):
+    if rule.access in (Access.PUBLIC, Access.PROVIDER_SIGNED, Access.CONSOLE_SIGN_IN):
+        return None
+    if rule.access is Access.CONSOLE:  # the console's own dependency signs in and checks (console/auth.py)
         return None
     principal = await _authenticate(request, rule)
     request.state.principal = principal

@@ -256,6 +256,7 @@ class DevStack:
             "",
             "Aftercare is running",
             f"  API          {self._api_url}   (OpenAPI docs: {self._api_url}/docs)",
+            f"  Console      {self._api_url}/console   (sign in with the API key below)",
             f"  Temporal UI  http://{host}:{options.ui_port}   (payloads decoded by {self._api_url}/codec)",
             f"  Temporal     {self._temporal_address}   (namespace {self.settings.temporal_namespace})",
             f"  Database     {_safe_url(self._database.url)}"

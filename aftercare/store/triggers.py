@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,3 +36,9 @@ async def finish_trigger_event(
 async def park(session: AsyncSession, source: str, reason: str, reference: str | None = None) -> None:
     """Keep input that could not be used, with why."""
     session.add(ParkedItem(source=source, reason=reason, reference=reference))
+
+
+async def parked_items(session: AsyncSession, limit: int = 100) -> Sequence[ParkedItem]:
+    """The latest parked items, newest first."""
+    rows = await session.scalars(select(ParkedItem).order_by(ParkedItem.id.desc()).limit(limit))
+    return rows.all()

@@ -93,7 +93,7 @@ async def read_enrollment(enrollment_id: str, session: SessionDep) -> Enrollment
     )
 
 
-async def _control(
+async def control_enrollment(
     enrollment_id: str, update: str, body: PauseBody, session: SessionDep, temporal: TemporalDep
 ) -> EnrollmentControl:
     enrollment = await get_enrollment(session, enrollment_id)
@@ -125,7 +125,7 @@ async def pause_enrollment(
     enrollment_id: str, session: SessionDep, temporal: TemporalDep, body: PauseBody | None = None
 ) -> EnrollmentControl:
     """Hold the journey before its next step (a wait in progress runs to its end first)."""
-    return await _control(enrollment_id, PAUSE_UPDATE, body or PauseBody(), session, temporal)
+    return await control_enrollment(enrollment_id, PAUSE_UPDATE, body or PauseBody(), session, temporal)
 
 
 @router.post("/{enrollment_id}/resume", response_model=EnrollmentControl)
@@ -133,7 +133,7 @@ async def resume_enrollment(
     enrollment_id: str, session: SessionDep, temporal: TemporalDep, body: PauseBody | None = None
 ) -> EnrollmentControl:
     """Let a paused journey go on."""
-    return await _control(enrollment_id, RESUME_UPDATE, body or PauseBody(), session, temporal)
+    return await control_enrollment(enrollment_id, RESUME_UPDATE, body or PauseBody(), session, temporal)
 
 
 @router.post("/{enrollment_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=None)

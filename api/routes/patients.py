@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.reachability import reachability
+from aftercare.security.principal import Principal
 from aftercare.security.roles import Permission
 from aftercare.store.clinical_summary import clinical_summary
 from aftercare.store.consents import current_consents
@@ -156,6 +157,13 @@ async def read_patient(
     all of the person's records (`observation_codes`: how many codes' latest observations; `timeline_limit`:
     how many timeline events). A merged-away id answers with the surviving profile (`resolved_from`).
     Without `clinical:read` (the non-clinical role) the clinical parts are left out, as `redacted` says."""
+    return await patient_view(session, patient_id, principal, timeline_limit, observation_codes)
+
+
+async def patient_view(
+    session: AsyncSession, patient_id: str, principal: Principal, timeline_limit: int, observation_codes: int
+) -> PatientView:
+    """The unified profile as `principal` may see it (the API's answer and the console's patient page)."""
     clinical_access = principal.can(Permission.CLINICAL_READ)
     person = await resolve_person(session, patient_id)
     patient = await get_patient(session, person)

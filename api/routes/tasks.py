@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from aftercare.store.enrollments import get_enrollment
@@ -60,6 +62,12 @@ async def complete(
     task_id: str, body: TaskCompletion, session: SessionDep, temporal: TemporalDep
 ) -> TaskView:
     """Complete an open task; its enrollment receives a `task.completed` event."""
+    return task_view(await finish_task(session, temporal, task_id, body))
+
+
+async def finish_task(session: AsyncSession, temporal: Client, task_id: str, body: TaskCompletion) -> Task:
+    """Complete an open task (404 when there is none, 409 when it is not open), then tell its running
+    enrollment; the transaction ends before Temporal is called."""
     async with session.begin():
         task = await complete_task(
             session, task_id, outcome=body.outcome, note=body.note, completed_by=body.completed_by
@@ -88,4 +96,4 @@ async def complete(
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND:
                 raise
-    return task_view(task)
+    return task

@@ -1,0 +1,109 @@
+"""Journeys: the list (latest version, entry, live counts; the ready-made journeys to start from, installed
+in one click) and a journey's page (its definition drawn as
+a graph with how many enrollments sit at or have passed each step, and its latest enrollments)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from aftercare.security.principal import Principal
+from aftercare.security.roles import Permission
+from aftercare.store.enrollments import list_enrollments
+from aftercare.store.journey_progress import JourneyCount, journey_counts, step_counts
+from aftercare.store.journeys import get_journey, latest_journeys
+from api.deps import get_services
+from api.routes.enrollments import enrollment_item
+from api.routes.library import install_journey
+from console.auth import ConsoleUser
+from console.journey_graph import GraphStep, journey_graph
+from console.rendering import render
+from journeys.catalogue import library
+from models.api import EnrollmentListItem
+from models.journey import JourneyDefinition
+
+router = APIRouter(prefix="/console/journeys", include_in_schema=False)
+
+
+@dataclass(frozen=True)
+class JourneyRow:
+    """A journey as the list shows it."""
+
+    journey: JourneyDefinition
+    entry: str
+    count: JourneyCount
+
+
+def entry_of(journey: JourneyDefinition) -> str:
+    """How patients enter, in a few words."""
+    entry = journey.entry
+    if entry is None:
+        return "by API or the console"
+    if entry.fhir is not None:
+        return f"FHIR {entry.fhir.resource}"
+    if entry.event is not None:
+        return f"event {entry.event.type}"
+    return f"segment {entry.segment}" if entry.segment else "by API or the console"
+
+
+@router.get("", response_class=HTMLResponse)
+async def journeys(request: Request, user: ConsoleUser) -> HTMLResponse:
+    """Every journey's latest version with its running and total enrollments."""
+    async with get_services(request).sessions() as session:
+        definitions = await latest_journeys(session)
+        counts = await journey_counts(session)
+    rows = [
+        JourneyRow(journey, entry_of(journey), counts.get(journey.key, JourneyCount()))
+        for journey in definitions
+    ]
+    ready_made = list(library()) if user.can(Permission.JOURNEYS_WRITE) else []
+    context = {"rows": sorted(rows, key=lambda row: row.journey.key), "library": ready_made}
+    return render(request, "journeys.html", context)
+
+
+@router.post("/library/{key}/install", response_class=HTMLResponse)
+async def install(request: Request, key: str, user: ConsoleUser) -> Response:
+    """Publish a ready-made journey and its templates, as the API's library does."""
+    try:
+        async with get_services(request).sessions() as session:
+            await install_journey(key, session, Response())
+    except HTTPException as error:
+        return render(
+            request, "not_found.html", {"what": "ready-made journey"}, status_code=error.status_code
+        )
+    return RedirectResponse(f"/console/journeys/{key}?installed=1", status_code=303)
+
+
+@dataclass(frozen=True)
+class JourneyPage:
+    """The journey page's view model."""
+
+    journey: JourneyDefinition
+    graph: list[GraphStep]
+    enrollments: list[EnrollmentListItem]
+
+
+async def journey_page(request: Request, key: str, user: Principal) -> JourneyPage | None:
+    """The latest version, drawn with its counts, and its latest enrollments."""
+    async with get_services(request).sessions() as session:
+        journey = await get_journey(session, key)
+        if journey is None:
+            return None
+        counts = await step_counts(session, key)
+        enrollments = (
+            [enrollment_item(row) for row in await list_enrollments(session, journey_key=key, limit=25)]
+            if user.can(Permission.ENROLLMENTS_READ)
+            else []
+        )
+    return JourneyPage(journey, journey_graph(journey, counts), enrollments)
+
+
+@router.get("/{key}", response_class=HTMLResponse)
+async def journey(request: Request, key: str, user: ConsoleUser) -> HTMLResponse:
+    """A journey's graph with counts per step."""
+    page = await journey_page(request, key, user)
+    if page is None:
+        return render(request, "not_found.html", {"what": "journey"}, status_code=404)
+    return render(request, "journey.html", {"page": page, "entry": entry_of(page.journey)})
