@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
 from aftercare.enrollment.fhir_ingest import ingest_fhir_resources
 from aftercare.fhir.bundles import BundleError, Entry, entries_of, parse_ndjson
+from aftercare.fhir.conformance import bundle_problems, unresolved_references
 from aftercare.fhir.resources import validation_problems
 from aftercare.fhir_sync.intake import NotificationIntake
 from aftercare.fhir_sync.notifications import NotificationError, is_topic_bundle, ping, read_topic_bundle
@@ -22,7 +24,7 @@ from api.bodies import NDJSON_TYPES, media_type, unsupported_media_type
 from api.deps import ServicesDep
 from api.errors import FhirError, issue
 from api.services import Services
-from models.api import ImportResult, NotificationResult
+from models.api import ImportResult, NotificationResult, RejectedEntry
 
 router = APIRouter(prefix="/v1/fhir", tags=["fhir"])
 
@@ -62,13 +64,22 @@ def _too_deep(error: TooDeepError) -> FhirError:
     return FhirError(400, [issue("too-costly", str(error))])
 
 
-async def _read_entries(request: Request) -> list[Entry]:
+@dataclass(frozen=True)
+class _Body:
+    """The resources of a request body, and the type of the Bundle they came in (None for NDJSON or
+    a single resource)."""
+
+    entries: list[Entry]
+    bundle_type: str | None = None
+
+
+async def _read_body(request: Request) -> _Body:
     raw = await request.body()
     if not raw.strip():
         raise FhirError(400, [issue("required", "the request has no body")])
     try:
         if _fhir_body_type(request) in NDJSON_TYPES:
-            return parse_ndjson(raw.decode("utf-8"))
+            return _Body(parse_ndjson(raw.decode("utf-8")))
         try:
             document = load_json(raw)
         except json.JSONDecodeError as error:
@@ -77,40 +88,66 @@ async def _read_entries(request: Request) -> list[Entry]:
             ) from error
         except TooDeepError as error:
             raise _too_deep(error) from error
-        return entries_of(document)
+        if not (isinstance(document, dict) and document.get("resourceType") == "Bundle"):
+            return _Body(entries_of(document))
+        problems = bundle_problems(document)
+        if problems:
+            raise FhirError(422, [issue("code-invalid", f"{path}: {why}", path) for path, why in problems])
+        return _Body(entries_of(document), str(document.get("type")))
     except BundleError as error:
         raise FhirError(400, [issue("structure", str(error), error.location or None)]) from error
     except UnicodeDecodeError as error:
         raise FhirError(400, [issue("structure", "the body is not UTF-8")]) from error
 
 
-def _validate(entries: list[Entry]) -> list[dict[str, Any]]:
+def _entry_issues(entry: Entry, *, in_bundle: bool) -> list[dict[str, Any]]:
+    """The problems of one entry as `OperationOutcome` issues naming the element."""
+    found = validation_problems(entry.resource)
+    if not found and not entry.resource.get("id"):
+        found = [(str(entry.resource.get("resourceType")), "the resource has no id")]
+    if in_bundle and not found:
+        found = unresolved_references(entry.resource)
+    name = f"{entry.resource.get('resourceType', 'resource')}/{entry.resource.get('id', '?')}"
+    return [issue("invalid", f"{entry.location} ({name}): {path}: {why}", path) for path, why in found]
+
+
+def _bounded(problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if len(problems) <= _MAX_ISSUES:
+        return problems
+    extra = len(problems) - _MAX_ISSUES
+    return [*problems[:_MAX_ISSUES], issue("too-costly", f"{extra} more problems not listed")]
+
+
+def _validate(body: _Body) -> tuple[list[dict[str, Any]], list[RejectedEntry]]:
+    """The resources to store. Any bad entry refuses the whole request (422), except in a batch Bundle,
+    whose entries FHIR processes one by one: there the bad ones are reported and the rest go ahead."""
     resources = []
     problems: list[dict[str, Any]] = []
-    for entry in entries:
-        found = validation_problems(entry.resource)
-        if not found and not entry.resource.get("id"):
-            found = [(str(entry.resource.get("resourceType")), "the resource has no id")]
-        for path, message in found:
-            name = f"{entry.resource.get('resourceType', 'resource')}/{entry.resource.get('id', '?')}"
-            problems.append(issue("invalid", f"{entry.location} ({name}): {path}: {message}", path))
+    rejected: list[RejectedEntry] = []
+    for entry in body.entries:
+        found = _entry_issues(entry, in_bundle=body.bundle_type is not None)
+        if found and body.bundle_type == "batch":
+            outcome = {"resourceType": "OperationOutcome", "issue": _bounded(found)}
+            rejected.append(RejectedEntry(entry=entry.location, outcome=outcome))
+            continue
+        problems.extend(found)
         resources.append(entry.resource)
     if problems:
-        if len(problems) > _MAX_ISSUES:
-            extra = len(problems) - _MAX_ISSUES
-            problems = [*problems[:_MAX_ISSUES], issue("too-costly", f"{extra} more problems not listed")]
-        raise FhirError(422, problems)
-    return resources
+        raise FhirError(422, _bounded(problems))
+    return resources, rejected
 
 
 async def _store_and_trigger(
-    services: Services, entries: list[Entry], *, source: str, fire_triggers: bool
-) -> tuple[StoreResult, int]:
+    services: Services, body: _Body, *, source: str, fire_triggers: bool
+) -> tuple[StoreResult, int, list[RejectedEntry]]:
+    resources, rejected = _validate(body)
+    if not resources:
+        return StoreResult(), 0, rejected
     ingested = await ingest_fhir_resources(
         services.sessions,
         services.starter,
         services.temporal,
-        _validate(entries),
+        resources,
         source=source,
         phone_region=services.settings.phone_default_region,
         fire_triggers=fire_triggers,
@@ -119,7 +156,7 @@ async def _store_and_trigger(
     for outcome, counts in (("new", ingested.stored.imported), ("unchanged", ingested.stored.unchanged)):
         for resource_type, count in counts.items():
             FHIR_RESOURCES.labels(source.split(":")[0], resource_type, outcome).inc(count)
-    return ingested.stored, ingested.triggered
+    return ingested.stored, ingested.triggered, rejected
 
 
 @router.post("/import", response_model=ImportResult, openapi_extra=FHIR_NOTIFICATION_BODY)
@@ -129,9 +166,12 @@ async def import_resources(
     triggers: Annotated[bool, Query(description="fire journeys' FHIR entries for new versions")] = True,
 ) -> ImportResult:
     """Import a Bundle (transaction, batch, collection) or NDJSON into the patient store."""
-    entries = await _read_entries(request)
-    stored, triggered = await _store_and_trigger(services, entries, source="import", fire_triggers=triggers)
-    return ImportResult(imported=dict(stored.imported), unchanged=dict(stored.unchanged), triggered=triggered)
+    body = await _read_body(request)
+    stored, triggered, rejected = await _store_and_trigger(
+        services, body, source="import", fire_triggers=triggers
+    )
+    imported, unchanged = dict(stored.imported), dict(stored.unchanged)
+    return ImportResult(imported=imported, unchanged=unchanged, triggered=triggered, rejected=rejected)
 
 
 SourceQuery = Annotated[str, Query(description="the FHIR source that sends this", max_length=64)]
@@ -207,8 +247,7 @@ async def take_notification(
             queued=taken.queued,
             missed_events=list(taken.gap) if taken.gap else None,
         )
-    entries = await _read_entries(request)
-    return await _rest_hook(services, entries, source)
+    return await _rest_hook(services, await _read_body(request), source)
 
 
 async def take_resource_notification(
@@ -221,7 +260,8 @@ async def take_resource_notification(
         await _require_source(services, source)
         taken = await _intake(services).take(source, ping([f"{resource_type}/{resource_id}"]))
         return NotificationResult(received={}, triggered=0, kind="ping", queued=taken.queued)
-    entries = await _read_entries(request)
+    body = await _read_body(request)
+    entries = body.entries
     if len(entries) != 1 or (
         entries[0].resource.get("resourceType"),
         entries[0].resource.get("id"),
@@ -230,12 +270,12 @@ async def take_resource_notification(
             400,
             [issue("invalid", f"the body must be the resource {resource_type}/{resource_id} the URL names")],
         )
-    return await _rest_hook(services, entries, source)
+    return await _rest_hook(services, body, source)
 
 
-async def _rest_hook(services: Services, entries: list[Entry], source: str) -> NotificationResult:
-    stored, triggered = await _store_and_trigger(
-        services, entries, source=f"notification:{source}", fire_triggers=True
+async def _rest_hook(services: Services, body: _Body, source: str) -> NotificationResult:
+    stored, triggered, _ = await _store_and_trigger(
+        services, body, source=f"notification:{source}", fire_triggers=True
     )
     return NotificationResult(
         received=dict(stored.imported),
