@@ -1,5 +1,6 @@
-"""FHIR endpoints: import Bundles and NDJSON, receive subscription notifications. Errors are
-`OperationOutcome`s; a request with any invalid resource writes nothing."""
+"""FHIR endpoints: the CapabilityStatement, import Bundles and NDJSON, receive subscription
+notifications. Errors are `OperationOutcome`s; a request with any invalid resource writes nothing (a
+batch Bundle excepted: its entries are taken one by one)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
 
 from aftercare.enrollment.fhir_ingest import ingest_fhir_resources
 from aftercare.fhir.bundles import BundleError, Entry, entries_of, parse_ndjson
+from aftercare.fhir.capability import capability_statement
 from aftercare.fhir.conformance import bundle_problems, unresolved_references
 from aftercare.fhir.resources import validation_problems
 from aftercare.fhir_sync.intake import NotificationIntake
@@ -22,7 +25,7 @@ from aftercare.nesting import TooDeepError, load_json
 from aftercare.store.resources import StoreResult
 from api.bodies import NDJSON_TYPES, media_type, unsupported_media_type
 from api.deps import ServicesDep
-from api.errors import FhirError, issue
+from api.errors import FHIR_JSON, FhirError, issue
 from api.services import Services
 from models.api import ImportResult, NotificationResult, RejectedEntry
 
@@ -157,6 +160,12 @@ async def _store_and_trigger(
         for resource_type, count in counts.items():
             FHIR_RESOURCES.labels(source.split(":")[0], resource_type, outcome).inc(count)
     return ingested.stored, ingested.triggered, rejected
+
+
+@router.get("/metadata", response_model=dict[str, Any], responses={200: {"content": {FHIR_JSON: {}}}})
+async def capability(services: ServicesDep) -> JSONResponse:
+    """Aftercare's CapabilityStatement (FHIR R4): what it accepts, and what it reads and writes."""
+    return JSONResponse(capability_statement(services.settings.public_base_url), media_type=FHIR_JSON)
 
 
 @router.post("/import", response_model=ImportResult, openapi_extra=FHIR_NOTIFICATION_BODY)

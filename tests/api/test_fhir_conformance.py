@@ -12,6 +12,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from aftercare.fhir.resources import validation_problems
 from models.tables import FhirResourceVersion
 from tests.conftest import FHIR_EXAMPLES, synthea_bundle
 
@@ -109,3 +110,25 @@ async def test_a_batch_reports_its_bad_entries_and_imports_the_others(
     assert rejected["outcome"]["issue"][0]["expression"] == ["Observation.valueQuantity.code"]
     assert sum(body["imported"].values()) == len(bundle["entry"]) - 1
     assert await stored_versions(sessions) == len(bundle["entry"]) - 1
+
+
+async def test_the_capability_statement_is_public_valid_r4_and_names_what_is_accepted(
+    api: httpx.AsyncClient,
+) -> None:
+    request = api.build_request("GET", "/v1/fhir/metadata")
+    del request.headers["X-API-Key"]
+    answer = await api.send(request)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("application/fhir+json")
+    statement = answer.json()
+    assert validation_problems(statement) == []
+    assert (statement["resourceType"], statement["fhirVersion"], statement["kind"]) == (
+        "CapabilityStatement",
+        "4.0.1",
+        "instance",
+    )
+    server = next(rest for rest in statement["rest"] if rest["mode"] == "server")
+    accepted = {resource["type"] for resource in server["resource"]}
+    assert {"Patient", "Observation", "Encounter", "Appointment", "MedicationRequest", "Consent"} <= accepted
+    assert {interaction["code"] for interaction in server["interaction"]} == {"transaction", "batch"}
+    assert "application/fhir+json" in statement["format"]
