@@ -19,10 +19,14 @@ _CORE = "http://hl7.org/fhir/StructureDefinition/"
 UNDERSTOOD: dict[str, str] = {
     "Patient": "the patient profile: name, contact points, language, deceased, guardians; identity",
     "Consent": "consent per channel and purpose (provision.type, provision.code, provision.purpose)",
+    "Task": "a care task Aftercare wrote back (identifier urn:aftercare:task), completed in the EHR",
     **{name: f"a clinical fact ({table}) for segments and journeys" for name, table in FACT_TABLES.items()},
 }
-# What Aftercare writes to a writable FHIR source, and how.
-WRITTEN: dict[str, str] = {}
+# What Aftercare writes to a writable FHIR source (FHIR_WRITE_BACK), and how.
+WRITTEN: dict[str, str] = {
+    "Communication": "each message sent, failed or held back (PUT Communication/aftercare-<message id>)",
+    "Task": "each care task, and its completion (PUT Task/aftercare-task-<task id>)",
+}
 
 
 def capability_statement(public_base_url: str | None = None) -> dict[str, Any]:
@@ -75,8 +79,14 @@ def _server() -> dict[str, Any]:
 
 
 def _client() -> dict[str, Any]:
-    read = [{"code": code} for code in ("read", "vread", "search-type")]
-    resources = [{"type": name, "interaction": read} for name in sorted({"Patient", *UNDERSTOOD})]
+    read = ["read", "vread", "search-type"]
+    resources: list[dict[str, Any]] = []
+    for name in sorted({"Patient", *UNDERSTOOD, *WRITTEN}):
+        codes = read + (["create", "update"] if name in WRITTEN else [])
+        resource = {"type": name, "interaction": [{"code": code} for code in codes]}
+        if name in WRITTEN:
+            resource["documentation"] = WRITTEN[name]
+        resources.append(resource)
     resources.append(
         {
             "type": "Subscription",
@@ -84,10 +94,6 @@ def _client() -> dict[str, Any]:
             "interaction": [{"code": "create"}, {"code": "update"}, {"code": "search-type"}],
         }
     )
-    for name, how in sorted(WRITTEN.items()):
-        resources.append(
-            {"type": name, "documentation": how, "interaction": [{"code": "create"}, {"code": "update"}]}
-        )
     return {
         "mode": "client",
         "documentation": (

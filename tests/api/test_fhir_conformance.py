@@ -132,3 +132,10 @@ async def test_the_capability_statement_is_public_valid_r4_and_names_what_is_acc
     assert {"Patient", "Observation", "Encounter", "Appointment", "MedicationRequest", "Consent"} <= accepted
     assert {interaction["code"] for interaction in server["interaction"]} == {"transaction", "batch"}
     assert "application/fhir+json" in statement["format"]
+    client = next(rest for rest in statement["rest"] if rest["mode"] == "client")
+    written = {
+        resource["type"]
+        for resource in client["resource"]
+        if {"create", "update"} <= {interaction["code"] for interaction in resource["interaction"]}
+    }
+    assert {"Communication", "Task"} <= written
