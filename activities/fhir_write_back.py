@@ -1,9 +1,10 @@
 """Writing outreach back to the FHIR source: each message as a `Communication`, each care task as a
 `Task`, in the patient's chart.
 
-A resource's id is derived from the message's or task's id, so a retried or repeated write updates the
-one resource (PUT) rather than adding another; its identifier (`urn:aftercare:message|<id>`,
-`urn:aftercare:task|<id>`) lets the EHR find it, and tells Aftercare which task an EHR completed.
+Each is written by a conditional update on its identifier (`PUT Communication?identifier=
+urn:aftercare:message|<id>`, `urn:aftercare:task|<id>` for tasks): the first write creates it, and a
+retried or repeated one updates the same resource rather than adding another. The identifier also tells
+Aftercare which task an EHR completed.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class FhirWriteBackActivities:
             raise ApplicationError(str(error), type="FhirSourceMissing", non_retryable=True) from error
 
     async def _put(self, client: FhirClient, resource: dict[str, Any]) -> WriteBackResult:
-        """PUT under the resource's own id: a second write updates, never duplicates."""
+        """A conditional update on the resource's identifier: a second write updates, never duplicates."""
         problems = validation_problems(resource)
         if problems:
             raise ApplicationError(
@@ -92,10 +93,12 @@ class FhirWriteBackActivities:
             )
         try:
             async with client:
-                written = await client.update(resource)
+                [identifier] = resource["identifier"]
+                search = {"identifier": f"{identifier['system']}|{identifier['value']}"}
+                written = await client.update_where(resource, search)
         except FhirClientError as error:
             raise retryable_or_not(error) from error
-        reference = f"{resource['resourceType']}/{written.get('id', resource['id'])}"
+        reference = f"{resource['resourceType']}/{written.get('id')}"
         log.info("wrote back", extra={"reference": reference, "status": resource["status"]})
         return WriteBackResult(reference=reference, status=resource["status"])
 

@@ -24,8 +24,9 @@ UNDERSTOOD: dict[str, str] = {
 }
 # What Aftercare writes to a writable FHIR source (FHIR_WRITE_BACK), and how.
 WRITTEN: dict[str, str] = {
-    "Communication": "each message sent, failed or held back (PUT Communication/aftercare-<message id>)",
-    "Task": "each care task, and its completion (PUT Task/aftercare-task-<task id>)",
+    "Communication": "each message sent, failed or held back (conditional update on identifier "
+    "urn:aftercare:message|<id>)",
+    "Task": "each care task and its completion (conditional update on identifier urn:aftercare:task|<id>)",
 }
 
 
@@ -83,9 +84,9 @@ def _client() -> dict[str, Any]:
     resources: list[dict[str, Any]] = []
     for name in sorted({"Patient", *UNDERSTOOD, *WRITTEN}):
         codes = read + (["create", "update"] if name in WRITTEN else [])
-        resource = {"type": name, "interaction": [{"code": code} for code in codes]}
+        resource: dict[str, Any] = {"type": name, "interaction": [{"code": code} for code in codes]}
         if name in WRITTEN:
-            resource["documentation"] = WRITTEN[name]
+            resource |= {"documentation": WRITTEN[name], "conditionalUpdate": True}
         resources.append(resource)
     resources.append(
         {

@@ -1,8 +1,10 @@
-"""Outreach as FHIR R4 resources for the chart: each message a `Communication`.
+"""Outreach as FHIR R4 resources for the chart: each message a `Communication`, each care task a
+`Task`.
 
 A Communication carries no more than the message did (its text, to the patient, about the resource
-that triggered the journey), and a stable id and identifier derived from the message's id, so writing
-it again updates the same resource instead of adding one.
+that triggered the journey), and an identifier naming the message (`urn:aftercare:message|<id>`): it is
+written by a conditional update on that identifier, so writing it again updates the same resource
+instead of adding one. A Task likewise names its care task (`urn:aftercare:task|<id>`).
 """
 
 from __future__ import annotations
@@ -49,18 +51,12 @@ class SentMessage:
     reminder: bool = False
 
 
-def communication_id(message_id: str) -> str:
-    """The Communication's id on the FHIR server: the same for every write of one message."""
-    return f"aftercare-{message_id}"[:64]
-
-
 def communication(message: SentMessage) -> dict[str, Any]:
     """The message as a Communication: sent ones `completed`, failed ones `stopped`, ones the
     guardrails held back `not-done` with the reason."""
     status = STATUS.get(message.status, "not-done")
     resource: dict[str, Any] = {
         "resourceType": "Communication",
-        "id": communication_id(message.message_id),
         "identifier": [{"system": MESSAGE_IDENTIFIER_SYSTEM, "value": message.message_id}],
         "status": status,
         "category": [{"coding": [{"system": _CATEGORY, "code": _category(message)}]}],
@@ -117,17 +113,11 @@ class CareTask:
     focus: str | None = None
 
 
-def task_resource_id(task_id: str) -> str:
-    """The Task's id on the FHIR server: the same for every write of one task."""
-    return f"aftercare-task-{task_id}"[:64]
-
-
 def fhir_task(task: CareTask) -> dict[str, Any]:
     """The care task as a FHIR Task: owned by its queue, for the patient, focused on the resource that
     triggered the journey; `requested` while open."""
     resource: dict[str, Any] = {
         "resourceType": "Task",
-        "id": task_resource_id(task.task_id),
         "identifier": [{"system": TASK_IDENTIFIER_SYSTEM, "value": task.task_id}],
         "status": TASK_STATUS.get(task.status, "requested"),
         "intent": "order",

@@ -14,8 +14,6 @@ from aftercare.enrollment.fhir_ingest import ingest_fhir_resources
 from aftercare.fhir.outreach import (
     MESSAGE_IDENTIFIER_SYSTEM,
     TASK_IDENTIFIER_SYSTEM,
-    communication_id,
-    task_resource_id,
 )
 from aftercare.settings import Settings
 from aftercare.store.tasks import get_task, list_tasks
@@ -67,8 +65,8 @@ async def test_a_sent_message_becomes_a_communication_in_the_chart(
         async with journeys.env.time_skipping_unlocked():  # type: ignore[attr-defined]
             written = await writer.result()
 
-    assert written.reference == f"Communication/{communication_id(message.id)}"
     [chart] = fhir_server.store.of_type("Communication")
+    assert written.reference == f"Communication/{chart['id']}"
     assert chart["status"] == "completed"
     assert chart["identifier"] == [{"system": MESSAGE_IDENTIFIER_SYSTEM, "value": message.id}]
     assert chart["subject"] == {"reference": f"Patient/{ABDUL_PATIENT_ID}"}
@@ -128,8 +126,7 @@ async def test_a_care_task_is_a_fhir_task_and_completing_it_in_the_ehr_moves_the
         )
         async with journeys.env.time_skipping_unlocked():  # type: ignore[attr-defined]
             await writer.result()
-        chart = fhir_server.get("Task", task_resource_id(task.id))
-        assert chart is not None
+        [chart] = fhir_server.store.of_type("Task")
         assert (chart["status"], chart["intent"], chart["owner"], chart["for"]) == (
             "requested",
             "order",
