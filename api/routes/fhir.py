@@ -5,17 +5,13 @@ batch Bundle excepted: its entries are taken one by one)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from aftercare.enrollment.fhir_ingest import ingest_fhir_resources
-from aftercare.fhir.bundles import BundleError, Entry, entries_of, parse_ndjson
 from aftercare.fhir.capability import capability_statement
-from aftercare.fhir.conformance import bundle_problems, unresolved_references
-from aftercare.fhir.resources import validation_problems
 from aftercare.fhir_sync.intake import NotificationIntake
 from aftercare.fhir_sync.notifications import NotificationError, is_topic_bundle, ping, read_topic_bundle
 from aftercare.fhir_sync.receive import Ingestion
@@ -23,15 +19,15 @@ from aftercare.fhir_sync.sources import DEFAULT_SOURCE, SourceMissingError, sour
 from aftercare.metrics import FHIR_RESOURCES
 from aftercare.nesting import TooDeepError, load_json
 from aftercare.store.resources import StoreResult
-from api.bodies import NDJSON_TYPES, media_type, unsupported_media_type
+from api.bodies import NDJSON_TYPES, media_type
 from api.deps import ServicesDep
 from api.errors import FHIR_JSON, FhirError, issue
+from api.fhir_bodies import FhirBody, fhir_body_type, read_fhir_body, resources_to_store, too_deep
 from api.services import Services
 from models.api import ImportResult, NotificationResult, RejectedEntry
 
 router = APIRouter(prefix="/v1/fhir", tags=["fhir"])
 
-_MAX_ISSUES = 50
 # A body-less rest-hook ping declares no FHIR body (R4: a subscription without payload); a request that
 # declares one and sends nothing is a mistake, such as curl's `-d @file` naming a file that is not there.
 _DECLARED_BODY_TYPES = NDJSON_TYPES | {"application/fhir+json", "application/json+fhir", "application/json"}
@@ -49,101 +45,10 @@ FHIR_NOTIFICATION_BODY = {
 }
 
 
-# `application/json+fhir` is what DSTU2-era servers still send; no Content-Type is read as JSON.
-FHIR_JSON_TYPES = frozenset({"application/fhir+json", "application/json", "application/json+fhir", ""})
-
-
-def _fhir_body_type(request: Request) -> str:
-    """The body's media type; 415 (as an `OperationOutcome`) for one the FHIR endpoints do not read."""
-    kind = media_type(request)
-    if kind not in FHIR_JSON_TYPES and kind not in NDJSON_TYPES:
-        raise unsupported_media_type(
-            kind, "FHIR JSON (application/fhir+json or application/json) or NDJSON (application/fhir+ndjson)"
-        )
-    return kind
-
-
-def _too_deep(error: TooDeepError) -> FhirError:
-    return FhirError(400, [issue("too-costly", str(error))])
-
-
-@dataclass(frozen=True)
-class _Body:
-    """The resources of a request body, and the type of the Bundle they came in (None for NDJSON or
-    a single resource)."""
-
-    entries: list[Entry]
-    bundle_type: str | None = None
-
-
-async def _read_body(request: Request) -> _Body:
-    raw = await request.body()
-    if not raw.strip():
-        raise FhirError(400, [issue("required", "the request has no body")])
-    try:
-        if _fhir_body_type(request) in NDJSON_TYPES:
-            return _Body(parse_ndjson(raw.decode("utf-8")))
-        try:
-            document = load_json(raw)
-        except json.JSONDecodeError as error:
-            raise FhirError(
-                400, [issue("structure", f"the body is not JSON: {error.msg} at position {error.pos}")]
-            ) from error
-        except TooDeepError as error:
-            raise _too_deep(error) from error
-        if not (isinstance(document, dict) and document.get("resourceType") == "Bundle"):
-            return _Body(entries_of(document))
-        problems = bundle_problems(document)
-        if problems:
-            raise FhirError(422, [issue("code-invalid", f"{path}: {why}", path) for path, why in problems])
-        return _Body(entries_of(document), str(document.get("type")))
-    except BundleError as error:
-        raise FhirError(400, [issue("structure", str(error), error.location or None)]) from error
-    except UnicodeDecodeError as error:
-        raise FhirError(400, [issue("structure", "the body is not UTF-8")]) from error
-
-
-def _entry_issues(entry: Entry, *, in_bundle: bool) -> list[dict[str, Any]]:
-    """The problems of one entry as `OperationOutcome` issues naming the element."""
-    found = validation_problems(entry.resource)
-    if not found and not entry.resource.get("id"):
-        found = [(str(entry.resource.get("resourceType")), "the resource has no id")]
-    if in_bundle and not found:
-        found = unresolved_references(entry.resource)
-    name = f"{entry.resource.get('resourceType', 'resource')}/{entry.resource.get('id', '?')}"
-    return [issue("invalid", f"{entry.location} ({name}): {path}: {why}", path) for path, why in found]
-
-
-def _bounded(problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if len(problems) <= _MAX_ISSUES:
-        return problems
-    extra = len(problems) - _MAX_ISSUES
-    return [*problems[:_MAX_ISSUES], issue("too-costly", f"{extra} more problems not listed")]
-
-
-def _validate(body: _Body) -> tuple[list[dict[str, Any]], list[RejectedEntry]]:
-    """The resources to store. Any bad entry refuses the whole request (422), except in a batch Bundle,
-    whose entries FHIR processes one by one: there the bad ones are reported and the rest go ahead."""
-    resources = []
-    problems: list[dict[str, Any]] = []
-    rejected: list[RejectedEntry] = []
-    for entry in body.entries:
-        found = _entry_issues(entry, in_bundle=body.bundle_type is not None)
-        if found and body.bundle_type == "batch":
-            outcome = {"resourceType": "OperationOutcome", "issue": _bounded(found)}
-            rejected.append(RejectedEntry(entry=entry.location, outcome=outcome))
-            continue
-        problems.extend(found)
-        resources.append(entry.resource)
-    if problems:
-        raise FhirError(422, _bounded(problems))
-    return resources, rejected
-
-
 async def _store_and_trigger(
-    services: Services, body: _Body, *, source: str, fire_triggers: bool
+    services: Services, body: FhirBody, *, source: str, fire_triggers: bool
 ) -> tuple[StoreResult, int, list[RejectedEntry]]:
-    resources, rejected = _validate(body)
+    resources, rejected = resources_to_store(body)
     if not resources:
         return StoreResult(), 0, rejected
     ingested = await ingest_fhir_resources(
@@ -175,7 +80,7 @@ async def import_resources(
     triggers: Annotated[bool, Query(description="fire journeys' FHIR entries for new versions")] = True,
 ) -> ImportResult:
     """Import a Bundle (transaction, batch, collection) or NDJSON into the patient store."""
-    body = await _read_body(request)
+    body = await read_fhir_body(request)
     stored, triggered, rejected = await _store_and_trigger(
         services, body, source="import", fire_triggers=triggers
     )
@@ -237,7 +142,7 @@ async def take_notification(
         await _require_source(services, source)
         taken = await intake.take(source, ping([reference for reference in references if "/" in reference]))
         return NotificationResult(received={}, triggered=0, kind="ping", queued=taken.queued)
-    document = None if _fhir_body_type(request) in NDJSON_TYPES else _json_body(raw)
+    document = None if fhir_body_type(request) in NDJSON_TYPES else _json_body(raw)
     if document is not None and is_topic_bundle(document):
         try:
             notification = read_topic_bundle(document)
@@ -256,7 +161,7 @@ async def take_notification(
             queued=taken.queued,
             missed_events=list(taken.gap) if taken.gap else None,
         )
-    return await _rest_hook(services, await _read_body(request), source)
+    return await _rest_hook(services, await read_fhir_body(request), source)
 
 
 async def take_resource_notification(
@@ -269,7 +174,7 @@ async def take_resource_notification(
         await _require_source(services, source)
         taken = await _intake(services).take(source, ping([f"{resource_type}/{resource_id}"]))
         return NotificationResult(received={}, triggered=0, kind="ping", queued=taken.queued)
-    body = await _read_body(request)
+    body = await read_fhir_body(request)
     entries = body.entries
     if len(entries) != 1 or (
         entries[0].resource.get("resourceType"),
@@ -282,7 +187,7 @@ async def take_resource_notification(
     return await _rest_hook(services, body, source)
 
 
-async def _rest_hook(services: Services, body: _Body, source: str) -> NotificationResult:
+async def _rest_hook(services: Services, body: FhirBody, source: str) -> NotificationResult:
     stored, triggered, _ = await _store_and_trigger(
         services, body, source=f"notification:{source}", fire_triggers=True
     )
@@ -328,7 +233,7 @@ def _json_body(raw: bytes) -> Any:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
     except TooDeepError as error:
-        raise _too_deep(error) from error
+        raise too_deep(error) from error
 
 
 async def _require_source(services: Services, key: str) -> None:
