@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aftercare.fhir.resources import validation_problems
-from models.tables import FhirResourceVersion
+from models.tables import FhirResourceVersion, ParkedItem
 from tests.conftest import FHIR_EXAMPLES, synthea_bundle
 
 NDJSON = {"content-type": "application/fhir+ndjson"}
@@ -139,3 +139,25 @@ async def test_the_capability_statement_is_public_valid_r4_and_names_what_is_acc
         if {"create", "update"} <= {interaction["code"] for interaction in resource["interaction"]}
     }
     assert {"Communication", "Task"} <= written
+
+
+async def test_a_topic_notification_parks_a_resource_with_a_bad_code_naming_the_element(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    path = (
+        FHIR_EXAMPLES
+        / "subscriptions-backport"
+        / "sushi-generated"
+        / "Bundle-r4-notification-full-resource.json"
+    )
+    bundle = json.loads(path.read_text())
+    encounter = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter")
+    encounter["status"] = "done"
+    answer = await api.post("/v1/fhir/notifications", json=bundle)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["parked"] == 1
+    async with sessions() as session:
+        [parked] = (await session.scalars(select(ParkedItem))).all()
+    assert parked.reference == f"Encounter/{encounter['id']}"
+    assert "Encounter.status" in parked.reason
+    assert await stored_versions(sessions) == 0
