@@ -3,13 +3,14 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PRISM  := tools/prism/node_modules/.bin/prism
+FHIR_R4 := tools/fhir-r4/node_modules/hl7.fhir.r4.examples/package.json
 
 .PHONY: dev test lint release-check sbom screenshots install install-test chromium clean
 
 dev: $(VENV)/.installed
 	$(BIN)/aftercare dev --demo
 
-test: $(VENV)/.installed-test $(PRISM) chromium
+test: $(VENV)/.installed-test $(PRISM) $(FHIR_R4) chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -56,6 +57,12 @@ $(PRISM): tools/prism/package.json tools/prism/package-lock.json
 	npm ci --prefix tools/prism --no-audit --no-fund --loglevel=error
 	touch $@
 
+# HL7's R4 definitions: the source of the required-binding table, which a test rebuilds and compares
+# (`python -m aftercare.fhir.binding_table tools/fhir-r4/node_modules/hl7.fhir.r4.examples` writes it).
+$(FHIR_R4): tools/fhir-r4/package.json tools/fhir-r4/package-lock.json
+	npm ci --prefix tools/fhir-r4 --no-audit --no-fund --loglevel=error
+	touch $@
+
 # The browser tests drive Debian's chromium through Playwright (Playwright's own download is not used).
 # On a Debian machine without it, install it: as root directly (CI), else through sudo when there is one.
 chromium:
@@ -66,4 +73,4 @@ chromium:
 	  $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; }
 
 clean:
-	rm -rf $(VENV) tools/prism/node_modules .aftercare .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tools/prism/node_modules tools/fhir-r4/node_modules .aftercare .pytest_cache .mypy_cache .ruff_cache

@@ -81,7 +81,7 @@ class FhirActivities:
                 async for resource in client.search_query(query, limit=request.fetch.limit):
                     resources.append(resource)
         except FhirClientError as error:
-            raise _retryable_or_not(error) from error
+            raise retryable_or_not(error) from error
         async with self._sessions.begin() as session:
             await record_fetch(
                 session,
@@ -142,7 +142,7 @@ class FhirActivities:
                         stored += polled.stored
                         triggered += polled.triggered
         except FhirClientError as error:
-            raise _retryable_or_not(error) from error
+            raise retryable_or_not(error) from error
         async with self._sessions.begin() as session:
             await mark_processed(session, notification.id)
         return NotificationProcessed(
@@ -183,7 +183,7 @@ class FhirActivities:
         except FhirClientError as error:
             async with self._sessions.begin() as session:
                 await record_poll_error(session, request.source_key, request.resource_type, str(error))
-            raise _retryable_or_not(error) from error
+            raise retryable_or_not(error) from error
         return PollTypeResult(
             seen=polled.seen, stored=polled.stored, triggered=polled.triggered, high_water=polled.high_water
         )
@@ -234,7 +234,7 @@ async def _missed_events(
     return [*replay.resources, *found], missing, False
 
 
-def _retryable_or_not(error: FhirClientError) -> ApplicationError:
+def retryable_or_not(error: FhirClientError) -> ApplicationError:
     if isinstance(error, FhirUnavailable):
         return ApplicationError(f"the FHIR server is unavailable: {error}", type="FhirUnavailable")
     if isinstance(error, FhirAuthError):

@@ -75,6 +75,18 @@ FHIR_READ = ActivityPreset(
     ),
 )
 
+# Writing outreach to a FHIR server: never in a journey's way, so retried for long with a slow backoff.
+FHIR_WRITE = ActivityPreset(
+    start_to_close_timeout=timedelta(minutes=1),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=5),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=10),
+        maximum_attempts=30,
+        non_retryable_error_types=[*PERMANENT_ERRORS, "FhirQueryRefused", "FhirSourceMissing"],
+    ),
+)
+
 # The fast path: a send runs as a local activity inside the workflow task. If the provider cannot take
 # it within these attempts, the workflow hands the send to a regular activity (SEND_MESSAGE), whose
 # retries and last failure are visible to operators in the Temporal UI.

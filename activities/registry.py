@@ -12,6 +12,7 @@ from activities.bulk import BulkActivities
 from activities.campaigns import CampaignActivities
 from activities.enrollments import EnrollmentActivities, ReconcileActivities
 from activities.fhir import FhirActivities
+from activities.fhir_write_back import FhirWriteBackActivities
 from activities.messaging.campaign_batch import CampaignBatchSender
 from activities.messaging.letters import LetterProvider
 from activities.messaging.outbox import OutboxProvider
@@ -117,7 +118,10 @@ def build_activities(
     """Every activity the worker runs."""
     store = StoreActivities(sessions, settings.hospital_timezone)
     registry = providers or build_provider_registry(settings, sessions)
-    messaging = MessagingActivities(sessions, registry, settings.hospital_timezone, settings.guardrails)
+    write_back = settings.writes_back
+    messaging = MessagingActivities(
+        sessions, registry, settings.hospital_timezone, settings.guardrails, write_back=write_back
+    )
     campaigns = CampaignActivities(
         sessions,
         CampaignBatchSender(
@@ -128,11 +132,12 @@ def build_activities(
         ),
         settings.hospital_timezone,
     )
-    tasks = TaskActivities(sessions, settings.hospital_timezone)
+    tasks = TaskActivities(sessions, settings.hospital_timezone, write_back=write_back)
     starter = EnrollmentStarter(sessions, temporal, settings.temporal_task_queue)
     enrollments = EnrollmentActivities(sessions, starter)
     reconcile = ReconcileActivities(sessions, starter, temporal, settings.temporal_task_queue)
     fhir = FhirActivities(sessions, settings, starter, temporal)
+    writer = FhirWriteBackActivities(sessions, settings)
     bulk = BulkActivities(sessions, settings, starter, temporal)
     segments = SegmentActivities(SegmentDriver(sessions, temporal, starter))
     return [
@@ -151,6 +156,8 @@ def build_activities(
         fhir.park_notification,
         fhir.source_types,
         fhir.poll_resource_type,
+        writer.write_back_message,
+        writer.write_back_task,
         bulk.start_bulk_export,
         bulk.poll_bulk_export,
         bulk.import_bulk_file,

@@ -16,9 +16,16 @@ from models.temporal import CreateTaskInput, CreateTaskResult
 class TaskActivities:
     """Creates tasks for care-team queues."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], hospital_timezone: str = "UTC") -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        hospital_timezone: str = "UTC",
+        *,
+        write_back: bool = False,
+    ) -> None:
         self._sessions = sessions
         self._hospital_timezone = hospital_timezone
+        self._write_back = write_back
 
     @activity.defn(name="create_task")
     async def create_task(self, request: CreateTaskInput) -> CreateTaskResult:
@@ -56,4 +63,4 @@ class TaskActivities:
                     "due_at": datetime.now(UTC) + task.due if task.due else None,
                 },
             )
-        return CreateTaskResult(task_id=task_id, queue=task.queue)
+        return CreateTaskResult(task_id=task_id, queue=task.queue, write_back=self._write_back)

@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     # The default FHIR source ("default"): the server journeys `fetch` from, id-only notifications are
     # read from, and polling and bulk export run against. More sources: `POST /v1/fhir/sources`.
     fhir_base_url: str | None = None
+    # Write outreach back to the default source: each message a Communication (FHIR_WRITE_BACK=true).
+    fhir_write_back: bool = False
     fhir_auth: str = Field(default="none", pattern="^(none|bearer|client_credentials|smart_backend)$")
     fhir_bearer_token: SecretStr | None = None
     fhir_client_id: str | None = None
@@ -241,6 +243,11 @@ class Settings(BaseSettings):
     def jwt_audiences(self) -> list[str]:
         """The accepted JWT audiences."""
         return [part.strip() for part in (self.auth_jwt_audience or "").split(",") if part.strip()]
+
+    @property
+    def writes_back(self) -> bool:
+        """True when outreach is written back to the default FHIR source (FHIR_WRITE_BACK with a URL)."""
+        return self.fhir_write_back and self.fhir_base_url is not None
 
     @property
     def twilio_configured(self) -> bool:

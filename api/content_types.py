@@ -2,7 +2,7 @@
 routes nest no deeper than `MAX_DEPTH`.
 
 Routes that read their body themselves (definitions as JSON or YAML, FHIR JSON or NDJSON) check the
-media type where they read it (`api.bodies.read_definition`, `api.routes.fhir`); this dependency serves
+media type where they read it (`api.bodies.read_definition`, `api.fhir_bodies`); this dependency serves
 every route whose body FastAPI parses into a model.
 """
 

@@ -73,7 +73,9 @@ _NOTIFY = needs(P.FHIR_NOTIFY, rate_limited=True)
 RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/metrics"): needs(P.METRICS_READ),
-    # FHIR: notifications from servers and clinical systems, imports, sources
+    # FHIR: the CapabilityStatement (public, as FHIR clients expect), notifications from servers and
+    # clinical systems, imports, sources
+    ("GET", "/v1/fhir/metadata"): PUBLIC,
     ("POST", "/v1/fhir/notifications"): _NOTIFY,
     ("POST", "/v1/fhir/notifications/{resource_type}/{resource_id}"): _NOTIFY,
     ("PUT", "/v1/fhir/notifications/{resource_type}/{resource_id}"): _NOTIFY,

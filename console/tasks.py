@@ -99,7 +99,7 @@ async def complete(request: Request, task_id: str, user: ConsoleUser) -> Respons
             outcome=str(outcome), note=str(note).strip() or None, completed_by=user.subject[:200]
         )
         async with services.sessions() as session:
-            await finish_task(session, services.temporal, task_id, completion)
+            await finish_task(session, services, task_id, completion)
     except (ValidationError, HTTPException) as error:
         message = (
             "; ".join(problem["msg"] for problem in error.errors())

@@ -27,12 +27,22 @@ class HealthStatus(BaseModel):
     version: str | None = None
 
 
+class RejectedEntry(BaseModel):
+    """An entry of a batch Bundle that was not imported, and why (FHIR processes batch entries alone)."""
+
+    entry: str
+    status: str = "422"
+    outcome: dict[str, Any]
+
+
 class ImportResult(BaseModel):
-    """New resource versions by type, versions already stored, and enrollments started."""
+    """New resource versions by type, versions already stored, and enrollments started; for a batch
+    Bundle, the entries that were refused, each with its `OperationOutcome`."""
 
     imported: dict[str, int]
     unchanged: dict[str, int] = {}
     triggered: int
+    rejected: list[RejectedEntry] = []
 
 
 class NotificationResult(BaseModel):

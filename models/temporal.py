@@ -222,6 +222,34 @@ class SendMessageResult(TemporalModel):
     # A deferred send (quiet hours, a frequency cap): the rule, and when to try again.
     rule: str | None = None
     defer_until: datetime | None = None
+    # The worker writes outreach back to FHIR: the journey hands the message to `FhirWriteBack`.
+    write_back: bool = False
+
+
+class WriteBackInput(TemporalModel):
+    """What the `FhirWriteBack` workflow writes: a message (as a Communication) or a task (a Task)."""
+
+    message_id: str | None = None
+    task_id: str | None = None
+
+
+class WriteBackMessageInput(TemporalModel):
+    """Write one message to the FHIR source as a Communication."""
+
+    message_id: str
+
+
+class WriteBackTaskInput(TemporalModel):
+    """Write one care task to the FHIR source as a Task, as it is now."""
+
+    task_id: str
+
+
+class WriteBackResult(TemporalModel):
+    """The resource written (`Communication/aftercare-...`, `Task/aftercare-task-...`) and its status."""
+
+    reference: str | None = None
+    status: str | None = None
 
 
 class DeliverMessageInput(TemporalModel):
@@ -253,10 +281,11 @@ class CreateTaskInput(TemporalModel):
 
 
 class CreateTaskResult(TemporalModel):
-    """The task created (or found, on a retry)."""
+    """The task created (or found, on a retry); `write_back` when the worker writes it to FHIR."""
 
     task_id: str
     queue: str
+    write_back: bool = False
 
 
 class UpdateAttributesInput(TemporalModel):

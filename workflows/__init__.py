@@ -6,6 +6,7 @@ from workflows.bulk_export import BulkExportWorkflow
 from workflows.campaign import CampaignRunWorkflow
 from workflows.enrollment import EnrollmentWorkflow
 from workflows.fhir_sync import FhirNotificationWorkflow, FhirPollWorkflow
+from workflows.fhir_write_back import FhirWriteBackWorkflow
 from workflows.reconcile import ReconcileEnrollmentsWorkflow
 from workflows.segments import RefreshSegmentsWorkflow
 
@@ -14,6 +15,7 @@ WORKFLOWS: list[type] = [
     ReconcileEnrollmentsWorkflow,
     FhirNotificationWorkflow,
     FhirPollWorkflow,
+    FhirWriteBackWorkflow,
     BulkExportWorkflow,
     RefreshSegmentsWorkflow,
     CampaignRunWorkflow,
@@ -26,6 +28,7 @@ __all__ = [
     "EnrollmentWorkflow",
     "FhirNotificationWorkflow",
     "FhirPollWorkflow",
+    "FhirWriteBackWorkflow",
     "ReconcileEnrollmentsWorkflow",
     "RefreshSegmentsWorkflow",
 ]

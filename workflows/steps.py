@@ -11,12 +11,13 @@ This module runs inside workflows: no clock, no randomness, no I/O but through `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from activities.enrollments import EnrollmentActivities
 from activities.fhir import FhirActivities
@@ -61,7 +62,9 @@ from models.temporal import (
     StepCall,
     StepRecord,
     UpdateAttributesInput,
+    WriteBackInput,
 )
+from models.workflow_names import FHIR_WRITE_BACK_PREFIX, FHIR_WRITE_BACK_WORKFLOW
 from workflows.support import ACTIVITY_FAILURES, StepFailedError, choose_path, failure_reason, is_permanent
 
 T = TypeVar("T")
@@ -70,6 +73,7 @@ HISTORY_IN_MEMORY = 50
 EVENT_IDS_REMEMBERED = 500
 CONTINUE_AS_NEW_AFTER_EVENTS = 2000
 WAITING_KINDS = frozenset({"wait", "wait_for", "pause"})
+WRITE_BACK_PATCH = "fhir-write-back"
 
 
 class JourneyExitedError(Exception):
@@ -217,6 +221,7 @@ class JourneySteps:
             while True:
                 result = await attempt(call)
                 if result.status != "deferred" or result.defer_until is None:
+                    await self._write_back(result)
                     return result, result.status, result.reason
                 summary = f"Deferred by {result.rule} until {_when(result.defer_until)}"
                 workflow.set_current_details(f"**{call.step_id}**: {summary}")
@@ -248,6 +253,26 @@ class JourneySteps:
             return result
 
         return await self._step(step or "send", "send", label, run)
+
+    async def _write_back(self, result: SendMessageResult) -> None:
+        """Hand the message to its own `FhirWriteBack` workflow, which outlives the journey if need be:
+        the journey goes on at once, and the write is retried there, never here."""
+        if result.write_back and result.message_id is not None:
+            message = WriteBackInput(message_id=result.message_id)
+            await self._start_write_back(message, f"message-{result.message_id}")
+
+    async def _start_write_back(self, request: WriteBackInput, name: str) -> None:
+        if not workflow.patched(WRITE_BACK_PATCH):
+            return
+        # Already started: a retried step, or the same message sent again; it is written once.
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await workflow.start_child_workflow(
+                FHIR_WRITE_BACK_WORKFLOW,
+                request,
+                id=f"{FHIR_WRITE_BACK_PREFIX}{name}",
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                static_summary="Writing outreach to the FHIR source (a Communication or a Task)",
+            )
 
     async def _deliver_rate_limited(self, call: StepCall, message_id: str, queue: str) -> SendMessageResult:
         """Hand a recorded message to its provider's rate-limited task queue and wait for the outcome."""
@@ -389,6 +414,10 @@ class JourneySteps:
             created = await self._activity(
                 call.step_id, TaskActivities.create_task, CreateTaskInput(call=call, task=spec)
             )
+            if created.write_back:
+                await self._start_write_back(
+                    WriteBackInput(task_id=created.task_id), f"task-{created.task_id}"
+                )
             return created, "created", f"task {created.task_id} in {created.queue}"
 
         return await self._step(step or "task", "task", name or f"Creating a task for {queue}", run)

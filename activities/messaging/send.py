@@ -46,8 +46,11 @@ class MessagingActivities:
         providers: ProviderRegistry,
         hospital_timezone: str = "UTC",
         guardrails: GuardrailPolicy | None = None,
+        *,
+        write_back: bool = False,
     ) -> None:
         self._sessions = sessions
+        self._write_back = write_back
         self._providers = providers
         self._delivery = Delivery(sessions, providers)
         self._hospital_timezone = hospital_timezone
@@ -57,6 +60,26 @@ class MessagingActivities:
     @activity.defn(name="send_message")
     async def send_message(self, request: SendMessageInput) -> SendMessageResult:
         """Send one step's message at most once, if the guardrails allow it now."""
+        return self._marked(await self._send(request))
+
+    @activity.defn(name="deliver_message")
+    async def deliver_message(self, request: DeliverMessageInput) -> SendMessageResult:
+        """Send a recorded message through its provider (on the provider's rate-limited task queue)."""
+        async with self._sessions() as session:
+            message = await session.get(Message, request.message_id)
+        if message is None:
+            raise ApplicationError(
+                f"message {request.message_id} is not recorded", type="MessageNotFound", non_retryable=True
+            )
+        return self._marked(await self._delivery.deliver(message))
+
+    def _marked(self, result: SendMessageResult) -> SendMessageResult:
+        """A message with its fate settled goes to the chart when this worker writes outreach back."""
+        settled = result.message_id is not None and result.deliver_queue is None
+        settled = settled and result.status != "deferred"
+        return result.model_copy(update={"write_back": True}) if self._write_back and settled else result
+
+    async def _send(self, request: SendMessageInput) -> SendMessageResult:
         async with self._sessions.begin() as session:
             earlier = await find_by_idempotency_key(session, request.call.idempotency_key)
             if earlier is not None:
@@ -92,17 +115,6 @@ class MessagingActivities:
         limit = self._providers.rate_limit(self._providers.for_channel(message.channel))
         if limit is not None:
             return result_of(message).model_copy(update={"deliver_queue": limit.queue})
-        return await self._delivery.deliver(message)
-
-    @activity.defn(name="deliver_message")
-    async def deliver_message(self, request: DeliverMessageInput) -> SendMessageResult:
-        """Send a recorded message through its provider (on the provider's rate-limited task queue)."""
-        async with self._sessions() as session:
-            message = await session.get(Message, request.message_id)
-        if message is None:
-            raise ApplicationError(
-                f"message {request.message_id} is not recorded", type="MessageNotFound", non_retryable=True
-            )
         return await self._delivery.deliver(message)
 
     async def _compose(

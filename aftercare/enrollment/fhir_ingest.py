@@ -12,6 +12,7 @@ from temporalio.client import Client
 from aftercare.enrollment.fhir_events import deliver_fhir_events, fhir_segment_events
 from aftercare.enrollment.fhir_triggers import launch_planned, plan_fhir_enrollments
 from aftercare.enrollment.starter import EnrollmentStarter
+from aftercare.enrollment.task_events import complete_tasks_from_fhir
 from aftercare.segments.on_events import refresh_on_events
 from aftercare.store.resources import StoreResult, store_resources
 
@@ -51,4 +52,5 @@ async def ingest_fhir_resources(
     triggered = await launch_planned(starter, planned)
     delivered = await deliver_fhir_events(sessions, temporal, stored.pending_triggers)
     await refresh_on_events(sessions, starter, fhir_segment_events(stored.pending_triggers))
+    await complete_tasks_from_fhir(sessions, temporal, resources)
     return Ingested(stored=stored, triggered=triggered, events_delivered=delivered)

@@ -9,6 +9,8 @@ from typing import Any
 from fhir.resources import R4B as fhir_release
 from pydantic import BaseModel, ValidationError
 
+from aftercare.fhir.conformance import conformance_problems
+
 FHIR_RELEASE = "R4B"
 
 
@@ -27,7 +29,8 @@ def is_resource_type(name: str) -> bool:
 
 
 def validation_problems(resource: Any) -> list[tuple[str, str]]:
-    """Problems with a resource as (FHIRPath-like element path, message); empty when it is valid."""
+    """Problems with a resource as (FHIRPath-like element path, message); empty when it is valid: its
+    structure (fhir.resources), then the codes of required bindings and the invariants triggers rely on."""
     if not isinstance(resource, dict):
         return [("", "a FHIR resource is a JSON object")]
     resource_type = resource.get("resourceType")
@@ -43,7 +46,7 @@ def validation_problems(resource: Any) -> list[tuple[str, str]]:
             (_element_path(resource_type, problem["loc"]), problem["msg"])
             for problem in error.errors(include_url=False)
         ]
-    return []
+    return conformance_problems(resource)
 
 
 def _element_path(resource_type: str, loc: tuple[Any, ...]) -> str:

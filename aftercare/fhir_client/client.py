@@ -246,6 +246,18 @@ class FhirClient:
         )
         return await self._written(response)
 
+    async def update_where(self, resource: Mapping[str, Any], search: SearchParams) -> dict[str, Any]:
+        """Conditional update, `PUT {type}?search`: creates the resource when nothing matches, updates
+        the one match, and fails (412) on several; the write that is idempotent on an identifier."""
+        response = await self.request(
+            "PUT",
+            _resource_type(resource),
+            params=search,
+            content=json.dumps(resource),
+            headers={"Content-Type": FHIR_JSON, "Prefer": "return=representation"},
+        )
+        return await self._written(response)
+
     async def stream_lines(self, url: str, *, with_auth: bool = False) -> AsyncGenerator[str, None]:
         """The non-blank lines of an NDJSON file (a Bulk Data output file), read as they arrive. The
         Authorization header is only sent `with_auth` (the manifest's `requiresAccessToken`)."""

@@ -1,5 +1,6 @@
-"""FHIR endpoints: import Bundles and NDJSON, receive subscription notifications. Errors are
-`OperationOutcome`s; a request with any invalid resource writes nothing."""
+"""FHIR endpoints: the CapabilityStatement, import Bundles and NDJSON, receive subscription
+notifications. Errors are `OperationOutcome`s; a request with any invalid resource writes nothing (a
+batch Bundle excepted: its entries are taken one by one)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
 
 from aftercare.enrollment.fhir_ingest import ingest_fhir_resources
-from aftercare.fhir.bundles import BundleError, Entry, entries_of, parse_ndjson
-from aftercare.fhir.resources import validation_problems
+from aftercare.fhir.capability import capability_statement
 from aftercare.fhir_sync.intake import NotificationIntake
 from aftercare.fhir_sync.notifications import NotificationError, is_topic_bundle, ping, read_topic_bundle
 from aftercare.fhir_sync.receive import Ingestion
@@ -18,15 +19,15 @@ from aftercare.fhir_sync.sources import DEFAULT_SOURCE, SourceMissingError, sour
 from aftercare.metrics import FHIR_RESOURCES
 from aftercare.nesting import TooDeepError, load_json
 from aftercare.store.resources import StoreResult
-from api.bodies import NDJSON_TYPES, media_type, unsupported_media_type
+from api.bodies import NDJSON_TYPES, media_type
 from api.deps import ServicesDep
-from api.errors import FhirError, issue
+from api.errors import FHIR_JSON, FhirError, issue
+from api.fhir_bodies import FhirBody, fhir_body_type, read_fhir_body, resources_to_store, too_deep
 from api.services import Services
-from models.api import ImportResult, NotificationResult
+from models.api import ImportResult, NotificationResult, RejectedEntry
 
 router = APIRouter(prefix="/v1/fhir", tags=["fhir"])
 
-_MAX_ISSUES = 50
 # A body-less rest-hook ping declares no FHIR body (R4: a subscription without payload); a request that
 # declares one and sends nothing is a mistake, such as curl's `-d @file` naming a file that is not there.
 _DECLARED_BODY_TYPES = NDJSON_TYPES | {"application/fhir+json", "application/json+fhir", "application/json"}
@@ -44,73 +45,17 @@ FHIR_NOTIFICATION_BODY = {
 }
 
 
-# `application/json+fhir` is what DSTU2-era servers still send; no Content-Type is read as JSON.
-FHIR_JSON_TYPES = frozenset({"application/fhir+json", "application/json", "application/json+fhir", ""})
-
-
-def _fhir_body_type(request: Request) -> str:
-    """The body's media type; 415 (as an `OperationOutcome`) for one the FHIR endpoints do not read."""
-    kind = media_type(request)
-    if kind not in FHIR_JSON_TYPES and kind not in NDJSON_TYPES:
-        raise unsupported_media_type(
-            kind, "FHIR JSON (application/fhir+json or application/json) or NDJSON (application/fhir+ndjson)"
-        )
-    return kind
-
-
-def _too_deep(error: TooDeepError) -> FhirError:
-    return FhirError(400, [issue("too-costly", str(error))])
-
-
-async def _read_entries(request: Request) -> list[Entry]:
-    raw = await request.body()
-    if not raw.strip():
-        raise FhirError(400, [issue("required", "the request has no body")])
-    try:
-        if _fhir_body_type(request) in NDJSON_TYPES:
-            return parse_ndjson(raw.decode("utf-8"))
-        try:
-            document = load_json(raw)
-        except json.JSONDecodeError as error:
-            raise FhirError(
-                400, [issue("structure", f"the body is not JSON: {error.msg} at position {error.pos}")]
-            ) from error
-        except TooDeepError as error:
-            raise _too_deep(error) from error
-        return entries_of(document)
-    except BundleError as error:
-        raise FhirError(400, [issue("structure", str(error), error.location or None)]) from error
-    except UnicodeDecodeError as error:
-        raise FhirError(400, [issue("structure", "the body is not UTF-8")]) from error
-
-
-def _validate(entries: list[Entry]) -> list[dict[str, Any]]:
-    resources = []
-    problems: list[dict[str, Any]] = []
-    for entry in entries:
-        found = validation_problems(entry.resource)
-        if not found and not entry.resource.get("id"):
-            found = [(str(entry.resource.get("resourceType")), "the resource has no id")]
-        for path, message in found:
-            name = f"{entry.resource.get('resourceType', 'resource')}/{entry.resource.get('id', '?')}"
-            problems.append(issue("invalid", f"{entry.location} ({name}): {path}: {message}", path))
-        resources.append(entry.resource)
-    if problems:
-        if len(problems) > _MAX_ISSUES:
-            extra = len(problems) - _MAX_ISSUES
-            problems = [*problems[:_MAX_ISSUES], issue("too-costly", f"{extra} more problems not listed")]
-        raise FhirError(422, problems)
-    return resources
-
-
 async def _store_and_trigger(
-    services: Services, entries: list[Entry], *, source: str, fire_triggers: bool
-) -> tuple[StoreResult, int]:
+    services: Services, body: FhirBody, *, source: str, fire_triggers: bool
+) -> tuple[StoreResult, int, list[RejectedEntry]]:
+    resources, rejected = resources_to_store(body)
+    if not resources:
+        return StoreResult(), 0, rejected
     ingested = await ingest_fhir_resources(
         services.sessions,
         services.starter,
         services.temporal,
-        _validate(entries),
+        resources,
         source=source,
         phone_region=services.settings.phone_default_region,
         fire_triggers=fire_triggers,
@@ -119,7 +64,13 @@ async def _store_and_trigger(
     for outcome, counts in (("new", ingested.stored.imported), ("unchanged", ingested.stored.unchanged)):
         for resource_type, count in counts.items():
             FHIR_RESOURCES.labels(source.split(":")[0], resource_type, outcome).inc(count)
-    return ingested.stored, ingested.triggered
+    return ingested.stored, ingested.triggered, rejected
+
+
+@router.get("/metadata", response_model=dict[str, Any], responses={200: {"content": {FHIR_JSON: {}}}})
+async def capability(services: ServicesDep) -> JSONResponse:
+    """Aftercare's CapabilityStatement (FHIR R4): what it accepts, and what it reads and writes."""
+    return JSONResponse(capability_statement(services.settings.public_base_url), media_type=FHIR_JSON)
 
 
 @router.post("/import", response_model=ImportResult, openapi_extra=FHIR_NOTIFICATION_BODY)
@@ -129,9 +80,12 @@ async def import_resources(
     triggers: Annotated[bool, Query(description="fire journeys' FHIR entries for new versions")] = True,
 ) -> ImportResult:
     """Import a Bundle (transaction, batch, collection) or NDJSON into the patient store."""
-    entries = await _read_entries(request)
-    stored, triggered = await _store_and_trigger(services, entries, source="import", fire_triggers=triggers)
-    return ImportResult(imported=dict(stored.imported), unchanged=dict(stored.unchanged), triggered=triggered)
+    body = await read_fhir_body(request)
+    stored, triggered, rejected = await _store_and_trigger(
+        services, body, source="import", fire_triggers=triggers
+    )
+    imported, unchanged = dict(stored.imported), dict(stored.unchanged)
+    return ImportResult(imported=imported, unchanged=unchanged, triggered=triggered, rejected=rejected)
 
 
 SourceQuery = Annotated[str, Query(description="the FHIR source that sends this", max_length=64)]
@@ -188,7 +142,7 @@ async def take_notification(
         await _require_source(services, source)
         taken = await intake.take(source, ping([reference for reference in references if "/" in reference]))
         return NotificationResult(received={}, triggered=0, kind="ping", queued=taken.queued)
-    document = None if _fhir_body_type(request) in NDJSON_TYPES else _json_body(raw)
+    document = None if fhir_body_type(request) in NDJSON_TYPES else _json_body(raw)
     if document is not None and is_topic_bundle(document):
         try:
             notification = read_topic_bundle(document)
@@ -207,8 +161,7 @@ async def take_notification(
             queued=taken.queued,
             missed_events=list(taken.gap) if taken.gap else None,
         )
-    entries = await _read_entries(request)
-    return await _rest_hook(services, entries, source)
+    return await _rest_hook(services, await read_fhir_body(request), source)
 
 
 async def take_resource_notification(
@@ -221,7 +174,8 @@ async def take_resource_notification(
         await _require_source(services, source)
         taken = await _intake(services).take(source, ping([f"{resource_type}/{resource_id}"]))
         return NotificationResult(received={}, triggered=0, kind="ping", queued=taken.queued)
-    entries = await _read_entries(request)
+    body = await read_fhir_body(request)
+    entries = body.entries
     if len(entries) != 1 or (
         entries[0].resource.get("resourceType"),
         entries[0].resource.get("id"),
@@ -230,12 +184,12 @@ async def take_resource_notification(
             400,
             [issue("invalid", f"the body must be the resource {resource_type}/{resource_id} the URL names")],
         )
-    return await _rest_hook(services, entries, source)
+    return await _rest_hook(services, body, source)
 
 
-async def _rest_hook(services: Services, entries: list[Entry], source: str) -> NotificationResult:
-    stored, triggered = await _store_and_trigger(
-        services, entries, source=f"notification:{source}", fire_triggers=True
+async def _rest_hook(services: Services, body: FhirBody, source: str) -> NotificationResult:
+    stored, triggered, _ = await _store_and_trigger(
+        services, body, source=f"notification:{source}", fire_triggers=True
     )
     return NotificationResult(
         received=dict(stored.imported),
@@ -279,7 +233,7 @@ def _json_body(raw: bytes) -> Any:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
     except TooDeepError as error:
-        raise _too_deep(error) from error
+        raise too_deep(error) from error
 
 
 async def _require_source(services: Services, key: str) -> None:

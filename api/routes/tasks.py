@@ -6,20 +6,16 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
+from aftercare.enrollment.task_events import tell_enrollment, write_task_back
 from aftercare.store.enrollments import get_enrollment
 from aftercare.store.tasks import complete_task, get_task, list_tasks
-from api.deps import SessionDep, TemporalDep
+from api.deps import ServicesDep, SessionDep
+from api.services import Services
 from models.api import TaskCompletion, TaskList, TaskView
 from models.tables import Task
-from models.temporal import PatientEvent
-from models.workflow_names import DELIVER_EVENT
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
-
-TASK_COMPLETED = "task.completed"
 
 
 def task_view(task: Task) -> TaskView:
@@ -59,15 +55,16 @@ async def read_task(task_id: str, session: SessionDep) -> TaskView:
 
 @router.post("/{task_id}/complete", response_model=TaskView)
 async def complete(
-    task_id: str, body: TaskCompletion, session: SessionDep, temporal: TemporalDep
+    task_id: str, body: TaskCompletion, session: SessionDep, services: ServicesDep
 ) -> TaskView:
     """Complete an open task; its enrollment receives a `task.completed` event."""
-    return task_view(await finish_task(session, temporal, task_id, body))
+    return task_view(await finish_task(session, services, task_id, body))
 
 
-async def finish_task(session: AsyncSession, temporal: Client, task_id: str, body: TaskCompletion) -> Task:
+async def finish_task(session: AsyncSession, services: Services, task_id: str, body: TaskCompletion) -> Task:
     """Complete an open task (404 when there is none, 409 when it is not open), then tell its running
-    enrollment; the transaction ends before Temporal is called."""
+    enrollment and, when outreach is written back, the chart; the transaction ends before Temporal is
+    called."""
     async with session.begin():
         task = await complete_task(
             session, task_id, outcome=body.outcome, note=body.note, completed_by=body.completed_by
@@ -78,22 +75,7 @@ async def finish_task(session: AsyncSession, temporal: Client, task_id: str, bod
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task {task_id!r}")
             raise HTTPException(status.HTTP_409_CONFLICT, f"the task is already {existing.status}")
         enrollment = await get_enrollment(session, task.enrollment_id) if task.enrollment_id else None
-    if enrollment is not None and enrollment.status == "running":
-        event = PatientEvent(
-            id=f"task:{task.id}",
-            type=TASK_COMPLETED,
-            data={
-                "task_id": task.id,
-                "queue": task.queue,
-                "step": task.step_id,
-                "outcome": task.outcome,
-                "completed_by": task.completed_by,
-            },
-            occurred_at=task.completed_at,
-        )
-        try:
-            await temporal.get_workflow_handle(enrollment.workflow_id).signal(DELIVER_EVENT, event)
-        except RPCError as error:
-            if error.status != RPCStatusCode.NOT_FOUND:
-                raise
+    await tell_enrollment(services.temporal, task, enrollment)
+    if services.settings.writes_back:
+        await write_task_back(services.temporal, services.settings.temporal_task_queue, task)
     return task

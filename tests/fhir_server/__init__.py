@@ -33,7 +33,8 @@ Data:
   `store.about_patient(id)`, `store.version(...)`) is there for assertions.
 
 REST under `/fhir`: `GET metadata`; read/vread (410 after delete); `POST {type}` (new id), `PUT
-{type}/{id}` (201/200, Location, ETag; notifications are sent before the answer); search `GET {type}?` and
+{type}/{id}` (201/200, Location, ETag; notifications are sent before the answer), conditional update
+`PUT {type}?search` (no match: create, with the body's id if it has one; one: update it; more: 412); search `GET {type}?` and
 `POST {type}/_search`: `_id`, `_lastUpdated` and `date` with eq/ne/gt/ge/lt/le/sa/eb, `patient`, `subject`,
 `encounter`, `code` (`system|code` or `code`), `status`, `identifier`, `category`, per type extras (Patient
 `family`/`given`/`name`/`gender`/`birthdate`, MedicationRequest `medication`, Subscription `url`/`status`/

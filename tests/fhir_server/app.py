@@ -134,6 +134,8 @@ def build_app(server: FhirTestServer) -> Starlette:
                 return search(request, resource_type, pairs, base)
             if method == "POST":
                 return await write(request, resource_type, None, base)
+            if method == "PUT" and pairs:
+                return await conditional_update(request, resource_type, pairs, base)
         if len(parts) == 2 and parts[1] == "_search" and method == "POST":
             form = await form_pairs(request)
             return search(request, resource_type, pairs + form, base)
@@ -167,13 +169,36 @@ def build_app(server: FhirTestServer) -> Starlette:
             raise FhirError(404, f"{resource_type}/{resource_id} is not known", "not-found")
         return found
 
-    async def write(request: Request, resource_type: str, resource_id: str | None, base: str) -> Response:
+    async def conditional_update(
+        request: Request, resource_type: str, pairs: list[tuple[str, str]], base: str
+    ) -> Response:
+        """`PUT {type}?search` as HAPI does it: no match creates (with the body's id, else a new one),
+        one match updates it, more than one is a 412."""
+        matches = run(server.store, parse_query(resource_type, pairs))
+        if len(matches) > 1:
+            raise FhirError(412, f"{len(matches)} resources match the condition", "multiple-matches")
+        resource = await body_of(request, resource_type)
+        if matches:
+            found = str(matches[0]["id"])
+            if resource.setdefault("id", found) != found:
+                raise FhirError(400, f"the body's id must be {found!r}, the matching resource", "invalid")
+        return await save(request, resource_type, resource.get("id"), resource, base)
+
+    async def body_of(request: Request, resource_type: str) -> dict[str, Any]:
         try:
             resource = json.loads(await request.body())
         except ValueError as error:
             raise FhirError(400, "the body is not JSON", "structure") from error
         if not isinstance(resource, dict) or resource.get("resourceType") != resource_type:
             raise FhirError(400, f"the body is not a {resource_type}", "invalid")
+        return resource
+
+    async def write(request: Request, resource_type: str, resource_id: str | None, base: str) -> Response:
+        return await save(request, resource_type, resource_id, await body_of(request, resource_type), base)
+
+    async def save(
+        request: Request, resource_type: str, resource_id: str | None, resource: dict[str, Any], base: str
+    ) -> Response:
         if resource_id is None:
             resource["id"] = str(uuid.uuid4())
         elif resource.get("id") != resource_id:

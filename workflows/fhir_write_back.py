@@ -1,0 +1,44 @@
+"""Writing outreach back to the FHIR source, apart from the journey: the journey (or the API, when a
+task is completed) starts this workflow and goes on, and the write is retried here for as long as the
+server needs."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.fhir_write_back import FhirWriteBackActivities
+    from activities.options import FHIR_WRITE
+    from models.temporal import WriteBackInput, WriteBackMessageInput, WriteBackResult, WriteBackTaskInput
+    from models.workflow_names import FHIR_WRITE_BACK_WORKFLOW
+
+
+@workflow.defn(name=FHIR_WRITE_BACK_WORKFLOW)
+class FhirWriteBackWorkflow:
+    """One message's Communication, or one task's Task as it is now; the workflow id names what is
+    written (and the task's status), so each is written once."""
+
+    @workflow.run
+    async def run(self, request: WriteBackInput) -> WriteBackResult:
+        """Create or update the resource."""
+        result: WriteBackResult
+        if request.message_id is not None:
+            workflow.set_current_details(f"Writing message {request.message_id} to the FHIR source")
+            result = await workflow.execute_activity_method(
+                FhirWriteBackActivities.write_back_message,
+                WriteBackMessageInput(message_id=request.message_id),
+                summary="Writing the Communication",
+                **FHIR_WRITE.options(),
+            )
+            return result
+        if request.task_id is not None:
+            workflow.set_current_details(f"Writing task {request.task_id} to the FHIR source")
+            result = await workflow.execute_activity_method(
+                FhirWriteBackActivities.write_back_task,
+                WriteBackTaskInput(task_id=request.task_id),
+                summary="Writing the Task",
+                **FHIR_WRITE.options(),
+            )
+            return result
+        raise ApplicationError("nothing to write back", type="InvalidInput", non_retryable=True)
