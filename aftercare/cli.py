@@ -11,6 +11,7 @@ from typing import NoReturn
 
 import httpx
 
+from aftercare.hl7v2.commands import add_mllp_parser
 from aftercare.logs import configure_logging
 from aftercare.settings import Settings, get_settings
 
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     sms_reply.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help="the dev stack's data")
 
     commands.add_parser("worker", help="run a worker against TEMPORAL_ADDRESS and DATABASE_URL")
+    add_mllp_parser(commands)
 
     api = commands.add_parser("api", help="run the API alone")
     api.add_argument("--host", default="127.0.0.1")
@@ -191,7 +193,9 @@ def _serve_api(arguments: argparse.Namespace, settings: Settings) -> None:
 
 
 # Commands that read or write the database (`dev` brings its own).
-_DATABASE_COMMANDS = frozenset({"worker", "api", "migrate", "api-keys", "import", "export", "subscribe"})
+_DATABASE_COMMANDS = frozenset(
+    {"worker", "api", "migrate", "api-keys", "import", "export", "subscribe", "mllp"}
+)
 
 
 def _fail(command: str, message: str) -> NoReturn:
@@ -283,6 +287,12 @@ def _run(arguments: argparse.Namespace, settings: Settings) -> None:
         sys.exit(_bulk(arguments, settings))
     elif arguments.command == "subscribe":
         sys.exit(_subscribe(arguments, settings))
+    elif arguments.command == "mllp":
+        import uvloop
+
+        from aftercare.hl7v2.commands import run_mllp_command
+
+        sys.exit(uvloop.run(run_mllp_command(settings, arguments)))
     elif arguments.command == "migrate":
         from aftercare.db.migrate import create_database_if_missing, upgrade
 

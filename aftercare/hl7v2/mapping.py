@@ -87,6 +87,7 @@ def patient_id_for(identifiers: list[dict[str, Any]]) -> str:
 def map_message(message: V2Message, *, zone: tzinfo, patient_id: str | None = None) -> MappedMessage:
     """The resources of a supported message; `patient_id` is the record its identifiers already name."""
     check_supported(message)
+    message.check_segment_ids()
     event = event_of(message)
     identifiers = patient_identifiers(message)
     patient = map_patient(message, identifiers, patient_id or patient_id_for(identifiers), zone)

@@ -59,16 +59,12 @@ class V2Message:
         except Exception as error:  # the parser's errors are plain exceptions of several kinds
             raise V2Problem("AR", "MSH", "100", f"the message cannot be parsed: {error}") from error
         self._separators = self._parsed.separators  # segment, field, repetition, component, subcomponent
-        for position, segment in enumerate(self._parsed, start=1):
-            if not _SEGMENT_ID.match(str(segment[0])):
-                raise unmappable(
-                    f"segment {position}",
-                    f"{str(segment[0])[:12]!r} is not a segment id: wrong delimiters?",
-                    "100",
-                )
+        try:
+            self.header = self._read_header()
+        except (IndexError, KeyError) as error:
+            raise V2Problem("AR", "MSH", "101", "the MSH segment is incomplete") from error
 
-    @property
-    def header(self) -> Header:
+    def _read_header(self) -> Header:
         """MSH-3/4 sender, MSH-10 control id, MSH-9 type and MSH-12 version."""
         msh = self._parsed.segment("MSH")
         message_type = self._components(str(msh(9)))
@@ -80,6 +76,16 @@ class V2Message:
             event=message_type[1] if len(message_type) > 1 else "",
             version=str(msh(12)).split(self._separators[3])[0],
         )
+
+    def check_segment_ids(self) -> None:
+        """`AE` naming the first segment whose id is not one: delimiters other than MSH declares."""
+        for position, segment in enumerate(self._parsed, start=1):
+            if not _SEGMENT_ID.match(str(segment[0])):
+                raise unmappable(
+                    str(segment[0])[:3],
+                    f"segment {position} ({str(segment[0])[:12]!r}) does not use the delimiters MSH declares",
+                    "100",
+                )
 
     def segments(self, segment_id: str) -> list[int]:
         """Positions of the segments with this id, in order."""

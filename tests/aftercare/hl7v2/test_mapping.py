@@ -145,7 +145,7 @@ def test_a_patient_already_known_by_an_identifier_keeps_its_id() -> None:
     [
         ("malformed_missing_pid3", "AE", "PID-3", "101"),
         ("malformed_bad_date", "AE", "PID-7", "102"),
-        ("malformed_wrong_delimiters", "AE", "segment 3", "100"),
+        ("malformed_wrong_delimiters", "AE", "PID", "100"),
         ("malformed_discharge_without_date", "AE", "PV1-45", "101"),
         ("malformed_unknown_event", "AR", "MSH-9", "201"),
         ("malformed_unsupported_version", "AR", "MSH-12", "203"),
