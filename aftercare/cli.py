@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
         default=True,
         help="load three Synthea patients and a demo journey, and fire one trigger",
     )
+    dev.add_argument(
+        "--mllp-port", type=int, default=2575, help="the HL7 v2 MLLP listener's port (0 turns it off)"
+    )
     dev_commands = dev.add_subparsers(dest="dev_command", metavar="{sms-reply}")
     sms_reply = dev_commands.add_parser(
         "sms-reply", help="text the running dev stack as a patient (a signed Twilio inbound webhook)"
@@ -266,6 +269,7 @@ def _run(arguments: argparse.Namespace, settings: Settings) -> None:
             ui_port=arguments.ui_port,
             data_dir=arguments.data_dir,
             demo=arguments.demo,
+            mllp_port=arguments.mllp_port,
         )
         try:
             sys.exit(DevStack(options, settings).run())

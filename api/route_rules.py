@@ -68,6 +68,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/metrics"): needs(P.METRICS_READ),
     # FHIR: notifications from servers and clinical systems, imports, sources
     ("POST", "/v1/fhir/notifications"): _NOTIFY,
+    ("POST", "/v1/fhir/$process-message"): _NOTIFY,
     ("POST", "/v1/fhir/notifications/{resource_type}/{resource_id}"): _NOTIFY,
     ("PUT", "/v1/fhir/notifications/{resource_type}/{resource_id}"): _NOTIFY,
     ("POST", "/v1/fhir/sources/{key}/notifications"): _NOTIFY,

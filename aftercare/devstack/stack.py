@@ -52,6 +52,7 @@ class DevOptions:
     ui_port: int = 8233
     data_dir: Path = Path(".aftercare")
     demo: bool = True
+    mllp_port: int = 2575  # 0: no HL7 v2 listener
 
 
 @dataclass
@@ -75,9 +76,10 @@ class DevStack:
     def run(self) -> int:
         """Run until SIGINT/SIGTERM (0) or until a child dies (1)."""
         options = self.options
-        ensure_ports_free(
-            options.host, {"api": options.api_port, "temporal": options.temporal_port, "ui": options.ui_port}
-        )
+        ports = {"api": options.api_port, "temporal": options.temporal_port, "ui": options.ui_port}
+        if options.mllp_port:
+            ports["mllp"] = options.mllp_port
+        ensure_ports_free(options.host, ports)
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._request_stop)
         try:
@@ -132,6 +134,12 @@ class DevStack:
             environment=environment,
         )
         self._wait_for_api()
+        if options.mllp_port:
+            self._spawn(
+                "mllp",
+                [python, "-m", "aftercare", "mllp", "--host", options.host, "--port", str(options.mllp_port)],
+                environment=environment,
+            )
         # The other commands (`aftercare api-keys`, `migrate`, ...) run here find this stack's database.
         write_state(
             data_dir,
@@ -264,6 +272,8 @@ class DevStack:
             f"  API key      {self._dev_key}   (all roles: send it as X-API-Key)",
             f"  Messages     curl -H 'X-API-Key: {self._dev_key}' {self._api_url}/v1/messages",
         ]
+        if options.mllp_port:
+            lines.append(f"  HL7 MLLP     {host}:{options.mllp_port}   (ADT feed; aftercare mllp parked)")
         if self._twilio_token is not None:
             lines.append(
                 f"  Twilio token {self._twilio_token}   (development: signs inbound SMS; "

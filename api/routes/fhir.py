@@ -13,7 +13,6 @@ from aftercare.fhir.bundles import BundleError, Entry, entries_of, parse_ndjson
 from aftercare.fhir.resources import validation_problems
 from aftercare.fhir_sync.intake import NotificationIntake
 from aftercare.fhir_sync.notifications import NotificationError, is_topic_bundle, ping, read_topic_bundle
-from aftercare.fhir_sync.receive import Ingestion
 from aftercare.fhir_sync.sources import DEFAULT_SOURCE, SourceMissingError, source_plan
 from aftercare.metrics import FHIR_RESOURCES
 from aftercare.nesting import TooDeepError, load_json
@@ -263,14 +262,7 @@ def _refuse_a_declared_body_that_is_empty(request: Request) -> None:
 
 
 def _intake(services: Services) -> NotificationIntake:
-    ingestion = Ingestion(
-        services.sessions,
-        services.starter,
-        services.temporal,
-        services.settings.phone_default_region,
-        services.settings.identity_rules,
-    )
-    return NotificationIntake(ingestion, services.temporal, services.settings.temporal_task_queue)
+    return NotificationIntake(services.ingestion(), services.temporal, services.settings.temporal_task_queue)
 
 
 def _json_body(raw: bytes) -> Any:

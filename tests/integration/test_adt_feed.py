@@ -333,3 +333,82 @@ async def test_a_crash_between_commit_and_ack_and_the_resend_lose_and_duplicate_
     sent = await eventually(lambda: outbox(api), 30)
     await asyncio.sleep(1)
     assert len(await outbox(api)) == len(sent) == 1
+
+
+def davinci_discharge(patient: dict[str, Any], encounter: dict[str, Any]) -> dict[str, Any]:
+    """A Da Vinci Unsolicited Notifications discharge message Bundle."""
+    header = {
+        "resourceType": "MessageHeader",
+        "id": "dv-header-1",
+        "eventCoding": {
+            "system": "http://hl7.org/fhir/us/davinci-alerts/CodeSystem/notification-event",
+            "code": "notification-discharge",
+        },
+        "source": {"endpoint": "https://ehr.example.org/fhir"},
+        "focus": [{"reference": f"Encounter/{encounter['id']}"}],
+    }
+    return {
+        "resourceType": "Bundle",
+        "id": "dv-bundle-1",
+        "type": "message",
+        "timestamp": "2026-12-05T19:31:00Z",
+        "entry": [
+            {"fullUrl": f"https://ehr.example.org/fhir/{r['resourceType']}/{r['id']}", "resource": r}
+            for r in (header, patient, encounter)
+        ],
+    }
+
+
+async def test_a_da_vinci_discharge_notification_and_the_adt_discharge_start_the_journey_once(
+    mllp_port: int, api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    patient = {
+        "resourceType": "Patient",
+        "id": "ehr-pat-1",
+        "identifier": [{"system": "urn:oid:2.16.840.1.113883.3.72.5.20", "value": "MRN12345"}],
+        "name": [{"family": "Wyman", "given": ["Alfreda"]}],
+        "telecom": [{"system": "phone", "value": "+16175559876", "use": "mobile"}],
+    }
+    encounter = {
+        "resourceType": "Encounter",
+        "id": "ehr-enc-1",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+        "identifier": [
+            {
+                "system": "urn:aftercare:hl7v2:authority:GENHOSP",
+                "value": "V0001",
+                "type": {
+                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "VN"}]
+                },
+            }
+        ],
+        "subject": {"reference": "Patient/ehr-pat-1"},
+        "period": {"start": "2026-12-01T08:00:00-05:00", "end": "2026-12-05T14:30:00-05:00"},
+    }
+    message = davinci_discharge(patient, encounter)
+
+    first = await api.post("/v1/fhir/$process-message", json=message)
+    again = await api.post("/v1/fhir/$process-message", json=message)
+    [ack] = await send(mllp_port, sample("a03_discharge"))
+
+    assert first.status_code == 200, first.text
+    answer = first.json()
+    assert answer["type"] == "message"
+    assert answer["entry"][0]["resource"]["response"] == {"identifier": "dv-header-1", "code": "ok"}
+    assert again.status_code == 200
+    assert msa(ack)[0] == "AA"
+    assert await count(sessions, select(func.count()).select_from(Enrollment)) == 1
+    async with sessions() as session:
+        patient_id = await session.scalar(select(Enrollment.patient_id))
+    assert patient_id == "ehr-pat-1"  # ADT found the hospital's record by its MRN
+
+
+async def test_a_message_that_is_not_a_notification_is_an_operation_outcome(api: httpx.AsyncClient) -> None:
+    answer = await api.post(
+        "/v1/fhir/$process-message", json={"resourceType": "Bundle", "type": "collection"}
+    )
+
+    assert answer.status_code == 422
+    assert answer.json()["resourceType"] == "OperationOutcome"
+    assert answer.json()["issue"][0]["expression"] == ["Bundle.type"]
