@@ -412,3 +412,87 @@ async def test_a_message_that_is_not_a_notification_is_an_operation_outcome(api:
     assert answer.status_code == 422
     assert answer.json()["resourceType"] == "OperationOutcome"
     assert answer.json()["issue"][0]["expression"] == ["Bundle.type"]
+
+
+def discharge_of(number: int) -> str:
+    """An A03 for patient `number`: its own MRN, SSN, visit and control id."""
+    text = sample("a03_discharge").replace("MRN12345", f"K{number:05d}").replace("V0001", f"KV{number:04d}")
+    return with_control_id(text.replace("999-12-3456", f"K-{number:05d}"), f"KILL{number}")
+
+
+async def test_killing_the_mllp_process_between_message_and_ack_loses_and_duplicates_nothing(
+    api_settings: Settings,
+    dev_server: WorkflowEnvironment,
+    sessions: async_sessionmaker[AsyncSession],
+    api: httpx.AsyncClient,
+    tmp_path: Path,
+) -> None:
+    """`aftercare mllp` as its own process, SIGKILLed while a sender streams discharges; the sender resends
+    what was not acknowledged to the restarted listener, as interface engines do."""
+    import os
+    import signal
+
+    from tests.integration.parts import free_port, wait_for_port
+
+    assert (await api.post("/v1/journeys", content=JOURNEY, headers=YAML)).status_code == 201
+    port = free_port()
+    environment = {
+        **os.environ,
+        "DATABASE_URL": api_settings.database_url,
+        "TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
+        "TEMPORAL_TASK_QUEUE": api_settings.temporal_task_queue,
+        "LOG_LEVEL": "WARNING",
+    }
+
+    def listener() -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aftercare", "mllp", "--host", "127.0.0.1", "--port", str(port)],
+            env=environment,
+            stdout=(tmp_path / "mllp.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(port, 60)
+        return process
+
+    total = 24
+    acked: set[int] = set()
+
+    def stream(kill_after: int | None, process: subprocess.Popen[bytes]) -> None:
+        with MLLPClient("127.0.0.1", port) as client:
+            for number in range(total):
+                if number in acked:
+                    continue
+                if number == kill_after:  # the message leaves, the process dies before its ACK
+                    client.socket.send(b"\x0b" + discharge_of(number).encode() + b"\x1c\r")
+                    process.send_signal(signal.SIGKILL)
+                    process.wait()
+                    return
+                answer = client.send_message(discharge_of(number)).decode()
+                assert f"MSA|AA|KILL{number}" in answer
+                acked.add(number)
+
+    first = listener()
+    try:
+        await asyncio.to_thread(stream, total // 2, first)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert len(acked) == total // 2
+    second = listener()
+    try:
+        await asyncio.to_thread(stream, None, second)  # the resend, then the rest
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(30)
+
+    assert acked == set(range(total))
+    assert await count(sessions, select(func.count()).select_from(AdtMessage)) == total
+    assert await count(sessions, select(func.count()).select_from(Enrollment)) == total
+    assert await count(sessions, select(func.count(func.distinct(Enrollment.patient_id)))) == total
+    sent = await eventually(lambda: _all_sent(api, total), 60)
+    assert len({m["patient_id"] for m in sent}) == total
+
+
+async def _all_sent(api: httpx.AsyncClient, total: int) -> list[dict[str, Any]] | None:
+    items = await outbox(api)
+    return items if len(items) >= total else None
