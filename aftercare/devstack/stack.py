@@ -22,7 +22,7 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from aftercare.db.migrate import create_database_if_missing, upgrade
-from aftercare.devstack.ports import ensure_ports_free
+from aftercare.devstack.ports import ensure_ports_free, port_is_free
 from aftercare.devstack.postgres import Database, embedded_database
 from aftercare.devstack.state import StackState, remove_state, write_state
 from aftercare.devstack.temporal_server import dev_server_command, start_dev_server
@@ -140,6 +140,7 @@ class DevStack:
                 [python, "-m", "aftercare", "mllp", "--host", options.host, "--port", str(options.mllp_port)],
                 environment=environment,
             )
+            self._wait_for_mllp()
         # The other commands (`aftercare api-keys`, `migrate`, ...) run here find this stack's database.
         write_state(
             data_dir,
@@ -216,6 +217,17 @@ class DevStack:
                 pass
             time.sleep(0.3)
         raise DevStackError(f"the API did not become healthy in {timeout:.0f}s at {url}")
+
+    def _wait_for_mllp(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._fail_if_dead()
+            if not port_is_free(self.options.host, self.options.mllp_port):
+                return
+            time.sleep(0.3)
+        raise DevStackError(
+            f"the MLLP listener did not start in {timeout:.0f}s on port {self.options.mllp_port}"
+        )
 
     def _fail_if_dead(self, log_file: Path | None = None) -> None:
         if self._stopping:

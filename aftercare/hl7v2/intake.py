@@ -31,7 +31,7 @@ from models.tables import Enrollment, PatientIdentifier
 
 log = logging.getLogger(__name__)
 SOURCE = "hl7v2"
-_CANCELLING = {"A11": "admission_cancelled", "A13": "discharge_cancelled"}
+_CANCELLING = frozenset({"A11", "A13"})  # cancel admission, cancel discharge
 
 
 @dataclass(frozen=True)
