@@ -131,12 +131,20 @@ async def adt_intake(settings: Settings) -> AsyncIterator[AdtIntake]:
         await engine.dispose()
 
 
-async def run_mllp(settings: Settings, host: str, port: int) -> None:
+def tls_context(certificate: str, key: str) -> ssl.SSLContext:
+    """A server context for MLLP over TLS (TLS 1.2 or newer) from PEM files."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certificate, key)
+    return context
+
+
+async def run_mllp(settings: Settings, host: str, port: int, *, tls: ssl.SSLContext | None = None) -> None:
     """Serve until SIGINT or SIGTERM."""
     async with adt_intake(settings) as intake:
-        server = await MllpListener(intake).start(host, port)
+        server = await MllpListener(intake).start(host, port, tls=tls)
         bound = server.sockets[0].getsockname()[1]
-        print(f"MLLP listening on {host}:{bound}", flush=True)
+        print(f"MLLP{' over TLS' if tls else ''} listening on {host}:{bound}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
