@@ -284,9 +284,14 @@ async def test_messages_for_different_patients_go_concurrently_and_each_patient_
     mllp_port: int, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     def visit(n: int) -> list[str]:
-        admit = sample("a01_admit").replace("MRN12345", f"MRN{n:05d}").replace("V0001", f"V{n:04d}")
-        discharge = sample("a03_discharge").replace("MRN12345", f"MRN{n:05d}").replace("V0001", f"V{n:04d}")
-        return [with_control_id(admit, f"A{n}"), with_control_id(discharge, f"D{n}")]
+        def person(text: str) -> str:  # their own MRN, SSN and visit
+            text = text.replace("MRN12345", f"MRN{n:05d}").replace("999-12-3456", f"999-00-{n:04d}")
+            return text.replace("V0001", f"V{n:04d}")
+
+        return [
+            with_control_id(person(sample("a01_admit")), f"A{n}"),
+            with_control_id(person(sample("a03_discharge")), f"D{n}"),
+        ]
 
     results = await asyncio.gather(*(send(mllp_port, *visit(n)) for n in range(4)))
 
