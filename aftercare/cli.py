@@ -12,6 +12,7 @@ from typing import NoReturn
 import httpx
 
 from aftercare import __version__
+from aftercare.hl7v2.commands import add_mllp_parser
 from aftercare.logs import configure_logging
 from aftercare.settings import Settings, get_settings
 
@@ -38,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
         default=True,
         help="load three Synthea patients and a demo journey, and fire one trigger",
     )
+    dev.add_argument(
+        "--mllp-port", type=int, default=2575, help="the HL7 v2 MLLP listener's port (0 turns it off)"
+    )
     dev_commands = dev.add_subparsers(dest="dev_command", metavar="{sms-reply}")
     sms_reply = dev_commands.add_parser(
         "sms-reply", help="text the running dev stack as a patient (a signed Twilio inbound webhook)"
@@ -49,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     sms_reply.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help="the dev stack's data")
 
     commands.add_parser("worker", help="run a worker against TEMPORAL_ADDRESS and DATABASE_URL")
+    add_mllp_parser(commands)
 
     api = commands.add_parser("api", help="run the API alone")
     api.add_argument("--host", default="127.0.0.1")
@@ -193,7 +198,9 @@ def _serve_api(arguments: argparse.Namespace, settings: Settings) -> None:
 
 
 # Commands that read or write the database (`dev` brings its own).
-_DATABASE_COMMANDS = frozenset({"worker", "api", "migrate", "api-keys", "import", "export", "subscribe"})
+_DATABASE_COMMANDS = frozenset(
+    {"worker", "api", "migrate", "api-keys", "import", "export", "subscribe", "mllp"}
+)
 
 
 def _fail(command: str, message: str) -> NoReturn:
@@ -264,6 +271,7 @@ def _run(arguments: argparse.Namespace, settings: Settings) -> None:
             ui_port=arguments.ui_port,
             data_dir=arguments.data_dir,
             demo=arguments.demo,
+            mllp_port=arguments.mllp_port,
         )
         try:
             sys.exit(DevStack(options, settings).run())
@@ -285,6 +293,12 @@ def _run(arguments: argparse.Namespace, settings: Settings) -> None:
         sys.exit(_bulk(arguments, settings))
     elif arguments.command == "subscribe":
         sys.exit(_subscribe(arguments, settings))
+    elif arguments.command == "mllp":
+        import uvloop
+
+        from aftercare.hl7v2.commands import run_mllp_command
+
+        sys.exit(uvloop.run(run_mllp_command(settings, arguments)))
     elif arguments.command == "migrate":
         from aftercare.db.migrate import create_database_if_missing, upgrade
 

@@ -77,6 +77,7 @@ RULES: dict[tuple[str, str], Rule] = {
     # clinical systems, imports, sources
     ("GET", "/v1/fhir/metadata"): PUBLIC,
     ("POST", "/v1/fhir/notifications"): _NOTIFY,
+    ("POST", "/v1/fhir/$process-message"): _NOTIFY,
     ("POST", "/v1/fhir/notifications/{resource_type}/{resource_id}"): _NOTIFY,
     ("PUT", "/v1/fhir/notifications/{resource_type}/{resource_id}"): _NOTIFY,
     ("POST", "/v1/fhir/sources/{key}/notifications"): _NOTIFY,

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from aftercare.enrollment.starter import EnrollmentStarter
+from aftercare.fhir_sync.receive import Ingestion
 from aftercare.security.authenticate import Authenticator
 from aftercare.security.codec import EncryptionCodec
 from aftercare.security.rate_limit import RateLimiter
@@ -29,3 +30,13 @@ class Services:
     rate_limiter: RateLimiter
     codec: EncryptionCodec | None = None
     codec_ui_token: str | None = None
+
+    def ingestion(self) -> Ingestion:
+        """Where FHIR resources arriving by any route go: validated, stored, triggers fired."""
+        return Ingestion(
+            self.sessions,
+            self.starter,
+            self.temporal,
+            self.settings.phone_default_region,
+            self.settings.identity_rules,
+        )

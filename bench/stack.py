@@ -43,8 +43,9 @@ def api_headers(api_key: str | None) -> dict[str, str]:
 
 
 @contextmanager
-def dev_stack(api_port: int, timeout: float = 180.0) -> Iterator[Stack]:
-    """Start the stack on `api_port` (Temporal on +1, UI on +2), wait until healthy, stop it afterwards."""
+def dev_stack(api_port: int, timeout: float = 180.0, *, mllp_port: int = 0) -> Iterator[Stack]:
+    """Start the stack on `api_port` (Temporal on +1, UI on +2; MLLP on `mllp_port`, 0: none), wait until
+    healthy, stop it afterwards."""
     with tempfile.TemporaryDirectory(prefix="aftercare-bench-") as data:
         log = Path(data) / "stack.log"
         api_key = f"ak_dev_{secrets.token_urlsafe(32)}"
@@ -63,6 +64,8 @@ def dev_stack(api_port: int, timeout: float = 180.0) -> Iterator[Stack]:
                 str(api_port + 1),
                 "--ui-port",
                 str(api_port + 2),
+                "--mllp-port",
+                str(mllp_port),
             ],
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,

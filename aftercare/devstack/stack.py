@@ -22,7 +22,7 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from aftercare.db.migrate import create_database_if_missing, upgrade
-from aftercare.devstack.ports import ensure_ports_free
+from aftercare.devstack.ports import ensure_ports_free, port_is_free
 from aftercare.devstack.postgres import Database, embedded_database
 from aftercare.devstack.state import StackState, remove_state, write_state
 from aftercare.devstack.temporal_server import dev_server_command, start_dev_server
@@ -52,6 +52,7 @@ class DevOptions:
     ui_port: int = 8233
     data_dir: Path = Path(".aftercare")
     demo: bool = True
+    mllp_port: int = 2575  # 0: no HL7 v2 listener
 
 
 @dataclass
@@ -75,9 +76,10 @@ class DevStack:
     def run(self) -> int:
         """Run until SIGINT/SIGTERM (0) or until a child dies (1)."""
         options = self.options
-        ensure_ports_free(
-            options.host, {"api": options.api_port, "temporal": options.temporal_port, "ui": options.ui_port}
-        )
+        ports = {"api": options.api_port, "temporal": options.temporal_port, "ui": options.ui_port}
+        if options.mllp_port:
+            ports["mllp"] = options.mllp_port
+        ensure_ports_free(options.host, ports)
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._request_stop)
         try:
@@ -132,6 +134,13 @@ class DevStack:
             environment=environment,
         )
         self._wait_for_api()
+        if options.mllp_port:
+            self._spawn(
+                "mllp",
+                [python, "-m", "aftercare", "mllp", "--host", options.host, "--port", str(options.mllp_port)],
+                environment=environment,
+            )
+            self._wait_for_mllp()
         # The other commands (`aftercare api-keys`, `migrate`, ...) run here find this stack's database.
         write_state(
             data_dir,
@@ -209,6 +218,17 @@ class DevStack:
             time.sleep(0.3)
         raise DevStackError(f"the API did not become healthy in {timeout:.0f}s at {url}")
 
+    def _wait_for_mllp(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._fail_if_dead()
+            if not port_is_free(self.options.host, self.options.mllp_port):
+                return
+            time.sleep(0.3)
+        raise DevStackError(
+            f"the MLLP listener did not start in {timeout:.0f}s on port {self.options.mllp_port}"
+        )
+
     def _fail_if_dead(self, log_file: Path | None = None) -> None:
         if self._stopping:
             raise DevStackError("interrupted while starting")
@@ -265,6 +285,8 @@ class DevStack:
             f"  API key      {self._dev_key}   (all roles: send it as X-API-Key)",
             f"  Messages     curl -H 'X-API-Key: {self._dev_key}' {self._api_url}/v1/messages",
         ]
+        if options.mllp_port:
+            lines.append(f"  HL7 MLLP     {host}:{options.mllp_port}   (ADT feed; aftercare mllp parked)")
         if self._twilio_token is not None:
             lines.append(
                 f"  Twilio token {self._twilio_token}   (development: signs inbound SMS; "

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aftercare.enrollment.discharges import discharge_key
 from aftercare.enrollment.starter import Allocation, EnrollmentStarter
 from aftercare.fhir.fhirpath import FhirPathError, is_true
 from aftercare.store.journeys import journeys_entered_by_fhir
@@ -46,8 +47,8 @@ class PlannedEnrollment:
 
 
 def trigger_key_of(version: StoredVersion) -> str:
-    """`fhir:Observation/abc/_history/v1`."""
-    return f"fhir:{version.ref.versioned_reference}"
+    """`fhir:Observation/abc/_history/v1`; a discharge by its visit and end (`discharge_key`)."""
+    return discharge_key(version.content) or f"fhir:{version.ref.versioned_reference}"
 
 
 async def plan_fhir_enrollments(

@@ -14,7 +14,6 @@ from aftercare.enrollment.fhir_ingest import ingest_fhir_resources
 from aftercare.fhir.capability import capability_statement
 from aftercare.fhir_sync.intake import NotificationIntake
 from aftercare.fhir_sync.notifications import NotificationError, is_topic_bundle, ping, read_topic_bundle
-from aftercare.fhir_sync.receive import Ingestion
 from aftercare.fhir_sync.sources import DEFAULT_SOURCE, SourceMissingError, source_plan
 from aftercare.metrics import FHIR_RESOURCES
 from aftercare.nesting import TooDeepError, load_json
@@ -217,14 +216,7 @@ def _refuse_a_declared_body_that_is_empty(request: Request) -> None:
 
 
 def _intake(services: Services) -> NotificationIntake:
-    ingestion = Ingestion(
-        services.sessions,
-        services.starter,
-        services.temporal,
-        services.settings.phone_default_region,
-        services.settings.identity_rules,
-    )
-    return NotificationIntake(ingestion, services.temporal, services.settings.temporal_task_queue)
+    return NotificationIntake(services.ingestion(), services.temporal, services.settings.temporal_task_queue)
 
 
 def _json_body(raw: bytes) -> Any:

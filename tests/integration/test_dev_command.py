@@ -57,6 +57,8 @@ class DevCommand:
                 str(ports["temporal"]),
                 "--ui-port",
                 str(ports["ui"]),
+                "--mllp-port",
+                str(ports.get("mllp", 0)),
                 *extra,
             ],
             cwd=REPO,
@@ -107,7 +109,7 @@ class DevCommand:
 
 @pytest.fixture
 def ports() -> dict[str, int]:
-    return {"api": free_port(), "temporal": free_port(), "ui": free_port()}
+    return {"api": free_port(), "temporal": free_port(), "ui": free_port(), "mllp": free_port()}
 
 
 @pytest.fixture
@@ -234,6 +236,27 @@ def test_dev_runs_the_stack_stops_cleanly_keeps_journeys_across_a_restart_and_ta
     unsigned = httpx.post(f"{second.api}/webhooks/twilio/inbound", data={"From": phone, "Body": "START"})
     assert unsigned.status_code == 403
     assert second.stop(signal.SIGINT) == 0
+
+
+def test_dev_takes_an_hl7_feed_on_its_mllp_port(
+    tmp_path: Path, ports: dict[str, int], commands: list[DevCommand]
+) -> None:
+    from hl7.client import MLLPClient
+
+    from tests.aftercare.hl7v2.samples import sample
+
+    command = DevCommand(tmp_path / ".aftercare", ports, "--no-demo")
+    commands.append(command)
+    command.wait_for("Aftercare is running")
+    assert any(line.strip().startswith(f"HL7 MLLP     127.0.0.1:{ports['mllp']}") for line in command.output)
+
+    wait_until(lambda: not port_is_free("127.0.0.1", ports["mllp"]))
+    with MLLPClient("127.0.0.1", ports["mllp"]) as client:
+        ack = client.send_message(sample("a01_admit")).decode()
+
+    assert "MSA|AA|MSG0001" in ack
+    assert command.stop(signal.SIGTERM) == 0
+    assert port_is_free("127.0.0.1", ports["mllp"])
 
 
 def test_a_taken_port_is_a_clear_error_and_a_failing_exit(

@@ -68,6 +68,7 @@ def shell_blocks(text: str) -> list[ShellBlock]:
 def for_this_stack(code: str, ports: dict[str, int]) -> str:
     """The block with the stack's ports in place of the defaults (API 8000, Temporal 7233, UI 8233)."""
     default = {"8000": ports["api"], "7233": ports["temporal"], "8233": ports["ui"]}
+    code = re.sub(r"--port 2575\b", f"--port {ports['mllp']}", code)  # the MLLP listener's
     return re.sub(
         r"\b(localhost|127\.0\.0\.1):(8000|7233|8233)\b",
         lambda match: f"{match[1]}:{default[match[2]]}",
@@ -115,7 +116,7 @@ def root(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def dev(root: Path) -> Iterator[DevCommand]:
-    ports = {"api": free_port(), "temporal": free_port(), "ui": free_port()}
+    ports = {"api": free_port(), "temporal": free_port(), "ui": free_port(), "mllp": free_port()}
     command = DevCommand(root / ".aftercare", ports, "--demo")
     yield command
     if command.process.poll() is None:

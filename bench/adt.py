@@ -1,0 +1,205 @@
+"""HL7 v2 ADT over MLLP: messages per second with the ACK after the commit, over one connection and
+over four; and A03 discharge -> first journey message latency at a steady rate.
+
+    python bench/adt.py --start-stack                 # runs its own `aftercare dev --no-demo` with MLLP
+    python bench/adt.py --mllp-port 2575 --api http://127.0.0.1:8000 --api-key ...
+
+Throughput: A01 admissions for distinct patients (each stores a Patient, an Encounter and a Condition
+and is answered `AA` only once committed and handed on), sent back to back by the `hl7` package's
+asyncio client, each connection waiting for every ACK as interface engines do. Latency: A03 discharges
+for distinct patients sent open-loop at `--rate` per second; the time from the message leaving this
+script to the journey's welcome SMS recorded (`messages.created_at`, same machine, same clock). The
+send is `urgent`, so quiet hours at the hospital (whatever the time of the run) do not defer it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+from hl7.mllp import open_hl7_connection
+
+if __package__ in (None, ""):  # run as `python bench/<name>.py`: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.stack import api_headers, dev_stack
+
+SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "aftercare" / "hl7v2" / "samples"
+JOURNEY = {
+    "key": "bench-adt-discharge",
+    "version": 1,
+    "name": "ADT bench: welcome home",
+    "reentry": "always",
+    "entry": {
+        "fhir": {
+            "resource": "Encounter",
+            "interactions": ["create", "update"],
+            "criteria": "Encounter.status = 'finished'",
+        }
+    },
+    "steps": [
+        {
+            "id": "welcome",
+            "send": {"channel": "sms", "body": "Welcome home, {{ patient.given }}.", "urgent": True},
+        }
+    ],
+}
+
+
+def message(sample: str, run: str, number: int) -> str:
+    """The sample for patient `number` of this run: its own MRN, visit, control id and given name."""
+    text = (SAMPLES / f"{sample}.hl7").read_text().strip("\n").replace("\n", "\r") + "\r"
+    tag = f"{run}{number:06d}"
+    text = text.replace("MRN12345", f"B{tag}").replace("V0001", f"V{tag}").replace("999-12-3456", f"S{tag}")
+    text = text.replace("^Alfreda^J", f"^P{tag}^J").replace("5559876", f"555{number % 10_000:04d}")
+    # distinct people: their own birth date and home and work numbers, so identity rules match nobody
+    born = f"{1930 + number % 60}{1 + number // 60 % 12:02d}{1 + number // 720 % 28:02d}"
+    text = text.replace("19580312", born).replace("5551234", f"556{number % 10_000:04d}")
+    text = text.replace("5550000", f"557{number % 10_000:04d}").replace("Smith^Alfreda", f"Smith^P{tag}")
+    header, rest = text.split("\r", 1)
+    fields = header.split("|")
+    fields[9] = f"{sample[:3].upper()}{tag}"
+    return "|".join(fields) + "\r" + rest
+
+
+async def send_all(port: int, texts: list[str]) -> list[float]:
+    """Over one connection, each after the previous ACK; the round trips (s)."""
+    reader, writer = await open_hl7_connection("127.0.0.1", port)
+    times = []
+    try:
+        for text in texts:
+            started = time.perf_counter()
+            writer.writemessage(text)
+            await writer.drain()
+            ack = await reader.readmessage()
+            code = str(ack.segment("MSA")[1])
+            if code != "AA":
+                raise SystemExit(f"ACK {code}: {ack}")
+            times.append(time.perf_counter() - started)
+    finally:
+        writer.close()
+    return times
+
+
+async def throughput(port: int, connections: int, total: int, run: str) -> str:
+    per = total // connections
+    batches = [[message("a01_admit", run, c * per + i) for i in range(per)] for c in range(connections)]
+    started = time.perf_counter()
+    times = [t for batch in await asyncio.gather(*(send_all(port, b) for b in batches)) for t in batch]
+    elapsed = time.perf_counter() - started
+    cuts = statistics.quantiles(times, n=100, method="inclusive")
+    return (
+        f"| {connections} | {len(times)} | {len(times) / elapsed:.1f} | "
+        f"{cuts[49] * 1000:.0f} ms | {cuts[98] * 1000:.0f} ms |"
+    )
+
+
+async def latency(port: int, client: httpx.AsyncClient, rate: float, duration: float, run: str) -> str:
+    """A03s at `rate`/s on 4 connections (round robin); time to each patient's welcome message."""
+    total = int(rate * duration)
+    sent: dict[str, float] = {}
+    queues: list[asyncio.Queue[tuple[str, str] | None]] = [asyncio.Queue() for _ in range(4)]
+
+    async def connection(queue: asyncio.Queue[tuple[str, str] | None]) -> None:
+        reader, writer = await open_hl7_connection("127.0.0.1", port)
+        while (item := await queue.get()) is not None:
+            given, text = item
+            sent[given] = time.time()
+            writer.writemessage(text)
+            await writer.drain()
+            await reader.readmessage()
+        writer.close()
+
+    workers = [asyncio.create_task(connection(q)) for q in queues]
+    start = time.perf_counter()
+    for number in range(total):
+        await asyncio.sleep(max(0.0, start + number / rate - time.perf_counter()))
+        queues[number % 4].put_nowait((f"P{run}{number:06d}", message("a03_discharge", run, number)))
+    for queue in queues:
+        queue.put_nowait(None)
+    await asyncio.gather(*workers)
+    held = total / (time.perf_counter() - start)
+    recorded: dict[str, float] = {}
+    deadline = time.monotonic() + 180
+    while len(recorded) < total and time.monotonic() < deadline:
+        page = (
+            await client.get("/v1/messages", params={"journey_key": str(JOURNEY["key"]), "limit": 1000})
+        ).json()
+        for item in page["items"]:
+            given = item["body"].removeprefix("Welcome home, ").rstrip(".")
+            if given in sent:
+                recorded[given] = datetime.fromisoformat(item["created_at"]).timestamp()
+        await asyncio.sleep(1)
+    waits = sorted((recorded[g] - sent[g]) * 1000 for g in recorded)
+    if len(waits) < 2:
+        return f"| {rate:.0f}/s asked, {held:.1f}/s held | {len(recorded)} of {total} | - | - | - | - |"
+    cuts = statistics.quantiles(waits, n=100, method="inclusive")
+    return (
+        f"| {rate:.0f}/s asked, {held:.1f}/s held | {len(recorded)} of {total} | "
+        f"{cuts[49]:.0f} ms | {cuts[94]:.0f} ms | {cuts[98]:.0f} ms | {waits[-1]:.0f} ms |"
+    )
+
+
+async def measure(port: int, api: str, headers: dict[str, str], arguments: argparse.Namespace) -> None:
+    async with httpx.AsyncClient(base_url=api, headers=headers, timeout=30) as client:
+        published = await client.post("/v1/journeys", json=JOURNEY)
+        if published.status_code not in (200, 201, 409):
+            raise SystemExit(f"publishing the journey: {published.status_code} {published.text}")
+        run = uuid.uuid4().hex[:6]
+        await send_all(port, [message("a01_admit", f"w{run[:5]}", i) for i in range(20)])  # warm-up
+        print("| connections | messages | messages/s (ACK after commit) | round trip p50 | p99 |")
+        print("|---|---|---|---|---|")
+        for connections in (1, 4):
+            print(await throughput(port, connections, arguments.messages, f"{connections}{run[:5]}"))
+        print()
+        print("| A03 rate | journeys started | A03 -> SMS p50 | p95 | p99 | max |")
+        print("|---|---|---|---|---|---|")
+        print(await latency(port, client, arguments.rate, arguments.duration, f"L{run[:5]}"))
+
+
+async def wait_for_listener(port: int, patience: float = 90.0) -> None:
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+            continue
+        writer.close()
+        return
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--api", default="http://127.0.0.1:8000")
+    parser.add_argument("--api-key", help="an API key that may publish journeys and read messages")
+    parser.add_argument("--mllp-port", type=int, default=2575)
+    parser.add_argument("--messages", type=int, default=400, help="A01s per throughput row")
+    parser.add_argument("--rate", type=float, default=20.0, help="A03 discharges per second")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of A03 load")
+    parser.add_argument(
+        "--start-stack", action="store_true", help="run `aftercare dev --no-demo` for the run"
+    )
+    parser.add_argument("--stack-port", type=int, default=18760)
+    arguments = parser.parse_args()
+    if arguments.start_stack:
+        with dev_stack(arguments.stack_port, mllp_port=arguments.stack_port + 3) as stack:
+            await wait_for_listener(arguments.stack_port + 3)  # the MLLP child starts after the API
+            await measure(arguments.stack_port + 3, stack.api, api_headers(stack.api_key), arguments)
+        return
+    await measure(arguments.mllp_port, arguments.api, api_headers(arguments.api_key), arguments)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

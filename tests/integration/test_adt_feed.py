@@ -1,0 +1,503 @@
+"""Hospital ADT feeds over MLLP, end to end on the real Temporal dev server and PostgreSQL, sent by
+the `hl7` package's own client (`MLLPClient`, and its `mllp_send` tool): discharges start journeys
+once, acknowledgements follow the commit, resends and crashes lose and duplicate nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import hl7
+import httpx
+import pytest
+from hl7.client import MLLPClient
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.testing import WorkflowEnvironment
+
+from aftercare.enrollment.starter import EnrollmentStarter
+from aftercare.hl7v2.intake import AdtIntake, Handled
+from aftercare.hl7v2.sealing import RawSealer
+from aftercare.hl7v2.server import MllpListener
+from aftercare.security.codec import parse_codec_keys
+from aftercare.settings import Settings
+from models.adt_tables import AdtMessage
+from models.tables import Enrollment, FhirResource
+from tests.aftercare.hl7v2.samples import SAMPLES, sample, with_control_id
+from tests.integration.test_observation_to_sms import eventually
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+JOURNEY = """
+key: adt-discharge
+version: 1
+name: Welcome home after a discharge
+entry:
+  fhir:
+    resource: Encounter
+    interactions: [create, update]
+    criteria: "Encounter.status = 'finished'"
+steps:
+  - id: welcome
+    send: {channel: sms, body: "Welcome home, {{ patient.given }}."}
+  - id: settle
+    wait: {duration: P7D}
+"""
+YAML = {"content-type": "application/yaml"}
+
+
+def build_intake(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], env: WorkflowEnvironment
+) -> AdtIntake:
+    assert settings.aftercare_codec_keys is not None
+    return AdtIntake(
+        sessions=sessions,
+        starter=EnrollmentStarter(sessions, env.client, settings.temporal_task_queue),
+        temporal=env.client,
+        sealer=RawSealer(parse_codec_keys(settings.aftercare_codec_keys.get_secret_value())),
+        zone=ZoneInfo(settings.hospital_timezone),
+        phone_region=settings.phone_default_region,
+    )
+
+
+@pytest.fixture
+async def intake(
+    api_settings: Settings, sessions: async_sessionmaker[AsyncSession], dev_server: WorkflowEnvironment
+) -> AdtIntake:
+    return build_intake(api_settings, sessions, dev_server)
+
+
+@pytest.fixture
+async def mllp_port(intake: AdtIntake, api: httpx.AsyncClient) -> AsyncIterator[int]:
+    """A listener on a free port, with the discharge journey published."""
+    assert (await api.post("/v1/journeys", content=JOURNEY, headers=YAML)).status_code == 201
+    server = await MllpListener(intake).start("127.0.0.1", 0)
+    async with server:
+        yield server.sockets[0].getsockname()[1]
+
+
+async def send(port: int, *texts: str) -> list[hl7.Message]:
+    """Each message over one connection by the `hl7` package's client; the parsed ACKs."""
+
+    def blocking() -> list[hl7.Message]:
+        with MLLPClient("127.0.0.1", port) as client:
+            return [hl7.parse(client.send_message(text).decode().strip("\x0b\x1c\r")) for text in texts]
+
+    return await asyncio.to_thread(blocking)
+
+
+def msa(ack: hl7.Message) -> tuple[str, str]:
+    segment = ack.segment("MSA")
+    return str(segment[1]), str(segment[2])
+
+
+def err_location(ack: hl7.Message) -> str:
+    return str(ack.segment("ERR")[2])
+
+
+async def count(sessions: async_sessionmaker[AsyncSession], statement: Any) -> int:
+    async with sessions() as session:
+        return int(await session.scalar(statement) or 0)
+
+
+async def outbox(api: httpx.AsyncClient) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = (await api.get("/v1/messages")).json()["items"]
+    return items
+
+
+async def test_a_discharge_over_mllp_starts_the_journey_and_is_acknowledged_after_commit(
+    mllp_port: int, api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    admit, discharge = await send(mllp_port, sample("a01_admit"), sample("a03_discharge"))
+
+    assert msa(admit) == ("AA", "MSG0001")
+    assert msa(discharge) == ("AA", "MSG0003")
+    assert str(discharge.segment("MSH")[9]) == "ACK^A03^ACK"
+    # AA came after the commit: the resources and the enrollment are already there
+    assert (
+        await count(
+            sessions,
+            select(func.count()).select_from(FhirResource).where(FhirResource.resource_type == "Encounter"),
+        )
+        == 1
+    )
+    assert await count(sessions, select(func.count()).select_from(Enrollment)) == 1
+    sent = await eventually(lambda: outbox(api), 30)
+    assert [m["body"] for m in sent] == ["Welcome home, Alfreda."]
+    assert sent[0]["to"] == "+16175559876"
+
+
+async def test_a_resent_control_id_is_processed_once_and_acknowledged_again(
+    mllp_port: int, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    first = await send(mllp_port, sample("a03_discharge"))
+    again = await send(mllp_port, sample("a03_discharge"), sample("a03_discharge"))
+
+    assert [msa(a) for a in first + again] == [("AA", "MSG0003")] * 3
+    assert await count(sessions, select(func.count()).select_from(AdtMessage)) == 1
+    assert await count(sessions, select(func.count()).select_from(Enrollment)) == 1
+
+
+async def test_an_update_after_the_discharge_starts_nothing_again(
+    mllp_port: int, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    discharge = sample("a03_discharge")
+    updated = with_control_id(discharge.replace("ADT^A03^ADT_A03", "ADT^A08^ADT_A01"), "MSG0003-A08")
+    updated = updated.replace("Discharged to home", "Home")
+
+    acks = await send(mllp_port, discharge, updated)
+
+    assert [msa(a)[0] for a in acks] == ["AA", "AA"]
+    assert await count(sessions, select(func.count()).select_from(Enrollment)) == 1
+
+
+async def test_a_discharge_arriving_as_adt_and_as_fhir_starts_the_journey_once(
+    mllp_port: int, api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    [ack] = await send(mllp_port, sample("a03_discharge"))
+    async with sessions() as session:
+        encounter = await session.scalar(
+            select(FhirResource.content).where(FhirResource.resource_type == "Encounter")
+        )
+    assert msa(ack)[0] == "AA"
+    assert encounter is not None
+    fhir_encounter = {
+        "resourceType": "Encounter",
+        "id": "epic-enc-777",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+        "identifier": encounter["identifier"],
+        "subject": encounter["subject"],
+        "period": {"start": "2026-12-01T13:00:00Z", "end": "2026-12-05T19:30:00Z"},  # the same instants
+    }
+
+    posted = await api.post("/v1/fhir/notifications", json=fhir_encounter)
+
+    assert posted.status_code == 200
+    assert (
+        await count(
+            sessions,
+            select(func.count()).select_from(FhirResource).where(FhirResource.resource_type == "Encounter"),
+        )
+        == 2
+    )
+    assert await count(sessions, select(func.count()).select_from(Enrollment)) == 1
+
+
+async def test_a_cancelled_discharge_ends_the_journey_it_started(
+    mllp_port: int, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    acks = await send(mllp_port, sample("a03_discharge"), sample("a13_cancel_discharge"))
+
+    assert [msa(a)[0] for a in acks] == ["AA", "AA"]
+
+    async def cancelled() -> bool:
+        async with sessions() as session:
+            return await session.scalar(select(Enrollment.status)) == "cancelled"
+
+    assert await eventually(cancelled, 30)
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "location"),
+    [
+        ("malformed_missing_pid3", "AE", "PID^1^3"),
+        ("malformed_bad_date", "AE", "PID^1^7"),
+        ("malformed_wrong_delimiters", "AE", "PID"),
+        ("malformed_unknown_event", "AR", "MSH^1^9"),
+        ("malformed_unsupported_version", "AR", "MSH^1^12"),
+    ],
+)
+async def test_a_message_that_cannot_be_mapped_is_parked_sealed_and_answered_with_the_field(
+    mllp_port: int,
+    intake: AdtIntake,
+    sessions: async_sessionmaker[AsyncSession],
+    name: str,
+    code: str,
+    location: str,
+) -> None:
+    [ack] = await send(mllp_port, sample(name))
+
+    assert msa(ack)[0] == code
+    assert err_location(ack) == location
+    async with sessions() as session:
+        parked = (await session.scalars(select(AdtMessage))).one()
+    assert parked.ack_code == code
+    assert parked.reason
+    assert parked.raw_sealed is not None
+    assert b"Wyman" not in parked.raw_sealed  # PHI at rest is sealed
+    assert await count(sessions, select(func.count()).select_from(Enrollment)) == 0
+    retried = await intake.retry(parked.id)  # an operator's retry: still the same answer
+    assert retried is not None
+    assert retried.code == code
+
+
+async def test_a_merge_joins_the_two_records(
+    mllp_port: int, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    other = sample("a01_admit").replace("MRN12345", "MRN99999").replace("V0001", "V0099")
+    other = other.replace("999-12-3456", "999-00-0000").replace("5559876", "5550101")
+    other = with_control_id(other, "MSG-OTHER")
+
+    acks = await send(mllp_port, sample("a01_admit"), other, sample("a40_merge"))
+
+    assert [msa(a)[0] for a in acks] == ["AA", "AA", "AA"]
+    from aftercare.hl7v2.mapping import patient_id_for, patient_identifiers
+    from aftercare.hl7v2.messages import V2Message
+    from aftercare.store.identity import person_of, records_of
+
+    survivor = patient_id_for(patient_identifiers(V2Message(sample("a01_admit"))))
+    async with sessions() as session:
+        person = await person_of(session, survivor)
+        assert person is not None
+        assert len(await records_of(session, person)) == 2
+
+
+async def test_the_hl7_packages_mllp_send_tool_gets_an_aa(mllp_port: int) -> None:
+    tool = Path(sys.executable).parent / "mllp_send"
+
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [
+            str(tool),
+            "--loose",
+            "--port",
+            str(mllp_port),
+            "--file",
+            str(SAMPLES / "a01_admit.hl7"),
+            "127.0.0.1",
+        ],
+        capture_output=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert b"MSA|AA|MSG0001" in result.stdout
+
+
+async def test_messages_for_different_patients_go_concurrently_and_each_patient_in_order(
+    mllp_port: int, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    def visit(n: int) -> list[str]:
+        def person(text: str) -> str:  # their own MRN, SSN and visit
+            text = text.replace("MRN12345", f"MRN{n:05d}").replace("999-12-3456", f"999-00-{n:04d}")
+            return text.replace("V0001", f"V{n:04d}")
+
+        return [
+            with_control_id(person(sample("a01_admit")), f"A{n}"),
+            with_control_id(person(sample("a03_discharge")), f"D{n}"),
+        ]
+
+    results = await asyncio.gather(*(send(mllp_port, *visit(n)) for n in range(4)))
+
+    assert all(msa(a)[0] == "AA" for acks in results for a in acks)
+    async with sessions() as session:
+        statuses = (
+            await session.scalars(
+                select(FhirResource.content["status"].as_string()).where(
+                    FhirResource.resource_type == "Encounter"
+                )
+            )
+        ).all()
+    assert statuses == ["finished"] * 4
+    assert await count(sessions, select(func.count()).select_from(Enrollment)) == 4
+
+
+class CrashBeforeAck(AdtIntake):
+    """The listener's process dies after the commit, before the ACK leaves: the sender sees the
+    connection drop and resends."""
+
+    async def handle(self, text: str) -> Handled:
+        await super().handle(text)
+        raise ConnectionResetError("killed between commit and ACK")
+
+
+async def test_a_crash_between_commit_and_ack_and_the_resend_lose_and_duplicate_nothing(
+    api_settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    dev_server: WorkflowEnvironment,
+    mllp_port: int,
+    api: httpx.AsyncClient,
+) -> None:
+    healthy = build_intake(api_settings, sessions, dev_server)
+    crashing = CrashBeforeAck(**{f: getattr(healthy, f) for f in healthy.__dataclass_fields__})
+    server = await MllpListener(crashing).start("127.0.0.1", 0)
+    async with server:
+        with pytest.raises((ConnectionError, OSError, IndexError, hl7.ParseException, ValueError)):
+            await send(server.sockets[0].getsockname()[1], sample("a03_discharge"))
+
+    [ack] = await send(mllp_port, sample("a03_discharge"))  # the sender's resend, to the restarted listener
+
+    assert msa(ack) == ("AA", "MSG0003")
+    assert await count(sessions, select(func.count()).select_from(Enrollment)) == 1
+    sent = await eventually(lambda: outbox(api), 30)
+    await asyncio.sleep(1)
+    assert len(await outbox(api)) == len(sent) == 1
+
+
+def davinci_discharge(patient: dict[str, Any], encounter: dict[str, Any]) -> dict[str, Any]:
+    """A Da Vinci Unsolicited Notifications discharge message Bundle."""
+    header = {
+        "resourceType": "MessageHeader",
+        "id": "dv-header-1",
+        "eventCoding": {
+            "system": "http://hl7.org/fhir/us/davinci-alerts/CodeSystem/notification-event",
+            "code": "notification-discharge",
+        },
+        "source": {"endpoint": "https://ehr.example.org/fhir"},
+        "focus": [{"reference": f"Encounter/{encounter['id']}"}],
+    }
+    return {
+        "resourceType": "Bundle",
+        "id": "dv-bundle-1",
+        "type": "message",
+        "timestamp": "2026-12-05T19:31:00Z",
+        "entry": [
+            {"fullUrl": f"https://ehr.example.org/fhir/{r['resourceType']}/{r['id']}", "resource": r}
+            for r in (header, patient, encounter)
+        ],
+    }
+
+
+async def test_a_da_vinci_discharge_notification_and_the_adt_discharge_start_the_journey_once(
+    mllp_port: int, api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    patient = {
+        "resourceType": "Patient",
+        "id": "ehr-pat-1",
+        "identifier": [{"system": "urn:oid:2.16.840.1.113883.3.72.5.20", "value": "MRN12345"}],
+        "name": [{"family": "Wyman", "given": ["Alfreda"]}],
+        "telecom": [{"system": "phone", "value": "+16175559876", "use": "mobile"}],
+    }
+    encounter = {
+        "resourceType": "Encounter",
+        "id": "ehr-enc-1",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+        "identifier": [
+            {
+                "system": "urn:aftercare:hl7v2:authority:GENHOSP",
+                "value": "V0001",
+                "type": {
+                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "VN"}]
+                },
+            }
+        ],
+        "subject": {"reference": "Patient/ehr-pat-1"},
+        "period": {"start": "2026-12-01T08:00:00-05:00", "end": "2026-12-05T14:30:00-05:00"},
+    }
+    message = davinci_discharge(patient, encounter)
+
+    first = await api.post("/v1/fhir/$process-message", json=message)
+    again = await api.post("/v1/fhir/$process-message", json=message)
+    [ack] = await send(mllp_port, sample("a03_discharge"))
+
+    assert first.status_code == 200, first.text
+    answer = first.json()
+    assert answer["type"] == "message"
+    assert answer["entry"][0]["resource"]["response"] == {"identifier": "dv-header-1", "code": "ok"}
+    assert again.status_code == 200
+    assert msa(ack)[0] == "AA"
+    assert await count(sessions, select(func.count()).select_from(Enrollment)) == 1
+    async with sessions() as session:
+        patient_id = await session.scalar(select(Enrollment.patient_id))
+    assert patient_id == "ehr-pat-1"  # ADT found the hospital's record by its MRN
+
+
+async def test_a_message_that_is_not_a_notification_is_an_operation_outcome(api: httpx.AsyncClient) -> None:
+    answer = await api.post(
+        "/v1/fhir/$process-message", json={"resourceType": "Bundle", "type": "collection"}
+    )
+
+    assert answer.status_code == 422
+    assert answer.json()["resourceType"] == "OperationOutcome"
+    assert answer.json()["issue"][0]["expression"] == ["Bundle.type"]
+
+
+def discharge_of(number: int) -> str:
+    """An A03 for patient `number`: its own MRN, SSN, visit and control id."""
+    text = sample("a03_discharge").replace("MRN12345", f"K{number:05d}").replace("V0001", f"KV{number:04d}")
+    return with_control_id(text.replace("999-12-3456", f"K-{number:05d}"), f"KILL{number}")
+
+
+async def test_killing_the_mllp_process_between_message_and_ack_loses_and_duplicates_nothing(
+    api_settings: Settings,
+    dev_server: WorkflowEnvironment,
+    sessions: async_sessionmaker[AsyncSession],
+    api: httpx.AsyncClient,
+    tmp_path: Path,
+) -> None:
+    """`aftercare mllp` as its own process, SIGKILLed while a sender streams discharges; the sender resends
+    what was not acknowledged to the restarted listener, as interface engines do."""
+    import os
+    import signal
+
+    from tests.integration.parts import free_port, wait_for_port
+
+    assert (await api.post("/v1/journeys", content=JOURNEY, headers=YAML)).status_code == 201
+    port = free_port()
+    environment = {
+        **os.environ,
+        "DATABASE_URL": api_settings.database_url,
+        "TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
+        "TEMPORAL_TASK_QUEUE": api_settings.temporal_task_queue,
+        "LOG_LEVEL": "WARNING",
+    }
+
+    def listener() -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aftercare", "mllp", "--host", "127.0.0.1", "--port", str(port)],
+            env=environment,
+            stdout=(tmp_path / "mllp.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(port, 60)
+        return process
+
+    total = 24
+    acked: set[int] = set()
+
+    def stream(kill_after: int | None, process: subprocess.Popen[bytes]) -> None:
+        with MLLPClient("127.0.0.1", port) as client:
+            for number in range(total):
+                if number in acked:
+                    continue
+                if number == kill_after:  # the message leaves, the process dies before its ACK
+                    client.socket.send(b"\x0b" + discharge_of(number).encode() + b"\x1c\r")
+                    process.send_signal(signal.SIGKILL)
+                    process.wait()
+                    return
+                answer = client.send_message(discharge_of(number)).decode()
+                assert f"MSA|AA|KILL{number}" in answer
+                acked.add(number)
+
+    first = listener()
+    try:
+        await asyncio.to_thread(stream, total // 2, first)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert len(acked) == total // 2
+    second = listener()
+    try:
+        await asyncio.to_thread(stream, None, second)  # the resend, then the rest
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(30)
+
+    assert acked == set(range(total))
+    assert await count(sessions, select(func.count()).select_from(AdtMessage)) == total
+    assert await count(sessions, select(func.count()).select_from(Enrollment)) == total
+    assert await count(sessions, select(func.count(func.distinct(Enrollment.patient_id)))) == total
+    sent = await eventually(lambda: _all_sent(api, total), 60)
+    assert len({m["patient_id"] for m in sent}) == total
+
+
+async def _all_sent(api: httpx.AsyncClient, total: int) -> list[dict[str, Any]] | None:
+    items = await outbox(api)
+    return items if len(items) >= total else None
