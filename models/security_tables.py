@@ -23,6 +23,8 @@ class ApiKey(Base):
     secret_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     roles: Mapped[list[str]] = mapped_column(ARRAY(String(32)), nullable=False)
     scopes: Mapped[list[str]] = mapped_column(ARRAY(String(64)), nullable=False, server_default="{}")
+    # The facility subtrees the key reaches; empty: the whole group.
+    facilities: Mapped[list[str]] = mapped_column(ARRAY(String(64)), nullable=False, server_default="{}")
     created_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False

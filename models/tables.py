@@ -547,6 +547,7 @@ class Message(Base):
     step_id: Mapped[str | None] = mapped_column(String(64))
     # A campaign's message: the run that sent it (the recipient row says which variant).
     campaign_run_id: Mapped[str | None] = mapped_column(String(200))
+    facility: Mapped[str | None] = mapped_column(String(64))  # sent on behalf of this facility
     channel: Mapped[str] = mapped_column(String(16), nullable=False)
     to: Mapped[str | None] = mapped_column(Text)
     subject: Mapped[str | None] = mapped_column(String(500))
@@ -768,5 +769,6 @@ def table_of(model: type[Base]) -> Table:
 # Segment, campaign and security tables live in their own modules on the same `Base`; importing them
 # here registers them.
 from models import campaign_tables as _campaign_tables  # noqa: E402, F401
+from models import facility_tables as _facility_tables  # noqa: E402, F401
 from models import security_tables as _security_tables  # noqa: E402, F401
 from models import segment_tables as _segment_tables  # noqa: E402, F401
