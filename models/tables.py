@@ -548,6 +548,7 @@ class Message(Base):
     # A campaign's message: the run that sent it (the recipient row says which variant).
     campaign_run_id: Mapped[str | None] = mapped_column(String(200))
     facility: Mapped[str | None] = mapped_column(String(64))  # sent on behalf of this facility
+    sender: Mapped[str | None] = mapped_column(String(320))  # its from-number or address (None: default)
     channel: Mapped[str] = mapped_column(String(16), nullable=False)
     to: Mapped[str | None] = mapped_column(Text)
     subject: Mapped[str | None] = mapped_column(String(500))

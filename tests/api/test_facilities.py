@@ -260,6 +260,8 @@ async def test_own_records_stay_visible_and_counts_are_the_facility_s(
     assert [item["id"] for item in patients] == [north.patient_id]
     messages = (await api.get("/v1/messages", headers=key)).json()["items"]
     assert {item["patient_id"] for item in messages} == {north.patient_id}
+    # a journey's text goes out as the patient's facility, from its number
+    assert {(item["facility"], item["sender"]) for item in messages} == {("north-hospital", "+15005550001")}
     tasks = (await api.get("/v1/tasks", headers=key)).json()["items"]
     assert {item["patient_id"] for item in tasks} == {north.patient_id}
     enrollments = (await api.get("/v1/enrollments", headers=key)).json()["items"]

@@ -62,6 +62,7 @@ def upgrade() -> None:
         "api_keys", sa.Column("facilities", sa.ARRAY(sa.String(length=64)), server_default="{}", nullable=False)
     )
     op.add_column("messages", sa.Column("facility", sa.String(length=64), nullable=True))
+    op.add_column("messages", sa.Column("sender", sa.String(length=320), nullable=True))
     op.execute("INSERT INTO facilities (key, name, timezone) VALUES ('default', 'Default facility', 'UTC')")
     op.execute(
         "INSERT INTO patient_facilities (patient_id, facility, source) "
@@ -72,6 +73,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     drop_policies(op.execute)
+    op.drop_column("messages", "sender")
     op.drop_column("messages", "facility")
     op.drop_column("api_keys", "facilities")
     op.drop_index("ix_patient_facilities_facility", table_name="patient_facilities")
