@@ -63,6 +63,7 @@ class AuditEventView(BaseModel):
     actor_kind: str
     actor_key_id: str | None
     actor_roles: list[str]
+    actor_facilities: list[str] = []
     action: str
     resource_type: str
     resource_id: str | None

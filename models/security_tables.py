@@ -52,6 +52,10 @@ class AuditEvent(Base):
     actor_kind: Mapped[str] = mapped_column(String(16), nullable=False)
     actor_key_id: Mapped[str | None] = mapped_column(String(32))
     actor_roles: Mapped[list[str]] = mapped_column(ARRAY(String(32)), nullable=False)
+    # The facilities the caller was limited to (empty: the whole group).
+    actor_facilities: Mapped[list[str]] = mapped_column(
+        ARRAY(String(64)), nullable=False, server_default="{}"
+    )
     action: Mapped[str] = mapped_column(String(32), nullable=False)
     resource_type: Mapped[str] = mapped_column(String(32), nullable=False)
     resource_id: Mapped[str | None] = mapped_column(String(200))

@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 SCOPED_ROLE = "aftercare_scoped"
 
-# The facilities the current transaction reaches (an empty array outside a scoped transaction).
+# The facilities the current transaction reaches (an empty array outside a scoped transaction). Policies
+# read it as `(SELECT aftercare_facilities())`, so a statement computes it once, not once per row.
 _SCOPE_FUNCTION = """
 CREATE OR REPLACE FUNCTION aftercare_facilities() RETURNS text[] LANGUAGE sql STABLE AS $$
     SELECT coalesce(string_to_array(nullif(current_setting('aftercare.facilities', true), ''), ','), '{}')
@@ -22,7 +23,7 @@ $$
 
 _VISIBLE = (
     "({column} IN (SELECT pf.patient_id FROM patient_facilities pf "
-    "WHERE pf.facility = ANY (aftercare_facilities())))"
+    "WHERE pf.facility = ANY ((SELECT aftercare_facilities())::text[])))"
 )
 
 # table → the expression naming its patient (each row must belong to a patient the caller reaches).
@@ -70,7 +71,7 @@ NULLABLE_PATIENT = {"fhir_resources", "fhir_resource_versions", "inbound_message
 _AUDIT_VISIBLE = (
     "resource_id IS NULL OR CASE resource_type "
     "WHEN 'patient' THEN resource_id IN (SELECT pf.patient_id FROM patient_facilities pf "
-    "WHERE pf.facility = ANY (aftercare_facilities())) "
+    "WHERE pf.facility = ANY ((SELECT aftercare_facilities())::text[])) "
     "WHEN 'enrollment' THEN resource_id IN (SELECT id FROM enrollments) "
     "WHEN 'task' THEN resource_id IN (SELECT id::text FROM tasks) "
     "WHEN 'identity_merge' THEN resource_id IN (SELECT id::text FROM identity_merges) "
@@ -121,7 +122,7 @@ def create_policies(execute: Callable[[str], object]) -> None:
     execute(_SCOPE_FUNCTION)
     execute(
         f"CREATE POLICY facility_scope ON patient_facilities TO {SCOPED_ROLE} "
-        "USING (facility = ANY (aftercare_facilities()))"
+        "USING (facility = ANY ((SELECT aftercare_facilities())::text[]))"
     )
     execute("ALTER TABLE patient_facilities ENABLE ROW LEVEL SECURITY")
     for table in [*PATIENT_TABLES, *CHILD_TABLES]:

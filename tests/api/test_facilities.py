@@ -206,6 +206,11 @@ async def test_scoped_keys_grant_only_within_their_facilities(
     assert unknown.status_code == 422
     listed = (await api.get("/v1/facilities", headers=as_north)).json()["items"]
     assert [item["key"] for item in listed] == ["north-hospital"]
+    # the audit trail names the facilities a caller was limited to
+    audited = (await api.get("/v1/audit", params={"resource_type": "api_key"})).json()["items"]
+    refused = [item for item in audited if item["status_code"] == 403]
+    assert refused
+    assert {tuple(item["actor_facilities"]) for item in refused} == {("north-hospital",)}
 
 
 # Path parameters that name a patient's records, filled with the other facility's.

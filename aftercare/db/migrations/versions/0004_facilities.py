@@ -61,6 +61,10 @@ def upgrade() -> None:
     op.add_column(
         "api_keys", sa.Column("facilities", sa.ARRAY(sa.String(length=64)), server_default="{}", nullable=False)
     )
+    op.add_column(
+        "audit_events",
+        sa.Column("actor_facilities", sa.ARRAY(sa.String(length=64)), server_default="{}", nullable=False),
+    )
     op.add_column("messages", sa.Column("facility", sa.String(length=64), nullable=True))
     op.add_column("messages", sa.Column("sender", sa.String(length=320), nullable=True))
     op.execute("INSERT INTO facilities (key, name, timezone) VALUES ('default', 'Default facility', 'UTC')")
@@ -76,6 +80,7 @@ def downgrade() -> None:
     op.drop_column("messages", "sender")
     op.drop_column("messages", "facility")
     op.drop_column("api_keys", "facilities")
+    op.drop_column("audit_events", "actor_facilities")
     op.drop_index("ix_patient_facilities_facility", table_name="patient_facilities")
     op.drop_table("patient_facilities")
     op.drop_index(op.f("ix_facilities_parent"), table_name="facilities")
