@@ -144,6 +144,7 @@ def build_activities(
         store.record_progress,
         store.evaluate_conditions,
         store.next_local_time,
+        store.facility_calendar,
         store.update_attributes,
         store.resolve_moment,
         messaging.send_message,

@@ -11,6 +11,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.variables import load_variables, render_or_fail
+from aftercare.facilities.voice import voices_of
 from aftercare.fhir.fhirpath import FhirPathError, evaluate, is_true
 from aftercare.store.attributes import set_attributes
 from aftercare.store.enrollments import record_progress
@@ -18,6 +19,8 @@ from aftercare.store.patients import get_patient
 from models.temporal import (
     EvaluateConditionsInput,
     EvaluateConditionsResult,
+    FacilityCalendarInput,
+    FacilityCalendarResult,
     NextLocalTimeInput,
     NextLocalTimeResult,
     ProgressUpdate,
@@ -100,6 +103,21 @@ class StoreActivities:
         if moment is None:
             return ResolveMomentResult(reason=f"{values[0]!r} is not a date or dateTime")
         return ResolveMomentResult(at=moment + timedelta(seconds=request.offset_seconds))
+
+    @activity.defn(name="facility_calendar")
+    async def facility_calendar(self, request: FacilityCalendarInput) -> FacilityCalendarResult:
+        """The calendar of the patient's facility: its zone (the patient's own first) and holidays."""
+        async with self._sessions() as session:
+            patient = await get_patient(session, request.patient_id)
+            voice = (await voices_of(session, [request.patient_id])).get(request.patient_id)
+        own_zone = patient.timezone if patient is not None else None
+        if voice is None:
+            return FacilityCalendarResult(timezone=own_zone or self._default_timezone)
+        return FacilityCalendarResult(
+            facility=voice.facility,
+            timezone=own_zone or voice.timezone,
+            holidays=[date.fromisoformat(day) for day in voice.holidays],
+        )
 
     @activity.defn(name="next_local_time")
     async def next_local_time(self, request: NextLocalTimeInput) -> NextLocalTimeResult:

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     auth_jwt_jwks_url: str | None = None
     auth_jwt_leeway_seconds: int = Field(default=30, ge=0, le=600)
     auth_jwt_roles_claim: str = "roles"
+    # The claim naming the facilities (subtrees) a user reaches; absent: the whole group.
+    auth_jwt_facilities_claim: str = "facilities"
     auth_jwt_subject_claim: str = "sub"
     auth_jwt_algorithms: list[str] = Field(default=["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"])
     # How long an API key lookup is cached in a process (revocation reaches other processes within it).

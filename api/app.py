@@ -35,6 +35,7 @@ from api.middleware.admission import Admission
 from api.middleware.audit_trail import AuditTrail
 from api.middleware.body_limit import BodyLimit
 from api.middleware.cors import PathCors
+from api.middleware.facility_scope import FacilityScopeBoundary
 from api.middleware.security_headers import SecurityHeaders
 from api.openapi import install_openapi
 from api.route_rules import DOCUMENTATION_PAGES, LARGE_BODY_PATHS, routes_without_rules, unexpected_paths
@@ -47,6 +48,7 @@ from api.routes import (
     consents,
     decisions,
     enrollments,
+    facilities,
     fhir,
     fhir_messages,
     fhir_sources,
@@ -99,6 +101,7 @@ ROUTERS = (
     push.router,
     suppressions.router,
     api_keys.router,
+    facilities.router,
     audit.router,
     codec.router,
     twilio_webhooks.router,
@@ -261,4 +264,5 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     )
     app.add_middleware(SecurityHeaders, trusted_proxies=trusted, documentation=DOCUMENTATION_PAGES)
     app.add_middleware(RequestMetrics)
+    app.add_middleware(FacilityScopeBoundary)
     return app

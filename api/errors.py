@@ -140,6 +140,17 @@ UNAVAILABILITY_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+async def _programming_error(request: Request, error: Exception) -> Any:
+    """A row-level security refusal (a write about another facility's patient) is that record being
+    out of reach: 404, as a read of it would be. Anything else goes the way of other database errors."""
+    if isinstance(getattr(error, "orig", None), psycopg.errors.InsufficientPrivilege):
+        message = "not found"
+        if _is_fhir(request):
+            return operation_outcome(404, [issue("not-found", message)])
+        return JSONResponse({"detail": message}, status_code=404)
+    return await _part_unavailable(request, error)
+
+
 def register_error_handlers(app: FastAPI) -> None:
     """Install the handlers."""
     app.add_exception_handler(FhirError, _fhir_error)
@@ -150,3 +161,4 @@ def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DataError, _data_error)
     for error_type in UNAVAILABILITY_ERRORS:
         app.add_exception_handler(error_type, _part_unavailable)
+    app.add_exception_handler(sa.ProgrammingError, _programming_error)

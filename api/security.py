@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 
+from aftercare.facilities.scope import enter_scope, leave_scope
 from aftercare.security.authenticate import API_KEY_HEADER, AuthenticationFailed
 from aftercare.security.jwt_auth import JwksUnavailable
 from aftercare.security.principal import Principal, PrincipalKind
@@ -74,6 +75,7 @@ async def _authenticate(request: Request, rule: Rule) -> Principal:
 
 async def authorize(request: Request) -> Principal | None:
     """Apply the route's rule; the caller (None on public and provider-signed routes)."""
+    leave_scope()
     rule = route_rule(request)
     if rule is None:  # `create_app` refuses routes without rules; this is the fail-safe
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this route has no access rule")
@@ -83,6 +85,8 @@ async def authorize(request: Request) -> Principal | None:
         return None
     principal = await _authenticate(request, rule)
     request.state.principal = principal
+    # From here on every transaction of this request sees only the caller's facilities.
+    enter_scope(principal.facilities)
     assert rule.permission is not None
     if not principal.can(rule.permission):
         raise HTTPException(

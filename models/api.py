@@ -182,6 +182,8 @@ class MessageView(BaseModel):
     template_key: str | None
     locale: str | None
     purpose: str | None = None
+    facility: str | None = None  # sent on behalf of this facility
+    sender: str | None = None  # the facility's from-number or address (None: the install's)
     created_at: datetime
     sent_at: datetime | None
     delivered_at: datetime | None = None

@@ -51,6 +51,8 @@ class CampaignRunInput(TemporalModel):
     parallel_batches: int = Field(default=2, ge=1, le=16)
     expires_after_seconds: float = 7 * 86400
     progress: RunProgress | None = None
+    # The facilities (subtrees) the launching caller reaches; empty: the whole group.
+    facilities: list[str] = []
 
 
 class CampaignRunResult(TemporalModel):
@@ -88,6 +90,7 @@ class FreezeAudienceInput(TemporalModel):
     workflow_id: str
     campaign_key: str
     campaign_version: int
+    facilities: list[str] = []  # only patients of these facilities' subtrees; empty: the whole group
 
 
 class ZoneSpan(TemporalModel):

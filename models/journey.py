@@ -151,16 +151,20 @@ class WaitAt(DefinitionModel):
 
 
 class WaitSpec(DefinitionModel):
-    """Wait for a fixed duration, until the next local time of day, or until a moment from the data."""
+    """Wait for a fixed duration, until the next local time of day, until a moment from the data, or
+    for business days on the calendar of the patient's facility (weekends and its holidays skipped)."""
 
     duration: IsoDuration | None = None
     until: TimeOfDay | None = None
     at: WaitAt | None = None
+    business_days: int | None = Field(default=None, ge=1, le=365)
+    calendar: Literal["hospital"] = "hospital"  # the patient's facility's calendar (contract §6)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> WaitSpec:
-        if sum(value is not None for value in (self.duration, self.until, self.at)) != 1:
-            raise ValueError("wait needs exactly one of `duration`, `until` or `at`")
+        chosen = (self.duration, self.until, self.at, self.business_days)
+        if sum(value is not None for value in chosen) != 1:
+            raise ValueError("wait needs exactly one of `duration`, `until`, `at` or `business_days`")
         return self
 
 
@@ -298,6 +302,8 @@ class WaitStep(StepBase):
         """The step in words."""
         if self.wait.until is not None:
             return self.name or f"Waiting until {self.wait.until.time} (patient's time zone)"
+        if self.wait.business_days is not None:
+            return self.name or f"Waiting {self.wait.business_days} business days (the facility's calendar)"
         return self.name or f"Waiting {self.model_dump(mode='json')['wait']['duration']}"
 
 

@@ -17,6 +17,9 @@ class ApiKeyRequest(BaseModel):
     roles: list[Role] = Field(min_length=1)
     scopes: list[Permission] = []
     expires_at: datetime | None = None
+    facilities: list[str] = Field(
+        default=[], description="facility keys whose subtrees the key reaches; none: the whole group"
+    )
 
     @field_validator("expires_at")
     @classmethod
@@ -31,6 +34,7 @@ class ApiKeyView(BaseModel):
     name: str
     roles: list[str]
     scopes: list[str]
+    facilities: list[str] = []
     created_by: str | None
     created_at: datetime
     expires_at: datetime | None
@@ -59,6 +63,7 @@ class AuditEventView(BaseModel):
     actor_kind: str
     actor_key_id: str | None
     actor_roles: list[str]
+    actor_facilities: list[str] = []
     action: str
     resource_type: str
     resource_id: str | None

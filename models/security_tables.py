@@ -23,6 +23,8 @@ class ApiKey(Base):
     secret_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     roles: Mapped[list[str]] = mapped_column(ARRAY(String(32)), nullable=False)
     scopes: Mapped[list[str]] = mapped_column(ARRAY(String(64)), nullable=False, server_default="{}")
+    # The facility subtrees the key reaches; empty: the whole group.
+    facilities: Mapped[list[str]] = mapped_column(ARRAY(String(64)), nullable=False, server_default="{}")
     created_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
@@ -50,6 +52,10 @@ class AuditEvent(Base):
     actor_kind: Mapped[str] = mapped_column(String(16), nullable=False)
     actor_key_id: Mapped[str | None] = mapped_column(String(32))
     actor_roles: Mapped[list[str]] = mapped_column(ARRAY(String(32)), nullable=False)
+    # The facilities the caller was limited to (empty: the whole group).
+    actor_facilities: Mapped[list[str]] = mapped_column(
+        ARRAY(String(64)), nullable=False, server_default="{}"
+    )
     action: Mapped[str] = mapped_column(String(32), nullable=False)
     resource_type: Mapped[str] = mapped_column(String(32), nullable=False)
     resource_id: Mapped[str | None] = mapped_column(String(200))

@@ -547,6 +547,8 @@ class Message(Base):
     step_id: Mapped[str | None] = mapped_column(String(64))
     # A campaign's message: the run that sent it (the recipient row says which variant).
     campaign_run_id: Mapped[str | None] = mapped_column(String(200))
+    facility: Mapped[str | None] = mapped_column(String(64))  # sent on behalf of this facility
+    sender: Mapped[str | None] = mapped_column(String(320))  # its from-number or address (None: default)
     channel: Mapped[str] = mapped_column(String(16), nullable=False)
     to: Mapped[str | None] = mapped_column(Text)
     subject: Mapped[str | None] = mapped_column(String(500))
@@ -769,5 +771,6 @@ def table_of(model: type[Base]) -> Table:
 # here registers them.
 from models import adt_tables as _adt_tables  # noqa: E402, F401
 from models import campaign_tables as _campaign_tables  # noqa: E402, F401
+from models import facility_tables as _facility_tables  # noqa: E402, F401
 from models import security_tables as _security_tables  # noqa: E402, F401
 from models import segment_tables as _segment_tables  # noqa: E402, F401

@@ -6,7 +6,7 @@ unknown fields are ignored so an older worker can read a newer payload.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import Field
@@ -169,6 +169,20 @@ class NextLocalTimeInput(TemporalModel):
     patient_id: str
     time: str
     after: datetime
+
+
+class FacilityCalendarInput(TemporalModel):
+    """The calendar business-day waits of a patient follow."""
+
+    patient_id: str
+
+
+class FacilityCalendarResult(TemporalModel):
+    """The patient's facility (None: the install's defaults), its time zone and holidays."""
+
+    facility: str | None = None
+    timezone: str
+    holidays: list[date] = []
 
 
 class NextLocalTimeResult(TemporalModel):

@@ -97,7 +97,7 @@ class FakeTwilio:
             text = SentText(
                 f"SM{uuid.uuid4().hex}",
                 form.get("To", ""),
-                form.get("From", ""),
+                form.get("From") or form.get("MessagingServiceSid", ""),  # a service sends as itself
                 form.get("Body", ""),
                 datetime.now(UTC),
                 form.get("StatusCallback"),

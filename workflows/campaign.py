@@ -163,6 +163,7 @@ class CampaignRunWorkflow:
                 workflow_id=workflow.info().workflow_id,
                 campaign_key=request.campaign_key,
                 campaign_version=request.campaign_version,
+                facilities=request.facilities,
             ),
             **CAMPAIGN_STORE.options(),
         )

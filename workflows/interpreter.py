@@ -59,6 +59,8 @@ async def run_step(steps: JourneySteps, step: Step) -> str | None:
             await steps.wait_until(wait.until.time, step=step.id, name=step.name)
         elif wait.at is not None:
             await steps.wait_until_moment(wait.at.expression, wait.at.offset, step=step.id, name=step.name)
+        elif wait.business_days is not None:
+            await steps.wait_business_days(wait.business_days, step=step.id, name=step.name)
     elif isinstance(step, WaitForStep):
         spec_for = step.wait_for
         event = await steps.wait_for(

@@ -25,6 +25,7 @@ from activities.messaging.send import MessagingActivities
 from activities.options import DB_WRITE, EVALUATE, FHIR_READ, SEND_MESSAGE, SEND_MESSAGE_FAST
 from activities.store import StoreActivities
 from activities.tasks import TaskActivities
+from aftercare.facilities.calendar import add_business_days
 from models.durations import format_iso_duration, parse_iso_duration
 from models.journey import (
     EnrollSpec,
@@ -48,6 +49,7 @@ from models.temporal import (
     EnrollmentStatus,
     EvaluateConditionsInput,
     ExpressionScope,
+    FacilityCalendarInput,
     FetchInput,
     FetchResult,
     NextLocalTimeInput,
@@ -321,6 +323,27 @@ class JourneySteps:
         await self._step(
             step or "wait", "wait", name or f"Waiting until {clock} in the patient's time zone", run
         )
+
+    async def wait_business_days(
+        self, days: int, *, step: str | None = None, name: str | None = None
+    ) -> None:
+        """Wait `days` business days on the calendar of the patient's facility (weekends and its
+        holidays skipped), to the same time of day. The calendar is read by an activity, as data."""
+
+        async def run(call: StepCall) -> tuple[None, str, str | None]:
+            calendar = await self._activity(
+                call.step_id,
+                StoreActivities.facility_calendar,
+                FacilityCalendarInput(patient_id=self.patient_id),
+            )
+            until = add_business_days(workflow.now(), days, calendar.timezone, calendar.holidays)
+            where = f"{calendar.facility}'s" if calendar.facility else "the"
+            label = name or f"Waiting {days} business days on {where} calendar, until {_when(until)}"
+            workflow.set_current_details(f"**{call.step_id}**: {label}")
+            await self._wait_until(until, label)
+            return None, "waited", None
+
+        await self._step(step or "wait", "wait", name or f"Waiting {days} business days", run)
 
     async def wait_until_moment(
         self,

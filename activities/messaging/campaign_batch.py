@@ -26,6 +26,7 @@ from activities.messaging.intent import IntentOrigin, message_intent, send_conte
 from activities.messaging.providers import ProviderRegistry
 from aftercare.campaigns.audience import RECIPIENTS
 from aftercare.compose import ComposedMessage, SendPlan, TemplateNotFoundError, compose, plan_for
+from aftercare.facilities.voice import Voice, voices_of
 from aftercare.guardrails import Decision, GuardrailPolicy
 from aftercare.guardrails.decide import judge
 from aftercare.guardrails.facts import SEND_ATTRIBUTES, load_facts, lock_and_count_recent
@@ -200,12 +201,14 @@ class CampaignBatchSender:
             p.id for _, p, m, purpose in composed if caps_applying(self._policy.caps, m.channel, purpose)
         ]
         recent = await lock_and_count_recent(session, capped, now - LOOK_BACK) if capped else {}
+        voices = await voices_of(session, [patient.id for _, patient, _, _ in composed])
         for item, patient, message, purpose in composed:
+            voice = voices.get(patient.id)
             context = send_context(
-                patient, message, purpose, urgent=False, over_cap=campaign.over_cap, now=now
+                patient, message, purpose, urgent=False, over_cap=campaign.over_cap, now=now, voice=voice
             )
             decision = judge(self._policy, context, facts[patient.id], recent.get(patient.id, ()))
-            self._apply(item, request, message, purpose, decision)
+            self._apply(item, request, message, purpose, decision, voice)
         return decided
 
     def _apply(
@@ -215,6 +218,7 @@ class CampaignBatchSender:
         message: ComposedMessage,
         purpose: str,
         decision: Decision,
+        voice: Voice | None,
     ) -> None:
         item.state, item.rule, item.reason = _STATES[decision.outcome], decision.rule, decision.reason
         item.channel, item.purpose = message.channel, purpose
@@ -226,7 +230,7 @@ class CampaignBatchSender:
             patient_id=item.patient_id,
             campaign_run_id=request.run_id,
         )
-        item.message = message_intent(origin, message, purpose, decision)
+        item.message = message_intent(origin, message, purpose, decision, voice)
         if item.message["status"] == "skipped" and item.state == "messaged":
             item.state = "skipped"
 

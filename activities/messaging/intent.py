@@ -10,6 +10,7 @@ from typing import Any
 
 from activities.messaging.providers import MessageProvider, OutgoingMessage
 from aftercare.compose import ComposedMessage
+from aftercare.facilities.voice import Voice
 from aftercare.guardrails import Decision, SendContext
 from models.tables import Message, Patient
 
@@ -31,9 +32,16 @@ class IntentOrigin:
 
 
 def send_context(
-    patient: Patient, composed: ComposedMessage, purpose: str, *, urgent: bool, over_cap: str, now: datetime
+    patient: Patient,
+    composed: ComposedMessage,
+    purpose: str,
+    *,
+    urgent: bool,
+    over_cap: str,
+    now: datetime,
+    voice: Voice | None = None,
 ) -> SendContext:
-    """What the guardrails judge a composed message by."""
+    """What the guardrails judge a composed message by (on the clock of the patient's facility)."""
     return SendContext(
         patient=patient,
         channel=composed.channel,
@@ -45,14 +53,21 @@ def send_context(
         urgent=urgent,
         over_cap=over_cap,
         now=now,
+        facility_timezone=voice.timezone if voice else None,
+        facility_quiet_hours=voice.quiet_hours if voice else None,
     )
 
 
 def message_intent(
-    origin: IntentOrigin, composed: ComposedMessage, purpose: str, decision: Decision
+    origin: IntentOrigin,
+    composed: ComposedMessage,
+    purpose: str,
+    decision: Decision,
+    voice: Voice | None = None,
 ) -> dict[str, Any]:
     """The message row for a decided send: `pending` when it may go, `skipped` with the reason when
-    the guardrails refused it (the non-PHI variant when the decision says so)."""
+    the guardrails refused it (the non-PHI variant when the decision says so); sent as the patient's
+    facility (`voice`) when they have one."""
     allowed = decision.outcome == "allow" and composed.to is not None
     subject, body, html = composed.subject, composed.body, composed.html
     if decision.non_phi:
@@ -76,6 +91,8 @@ def message_intent(
         "purpose": purpose,
         "status": "pending" if allowed else "skipped",
         "reason": None if allowed else decision.reason,
+        "facility": voice.facility if voice else None,
+        "sender": voice.sender(composed.channel) if voice else None,
     }
 
 
@@ -93,7 +110,7 @@ async def settle_locally(values: dict[str, Any], provider: MessageProvider) -> b
     return values["status"] not in NOT_DELIVERED
 
 
-_OUTGOING_FIELDS = ("id", "patient_id", "channel", "to", "subject", "body", "html", "locale")
+_OUTGOING_FIELDS = ("id", "patient_id", "channel", "to", "subject", "body", "html", "locale", "sender")
 
 
 def outgoing_from(values: dict[str, Any]) -> OutgoingMessage:

@@ -30,6 +30,9 @@ class OutgoingMessage:
     # a lookup may only claim a provider message created since, and never one of those.
     attempted_at: datetime | None = None
     owned_elsewhere: frozenset[str] = frozenset()
+    # Who it comes from: the facility's SMS number or messaging service, or email address (None: the
+    # provider's configured sender).
+    sender: str | None = None
 
     @property
     def looked_up_since(self) -> datetime:

@@ -22,6 +22,7 @@ from activities.messaging.providers import (
     ProviderRegistry,
 )
 from aftercare.compose import ComposedMessage, TemplateNotFoundError, compose_with_facts
+from aftercare.facilities.voice import voices_of
 from aftercare.guardrails import Decision, GuardrailPolicy, decide
 from aftercare.guardrails.decide import patient_today
 from aftercare.guardrails.facts import PatientFacts
@@ -88,9 +89,16 @@ class MessagingActivities:
                 now = datetime.now(UTC)
                 at = max(request.due_at, now) if request.due_at else now
                 profile, composed, facts = await self._compose(session, request, at)
+                voice = (await voices_of(session, [profile.id])).get(profile.id)
                 purpose = request.send.purpose or composed.purpose or request.purpose or DEFAULT_PURPOSE
                 context = send_context(
-                    profile, composed, purpose, urgent=request.send.urgent, over_cap=request.over_cap, now=at
+                    profile,
+                    composed,
+                    purpose,
+                    urgent=request.send.urgent,
+                    over_cap=request.over_cap,
+                    now=at,
+                    voice=voice,
                 )
                 decision = await decide(session, self._guardrails, context, facts)
                 if decision.outcome == "defer":
@@ -102,7 +110,7 @@ class MessagingActivities:
                         rule=decision.rule,
                         defer_until=decision.until,
                     )
-                values = message_intent(_origin(request), composed, purpose, decision)
+                values = message_intent(_origin(request), composed, purpose, decision, voice)
                 provider = self._providers.for_channel(composed.channel)
                 sent_now = await settle_locally(values, provider)
                 message = await record_intent(session, values, sent_now=sent_now)

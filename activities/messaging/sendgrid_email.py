@@ -56,7 +56,8 @@ class SendGridEmailProvider:
     def mail(self, message: OutgoingMessage) -> Mail:
         """The Mail Send request for a message."""
         mail = Mail(
-            from_email=self._from,
+            # The facility's address when it has one; the display name stays the install's.
+            from_email=Email(message.sender, self._from.name) if message.sender else self._from,
             to_emails=To(message.to),
             subject=message.subject or "",
             plain_text_content=message.body,

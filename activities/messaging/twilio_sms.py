@@ -78,10 +78,17 @@ class TwilioSmsProvider:
             status=STATUS_OF.get(str(created.status), "queued"), provider_message_id=created.sid
         )
 
+    def _sender(self, message: OutgoingMessage) -> dict[str, str]:
+        """The facility's number or messaging service (`MG…`), else the configured number."""
+        sender = message.sender or self._from
+        return {"messaging_service_sid": sender} if sender.startswith("MG") else {"from_": sender}
+
     def _create(self, message: OutgoingMessage, options: dict[str, str]) -> MessageInstance:
         """`messages.create` (in a worker thread), its failures classified."""
         try:
-            return self._client.messages.create(to=message.to, from_=self._from, body=message.body, **options)
+            return self._client.messages.create(
+                to=message.to, body=message.body, **self._sender(message), **options
+            )
         except TwilioRestException as error:
             if error.status == 429:
                 raise ProviderTemporaryError(
@@ -108,7 +115,10 @@ class TwilioSmsProvider:
         match is made by the status webhook instead (`apply_status_callback` records the SID)."""
         try:
             recent = await asyncio.to_thread(
-                self._client.messages.list, to=message.to, from_=self._from, limit=50
+                self._client.messages.list,
+                to=message.to,
+                from_=self._sender(message).get("from_", self._from),
+                limit=50,
             )
         except (TwilioRestException, requests.RequestException) as error:
             raise ProviderTemporaryError("Twilio could not be asked about an interrupted send") from error

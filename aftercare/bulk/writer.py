@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aftercare.fhir.instants import last_updated_of
 from aftercare.fhir.references import patient_id_of
 from aftercare.store.derived import record_derived
+from aftercare.store.facilities import place_patients
 from aftercare.store.resources import StoredVersion, store_resources, version_id_of
 
 
@@ -167,4 +168,5 @@ async def _write_fast(
     for key in by_key:
         (written.new if key in new else written.unchanged)[key[0]] += 1
     # Patients go through store_resources; what derives from the rest (clinical facts) is recorded here.
+    await place_patients(session, current)  # encounters place their patients in their facilities
     await record_derived(session, current, phone_region=phone_region)

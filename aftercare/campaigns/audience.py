@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import typing
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,14 +16,18 @@ from sqlalchemy.dialects.postgresql import BIT
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aftercare.facilities.voice import PRIMARY_ORDER
 from aftercare.segments.compiler import PATIENTS, segment_condition
 from aftercare.segments.evaluate import context_for, tune
 from models.campaign import CampaignDefinition, CampaignVariant
 from models.campaign_tables import CampaignRecipient
+from models.facility_tables import Facility, PatientFacility
 from models.segment import SegmentDefinition
 from models.tables import table_of
 
 RECIPIENTS = table_of(CampaignRecipient)
+PLACED = table_of(PatientFacility)
+FACILITIES = table_of(Facility)
 # A patient's place among the variants: one of this many buckets, from a hash of the campaign and id.
 BUCKETS = 10_000
 # Recipient states that are still to be sent (or to be sent again).
@@ -81,6 +85,18 @@ def _variant_column(campaign: CampaignDefinition) -> ColumnElement[str]:
     return case(*((bucket < bound, key) for bound, key in bounds[:-1]), else_=literal(bounds[-1][1]))
 
 
+def _facility_zone() -> ColumnElement[str]:
+    """The time zone of the facility a patient hears from (see `aftercare/facilities/voice.py`)."""
+    return (
+        select(FACILITIES.c.timezone)
+        .select_from(PLACED.join(FACILITIES, FACILITIES.c.key == PLACED.c.facility))
+        .where(PLACED.c.patient_id == PATIENTS.c.id)
+        .order_by(*PRIMARY_ORDER)
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
 async def freeze_audience(
     session: AsyncSession,
     run_id: str,
@@ -88,15 +104,21 @@ async def freeze_audience(
     segment: SegmentDefinition,
     as_of: datetime,
     hospital_timezone: str,
+    facilities: Collection[str] | None = None,
 ) -> int:
-    """Insert the segment's members at `as_of` as the run's recipients (in the caller's transaction);
-    returns how many."""
+    """Insert the segment's members at `as_of` as the run's recipients (in the caller's transaction),
+    only patients of `facilities` when given; returns how many."""
     context = await context_for(session, segment, as_of)
     await tune(session)
-    zone = func.coalesce(func.nullif(PATIENTS.c.timezone, ""), hospital_timezone)
+    # The patient's own zone, else their facility's, else the install's.
+    zone = func.coalesce(func.nullif(PATIENTS.c.timezone, ""), _facility_zone(), hospital_timezone)
+    condition = segment_condition(segment, context)
+    if facilities is not None:
+        placed = select(PLACED.c.patient_id).where(PLACED.c.facility.in_(sorted(facilities)))
+        condition = and_(condition, PATIENTS.c.id.in_(placed))
     members = (
         select(PATIENTS.c.id, zone.label("zone"), _variant_column(campaign).label("variant"))
-        .where(segment_condition(segment, context))
+        .where(condition)
         .subquery("members")
     )
     ordinal = func.row_number().over(order_by=(members.c.zone, members.c.id))

@@ -10,6 +10,7 @@ twice.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -86,7 +87,13 @@ class CampaignLauncher:
         self._task_queue = task_queue
         self._parallel = parallel_batches
 
-    def run_input(self, campaign: CampaignDefinition, run_id: str | None, now: datetime) -> CampaignRunInput:
+    def run_input(
+        self,
+        campaign: CampaignDefinition,
+        run_id: str | None,
+        now: datetime,
+        facilities: Sequence[str] = (),
+    ) -> CampaignRunInput:
         """The workflow input of a run (the send settings are frozen in with it)."""
         schedule = campaign.schedule
         return CampaignRunInput(
@@ -99,10 +106,12 @@ class CampaignLauncher:
             batch_size=campaign.batch_size,
             parallel_batches=self._parallel,
             expires_after_seconds=campaign.expires_after.total_seconds(),
+            facilities=sorted(facilities),
         )
 
-    async def launch(self, campaign: CampaignDefinition) -> Launched:
-        """Start the campaign (again, harmlessly, when it was launched before and is not cancelled)."""
+    async def launch(self, campaign: CampaignDefinition, facilities: Sequence[str] = ()) -> Launched:
+        """Start the campaign (again, harmlessly, when it was launched before and is not cancelled), to
+        the patients of `facilities` (the launching caller's; none: the whole group)."""
         recurring = campaign.schedule.recurring
         first_status = "scheduled" if recurring or campaign.schedule.at else "launched"
         async with self._sessions.begin() as session:
@@ -137,18 +146,18 @@ class CampaignLauncher:
                         phase="Launched",
                     )
         if recurring:
-            await self._create_schedule(campaign)
+            await self._create_schedule(campaign, facilities)
             return Launched(
                 campaign.key, campaign.version, status, created, schedule_id=schedule_id_of(campaign)
             )
-        await self._start_run(campaign, one_off_run_id(campaign))
+        await self._start_run(campaign, one_off_run_id(campaign), facilities)
         return Launched(campaign.key, campaign.version, status, created, run_id=one_off_run_id(campaign))
 
-    async def _start_run(self, campaign: CampaignDefinition, run_id: str) -> None:
+    async def _start_run(self, campaign: CampaignDefinition, run_id: str, facilities: Sequence[str]) -> None:
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await self._client.start_workflow(
                 CAMPAIGN_RUN_WORKFLOW,
-                self.run_input(campaign, run_id, datetime.now(UTC)),
+                self.run_input(campaign, run_id, datetime.now(UTC), facilities),
                 id=CAMPAIGN_WORKFLOW_PREFIX + run_id,
                 task_queue=self._task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -160,7 +169,7 @@ class CampaignLauncher:
                 ),
             )
 
-    async def _create_schedule(self, campaign: CampaignDefinition) -> None:
+    async def _create_schedule(self, campaign: CampaignDefinition, facilities: Sequence[str]) -> None:
         schedule = campaign.schedule
         spec = ScheduleSpec(
             intervals=[ScheduleIntervalSpec(every=schedule.every)] if schedule.every else [],
@@ -171,7 +180,7 @@ class CampaignLauncher:
         )
         action = ScheduleActionStartWorkflow(
             CAMPAIGN_RUN_WORKFLOW,
-            self.run_input(campaign, None, datetime.now(UTC)),
+            self.run_input(campaign, None, datetime.now(UTC), facilities),
             id=schedule_id_of(campaign),
             task_queue=self._task_queue,
             typed_search_attributes=_search_attributes(campaign),

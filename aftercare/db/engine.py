@@ -6,6 +6,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from aftercare.db.connection_discipline import watch_checkouts
+from aftercare.facilities.scope import scope_transactions
 
 # How long a caller waits for a pooled connection before the pool gives up (an API request then
 # answers 503 with Retry-After rather than hanging), and for a new connection to the server.
@@ -38,6 +39,7 @@ def create_engine(
         connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
     )
     watch_checkouts(engine)
+    scope_transactions(engine)
     return engine
 
 

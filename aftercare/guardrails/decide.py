@@ -43,6 +43,9 @@ class SendContext:
     urgent: bool
     over_cap: str
     now: datetime
+    # The patient's facility's zone and quiet hours, which stand before the install's (None: the install's).
+    facility_timezone: str | None = None
+    facility_quiet_hours: tuple[time, time] | None = None
 
 
 def patient_today(policy: GuardrailPolicy, patient: Patient, now: datetime) -> date:
@@ -78,7 +81,7 @@ def judge(
 ) -> Decision:
     """The rules over a patient's facts and their recent messages (read under the patient's lock)."""
     patient = send.patient
-    zone = patient.timezone or policy.hospital_timezone
+    zone = patient.timezone or send.facility_timezone or policy.hospital_timezone
     today = patient_today(policy, patient, send.now)
     if (suppressed := suppressed_patient(patient, facts.guardian, policy.minor_age, today)) is not None:
         return suppressed
@@ -93,7 +96,7 @@ def judge(
         if phi is not None and phi.outcome != "allow":
             return phi
         decision = phi or decision
-    until = quiet_until(send.now, _quiet_hours(facts, policy), zone)
+    until = quiet_until(send.now, _quiet_hours(facts, policy, send.facility_quiet_hours), zone)
     if until is not None:
         if send.urgent or send.purpose in policy.urgent_purposes:
             why = "the step is urgent" if send.urgent else f"{send.purpose} is urgent"
@@ -111,11 +114,13 @@ def judge(
     return capped or decision
 
 
-def _quiet_hours(facts: PatientFacts, policy: GuardrailPolicy) -> tuple[time, time] | None:
+def _quiet_hours(
+    facts: PatientFacts, policy: GuardrailPolicy, facility: tuple[time, time] | None
+) -> tuple[time, time] | None:
     own = facts.attributes.get(QUIET_HOURS_ATTRIBUTE)
     if isinstance(own, str):
         try:
             return parse_quiet_hours(own)
         except ValueError:
             pass
-    return policy.quiet_hours
+    return facility or policy.quiet_hours

@@ -16,6 +16,7 @@ from temporalio.client import Client
 
 from aftercare.enrollment.event_triggers import deliver_event
 from aftercare.enrollment.starter import EnrollmentStarter
+from aftercare.facilities.voice import Voice, voices_of
 from aftercare.fhir.phones import normalise_phone
 from aftercare.provider_feedback.sms_keywords import Keyword, keyword_of, normalised
 from aftercare.settings import Settings
@@ -78,6 +79,7 @@ async def handle_inbound_sms(
         )
         if new:
             await _apply_keyword(session, keyword, phone, patient_ids, sms.body)
+        voice = (await voices_of(session, patient_ids[:1])).get(patient_ids[0]) if patient_ids else None
     if not patient_ids:
         log.warning("inbound text from a number no patient has", extra={"provider": sms.provider})
     event_type = EVENT_TYPES.get(keyword)
@@ -92,14 +94,17 @@ async def handle_inbound_sms(
                 data={"body": sms.body.strip(), "keyword": keyword},
                 event_id=f"{sms.provider}:{sms.provider_message_id}:{patient_id}",
             )
-    reply = help_reply(settings) if keyword == "help" else None
+    reply = help_reply(settings, voice) if keyword == "help" else None
     return InboundOutcome(keyword=keyword, patient_ids=patient_ids, duplicate=not new, reply=reply)
 
 
-def help_reply(settings: Settings) -> str:
-    """The answer to HELP: who is texting, how to reach a person, how to stop."""
-    call = f" Questions? Call {settings.hospital_phone}." if settings.hospital_phone else ""
-    return f"{settings.hospital_name}: care follow-up messages.{call} Reply STOP to opt out."
+def help_reply(settings: Settings, voice: Voice | None = None) -> str:
+    """The answer to HELP: who is texting (the patient's facility, else the install's hospital), how
+    to reach a person, how to stop."""
+    name = (voice.name if voice else None) or settings.hospital_name
+    phone = (voice.help_phone if voice else None) or settings.hospital_phone
+    call = f" Questions? Call {phone}." if phone else ""
+    return f"{name}: care follow-up messages.{call} Reply STOP to opt out."
 
 
 async def _patients_concerned(session: AsyncSession, phone: str, keyword: Keyword | None) -> list[str]:

@@ -71,6 +71,7 @@ async def create_api_key(
     scopes: Sequence[Permission] = (),
     created_by: str | None = None,
     expires_at: datetime | None = None,
+    facilities: Sequence[str] = (),
 ) -> NewApiKey:
     """A new key in the caller's transaction (`ValueError` when `expires_at` has passed)."""
     expires_at = future_expiry(expires_at)
@@ -82,6 +83,7 @@ async def create_api_key(
         secret_hash=_hash(secret),
         roles=sorted(role.value for role in roles),
         scopes=sorted(scope.value for scope in scopes),
+        facilities=sorted(set(facilities)),
         created_by=created_by,
         expires_at=expires_at,
     )
@@ -106,6 +108,7 @@ def principal_of(row: ApiKey) -> Principal:
         roles=parse_roles(row.roles),
         scopes=frozenset(row.scopes),
         key_id=row.id,
+        facilities=frozenset(row.facilities or ()),
     )
 
 

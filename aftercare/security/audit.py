@@ -51,6 +51,7 @@ async def record(sessions: async_sessionmaker[AsyncSession], entry: AuditEntry) 
                 "actor_kind": principal.kind.value,
                 "actor_key_id": principal.key_id,
                 "actor_roles": sorted(role.value for role in principal.roles),
+                "actor_facilities": sorted(principal.facilities),
                 "action": entry.action[:32],
                 "resource_type": entry.resource_type,
                 "resource_id": entry.resource_id[:200] if entry.resource_id else None,

@@ -14,7 +14,7 @@ import httpx
 import jwt
 
 from aftercare.security.principal import Principal, PrincipalKind
-from aftercare.security.roles import parse_roles
+from aftercare.security.roles import parse_facilities, parse_roles
 from aftercare.settings import Settings
 
 _JWKS_MAX_AGE_SECONDS = 3600.0
@@ -41,6 +41,7 @@ class JwtConfig:
     roles_claim: str
     subject_claim: str
     algorithms: tuple[str, ...]
+    facilities_claim: str = "facilities"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JwtConfig | None:
@@ -56,6 +57,7 @@ class JwtConfig:
             subject_claim=settings.auth_jwt_subject_claim,
             # Symmetric algorithms never verify against a JWKS of public keys.
             algorithms=tuple(name for name in settings.auth_jwt_algorithms if name not in _SYMMETRIC),
+            facilities_claim=settings.auth_jwt_facilities_claim,
         )
 
 
@@ -121,6 +123,7 @@ class JwtVerifier:
             kind=PrincipalKind.JWT,
             subject=f"jwt:{subject}"[:200],
             roles=parse_roles(claim_at(claims, self.config.roles_claim)),
+            facilities=parse_facilities(claim_at(claims, self.config.facilities_claim)),
         )
 
     async def _key(self, kid: object) -> jwt.PyJWK:

@@ -26,6 +26,8 @@ class Principal:
     roles: frozenset[Role]
     scopes: frozenset[str] = frozenset()
     key_id: str | None = None
+    # The facilities whose subtrees the caller reaches; empty: the whole group (as before facilities).
+    facilities: frozenset[str] = frozenset()
     permissions: frozenset[Permission] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

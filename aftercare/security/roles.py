@@ -49,6 +49,8 @@ class Permission(StrEnum):
     METRICS_READ = "metrics:read"
     API_KEYS_ADMIN = "api_keys:admin"
     AUDIT_READ = "audit:read"
+    FACILITIES_READ = "facilities:read"  # the group's facilities (names, zones, sender identity)
+    FACILITIES_WRITE = "facilities:write"
 
 
 class Role(StrEnum):
@@ -77,10 +79,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.JOURNEYS_WRITE,
             P.TEMPLATES_READ,
             P.TEMPLATES_WRITE,
+            P.FACILITIES_READ,
         }
     ),
     Role.EVENT_PLANNER: frozenset(
-        {P.EVENTS_READ, P.EVENTS_WRITE, P.REGISTRATIONS_READ, P.REGISTRATIONS_WRITE}
+        {P.EVENTS_READ, P.EVENTS_WRITE, P.REGISTRATIONS_READ, P.REGISTRATIONS_WRITE, P.FACILITIES_READ}
     ),
     Role.HEALTHCARE: frozenset(
         {
@@ -98,11 +101,19 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.TEMPLATES_READ,
             P.ENROLLMENTS_READ,
             P.ENROLLMENTS_CREATE,
+            P.FACILITIES_READ,
         }
     ),
-    Role.NON_CLINICAL: frozenset({P.PATIENTS_READ, P.CONTACTS_READ, P.CONTACTS_WRITE}),
+    Role.NON_CLINICAL: frozenset({P.PATIENTS_READ, P.CONTACTS_READ, P.CONTACTS_WRITE, P.FACILITIES_READ}),
     Role.FHIR_ADMIN: frozenset(
-        {P.FHIR_SOURCES_READ, P.FHIR_SOURCES_WRITE, P.FHIR_IMPORT, P.FHIR_NOTIFY, P.METRICS_READ}
+        {
+            P.FHIR_SOURCES_READ,
+            P.FHIR_SOURCES_WRITE,
+            P.FHIR_IMPORT,
+            P.FHIR_NOTIFY,
+            P.METRICS_READ,
+            P.FACILITIES_READ,
+        }
     ),
     Role.OPERATOR: frozenset(
         {
@@ -114,6 +125,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.CODEC_DECODE,
             P.CODEC_ENCODE,
             P.METRICS_READ,
+            P.FACILITIES_READ,
         }
     ),
     Role.TRIGGER: frozenset({P.TRIGGERS_WRITE, P.FHIR_NOTIFY}),
@@ -141,3 +153,12 @@ def parse_roles(names: object) -> frozenset[Role]:
         return frozenset()
     known = {role.value: role for role in Role}
     return frozenset(known[name] for name in names if isinstance(name, str) and name in known)
+
+
+def parse_facilities(names: object) -> frozenset[str]:
+    """Facility keys from a claim (a list, or a space- or comma-separated string); empty when absent."""
+    if isinstance(names, str):
+        names = names.replace(",", " ").split()
+    if not isinstance(names, list | tuple | set | frozenset):
+        return frozenset()
+    return frozenset(name for name in names if isinstance(name, str) and name)

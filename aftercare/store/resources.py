@@ -22,6 +22,7 @@ from aftercare.fhir.instants import last_updated_of
 from aftercare.fhir.patient_profile import profile_from_patient
 from aftercare.fhir.references import patient_id_of
 from aftercare.store.derived import record_derived
+from aftercare.store.facilities import place_patients
 from models.tables import FhirResource, FhirResourceVersion, Patient, table_of
 from models.temporal import FhirResourceRef
 
@@ -127,6 +128,8 @@ async def store_resources(
         for key in rows
         if key[0] == "Patient" and key in became_current
     ]
+    # Placed first: a caller limited to some facilities may only write patients of theirs.
+    await place_patients(session, [rows[key]["content"] for key in rows if key in became_current])
     await _upsert_patients(session, patients)
     await record_derived(
         session,

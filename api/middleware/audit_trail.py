@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from aftercare.facilities.scope import request_boundary
 from aftercare.security import audit
 from aftercare.security.clients import Network
 from aftercare.security.principal import Principal
@@ -104,7 +105,10 @@ class AuditTrail:
             user_agent=Headers(scope=scope).get("user-agent"),
         )
         try:
-            await audit.record(scope["app"].state.services.sessions, entry)
+            # The trail records every call, whatever facilities the caller reaches (their reads of it
+            # are filtered): the write itself is not scoped.
+            with request_boundary():
+                await audit.record(scope["app"].state.services.sessions, entry)
         except (OSError, SQLAlchemyError):
             AUDIT_WRITE_FAILURES.inc()
             log.exception(

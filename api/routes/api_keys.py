@@ -6,8 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.security.api_keys import create_api_key, revoke_api_key
+from aftercare.security.principal import Principal
+from aftercare.store.facilities import list_facilities, subtree
 from api.deps import ServicesDep, SessionDep
 from api.security import CurrentPrincipal
 from models.security_api import ApiKeyCreated, ApiKeyList, ApiKeyRequest, ApiKeyView
@@ -20,10 +23,25 @@ def _view(row: ApiKey) -> ApiKeyView:
     return ApiKeyView.model_validate(row, from_attributes=True)
 
 
+async def _check_reach(session: AsyncSession, principal: Principal, asked: list[str]) -> None:
+    """Facilities must exist; a caller limited to some facilities grants only within them."""
+    facilities = await list_facilities(session)
+    unknown = sorted(set(asked) - {facility.key for facility in facilities})
+    if unknown:
+        raise HTTPException(422, f"unknown facilities: {', '.join(unknown)}")
+    if principal.facilities:
+        reach = subtree(facilities, principal.facilities)
+        if not asked or not set(asked) <= reach:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, "a key can only be granted facilities within the caller's"
+            )
+
+
 @router.post("", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED)
 async def make_key(body: ApiKeyRequest, session: SessionDep, principal: CurrentPrincipal) -> ApiKeyCreated:
     """A new key; its secret is in this answer only."""
     async with session.begin():
+        await _check_reach(session, principal, body.facilities)
         made = await create_api_key(
             session,
             name=body.name,
@@ -31,6 +49,7 @@ async def make_key(body: ApiKeyRequest, session: SessionDep, principal: CurrentP
             scopes=body.scopes,
             created_by=principal.subject,
             expires_at=body.expires_at,
+            facilities=body.facilities,
         )
         view = _view(made.row)
     return ApiKeyCreated(**view.model_dump(), key=made.secret)

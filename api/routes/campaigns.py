@@ -168,6 +168,7 @@ async def launch_campaign(
     session: SessionDep,
     services: ServicesDep,
     response: Response,
+    principal: CurrentPrincipal,
     body: CampaignControlBody | None = None,
 ) -> CampaignLaunched:
     """Launch a campaign version: its run starts now (or waits for `schedule.at`), or its schedule of
@@ -175,7 +176,7 @@ async def launch_campaign(
     campaign = await _campaign(session, key, body.version if body else None)
     await session.close()
     try:
-        launched = await _launcher(services).launch(campaign)
+        launched = await _launcher(services).launch(campaign, sorted(principal.facilities))
     except CampaignStateError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
     except RPCError as error:

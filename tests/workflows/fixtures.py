@@ -110,6 +110,17 @@ class JourneyHarness:
         )
         return handle, outcome.enrollment_id, patient
 
+    async def run_to_end(self, definition: Any, patient_id: str, trigger: EnrollmentTrigger) -> str:
+        """Enroll a patient in a published journey and run it to its end (a worker must be running);
+        returns the enrollment id."""
+        outcome = await self.starter.enroll(definition, patient_id, trigger)
+        assert outcome.enrollment_id is not None
+        handle = self.env.client.get_workflow_handle_for(
+            EnrollmentWorkflow.run, f"enrollment-{outcome.enrollment_id}"
+        )
+        await self.finish(handle)
+        return outcome.enrollment_id
+
     async def finish(self, handle: WorkflowHandle[Any, Any]) -> Any:
         """The workflow's result, letting the test server skip time while we wait."""
         async with self.env.time_skipping_unlocked():  # type: ignore[attr-defined]

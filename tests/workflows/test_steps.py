@@ -199,24 +199,19 @@ async def test_waiting_until_two_days_before_an_appointment_in_the_data(journeys
         ),
     )
     async with journeys.make_worker():
-        outcome = await journeys.starter.enroll(
+        enrollment_id = await journeys.run_to_end(
             definition, patient["id"], EnrollmentTrigger(kind="fhir", resource=version.ref)
         )
-        assert outcome.enrollment_id is not None
-        handle = journeys.env.client.get_workflow_handle_for(
-            EnrollmentWorkflow.run, f"enrollment-{outcome.enrollment_id}"
-        )
-        await journeys.finish(handle)
 
     async with journeys.sessions() as session:
-        history = await enrollment_history(session, outcome.enrollment_id)
+        history = await enrollment_history(session, enrollment_id)
     assert [(row.step, row.result) for row in history] == [
         ("until", "waited"),
         ("remind", "sent"),
         ("too-late", "passed"),
     ]
     assert abs((history[0].at - (start - timedelta(days=2))).total_seconds()) < 60
-    [message] = await journeys.messages(outcome.enrollment_id)
+    [message] = await journeys.messages(enrollment_id)
     local = start.astimezone(ZoneInfo("America/New_York"))
     assert message.body == f"See you {local.strftime('%d %B at %H:%M')}"
 

@@ -178,3 +178,26 @@ async def test_a_429_is_retried_no_sooner_than_twilios_retry_after(
     assert failure.next_retry_delay == timedelta(seconds=30)
     assert (await message_of(sessions, "notify")).status == "pending"
     assert twilio.accepted == []
+
+
+def _outgoing(sender: str | None) -> OutgoingMessage:
+    return OutgoingMessage(
+        id=f"m-{sender}",
+        patient_id="p",
+        channel="sms",
+        to="+12125550199",
+        subject=None,
+        body=TEXT,
+        html=None,
+        locale="en",
+        created_at=datetime.now(UTC),
+        sender=sender,
+    )
+
+
+async def test_a_text_goes_out_from_its_facility_s_number_or_messaging_service(twilio: FakeTwilio) -> None:
+    provider = TwilioSmsProvider(TWILIO_ACCOUNT_SID, "auth-token", FROM_NUMBER, base_url=twilio.base_url)
+    service = "MG0123456789abcdef0123456789abcdef"
+    for sender in ("+15005550002", None, service):
+        await provider.send(_outgoing(sender))
+    assert [text.from_ for text in twilio.accepted] == ["+15005550002", FROM_NUMBER, service]

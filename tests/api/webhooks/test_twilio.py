@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aftercare.settings import Settings
 from aftercare.store.messages import record_intent
+from models.facility_tables import PatientFacility
 from models.tables import ConsentEvent, InboundMessage, Message, MessageEvent, Suppression, TriggerEvent
 from tests.api.webhooks.twilio_signing import AUTH_TOKEN, PUBLIC_BASE_URL, post_signed
 from tests.conftest import ABDUL_PATIENT_ID, synthea_bundle
@@ -284,3 +285,17 @@ async def test_a_text_from_an_unknown_number_is_kept_but_reaches_nobody(
     [recorded] = await rows(sessions, InboundMessage)
     assert recorded.patient_id is None
     assert await rows(sessions, TriggerEvent) == []
+
+
+async def test_help_is_answered_as_the_patient_s_facility(
+    api: httpx.AsyncClient, patient: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    facility = {"key": "north", "name": "North Hospital", "timezone": "UTC", "help_phone": "+1 555 010 0199"}
+    assert (await api.post("/v1/facilities", json=facility)).status_code == 201
+    async with sessions.begin() as session:
+        session.add(PatientFacility(patient_id=patient, facility="north", source="managing_organization"))
+    response = await post_signed(api, "/webhooks/twilio/inbound", inbound("HELP"))
+    assert response.text.endswith(
+        "<Message>North Hospital: care follow-up messages. Questions? Call +1 555 010 0199. "
+        "Reply STOP to opt out.</Message></Response>"
+    )

@@ -1,0 +1,149 @@
+"""The row-level security policies that keep a caller limited to some facilities to their patients.
+
+They apply to one role, `aftercare_scoped`, which a transaction of such a caller takes for its duration
+(`aftercare/facilities/scope.py`), with `aftercare.facilities` naming the facilities it reaches. Every
+table that holds a patient's data is filtered by the patient's facilities (`patient_facilities`), so a
+new route, query or table joined to these cannot read past them; the migration and the test that walks
+every route keep this list whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+SCOPED_ROLE = "aftercare_scoped"
+
+# The facilities the current transaction reaches (an empty array outside a scoped transaction). Policies
+# read it as `(SELECT aftercare_facilities())`, so a statement computes it once, not once per row.
+_SCOPE_FUNCTION = """
+CREATE OR REPLACE FUNCTION aftercare_facilities() RETURNS text[] LANGUAGE sql STABLE AS $$
+    SELECT coalesce(string_to_array(nullif(current_setting('aftercare.facilities', true), ''), ','), '{}')
+$$
+"""
+
+_VISIBLE = (
+    "({column} IN (SELECT pf.patient_id FROM patient_facilities pf "
+    "WHERE pf.facility = ANY ((SELECT aftercare_facilities())::text[])))"
+)
+
+# table → the expression naming its patient (each row must belong to a patient the caller reaches).
+PATIENT_TABLES: dict[str, str] = {
+    "patients": "id",
+    "fhir_resources": "CASE WHEN resource_type = 'Patient' THEN resource_id ELSE patient_id END",
+    "fhir_resource_versions": "CASE WHEN resource_type = 'Patient' THEN resource_id ELSE patient_id END",
+    "clinical_conditions": "patient_id",
+    "clinical_observations": "patient_id",
+    "clinical_medications": "patient_id",
+    "clinical_encounters": "patient_id",
+    "clinical_allergies": "patient_id",
+    "clinical_procedures": "patient_id",
+    "clinical_appointments": "patient_id",
+    "clinical_episodes": "patient_id",
+    "clinical_immunizations": "patient_id",
+    "patient_identifiers": "patient_id",
+    "patient_links": "record_id",
+    "identity_merges": "record_id",
+    "identity_candidates": "record_id",
+    "enrollments": "patient_id",
+    "messages": "patient_id",
+    "consent_events": "patient_id",
+    "send_decisions": "patient_id",
+    "push_subscriptions": "patient_id",
+    "inbound_messages": "patient_id",
+    "tasks": "patient_id",
+    "patient_attributes": "patient_id",
+    "trigger_events": "patient_id",
+    "campaign_recipients": "patient_id",
+    "segment_memberships": "patient_id",
+}
+# Rows without a patient of their own, reached through one that has.
+CHILD_TABLES: dict[str, str] = {
+    "message_events": "message_id IN (SELECT id FROM messages)",
+    "letters": "message_id IN (SELECT id FROM messages)",
+    "enrollment_steps": "enrollment_id IN (SELECT id FROM enrollments)",
+    "enrollment_fetches": "enrollment_id IN (SELECT id FROM enrollments)",
+}
+# Rows that may have no patient (a trigger for an unknown patient, a reference): visible when unset.
+NULLABLE_PATIENT = {"fhir_resources", "fhir_resource_versions", "inbound_messages", "trigger_events"}
+
+
+# An audit row about a patient's record is visible with the record.
+_AUDIT_VISIBLE = (
+    "resource_id IS NULL OR CASE resource_type "
+    "WHEN 'patient' THEN resource_id IN (SELECT pf.patient_id FROM patient_facilities pf "
+    "WHERE pf.facility = ANY ((SELECT aftercare_facilities())::text[])) "
+    "WHEN 'enrollment' THEN resource_id IN (SELECT id FROM enrollments) "
+    "WHEN 'task' THEN resource_id IN (SELECT id::text FROM tasks) "
+    "WHEN 'identity_merge' THEN resource_id IN (SELECT id::text FROM identity_merges) "
+    "ELSE true END"
+)
+
+
+def _expression(table: str) -> str:
+    if table in CHILD_TABLES:
+        return CHILD_TABLES[table]
+    column = PATIENT_TABLES[table]
+    visible = _VISIBLE.format(column=column)
+    return f"(({column}) IS NULL OR {visible})" if table in NULLABLE_PATIENT else visible
+
+
+_CREATE_ROLE = f"""
+DO $$
+BEGIN
+    CREATE ROLE {SCOPED_ROLE} NOLOGIN;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+END
+$$
+"""
+
+_GRANTS = f"""
+DO $$
+BEGIN
+    EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO {SCOPED_ROLE}', current_database());
+    EXECUTE format('GRANT {SCOPED_ROLE} TO %I', current_user);
+EXCEPTION WHEN insufficient_privilege OR invalid_grant_operation THEN NULL;
+END
+$$
+"""
+
+
+def create_policies(execute: Callable[[str], object]) -> None:
+    """Create the scoped role (once per server), its grants and every policy."""
+    execute(_CREATE_ROLE)
+    execute(_GRANTS)
+    execute(f"GRANT USAGE ON SCHEMA public TO {SCOPED_ROLE}")
+    execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {SCOPED_ROLE}")
+    execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {SCOPED_ROLE}")
+    execute(
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA public "
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {SCOPED_ROLE}"
+    )
+    execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {SCOPED_ROLE}")
+    execute(_SCOPE_FUNCTION)
+    execute(
+        f"CREATE POLICY facility_scope ON patient_facilities TO {SCOPED_ROLE} "
+        "USING (facility = ANY ((SELECT aftercare_facilities())::text[]))"
+    )
+    execute("ALTER TABLE patient_facilities ENABLE ROW LEVEL SECURITY")
+    for table in [*PATIENT_TABLES, *CHILD_TABLES]:
+        expression = _expression(table)
+        execute(f"CREATE POLICY facility_scope ON {table} TO {SCOPED_ROLE} USING ({expression})")
+        execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+    # The audit trail: a scoped caller appends, and reads only rows that name nothing beyond its reach.
+    execute(
+        f"CREATE POLICY facility_scope ON audit_events FOR SELECT TO {SCOPED_ROLE} USING ({_AUDIT_VISIBLE})"
+    )
+    execute(f"CREATE POLICY facility_append ON audit_events FOR INSERT TO {SCOPED_ROLE} WITH CHECK (true)")
+    execute("ALTER TABLE audit_events ENABLE ROW LEVEL SECURITY")
+
+
+def drop_policies(execute: Callable[[str], object]) -> None:
+    """Undo `create_policies` (the role stays: other databases on the server may use it)."""
+    for table in ["patient_facilities", *PATIENT_TABLES, *CHILD_TABLES, "audit_events"]:
+        execute(f"DROP POLICY IF EXISTS facility_scope ON {table}")
+        execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
+    execute("DROP POLICY IF EXISTS facility_append ON audit_events")
+    execute("DROP FUNCTION IF EXISTS aftercare_facilities()")
+    execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {SCOPED_ROLE}")
+    execute(f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {SCOPED_ROLE}")
+    execute(f"REVOKE ALL ON SCHEMA public FROM {SCOPED_ROLE}")

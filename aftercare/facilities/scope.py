@@ -1,0 +1,77 @@
+"""The one place facility scoping is enforced: every database transaction begun while a caller limited
+to some facilities is being served takes the `aftercare_scoped` role and names the facilities it reaches
+(`aftercare.facilities`, the subtrees of the caller's grants). PostgreSQL's row-level security
+(`aftercare/facilities/policies.py`) then hides every row of another facility's patients, from every
+statement, ORM or Core, of every route: a route cannot forget it.
+
+The API's authorisation sets the caller's grants for the request (`enter_scope`); workers and commands
+never do, so they see the whole group. A grant of a root facility is the whole group too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from aftercare.facilities.policies import SCOPED_ROLE
+
+assert SCOPED_ROLE == "aftercare_scoped"  # named in `_BEGIN_SCOPED` below
+
+_GRANTS: ContextVar[tuple[str, ...] | None] = ContextVar("aftercare_facility_grants", default=None)
+
+# One round trip at the start of the transaction: the subtrees of the grants, and the role, both undone
+# by the transaction's end. A grant of a root facility (or of nothing known) is handled here too.
+_BEGIN_SCOPED = """
+WITH RECURSIVE tree(key) AS (
+    SELECT key FROM facilities WHERE key = ANY(%(grants)s::text[])
+    UNION SELECT f.key FROM facilities f JOIN tree ON f.parent = tree.key
+), roots AS (
+    SELECT EXISTS (SELECT 1 FROM facilities WHERE key = ANY(%(grants)s::text[]) AND parent IS NULL) AS whole
+)
+SELECT set_config('aftercare.facilities', coalesce((SELECT string_agg(key, ',') FROM tree), ''), true),
+       set_config('role', CASE WHEN (SELECT whole FROM roots) THEN 'none' ELSE 'aftercare_scoped' END, true)
+"""
+
+
+def enter_scope(facilities: frozenset[str]) -> None:
+    """Limit this request's transactions to the subtrees of `facilities` (none: the whole group)."""
+    _GRANTS.set(tuple(sorted(facilities)) if facilities else None)
+
+
+def current_grants() -> tuple[str, ...] | None:
+    """The facilities the current request is limited to; None when it sees the whole group."""
+    return _GRANTS.get()
+
+
+def leave_scope() -> None:
+    """See the whole group again (the start of every request)."""
+    _GRANTS.set(None)
+
+
+@contextmanager
+def request_boundary() -> Iterator[None]:
+    """Undo, when the block ends, whatever scope was entered inside it."""
+    token = _GRANTS.set(None)
+    try:
+        yield
+    finally:
+        _GRANTS.reset(token)
+
+
+def _on_begin(connection: Connection) -> None:
+    grants = _GRANTS.get()
+    if grants is not None:
+        connection.exec_driver_sql(_BEGIN_SCOPED, {"grants": list(grants)})
+
+
+def scope_transactions(engine: AsyncEngine | Any) -> None:
+    """Apply the current request's facility scope to every transaction of `engine`."""
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    if not event.contains(sync_engine, "begin", _on_begin):
+        event.listen(sync_engine, "begin", _on_begin)

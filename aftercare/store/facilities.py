@@ -1,0 +1,148 @@
+"""Facilities and where each patient belongs.
+
+A patient belongs to the facility whose `Organization` manages them (`Patient.managingOrganization`) and
+to the facilities of their encounters (`Encounter.serviceProvider`); a patient matched by neither
+belongs to the group's first root facility (an existing install's `default`), so nothing is orphaned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.facility_tables import Facility, PatientFacility
+from models.tables import table_of
+
+_PLACED = table_of(PatientFacility)
+_PLACE = insert(_PLACED).on_conflict_do_nothing(index_elements=["patient_id", "facility"])
+
+
+class FacilityConflict(ValueError):
+    """The facility cannot be made as asked (a key or organization taken, an unknown parent)."""
+
+
+async def create_facility(session: AsyncSession, values: dict[str, Any]) -> Facility:
+    """Add a facility in the caller's transaction."""
+    if await session.get(Facility, values["key"]) is not None:
+        raise FacilityConflict(f"a facility {values['key']!r} exists")
+    parent = values.get("parent")
+    if parent is not None and await session.get(Facility, parent) is None:
+        raise FacilityConflict(f"no parent facility {parent!r}")
+    organization = values.get("organization")
+    if organization and await session.scalar(
+        select(Facility.key).where(Facility.organization == organization)
+    ):
+        raise FacilityConflict(f"{organization} already belongs to a facility")
+    row = Facility(**values)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def list_facilities(session: AsyncSession) -> list[Facility]:
+    """Every facility, roots first, then by key."""
+    rows = await session.scalars(select(Facility).order_by(Facility.parent.is_not(None), Facility.key))
+    return list(rows)
+
+
+def subtree(facilities: Sequence[Facility], roots: Iterable[str]) -> set[str]:
+    """The keys of `roots` and everything below them."""
+    children: dict[str | None, list[str]] = {}
+    for facility in facilities:
+        children.setdefault(facility.parent, []).append(facility.key)
+    known = {facility.key for facility in facilities}
+    reached, stack = set(), [key for key in roots if key in known]
+    while stack:
+        key = stack.pop()
+        if key not in reached:
+            reached.add(key)
+            stack.extend(children.get(key, []))
+    return reached
+
+
+@dataclass(frozen=True)
+class _Map:
+    by_organization: dict[str, str]
+    fallback: str | None
+
+
+async def _map(session: AsyncSession) -> _Map:
+    rows = (
+        await session.execute(
+            select(Facility.key, Facility.organization, Facility.parent).order_by(
+                Facility.created_at, Facility.key
+            )
+        )
+    ).all()
+    fallback = next((key for key, _, parent in rows if parent is None), None)
+    return _Map({organization: key for key, organization, _ in rows if organization}, fallback)
+
+
+def _reference(value: Any) -> str | None:
+    reference = value.get("reference") if isinstance(value, dict) else None
+    return reference if isinstance(reference, str) else None
+
+
+def _claims(resources: Sequence[dict[str, Any]]) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """(patient id, organization reference, source) pairs, and the ids of every Patient seen."""
+    claims: list[tuple[str, str, str]] = []
+    patients: list[str] = []
+    for resource in resources:
+        kind = resource.get("resourceType")
+        if kind == "Patient" and isinstance(resource.get("id"), str):
+            patients.append(resource["id"])
+            organization = _reference(resource.get("managingOrganization"))
+            if organization:
+                claims.append((resource["id"], organization, "managing_organization"))
+        elif kind == "Encounter":
+            subject = _reference(resource.get("subject")) or ""
+            organization = _reference(resource.get("serviceProvider"))
+            if subject.startswith("Patient/") and organization:
+                claims.append((subject.removeprefix("Patient/"), organization, "encounter"))
+    return claims, patients
+
+
+async def place_patients(session: AsyncSession, resources: Sequence[dict[str, Any]]) -> None:
+    """Record the facilities these current Patients and Encounters place their patients in."""
+    claims, patients = _claims(resources)
+    if not claims and not patients:
+        return
+    mapping = await _map(session)
+    rows = [
+        {"patient_id": patient_id, "facility": mapping.by_organization[organization], "source": source}
+        for patient_id, organization, source in claims
+        if organization in mapping.by_organization
+    ]
+    placed = {row["patient_id"] for row in rows}
+    unplaced = [patient_id for patient_id in patients if patient_id not in placed]
+    if unplaced and mapping.fallback is not None:
+        known = set(
+            await session.scalars(
+                select(PatientFacility.patient_id).where(PatientFacility.patient_id.in_(unplaced))
+            )
+        )
+        rows += [
+            {"patient_id": patient_id, "facility": mapping.fallback, "source": "default"}
+            for patient_id in unplaced
+            if patient_id not in known
+        ]
+    if rows:
+        await session.execute(_PLACE, rows)
+
+
+async def facilities_of(session: AsyncSession, patient_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Each patient's facilities, by key."""
+    result: dict[str, list[str]] = {patient_id: [] for patient_id in patient_ids}
+    rows = await session.execute(
+        select(PatientFacility.patient_id, PatientFacility.facility)
+        .where(PatientFacility.patient_id.in_(list(patient_ids)))
+        .order_by(PatientFacility.patient_id, PatientFacility.added_at, PatientFacility.facility)
+    )
+    for patient_id, facility in rows:
+        result.setdefault(patient_id, []).append(facility)
+    return result

@@ -1,0 +1,284 @@
+"""Facilities: the group's tree through the API, patients placed by `managingOrganization` and their
+encounters, and scoped access. Two facilities with a patient each, keys of every role in each: every
+route walked, and no record of the other facility returned anywhere (ids, lists, counts, previews,
+exports, audit searches); another facility's record is a 404."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from aftercare.security.roles import Role
+from api.route_rules import RULES, Access
+from tests.api.test_route_rules import PROTECTED, Route
+from tests.integration.test_observation_to_sms import eventually
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+GROUP = {"key": "group", "name": "Riverside Health", "timezone": "America/New_York", "parent": None}
+NORTH = {
+    "key": "north-hospital",
+    "name": "North Hospital",
+    "timezone": "America/New_York",
+    "parent": "group",
+    "organization": "Organization/north",
+    "senders": {"sms": {"from": "+15005550001"}},
+    "help_phone": "+15005550101",
+}
+SOUTH = {
+    "key": "south-clinic",
+    "name": "South Clinic",
+    "timezone": "America/Los_Angeles",
+    "parent": "group",
+    "organization": "Organization/south",
+    "senders": {"sms": {"from": "+15005550002"}},
+    "help_phone": "+15005550102",
+}
+JOURNEY = {
+    "key": "check-in",
+    "version": 1,
+    "name": "Check in",
+    "steps": [
+        {"id": "hello", "send": {"channel": "sms", "body": "Hello {{ patient.given }}, how are you?"}},
+        {
+            "id": "call",
+            "task": {"queue": "care-coordinators", "title": "Call {{ patient.name }}", "due": "P1D"},
+        },
+    ],
+}
+SEGMENT = {"key": "everyone", "version": 1, "name": "Everyone", "criteria": {"all": [{"age": {"gte": 0}}]}}
+
+
+def patient(patient_id: str, given: str, phone: str, organization: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Patient",
+        "id": patient_id,
+        "name": [{"given": [given], "family": "Facilityson"}],
+        "birthDate": "1960-05-01",
+        "telecom": [{"system": "phone", "value": phone, "use": "mobile"}],
+        "managingOrganization": {"reference": organization},
+    }
+
+
+def bundle(*resources: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
+
+
+@dataclass
+class Side:
+    """One facility's patient and what was made for them."""
+
+    facility: str
+    patient_id: str
+    given: str
+    phone: str
+    enrollment_id: str = ""
+    task_id: str = ""
+    message_id: str = ""
+
+    def secrets(self) -> list[str]:
+        """Strings that only this side's records carry."""
+        return [self.patient_id, self.given, self.phone, self.enrollment_id, self.task_id, self.message_id]
+
+
+async def _add_facilities(api: httpx.AsyncClient) -> None:
+    for facility in (GROUP, NORTH, SOUTH):
+        made = await api.post("/v1/facilities", json=facility)
+        assert made.status_code == 201, made.text
+
+
+async def _made_for(api: httpx.AsyncClient, side: Side) -> None:
+    created = await api.post(
+        f"/v1/journeys/{JOURNEY['key']}/enrollments", json={"patient_id": side.patient_id}
+    )
+    assert created.status_code == 201, created.text
+    side.enrollment_id = created.json()["enrollment_id"]
+
+    async def task() -> str | None:
+        items = (await api.get("/v1/tasks", params={"patient_id": side.patient_id})).json()["items"]
+        return str(items[0]["id"]) if items else None
+
+    side.task_id = await eventually(task)
+    messages = (await api.get("/v1/messages", params={"patient_id": side.patient_id})).json()["items"]
+    side.message_id = messages[0]["id"]
+
+
+@pytest.fixture
+async def sides(api: httpx.AsyncClient) -> tuple[Side, Side]:
+    await _add_facilities(api)
+    north = Side("north-hospital", "fac-north-patient", "Norberta", "+12125550111")
+    south = Side("south-clinic", "fac-south-patient", "Southwick", "+13105550122")
+    imported = await api.post(
+        "/v1/fhir/import",
+        params={"triggers": "false"},
+        json=bundle(
+            patient(north.patient_id, north.given, north.phone, "Organization/north"),
+            patient(south.patient_id, south.given, south.phone, "Organization/south"),
+        ),
+    )
+    assert imported.status_code == 200, imported.text
+    assert (await api.post("/v1/journeys", json=JOURNEY)).status_code == 201
+    for side in (north, south):
+        await _made_for(api, side)
+    assert (await api.post("/v1/segments", json=SEGMENT)).status_code == 201
+    assert (await api.post(f"/v1/segments/{SEGMENT['key']}/refresh")).status_code in (200, 202)
+    for side in (north, south):  # audit rows naming each patient
+        assert (await api.get(f"/v1/patients/{side.patient_id}")).status_code == 200
+    return north, south
+
+
+async def _keys(api: httpx.AsyncClient, facility: str) -> dict[str, str]:
+    made = {}
+    combos = {role.value: [role.value] for role in Role} | {
+        "healthcare+marketing": ["healthcare", "marketing"]
+    }
+    for name, roles in combos.items():
+        answer = await api.post(
+            "/v1/api-keys", json={"name": f"{facility}-{name}", "roles": roles, "facilities": [facility]}
+        )
+        assert answer.status_code == 201, answer.text
+        made[name] = answer.json()["key"]
+    return made
+
+
+async def test_facilities_are_made_and_listed_as_a_tree(api: httpx.AsyncClient) -> None:
+    await _add_facilities(api)
+    listed = (await api.get("/v1/facilities")).json()["items"]
+    assert [item["key"] for item in listed] == ["group", "north-hospital", "south-clinic"]
+    north = listed[1]
+    assert north["organization"] == "Organization/north"
+    assert north["senders"]["sms"]["from"] == "+15005550001"
+    again = await api.post("/v1/facilities", json=NORTH)
+    assert again.status_code == 409
+    orphan = await api.post(
+        "/v1/facilities", json={**NORTH, "key": "x", "organization": None, "parent": "nope"}
+    )
+    assert orphan.status_code == 409
+    bad_zone = await api.post("/v1/facilities", json={**NORTH, "key": "y", "timezone": "Mars/Olympus"})
+    assert bad_zone.status_code == 422
+
+
+async def test_managing_organization_and_encounters_place_patients(
+    api: httpx.AsyncClient, sides: tuple[Side, Side]
+) -> None:
+    north, south = sides
+    north_key = (await _keys(api, "north-hospital"))["healthcare"]
+    seen = await api.get(f"/v1/patients/{north.patient_id}", headers={"X-API-Key": north_key})
+    assert seen.status_code == 200
+    hidden = await api.get(f"/v1/patients/{south.patient_id}", headers={"X-API-Key": north_key})
+    assert hidden.status_code == 404
+    # an encounter at North places the South patient there too (a patient may belong to several)
+    encounter = {
+        "resourceType": "Encounter",
+        "id": "fac-enc-1",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": {"reference": f"Patient/{south.patient_id}"},
+        "serviceProvider": {"reference": "Organization/north"},
+    }
+    assert (
+        await api.post("/v1/fhir/import", json=bundle(encounter), params={"triggers": "false"})
+    ).status_code == 200
+    now_seen = await api.get(f"/v1/patients/{south.patient_id}", headers={"X-API-Key": north_key})
+    assert now_seen.status_code == 200
+
+
+async def test_scoped_keys_grant_only_within_their_facilities(
+    api: httpx.AsyncClient, sides: tuple[Side, Side]
+) -> None:
+    north_admin = (await _keys(api, "north-hospital"))["admin"]
+    as_north = {"X-API-Key": north_admin}
+    south = await api.post(
+        "/v1/api-keys",
+        json={"name": "x", "roles": ["admin"], "facilities": ["south-clinic"]},
+        headers=as_north,
+    )
+    assert south.status_code == 403
+    whole = await api.post("/v1/api-keys", json={"name": "x", "roles": ["admin"]}, headers=as_north)
+    assert whole.status_code == 403
+    unknown = await api.post(
+        "/v1/api-keys", json={"name": "x", "roles": ["admin"], "facilities": ["nowhere"]}
+    )
+    assert unknown.status_code == 422
+    listed = (await api.get("/v1/facilities", headers=as_north)).json()["items"]
+    assert [item["key"] for item in listed] == ["north-hospital"]
+    # the audit trail names the facilities a caller was limited to
+    audited = (await api.get("/v1/audit", params={"resource_type": "api_key"})).json()["items"]
+    refused = [item for item in audited if item["status_code"] == 403]
+    assert refused
+    assert {tuple(item["actor_facilities"]) for item in refused} == {("north-hospital",)}
+
+
+# Path parameters that name a patient's records, filled with the other facility's.
+def _url(route: Route, other: Side) -> str:
+    values = {
+        "patient_id": other.patient_id,
+        "enrollment_id": other.enrollment_id,
+        "task_id": other.task_id,
+        "resource_type": "Patient",
+        "resource_id": other.patient_id,
+        "date": "2026-01-01",
+        "channel": "sms",
+        "key": SEGMENT["key"] if "/segments/" in route.path else JOURNEY["key"],
+    }
+    return re.sub(r"\{(\w+)\}", lambda match: values.get(match[1], "unknown-1"), route.path)
+
+
+NAMES_A_RECORD = ("{patient_id}", "{enrollment_id}", "{task_id}")
+
+
+async def test_every_route_with_every_role_of_one_facility_shows_nothing_of_the_other(
+    api: httpx.AsyncClient, sides: tuple[Side, Side]
+) -> None:
+    north, south = sides
+    leaks: list[str] = []
+    for own, other in ((north, south), (south, north)):
+        keys = await _keys(api, own.facility)
+        for role, key in keys.items():
+            for route in PROTECTED:
+                if RULES[(route.method, route.path)].access is not Access.PERMISSION:
+                    continue
+                url = _url(route, other)
+                answer = await api.request(route.method, url, headers={"X-API-Key": key})
+                text = answer.text
+                # What the caller sent may be echoed back ("no patient 'x'"); nothing else of the other's.
+                echoed = set(re.findall(r"[\w-]+", url))
+                found = [secret for secret in other.secrets() if secret not in echoed and secret in text]
+                if found:
+                    leaks.append(f"{role} {route.method} {url}: {answer.status_code} shows {found}")
+                names_a_record = any(part in route.path for part in NAMES_A_RECORD)
+                if route.method == "GET" and names_a_record and answer.status_code not in (403, 404):
+                    leaks.append(f"{role} {route.method} {url}: {answer.status_code}, not 404")
+    assert leaks == []
+
+
+async def test_own_records_stay_visible_and_counts_are_the_facility_s(
+    api: httpx.AsyncClient, sides: tuple[Side, Side]
+) -> None:
+    north, south = sides
+    key = {"X-API-Key": (await _keys(api, "north-hospital"))["healthcare+marketing"]}
+    patients = (await api.get("/v1/patients", headers=key)).json()["items"]
+    assert [item["id"] for item in patients] == [north.patient_id]
+    messages = (await api.get("/v1/messages", headers=key)).json()["items"]
+    assert {item["patient_id"] for item in messages} == {north.patient_id}
+    # a journey's text goes out as the patient's facility, from its number
+    assert {(item["facility"], item["sender"]) for item in messages} == {("north-hospital", "+15005550001")}
+    tasks = (await api.get("/v1/tasks", headers=key)).json()["items"]
+    assert {item["patient_id"] for item in tasks} == {north.patient_id}
+    enrollments = (await api.get("/v1/enrollments", headers=key)).json()["items"]
+    assert {item["patient_id"] for item in enrollments} == {north.patient_id}
+    preview = (await api.get(f"/v1/segments/{SEGMENT['key']}/preview", headers=key)).json()
+    assert preview["sample"] == [north.patient_id]
+    members = (await api.get(f"/v1/segments/{SEGMENT['key']}/members", headers=key)).json()
+    assert [
+        member if isinstance(member, str) else member.get("patient_id") for member in members["members"]
+    ] == [north.patient_id]
+    # the whole group, unchanged: a key without facilities, and a key of the root facility
+    group_key = (await _keys(api, "group"))["healthcare"]
+    for headers in ({}, {"X-API-Key": group_key}):
+        everyone = (await api.get("/v1/patients", headers=headers)).json()["items"]
+        assert {item["id"] for item in everyone} == {north.patient_id, south.patient_id}
