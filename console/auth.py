@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from aftercare.facilities.scope import enter_scope
 from aftercare.security.authenticate import API_KEY_HEADER, AuthenticationFailed
 from aftercare.security.principal import Principal
 from api.deps import get_services
@@ -78,6 +79,8 @@ async def console_principal(request: Request) -> Principal:
         raise ConsoleForbidden("this page has no console access rule")
     principal, session = await _principal(request)
     request.state.principal = principal  # for the audit trail
+    # Every transaction of this page sees only the user's facilities, as the API's routes do.
+    enter_scope(principal.facilities)
     request.state.console_session = session
     if rule.permission is not None and not principal.can(rule.permission):
         raise ConsoleForbidden(f"this page needs the permission {rule.permission.value!r}")

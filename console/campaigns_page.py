@@ -121,7 +121,7 @@ async def launch(request: Request, key: str, user: ConsoleUser) -> Response:
     services = get_services(request)
     try:
         async with services.sessions() as session:
-            await launch_campaign(key, session, services, Response(), None)
+            await launch_campaign(key, session, services, Response(), user)
     except HTTPException as error:
         return render(
             request, "forbidden.html", {"message": str(error.detail)}, status_code=error.status_code
