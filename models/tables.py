@@ -768,5 +768,6 @@ def table_of(model: type[Base]) -> Table:
 # Segment, campaign and security tables live in their own modules on the same `Base`; importing them
 # here registers them.
 from models import campaign_tables as _campaign_tables  # noqa: E402, F401
+from models import event_tables as _event_tables  # noqa: E402, F401
 from models import security_tables as _security_tables  # noqa: E402, F401
 from models import segment_tables as _segment_tables  # noqa: E402, F401

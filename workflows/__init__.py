@@ -5,6 +5,7 @@ campaign runs."""
 from workflows.bulk_export import BulkExportWorkflow
 from workflows.campaign import CampaignRunWorkflow
 from workflows.enrollment import EnrollmentWorkflow
+from workflows.event_offer import EventOfferWorkflow
 from workflows.fhir_sync import FhirNotificationWorkflow, FhirPollWorkflow
 from workflows.reconcile import ReconcileEnrollmentsWorkflow
 from workflows.segments import RefreshSegmentsWorkflow
@@ -17,6 +18,7 @@ WORKFLOWS: list[type] = [
     BulkExportWorkflow,
     RefreshSegmentsWorkflow,
     CampaignRunWorkflow,
+    EventOfferWorkflow,
 ]
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "BulkExportWorkflow",
     "CampaignRunWorkflow",
     "EnrollmentWorkflow",
+    "EventOfferWorkflow",
     "FhirNotificationWorkflow",
     "FhirPollWorkflow",
     "ReconcileEnrollmentsWorkflow",
