@@ -70,6 +70,7 @@ from api.routes.webhooks import twilio as twilio_webhooks
 from api.security import authorize
 from api.services import Services
 from journeys.sync import sync_code_journeys
+from patient_pages import events as event_pages
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ ROUTERS = (
     segments.patients_router,
     campaigns.router,
     events.router,
+    event_pages.router,
     letters.router,
     push.router,
     suppressions.router,

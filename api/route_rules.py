@@ -207,6 +207,14 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/events/{key}/registrations/{registration_id}/qr.png"): needs(
         P.REGISTRATIONS_READ, Audit("event_registration", "path:registration_id", "read_qr")
     ),
+    ("POST", "/v1/events/{key}/links"): needs(
+        P.REGISTRATIONS_WRITE, Audit("event", "path:key", "create_link")
+    ),
+    # the patients' self-service pages: the signed link in the path is the credential
+    ("GET", "/e/{token}"): PUBLIC,
+    ("POST", "/e/{token}/register"): PUBLIC,
+    ("POST", "/e/{token}/cancel"): PUBLIC,
+    ("GET", "/e/{token}/invite.ics"): PUBLIC,
     # enrollments and triggers
     ("POST", "/v1/journeys/{key}/enrollments"): needs(
         P.ENROLLMENTS_CREATE, Audit("journey", "path:key", "enroll")

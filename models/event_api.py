@@ -175,3 +175,18 @@ class CheckInRequest(_Request):
     """A scanned check-in code, or nothing when staff check in from the list."""
 
     code: str | None = Field(default=None, max_length=200)
+
+
+class LinkRequest(_Request):
+    """A self-service link for a patient."""
+
+    patient_id: str = Field(min_length=1, max_length=64)
+    valid_days: int = Field(default=30, ge=1, le=180)
+
+
+class LinkCreated(BaseModel):
+    """The link (on `PUBLIC_BASE_URL` when set, else a path), its opaque token and its expiry."""
+
+    url: str
+    token: str
+    expires_at: datetime

@@ -142,17 +142,18 @@ async def register(
     return Change(registration, [notice(registration, kind)])
 
 
-async def _waiting(session: AsyncSession, event_key: str, session_id: str) -> int:
-    return int(
-        await session.scalar(
-            select(func.count()).where(
-                EventRegistration.event_key == event_key,
-                EventRegistration.session_id == session_id,
-                EventRegistration.status == "waitlisted",
-            )
+async def _waiting(session: AsyncSession, event_key: str, session_id: str) -> bool:
+    """Whether anyone waits for the session (a newcomer never jumps the queue)."""
+    first = await session.scalar(
+        select(EventRegistration.id)
+        .where(
+            EventRegistration.event_key == event_key,
+            EventRegistration.session_id == session_id,
+            EventRegistration.status == "waitlisted",
         )
-        or 0
+        .limit(1)
     )
+    return first is not None
 
 
 async def get_registration(

@@ -19,6 +19,7 @@ from aftercare.events import registrations as regs
 from aftercare.events.delivery import deliver_notices, notice_model, offer_input, start_offers
 from aftercare.events.errors import EventConflict, EventError, EventInvalid, EventNotFound, NotEligible
 from aftercare.events.invites import check_in_code, check_in_qr_png, invite_ics, read_check_in_code
+from aftercare.events.links import link_token
 from aftercare.events.store import create_event, event_view, get_event, publish_event, sessions_of
 from aftercare.settings import event_link_secret
 from api.deps import ServicesDep, SessionDep
@@ -28,6 +29,8 @@ from models.event_api import (
     EventIn,
     EventList,
     EventView,
+    LinkCreated,
+    LinkRequest,
     RegistrationCreated,
     RegistrationIn,
     RegistrationList,
@@ -37,6 +40,7 @@ from models.event_api import (
 )
 from models.event_tables import Event, EventRegistration, EventSession
 from models.event_temporal import SETTLE_OFFER, offer_workflow_id
+from models.tables import Patient
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -307,3 +311,19 @@ async def qr(key: str, registration_id: str, session: SessionDep, services: Serv
         registration = await regs.get_registration(session, key, registration_id)
     code = check_in_code(registration.id, event_link_secret(services.settings))
     return Response(check_in_qr_png(code), media_type="image/png")
+
+
+@router.post("/{key}/links", status_code=status.HTTP_201_CREATED, response_model=LinkCreated)
+async def post_link(key: str, body: LinkRequest, session: SessionDep, services: ServicesDep) -> LinkCreated:
+    """A signed, expiring self-service link for one patient and this event (register, choose a
+    session, cancel, add to calendar); the URL carries only an opaque token."""
+    async with refusals():
+        await get_event(session, key)
+        if await session.get(Patient, body.patient_id) is None:
+            raise EventNotFound(f"no patient {body.patient_id!r}")
+    token, expires_at = link_token(
+        event_link_secret(services.settings), key, body.patient_id, ttl=timedelta(days=body.valid_days)
+    )
+    path = f"/e/{token}"
+    base = (services.settings.public_base_url or "").rstrip("/")
+    return LinkCreated(url=f"{base}{path}", token=token, expires_at=expires_at)
