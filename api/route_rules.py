@@ -179,6 +179,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/events/{key}"): needs(P.EVENTS_READ, Audit("event", "path:key")),
     ("POST", "/v1/events/{key}/publish"): needs(P.EVENTS_WRITE, Audit("event", "path:key", "publish")),
     ("POST", "/v1/events/{key}/cancel"): needs(P.EVENTS_WRITE, Audit("event", "path:key", "cancel")),
+    ("PATCH", "/v1/events/{key}/sessions/{session_id}"): needs(
+        P.EVENTS_WRITE, Audit("event", "path:key", "change_session")
+    ),
     ("POST", "/v1/events/{key}/sessions/{session_id}/close"): needs(
         P.REGISTRATIONS_WRITE, Audit("event", "path:key", "close_session")
     ),

@@ -190,3 +190,13 @@ class LinkCreated(BaseModel):
     url: str
     token: str
     expires_at: datetime
+
+
+class SessionChange(_Request):
+    """What changes in a session; registered patients are told of a new time or place."""
+
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+    capacity: int | None = Field(default=None, ge=1, le=100_000)
+    room: str | None = Field(default=None, max_length=200)
+    online_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://")

@@ -208,7 +208,7 @@ async def register(token: str, request: Request, services: ServicesDep) -> Respo
         if page is None:
             return refused("gone", 404)
         return _render("event.html", 422, page=page, title=page.title)
-    await after_commit(services, claims.event_key, change, change.notices)
+    await after_commit(services, claims.event_key, change.offers, change.notices)
     return RedirectResponse(f"/e/{token}?done={change.registration.status}", status_code=303)
 
 
@@ -228,7 +228,7 @@ async def cancel(token: str, request: Request, services: ServicesDep) -> Respons
         except EventError:
             return RedirectResponse(f"/e/{token}", status_code=303)
         await settle_offer(services, change.registration, was_offered)
-        await after_commit(services, claims.event_key, change, change.notices)
+        await after_commit(services, claims.event_key, change.offers, change.notices)
     return RedirectResponse(f"/e/{token}?done=cancelled", status_code=303)
 
 

@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aftercare.events.errors import EventConflict, EventNotFound, NotEligible
+from aftercare.events.errors import EventConflict, EventInvalid, EventNotFound, NotEligible
 from aftercare.events.store import get_event
-from models.event_api import RegistrationIn
+from models.event_api import RegistrationIn, SessionChange
 from models.event_tables import SEAT_HOLDING, EventRegistration, EventSession
 from models.segment_tables import SegmentMembership
 from models.tables import Patient
@@ -55,8 +55,10 @@ class Change:
     offers: list[Offer] = field(default_factory=list)
 
 
-def notice(registration: EventRegistration, event_type: str, **extra: Any) -> Notice:
-    """The patient event of a registration's new status."""
+def notice(
+    registration: EventRegistration, event_type: str, *, change: int | None = None, **extra: Any
+) -> Notice:
+    """The patient event of a registration's new status (or, with `change`, of the event's change)."""
     data = {
         "event_key": registration.event_key,
         "session_id": registration.session_id,
@@ -69,7 +71,7 @@ def notice(registration: EventRegistration, event_type: str, **extra: Any) -> No
         patient_id=registration.patient_id,
         registration_id=registration.id,
         data=data,
-        id=f"{event_type}:{registration.id}:{registration.offers}",
+        id=f"{event_type}:{registration.id}:{registration.offers if change is None else f'v{change}'}",
     )
 
 
@@ -391,3 +393,68 @@ async def cancel_event(session: AsyncSession, event_key: str, *, now: datetime |
         notices.append(notice(registration, "event.cancelled", reason="event_cancelled"))
     await session.flush()
     return notices
+
+
+async def change_session(
+    session: AsyncSession,
+    event_key: str,
+    session_id: str,
+    body: SessionChange,
+    *,
+    now: datetime | None = None,
+    ttl: timedelta = DEFAULT_OFFER_TTL,
+) -> tuple[list[Notice], list[Offer]]:
+    """Move, resize or re-room a session. A new time or place bumps the invites' SEQUENCE and tells every
+    live registration (`event.changed`); more seats go to the waitlist. Fewer seats than are taken, a
+    past or inverted time, or a clash in a room is refused at the field."""
+    now = now or datetime.now(UTC)
+    event = await get_event(session, event_key, lock=True)
+    if event.status in ("cancelled", "completed"):
+        raise EventConflict(f"the event is {event.status}")
+    sitting = await _locked_session(session, event_key, session_id)
+    start, end = body.start or sitting.start_at, body.end or sitting.end_at
+    if body.start is not None and start <= now:
+        raise EventInvalid(("body", "start"), "the session would start in the past")
+    if end <= start:
+        raise EventInvalid(("body", "end"), "a session must end after it starts")
+    if body.capacity is not None and body.capacity < sitting.seats_taken:
+        raise EventInvalid(
+            ("body", "capacity"), f"{sitting.seats_taken} seats are taken: the capacity cannot go below that"
+        )
+    room = body.room if "room" in body.model_fields_set else sitting.room
+    others = await session.scalars(
+        select(EventSession).where(EventSession.event_key == event_key, EventSession.id != session_id)
+    )
+    for other in others:
+        if room is not None and other.room == room and start < other.end_at and other.start_at < end:
+            raise EventInvalid(
+                ("body", "room"), f"the session would overlap session {other.id!r} in {room!r}"
+            )
+    moved = (start, end, room) != (sitting.start_at, sitting.end_at, sitting.room) or (
+        "online_url" in body.model_fields_set and body.online_url != sitting.online_url
+    )
+    sitting.start_at, sitting.end_at, sitting.room = start, end, room
+    if "online_url" in body.model_fields_set:
+        sitting.online_url = body.online_url
+    if body.capacity is not None:
+        sitting.capacity = body.capacity
+    notices: list[Notice] = []
+    if moved:
+        event.sequence += 1
+        event.updated_at = now
+        live = await list_registrations(session, event_key, session_id=session_id)
+        notices = [
+            notice(
+                r,
+                "event.changed",
+                change=event.sequence,
+                start=start.isoformat(),
+                end=end.isoformat(),
+                room=room,
+            )
+            for r in live
+            if r.status in ("registered", "offered", "waitlisted")
+        ]
+    offered, offers = await offer_free_seats(session, sitting, now=now, ttl=ttl)
+    await session.flush()
+    return notices + offered, offers

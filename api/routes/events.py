@@ -36,6 +36,7 @@ from models.event_api import (
     RegistrationList,
     RegistrationStatus,
     RegistrationView,
+    SessionChange,
     SessionClosed,
 )
 from models.event_tables import Event, EventRegistration, EventSession
@@ -80,10 +81,9 @@ def registration_view(registration: EventRegistration, secret: bytes) -> Registr
 
 
 async def after_commit(
-    services: Services, event_key: str, change: regs.Change | None, notices: list[regs.Notice]
+    services: Services, event_key: str, offers: list[regs.Offer], notices: list[regs.Notice]
 ) -> None:
-    """Deliver the change's patient events, watch its new offers, and settle an offer it ended."""
-    offers = change.offers if change else []
+    """Watch the change's new offers and deliver its patient events."""
     await start_offers(
         services.temporal, services.settings.temporal_task_queue, [offer_input(event_key, o) for o in offers]
     )
@@ -149,7 +149,7 @@ async def cancel(key: str, session: SessionDep, services: ServicesDep) -> EventV
             notices = await regs.cancel_event(session, key)
         view = await event_view(session, key)
     await session.close()
-    await after_commit(services, key, None, notices)
+    await after_commit(services, key, [], notices)
     return view
 
 
@@ -159,12 +159,29 @@ async def close(key: str, session_id: str, session: SessionDep, services: Servic
     async with refusals(), session.begin():
         _sitting, attended, notices = await regs.close_session(session, key, session_id)
     await session.close()
-    await after_commit(services, key, None, notices)
+    await after_commit(services, key, [], notices)
     return SessionClosed(
         session_id=session_id,
         attended=attended,
         no_show=[n.registration_id for n in notices if n.type == "event.no_show"],
     )
+
+
+@router.patch("/{key}/sessions/{session_id}", response_model=EventView)
+async def patch_session(
+    key: str, session_id: str, body: SessionChange, session: SessionDep, services: ServicesDep
+) -> EventView:
+    """Move, resize or re-room a session: registered patients get `event.changed` (and their invites a
+    higher SEQUENCE); added seats go to the waitlist."""
+    async with refusals():
+        async with session.begin():
+            notices, offers = await regs.change_session(
+                session, key, session_id, body, ttl=timedelta(hours=services.settings.event_offer_hours)
+            )
+        view = await event_view(session, key)
+    await session.close()
+    await after_commit(services, key, offers, notices)
+    return view
 
 
 @router.post("/{key}/registrations", status_code=status.HTTP_201_CREATED, response_model=RegistrationCreated)
@@ -183,7 +200,7 @@ async def post_registration(
             ) from None
     created = RegistrationCreated(registration_id=change.registration.id, status=change.registration.status)
     await session.close()
-    await after_commit(services, key, change, change.notices)
+    await after_commit(services, key, change.offers, change.notices)
     return created
 
 
@@ -235,7 +252,7 @@ async def _change(
         settled = was_offered and change.registration.status != "offered"
     await session.close()
     await settle_offer(services, change.registration, settled)
-    await after_commit(services, key, change, change.notices)
+    await after_commit(services, key, change.offers, change.notices)
     return view
 
 

@@ -206,3 +206,40 @@ async def test_registrations_need_a_published_event_a_known_patient_and_a_known_
     assert (await register(api, "ana", "midnight")).status_code == 404
     assert (await api.post("/v1/events", json=an_event())).status_code == 409
     assert (await api.get("/v1/events/nothing")).status_code == 404
+
+
+async def test_moving_a_session_bumps_the_invite_and_more_seats_go_to_the_waitlist(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await patients(sessions, "ana", "ben", "cy")
+    await published(api)
+    ana = (await register(api, "ana")).json()["registration_id"]
+    await register(api, "ben")
+    cy = (await register(api, "cy")).json()["registration_id"]
+    url = f"/v1/events/diabetes-class/registrations/{ana}/invite.ics"
+    before = Calendar.from_ical((await api.get(url)).content).walk("VEVENT")[0]
+    later = SOON + timedelta(days=1)
+
+    too_small = await api.patch("/v1/events/diabetes-class/sessions/morning", json={"capacity": 1})
+    clash = await api.patch(
+        "/v1/events/diabetes-class/sessions/morning",
+        json={
+            "start": (SOON + timedelta(hours=7)).isoformat(),
+            "end": (SOON + timedelta(hours=9)).isoformat(),
+        },
+    )
+    moved = await api.patch(
+        "/v1/events/diabetes-class/sessions/morning",
+        json={"start": later.isoformat(), "end": (later + timedelta(hours=2)).isoformat(), "capacity": 3},
+    )
+    after = Calendar.from_ical((await api.get(url)).content).walk("VEVENT")[0]
+
+    assert too_small.status_code == 422
+    assert too_small.json()["detail"][0]["loc"] == ["body", "capacity"]
+    assert clash.status_code == 422
+    assert clash.json()["detail"][0]["loc"] == ["body", "room"]
+    assert moved.status_code == 200
+    assert str(after["uid"]) == str(before["uid"])
+    assert int(after["sequence"]) == int(before["sequence"]) + 1
+    assert after.decoded("dtstart") == later
+    assert (await api.get(f"/v1/events/diabetes-class/registrations/{cy}")).json()["status"] == "offered"
