@@ -56,9 +56,15 @@ class Change:
 
 
 def notice(
-    registration: EventRegistration, event_type: str, *, change: int | None = None, **extra: Any
+    registration: EventRegistration,
+    event_type: str,
+    *,
+    change: int | None = None,
+    sitting: EventSession | None = None,
+    **extra: Any,
 ) -> Notice:
-    """The patient event of a registration's new status (or, with `change`, of the event's change)."""
+    """The patient event of a registration's new status (or, with `change`, of the event's change);
+    with the session, its `start` and `end`, which journeys time their reminders by."""
     data = {
         "event_key": registration.event_key,
         "session_id": registration.session_id,
@@ -66,6 +72,8 @@ def notice(
         "status": registration.status,
         **extra,
     }
+    if sitting is not None:
+        data |= {"start": sitting.start_at.isoformat(), "end": sitting.end_at.isoformat()}
     return Notice(
         type=event_type,
         patient_id=registration.patient_id,
@@ -141,7 +149,7 @@ async def register(
     session.add(registration)
     await session.flush()
     kind = "event.registered" if seated else "event.waitlisted"
-    return Change(registration, [notice(registration, kind)])
+    return Change(registration, [notice(registration, kind, sitting=sitting)])
 
 
 async def _waiting(session: AsyncSession, event_key: str, session_id: str) -> bool:
@@ -214,7 +222,12 @@ async def offer_free_seats(
         registration.offer_expires_at = min(now + ttl, sitting.start_at)
         registration.updated_at = now
         notices.append(
-            notice(registration, "event.offered", expires_at=registration.offer_expires_at.isoformat())
+            notice(
+                registration,
+                "event.offered",
+                sitting=sitting,
+                expires_at=registration.offer_expires_at.isoformat(),
+            )
         )
         offers.append(Offer(registration.id, registration.offers, registration.offer_expires_at))
     await session.flush()
@@ -257,7 +270,7 @@ async def _release(
     registration.cancel_reason = reason
     registration.offer_expires_at = None
     registration.updated_at = now
-    change = Change(registration, [notice(registration, "event.cancelled", reason=reason)])
+    change = Change(registration, [notice(registration, "event.cancelled", sitting=sitting, reason=reason)])
     if held:
         sitting.seats_taken -= registration.seats
         notices, offers = await offer_free_seats(session, sitting, now=now, ttl=ttl)
@@ -280,7 +293,10 @@ async def accept_offer(
     registration.status = "registered"
     registration.offer_expires_at = None
     registration.updated_at = now
-    return Change(registration, [notice(registration, "event.registered", from_waitlist=True)])
+    sitting = await session.get(EventSession, (registration.event_key, registration.session_id))
+    return Change(
+        registration, [notice(registration, "event.registered", sitting=sitting, from_waitlist=True)]
+    )
 
 
 async def expire_offer(
@@ -348,10 +364,10 @@ async def close_session(
         if registration.status == "waitlisted":
             registration.status = "cancelled"
             registration.cancel_reason = "session_closed"
-            notices.append(notice(registration, "event.cancelled", reason="session_closed"))
+            notices.append(notice(registration, "event.cancelled", sitting=sitting, reason="session_closed"))
         else:
             registration.status = "no_show"
-            notices.append(notice(registration, "event.no_show"))
+            notices.append(notice(registration, "event.no_show", sitting=sitting))
     attended = await session.scalar(
         select(func.count()).where(
             EventRegistration.event_key == event_key,

@@ -67,10 +67,11 @@ async def test_an_unanswered_offer_lapses_once_after_a_day_and_the_seat_moves_to
         await start_offers(client, task_queue, [offer_input("flu-clinic", o) for o in cancelled.offers])
         # a second start of the same offer (a retried API call) watches nothing twice
         await start_offers(client, task_queue, [offer_input("flu-clinic", o) for o in cancelled.offers])
-        async with time_skipping_env.time_skipping_unlocked():  # type: ignore[attr-defined]
-            ben_offer = await client.get_workflow_handle(
-                offer_workflow_id(ben, 1), result_type=OfferResult
-            ).result()
+        # exactly past the day (an unlocked wait could skip on into the next offer's day too)
+        await time_skipping_env.sleep(timedelta(hours=24, minutes=1))
+        ben_offer = await client.get_workflow_handle(
+            offer_workflow_id(ben, 1), result_type=OfferResult
+        ).result()
         assert ben_offer.outcome == "expired"
         assert [(o.registration_id, o.number) for o in ben_offer.next_offers] == [(cy, 1)]
         assert await status_of(sessions, ben) == "cancelled"
@@ -80,8 +81,7 @@ async def test_an_unanswered_offer_lapses_once_after_a_day_and_the_seat_moves_to
         async with sessions.begin() as session:
             await accept_offer(session, "flu-clinic", cy)
         await cy_handle.signal(SETTLE_OFFER)
-        async with time_skipping_env.time_skipping_unlocked():  # type: ignore[attr-defined]
-            cy_offer = await cy_handle.result()
+        cy_offer = await cy_handle.result()
 
     assert cy_offer.outcome == "settled"
     assert await status_of(sessions, cy) == "registered"
