@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -11,6 +12,7 @@ from temporalio.client import Client
 from activities.bulk import BulkActivities
 from activities.campaigns import CampaignActivities
 from activities.enrollments import EnrollmentActivities, ReconcileActivities
+from activities.events import EventActivities
 from activities.fhir import FhirActivities
 from activities.fhir_write_back import FhirWriteBackActivities
 from activities.messaging.campaign_batch import CampaignBatchSender
@@ -140,7 +142,10 @@ def build_activities(
     writer = FhirWriteBackActivities(sessions, settings)
     bulk = BulkActivities(sessions, settings, starter, temporal)
     segments = SegmentActivities(SegmentDriver(sessions, temporal, starter))
+    events = EventActivities(sessions, temporal, starter, timedelta(hours=settings.event_offer_hours))
     return [
+        events.expire_event_offer,
+        events.deliver_event_notices,
         store.record_progress,
         store.evaluate_conditions,
         store.next_local_time,

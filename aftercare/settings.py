@@ -5,6 +5,7 @@ Workflow code never imports this module: workflows receive everything they need 
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 
 from pydantic import Field, SecretStr, field_validator
@@ -163,6 +164,10 @@ class Settings(BaseSettings):
 
     public_base_url: str | None = None
     webhook_max_age_seconds: int = 300
+    # Signs event check-in codes and self-service links; set it in production (any long random string).
+    event_link_secret: SecretStr | None = None
+    # How long a freed seat stays offered to the next on an event's waitlist.
+    event_offer_hours: float = Field(default=24.0, gt=0)
 
     # Threads for the (blocking) provider SDK calls a worker makes at once.
     provider_threads: int = Field(default=32, ge=1, le=512)
@@ -261,3 +266,11 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return Settings()
+
+
+def event_link_secret(settings: Settings) -> bytes:
+    """The key of check-in codes and self-service links: `EVENT_LINK_SECRET`, else (development) one
+    derived from the database URL, so every process of one stack agrees."""
+    if settings.event_link_secret is not None:
+        return settings.event_link_secret.get_secret_value().encode()
+    return hashlib.sha256(f"aftercare-event-links:{settings.database_url}".encode()).digest()

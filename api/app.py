@@ -48,6 +48,7 @@ from api.routes import (
     consents,
     decisions,
     enrollments,
+    events,
     facilities,
     fhir,
     fhir_messages,
@@ -73,6 +74,7 @@ from api.security import authorize
 from api.services import Services
 from console.install import install_console
 from journeys.sync import sync_code_journeys
+from patient_pages import events as event_pages
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,8 @@ ROUTERS = (
     segments.router,
     segments.patients_router,
     campaigns.router,
+    events.router,
+    event_pages.router,
     letters.router,
     push.router,
     suppressions.router,

@@ -69,6 +69,7 @@ PROVIDER_SIGNED = Rule(Access.PROVIDER_SIGNED)
 
 _PATIENT = Audit("patient", "path:patient_id")
 _NOTIFY = needs(P.FHIR_NOTIFY, rate_limited=True)
+_REGISTRATION = Audit("event_registration", "path:registration_id")
 
 RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): PUBLIC,
@@ -182,6 +183,51 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/campaigns/{key}/results"): needs(
         P.CAMPAIGNS_READ, Audit("campaign", "path:key", "read_results")
     ),
+    # events: planners manage them; registrations are patient data (ids only in the audit trail)
+    ("POST", "/v1/events"): needs(P.EVENTS_WRITE, Audit("event", "response:key", "create")),
+    ("GET", "/v1/events"): needs(P.EVENTS_READ),
+    ("GET", "/v1/events/{key}"): needs(P.EVENTS_READ, Audit("event", "path:key")),
+    ("POST", "/v1/events/{key}/publish"): needs(P.EVENTS_WRITE, Audit("event", "path:key", "publish")),
+    ("POST", "/v1/events/{key}/cancel"): needs(P.EVENTS_WRITE, Audit("event", "path:key", "cancel")),
+    ("PATCH", "/v1/events/{key}/sessions/{session_id}"): needs(
+        P.EVENTS_WRITE, Audit("event", "path:key", "change_session")
+    ),
+    ("POST", "/v1/events/{key}/sessions/{session_id}/close"): needs(
+        P.REGISTRATIONS_WRITE, Audit("event", "path:key", "close_session")
+    ),
+    ("POST", "/v1/events/{key}/registrations"): needs(
+        P.REGISTRATIONS_WRITE, Audit("event_registration", "response:registration_id", "register")
+    ),
+    ("GET", "/v1/events/{key}/registrations"): needs(
+        P.REGISTRATIONS_READ, Audit("event", "path:key", "read_registrations")
+    ),
+    ("GET", "/v1/events/{key}/registrations/{registration_id}"): needs(P.REGISTRATIONS_READ, _REGISTRATION),
+    ("POST", "/v1/events/{key}/registrations/{registration_id}/cancel"): needs(
+        P.REGISTRATIONS_WRITE, Audit("event_registration", "path:registration_id", "cancel")
+    ),
+    ("POST", "/v1/events/{key}/registrations/{registration_id}/accept"): needs(
+        P.REGISTRATIONS_WRITE, Audit("event_registration", "path:registration_id", "accept")
+    ),
+    ("POST", "/v1/events/{key}/registrations/{registration_id}/check-in"): needs(
+        P.REGISTRATIONS_WRITE, Audit("event_registration", "path:registration_id", "check_in")
+    ),
+    ("POST", "/v1/events/{key}/check-in"): needs(
+        P.REGISTRATIONS_WRITE, Audit("event_registration", "response:registration_id", "check_in")
+    ),
+    ("GET", "/v1/events/{key}/registrations/{registration_id}/invite.ics"): needs(
+        P.REGISTRATIONS_READ, Audit("event_registration", "path:registration_id", "read_invite")
+    ),
+    ("GET", "/v1/events/{key}/registrations/{registration_id}/qr.png"): needs(
+        P.REGISTRATIONS_READ, Audit("event_registration", "path:registration_id", "read_qr")
+    ),
+    ("POST", "/v1/events/{key}/links"): needs(
+        P.REGISTRATIONS_WRITE, Audit("event", "path:key", "create_link")
+    ),
+    # the patients' self-service pages: the signed link in the path is the credential
+    ("GET", "/e/{token}"): PUBLIC,
+    ("POST", "/e/{token}/register"): PUBLIC,
+    ("POST", "/e/{token}/cancel"): PUBLIC,
+    ("GET", "/e/{token}/invite.ics"): PUBLIC,
     # enrollments and triggers
     ("POST", "/v1/journeys/{key}/enrollments"): needs(
         P.ENROLLMENTS_CREATE, Audit("journey", "path:key", "enroll")

@@ -5,6 +5,7 @@ campaign runs."""
 from workflows.bulk_export import BulkExportWorkflow
 from workflows.campaign import CampaignRunWorkflow
 from workflows.enrollment import EnrollmentWorkflow
+from workflows.event_offer import EventOfferWorkflow
 from workflows.fhir_sync import FhirNotificationWorkflow, FhirPollWorkflow
 from workflows.fhir_write_back import FhirWriteBackWorkflow
 from workflows.reconcile import ReconcileEnrollmentsWorkflow
@@ -19,6 +20,7 @@ WORKFLOWS: list[type] = [
     BulkExportWorkflow,
     RefreshSegmentsWorkflow,
     CampaignRunWorkflow,
+    EventOfferWorkflow,
 ]
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "BulkExportWorkflow",
     "CampaignRunWorkflow",
     "EnrollmentWorkflow",
+    "EventOfferWorkflow",
     "FhirNotificationWorkflow",
     "FhirPollWorkflow",
     "FhirWriteBackWorkflow",

@@ -147,3 +147,17 @@ def drop_policies(execute: Callable[[str], object]) -> None:
     execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {SCOPED_ROLE}")
     execute(f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {SCOPED_ROLE}")
     execute(f"REVOKE ALL ON SCHEMA public FROM {SCOPED_ROLE}")
+
+
+def scope_table(execute: Callable[[str], object], table: str, patient_column: str) -> None:
+    """Scope a table made after `0004` by its patient column (its own migration calls this, so the
+    policies of `0004` stay as they were when it ran)."""
+    visible = _VISIBLE.format(column=patient_column)
+    execute(f"CREATE POLICY facility_scope ON {table} TO {SCOPED_ROLE} USING ({visible})")
+    execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+
+
+def unscope_table(execute: Callable[[str], object], table: str) -> None:
+    """Undo `scope_table`."""
+    execute(f"DROP POLICY IF EXISTS facility_scope ON {table}")
+    execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")

@@ -32,7 +32,7 @@ class Permission(StrEnum):
     SEGMENTS_WRITE = "segments:write"
     CAMPAIGNS_READ = "campaigns:read"
     CAMPAIGNS_WRITE = "campaigns:write"
-    EVENTS_READ = "events:read"  # event management: no endpoints yet
+    EVENTS_READ = "events:read"  # event management (`/v1/events`)
     EVENTS_WRITE = "events:write"
     REGISTRATIONS_READ = "registrations:read"
     REGISTRATIONS_WRITE = "registrations:write"

@@ -94,10 +94,12 @@ def patient_reference(patient_id: str = ABDUL_PATIENT_ID) -> dict[str, str]:
     return {"reference": f"Patient/{patient_id}"}
 
 
-def test_the_library_has_the_six_journeys_of_the_brief() -> None:
+def test_the_library_has_the_six_journeys_of_the_brief_and_the_two_of_events() -> None:
     assert [entry.key for entry in library()] == [
         "abnormal-lab-follow-up",
         "appointment-reminder",
+        "event-no-show-re-invite",
+        "event-reminders",
         "medication-adherence",
         "missed-appointment-re-engagement",
         "post-discharge-follow-up",
@@ -363,3 +365,49 @@ async def test_a_vaccination_reminder_stops_when_the_immunization_is_recorded(
     first, second = await lib.bodies(enrollment_id)
     assert "due for your influenza vaccination" in first
     assert "still due" in second
+
+
+async def test_event_reminders_confirm_remind_a_week_and_a_day_before_and_thank_after_check_in(
+    lib: Library, journeys: JourneyHarness
+) -> None:
+    await load_synthea_patient(journeys.sessions)
+    await lib.install("event-reminders")
+    start = (await lib.now()).replace(microsecond=0) + timedelta(days=10)
+    registration = {"event_key": "diabetes-class", "session_id": "am", "registration_id": "reg_1"}
+    async with journeys.make_worker():
+        [enrollment_id] = await lib.event("event.registered", **registration, start=start.isoformat())
+        handle, _ = await lib.enrollment("event-reminders")
+        await reach_step(handle, "until-week-before")
+        await lib.advance(timedelta(days=3, minutes=1))
+        await reach_step(handle, "until-day-before")
+        await lib.advance(timedelta(days=6))
+        await reach_step(handle, "await-check-in")
+        assert await lib.event("event.checked_in", **{**registration, "registration_id": "reg_2"}) == [
+            enrollment_id
+        ]
+        await lib.event("event.checked_in", **registration)
+        result = await journeys.finish(handle)
+
+    assert (result.status, result.outcome) == ("completed", "attended")
+    bodies = await lib.bodies(enrollment_id)
+    assert len(bodies) == 4
+    assert bodies[0].startswith("Hi Abdul, you are registered for ")
+    assert bodies[3] == "Thank you for coming, Abdul. We hope it helped."
+
+
+async def test_a_no_show_who_answers_yes_is_re_invited_by_the_event_planners(
+    lib: Library, journeys: JourneyHarness
+) -> None:
+    await load_synthea_patient(journeys.sessions)
+    await lib.install("event-no-show-re-invite")
+    async with journeys.make_worker():
+        [enrollment_id] = await lib.event("event.no_show", event_key="diabetes-class", registration_id="r1")
+        handle, _ = await lib.enrollment("event-no-show-re-invite")
+        await reach_step(handle, "await-answer")
+        await lib.event("sms.reply", body="yes ")
+        result = await journeys.finish(handle)
+
+    assert (result.status, result.outcome) == ("completed", "completed")
+    assert (await lib.bodies(enrollment_id))[0].startswith("Hi Abdul, we missed you at the session.")
+    [task] = await lib.tasks("event-planners")
+    assert task.title == "Invite Abdul Koepp to the next diabetes-class session"

@@ -1,0 +1,1 @@
+"""Public pages for patients (no login): each opened by a signed, expiring, single-purpose link."""
