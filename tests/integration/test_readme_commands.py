@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import REPO
@@ -127,10 +128,16 @@ def dev(root: Path) -> Iterator[DevCommand]:
             command.process.wait()
 
 
+def demo_text_sent(command: DevCommand) -> bool:
+    """The demo's text is recorded (the banner can come a moment before it)."""
+    answer = httpx.get(f"{command.api}/v1/messages", headers=command.headers)
+    return answer.status_code == 200 and len(answer.json()["items"]) == 1
+
+
 def test_every_shell_block_of_the_readme_runs_against_aftercare_dev(dev: DevCommand, root: Path) -> None:
     dev.wait_for("Aftercare is running")
     # The README's first command answers the demo's text: wait until the demo journey asks.
-    wait_until(lambda: demo_enrollment(dev)["current_step"] == "await-reply")
+    wait_until(lambda: demo_text_sent(dev) and demo_enrollment(dev)["current_step"] == "await-reply")
     # A reader's shell: the project's commands on the PATH, none of the suite's own settings, and the
     # key the README's `export KEY=...` block reads.
     environment = {key: value for key, value in os.environ.items() if key not in SUITE_SETTINGS}
