@@ -18,6 +18,8 @@ COPY api ./api
 COPY models ./models
 COPY workflows ./workflows
 COPY journeys ./journeys
+COPY console ./console
+COPY patient_pages ./patient_pages
 RUN pip install . && python -m compileall -q /usr/local/lib/python3.11/site-packages && chown -R aftercare /app
 
 USER aftercare

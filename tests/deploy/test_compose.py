@@ -5,13 +5,18 @@ product needs from it."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import tomllib
+import uuid
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
+from temporalio.testing import WorkflowEnvironment
 
 from aftercare.cli import _parser
 from tests.conftest import REPO
@@ -38,9 +43,35 @@ def test_the_stack_has_every_part_of_production() -> None:
 
 
 def test_images_are_official_and_pinned() -> None:
-    for name in ("postgresql", "temporal", "temporal-ui"):
+    for name in ("postgresql", "temporal", "temporal-ui", "temporal-schema", "temporal-namespace"):
         image = SERVICES[name]["image"]
         assert re.match(r"^(postgres|temporalio/[a-z-]+):\d+(\.\d+)+$", image), image
+
+
+def test_temporal_runs_on_the_supported_server_image_after_its_schema_is_set_up() -> None:
+    images = {name: service.get("image", "") for name, service in SERVICES.items()}
+    assert not any("auto-setup" in image for image in images.values()), "auto-setup is deprecated"
+    assert images["temporal"].startswith("temporalio/server:")
+    assert images["temporal-schema"].startswith("temporalio/admin-tools:")
+    assert images["temporal-schema"].split(":")[1] == images["temporal"].split(":")[1]
+    assert SERVICES["temporal"]["depends_on"]["temporal-schema"]["condition"] == (
+        "service_completed_successfully"
+    )
+    assert SERVICES["temporal-namespace"]["depends_on"]["temporal"]["condition"] == "service_healthy"
+    for name in ("api", "worker"):
+        assert SERVICES[name]["depends_on"]["temporal-namespace"]["condition"] == (
+            "service_completed_successfully"
+        )
+
+
+def test_the_setup_scripts_the_stack_mounts_exist_and_parse() -> None:
+    for name in ("temporal-schema", "temporal-namespace"):
+        service = SERVICES[name]
+        (mount,) = service["volumes"]
+        host, container, _mode = mount.split(":")
+        script = REPO / host / Path(service["command"][0]).relative_to(container).as_posix()
+        assert script.is_file(), script
+        subprocess.run(["sh", "-n", str(script)], check=True)
 
 
 def test_every_dependency_names_a_service() -> None:
@@ -74,6 +105,29 @@ def test_the_dockerfile_builds_the_package_and_runs_unprivileged() -> None:
     assert re.search(r"^FROM python:3\.11", dockerfile, re.MULTILINE)
     assert "pip install ." in dockerfile
     assert re.search(r"^USER aftercare$", dockerfile, re.MULTILINE)
-    for folder in ("aftercare", "activities", "api", "models", "workflows", "journeys"):
-        assert f"COPY {folder} ./{folder}" in dockerfile
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    packages = [pattern.rstrip("*") for pattern in project["tool"]["setuptools"]["packages"]["find"]["include"]]
+    assert len(packages) >= 8
+    for folder in packages:
+        assert f"COPY {folder} ./{folder}" in dockerfile, f"the image would lack the {folder} package"
         assert (REPO / folder).is_dir()
+
+
+async def test_the_namespace_script_registers_the_namespace_once_on_a_real_server(
+    dev_server: WorkflowEnvironment,
+) -> None:
+    from aftercare.devstack.temporal_server import temporal_cli
+
+    namespace = f"compose-{uuid.uuid4().hex[:8]}"
+    script = REPO / "deploy" / "temporal" / "scripts" / "create-namespace.sh"
+    environment = {
+        **os.environ,
+        "PATH": f"{Path(temporal_cli()).parent}:{os.environ['PATH']}",
+        "TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
+        "DEFAULT_NAMESPACE": namespace,
+    }
+    first = subprocess.run(["sh", str(script)], env=environment, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(["sh", str(script)], env=environment, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"namespace {namespace} created" in first.stdout
+    assert again.returncode == 0 and f"namespace {namespace} exists" in again.stdout
