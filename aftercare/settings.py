@@ -78,6 +78,15 @@ class Settings(BaseSettings):
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
     temporal_task_queue: str = "aftercare"
+    # A Temporal cluster behind TLS: mutual TLS with a client certificate and key (PEM files, e.g. a
+    # Kubernetes secret mounted as files), the CA that signed the server's certificate (the system's
+    # roots when unset), the name to check it against; or Temporal Cloud's API key (TLS implied).
+    temporal_tls: bool = False
+    temporal_tls_cert_file: str | None = None
+    temporal_tls_key_file: str | None = None
+    temporal_tls_ca_file: str | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_api_key: SecretStr | None = None
 
     # The default FHIR source ("default"): the server journeys `fetch` from, id-only notifications are
     # read from, and polling and bulk export run against. More sources: `POST /v1/fhir/sources`.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from pathlib import Path
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
@@ -12,7 +13,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
-from temporalio.service import RetryConfig, RPCError, RPCStatusCode
+from temporalio.service import RetryConfig, RPCError, RPCStatusCode, TLSConfig
 
 from aftercare.security.codec import CodecKeyError, EncryptionCodec, parse_codec_keys
 from aftercare.settings import Settings
@@ -72,6 +73,36 @@ REQUEST_RETRIES = RetryConfig(
 REQUEST_CONNECT_TIMEOUT = timedelta(seconds=3)
 
 
+class TemporalTLSError(ValueError):
+    """The Temporal TLS settings name a file that cannot be read, or half of a key pair."""
+
+
+def _read(path: str, setting: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise TemporalTLSError(f"{setting} names {path!r}, which cannot be read: {error.strerror}") from error
+
+
+def temporal_tls(settings: Settings) -> TLSConfig | bool:
+    """How to reach Temporal: plain (False), TLS with the system's roots (True), or the TLSConfig of
+    the `TEMPORAL_TLS_*` files (mutual TLS with a client certificate, a private CA, a server name)."""
+    cert, key = settings.temporal_tls_cert_file, settings.temporal_tls_key_file
+    if bool(cert) != bool(key):
+        raise TemporalTLSError(
+            "TEMPORAL_TLS_CERT_FILE and TEMPORAL_TLS_KEY_FILE are set together or not at all"
+        )
+    ca, server_name = settings.temporal_tls_ca_file, settings.temporal_tls_server_name
+    if (cert and key) or ca or server_name:
+        return TLSConfig(
+            client_cert=_read(cert, "TEMPORAL_TLS_CERT_FILE") if cert else None,
+            client_private_key=_read(key, "TEMPORAL_TLS_KEY_FILE") if key else None,
+            server_root_ca_cert=_read(ca, "TEMPORAL_TLS_CA_FILE") if ca else None,
+            domain=server_name,
+        )
+    return settings.temporal_tls or settings.temporal_api_key is not None
+
+
 async def connect_temporal(
     settings: Settings, *, lazy: bool = False, retry_config: RetryConfig | None = None
 ) -> Client:
@@ -85,6 +116,8 @@ async def connect_temporal(
         lazy=lazy,
         retry_config=retry_config,
         connect_timeout=REQUEST_CONNECT_TIMEOUT if retry_config is not None else None,
+        tls=temporal_tls(settings),
+        api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
     )
 
 
