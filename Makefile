@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PRISM  := tools/prism/node_modules/.bin/prism
 FHIR_R4 := tools/fhir-r4/node_modules/hl7.fhir.r4.examples/package.json
 
-.PHONY: dev test lint release-check sbom screenshots install install-test chromium clean
+.PHONY: dev test lint docs release-check sbom screenshots install install-test chromium clean
 
 dev: $(VENV)/.installed
 	$(BIN)/aftercare dev --demo
@@ -14,7 +14,12 @@ test: $(VENV)/.installed-test $(PRISM) $(FHIR_R4) chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 	$(BIN)/pytest
+
+# The documentation site (mkdocs.yml, docs/) in build/site; --strict fails on a broken link or an orphan page.
+docs: $(VENV)/.installed-test
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # The console's pages on the demo data, as PNGs under docs/screenshots (shown in the README).
 screenshots: $(VENV)/.installed-test chromium
