@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, Integer, LargeBinary, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.tables import Base
+from models.table_base import Base
 
 
 class AdtMessage(Base):

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import DateTime, Index, Integer, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.tables import Base, Json
+from models.table_base import Base, Json
 
 
 class Campaign(Base):

@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.tables import Base, Json
+from models.table_base import Base, Json
 
 # Statuses that hold seats in a session.
 SEAT_HOLDING = ("registered", "offered", "attended")

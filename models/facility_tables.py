@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import DateTime, ForeignKey, Index, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.tables import Base, Json
+from models.table_base import Base, Json
 
 
 class Facility(Base):

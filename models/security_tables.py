@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import ARRAY, BigInteger, DateTime, Index, Integer, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.tables import Base
+from models.table_base import Base
 
 
 class ApiKey(Base):

@@ -12,7 +12,7 @@ from sqlalchemy import DateTime, Index, Integer, String, func, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.tables import Base, Json
+from models.table_base import Base, Json
 
 
 class Segment(Base):

@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
-    JSON,
     BigInteger,
     Boolean,
     Date,
@@ -18,34 +17,18 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     String,
-    Table,
     Text,
     UniqueConstraint,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
+from models.table_base import Base, Json, table_of
 from models.value_sets import LATEST_OBSERVATION_VALUE_SETS, tokens_literal
 
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-Json = JSON().with_variant(JSONB(), "postgresql")
-
-
-class Base(DeclarativeBase):
-    """Declarative base with a naming convention so migrations name constraints predictably."""
-
-    metadata = MetaData(naming_convention=NAMING)
+__all__ = ["Base", "Json", "table_of"]  # defined in models.table_base; most callers import them here
 
 
 def _created() -> Mapped[datetime]:
@@ -762,13 +745,8 @@ class ParkedItem(Base):
     created_at: Mapped[datetime] = _created()
 
 
-def table_of(model: type[Base]) -> Table:
-    """The core table behind a mapped class, for statements whose compiled form SQLAlchemy caches."""
-    return Base.metadata.tables[model.__tablename__]
-
-
-# Segment, campaign and security tables live in their own modules on the same `Base`; importing them
-# here registers them.
+# The other table modules share `Base` (models.table_base) and import nothing from here, so the graph
+# runs one way; importing them here registers every table on `Base.metadata`.
 from models import adt_tables as _adt_tables  # noqa: E402, F401
 from models import campaign_tables as _campaign_tables  # noqa: E402, F401
 from models import event_tables as _event_tables  # noqa: E402, F401
