@@ -3,6 +3,9 @@
 
 ENROLLMENT_WORKFLOW = "Enrollment"
 DELIVER_EVENT = "deliver_event"
+# A built-in event: the visit that started a journey was cancelled at its source (HL7 v2 A11, A13). Every
+# journey exits on it, whatever its own exit rules, with the outcome the event names.
+ENCOUNTER_CANCELLED_EVENT = "encounter.cancelled"
 STATE_QUERY = "state"
 PAUSE_UPDATE = "pause"
 RESUME_UPDATE = "resume"

@@ -66,7 +66,7 @@ from models.temporal import (
     UpdateAttributesInput,
     WriteBackInput,
 )
-from models.workflow_names import FHIR_WRITE_BACK_PREFIX, FHIR_WRITE_BACK_WORKFLOW
+from models.workflow_names import ENCOUNTER_CANCELLED_EVENT, FHIR_WRITE_BACK_PREFIX, FHIR_WRITE_BACK_WORKFLOW
 from workflows.support import ACTIVITY_FAILURES, StepFailedError, choose_path, failure_reason, is_permanent
 
 T = TypeVar("T")
@@ -685,6 +685,11 @@ class JourneySteps:
                 self._checked_for_exit += 1
                 if event.id == self._entry_event_id:
                     continue
+                if event.type == ENCOUNTER_CANCELLED_EVENT:
+                    self._exit = JourneyExitedError(
+                        str(event.data.get("outcome", "encounter_cancelled")), event
+                    )
+                    break
                 for rule in rules:
                     if rule.event == event.type and await self._rule_holds(rule, event):
                         self._exit = JourneyExitedError(rule.outcome, event)

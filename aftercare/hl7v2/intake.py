@@ -28,10 +28,13 @@ from aftercare.hl7v2.sealing import RawSealer, Sealed
 from aftercare.store.adt_messages import find_adt_message, get_adt_message, mark_retried, record_adt_message
 from aftercare.store.identity import AlreadyOnePerson, merge_records
 from models.tables import Enrollment, PatientIdentifier
+from models.temporal import PatientEvent
+from models.workflow_names import DELIVER_EVENT, ENCOUNTER_CANCELLED_EVENT
 
 log = logging.getLogger(__name__)
 SOURCE = "hl7v2"
-_CANCELLING = frozenset({"A11", "A13"})  # cancel admission, cancel discharge
+# A11 cancels an admission, A13 a discharge: the journeys that visit started exit with this outcome.
+CANCELLED_OUTCOMES = {"A11": "admission_cancelled", "A13": "discharge_cancelled"}
 
 
 @dataclass(frozen=True)
@@ -124,8 +127,8 @@ class AdtIntake:
         )
         if mapped.merged_identifiers:
             await self._merge(mapped, header)
-        if mapped.event in _CANCELLING and mapped.encounter is not None:
-            await self._cancel_enrollments(mapped.encounter["id"])
+        if mapped.event in CANCELLED_OUTCOMES and mapped.encounter is not None:
+            await self._end_enrollments(mapped.encounter["id"], header, CANCELLED_OUTCOMES[mapped.event])
         async with self.sessions.begin() as session:
             await record_adt_message(
                 session,
@@ -188,8 +191,9 @@ class AdtIntake:
                 except AlreadyOnePerson:
                     continue  # a resend of the merge, or merged already
 
-    async def _cancel_enrollments(self, encounter_id: str) -> None:
-        """A11/A13: the enrollments this visit started end (their workflows are cancelled)."""
+    async def _end_enrollments(self, encounter_id: str, header: Header, outcome: str) -> None:
+        """A11/A13: the enrollments this visit started exit with `outcome` (the built-in
+        `encounter.cancelled` event; a resend delivers the same event id, which they ignore)."""
         async with self.sessions.begin() as session:
             workflow_ids = list(
                 await session.scalars(
@@ -200,8 +204,17 @@ class AdtIntake:
                     )
                 )
             )
+        event = PatientEvent(
+            id=f"{SOURCE}:{header.sending_facility}:{header.control_id}"[:200],
+            type=ENCOUNTER_CANCELLED_EVENT,
+            data={
+                "encounter_id": encounter_id,
+                "outcome": outcome,
+                "message": f"{header.message_code}^{header.event}",
+            },
+        )
         for workflow_id in workflow_ids:
-            await self.temporal.get_workflow_handle(workflow_id).cancel()
+            await self.temporal.get_workflow_handle(workflow_id).signal(DELIVER_EVENT, event)
 
     async def _park(self, header: Header, text: str, problem: V2Problem) -> None:
         sealed = self.sealer.seal(text)

@@ -189,18 +189,19 @@ async def test_a_discharge_arriving_as_adt_and_as_fhir_starts_the_journey_once(
     assert await count(sessions, select(func.count()).select_from(Enrollment)) == 1
 
 
-async def test_a_cancelled_discharge_ends_the_journey_it_started(
+async def test_a_cancelled_discharge_ends_the_journey_it_started_with_an_outcome_saying_so(
     mllp_port: int, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     acks = await send(mllp_port, sample("a03_discharge"), sample("a13_cancel_discharge"))
 
     assert [msa(a)[0] for a in acks] == ["AA", "AA"]
 
-    async def cancelled() -> bool:
+    async def ended() -> bool:
         async with sessions() as session:
-            return await session.scalar(select(Enrollment.status)) == "cancelled"
+            row = (await session.execute(select(Enrollment.status, Enrollment.outcome))).one()
+            return tuple(row) == ("exited", "discharge_cancelled")
 
-    assert await eventually(cancelled, 30)
+    assert await eventually(ended, 30)
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from aftercare.settings import Settings
 from aftercare.store.enrollments import enrollment_history, get_enrollment
 from models.search_attributes import CURRENT_STEP, ENROLLMENT_STATUS, JOURNEY_KEY, JOURNEY_VERSION, PATIENT_ID
 from models.temporal import PatientEvent
+from models.workflow_names import ENCOUNTER_CANCELLED_EVENT
 from tests.workflows.fixtures import JourneyHarness, reach_step
 from workflows.enrollment import EnrollmentWorkflow
 
@@ -155,6 +156,29 @@ async def test_an_exit_event_ends_the_enrollment_with_its_outcome(journeys: Jour
     assert enrollment is not None
     assert (enrollment.status, enrollment.outcome) == ("exited", "goal_reached")
     assert (await handle.describe()).typed_search_attributes.get(ENROLLMENT_STATUS) == "exited"
+
+
+async def test_a_visit_cancelled_at_its_source_ends_any_journey_with_the_outcome_it_names(
+    journeys: JourneyHarness,
+) -> None:
+    definition = journey(
+        {"id": "notify", "send": {"template": "greeting"}},
+        {"id": "pause", "wait": {"duration": "P7D"}},
+        {"id": "check-in", "send": {"channel": "sms", "body": "How are you?"}},
+    )
+    cancelled = PatientEvent(
+        id="hl7v2:north:msg-13",
+        type=ENCOUNTER_CANCELLED_EVENT,
+        data={"encounter_id": "enc-1", "outcome": "discharge_cancelled"},
+    )
+    async with journeys.make_worker():
+        handle, enrollment_id, _ = await journeys.enroll(definition, templates=(GREETING,))
+        await reach_step(handle, "pause")
+        await handle.signal(EnrollmentWorkflow.deliver_event, cancelled)
+        result = await journeys.finish(handle)
+
+    assert (result.status, result.outcome) == ("exited", "discharge_cancelled")
+    assert [m.step_id for m in await journeys.messages(enrollment_id)] == ["notify"]
 
 
 async def test_cancelling_records_cancelled_and_stops_the_journey(journeys: JourneyHarness) -> None:
