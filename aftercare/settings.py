@@ -199,6 +199,10 @@ class Settings(BaseSettings):
         default=["identifier", "phone+birth_date", "email+birth_date", "name+birth_date"]
     )
 
+    # HL7 v2 feeds: the identifier system (URI) each assigning authority of PID-3 and MRG-1 stands for,
+    # e.g. {"NORTH_MRN": "http://north-hospital.example/mrn"}, so ADT and FHIR records of one person match.
+    hl7v2_authority_systems: dict[str, str] = Field(default={})
+
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")
 
@@ -219,6 +223,14 @@ class Settings(BaseSettings):
     def _valid_identity_rules(cls, rules: list[str]) -> list[str]:
         parse_rules(rules)
         return rules
+
+    @field_validator("hl7v2_authority_systems")
+    @classmethod
+    def _uri_systems(cls, systems: dict[str, str]) -> dict[str, str]:
+        for authority, system in systems.items():
+            if not system.startswith(("http://", "https://", "urn:")):
+                raise ValueError(f"the system of authority {authority!r} must be a URI (http(s):// or urn:)")
+        return systems
 
     @property
     def guardrails(self) -> GuardrailPolicy:

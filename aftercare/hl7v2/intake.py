@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,6 +22,7 @@ from aftercare.enrollment.fhir_ingest import ingest_fhir_resources
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.fhir.resources import validation_problems
 from aftercare.hl7v2.acks import build_ack
+from aftercare.hl7v2.authorities import AuthoritySystems
 from aftercare.hl7v2.mapping import MappedMessage, check_supported, map_message, patient_identifiers
 from aftercare.hl7v2.messages import Header, V2Message, V2Problem
 from aftercare.hl7v2.sealing import RawSealer, Sealed
@@ -56,6 +57,7 @@ class AdtIntake:
     zone: ZoneInfo
     phone_region: str
     identity_rules: Sequence[str] | None = None
+    authorities: AuthoritySystems = field(default_factory=AuthoritySystems)
 
     async def handle(self, text: str) -> Handled:
         """Process one message (or recognise a resend) and return its acknowledgement."""
@@ -107,6 +109,7 @@ class AdtIntake:
             check_supported(message)
             message.check_segment_ids()
             mapped = map_message(message, zone=self.zone, patient_id=await self._known_patient(message))
+            self.authorities.rewrite([*mapped.resources, *mapped.merged_identifiers])
             _refuse_invalid(mapped)
         except V2Problem as problem:
             await self._park(header, text, problem)
@@ -147,7 +150,7 @@ class AdtIntake:
         return Handled(build_ack(header, "AA"), "AA")
 
     async def _known_patient(self, message: V2Message) -> str | None:
-        identifiers = patient_identifiers(message)
+        identifiers = self.authorities.identifiers(patient_identifiers(message))
         pairs = [(i["system"], i["value"]) for i in identifiers]
         async with self.sessions.begin() as session:
             for system, value in pairs:

@@ -21,6 +21,7 @@ from hl7.mllp import InvalidBlockError, start_hl7_server
 
 from aftercare.db.engine import create_engine, session_factory
 from aftercare.enrollment.starter import EnrollmentStarter
+from aftercare.hl7v2.authorities import AuthoritySystems
 from aftercare.hl7v2.intake import AdtIntake
 from aftercare.hl7v2.messages import V2Message, V2Problem
 from aftercare.hl7v2.sealing import RawSealer
@@ -126,6 +127,7 @@ async def adt_intake(settings: Settings) -> AsyncIterator[AdtIntake]:
             zone=ZoneInfo(settings.hospital_timezone),
             phone_region=settings.phone_default_region,
             identity_rules=settings.identity_rules,
+            authorities=AuthoritySystems(settings.hl7v2_authority_systems),
         )
     finally:
         await engine.dispose()

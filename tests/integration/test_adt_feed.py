@@ -8,6 +8,7 @@ import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
 from aftercare.enrollment.starter import EnrollmentStarter
+from aftercare.hl7v2.authorities import AuthoritySystems
 from aftercare.hl7v2.intake import AdtIntake, Handled
 from aftercare.hl7v2.sealing import RawSealer
 from aftercare.hl7v2.server import MllpListener
@@ -187,6 +189,36 @@ async def test_a_discharge_arriving_as_adt_and_as_fhir_starts_the_journey_once(
         == 2
     )
     assert await count(sessions, select(func.count()).select_from(Enrollment)) == 1
+
+
+async def test_an_authority_mapped_to_the_fhir_system_joins_the_patient_the_ehr_already_sent(
+    api: httpx.AsyncClient,
+    api_settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    dev_server: WorkflowEnvironment,
+) -> None:
+    patient = {
+        "resourceType": "Patient",
+        "id": "fhir-alfreda",
+        "identifier": [{"system": "http://hl7.org/fhir/sid/us-ssn", "value": "999-12-3456"}],
+        "name": [{"family": "Wyman", "given": ["Alfreda"]}],
+    }
+    assert (await api.post("/v1/fhir/notifications", json=patient)).status_code == 200
+    intake = replace(
+        build_intake(api_settings, sessions, dev_server),
+        authorities=AuthoritySystems({"SSA": "http://hl7.org/fhir/sid/us-ssn"}),
+    )
+
+    handled = await intake.handle(sample("a03_discharge"))
+
+    assert handled.code == "AA"
+    async with sessions() as session:
+        subject = await session.scalar(
+            select(FhirResource.content["subject"]["reference"].as_string()).where(
+                FhirResource.resource_type == "Encounter"
+            )
+        )
+    assert subject == "Patient/fhir-alfreda"
 
 
 async def test_a_cancelled_discharge_ends_the_journey_it_started_with_an_outcome_saying_so(
