@@ -97,6 +97,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/fhir/sources/{key}/subscriptions"): needs(
         P.FHIR_SOURCES_WRITE, Audit("fhir_source", "path:key", "subscribe")
     ),
+    # HL7 v2 feed: parked messages (their reasons may quote a field's value) and an operator's retry
+    ("GET", "/v1/hl7v2/messages/parked"): needs(P.FHIR_SOURCES_READ, Audit("adt_message", action="list")),
+    ("POST", "/v1/hl7v2/messages/{message_id}/retry"): needs(
+        P.FHIR_SOURCES_WRITE, Audit("adt_message", "path:message_id", "retry")
+    ),
     # patients (a search's terms are patient data: the audit trail records only that a search was made)
     ("GET", "/v1/patients"): needs(P.PATIENTS_READ, Audit("patient", action="search")),
     ("GET", "/v1/patients/{patient_id}"): needs(P.PATIENTS_READ, _PATIENT),

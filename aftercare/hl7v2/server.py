@@ -18,6 +18,8 @@ from contextlib import asynccontextmanager
 from zoneinfo import ZoneInfo
 
 from hl7.mllp import InvalidBlockError, start_hl7_server
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
 
 from aftercare.db.engine import create_engine, session_factory
 from aftercare.enrollment.starter import EnrollmentStarter
@@ -107,28 +109,38 @@ class MllpListener:
             writer.close()
 
 
+def intake_for(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    temporal: Client,
+    starter: EnrollmentStarter | None = None,
+) -> AdtIntake:
+    """The intake of these settings on an engine's sessions and a Temporal client (the listener's, or
+    the API's for an operator's retry)."""
+    keys = (
+        parse_codec_keys(settings.aftercare_codec_keys.get_secret_value())
+        if settings.aftercare_codec_keys is not None
+        else []
+    )
+    return AdtIntake(
+        sessions=sessions,
+        starter=starter or EnrollmentStarter(sessions, temporal, settings.temporal_task_queue),
+        temporal=temporal,
+        sealer=RawSealer(keys),
+        zone=ZoneInfo(settings.hospital_timezone),
+        phone_region=settings.phone_default_region,
+        identity_rules=settings.identity_rules,
+        authorities=AuthoritySystems(settings.hl7v2_authority_systems),
+    )
+
+
 @asynccontextmanager
 async def adt_intake(settings: Settings) -> AsyncIterator[AdtIntake]:
     """The intake on the configured database and Temporal, for as long as the block runs."""
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     try:
         temporal = await connect_temporal(settings)
-        sessions = session_factory(engine)
-        keys = (
-            parse_codec_keys(settings.aftercare_codec_keys.get_secret_value())
-            if settings.aftercare_codec_keys is not None
-            else []
-        )
-        yield AdtIntake(
-            sessions=sessions,
-            starter=EnrollmentStarter(sessions, temporal, settings.temporal_task_queue),
-            temporal=temporal,
-            sealer=RawSealer(keys),
-            zone=ZoneInfo(settings.hospital_timezone),
-            phone_region=settings.phone_default_region,
-            identity_rules=settings.identity_rules,
-            authorities=AuthoritySystems(settings.hl7v2_authority_systems),
-        )
+        yield intake_for(settings, session_factory(engine), temporal)
     finally:
         await engine.dispose()
 

@@ -270,6 +270,27 @@ async def test_a_message_that_cannot_be_mapped_is_parked_sealed_and_answered_wit
     assert retried.code == code
 
 
+async def test_an_operator_lists_parked_messages_without_their_text_and_retries_one_through_the_api(
+    mllp_port: int, api: httpx.AsyncClient
+) -> None:
+    [ack] = await send(mllp_port, sample("malformed_bad_date"))
+    assert msa(ack)[0] == "AE"
+
+    listed = await api.get("/v1/hl7v2/messages/parked")
+
+    assert listed.status_code == 200
+    [parked] = listed.json()["items"]
+    assert (parked["ack_code"], parked["error_location"], parked["retryable"]) == ("AE", "PID-7", True)
+    assert "Wyman" not in listed.text
+    retried = await api.post(f"/v1/hl7v2/messages/{parked['id']}/retry")
+    assert retried.status_code == 200
+    assert retried.json()["ack_code"] == "AE"
+    assert retried.json()["reason"]
+    [after] = (await api.get("/v1/hl7v2/messages/parked")).json()["items"]
+    assert after["retried_at"] is not None
+    assert (await api.post("/v1/hl7v2/messages/999999/retry")).status_code == 404
+
+
 async def test_a_merge_joins_the_two_records(
     mllp_port: int, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
