@@ -22,6 +22,7 @@ _SWAGGER = """<!doctype html>
 <meta charset="utf-8">
 <title>{title} - API documentation</title>
 <link rel="stylesheet" href="{static}/vendor/swagger-ui/swagger-ui.css">
+<link rel="stylesheet" href="{static}/docs/swagger-a11y.css">
 <link rel="icon" type="image/png" href="{static}/vendor/swagger-ui/favicon-32x32.png">
 </head>
 <body>

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from playwright.async_api import Browser, Page, Route, async_playwright
 
@@ -45,3 +46,18 @@ async def offline_except(page: Page, origin: str) -> list[str]:
 
     await page.route("**/*", only_origin)
     return refused
+
+
+AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
+
+
+async def axe_violations(page: Page) -> list[str]:
+    """The serious and critical accessibility violations axe-core finds on the page. axe is evaluated
+    through the DevTools protocol, which the page's content security policy does not govern."""
+    await page.evaluate(AXE.read_text())
+    result = await page.evaluate("async () => (await axe.run(document)).violations")
+    return [
+        f"{violation['id']} ({violation['impact']}): {[node['target'] for node in violation['nodes']]}"
+        for violation in result
+        if violation["impact"] in ("serious", "critical")
+    ]

@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 from aftercare.settings import Settings
 from api.app import _refuse_routes_without_rules, create_app
 from api.docs import STATIC_DIRECTORY
-from tests.browser import chromium, offline_except
+from tests.browser import axe_violations, chromium, offline_except
 from tests.serving import serving
 
 
@@ -56,6 +56,7 @@ async def test_swagger_ui_renders_every_operation_offline(browser: Browser, api_
     assert await page.locator(".opblock-summary-path", has_text="/v1/fhir/notifications").count() >= 1
     assert refused == []
     assert problems == []
+    assert await axe_violations(page) == []
 
 
 async def test_redoc_renders_the_operations_offline(browser: Browser, api_url: str) -> None:
@@ -67,6 +68,7 @@ async def test_redoc_renders_the_operations_offline(browser: Browser, api_url: s
     assert "Receive Notification" in await page.locator("h2").all_inner_texts()
     assert refused == []
     assert problems == []
+    assert await axe_violations(page) == []
 
 
 def test_static_files_are_served_only_where_the_rules_allow(settings: Settings) -> None:

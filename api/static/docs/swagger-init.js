@@ -5,7 +5,9 @@ window.ui = SwaggerUIBundle({
   url: container.dataset.openapiUrl,
   dom_id: "#swagger-ui",
   layout: "BaseLayout",
-  deepLinking: true,
+  // No deep links: Swagger UI puts them as links inside each operation's button, which screen readers
+  // and keyboards cannot reach (axe-core's nested-interactive).
+  deepLinking: false,
   showExtensions: true,
   showCommonExtensions: true,
   presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset],
