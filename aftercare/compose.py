@@ -177,7 +177,9 @@ def _sources(plan: SendPlan, channel: str, language: str | None) -> _Sources:
     spec = plan.spec
     if spec.template is None:
         assert spec.body is not None
-        return _Sources(subject=spec.subject if channel != "sms" else None, body=spec.body, html=None)
+        return _Sources(
+            subject=spec.subject if channel not in ("sms", "voice") else None, body=spec.body, html=None
+        )
     locales = locale_candidates(language)
     stored = plan.book.find(spec.template, channel, locales)
     if stored is None:

@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from models.base import DefinitionModel
 from models.durations import IsoDuration, SignedIsoDuration
+from models.voice import CallScript
 
 Key = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
 StepId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
@@ -26,8 +27,9 @@ ResourceTypeName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Za-z]+$",
 AttributeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 AttributeValue = str | int | float | bool | None
 Expression = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
-Channel = Literal["sms", "email", "letter", "push"]
-ChannelChoice = Literal["sms", "email", "letter", "push", "best"]
+Channel = Literal["sms", "email", "letter", "push", "voice"]
+ChannelChoice = Literal["sms", "email", "letter", "push", "voice", "best"]
+# The default fallback order; a call (`voice`) is only placed where a send or `fallback` names it.
 CHANNELS: tuple[Channel, ...] = ("sms", "email", "push", "letter")
 Reentry = Literal["never", "after_exit", "always"]
 # Why a message is sent (consent is given or withdrawn per channel and purpose).
@@ -259,6 +261,14 @@ class EnrollSpec(DefinitionModel):
     context: dict[str, Any] = {}
 
 
+class CallSpec(CallScript):
+    """What a `call` step says and asks (see `models/voice.py`), and why it calls (consent is per
+    channel and purpose; `urgent` lets it ring in quiet hours)."""
+
+    purpose: Purpose | None = None
+    urgent: bool = False
+
+
 class EndSpec(DefinitionModel):
     """Finish the enrollment with an outcome."""
 
@@ -412,8 +422,21 @@ class EnrollStep(StepBase):
         return self.name or f"Enrolling in {self.enroll.journey}"
 
 
+class CallStep(StepBase):
+    """Call the patient: say the script, ask its keypad questions (answers arrive as `voice.*` events)."""
+
+    kind: ClassVar[str] = "call"
+    call: CallSpec
+
+    def describe(self) -> str:
+        """The step in words."""
+        asked = len(self.call.gather)
+        return self.name or f"Calling the patient ({asked} question{'s' if asked != 1 else ''})"
+
+
 STEP_TYPES: tuple[type[StepBase], ...] = (
     SendStep,
+    CallStep,
     WaitStep,
     WaitForStep,
     BranchStep,
@@ -439,6 +462,7 @@ def _step_kind(value: Any) -> str | None:
 
 Step = Annotated[
     Annotated[SendStep, Tag("send")]
+    | Annotated[CallStep, Tag("call")]
     | Annotated[WaitStep, Tag("wait")]
     | Annotated[WaitForStep, Tag("wait_for")]
     | Annotated[BranchStep, Tag("branch")]

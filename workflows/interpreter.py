@@ -6,6 +6,7 @@ from models.journey import (
     BranchOtherwise,
     BranchStep,
     BranchWhen,
+    CallStep,
     EndStep,
     EnrollStep,
     FetchStep,
@@ -51,6 +52,8 @@ async def run_step(steps: JourneySteps, step: Step) -> str | None:
             purpose=spec.purpose,
             urgent=spec.urgent,
         )
+    elif isinstance(step, CallStep):
+        await steps.call(step.call, step=step.id, name=name)
     elif isinstance(step, WaitStep):
         wait = step.wait
         if wait.duration is not None:

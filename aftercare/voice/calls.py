@@ -1,0 +1,64 @@
+"""The `voice_calls` rows: written when a call is recorded, then moved on by Twilio's callbacks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.tables import Message
+from models.voice import RenderedCall
+from models.voice_tables import VoiceCall
+
+# Twilio's call statuses after which nothing more happens.
+FINAL_CALL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
+
+
+async def record_call(session: AsyncSession, message: Message, rendered: RenderedCall) -> None:
+    """The call's durable record, in the transaction that records its message."""
+    session.add(
+        VoiceCall(
+            message_id=message.id,
+            patient_id=message.patient_id,
+            enrollment_id=message.enrollment_id,
+            step_id=message.step_id,
+            script=rendered.model_dump(mode="json"),
+            answers={},
+        )
+    )
+    await session.flush()
+
+
+async def load_call(session: AsyncSession, message_id: str, *, lock: bool = False) -> VoiceCall | None:
+    """A call's record (locked for update when asked)."""
+    statement = select(VoiceCall).where(VoiceCall.message_id == message_id)
+    if lock:
+        statement = statement.with_for_update()
+    return (await session.scalars(statement)).one_or_none()
+
+
+def rendered_of(call: VoiceCall) -> RenderedCall:
+    """The rendered script a call was recorded with."""
+    return RenderedCall.model_validate(call.script)
+
+
+async def call_sid_of(session: AsyncSession, message_id: str) -> str | None:
+    """The CallSid Twilio's callbacks reported for this message, if any arrived."""
+    found: str | None = await session.scalar(
+        select(VoiceCall.call_sid).where(VoiceCall.message_id == message_id)
+    )
+    return found
+
+
+async def change_call(session: AsyncSession, message_id: str, **values: Any) -> None:
+    """Set columns of a call's record."""
+    await session.execute(
+        update(VoiceCall).where(VoiceCall.message_id == message_id).values(updated_at=func.now(), **values)
+    )
+
+
+def note_identity(call: VoiceCall, call_sid: str | None) -> None:
+    """Remember the CallSid a callback named for this call (the first one wins)."""
+    if call_sid and call.call_sid is None:
+        call.call_sid = call_sid
