@@ -570,7 +570,7 @@ ConsentPurpose = Annotated[
         pattern=r"^(\*|phi|care_coordination|appointment_reminders|health_education|surveys|marketing)$"
     ),
 ]
-ConsentChannel = Annotated[str, StringConstraints(pattern=r"^(\*|sms|email|letter|push)$")]
+ConsentChannel = Annotated[str, StringConstraints(pattern=r"^(\*|sms|email|letter|push|voice)$")]
 
 
 class ConsentChange(BaseModel):

@@ -14,6 +14,7 @@ from activities.messaging.outbox import OutboxProvider
 from activities.messaging.providers import MessageProvider, ProviderRegistry
 from activities.messaging.send import MessagingActivities
 from activities.messaging.twilio_voice import TwilioVoiceProvider
+from aftercare.guardrails import GuardrailPolicy
 from models.journey import CallSpec, SendSpec
 from models.temporal import SendMessageInput, SendMessageResult
 from models.voice_tables import VoiceCall
@@ -56,7 +57,11 @@ def call_request(
 ) -> SendMessageInput:
     """The send activity's input for a `call` step."""
     spec = CallSpec.model_validate(script or TWO_QUESTIONS)
-    request = send_request(SendSpec(channel="voice", body=spec.say), step=step, visit=visit)
+    request = send_request(
+        SendSpec(channel="voice", body=spec.say, purpose=spec.purpose, urgent=spec.urgent),
+        step=step,
+        visit=visit,
+    )
     return request.model_copy(update={"script": script_of(spec)})
 
 
@@ -64,9 +69,11 @@ async def place_call(
     sessions: async_sessionmaker[AsyncSession],
     provider: MessageProvider,
     request: SendMessageInput | None = None,
+    guardrails: GuardrailPolicy | None = None,
 ) -> SendMessageResult:
-    """Run the send activity for a call step once."""
-    activities = MessagingActivities(sessions, ProviderRegistry({"voice": provider}, OutboxProvider()))
+    """Run the send activity for a call step once (under these guardrails)."""
+    registry = ProviderRegistry({"voice": provider}, OutboxProvider())
+    activities = MessagingActivities(sessions, registry, "America/New_York", guardrails)
     result: SendMessageResult = await ActivityEnvironment().run(
         activities.send_message, request or call_request()
     )

@@ -4,7 +4,7 @@ never places a second call, finding an interrupted one by the identity Twilio's 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import httpx
 import pytest
@@ -13,12 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.exceptions import ApplicationError
 
 from activities.messaging.providers import OutgoingMessage, ProviderOutcome
+from aftercare.guardrails import GuardrailPolicy
 from aftercare.settings import Settings
 from models.tables import Message, Patient
 from models.voice import RenderedCall
 from tests.api.webhooks.twilio_signing import AUTH_TOKEN, PUBLIC_BASE_URL
 from tests.helpers import RecordingProvider, load_synthea_patient, with_twilio
-from tests.voice_calls import calls, place_call, twilio_says, voice_provider
+from tests.voice_calls import call_request, calls, place_call, twilio_says, voice_provider
 
 pytestmark = pytest.mark.usefixtures("empty_database")
 
@@ -73,6 +74,39 @@ async def test_a_patient_who_withdrew_consent_for_calls_is_not_called(
     assert "withdrew consent" in (result.reason or "")
     assert provider.calls == []
     assert await calls(sessions) == []
+
+
+async def test_a_call_has_its_own_consent_a_stop_texted_does_not_silence_calls(
+    sessions: async_sessionmaker[AsyncSession], twilio_mock: str
+) -> None:
+    from aftercare.store.consents import record_consent
+
+    patient = await load_synthea_patient(sessions)
+    async with sessions.begin() as session:
+        await record_consent(session, [patient["id"]], "sms", "revoked", "sms-keyword")
+    result = await place_call(sessions, voice_provider(sessions, twilio_mock))
+    assert result.status == "queued"
+
+
+async def test_a_call_due_in_quiet_hours_waits_for_calling_hours_unless_urgent(
+    sessions: async_sessionmaker[AsyncSession], twilio_mock: str
+) -> None:
+    await load_synthea_patient(sessions)
+    provider = RecordingProvider(voice_provider(sessions, twilio_mock))
+    policy = GuardrailPolicy(quiet_hours=(time(21), time(8)))
+    night = datetime(2027, 1, 15, 8, 0, tzinfo=UTC)  # 03:00 in New York
+
+    deferred = await place_call(
+        sessions, provider, call_request().model_copy(update={"due_at": night}), policy
+    )
+    assert (deferred.status, deferred.rule) == ("deferred", "quiet_hours")
+    assert deferred.defer_until == datetime(2027, 1, 15, 13, 0, tzinfo=UTC)
+    assert provider.calls == []
+
+    urgent = call_request({"say": "Please call the ward.", "urgent": True}, step="urgent-call")
+    placed = await place_call(sessions, provider, urgent.model_copy(update={"due_at": night}), policy)
+    assert placed.status == "queued"
+    assert provider.calls == ["send"]
 
 
 async def test_a_patient_without_a_phone_is_not_called(
