@@ -263,10 +263,12 @@ class EnrollSpec(DefinitionModel):
 
 class CallSpec(CallScript):
     """What a `call` step says and asks (see `models/voice.py`), and why it calls (consent is per
-    channel and purpose; `urgent` lets it ring in quiet hours)."""
+    channel and purpose; `urgent` lets it ring in quiet hours). With `on_unanswered` (or `retries`)
+    the step waits for the call's outcome, and goes there when no person answered the last call."""
 
     purpose: Purpose | None = None
     urgent: bool = False
+    on_unanswered: StepId | None = None
 
 
 class EndSpec(DefinitionModel):
@@ -436,7 +438,6 @@ class CallStep(StepBase):
 
 STEP_TYPES: tuple[type[StepBase], ...] = (
     SendStep,
-    CallStep,
     WaitStep,
     WaitForStep,
     BranchStep,
@@ -446,6 +447,7 @@ STEP_TYPES: tuple[type[StepBase], ...] = (
     SplitStep,
     EnrollStep,
     EndStep,
+    CallStep,
 )
 STEP_KINDS: tuple[str, ...] = tuple(step_type.kind for step_type in STEP_TYPES)
 WAITING_KINDS = frozenset({"wait", "wait_for"})
@@ -462,7 +464,6 @@ def _step_kind(value: Any) -> str | None:
 
 Step = Annotated[
     Annotated[SendStep, Tag("send")]
-    | Annotated[CallStep, Tag("call")]
     | Annotated[WaitStep, Tag("wait")]
     | Annotated[WaitForStep, Tag("wait_for")]
     | Annotated[BranchStep, Tag("branch")]
@@ -471,7 +472,8 @@ Step = Annotated[
     | Annotated[FetchStep, Tag("fetch")]
     | Annotated[SplitStep, Tag("split")]
     | Annotated[EnrollStep, Tag("enroll")]
-    | Annotated[EndStep, Tag("end")],
+    | Annotated[EndStep, Tag("end")]
+    | Annotated[CallStep, Tag("call")],
     Discriminator(
         _step_kind,
         custom_error_type="step_kind",
@@ -554,6 +556,8 @@ class JourneyDefinition(DefinitionModel):
 def _targets(step: StepBase, position: int) -> Iterator[tuple[tuple[str | int, ...], str]]:
     if step.goto is not None:
         yield ("steps", position, "goto"), step.goto
+    if isinstance(step, CallStep) and step.call.on_unanswered is not None:
+        yield ("steps", position, "call", "on_unanswered"), step.call.on_unanswered
     if isinstance(step, WaitForStep) and step.wait_for.on_timeout is not None:
         yield ("steps", position, "wait_for", "on_timeout"), step.wait_for.on_timeout
     if isinstance(step, BranchStep):

@@ -53,7 +53,9 @@ async def run_step(steps: JourneySteps, step: Step) -> str | None:
             urgent=spec.urgent,
         )
     elif isinstance(step, CallStep):
-        await steps.call(step.call, step=step.id, name=name)
+        called = await steps.call(step.call, step=step.id, name=name)
+        if step.call.on_unanswered is not None and not called.answered:
+            return step.call.on_unanswered
     elif isinstance(step, WaitStep):
         wait = step.wait
         if wait.duration is not None:

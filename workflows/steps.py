@@ -407,6 +407,22 @@ class JourneySteps:
 
         return await self._step(step or f"wait_for:{event}", "wait_for", label, run)
 
+    async def watch(
+        self, matches: Callable[[PatientEvent], bool], until: datetime, summary: str
+    ) -> PatientEvent | None:
+        """The first event since the latest step began that `matches`, waiting for it until `until`
+        (None then). The event is not consumed: a later `wait_for` still receives it."""
+        position = self._window[1]
+        while True:
+            await self._check_exits()
+            found = next((event for event in self._events[position:] if matches(event)), None)
+            if found is not None:
+                return found
+            position = len(self._events)
+            remaining = until - workflow.now()
+            if remaining <= timedelta(0) or not await self._next_event(remaining, summary):
+                return None
+
     async def first_true(
         self, conditions: Sequence[str], *, step: str | None = None, name: str | None = None
     ) -> int | None:
