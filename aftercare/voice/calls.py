@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from models.api import CallView
 from models.tables import Message
 from models.voice import RenderedCall
 from models.voice_tables import VoiceCall
@@ -36,6 +38,25 @@ async def load_call(session: AsyncSession, message_id: str, *, lock: bool = Fals
     if lock:
         statement = statement.with_for_update()
     return (await session.scalars(statement)).one_or_none()
+
+
+async def call_views(session: AsyncSession, message_ids: Sequence[str]) -> dict[str, CallView]:
+    """How each of these calls went, by message id (calls with no record are left out)."""
+    if not message_ids:
+        return {}
+    rows = await session.scalars(select(VoiceCall).where(VoiceCall.message_id.in_(message_ids)))
+    return {
+        call.message_id: CallView(
+            status=call.status,
+            outcome=call.outcome,
+            answered_by=call.answered_by,
+            duration_seconds=call.duration_seconds,
+            answers=dict(call.answers or {}),
+            transferred=call.transferred,
+            voicemail_left=call.recording_seconds is not None,
+        )
+        for call in rows
+    }
 
 
 def rendered_of(call: VoiceCall) -> RenderedCall:

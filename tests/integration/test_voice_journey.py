@@ -99,3 +99,17 @@ async def test_the_journey_branches_on_the_keys_the_patient_pressed(
     assert len(queue) == tasks
     if tasks:
         assert queue[0]["title"] == "Call Abdul Koepp: feels worse"
+
+    completed = {"CallSid": CALL_SID, "CallStatus": "completed", "CallDuration": "42", "AnsweredBy": "human"}
+    await twilio_says(api, "status", call["id"], completed)
+    [shown] = (await api.get("/v1/messages", params={"channel": "voice"})).json()["items"]
+    assert shown["status"] == "delivered"
+    assert shown["call"] == {
+        "status": "completed",
+        "outcome": "answered",
+        "answered_by": "human",
+        "duration_seconds": 42,
+        "answers": {"feeling": feeling, "medicines": "1"},
+        "transferred": False,
+        "voicemail_left": False,
+    }
