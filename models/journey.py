@@ -15,7 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from models.base import DefinitionModel
 from models.durations import IsoDuration, SignedIsoDuration
-from models.voice import CallScript
+from models.voice import CALL_EVENT_TYPES, CallScript
 
 Key = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
 StepId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
@@ -266,9 +266,16 @@ class CallSpec(CallScript):
     channel and purpose; `urgent` lets it ring in quiet hours). With `on_unanswered` (or `retries`)
     the step waits for the call's outcome, and goes there when no person answered the last call."""
 
+    template: Key | None = None
     purpose: Purpose | None = None
     urgent: bool = False
     on_unanswered: StepId | None = None
+
+    @model_validator(mode="after")
+    def _one_greeting(self) -> CallSpec:
+        if (self.say is None) == (self.template is None):
+            raise ValueError("a call needs either `say` or a voice `template`, not both")
+        return self
 
 
 class EndSpec(DefinitionModel):
@@ -531,6 +538,8 @@ class JourneyDefinition(DefinitionModel):
         if self.code:
             return None
         waited = {step.wait_for.event for step in self.steps if isinstance(step, WaitForStep)}
+        if any(isinstance(step, CallStep) for step in self.steps):
+            waited |= set(CALL_EVENT_TYPES.values())  # a call step may wait for its call's outcome
         return frozenset(waited | {rule.event for rule in self.exit})
 
     def expressions(self) -> Iterator[tuple[tuple[str | int, ...], str]]:

@@ -80,10 +80,12 @@ class CallRetries(DefinitionModel):
 
 
 class CallScript(DefinitionModel):
-    """What a call says and asks. `say` is spoken first; `voicemail` is left on an answering machine
-    (say no more than the minimum: no health details); without one, the call hangs up on a machine."""
+    """What a call says and asks. `say` is spoken first (or the body of the step's voice template in
+    the patient's language, whose `prompts` then say the questions); `voicemail` is left on an
+    answering machine (say no more than the minimum: no health details); without one, the call hangs
+    up on a machine."""
 
-    say: Spoken
+    say: Spoken | None = None
     gather: list[GatherQuestion] = Field(default=[], max_length=10)
     transfer: TransferSpec | None = None
     record: RecordSpec | None = None

@@ -48,8 +48,10 @@ class CallResult(TemporalModel):
 
 
 def script_of(spec: CallSpec) -> CallScript:
-    """The script part of a `call` step (without the send's purpose, urgency and jump)."""
-    return CallScript.model_validate(spec.model_dump(exclude={"purpose", "urgent", "on_unanswered"}))
+    """The script part of a `call` step (without its template, the send's purpose, urgency and jump)."""
+    return CallScript.model_validate(
+        spec.model_dump(exclude={"template", "purpose", "urgent", "on_unanswered"})
+    )
 
 
 async def place_call(steps: JourneySteps, spec: CallSpec, *, step: str, name: str | None) -> CallResult:
@@ -65,6 +67,7 @@ async def place_call(steps: JourneySteps, spec: CallSpec, *, step: str, name: st
                 spec.retries.every, step=f"{step}:retry", name=f"Waiting to call again ({attempt})"
             )
         sent = await steps.send(
+            spec.template,
             channel="voice",
             body=spec.say,
             step=step,

@@ -43,7 +43,7 @@ class CallUrls:
 def opening(call: RenderedCall, urls: CallUrls) -> VoiceResponse:
     """The start of the call: the greeting, then the first question (or the end)."""
     response = VoiceResponse()
-    response.say(call.script.say, language=say_language(call.language))
+    response.say(call.script.say or "", language=say_language(call.language))
     return _continue(response, call, urls, 0)
 
 

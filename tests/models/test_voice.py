@@ -49,13 +49,19 @@ def problem_of(document: dict[str, Any]) -> dict[str, Any]:
     return problem
 
 
-def test_the_issue_s_example_parses_and_listens_for_voice_answered() -> None:
+def test_the_issue_s_example_parses_and_listens_for_every_call_outcome() -> None:
     journey = parse_journey(yaml.safe_load(CONTRACT_EXAMPLE))
     call = journey.steps[0]
     assert isinstance(call, CallStep)
     assert [(q.id, q.digits, q.num_digits) for q in call.call.gather] == [("feeling", "12", 1)]
     assert call.describe() == "Calling the patient (1 question)"
-    assert journey.listened_event_types() == {"voice.answered"}
+    assert journey.listened_event_types() == {
+        "voice.answered",
+        "voice.no_answer",
+        "voice.busy",
+        "voice.failed",
+        "voice.machine",
+    }
 
 
 def test_two_questions_with_one_id_are_refused() -> None:
