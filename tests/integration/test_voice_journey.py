@@ -113,3 +113,26 @@ async def test_the_journey_branches_on_the_keys_the_patient_pressed(
         "transferred": False,
         "voicemail_left": False,
     }
+
+
+async def test_a_patient_who_withdrew_consent_to_calls_is_not_called(api: httpx.AsyncClient) -> None:
+    assert (
+        await api.post("/v1/fhir/import", json=synthea_bundle(), params={"triggers": "false"})
+    ).status_code == 200
+    withdrawn = await api.put(
+        f"/v1/patients/{ABDUL_PATIENT_ID}/consents",
+        json={"consents": [{"channel": "voice", "status": "revoked"}]},
+    )
+    assert withdrawn.status_code == 200
+    assert (await api.post("/v1/journeys", json=CHECK_CALL)).status_code == 201
+    created = await api.post("/v1/journeys/check-call/enrollments", json={"patient_id": ABDUL_PATIENT_ID})
+    enrollment_id = created.json()["enrollment_id"]
+
+    async def recorded() -> dict[str, Any] | None:
+        items = (await api.get("/v1/messages", params={"enrollment_id": enrollment_id})).json()["items"]
+        return items[0] if items else None
+
+    call = await eventually(recorded)
+    assert (call["channel"], call["status"], call["provider"]) == ("voice", "skipped", None)
+    assert call["reason"] == "the patient withdrew consent (api)"
+    assert call["call"] is None

@@ -16,7 +16,7 @@ from models.voice import RenderedCall
 from models.voice_tables import VoiceCall
 from tests.conftest import ABDUL_PATIENT_ID
 from tests.helpers import load_synthea_patient
-from tests.journeys.test_library import Library, lib, patient_reference
+from tests.journeys.test_library import SPANISH_SPEAKER, Library, lib, patient_reference
 from tests.workflows.fixtures import JourneyHarness, reach_step
 
 pytestmark = pytest.mark.usefixtures("empty_database")
@@ -104,3 +104,23 @@ async def test_nobody_answering_gets_two_more_calls_then_a_letter(
         ("day-7", "voice"),
     ]
     assert "we tried to call you" in (sent[3].body or "")
+
+
+async def test_a_spanish_speaker_is_called_in_spanish(lib: Library, journeys: JourneyHarness) -> None:
+    patient = await load_synthea_patient(journeys.sessions, SPANISH_SPEAKER)
+    await lib.install(KEY)
+    stay = {**await discharged(lib), "subject": patient_reference(patient["id"])}
+    async with journeys.make_worker():
+        await lib.ingest(stay)
+        handle, _ = await lib.enrollment(KEY)
+        await journeys.finish(handle)
+
+    message, call = (await placed_calls(journeys))[0]
+    assert message.locale == "es"
+    assert call.language == "es"
+    assert (call.script.say or "").startswith("Hola Antonio, le llama su equipo de atención")
+    assert call.script.gather[0].prompt == "Marque 1 si se siente bien, o 2 si no se siente bien."
+    assert (
+        call.script.goodbye
+        == "Gracias. Su equipo de atención se comunicará con usted si necesita algo. Adiós."
+    )
