@@ -21,7 +21,7 @@ from activities.messaging.providers import (
     ProviderTemporaryError,
 )
 from activities.messaging.twilio_sms import _HeaderKeepingClient, classified_twilio_errors
-from aftercare.voice.calls import call_sid_of
+from aftercare.voice.calls import VOICE_PROVIDER, call_sid_of
 from aftercare.voice.twiml import CallUrls
 
 # How long a call rings before it counts as not answered, and how long an interrupted attempt waits
@@ -34,7 +34,7 @@ CALLBACK_GRACE = timedelta(minutes=3)
 class TwilioVoiceProvider:
     """Places calls with `calls.create`; finds an interrupted one by the identity its callbacks report."""
 
-    name = "twilio-voice"
+    name = VOICE_PROVIDER
     external = True
 
     def __init__(

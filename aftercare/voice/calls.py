@@ -13,6 +13,7 @@ from models.tables import Message
 from models.voice import RenderedCall
 from models.voice_tables import VoiceCall
 
+VOICE_PROVIDER = "twilio-voice"
 # Twilio's call statuses after which nothing more happens.
 FINAL_CALL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 
@@ -79,7 +80,13 @@ async def change_call(session: AsyncSession, message_id: str, **values: Any) -> 
     )
 
 
-def note_identity(call: VoiceCall, call_sid: str | None) -> None:
-    """Remember the CallSid a callback named for this call (the first one wins)."""
+async def note_identity(session: AsyncSession, call: VoiceCall, call_sid: str | None) -> None:
+    """Remember the CallSid a callback named for this call (the first one wins), on the call and on
+    its message when the attempt that placed it died before recording it."""
     if call_sid and call.call_sid is None:
         call.call_sid = call_sid
+        await session.execute(
+            update(Message)
+            .where(Message.id == call.message_id, Message.provider_message_id.is_(None))
+            .values(provider_message_id=call_sid, provider=VOICE_PROVIDER, updated_at=func.now())
+        )

@@ -55,7 +55,7 @@ async def _known_call(session: AsyncSession, message_id: str, call_sid: str | No
     call = await load_call(session, message_id, lock=True)
     if call is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no call is recorded for this message")
-    note_identity(call, call_sid)
+    await note_identity(session, call, call_sid)
     return call
 
 
@@ -100,7 +100,7 @@ async def call_gather(request: Request, services: ServicesDep) -> Response:
         asked = questions[position]
         answers = dict(call.answers or {})
         digits = params.get("Digits")
-        finished = position + 1 >= len(questions)
+        finished, hung_up = position + 1 >= len(questions), False
         if twiml.accepts(asked, digits):
             answers[asked.id] = digits or ""
             call.answers = answers
@@ -108,11 +108,11 @@ async def call_gather(request: Request, services: ServicesDep) -> Response:
         elif attempt < asked.attempts:
             response, finished = twiml.question(rendered, urls, position, attempt + 1), False
         elif asked.on_no_input == "hang_up":
-            response, finished = twiml.goodbye(rendered), True
+            response, finished, hung_up = twiml.goodbye(rendered), True, True
         else:
             response = twiml.after_answer(rendered, urls, position, answers)
         if finished:
-            call.transferred = twiml.transfers(rendered, answers) and asked.on_no_input != "hang_up"
+            call.transferred = twiml.transfers(rendered, answers) and not hung_up
             event = await settle_call(session, call, "answered")
     PROVIDER_WEBHOOKS.labels(PROVIDER, "voice", "applied").inc()
     await _tell(services, event)
@@ -130,7 +130,7 @@ async def call_status(request: Request, services: ServicesDep) -> Response:
     async with services.sessions.begin() as session:
         call = await load_call(session, message_id, lock=True)
         if call is not None:
-            note_identity(call, params.get("CallSid"))
+            await note_identity(session, call, params.get("CallSid"))
             call.status = call_status_name or call.status
             call.answered_by = params.get("AnsweredBy") or call.answered_by
             if (duration := params.get("CallDuration")) and duration.isdigit():

@@ -149,6 +149,25 @@ async def test_a_worker_killed_after_placing_the_call_never_places_a_second_one(
     assert (message.status, message.provider_message_id) == ("queued", "CA" + "7" * 32)
 
 
+async def test_a_call_that_ended_before_the_dead_worker_s_attempt_is_retried_keeps_its_outcome(
+    sessions: async_sessionmaker[AsyncSession], twilio_mock: str, api: httpx.AsyncClient
+) -> None:
+    await load_synthea_patient(sessions)
+    with pytest.raises(RuntimeError):
+        await place_call(sessions, WorkerDiesAfterPlacing(voice_provider(sessions, twilio_mock)))
+    [message] = await messages(sessions)
+    unanswered = {"CallSid": "CA" + "8" * 32, "CallStatus": "no-answer"}
+    assert (await twilio_says(api, "status", message.id, unanswered)).status_code == 204
+
+    replacement = RecordingProvider(voice_provider(sessions, twilio_mock))
+    result = await place_call(sessions, replacement)
+
+    assert replacement.calls == []
+    assert result.status == "undelivered"
+    [message] = await messages(sessions)
+    assert (message.status, message.provider_message_id) == ("undelivered", "CA" + "8" * 32)
+
+
 async def test_an_interrupted_call_with_no_callback_waits_out_the_grace_period_before_calling_again(
     sessions: async_sessionmaker[AsyncSession], twilio_mock: str
 ) -> None:
