@@ -195,3 +195,22 @@ async def test_a_voicemail_left_for_a_nurse_is_kept_sealed(
     assert url.encode() not in call.recording_sealed
     assert (open_recording(api_settings, call), call.recording_seconds) == (url, 12)
     assert url not in caplog.text
+
+
+async def test_a_patient_who_feels_worse_is_put_through_to_the_care_team(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], twilio_mock: str
+) -> None:
+    await load_synthea_patient(sessions)
+    script = {**TWO_QUESTIONS, "gather": TWO_QUESTIONS["gather"][:1]}
+    script["transfer"] = {"to": "+15550100100", "question": "feeling", "digits": "2"}
+    placed = await place_call(sessions, voice_provider(sessions, twilio_mock), call_request(script))
+    assert placed.message_id is not None
+
+    answer = await twilio_says(
+        api, "gather", placed.message_id, {"CallSid": CALL_SID, "Digits": "2"}, question=0, attempt=1
+    )
+
+    assert said(answer) == ["Please hold while we connect you to your care team."]
+    assert ("Dial", "+15550100100") in verbs(answer.text)
+    [(event_type, data)] = await events(sessions)
+    assert (event_type, data["answers"], data["transferred"]) == ("voice.answered", {"feeling": "2"}, True)
