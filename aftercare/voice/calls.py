@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.api import CallView
 from models.tables import Message
-from models.voice import RenderedCall
+from models.voice import CallScript, RenderedCall
 from models.voice_tables import VoiceCall
 
 VOICE_PROVIDER = "twilio-voice"
@@ -58,6 +58,21 @@ async def call_views(session: AsyncSession, message_ids: Sequence[str]) -> dict[
         )
         for call in rows
     }
+
+
+async def ensure_call(session: AsyncSession, message_id: str) -> VoiceCall | None:
+    """A call's record, locked; a `voice` message recorded without a script (a campaign's) gets one
+    that says its body. None when the message is not a call."""
+    call = await load_call(session, message_id, lock=True)
+    if call is not None:
+        return call
+    message = await session.get(Message, message_id)
+    if message is None or message.channel != "voice":
+        return None
+    await record_call(
+        session, message, RenderedCall(script=CallScript(say=message.body or ""), language=message.locale)
+    )
+    return await load_call(session, message_id, lock=True)
 
 
 def rendered_of(call: VoiceCall) -> RenderedCall:

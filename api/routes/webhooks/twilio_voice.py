@@ -13,7 +13,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from aftercare.metrics import PROVIDER_WEBHOOKS
 from aftercare.provider_feedback.twilio_status import PROVIDER
 from aftercare.voice import twiml
-from aftercare.voice.calls import FINAL_CALL_STATUSES, load_call, note_identity, rendered_of
+from aftercare.voice.calls import FINAL_CALL_STATUSES, ensure_call, note_identity, rendered_of
 from aftercare.voice.outcomes import CallEvent, is_machine, outcome_of, settle_call, tell_journey
 from aftercare.voice.recordings import seal_recording
 from api.deps import ServicesDep
@@ -52,7 +52,7 @@ def _urls(services: Services, message_id: str) -> twiml.CallUrls:
 
 async def _known_call(session: AsyncSession, message_id: str, call_sid: str | None) -> VoiceCall:
     """The call's record, locked, with the CallSid Twilio named; 404 when no such call is recorded."""
-    call = await load_call(session, message_id, lock=True)
+    call = await ensure_call(session, message_id)
     if call is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no call is recorded for this message")
     await note_identity(session, call, call_sid)
@@ -128,7 +128,7 @@ async def call_status(request: Request, services: ServicesDep) -> Response:
     call_status_name = params.get("CallStatus", "")
     event = None
     async with services.sessions.begin() as session:
-        call = await load_call(session, message_id, lock=True)
+        call = await ensure_call(session, message_id)
         if call is not None:
             await note_identity(session, call, params.get("CallSid"))
             call.status = call_status_name or call.status

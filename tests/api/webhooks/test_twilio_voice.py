@@ -14,11 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
 from aftercare.settings import Settings
+from aftercare.store.messages import record_intent
 from aftercare.voice.recordings import open_recording
 from models.tables import Message, TriggerEvent
 from tests.aftercare.voice.twiml_round_trip import round_trip, verbs
 from tests.api.webhooks.twilio_signing import AUTH_TOKEN, PUBLIC_BASE_URL, post_signed
-from tests.conftest import AUTH_HEADERS, serve
+from tests.conftest import ABDUL_PATIENT_ID, AUTH_HEADERS, serve
 from tests.helpers import load_synthea_patient, with_twilio
 from tests.voice_calls import TWO_QUESTIONS, call_request, calls, place_call, twilio_says, voice_provider
 
@@ -214,3 +215,33 @@ async def test_a_patient_who_feels_worse_is_put_through_to_the_care_team(
     assert ("Dial", "+15550100100") in verbs(answer.text)
     [(event_type, data)] = await events(sessions)
     assert (event_type, data["answers"], data["transferred"]) == ("voice.answered", {"feeling": "2"}, True)
+
+
+async def test_a_call_recorded_without_a_script_says_its_message(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    # A campaign's call: the message alone, its text the whole script.
+    await load_synthea_patient(sessions)
+    async with sessions.begin() as session:
+        await record_intent(
+            session,
+            {
+                "id": "campaign-call-1",
+                "idempotency_key": "run-1/abdul",
+                "patient_id": ABDUL_PATIENT_ID,
+                "channel": "voice",
+                "to": "+15559784581",
+                "body": "Flu shots are available at the clinic this week.",
+                "status": "queued",
+                "provider": "twilio-voice",
+                "provider_message_id": CALL_SID,
+            },
+            sent_now=True,
+        )
+
+    answer = await twilio_says(api, "twiml", "campaign-call-1", {"CallSid": CALL_SID})
+    assert said(answer) == ["Flu shots are available at the clinic this week.", "Thank you. Goodbye."]
+    await twilio_says(api, "status", "campaign-call-1", {"CallSid": CALL_SID, "CallStatus": "busy"})
+    assert [kind for kind, _ in await events(sessions)] == ["voice.busy"]
+    missing = await twilio_says(api, "twiml", "no-such-message", {"CallSid": CALL_SID})
+    assert missing.status_code == 404
