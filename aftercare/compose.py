@@ -88,7 +88,10 @@ def plan_for(spec: SendSpec, book: TemplateBook) -> SendPlan:
         if spec.channel is not None and spec.channel != "best":
             available = {spec.channel}
         else:
-            available = {channel for channel in CHANNELS if channel != "email" or spec.subject}
+            # An inline body can go on any channel of the default order or the step's `fallback`
+            # (which alone may name `voice`).
+            offered = (*CHANNELS, *(spec.fallback or ()))
+            available = {channel for channel in offered if channel != "email" or spec.subject}
         texts = [text for text in (spec.subject, spec.body) if text]
     return SendPlan(
         spec=spec,

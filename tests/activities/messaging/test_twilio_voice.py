@@ -188,3 +188,24 @@ async def test_an_interrupted_call_with_no_callback_waits_out_the_grace_period_b
     result = await place_call(sessions, after_grace)
     assert after_grace.calls == ["find_sent", "send"]
     assert result.status == "queued"
+
+
+async def test_a_fallback_order_with_voice_calls_when_texts_cannot_reach_the_patient(
+    sessions: async_sessionmaker[AsyncSession], twilio_mock: str
+) -> None:
+    from aftercare.store.consents import record_consent
+    from models.journey import SendSpec
+    from tests.helpers import send_request
+
+    patient = await load_synthea_patient(sessions)
+    async with sessions.begin() as session:
+        await record_consent(session, [patient["id"]], "sms", "revoked", "sms-keyword")
+    provider = RecordingProvider(voice_provider(sessions, twilio_mock))
+    spec = SendSpec(channel="best", fallback=["sms", "voice", "letter"], body="Hello {{ patient.given }}.")
+
+    result = await place_call(sessions, provider, send_request(spec))
+
+    assert (result.status, result.channel) == ("queued", "voice")
+    assert provider.calls == ["send"]
+    [call] = await calls(sessions)
+    assert RenderedCall.model_validate(call.script).script.say == "Hello Abdul."
