@@ -23,6 +23,7 @@ from activities.messaging.send import MessagingActivities
 from activities.messaging.sendgrid_email import SendGridEmailProvider
 from activities.messaging.smtp_email import SmtpEmailProvider
 from activities.messaging.twilio_sms import TwilioSmsProvider
+from activities.messaging.twilio_voice import TwilioVoiceProvider
 from activities.messaging.web_push import WebPushProvider
 from activities.segments import SegmentActivities
 from activities.store import StoreActivities
@@ -55,7 +56,8 @@ def build_provider_registry(
 ) -> ProviderRegistry:
     """The provider for each channel from the settings; the outbox for a channel with none configured.
 
-    SMS: Twilio. Email: SendGrid, else an SMTP relay. Letters: PDFs in the daily print batch (always).
+    SMS: Twilio; calls (`voice`): Twilio too, when `PUBLIC_BASE_URL` is set. Email: SendGrid, else an
+    SMTP relay. Letters: PDFs in the daily print batch (always).
     Push: Web Push when VAPID keys are set.
     """
     by_channel: dict[str, MessageProvider] = {"letter": LetterProvider(sessions, settings)}
@@ -73,6 +75,19 @@ def build_provider_registry(
                 if settings.public_base_url
                 else None
             ),
+        )
+    if settings.twilio_configured and settings.public_base_url:
+        # Calls need Twilio to reach Aftercare for their TwiML: only with a public base URL.
+        assert settings.twilio_account_sid
+        assert settings.twilio_auth_token
+        assert settings.twilio_from_number
+        by_channel["voice"] = TwilioVoiceProvider(
+            sessions,
+            settings.twilio_account_sid,
+            settings.twilio_auth_token.get_secret_value(),
+            settings.twilio_from_number,
+            settings.public_base_url,
+            base_url=settings.twilio_base_url,
         )
     if settings.sendgrid_configured:
         assert settings.sendgrid_api_key

@@ -88,7 +88,10 @@ def plan_for(spec: SendSpec, book: TemplateBook) -> SendPlan:
         if spec.channel is not None and spec.channel != "best":
             available = {spec.channel}
         else:
-            available = {channel for channel in CHANNELS if channel != "email" or spec.subject}
+            # An inline body can go on any channel of the default order or the step's `fallback`
+            # (which alone may name `voice`).
+            offered = (*CHANNELS, *(spec.fallback or ()))
+            available = {channel for channel in offered if channel != "email" or spec.subject}
         texts = [text for text in (spec.subject, spec.body) if text]
     return SendPlan(
         spec=spec,
@@ -177,7 +180,9 @@ def _sources(plan: SendPlan, channel: str, language: str | None) -> _Sources:
     spec = plan.spec
     if spec.template is None:
         assert spec.body is not None
-        return _Sources(subject=spec.subject if channel != "sms" else None, body=spec.body, html=None)
+        return _Sources(
+            subject=spec.subject if channel not in ("sms", "voice") else None, body=spec.body, html=None
+        )
     locales = locale_candidates(language)
     stored = plan.book.find(spec.template, channel, locales)
     if stored is None:

@@ -44,7 +44,7 @@ class Reachability:
 
 def contact_point(channel: str, profile: Patient, push_devices: int = 0) -> tuple[str | None, str | None]:
     """The patient's address on a channel, or why there is none."""
-    if channel == "sms":
+    if channel in ("sms", "voice"):
         if profile.phone:
             return profile.phone, None
         if profile.phone_status == "invalid":

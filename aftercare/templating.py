@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from aftercare.voice.speech import SPEECH_FILTERS
+
 
 def format_datetime(value: Any, format: str = "%A %d %B %Y at %H:%M", tz: str | None = None) -> str:
     """`{{ trigger.start | datetime(tz=patient.timezone) }}`: an ISO dateTime in words, in a time zone."""
@@ -36,6 +38,7 @@ def _environment(autoescape: bool) -> ImmutableSandboxedEnvironment:
     environment = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=autoescape)
     environment.filters["datetime"] = format_datetime
     environment.filters["date"] = format_date
+    environment.filters.update(SPEECH_FILTERS)  # dates, times and numbers as said in calls
     return environment
 
 

@@ -71,6 +71,7 @@ from api.routes import (
 )
 from api.routes.webhooks import sendgrid as sendgrid_webhooks
 from api.routes.webhooks import twilio as twilio_webhooks
+from api.routes.webhooks import twilio_voice as twilio_voice_webhooks
 from api.security import authorize
 from api.services import Services
 from console.install import install_console
@@ -111,6 +112,7 @@ ROUTERS = (
     audit.router,
     codec.router,
     twilio_webhooks.router,
+    twilio_voice_webhooks.router,
     sendgrid_webhooks.router,
 )
 

@@ -274,6 +274,10 @@ RULES: dict[tuple[str, str], Rule] = {
     # provider webhooks: their signatures are checked instead
     ("POST", "/webhooks/twilio/status"): PROVIDER_SIGNED,
     ("POST", "/webhooks/twilio/inbound"): PROVIDER_SIGNED,
+    ("POST", "/webhooks/twilio/voice/twiml"): PROVIDER_SIGNED,
+    ("POST", "/webhooks/twilio/voice/gather"): PROVIDER_SIGNED,
+    ("POST", "/webhooks/twilio/voice/status"): PROVIDER_SIGNED,
+    ("POST", "/webhooks/twilio/voice/recording"): PROVIDER_SIGNED,
     ("POST", "/webhooks/sendgrid/events"): PROVIDER_SIGNED,
     # the console (console/): the same permissions as the API routes that show or change the same data
     ("GET", "/console/login"): Rule(Access.CONSOLE_SIGN_IN),

@@ -31,7 +31,7 @@ from models.tables import SendDecision, Task
 router = APIRouter(prefix="/console/patients", include_in_schema=False)
 
 SEARCH_LIMIT = 25
-CONSENT_CHANNELS = ("*", "sms", "email", "letter", "push")
+CONSENT_CHANNELS = ("*", "sms", "email", "letter", "push", "voice")
 CONSENT_PURPOSES = (
     "*",
     "phi",

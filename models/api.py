@@ -162,8 +162,21 @@ class TriggerAccepted(BaseModel):
     parked: str | None = None
 
 
+class CallView(BaseModel):
+    """How a call (a `voice` message) went: Twilio's latest status, the outcome, how long it lasted,
+    the keys pressed per question, and whether the patient was handed over or left a voicemail."""
+
+    status: str | None = None
+    outcome: str | None = None
+    answered_by: str | None = None
+    duration_seconds: int | None = None
+    answers: dict[str, str] = {}
+    transferred: bool = False
+    voicemail_left: bool = False
+
+
 class MessageView(BaseModel):
-    """A message and its fate."""
+    """A message and its fate (`call`: how a call went)."""
 
     id: str
     patient_id: str
@@ -184,6 +197,7 @@ class MessageView(BaseModel):
     purpose: str | None = None
     facility: str | None = None  # sent on behalf of this facility
     sender: str | None = None  # the facility's from-number or address (None: the install's)
+    call: CallView | None = None
     created_at: datetime
     sent_at: datetime | None
     delivered_at: datetime | None = None
@@ -570,7 +584,7 @@ ConsentPurpose = Annotated[
         pattern=r"^(\*|phi|care_coordination|appointment_reminders|health_education|surveys|marketing)$"
     ),
 ]
-ConsentChannel = Annotated[str, StringConstraints(pattern=r"^(\*|sms|email|letter|push)$")]
+ConsentChannel = Annotated[str, StringConstraints(pattern=r"^(\*|sms|email|letter|push|voice)$")]
 
 
 class ConsentChange(BaseModel):

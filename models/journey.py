@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from models.base import DefinitionModel
 from models.durations import IsoDuration, SignedIsoDuration
+from models.voice import CALL_EVENT_TYPES, CallScript
 
 Key = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
 StepId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
@@ -26,8 +27,9 @@ ResourceTypeName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Za-z]+$",
 AttributeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 AttributeValue = str | int | float | bool | None
 Expression = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
-Channel = Literal["sms", "email", "letter", "push"]
-ChannelChoice = Literal["sms", "email", "letter", "push", "best"]
+Channel = Literal["sms", "email", "letter", "push", "voice"]
+ChannelChoice = Literal["sms", "email", "letter", "push", "voice", "best"]
+# The default fallback order; a call (`voice`) is only placed where a send or `fallback` names it.
 CHANNELS: tuple[Channel, ...] = ("sms", "email", "push", "letter")
 Reentry = Literal["never", "after_exit", "always"]
 # Why a message is sent (consent is given or withdrawn per channel and purpose).
@@ -259,6 +261,23 @@ class EnrollSpec(DefinitionModel):
     context: dict[str, Any] = {}
 
 
+class CallSpec(CallScript):
+    """What a `call` step says and asks (see `models/voice.py`), and why it calls (consent is per
+    channel and purpose; `urgent` lets it ring in quiet hours). With `on_unanswered` (or `retries`)
+    the step waits for the call's outcome, and goes there when no person answered the last call."""
+
+    template: Key | None = None
+    purpose: Purpose | None = None
+    urgent: bool = False
+    on_unanswered: StepId | None = None
+
+    @model_validator(mode="after")
+    def _one_greeting(self) -> CallSpec:
+        if (self.say is None) == (self.template is None):
+            raise ValueError("a call needs either `say` or a voice `template`, not both")
+        return self
+
+
 class EndSpec(DefinitionModel):
     """Finish the enrollment with an outcome."""
 
@@ -412,6 +431,18 @@ class EnrollStep(StepBase):
         return self.name or f"Enrolling in {self.enroll.journey}"
 
 
+class CallStep(StepBase):
+    """Call the patient: say the script, ask its keypad questions (answers arrive as `voice.*` events)."""
+
+    kind: ClassVar[str] = "call"
+    call: CallSpec
+
+    def describe(self) -> str:
+        """The step in words."""
+        asked = len(self.call.gather)
+        return self.name or f"Calling the patient ({asked} question{'s' if asked != 1 else ''})"
+
+
 STEP_TYPES: tuple[type[StepBase], ...] = (
     SendStep,
     WaitStep,
@@ -423,6 +454,7 @@ STEP_TYPES: tuple[type[StepBase], ...] = (
     SplitStep,
     EnrollStep,
     EndStep,
+    CallStep,
 )
 STEP_KINDS: tuple[str, ...] = tuple(step_type.kind for step_type in STEP_TYPES)
 WAITING_KINDS = frozenset({"wait", "wait_for"})
@@ -447,7 +479,8 @@ Step = Annotated[
     | Annotated[FetchStep, Tag("fetch")]
     | Annotated[SplitStep, Tag("split")]
     | Annotated[EnrollStep, Tag("enroll")]
-    | Annotated[EndStep, Tag("end")],
+    | Annotated[EndStep, Tag("end")]
+    | Annotated[CallStep, Tag("call")],
     Discriminator(
         _step_kind,
         custom_error_type="step_kind",
@@ -505,6 +538,8 @@ class JourneyDefinition(DefinitionModel):
         if self.code:
             return None
         waited = {step.wait_for.event for step in self.steps if isinstance(step, WaitForStep)}
+        if any(isinstance(step, CallStep) for step in self.steps):
+            waited |= set(CALL_EVENT_TYPES.values())  # a call step may wait for its call's outcome
         return frozenset(waited | {rule.event for rule in self.exit})
 
     def expressions(self) -> Iterator[tuple[tuple[str | int, ...], str]]:
@@ -530,6 +565,8 @@ class JourneyDefinition(DefinitionModel):
 def _targets(step: StepBase, position: int) -> Iterator[tuple[tuple[str | int, ...], str]]:
     if step.goto is not None:
         yield ("steps", position, "goto"), step.goto
+    if isinstance(step, CallStep) and step.call.on_unanswered is not None:
+        yield ("steps", position, "call", "on_unanswered"), step.call.on_unanswered
     if isinstance(step, WaitForStep) and step.wait_for.on_timeout is not None:
         yield ("steps", position, "wait_for", "on_timeout"), step.wait_for.on_timeout
     if isinstance(step, BranchStep):

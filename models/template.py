@@ -8,6 +8,7 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from models.base import DefinitionModel
 from models.journey import Channel, Key, Purpose
+from models.voice import QuestionId, Spoken
 
 Locale = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)]
 
@@ -53,6 +54,12 @@ class TemplateDefinition(DefinitionModel):
     phi: bool = False
     non_phi_subject: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
     non_phi_body: str | None = Field(default=None, min_length=1, max_length=20000)
+    # A voice template (a call's script in this locale): `body` is said first; `prompts` say the call
+    # step's `gather` questions (by id), `voicemail` what is left on an answering machine, `goodbye`
+    # the call's last words.
+    prompts: dict[QuestionId, Spoken] | None = None
+    voicemail: Spoken | None = None
+    goodbye: Spoken | None = None
 
     @field_validator("locale")
     @classmethod
@@ -71,4 +78,7 @@ class TemplateDefinition(DefinitionModel):
             raise ValueError("a non-PHI variant goes with `phi: true`")
         if self.non_phi_subject is not None and self.channel == "sms":
             raise ValueError("an SMS has no `non_phi_subject`")
+        spoken = (self.prompts, self.voicemail, self.goodbye)
+        if any(part is not None for part in spoken) and self.channel != "voice":
+            raise ValueError("only voice templates have `prompts`, `voicemail` and `goodbye`")
         return self

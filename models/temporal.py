@@ -22,6 +22,7 @@ from models.journey import (
     TaskSpec,
     UpdateSpec,
 )
+from models.voice import CallScript
 
 EnrollmentStatus = Literal["running", "completed", "exited", "cancelled", "failed"]
 MessageStatus = Literal[
@@ -219,6 +220,8 @@ class SendMessageInput(TemporalModel):
     due_at: datetime | None = None
     purpose: Purpose | None = None
     over_cap: OverCap = "defer"
+    # A `call` step's script (a `voice` send without one just says its body).
+    script: CallScript | None = None
 
 
 class SendMessageResult(TemporalModel):

@@ -6,6 +6,7 @@ from models.journey import (
     BranchOtherwise,
     BranchStep,
     BranchWhen,
+    CallStep,
     EndStep,
     EnrollStep,
     FetchStep,
@@ -51,6 +52,10 @@ async def run_step(steps: JourneySteps, step: Step) -> str | None:
             purpose=spec.purpose,
             urgent=spec.urgent,
         )
+    elif isinstance(step, CallStep):
+        called = await steps.call(step.call, step=step.id, name=name)
+        if step.call.on_unanswered is not None and not called.answered:
+            return step.call.on_unanswered
     elif isinstance(step, WaitStep):
         wait = step.wait
         if wait.duration is not None:

@@ -28,6 +28,7 @@ from activities.tasks import TaskActivities
 from aftercare.facilities.calendar import add_business_days
 from models.durations import format_iso_duration, parse_iso_duration
 from models.journey import (
+    CallSpec,
     EnrollSpec,
     ExitRule,
     FetchSpec,
@@ -66,7 +67,9 @@ from models.temporal import (
     UpdateAttributesInput,
     WriteBackInput,
 )
+from models.voice import CallScript
 from models.workflow_names import ENCOUNTER_CANCELLED_EVENT, FHIR_WRITE_BACK_PREFIX, FHIR_WRITE_BACK_WORKFLOW
+from workflows.calls import CallResult, place_call
 from workflows.support import ACTIVITY_FAILURES, StepFailedError, choose_path, failure_reason, is_permanent
 
 T = TypeVar("T")
@@ -199,8 +202,10 @@ class JourneySteps:
         name: str | None = None,
         purpose: str | None = None,
         urgent: bool = False,
+        script: CallScript | None = None,
     ) -> SendMessageResult:
-        """Send a message from a template, or an inline body on a channel; at most once.
+        """Send a message from a template, or an inline body on a channel; at most once (a `voice`
+        message is a call, saying `script` when given).
 
         `channel="best"` picks the patient's preferred reachable channel, trying `fallback` in order.
         The guardrails decide first: a send deferred (quiet hours, a frequency cap) sleeps durably until
@@ -236,6 +241,7 @@ class JourneySteps:
                 due_at=workflow.now(),
                 purpose=self.journey.purpose,
                 over_cap=self.journey.over_cap,
+                script=script,
             )
             try:
                 result: SendMessageResult = await workflow.execute_local_activity_method(
@@ -255,6 +261,10 @@ class JourneySteps:
             return result
 
         return await self._step(step or "send", "send", label, run)
+
+    async def call(self, spec: CallSpec, *, step: str | None = None, name: str | None = None) -> CallResult:
+        """Call the patient with a script (see `workflows/calls.py`); answers arrive as `voice.*` events."""
+        return await place_call(self, spec, step=step or "call", name=name)
 
     async def _write_back(self, result: SendMessageResult) -> None:
         """Hand the message to its own `FhirWriteBack` workflow, which outlives the journey if need be:
@@ -396,6 +406,22 @@ class JourneySteps:
             return matched, "event", f"received {matched.type}"
 
         return await self._step(step or f"wait_for:{event}", "wait_for", label, run)
+
+    async def watch(
+        self, matches: Callable[[PatientEvent], bool], until: datetime, summary: str
+    ) -> PatientEvent | None:
+        """The first event since the latest step began that `matches`, waiting for it until `until`
+        (None then). The event is not consumed: a later `wait_for` still receives it."""
+        position = self._window[1]
+        while True:
+            await self._check_exits()
+            found = next((event for event in self._events[position:] if matches(event)), None)
+            if found is not None:
+                return found
+            position = len(self._events)
+            remaining = until - workflow.now()
+            if remaining <= timedelta(0) or not await self._next_event(remaining, summary):
+                return None
 
     async def first_true(
         self, conditions: Sequence[str], *, step: str | None = None, name: str | None = None

@@ -26,13 +26,14 @@ from aftercare.facilities.voice import voices_of
 from aftercare.guardrails import Decision, GuardrailPolicy, decide
 from aftercare.guardrails.decide import patient_today
 from aftercare.guardrails.facts import PatientFacts
-from aftercare.journey_variables import PatientNotFoundError, load_journey_variables
+from aftercare.journey_variables import JourneyVariables, PatientNotFoundError, load_journey_variables
 from aftercare.metrics import MESSAGES
 from aftercare.store.decisions import record_decision
 from aftercare.store.messages import find_by_idempotency_key, record_intent
 from aftercare.templating import TemplateRenderError
+from aftercare.voice.intent import record_call_script
 from models.journey import DEFAULT_PURPOSE
-from models.tables import Message, Patient
+from models.tables import Message
 from models.temporal import DeliverMessageInput, SendMessageInput, SendMessageResult
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,8 @@ class MessagingActivities:
             else:
                 now = datetime.now(UTC)
                 at = max(request.due_at, now) if request.due_at else now
-                profile, composed, facts = await self._compose(session, request, at)
+                variables, composed, facts = await self._compose(session, request, at)
+                profile = variables.profile
                 voice = (await voices_of(session, [profile.id])).get(profile.id)
                 purpose = request.send.purpose or composed.purpose or request.purpose or DEFAULT_PURPOSE
                 context = send_context(
@@ -115,6 +117,8 @@ class MessagingActivities:
                 sent_now = await settle_locally(values, provider)
                 message = await record_intent(session, values, sent_now=sent_now)
                 if message.id == values["id"]:
+                    if message.channel == "voice" and message.status != "skipped":
+                        await _record_call(session, message, request, variables)
                     await _record_decision(session, request, decision, purpose, composed.channel, message.id)
                     if message.status != "pending":
                         _log_outcome(message, provider.name)
@@ -127,9 +131,9 @@ class MessagingActivities:
 
     async def _compose(
         self, session: AsyncSession, request: SendMessageInput, at: datetime
-    ) -> tuple[Patient, ComposedMessage, PatientFacts]:
-        """The patient, the message to record and the patient's facts; a failure to compose is
-        permanent."""
+    ) -> tuple[JourneyVariables, ComposedMessage, PatientFacts]:
+        """The patient's variables, the message to record and the patient's facts; a failure to
+        compose is permanent."""
         try:
             variables = await load_journey_variables(
                 session,
@@ -148,7 +152,7 @@ class MessagingActivities:
                 minor_age=self._guardrails.minor_age,
                 today=patient_today(self._guardrails, variables.profile, at),
             )
-            return variables.profile, composed, facts
+            return variables, composed, facts
         except (PatientNotFoundError, TemplateNotFoundError, TemplateRenderError) as error:
             raise permanent_compose_error(error) from error
 
@@ -163,6 +167,16 @@ def permanent_compose_error(error: Exception) -> ApplicationError:
     }.get(type(error), "InvalidInput")
     message = f"the message could not be rendered: {error}" if kind == "TemplateRenderError" else str(error)
     return ApplicationError(message, type=kind, non_retryable=True)
+
+
+async def _record_call(
+    session: AsyncSession, message: Message, request: SendMessageInput, variables: JourneyVariables
+) -> None:
+    """A call's script beside its message (a script that fails to render fails the send for good)."""
+    try:
+        await record_call_script(session, message, request.script, variables.template_variables())
+    except TemplateRenderError as error:
+        raise permanent_compose_error(error) from error
 
 
 def _origin(request: SendMessageInput) -> IntentOrigin:

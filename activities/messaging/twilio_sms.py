@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlencode
 
@@ -41,6 +43,31 @@ class _HeaderKeepingClient(TwilioHttpClient):
     def last_retry_after(self) -> float | None:
         """The `Retry-After` of this thread's last response, in seconds (delta or HTTP date)."""
         return retry_after_seconds(getattr(self._last, "headers", {}).get("Retry-After"))
+
+
+@contextmanager
+def classified_twilio_errors(http: _HeaderKeepingClient, what: str) -> Iterator[None]:
+    """Twilio's failures as the provider errors the delivery understands: 429 and network trouble are
+    temporary, 5xx and timeouts ambiguous (Twilio may have taken `what`), other 4xx refusals."""
+    try:
+        yield
+    except TwilioRestException as error:
+        if error.status == 429:
+            raise ProviderTemporaryError(
+                f"Twilio answered 429 (code {error.code})", retry_after=http.last_retry_after()
+            ) from error
+        if error.status >= 500:
+            raise ProviderTemporaryError(
+                f"Twilio answered {error.status} (code {error.code})", ambiguous=True
+            ) from error
+        raise ProviderRejectedError(
+            f"Twilio refused {what}: HTTP {error.status}, code {error.code}: {error.msg}",
+            suppress=SUPPRESS_FOR_ERROR.get(str(error.code)),
+        ) from error
+    except requests.Timeout as error:
+        raise ProviderTemporaryError("Twilio did not answer in time", ambiguous=True) from error
+    except requests.RequestException as error:
+        raise ProviderTemporaryError(f"Twilio could not be reached: {type(error).__name__}") from error
 
 
 class TwilioSmsProvider:
@@ -85,27 +112,10 @@ class TwilioSmsProvider:
 
     def _create(self, message: OutgoingMessage, options: dict[str, str]) -> MessageInstance:
         """`messages.create` (in a worker thread), its failures classified."""
-        try:
+        with classified_twilio_errors(self._http, "the message"):
             return self._client.messages.create(
                 to=message.to, body=message.body, **self._sender(message), **options
             )
-        except TwilioRestException as error:
-            if error.status == 429:
-                raise ProviderTemporaryError(
-                    f"Twilio answered 429 (code {error.code})", retry_after=self._http.last_retry_after()
-                ) from error
-            if error.status >= 500:
-                raise ProviderTemporaryError(
-                    f"Twilio answered {error.status} (code {error.code})", ambiguous=True
-                ) from error
-            raise ProviderRejectedError(
-                f"Twilio refused the message: HTTP {error.status}, code {error.code}: {error.msg}",
-                suppress=SUPPRESS_FOR_ERROR.get(str(error.code)),
-            ) from error
-        except requests.Timeout as error:
-            raise ProviderTemporaryError("Twilio did not answer in time", ambiguous=True) from error
-        except requests.RequestException as error:
-            raise ProviderTemporaryError(f"Twilio could not be reached: {type(error).__name__}") from error
 
     async def find_sent(self, message: OutgoingMessage) -> ProviderOutcome | None:
         """The message an interrupted attempt may have created: to the same number, with the same body,

@@ -25,7 +25,8 @@ class Sealed:
 class RawSealer:
     """Seals with the first key; opens with any listed one."""
 
-    def __init__(self, keys: list[CodecKey]) -> None:
+    def __init__(self, keys: list[CodecKey], context: bytes = _CONTEXT) -> None:
+        self._context = context
         self._keys = {key.key_id: AESGCM(key.key) for key in keys}
         self._current = keys[0].key_id if keys else None
 
@@ -36,7 +37,8 @@ class RawSealer:
         nonce = os.urandom(_NONCE_BYTES)
         cipher = self._keys[self._current]
         return Sealed(
-            self._current, nonce + cipher.encrypt(nonce, text.encode(), _CONTEXT + self._current.encode())
+            self._current,
+            nonce + cipher.encrypt(nonce, text.encode(), self._context + self._current.encode()),
         )
 
     def open(self, sealed: Sealed) -> str:
@@ -46,7 +48,7 @@ class RawSealer:
             raise PayloadDecryptionError(f"the message is sealed with unknown key {sealed.key_id!r}")
         try:
             plain = cipher.decrypt(
-                sealed.data[:_NONCE_BYTES], sealed.data[_NONCE_BYTES:], _CONTEXT + sealed.key_id.encode()
+                sealed.data[:_NONCE_BYTES], sealed.data[_NONCE_BYTES:], self._context + sealed.key_id.encode()
             )
         except Exception as error:
             raise PayloadDecryptionError("the sealed message was altered or is corrupt") from error

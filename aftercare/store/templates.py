@@ -112,6 +112,7 @@ class TemplateBook:
                 template = stored.definition
                 texts += [template.body, *(t for t in (template.subject, template.html) if t)]
                 texts += [t for t in (template.non_phi_subject, template.non_phi_body) if t]
+                texts += [*(template.prompts or {}).values(), *(t for t in (template.voicemail,) if t)]
         return texts
 
 

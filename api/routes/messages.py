@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.store.messages import list_messages
+from aftercare.voice.calls import call_views
 from api.deps import SessionDep
-from models.api import MessageList, MessageView
+from models.api import CallView, MessageList, MessageView
 from models.tables import Message
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])
 
 
-def message_view(message: Message) -> MessageView:
-    """A message row as the API shows it."""
-    return MessageView.model_validate(message, from_attributes=True)
+def message_view(message: Message, call: CallView | None = None) -> MessageView:
+    """A message row as the API shows it (with how the call went, for a call)."""
+    view = MessageView.model_validate(message, from_attributes=True)
+    return view.model_copy(update={"call": call}) if call is not None else view
+
+
+async def message_views(session: AsyncSession, rows: Sequence[Message]) -> list[MessageView]:
+    """Message rows as the API shows them, calls with their outcome and answers."""
+    calls = await call_views(session, [row.id for row in rows if row.channel == "voice"])
+    return [message_view(row, calls.get(row.id)) for row in rows]
 
 
 @router.get("", response_model=MessageList)
@@ -44,4 +54,4 @@ async def read_messages(
         before=before,
         limit=limit,
     )
-    return MessageList(items=[message_view(row) for row in rows])
+    return MessageList(items=await message_views(session, rows))

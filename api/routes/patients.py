@@ -23,7 +23,7 @@ from aftercare.store.patients import get_patient
 from aftercare.store.timeline import timeline
 from api.deps import ServicesDep, SessionDep
 from api.routes.enrollments import enrollment_item
-from api.routes.messages import message_view
+from api.routes.messages import message_views
 from api.security import CurrentPrincipal
 from models.api import (
     AllergyView,
@@ -173,7 +173,7 @@ async def patient_view(
     reach = await reachability(session, patient, CHANNELS)
     consents = await current_consents(session, person)
     enrollments = await enrollments_of(session, person)
-    messages = [message_view(row) for row in await list_messages(session, patient_id=person, limit=20)]
+    messages = await message_views(session, await list_messages(session, patient_id=person, limit=20))
     events = await timeline(session, records, limit=timeline_limit)
     if not clinical_access:
         events = [event for event in events if event.kind not in CLINICAL_TIMELINE_KINDS]

@@ -94,7 +94,7 @@ def patient_reference(patient_id: str = ABDUL_PATIENT_ID) -> dict[str, str]:
     return {"reference": f"Patient/{patient_id}"}
 
 
-def test_the_library_has_the_six_journeys_of_the_brief_and_the_two_of_events() -> None:
+def test_the_library_has_the_six_journeys_of_the_brief_the_two_of_events_and_the_voice_variant() -> None:
     assert [entry.key for entry in library()] == [
         "abnormal-lab-follow-up",
         "appointment-reminder",
@@ -103,6 +103,7 @@ def test_the_library_has_the_six_journeys_of_the_brief_and_the_two_of_events() -
         "medication-adherence",
         "missed-appointment-re-engagement",
         "post-discharge-follow-up",
+        "post-discharge-voice-follow-up",
         "vaccination-reminder",
     ]
     assert all(entry.templates and entry.description for entry in library())
