@@ -28,6 +28,7 @@ from activities.segments import SegmentActivities
 from activities.store import StoreActivities
 from activities.tasks import TaskActivities
 from aftercare.enrollment.starter import EnrollmentStarter
+from aftercare.patient_links.tokens import patient_links
 from aftercare.segments.dynamic import SegmentDriver
 from aftercare.settings import Settings
 
@@ -121,8 +122,14 @@ def build_activities(
     store = StoreActivities(sessions, settings.hospital_timezone)
     registry = providers or build_provider_registry(settings, sessions)
     write_back = settings.writes_back
+    links = patient_links(settings)
     messaging = MessagingActivities(
-        sessions, registry, settings.hospital_timezone, settings.guardrails, write_back=write_back
+        sessions,
+        registry,
+        settings.hospital_timezone,
+        settings.guardrails,
+        write_back=write_back,
+        links=links,
     )
     campaigns = CampaignActivities(
         sessions,
@@ -131,6 +138,7 @@ def build_activities(
             registry,
             settings.guardrails,
             delivery_concurrency=settings.campaign_delivery_concurrency,
+            links=links,
         ),
         settings.hospital_timezone,
     )

@@ -38,6 +38,7 @@ class ComposedMessage:
     phi: bool = False
     non_phi_subject: str | None = None
     non_phi_body: str | None = None
+    care_critical: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class _Sources:
     phi: bool = False
     non_phi_subject: str | None = None
     non_phi_body: str | None = None
+    care_critical: bool = False
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,7 @@ def compose(plan: SendPlan, variables: JourneyVariables, facts: PatientFacts) ->
         phi=sources.phi,
         non_phi_subject=render(sources.non_phi_subject, names) if sources.non_phi_subject else None,
         non_phi_body=render(sources.non_phi_body, names) if sources.non_phi_body else None,
+        care_critical=sources.care_critical,
     )
 
 
@@ -196,6 +199,7 @@ def _sources(plan: SendPlan, channel: str, language: str | None) -> _Sources:
         phi=template.phi,
         non_phi_subject=template.non_phi_subject,
         non_phi_body=template.non_phi_body,
+        care_critical=template.care_critical,
     )
 
 

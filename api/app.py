@@ -75,6 +75,7 @@ from api.services import Services
 from console.install import install_console
 from journeys.sync import sync_code_journeys
 from patient_pages import events as event_pages
+from patient_pages import unsubscribe as unsubscribe_pages
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ ROUTERS = (
     campaigns.router,
     events.router,
     event_pages.router,
+    unsubscribe_pages.router,
     letters.router,
     push.router,
     suppressions.router,

@@ -138,6 +138,7 @@ RULES: dict[tuple[str, str], Rule] = {
         P.CONTACTS_WRITE, Audit("suppression", "path:channel", "lift")
     ),
     ("GET", "/v1/messages"): needs(P.MESSAGES_READ, Audit("patient", "query:patient_id", "read_messages")),
+    ("GET", "/v1/messages/{message_id}"): needs(P.MESSAGES_READ, Audit("message", "path:message_id")),
     ("GET", "/v1/tasks"): needs(P.TASKS_READ, Audit("task", action="list")),
     ("GET", "/v1/tasks/{task_id}"): needs(P.TASKS_READ, Audit("task", "path:task_id")),
     ("POST", "/v1/tasks/{task_id}/complete"): needs(P.TASKS_WRITE, Audit("task", "path:task_id", "complete")),
@@ -228,6 +229,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/e/{token}/register"): PUBLIC,
     ("POST", "/e/{token}/cancel"): PUBLIC,
     ("GET", "/e/{token}/invite.ics"): PUBLIC,
+    ("GET", "/u/{token}"): PUBLIC,
+    ("POST", "/u/{token}"): PUBLIC,
     # enrollments and triggers
     ("POST", "/v1/journeys/{key}/enrollments"): needs(
         P.ENROLLMENTS_CREATE, Audit("journey", "path:key", "enroll")

@@ -53,6 +53,8 @@ class TemplateDefinition(DefinitionModel):
     phi: bool = False
     non_phi_subject: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
     non_phi_body: str | None = Field(default=None, min_length=1, max_length=20000)
+    # A notice the patient may not opt out of (the hospital's call): its emails carry no unsubscribe link.
+    care_critical: bool = False
 
     @field_validator("locale")
     @classmethod

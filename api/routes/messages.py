@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query, status
 
 from aftercare.store.messages import list_messages
 from api.deps import SessionDep
@@ -45,3 +45,12 @@ async def read_messages(
         limit=limit,
     )
     return MessageList(items=[message_view(row) for row in rows])
+
+
+@router.get("/{message_id}", response_model=MessageView)
+async def read_message(message_id: str, session: SessionDep) -> MessageView:
+    """One message: what was sent, with the email headers (`List-Unsubscribe`, `List-Unsubscribe-Post`)."""
+    message = await session.get(Message, message_id)
+    if message is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no message {message_id!r}")
+    return message_view(message)
