@@ -8,7 +8,13 @@ from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aftercare.guardrails.facts import PREFERRED_CHANNEL_ATTRIBUTE, SEND_ATTRIBUTES, PatientFacts, load_facts
+from aftercare.guardrails.facts import (
+    PREFERRED_CHANNEL_ATTRIBUTE,
+    PREFERRED_LANGUAGE_ATTRIBUTE,
+    SEND_ATTRIBUTES,
+    PatientFacts,
+    load_facts,
+)
 from aftercare.journey_variables import JourneyVariables, with_fetched
 from aftercare.reachability import Reachability, choose_channels, reach
 from aftercare.store.templates import TemplateBook, load_template_book
@@ -153,7 +159,8 @@ def compose(plan: SendPlan, variables: JourneyVariables, facts: PatientFacts) ->
         raise TemplateNotFoundError(f"template {spec.template!r} has no variant for {wanted}")
     reached = reach(profile, candidates, facts)
     channel = next((candidate for candidate in candidates if candidate in reached.addresses), candidates[0])
-    sources = _sources(plan, channel, profile.language)
+    language = facts.attributes.get(PREFERRED_LANGUAGE_ATTRIBUTE)
+    sources = _sources(plan, channel, language if isinstance(language, str) else profile.language)
     if plan.wants_attributes and variables.attributes is None:
         variables = replace(variables, attributes=dict(facts.attributes))
     names = variables.template_variables()

@@ -75,6 +75,7 @@ from api.services import Services
 from console.install import install_console
 from journeys.sync import sync_code_journeys
 from patient_pages import events as event_pages
+from patient_pages import preferences as preference_pages
 from patient_pages import unsubscribe as unsubscribe_pages
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ ROUTERS = (
     events.router,
     event_pages.router,
     unsubscribe_pages.router,
+    preference_pages.router,
     letters.router,
     push.router,
     suppressions.router,

@@ -231,6 +231,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/e/{token}/invite.ics"): PUBLIC,
     ("GET", "/u/{token}"): PUBLIC,
     ("POST", "/u/{token}"): PUBLIC,
+    ("GET", "/p/{token}"): PUBLIC,
+    ("POST", "/p/{token}"): PUBLIC,
     # enrollments and triggers
     ("POST", "/v1/journeys/{key}/enrollments"): needs(
         P.ENROLLMENTS_CREATE, Audit("journey", "path:key", "enroll")
