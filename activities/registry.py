@@ -26,6 +26,7 @@ from activities.messaging.twilio_sms import TwilioSmsProvider
 from activities.messaging.web_push import WebPushProvider
 from activities.segments import SegmentActivities
 from activities.store import StoreActivities
+from activities.surveys import SurveyActivities
 from activities.tasks import TaskActivities
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.patient_links.tokens import patient_links
@@ -150,8 +151,11 @@ def build_activities(
     writer = FhirWriteBackActivities(sessions, settings)
     bulk = BulkActivities(sessions, settings, starter, temporal)
     segments = SegmentActivities(SegmentDriver(sessions, temporal, starter))
+    surveys = SurveyActivities(sessions, links)
     events = EventActivities(sessions, temporal, starter, timedelta(hours=settings.event_offer_hours))
     return [
+        surveys.open_survey,
+        surveys.expire_survey,
         events.expire_event_offer,
         events.deliver_event_notices,
         store.record_progress,

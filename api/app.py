@@ -62,6 +62,7 @@ from api.routes import (
     metrics,
     patients,
     push,
+    questionnaires,
     segments,
     suppressions,
     tasks,
@@ -76,6 +77,7 @@ from console.install import install_console
 from journeys.sync import sync_code_journeys
 from patient_pages import events as event_pages
 from patient_pages import preferences as preference_pages
+from patient_pages import surveys as survey_pages
 from patient_pages import unsubscribe as unsubscribe_pages
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,7 @@ ROUTERS = (
     enrollments.router,
     triggers.router,
     messages.router,
+    questionnaires.router,
     tasks.router,
     library.router,
     segments.router,
@@ -105,6 +108,7 @@ ROUTERS = (
     event_pages.router,
     unsubscribe_pages.router,
     preference_pages.router,
+    survey_pages.router,
     letters.router,
     push.router,
     suppressions.router,

@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from models.base import DefinitionModel
 from models.durations import IsoDuration, SignedIsoDuration
+from models.surveys import SurveySpec
 
 Key = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
 StepId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
@@ -412,6 +413,18 @@ class EnrollStep(StepBase):
         return self.name or f"Enrolling in {self.enroll.journey}"
 
 
+class SurveyStep(StepBase):
+    """Send a FHIR Questionnaire's link and wait for the answers (`survey.completed`) or the expiry
+    (`survey.expired`); either becomes `%event` for the steps after it."""
+
+    kind: ClassVar[str] = "survey"
+    survey: SurveySpec
+
+    def describe(self) -> str:
+        """The step in words."""
+        return self.name or f"Survey {self.survey.questionnaire}"
+
+
 STEP_TYPES: tuple[type[StepBase], ...] = (
     SendStep,
     WaitStep,
@@ -422,6 +435,7 @@ STEP_TYPES: tuple[type[StepBase], ...] = (
     FetchStep,
     SplitStep,
     EnrollStep,
+    SurveyStep,
     EndStep,
 )
 STEP_KINDS: tuple[str, ...] = tuple(step_type.kind for step_type in STEP_TYPES)
@@ -447,6 +461,7 @@ Step = Annotated[
     | Annotated[FetchStep, Tag("fetch")]
     | Annotated[SplitStep, Tag("split")]
     | Annotated[EnrollStep, Tag("enroll")]
+    | Annotated[SurveyStep, Tag("survey")]
     | Annotated[EndStep, Tag("end")],
     Discriminator(
         _step_kind,
@@ -505,6 +520,8 @@ class JourneyDefinition(DefinitionModel):
         if self.code:
             return None
         waited = {step.wait_for.event for step in self.steps if isinstance(step, WaitForStep)}
+        if any(isinstance(step, SurveyStep) for step in self.steps):
+            waited.add("survey.completed")
         return frozenset(waited | {rule.event for rule in self.exit})
 
     def expressions(self) -> Iterator[tuple[tuple[str | int, ...], str]]:
@@ -532,6 +549,8 @@ def _targets(step: StepBase, position: int) -> Iterator[tuple[tuple[str | int, .
         yield ("steps", position, "goto"), step.goto
     if isinstance(step, WaitForStep) and step.wait_for.on_timeout is not None:
         yield ("steps", position, "wait_for", "on_timeout"), step.wait_for.on_timeout
+    if isinstance(step, SurveyStep) and step.survey.on_expired is not None:
+        yield ("steps", position, "survey", "on_expired"), step.survey.on_expired
     if isinstance(step, BranchStep):
         for case_position, case in enumerate(step.branch):
             target = case.otherwise if isinstance(case, BranchOtherwise) else case.goto

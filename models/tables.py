@@ -777,3 +777,4 @@ from models import event_tables as _event_tables  # noqa: E402, F401
 from models import facility_tables as _facility_tables  # noqa: E402, F401
 from models import security_tables as _security_tables  # noqa: E402, F401
 from models import segment_tables as _segment_tables  # noqa: E402, F401
+from models import survey_tables as _survey_tables  # noqa: E402, F401

@@ -34,7 +34,7 @@ templates = Environment(
 )
 # Per client address: a page view or a form post every half second, bursts of 20.
 page_limiter = RateLimiter(rate=2.0, burst=20)
-_REFUSED_STATUS = {"invalid": 403, "expired": 410, "used": 409, "limited": 429, "gone": 404}
+_REFUSED_STATUS = {"invalid": 403, "expired": 410, "closed": 410, "used": 409, "limited": 429, "gone": 404}
 _PATIENT = Principal(PrincipalKind.PATIENT_LINK, "patient-link", frozenset())
 
 
@@ -93,9 +93,9 @@ async def patient_language(services: Services, patient_id: str) -> str | None:
     return None if patient is None else (patient.language or "en")
 
 
-async def form(request: Request) -> dict[str, list[str]]:
-    """A form body (at most `MAX_FORM_BYTES`), every value of every field."""
-    body = (await request.body())[:MAX_FORM_BYTES].decode("utf-8", "replace")
+async def form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, list[str]]:
+    """A form body (at most `limit` bytes read), every value of every field."""
+    body = (await request.body())[:limit].decode("utf-8", "replace")
     return parse_qs(body, keep_blank_values=True)
 
 
