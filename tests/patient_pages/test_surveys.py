@@ -9,17 +9,24 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from temporalio.testing import WorkflowEnvironment
 
+from aftercare.settings import Settings
+from api.app import create_app
 from models.survey_tables import SurveyResponse
 from patient_pages import pages
-from tests.conftest import ABDUL_PATIENT_ID, REPO, synthea_bundle
+from tests.browser import chromium, offline_except
+from tests.conftest import ABDUL_PATIENT_ID, AUTH_HEADERS, REPO, synthea_bundle
+from tests.console.conftest import axe_violations
+from tests.serving import serving
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -279,3 +286,50 @@ async def test_a_retired_questionnaire_fails_the_step_with_a_clear_reason(api: h
 
     assert done["status"] == "failed"
     assert "is retired" in json.dumps(done["history"])
+
+
+@pytest.fixture
+async def site(
+    api_settings: Settings, dev_server: WorkflowEnvironment, empty_database: AsyncEngine
+) -> AsyncIterator[str]:
+    async with serving(create_app(api_settings, temporal=dev_server.client)) as url:
+        yield url
+
+
+async def test_in_a_browser_the_patient_fixes_a_missing_answer_and_sends_the_survey(site: str) -> None:
+    async with httpx.AsyncClient(base_url=site, headers=AUTH_HEADERS) as api:
+        enrollment_id = await enrolled(api, journey(key="survey-in-browser"))
+        path = await survey_link(api, enrollment_id)
+        async with chromium() as browser:
+            page = await browser.new_page(bypass_csp=True)  # axe is injected as an inline script
+            refused = await offline_except(page, site)
+            await page.set_viewport_size({"width": 390, "height": 844})  # a phone
+            await page.goto(f"{site}{path}")
+            assert await page.title() == CHECK_IN["title"]
+            assert await axe_violations(page) == []
+            await page.get_by_label("Worse").check()
+            await page.get_by_label("How bad is your pain right now", exact=False).fill("9")
+            await (
+                page.get_by_role(
+                    "group", name="Have you been able to get and take all the medicines", exact=False
+                )
+                .get_by_label("No")
+                .check()
+            )
+            await page.get_by_role("button", name="Send my answers").click()
+            assert await page.get_by_role("alert").inner_text() == "Please correct the answers marked below."
+            assert await page.locator("#error-q-pain-where").inner_text() == "This question needs an answer."
+            assert (
+                await page.locator("#error-q-medicines-problem").inner_text()
+                == "This question needs an answer."
+            )
+            assert await page.get_by_label("How bad is your pain right now", exact=False).input_value() == "9"
+            assert await axe_violations(page) == []
+            await page.get_by_label("Where is the pain?", exact=False).fill("chest")
+            await page.get_by_label("Side effects").check()
+            await page.get_by_role("button", name="Send my answers").click()
+            await page.wait_for_url(f"{site}{path}?done=1")
+            assert await page.get_by_role("heading").inner_text() == "Thank you"
+        assert refused == []
+        done = await finished(api, enrollment_id)
+    assert [item["step"] for item in done["history"]][-2:] == ["call", "done"]
