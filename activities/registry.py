@@ -151,7 +151,7 @@ def build_activities(
     writer = FhirWriteBackActivities(sessions, settings)
     bulk = BulkActivities(sessions, settings, starter, temporal)
     segments = SegmentActivities(SegmentDriver(sessions, temporal, starter))
-    surveys = SurveyActivities(sessions, links)
+    surveys = SurveyActivities(sessions, links, write_back=write_back)
     events = EventActivities(sessions, temporal, starter, timedelta(hours=settings.event_offer_hours))
     return [
         surveys.open_survey,
@@ -176,6 +176,7 @@ def build_activities(
         fhir.poll_resource_type,
         writer.write_back_message,
         writer.write_back_task,
+        writer.write_back_survey_response,
         bulk.start_bulk_export,
         bulk.poll_bulk_export,
         bulk.import_bulk_file,

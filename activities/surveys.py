@@ -25,9 +25,12 @@ SURVEY_PURPOSE = "surveys"
 class SurveyActivities:
     """Opens and expires surveys."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], links: PatientLinks) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], links: PatientLinks, *, write_back: bool = False
+    ) -> None:
         self._sessions = sessions
         self._links = links
+        self._write_back = write_back
 
     @activity.defn(name="open_survey")
     async def open_survey(self, request: OpenSurveyInput) -> OpenSurveyResult:
@@ -63,6 +66,7 @@ class SurveyActivities:
             questionnaire_version=survey.questionnaire_version,
             subject=translate(language, "survey.subject"),
             body=translate(language, "survey.message", url=url),
+            write_back=self._write_back,
         )
 
     @activity.defn(name="expire_survey")

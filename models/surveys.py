@@ -42,12 +42,20 @@ class OpenSurveyInput(TemporalModel):
 
 
 class OpenSurveyResult(TemporalModel):
-    """The message that carries the survey's link (in the patient's language)."""
+    """The message that carries the survey's link (in the patient's language), and whether this
+    worker writes the answers back to the FHIR source."""
 
     survey_id: str
     questionnaire_version: str
     subject: str
     body: str
+    write_back: bool = False
+
+
+class WriteBackSurveyResponseInput(TemporalModel):
+    """Write one survey's answers to the FHIR source as a QuestionnaireResponse."""
+
+    survey_response_id: str
 
 
 class ExpireSurveyInput(TemporalModel):

@@ -11,7 +11,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.surveys import SurveyActivities
     from models.journey import SurveyStep
     from models.surveys import ExpireSurveyInput, OpenSurveyInput
-    from models.temporal import PatientEvent
+    from models.temporal import PatientEvent, WriteBackInput
     from workflows.steps import JourneySteps
 
 COMPLETED = "survey.completed"
@@ -55,6 +55,10 @@ async def run_survey(steps: JourneySteps, step: SurveyStep) -> str | None:
         name=f"Waiting for the survey's answers until {expires_at:%Y-%m-%d %H:%M} UTC",
     )
     if answered is not None:
+        response_id = answered.data.get("response_id")
+        if opened.write_back and isinstance(response_id, str):
+            request = WriteBackInput(survey_response_id=response_id)
+            await steps._start_write_back(request, f"survey-response-{response_id}")
         return None
     await steps._activity(step.id, SurveyActivities.expire_survey, ExpireSurveyInput(survey_id=survey_id))
     steps.last_event = PatientEvent(
