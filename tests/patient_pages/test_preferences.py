@@ -189,3 +189,17 @@ async def test_in_a_browser_the_patient_corrects_an_error_and_saves(
         assert not await page.get_by_label("Receive Surveys by Text messages").is_checked()
         assert await axe_violations(page) == []
     assert refused == []
+
+
+async def test_the_pages_are_rate_limited_per_client(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], api_settings: Settings
+) -> None:
+    path = await abdul(sessions, api_settings)
+
+    codes = [(await api.get(path)).status_code for _ in range(25)]
+    limited = await api.get(path)
+
+    assert codes[:20] == [200] * 20
+    assert 429 in codes[20:]
+    assert limited.headers["retry-after"]
+    assert "Please wait a moment" in limited.text

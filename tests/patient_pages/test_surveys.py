@@ -333,3 +333,44 @@ async def test_in_a_browser_the_patient_fixes_a_missing_answer_and_sends_the_sur
         assert refused == []
         done = await finished(api, enrollment_id)
     assert [item["step"] for item in done["history"]][-2:] == ["call", "done"]
+
+
+async def test_survey_results_count_only_the_callers_facilities(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from models.survey_tables import Survey
+    from tests.api.test_facilities import _add_facilities, _keys, bundle, patient
+
+    await _add_facilities(api)
+    north = patient("srv-north", "Norberta", "+12125550111", "Organization/north")
+    south = patient("srv-south", "Southwick", "+13105550122", "Organization/south")
+    assert (
+        await api.post("/v1/fhir/import", params={"triggers": "false"}, json=bundle(north, south))
+    ).status_code == 200
+    assert (await api.post("/v1/questionnaires", json=CHECK_IN, headers=FHIR)).status_code == 201
+    async with sessions.begin() as session:
+        for patient_id, status in (("srv-north", "completed"), ("srv-south", "expired")):
+            session.add(
+                Survey(
+                    id=f"survey-{patient_id}",
+                    patient_id=patient_id,
+                    enrollment_id="e",
+                    journey_key="j",
+                    step_id="s",
+                    questionnaire_url=CHECK_IN_URL,
+                    questionnaire_version="1",
+                    status=status,
+                    expires_at=datetime.now(UTC) + timedelta(days=1),
+                )
+            )
+    north_key = (await _keys(api, "north-hospital"))["healthcare"]
+
+    everyone = (await api.get("/v1/questionnaires/results", params={"url": CHECK_IN_URL})).json()
+    northern = await api.get(
+        "/v1/questionnaires/results", params={"url": CHECK_IN_URL}, headers={"X-API-Key": north_key}
+    )
+
+    assert (everyone["sent"], everyone["completed"], everyone["expired"]) == (2, 1, 1)
+    assert (northern.json()["sent"], northern.json()["completed"], northern.json()["expired"]) == (1, 1, 0)
