@@ -143,6 +143,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/questionnaires"): needs(
         P.TEMPLATES_WRITE, Audit("questionnaire", "response:url", "create")
     ),
+    ("POST", "/v1/questionnaires/import"): needs(
+        P.TEMPLATES_WRITE, Audit("questionnaire", "response:url", "import")
+    ),
     ("GET", "/v1/questionnaires"): needs(P.TEMPLATES_READ),
     ("GET", "/v1/questionnaires/resource"): needs(P.TEMPLATES_READ),
     ("GET", "/v1/questionnaires/results"): needs(

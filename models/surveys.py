@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from models.base import DefinitionModel, TemporalModel
 from models.durations import IsoDuration
@@ -72,6 +72,16 @@ class QuestionnaireSaved(BaseModel):
     version: str
     status: str
     created: bool
+
+
+class QuestionnaireImport(BaseModel):
+    """`POST /v1/questionnaires/import`: read `Questionnaire/{id}` from a FHIR source (the default one,
+    `FHIR_BASE_URL`, unless `source` names a registered one) and store it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9\-.]{1,64}$")]
+    source: Annotated[str, StringConstraints(max_length=64)] | None = None
 
 
 class QuestionnaireSummary(BaseModel):

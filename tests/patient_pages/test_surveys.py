@@ -374,3 +374,33 @@ async def test_survey_results_count_only_the_callers_facilities(
 
     assert (everyone["sent"], everyone["completed"], everyone["expired"]) == (2, 1, 1)
     assert (northern.json()["sent"], northern.json()["completed"], northern.json()["expired"]) == (1, 1, 0)
+
+
+async def test_a_questionnaire_is_imported_from_a_fhir_source(api: httpx.AsyncClient) -> None:
+    from tests.fhir_server import running_fhir_server
+
+    async with running_fhir_server() as ehr:
+        ehr.store.put(json.loads((QUESTIONNAIRES / "patient-experience.json").read_text()))
+        source = {
+            "key": "ehr",
+            "base_url": ehr.base_url,
+            "auth": {"kind": "none"},
+            "watched_types": ["Patient"],
+        }
+        assert (await api.post("/v1/fhir/sources", json=source)).status_code in (200, 201)
+
+        imported = await api.post(
+            "/v1/questionnaires/import", json={"id": "patient-experience", "source": "ehr"}
+        )
+        again = await api.post(
+            "/v1/questionnaires/import", json={"id": "patient-experience", "source": "ehr"}
+        )
+        missing = await api.post("/v1/questionnaires/import", json={"id": "nothing-here", "source": "ehr"})
+        unknown_source = await api.post("/v1/questionnaires/import", json={"id": "x", "source": "nowhere"})
+
+    assert imported.status_code == 201, imported.text
+    assert imported.json()["url"] == "https://aftercare.example/fhir/Questionnaire/patient-experience"
+    assert again.status_code == 200
+    assert missing.status_code == 404
+    assert missing.json()["resourceType"] == "OperationOutcome"
+    assert unknown_source.status_code == 409
