@@ -193,27 +193,40 @@ def _typed(question: Question, raw: str) -> Any:
 
 
 def parse_answers(resource: dict[str, Any], fields: dict[str, list[str]]) -> Parsed:
-    """The posted form (`q.<linkId>` fields) checked against the Questionnaire."""
+    """The posted form (`q.<linkId>` fields) checked against the Questionnaire. Which questions are
+    enabled is settled first (a condition may name a later question, and a disabled question's answer
+    enables nothing), then only the enabled ones are checked."""
     parsed = Parsed()
-    for question in questions(resource):
-        if not question.answerable:
-            continue
+    typed: dict[str, list[Any]] = {}
+    problems: dict[str, str] = {}
+    answerable = [q for q in questions(resource) if q.answerable]
+    for question in answerable:
         raw = [value.strip() for value in fields.get(f"q.{question.link_id}", []) if value.strip()]
         parsed.typed[question.link_id] = raw
-        if not is_enabled(question, parsed.answers):
-            continue
-        if not question.repeats:
-            raw = raw[:1]
         values = []
-        for value in raw:
+        for value in raw if question.repeats else raw[:1]:
             try:
                 values.append(_typed(question, value))
             except ValueError as error:
-                parsed.errors[question.link_id] = str(error)
+                problems[question.link_id] = str(error)
                 break
-        if values and question.link_id not in parsed.errors:
-            parsed.answers[question.link_id] = values
-        elif question.required and question.link_id not in parsed.errors:
+        if values and question.link_id not in problems:
+            typed[question.link_id] = values
+    enabled = {q.link_id for q in answerable}
+    for _ in range(len(answerable) + 1):
+        given = {link_id: values for link_id, values in typed.items() if link_id in enabled}
+        settled = {q.link_id for q in answerable if is_enabled(q, given)}
+        if settled == enabled:
+            break
+        enabled = settled
+    for question in answerable:
+        if question.link_id not in enabled:
+            continue
+        if question.link_id in problems:
+            parsed.errors[question.link_id] = problems[question.link_id]
+        elif question.link_id in typed:
+            parsed.answers[question.link_id] = typed[question.link_id]
+        elif question.required:
             parsed.errors[question.link_id] = "survey.required"
     return parsed
 
