@@ -260,3 +260,30 @@ async def test_a_browser_unsubscribes_from_the_page_with_post_redirect_get(
 
     assert posted.status_code == 303
     assert "You are unsubscribed from emails about: News and offers." in shown.text
+
+
+@pytest.mark.usefixtures("empty_database")
+async def test_a_campaign_email_carries_one_click_unsubscribe_for_the_campaigns_purpose(
+    sessions: async_sessionmaker[AsyncSession], relay: SmtpRelay, api_settings: Settings
+) -> None:
+    from activities.campaigns import CampaignActivities
+    from activities.messaging.campaign_batch import CampaignBatchSender
+    from aftercare.guardrails import GuardrailPolicy
+    from aftercare.patient_links.tokens import PatientLinks as Links
+    from tests.activities.messaging.test_campaign_batch import BATCH, _prepare
+
+    await _prepare(sessions, 3)
+    mine = links(api_settings)
+    registry = ProviderRegistry({"email": smtp(relay)}, OutboxProvider())
+    sender = CampaignBatchSender(sessions, registry, GuardrailPolicy(), links=mine)
+    activities = CampaignActivities(sessions, sender, "America/New_York")
+
+    result = await ActivityEnvironment().run(activities.send_campaign_batch, BATCH)
+
+    assert result.delivered == 3
+    assert len(relay.received) == 3
+    for received in relay.received:
+        token = one_click_path(received["List-Unsubscribe"]).removeprefix("/u/")
+        claims = Links.read(mine, "unsubscribe", token)
+        assert claims.purpose == "health_education"  # a campaign's default purpose
+        assert received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
