@@ -23,6 +23,8 @@ from aftercare.fhir_client.client import FhirClient
 from aftercare.fhir_client.errors import FhirClientError
 from aftercare.fhir_sync.sources import DEFAULT_SOURCE, SourceMissingError, open_client
 from aftercare.settings import Settings
+from models.survey_tables import SurveyResponse
+from models.surveys import WriteBackSurveyResponseInput
 from models.tables import Enrollment, Journey, Message, Task
 from models.temporal import WriteBackMessageInput, WriteBackResult, WriteBackTaskInput
 
@@ -76,6 +78,18 @@ class FhirWriteBackActivities:
             client = await self._open(session)
         return await self._put(client, resource)
 
+    @activity.defn(name="write_back_survey_response")
+    async def write_back_survey_response(self, request: WriteBackSurveyResponseInput) -> WriteBackResult:
+        """Create or update the survey's QuestionnaireResponse on the FHIR source."""
+        async with self._sessions() as session:
+            response = await session.get(SurveyResponse, request.survey_response_id)
+            if response is None:
+                reason = f"survey response {request.survey_response_id} is not recorded"
+                raise ApplicationError(reason, type="InvalidInput", non_retryable=True)
+            resource = {key: value for key, value in response.resource.items() if key != "id"}
+            client = await self._open(session)
+        return await self._put(client, resource)
+
     async def _open(self, session: AsyncSession) -> FhirClient:
         try:
             return await open_client(session, self._settings, DEFAULT_SOURCE)
@@ -93,7 +107,9 @@ class FhirWriteBackActivities:
             )
         try:
             async with client:
-                [identifier] = resource["identifier"]
+                identifier = resource["identifier"]
+                if isinstance(identifier, list):  # a QuestionnaireResponse has one, not a list
+                    [identifier] = identifier
                 search = {"identifier": f"{identifier['system']}|{identifier['value']}"}
                 written = await client.update_where(resource, search)
         except FhirClientError as error:

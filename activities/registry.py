@@ -27,8 +27,10 @@ from activities.messaging.twilio_voice import TwilioVoiceProvider
 from activities.messaging.web_push import WebPushProvider
 from activities.segments import SegmentActivities
 from activities.store import StoreActivities
+from activities.surveys import SurveyActivities
 from activities.tasks import TaskActivities
 from aftercare.enrollment.starter import EnrollmentStarter
+from aftercare.patient_links.tokens import patient_links
 from aftercare.segments.dynamic import SegmentDriver
 from aftercare.settings import Settings
 
@@ -136,8 +138,14 @@ def build_activities(
     store = StoreActivities(sessions, settings.hospital_timezone)
     registry = providers or build_provider_registry(settings, sessions)
     write_back = settings.writes_back
+    links = patient_links(settings)
     messaging = MessagingActivities(
-        sessions, registry, settings.hospital_timezone, settings.guardrails, write_back=write_back
+        sessions,
+        registry,
+        settings.hospital_timezone,
+        settings.guardrails,
+        write_back=write_back,
+        links=links,
     )
     campaigns = CampaignActivities(
         sessions,
@@ -146,6 +154,7 @@ def build_activities(
             registry,
             settings.guardrails,
             delivery_concurrency=settings.campaign_delivery_concurrency,
+            links=links,
         ),
         settings.hospital_timezone,
     )
@@ -157,8 +166,11 @@ def build_activities(
     writer = FhirWriteBackActivities(sessions, settings)
     bulk = BulkActivities(sessions, settings, starter, temporal)
     segments = SegmentActivities(SegmentDriver(sessions, temporal, starter))
+    surveys = SurveyActivities(sessions, links, write_back=write_back)
     events = EventActivities(sessions, temporal, starter, timedelta(hours=settings.event_offer_hours))
     return [
+        surveys.open_survey,
+        surveys.expire_survey,
         events.expire_event_offer,
         events.deliver_event_notices,
         store.record_progress,
@@ -179,6 +191,7 @@ def build_activities(
         fhir.poll_resource_type,
         writer.write_back_message,
         writer.write_back_task,
+        writer.write_back_survey_response,
         bulk.start_bulk_export,
         bulk.poll_bulk_export,
         bulk.import_bulk_file,

@@ -8,7 +8,13 @@ from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aftercare.guardrails.facts import PREFERRED_CHANNEL_ATTRIBUTE, SEND_ATTRIBUTES, PatientFacts, load_facts
+from aftercare.guardrails.facts import (
+    PREFERRED_CHANNEL_ATTRIBUTE,
+    PREFERRED_LANGUAGE_ATTRIBUTE,
+    SEND_ATTRIBUTES,
+    PatientFacts,
+    load_facts,
+)
 from aftercare.journey_variables import JourneyVariables, with_fetched
 from aftercare.reachability import Reachability, choose_channels, reach
 from aftercare.store.templates import TemplateBook, load_template_book
@@ -38,6 +44,7 @@ class ComposedMessage:
     phi: bool = False
     non_phi_subject: str | None = None
     non_phi_body: str | None = None
+    care_critical: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,7 @@ class _Sources:
     phi: bool = False
     non_phi_subject: str | None = None
     non_phi_body: str | None = None
+    care_critical: bool = False
 
 
 @dataclass(frozen=True)
@@ -154,7 +162,8 @@ def compose(plan: SendPlan, variables: JourneyVariables, facts: PatientFacts) ->
         raise TemplateNotFoundError(f"template {spec.template!r} has no variant for {wanted}")
     reached = reach(profile, candidates, facts)
     channel = next((candidate for candidate in candidates if candidate in reached.addresses), candidates[0])
-    sources = _sources(plan, channel, profile.language)
+    language = facts.attributes.get(PREFERRED_LANGUAGE_ATTRIBUTE)
+    sources = _sources(plan, channel, language if isinstance(language, str) else profile.language)
     if plan.wants_attributes and variables.attributes is None:
         variables = replace(variables, attributes=dict(facts.attributes))
     names = variables.template_variables()
@@ -173,6 +182,7 @@ def compose(plan: SendPlan, variables: JourneyVariables, facts: PatientFacts) ->
         phi=sources.phi,
         non_phi_subject=render(sources.non_phi_subject, names) if sources.non_phi_subject else None,
         non_phi_body=render(sources.non_phi_body, names) if sources.non_phi_body else None,
+        care_critical=sources.care_critical,
     )
 
 
@@ -201,6 +211,7 @@ def _sources(plan: SendPlan, channel: str, language: str | None) -> _Sources:
         phi=template.phi,
         non_phi_subject=template.non_phi_subject,
         non_phi_body=template.non_phi_body,
+        care_critical=template.care_critical,
     )
 
 

@@ -175,6 +175,10 @@ class Settings(BaseSettings):
     webhook_max_age_seconds: int = 300
     # Signs event check-in codes and self-service links; set it in production (any long random string).
     event_link_secret: SecretStr | None = None
+    # Patients' links in messages (unsubscribe, preference centre, surveys): how long they work, and the
+    # mailbox a `mailto:` List-Unsubscribe writes to (none: only the https one-click link).
+    patient_link_days: int = Field(default=90, ge=1, le=730)
+    unsubscribe_mailto: str | None = None
     # How long a freed seat stays offered to the next on an event's waitlist.
     event_offer_hours: float = Field(default=24.0, gt=0)
 

@@ -63,6 +63,7 @@ from api.routes import (
     metrics,
     patients,
     push,
+    questionnaires,
     segments,
     suppressions,
     tasks,
@@ -77,6 +78,9 @@ from api.services import Services
 from console.install import install_console
 from journeys.sync import sync_code_journeys
 from patient_pages import events as event_pages
+from patient_pages import preferences as preference_pages
+from patient_pages import surveys as survey_pages
+from patient_pages import unsubscribe as unsubscribe_pages
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +101,7 @@ ROUTERS = (
     enrollments.router,
     triggers.router,
     messages.router,
+    questionnaires.router,
     tasks.router,
     library.router,
     segments.router,
@@ -104,6 +109,9 @@ ROUTERS = (
     campaigns.router,
     events.router,
     event_pages.router,
+    unsubscribe_pages.router,
+    preference_pages.router,
+    survey_pages.router,
     letters.router,
     push.router,
     suppressions.router,

@@ -143,6 +143,19 @@ RULES: dict[tuple[str, str], Rule] = {
         P.CONTACTS_WRITE, Audit("suppression", "path:channel", "lift")
     ),
     ("GET", "/v1/messages"): needs(P.MESSAGES_READ, Audit("patient", "query:patient_id", "read_messages")),
+    ("GET", "/v1/messages/{message_id}"): needs(P.MESSAGES_READ, Audit("message", "path:message_id")),
+    # surveys: Questionnaires are content like templates; results are counts of patients' answers
+    ("POST", "/v1/questionnaires"): needs(
+        P.TEMPLATES_WRITE, Audit("questionnaire", "response:url", "create")
+    ),
+    ("POST", "/v1/questionnaires/import"): needs(
+        P.TEMPLATES_WRITE, Audit("questionnaire", "response:url", "import")
+    ),
+    ("GET", "/v1/questionnaires"): needs(P.TEMPLATES_READ),
+    ("GET", "/v1/questionnaires/resource"): needs(P.TEMPLATES_READ),
+    ("GET", "/v1/questionnaires/results"): needs(
+        P.PATIENTS_READ, Audit("questionnaire", "query:url", "read_results")
+    ),
     ("GET", "/v1/tasks"): needs(P.TASKS_READ, Audit("task", action="list")),
     ("GET", "/v1/tasks/{task_id}"): needs(P.TASKS_READ, Audit("task", "path:task_id")),
     ("POST", "/v1/tasks/{task_id}/complete"): needs(P.TASKS_WRITE, Audit("task", "path:task_id", "complete")),
@@ -233,6 +246,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/e/{token}/register"): PUBLIC,
     ("POST", "/e/{token}/cancel"): PUBLIC,
     ("GET", "/e/{token}/invite.ics"): PUBLIC,
+    ("GET", "/u/{token}"): PUBLIC,
+    ("POST", "/u/{token}"): PUBLIC,
+    ("GET", "/p/{token}"): PUBLIC,
+    ("POST", "/p/{token}"): PUBLIC,
+    ("GET", "/s/{token}"): PUBLIC,
+    ("POST", "/s/{token}"): PUBLIC,
     # enrollments and triggers
     ("POST", "/v1/journeys/{key}/enrollments"): needs(
         P.ENROLLMENTS_CREATE, Audit("journey", "path:key", "enroll")

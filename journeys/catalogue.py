@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,10 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aftercare.definitions import check_journey, parse_journey, parse_template
 from aftercare.store.journeys import publish_journey
 from aftercare.store.templates import publish_template
+from aftercare.surveys.questionnaires import save_questionnaire
 from models.journey import JourneyDefinition
 from models.template import TemplateDefinition
 
 LIBRARY = Path(__file__).parent / "library"
+QUESTIONNAIRES = Path(__file__).parent / "questionnaires"
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,8 @@ class LibraryEntry:
     description: str
     journey: JourneyDefinition
     templates: tuple[TemplateDefinition, ...]
+    # The FHIR Questionnaires its `survey` steps send (from `journeys/questionnaires/`).
+    questionnaires: tuple[dict[str, Any], ...] = ()
 
 
 @cache
@@ -43,9 +49,18 @@ def library() -> tuple[LibraryEntry, ...]:
                 description=" ".join(document["description"].split()),
                 journey=journey,
                 templates=tuple(parse_template(template) for template in document["templates"]),
+                questionnaires=tuple(
+                    json.loads((QUESTIONNAIRES / name).read_text())
+                    for name in document.get("questionnaires", [])
+                ),
             )
         )
     return tuple(entries)
+
+
+def _questionnaire(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((QUESTIONNAIRES / name).read_text())
+    return loaded
 
 
 def library_entry(key: str) -> LibraryEntry | None:
@@ -54,7 +69,10 @@ def library_entry(key: str) -> LibraryEntry | None:
 
 
 async def install(session: AsyncSession, entry: LibraryEntry) -> str:
-    """Publish the templates, then the journey; `created` or `unchanged` for the journey."""
+    """Publish the questionnaires and templates, then the journey; `created` or `unchanged` for the
+    journey."""
+    for questionnaire in entry.questionnaires:
+        await save_questionnaire(session, questionnaire)
     for template in entry.templates:
         await publish_template(session, template)
     await check_journey(session, entry.journey)

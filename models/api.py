@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from models.journey import EventType
 from models.temporal import EnrollmentStatus
@@ -188,6 +188,8 @@ class MessageView(BaseModel):
     to: str | None
     subject: str | None
     body: str | None
+    # The extra email headers it was sent with: `List-Unsubscribe`, `List-Unsubscribe-Post`.
+    headers: dict[str, str] = Field(default_factory=dict)
     status: str
     reason: str | None
     provider: str | None
@@ -203,6 +205,11 @@ class MessageView(BaseModel):
     delivered_at: datetime | None = None
     opened_at: datetime | None = None
     clicked_at: datetime | None = None
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _no_headers(cls, value: object) -> object:
+        return {} if value is None else value
 
 
 class MessageList(BaseModel):

@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from models.base import DefinitionModel
 from models.durations import IsoDuration, SignedIsoDuration
+from models.surveys import SurveySpec
 from models.voice import CALL_EVENT_TYPES, CallScript
 
 Key = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
@@ -443,6 +444,18 @@ class CallStep(StepBase):
         return self.name or f"Calling the patient ({asked} question{'s' if asked != 1 else ''})"
 
 
+class SurveyStep(StepBase):
+    """Send a FHIR Questionnaire's link and wait for the answers (`survey.completed`) or the expiry
+    (`survey.expired`); either becomes `%event` for the steps after it."""
+
+    kind: ClassVar[str] = "survey"
+    survey: SurveySpec
+
+    def describe(self) -> str:
+        """The step in words."""
+        return self.name or f"Survey {self.survey.questionnaire}"
+
+
 STEP_TYPES: tuple[type[StepBase], ...] = (
     SendStep,
     WaitStep,
@@ -453,6 +466,7 @@ STEP_TYPES: tuple[type[StepBase], ...] = (
     FetchStep,
     SplitStep,
     EnrollStep,
+    SurveyStep,
     EndStep,
     CallStep,
 )
@@ -479,6 +493,7 @@ Step = Annotated[
     | Annotated[FetchStep, Tag("fetch")]
     | Annotated[SplitStep, Tag("split")]
     | Annotated[EnrollStep, Tag("enroll")]
+    | Annotated[SurveyStep, Tag("survey")]
     | Annotated[EndStep, Tag("end")]
     | Annotated[CallStep, Tag("call")],
     Discriminator(
@@ -540,6 +555,8 @@ class JourneyDefinition(DefinitionModel):
         waited = {step.wait_for.event for step in self.steps if isinstance(step, WaitForStep)}
         if any(isinstance(step, CallStep) for step in self.steps):
             waited |= set(CALL_EVENT_TYPES.values())  # a call step may wait for its call's outcome
+        if any(isinstance(step, SurveyStep) for step in self.steps):
+            waited.add("survey.completed")
         return frozenset(waited | {rule.event for rule in self.exit})
 
     def expressions(self) -> Iterator[tuple[tuple[str | int, ...], str]]:
@@ -569,6 +586,8 @@ def _targets(step: StepBase, position: int) -> Iterator[tuple[tuple[str | int, .
         yield ("steps", position, "call", "on_unanswered"), step.call.on_unanswered
     if isinstance(step, WaitForStep) and step.wait_for.on_timeout is not None:
         yield ("steps", position, "wait_for", "on_timeout"), step.wait_for.on_timeout
+    if isinstance(step, SurveyStep) and step.survey.on_expired is not None:
+        yield ("steps", position, "survey", "on_expired"), step.survey.on_expired
     if isinstance(step, BranchStep):
         for case_position, case in enumerate(step.branch):
             target = case.otherwise if isinstance(case, BranchOtherwise) else case.goto

@@ -537,6 +537,8 @@ class Message(Base):
     subject: Mapped[str | None] = mapped_column(String(500))
     body: Mapped[str | None] = mapped_column(Text)
     html: Mapped[str | None] = mapped_column(Text)
+    # Extra email headers it was sent with (`List-Unsubscribe`, `List-Unsubscribe-Post`).
+    headers: Mapped[dict[str, str] | None] = mapped_column(Json)
     template_key: Mapped[str | None] = mapped_column(String(64))
     template_version: Mapped[int | None] = mapped_column(Integer)
     locale: Mapped[str | None] = mapped_column(String(35))
@@ -753,4 +755,5 @@ from models import event_tables as _event_tables  # noqa: E402, F401
 from models import facility_tables as _facility_tables  # noqa: E402, F401
 from models import security_tables as _security_tables  # noqa: E402, F401
 from models import segment_tables as _segment_tables  # noqa: E402, F401
+from models import survey_tables as _survey_tables  # noqa: E402, F401
 from models import voice_tables as _voice_tables  # noqa: E402, F401

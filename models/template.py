@@ -60,6 +60,8 @@ class TemplateDefinition(DefinitionModel):
     prompts: dict[QuestionId, Spoken] | None = None
     voicemail: Spoken | None = None
     goodbye: Spoken | None = None
+    # A notice the patient may not opt out of (the hospital's call): its emails carry no unsubscribe link.
+    care_critical: bool = False
 
     @field_validator("locale")
     @classmethod

@@ -244,10 +244,12 @@ class SendMessageResult(TemporalModel):
 
 
 class WriteBackInput(TemporalModel):
-    """What the `FhirWriteBack` workflow writes: a message (as a Communication) or a task (a Task)."""
+    """What the `FhirWriteBack` workflow writes: a message (as a Communication), a task (a Task) or a
+    survey's answers (a QuestionnaireResponse)."""
 
     message_id: str | None = None
     task_id: str | None = None
+    survey_response_id: str | None = None
 
 
 class WriteBackMessageInput(TemporalModel):

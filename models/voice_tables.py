@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.tables import Base, Json
+from models.table_base import Base, Json
 
 
 class VoiceCall(Base):

@@ -27,19 +27,11 @@ from api.routes.events import after_commit, settle_offer
 from api.services import Services
 from models.event_api import RegistrationIn
 from models.event_tables import Event, EventRegistration, EventSession
+from patient_pages.pages import PAGE_CSP
 
 router = APIRouter(prefix="/e", tags=["patient pages"], include_in_schema=False)
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"])
-)
-PAGE_CSP = "; ".join(
-    [
-        "default-src 'none'",
-        "style-src 'unsafe-inline'",
-        "form-action 'self'",
-        "base-uri 'none'",
-        "frame-ancestors 'none'",
-    ]
 )
 # Per client address: a page view or a form post every half second, bursts of 20.
 _limiter = RateLimiter(rate=2.0, burst=20)

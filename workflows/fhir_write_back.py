@@ -10,6 +10,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.fhir_write_back import FhirWriteBackActivities
     from activities.options import FHIR_WRITE
+    from models.surveys import WriteBackSurveyResponseInput
     from models.temporal import WriteBackInput, WriteBackMessageInput, WriteBackResult, WriteBackTaskInput
     from models.workflow_names import FHIR_WRITE_BACK_WORKFLOW
 
@@ -38,6 +39,17 @@ class FhirWriteBackWorkflow:
                 FhirWriteBackActivities.write_back_task,
                 WriteBackTaskInput(task_id=request.task_id),
                 summary="Writing the Task",
+                **FHIR_WRITE.options(),
+            )
+            return result
+        if request.survey_response_id is not None:
+            workflow.set_current_details(
+                f"Writing survey response {request.survey_response_id} to the FHIR source"
+            )
+            result = await workflow.execute_activity_method(
+                FhirWriteBackActivities.write_back_survey_response,
+                WriteBackSurveyResponseInput(survey_response_id=request.survey_response_id),
+                summary="Writing the QuestionnaireResponse",
                 **FHIR_WRITE.options(),
             )
             return result

@@ -14,12 +14,14 @@ from models.journey import (
     SendStep,
     SplitStep,
     Step,
+    SurveyStep,
     TaskStep,
     UpdateStep,
     WaitForStep,
     WaitStep,
 )
 from workflows.steps import JourneySteps, unexpected_step
+from workflows.survey_step import run_survey
 
 
 async def interpret(steps: JourneySteps, journey: JourneyDefinition, start_at: str | None = None) -> str:
@@ -112,6 +114,10 @@ async def run_step(steps: JourneySteps, step: Step) -> str | None:
         await steps.enroll(
             enroll.journey, version=enroll.version, context=enroll.context, step=step.id, name=name
         )
+    elif isinstance(step, SurveyStep):
+        expired_to = await run_survey(steps, step)
+        if expired_to is not None:
+            return expired_to
     elif isinstance(step, EndStep):
         await steps.end(step.end.outcome, step=step.id, name=name)
     else:

@@ -33,6 +33,8 @@ from aftercare.guardrails.facts import SEND_ATTRIBUTES, load_facts, lock_and_cou
 from aftercare.guardrails.frequency import LOOK_BACK, caps_applying
 from aftercare.journey_variables import JourneyVariables
 from aftercare.metrics import MESSAGES
+from aftercare.patient_links.tokens import PatientLinks
+from aftercare.patient_links.unsubscribe import note_no_opt_out
 from aftercare.store.templates import load_template_book
 from aftercare.templating import TemplateRenderError
 from models.campaign import DEFAULT_CAMPAIGN_PURPOSE, CampaignDefinition
@@ -101,8 +103,10 @@ class CampaignBatchSender:
         policy: GuardrailPolicy,
         *,
         delivery_concurrency: int = 16,
+        links: PatientLinks | None = None,
     ) -> None:
         self._sessions = sessions
+        self._links = links
         self._providers = providers
         self._delivery = Delivery(sessions, providers, delivery_concurrency)
         self._policy = policy
@@ -208,6 +212,7 @@ class CampaignBatchSender:
                 patient, message, purpose, urgent=False, over_cap=campaign.over_cap, now=now, voice=voice
             )
             decision = judge(self._policy, context, facts[patient.id], recent.get(patient.id, ()))
+            decision = note_no_opt_out(decision, message.channel, message.care_critical)
             self._apply(item, request, message, purpose, decision, voice)
         return decided
 
@@ -230,7 +235,7 @@ class CampaignBatchSender:
             patient_id=item.patient_id,
             campaign_run_id=request.run_id,
         )
-        item.message = message_intent(origin, message, purpose, decision, voice)
+        item.message = message_intent(origin, message, purpose, decision, voice, self._links)
         if item.message["status"] == "skipped" and item.state == "messaged":
             item.state = "skipped"
 

@@ -12,6 +12,8 @@ from activities.messaging.providers import MessageProvider, OutgoingMessage
 from aftercare.compose import ComposedMessage
 from aftercare.facilities.voice import Voice
 from aftercare.guardrails import Decision, SendContext
+from aftercare.patient_links.tokens import PatientLinks
+from aftercare.patient_links.unsubscribe import add_opt_out
 from models.tables import Message, Patient
 
 # A message in one of these states will not be delivered (again).
@@ -64,15 +66,17 @@ def message_intent(
     purpose: str,
     decision: Decision,
     voice: Voice | None = None,
+    links: PatientLinks | None = None,
 ) -> dict[str, Any]:
     """The message row for a decided send: `pending` when it may go, `skipped` with the reason when
     the guardrails refused it (the non-PHI variant when the decision says so); sent as the patient's
-    facility (`voice`) when they have one."""
+    facility (`voice`) when they have one; an email with its unsubscribe headers and preference centre
+    footer when the sender makes patient `links`."""
     allowed = decision.outcome == "allow" and composed.to is not None
     subject, body, html = composed.subject, composed.body, composed.html
     if decision.non_phi:
         subject, body, html = composed.non_phi_subject or subject, composed.non_phi_body or body, None
-    return {
+    values: dict[str, Any] = {
         "id": str(uuid.uuid4()),
         "idempotency_key": origin.idempotency_key,
         "patient_id": origin.patient_id,
@@ -93,7 +97,10 @@ def message_intent(
         "reason": None if allowed else decision.reason,
         "facility": voice.facility if voice else None,
         "sender": voice.sender(composed.channel) if voice else None,
+        "headers": None,
     }
+    add_opt_out(values, links, composed.care_critical)
+    return values
 
 
 async def settle_locally(values: dict[str, Any], provider: MessageProvider) -> bool:
@@ -117,6 +124,7 @@ def outgoing_from(values: dict[str, Any]) -> OutgoingMessage:
     """The provider's view of an intent's values."""
     return OutgoingMessage(
         **{field: values[field] for field in _OUTGOING_FIELDS},
+        headers=values.get("headers"),
         created_at=values.get("created_at") or datetime.now(UTC),
         attempted_at=values.get("attempted_at"),
     )
@@ -124,5 +132,5 @@ def outgoing_from(values: dict[str, Any]) -> OutgoingMessage:
 
 def outgoing(message: Message) -> OutgoingMessage:
     """The provider's view of a recorded message."""
-    fields = (*_OUTGOING_FIELDS, "created_at", "attempted_at")
+    fields = (*_OUTGOING_FIELDS, "headers", "created_at", "attempted_at")
     return outgoing_from({field: getattr(message, field) for field in fields})

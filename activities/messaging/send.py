@@ -28,6 +28,8 @@ from aftercare.guardrails.decide import patient_today
 from aftercare.guardrails.facts import PatientFacts
 from aftercare.journey_variables import JourneyVariables, PatientNotFoundError, load_journey_variables
 from aftercare.metrics import MESSAGES
+from aftercare.patient_links.tokens import PatientLinks
+from aftercare.patient_links.unsubscribe import note_no_opt_out
 from aftercare.store.decisions import record_decision
 from aftercare.store.messages import find_by_idempotency_key, record_intent
 from aftercare.templating import TemplateRenderError
@@ -50,8 +52,10 @@ class MessagingActivities:
         guardrails: GuardrailPolicy | None = None,
         *,
         write_back: bool = False,
+        links: PatientLinks | None = None,
     ) -> None:
         self._sessions = sessions
+        self._links = links
         self._write_back = write_back
         self._providers = providers
         self._delivery = Delivery(sessions, providers)
@@ -103,6 +107,7 @@ class MessagingActivities:
                     voice=voice,
                 )
                 decision = await decide(session, self._guardrails, context, facts)
+                decision = note_no_opt_out(decision, composed.channel, composed.care_critical)
                 if decision.outcome == "defer":
                     await _record_decision(session, request, decision, purpose, composed.channel, None)
                     return SendMessageResult(
@@ -112,7 +117,7 @@ class MessagingActivities:
                         rule=decision.rule,
                         defer_until=decision.until,
                     )
-                values = message_intent(_origin(request), composed, purpose, decision, voice)
+                values = message_intent(_origin(request), composed, purpose, decision, voice, self._links)
                 provider = self._providers.for_channel(composed.channel)
                 sent_now = await settle_locally(values, provider)
                 message = await record_intent(session, values, sent_now=sent_now)

@@ -66,8 +66,10 @@ class SendGridEmailProvider:
         # SendGrid's spec has custom arguments as an object on the personalization (a string at the top).
         mail.custom_arg = CustomArg(MESSAGE_ID_ARG, message.id, p=0)
         mail.category = Category("aftercare")
-        if message.locale:
-            mail.header = Header("Content-Language", message.locale)
+        extra = {"Content-Language": message.locale} if message.locale else {}
+        extra.update(message.headers or {})
+        for name, value in extra.items():
+            mail.header = Header(name, value)
         return mail
 
     async def send(self, message: OutgoingMessage) -> ProviderOutcome:

@@ -64,6 +64,8 @@ class SmtpEmailProvider:
         # After the bodies: making the message multipart moves Content-* headers into the first part.
         if message.locale:
             email["Content-Language"] = message.locale
+        for name, value in (message.headers or {}).items():
+            email[name] = value
         return email
 
     async def send(self, message: OutgoingMessage) -> ProviderOutcome:

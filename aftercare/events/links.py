@@ -1,29 +1,21 @@
 """Self-service links: one opaque, signed, expiring token per patient and event, good for the event's
 public page and nothing else.
 
-The token is Fernet (AES-CBC with HMAC-SHA256, from `cryptography`): what it carries (the patient and
+The token is a signed link (`aftercare/security/signed_links.py`): what it carries (the patient and
 event ids) cannot be read from the URL, and any change to it is detected."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from cryptography.fernet import Fernet, InvalidToken
+from aftercare.security.signed_links import LinkRefused, seal, unseal
+
+__all__ = ["DEFAULT_LINK_TTL", "PURPOSE", "LinkClaims", "LinkRefused", "link_token", "read_link_token"]
 
 PURPOSE = "event-self-service"
+DOMAIN = "aftercare-event-link"
 DEFAULT_LINK_TTL = timedelta(days=30)
-
-
-class LinkRefused(Exception):
-    """A token that is not a genuine, current self-service link; `reason` is `invalid` or `expired`."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -35,11 +27,6 @@ class LinkClaims:
     expires_at: datetime
 
 
-def _fernet(secret: bytes) -> Fernet:
-    key = hashlib.sha256(b"aftercare-event-link:" + secret).digest()
-    return Fernet(base64.urlsafe_b64encode(key))
-
-
 def link_token(
     secret: bytes,
     event_key: str,
@@ -49,22 +36,10 @@ def link_token(
     now: datetime | None = None,
 ) -> tuple[str, datetime]:
     """A token for the patient's page of the event, and when it expires."""
-    expires_at = (now or datetime.now(UTC)) + ttl
-    expiry = int(expires_at.timestamp())
-    claims = {"p": PURPOSE, "e": event_key, "s": patient_id, "x": expiry}
-    token = _fernet(secret).encrypt(json.dumps(claims, separators=(",", ":")).encode()).decode()
-    return token, datetime.fromtimestamp(expiry, UTC)
+    return seal(secret, DOMAIN, PURPOSE, {"e": event_key, "s": patient_id}, ttl=ttl, now=now)
 
 
 def read_link_token(secret: bytes, token: str, *, now: datetime | None = None) -> LinkClaims:
     """The claims of a genuine, current link; `LinkRefused` otherwise."""
-    try:
-        claims = json.loads(_fernet(secret).decrypt(token.encode()))
-    except (InvalidToken, ValueError, UnicodeError):
-        raise LinkRefused("invalid") from None
-    if not isinstance(claims, dict) or claims.get("p") != PURPOSE:
-        raise LinkRefused("invalid")
-    expires_at = datetime.fromtimestamp(int(claims["x"]), UTC)
-    if expires_at <= (now or datetime.now(UTC)):
-        raise LinkRefused("expired")
+    claims, expires_at = unseal(secret, DOMAIN, PURPOSE, token, now=now)
     return LinkClaims(event_key=str(claims["e"]), patient_id=str(claims["s"]), expires_at=expires_at)

@@ -20,6 +20,20 @@ from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
 _MODEL = fhir_models["r4"]
 
 
+def _answer(inputs: list[Any], link_id: str) -> list[Any]:
+    """`answer('pain-score')` on a survey event's data: the answers given to that question (linkId)."""
+    found: list[Any] = []
+    for item in inputs:
+        answers = item.get("answers") if isinstance(item, dict) else None
+        if isinstance(answers, dict):
+            found.extend(answers.get(link_id) or [])
+    return found
+
+
+# Functions Aftercare adds to FHIRPath: `answer(linkId)` over `%event.data` of `survey.completed`.
+_FUNCTIONS = {"userInvocationTable": {"answer": {"fn": _answer, "arity": {1: ["String"]}}}}
+
+
 class FhirPathError(ValueError):
     """An expression that does not parse or cannot be evaluated."""
 
@@ -45,7 +59,7 @@ def check_syntax(expression: str) -> None:
 @lru_cache(maxsize=2048)
 def _compiled(expression: str) -> Callable[..., list[Any]]:
     check_syntax(expression)
-    compiled: Callable[..., list[Any]] = fhirpathpy.compile(expression, _MODEL)
+    compiled: Callable[..., list[Any]] = fhirpathpy.compile(expression, _MODEL, _FUNCTIONS)
     return compiled
 
 

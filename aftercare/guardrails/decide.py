@@ -19,6 +19,7 @@ from aftercare.guardrails.facts import (
     lock_and_count_recent,
 )
 from aftercare.guardrails.frequency import LOOK_BACK, caps_applying, over_cap
+from aftercare.guardrails.pause import paused
 from aftercare.guardrails.policy import GuardrailPolicy, parse_quiet_hours
 from aftercare.guardrails.quiet_hours import quiet_until
 from aftercare.guardrails.suppression import suppressed_patient
@@ -90,6 +91,9 @@ def judge(
     refused = purpose_consent(facts, send.channel, send.purpose, policy.opt_in_purposes)
     if refused is not None:
         return refused
+    urgent = _urgency(policy, send)
+    if (held := paused(facts, send.now, urgent)) is not None:
+        return held
     decision = allow()
     if send.phi:
         phi = phi_consent(facts, send.channel, send.has_non_phi_variant)
@@ -98,9 +102,10 @@ def judge(
         decision = phi or decision
     until = quiet_until(send.now, _quiet_hours(facts, policy, send.facility_quiet_hours), zone)
     if until is not None:
-        if send.urgent or send.purpose in policy.urgent_purposes:
-            why = "the step is urgent" if send.urgent else f"{send.purpose} is urgent"
-            decision = allow("quiet_hours_override", f"sent in quiet hours: {why}", non_phi=decision.non_phi)
+        if urgent:
+            decision = allow(
+                "quiet_hours_override", f"sent in quiet hours: {urgent}", non_phi=decision.non_phi
+            )
         else:
             return Decision("defer", "quiet_hours", f"quiet hours in {zone}", until=until)
     capped = over_cap(
@@ -112,6 +117,13 @@ def judge(
         over_cap=send.over_cap,
     )
     return capped or decision
+
+
+def _urgency(policy: GuardrailPolicy, send: SendContext) -> str | None:
+    """Why the send may go in quiet hours and through a pause, if it may."""
+    if send.urgent:
+        return "the step is urgent"
+    return f"{send.purpose} is urgent" if send.purpose in policy.urgent_purposes else None
 
 
 def _quiet_hours(

@@ -32,10 +32,18 @@ from models.tables import (
 # Messages that did not go out do not count against a frequency cap.
 NOT_COUNTED = ("skipped", "failed")
 
-# The attributes every send looks at: the patient's preferred channel and their own quiet hours.
+# The attributes every send looks at: the patient's preferred channel and language, their own quiet
+# hours, and until when they paused their messages (all set in the preference centre, among others).
 PREFERRED_CHANNEL_ATTRIBUTE = "preferred_channel"
+PREFERRED_LANGUAGE_ATTRIBUTE = "preferred_language"
 QUIET_HOURS_ATTRIBUTE = "quiet_hours"
-SEND_ATTRIBUTES = (PREFERRED_CHANNEL_ATTRIBUTE, QUIET_HOURS_ATTRIBUTE)
+PAUSED_UNTIL_ATTRIBUTE = "paused_until"
+SEND_ATTRIBUTES = (
+    PREFERRED_CHANNEL_ATTRIBUTE,
+    PREFERRED_LANGUAGE_ATTRIBUTE,
+    QUIET_HOURS_ATTRIBUTE,
+    PAUSED_UNTIL_ATTRIBUTE,
+)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ class PrincipalKind(StrEnum):
     JWT = "jwt"
     DEV = "dev"
     CODEC_UI = "codec_ui"  # the development Temporal UI, through its codec endpoint URL
+    PATIENT_LINK = "patient_link"  # a patient, through a signed link of theirs (patient pages)
 
 
 @dataclass(frozen=True)

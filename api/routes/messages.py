@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.store.messages import list_messages
@@ -55,3 +55,14 @@ async def read_messages(
         limit=limit,
     )
     return MessageList(items=await message_views(session, rows))
+
+
+@router.get("/{message_id}", response_model=MessageView)
+async def read_message(message_id: str, session: SessionDep) -> MessageView:
+    """One message: what was sent, with the email headers (`List-Unsubscribe`, `List-Unsubscribe-Post`)
+    and, for a call, its outcome and answers."""
+    message = await session.get(Message, message_id)
+    if message is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no message {message_id!r}")
+    (view,) = await message_views(session, [message])
+    return view

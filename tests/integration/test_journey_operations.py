@@ -209,7 +209,7 @@ async def test_reentry_always_lets_concurrent_enrollments_run_side_by_side(api: 
 
 async def test_the_library_lists_and_installs_ready_made_journeys(api: httpx.AsyncClient) -> None:
     listed = (await api.get("/v1/library")).json()["items"]
-    assert len(listed) == 8  # the six of the brief and the two of events
+    assert len(listed) == 9  # the six of the brief, the two of events and the surveys
     reminder = next(item for item in listed if item["key"] == "appointment-reminder")
     assert reminder["entry"]["fhir"]["resource"] == "Appointment"
     installed = await api.post("/v1/library/appointment-reminder/install")
@@ -218,6 +218,12 @@ async def test_the_library_lists_and_installs_ready_made_journeys(api: httpx.Asy
     assert installed.json()["templates"] == ["appt-confirmed", "appt-day-before", "appt-reminder"]
     assert (await api.get("/v1/journeys/appointment-reminder")).json()["version"] == 1
     assert (await api.post("/v1/library/nope/install")).status_code == 404
+    assert (await api.post("/v1/library/post-discharge-surveys/install")).status_code == 201
+    questionnaires = (await api.get("/v1/questionnaires")).json()["items"]
+    assert sorted(q["url"].rsplit("/", 1)[1] for q in questionnaires) == [
+        "patient-experience",
+        "post-discharge-48h",
+    ]
 
 
 async def test_code_journeys_are_listed_but_cannot_be_published_as_definitions(

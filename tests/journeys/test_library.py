@@ -94,7 +94,7 @@ def patient_reference(patient_id: str = ABDUL_PATIENT_ID) -> dict[str, str]:
     return {"reference": f"Patient/{patient_id}"}
 
 
-def test_the_library_has_the_six_journeys_of_the_brief_the_two_of_events_and_the_voice_variant() -> None:
+def test_the_library_has_the_journeys_of_the_brief_of_events_the_voice_variant_and_the_surveys() -> None:
     assert [entry.key for entry in library()] == [
         "abnormal-lab-follow-up",
         "appointment-reminder",
@@ -103,6 +103,7 @@ def test_the_library_has_the_six_journeys_of_the_brief_the_two_of_events_and_the
         "medication-adherence",
         "missed-appointment-re-engagement",
         "post-discharge-follow-up",
+        "post-discharge-surveys",
         "post-discharge-voice-follow-up",
         "vaccination-reminder",
     ]
@@ -146,6 +147,55 @@ async def test_post_discharge_follow_up_with_a_patient_who_is_not_well(
     assert "a month after your discharge" in bodies[3]
     history = dict(await journeys.history(enrollment_id))
     assert history["until-day-30"] == "waited"
+
+
+async def test_post_discharge_surveys_route_a_high_pain_score_to_an_urgent_call(
+    lib: Library, journeys: JourneyHarness
+) -> None:
+    await load_synthea_patient(journeys.sessions)
+    await lib.install("post-discharge-surveys")
+    discharged = (await lib.now()).replace(microsecond=0)
+    encounter = {
+        "resourceType": "Encounter",
+        "id": "stay-2",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+        "subject": patient_reference(),
+        "period": {"start": (discharged - timedelta(days=3)).isoformat(), "end": discharged.isoformat()},
+    }
+    async with journeys.make_worker():
+        assert await lib.ingest(encounter) == 1
+        handle, enrollment_id = await lib.enrollment("post-discharge-surveys")
+        await reach_step(handle, "wait-48h")
+        await lib.advance(timedelta(days=2, minutes=1))
+        await reach_step(handle, "check-in")
+        async with journeys.sessions() as session:
+            survey = await the_only_survey(session)
+        answers = {"overall": ["same"], "pain-score": [8], "warning-signs": ["none"]}
+        await lib.event("survey.completed", survey_id=survey.id, answers=answers)
+        await reach_step(handle, "wait-4-weeks")
+        [task] = await lib.tasks("care-coordinators")
+        result = await journeys.finish(handle)
+
+    assert (result.status, result.outcome) == ("completed", "completed")
+    assert (task.title, task.priority) == ("Abdul Koepp: call about the 48-hour check-in", "urgent")
+    assert survey.questionnaire_url == "https://aftercare.example/fhir/Questionnaire/post-discharge-48h"
+    bodies = await lib.bodies(enrollment_id)
+    assert bodies[0].startswith("Welcome home, Abdul")
+    assert [("/s/" in body) for body in bodies] == [
+        False,
+        True,
+        True,
+    ]  # the patient-experience survey expired
+    history = dict(await journeys.history(enrollment_id))
+    assert history["experience"] == "timeout"
+
+
+async def the_only_survey(session: Any) -> Any:
+    from models.survey_tables import Survey
+
+    [survey] = (await session.scalars(select(Survey))).all()
+    return survey
 
 
 async def test_post_discharge_follow_up_ends_when_the_patient_is_readmitted(

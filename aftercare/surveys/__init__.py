@@ -1,0 +1,1 @@
+"""Surveys: FHIR Questionnaires stored and versioned, the patient's form, QuestionnaireResponses."""
