@@ -83,6 +83,9 @@ class JourneySummary(BaseModel):
     name: str
     reentry: str
     entry: dict[str, Any] | None = None
+    facility: str | None = Field(
+        default=None, description="the facility it belongs to; none: the whole group"
+    )
 
 
 class JourneyList(BaseModel):

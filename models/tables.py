@@ -446,6 +446,8 @@ class Template(Base):
     definition: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False)
     content_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     created_at: Mapped[datetime] = _created()
+    # The facility it belongs to (used by its subtree; facilities below see it); none: the whole group.
+    facility: Mapped[str | None] = mapped_column(String(64), ForeignKey("facilities.key"), index=True)
 
 
 class Journey(Base):
@@ -461,6 +463,8 @@ class Journey(Base):
     entry_fhir_resource: Mapped[str | None] = mapped_column(String(64), index=True)
     entry_event_type: Mapped[str | None] = mapped_column(String(100), index=True)
     created_at: Mapped[datetime] = _created()
+    # The facility it belongs to (used by its subtree; facilities below see it); none: the whole group.
+    facility: Mapped[str | None] = mapped_column(String(64), ForeignKey("facilities.key"), index=True)
 
 
 # --- projections of Temporal state and audit rows ---------------------------------------------------

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from models.base import DefinitionModel
+from models.base import DefinitionModel, OwnerFacility
 from models.journey import Channel, Key, Purpose
 
 Locale = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)]
@@ -43,6 +43,7 @@ class TemplateDefinition(DefinitionModel):
     channel: Channel
     locale: Locale = "en"
     name: str | None = None
+    facility: OwnerFacility = None
     subject: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
     body: str = Field(min_length=1, max_length=20000)
     html: str | None = None

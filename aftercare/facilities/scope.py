@@ -25,16 +25,22 @@ assert SCOPED_ROLE == "aftercare_scoped"  # named in `_BEGIN_SCOPED` below
 
 _GRANTS: ContextVar[tuple[str, ...] | None] = ContextVar("aftercare_facility_grants", default=None)
 
-# One round trip at the start of the transaction: the subtrees of the grants, and the role, both undone
-# by the transaction's end. A grant of a root facility (or of nothing known) is handled here too.
+# One round trip at the start of the transaction: the subtrees of the grants, the facilities above them
+# (whose definitions are shared down the tree), and the role, all undone by the transaction's end. A
+# grant of a root facility (or of nothing known) is handled here too.
 _BEGIN_SCOPED = """
 WITH RECURSIVE tree(key) AS (
     SELECT key FROM facilities WHERE key = ANY(%(grants)s::text[])
     UNION SELECT f.key FROM facilities f JOIN tree ON f.parent = tree.key
+), above(key) AS (
+    SELECT parent FROM facilities WHERE key = ANY(%(grants)s::text[]) AND parent IS NOT NULL
+    UNION SELECT f.parent FROM facilities f JOIN above ON f.key = above.key WHERE f.parent IS NOT NULL
 ), roots AS (
     SELECT EXISTS (SELECT 1 FROM facilities WHERE key = ANY(%(grants)s::text[]) AND parent IS NULL) AS whole
 )
 SELECT set_config('aftercare.facilities', coalesce((SELECT string_agg(key, ',') FROM tree), ''), true),
+       set_config('aftercare.shared_facilities', coalesce((SELECT string_agg(key, ',') FROM above), ''),
+                  true),
        set_config('role', CASE WHEN (SELECT whole FROM roots) THEN 'none' ELSE 'aftercare_scoped' END, true)
 """
 

@@ -65,6 +65,20 @@ def subtree(facilities: Sequence[Facility], roots: Iterable[str]) -> set[str]:
     return reached
 
 
+def audience_reach(
+    facilities: Sequence[Facility], grants: Iterable[str], owners: Iterable[str | None]
+) -> set[str] | None:
+    """The facilities whose patients a campaign run reaches: the launching caller's subtrees (`grants`,
+    none: the whole group), within the subtree of each definition's owning facility; None: everyone."""
+    grants = list(grants)
+    reach = subtree(facilities, grants) if grants else None
+    for owner in owners:
+        if owner is not None:
+            owned = subtree(facilities, [owner])
+            reach = owned if reach is None else reach & owned
+    return reach
+
+
 @dataclass(frozen=True)
 class _Map:
     by_organization: dict[str, str]

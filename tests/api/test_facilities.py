@@ -284,3 +284,95 @@ async def test_own_records_stay_visible_and_counts_are_the_facility_s(
     for headers in ({}, {"X-API-Key": group_key}):
         everyone = (await api.get("/v1/patients", headers=headers)).json()["items"]
         assert {item["id"] for item in everyone} == {north.patient_id, south.patient_id}
+
+
+NORTH_CLINIC = {
+    "key": "north-clinic",
+    "name": "North Clinic",
+    "timezone": "America/New_York",
+    "parent": "north-hospital",
+}
+TEMPLATE = {"key": "north-welcome", "channel": "sms", "body": "Welcome to North, {{ patient.given }}"}
+NORTH_SEGMENT = {"key": "north-adults", "name": "North adults", "criteria": {"age": {"gte": 18}}}
+
+
+async def _admins(api: httpx.AsyncClient, *facilities: str) -> dict[str, dict[str, str]]:
+    """An admin key's headers of each facility."""
+    made = {}
+    for facility in facilities:
+        answer = await api.post(
+            "/v1/api-keys", json={"name": f"{facility}-owner", "roles": ["admin"], "facilities": [facility]}
+        )
+        assert answer.status_code == 201, answer.text
+        made[facility] = {"X-API-Key": answer.json()["key"]}
+    return made
+
+
+async def test_definitions_belong_to_a_facility_and_are_shared_down_its_tree(
+    api: httpx.AsyncClient, sides: tuple[Side, Side]
+) -> None:
+    assert (await api.post("/v1/facilities", json=NORTH_CLINIC)).status_code == 201
+    keys = await _admins(api, "north-hospital", "south-clinic", "north-clinic")
+    north, south, clinic = keys["north-hospital"], keys["south-clinic"], keys["north-clinic"]
+    # a caller of one facility publishes for it without naming it
+    assert (await api.post("/v1/templates", json=TEMPLATE, headers=north)).status_code == 201
+    assert (await api.post("/v1/segments", json=NORTH_SEGMENT, headers=north)).status_code == 201
+    campaign = {
+        "key": "north-flu",
+        "name": "North flu",
+        "segment": "north-adults",
+        "template": "north-welcome",
+    }
+    made = await api.post("/v1/campaigns", json=campaign, headers=north)
+    assert made.status_code == 201, made.text
+    journey = {**JOURNEY, "key": "north-check-in", "facility": "north-hospital"}
+    assert (await api.post("/v1/journeys", json=journey, headers=north)).status_code == 201
+
+    shown = (await api.get("/v1/templates/north-welcome", headers=north)).json()
+    assert shown["variants"][0]["facility"] == "north-hospital"
+    for path, key in (
+        ("/v1/segments", "north-adults"),
+        ("/v1/campaigns", "north-flu"),
+        ("/v1/journeys", "north-check-in"),
+    ):
+        # shown with its facility to the owner, its subtree and the group; hidden from the other facility
+        for headers in (north, clinic, {}):
+            listed = {item["key"]: item for item in (await api.get(path, headers=headers)).json()["items"]}
+            assert listed[key]["facility"] == "north-hospital", (path, headers)
+            assert (await api.get(f"{path}/{key}", headers=headers)).json()["facility"] == "north-hospital"
+        listed = [item["key"] for item in (await api.get(path, headers=south)).json()["items"]]
+        assert key not in listed
+        assert (await api.get(f"{path}/{key}", headers=south)).status_code == 404
+    templates = [item["key"] for item in (await api.get("/v1/templates", headers=south)).json()["items"]]
+    assert "north-welcome" not in templates
+    assert (await api.get("/v1/templates/north-welcome", headers=south)).status_code == 404
+    # the group's definitions stay everyone's
+    for headers in (north, south, clinic):
+        shared = (await api.get(f"/v1/journeys/{JOURNEY['key']}", headers=headers)).json()
+        assert shared["key"] == JOURNEY["key"]
+        assert "facility" not in shared
+
+    # writes only within the caller's reach
+    elsewhere = await api.post(
+        "/v1/segments", json={**NORTH_SEGMENT, "key": "x", "facility": "south-clinic"}, headers=north
+    )
+    assert elsewhere.status_code == 403
+    upward = await api.post(
+        "/v1/segments", json={**NORTH_SEGMENT, "key": "y", "facility": "north-hospital"}, headers=clinic
+    )
+    assert upward.status_code == 403
+    # a key keeps its facility across versions: North does not write the group's journey
+    group_journey = await api.post("/v1/journeys", json={**JOURNEY, "version": 2}, headers=north)
+    assert group_journey.status_code == 403
+    assert "whole group" in group_journey.json()["detail"]
+    moved = await api.post("/v1/segments", json={**NORTH_SEGMENT, "version": 2, "facility": "group"})
+    assert moved.status_code == 409
+    unknown = await api.post("/v1/segments", json={**NORTH_SEGMENT, "key": "z", "facility": "nowhere"})
+    assert unknown.status_code == 422
+    # a campaign of South cannot use North's segment: it does not see it
+    borrowed = await api.post("/v1/campaigns", json={**campaign, "key": "south-flu"}, headers=south)
+    assert borrowed.status_code == 422
+    # the clinic below North uses North's segment
+    below = await api.post("/v1/campaigns", json={**campaign, "key": "clinic-flu"}, headers=clinic)
+    assert below.status_code == 201, below.text
+    assert (await api.get("/v1/campaigns/clinic-flu")).json()["facility"] == "north-clinic"
