@@ -28,6 +28,11 @@ async def _seed(sessions: async_sessionmaker[AsyncSession]) -> None:
             )
 
 
+async def _write(sessions: async_sessionmaker[AsyncSession], segment: Segment) -> None:
+    async with sessions.begin() as session:
+        session.add(segment)
+
+
 def _segment(key: str, facility: str | None) -> Segment:
     return Segment(key=key, version=1, name=key, definition={}, content_hash="y", facility=facility)
 
@@ -53,10 +58,10 @@ async def test_a_clinic_cannot_write_above_or_beside_itself(
     empty_database: AsyncEngine, sessions: async_sessionmaker[AsyncSession], facility: str | None
 ) -> None:
     await _seed(sessions)
-    with request_boundary(), pytest.raises(ProgrammingError, match="row-level security"):
+    with request_boundary():
         enter_scope(frozenset({"north-clinic"}))
-        async with sessions.begin() as session:
-            session.add(_segment("written", facility))
+        with pytest.raises(ProgrammingError, match="row-level security"):
+            await _write(sessions, _segment("written", facility))
     with request_boundary():
         enter_scope(frozenset({"north-clinic"}))
         async with sessions.begin() as session:
