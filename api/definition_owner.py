@@ -10,6 +10,7 @@ other write as well (`aftercare/facilities/policies.py`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import HTTPException, status
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.security.principal import Principal
 from aftercare.store.facilities import list_facilities, subtree
+from models.facility_tables import Facility
 
 
 def _owner(facility: str | None) -> str:
@@ -29,8 +31,7 @@ async def owning_facility(
 ) -> str | None:
     """The facility the definition `key` is published for (in the caller's transaction)."""
     facilities = await list_facilities(session)
-    roots = {facility.key for facility in facilities if facility.parent is None}
-    whole = not principal.facilities or bool(principal.facilities & roots)
+    whole = _whole_group(facilities, principal)
     existing = (
         await session.execute(select(table.facility).where(table.key == key).order_by(table.version.desc()))
     ).first()
@@ -47,16 +48,30 @@ async def owning_facility(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"name the {what}'s `facility`: the caller reaches several facilities",
         )
-    if facility is not None and facility not in {row.key for row in facilities}:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no facility {facility!r}")
     if existing is not None and existing[0] != facility:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
             f"{what} {key!r} belongs to {_owner(existing[0])}; its versions keep it",
         )
-    if not whole and facility not in subtree(facilities, principal.facilities):
+    _within_reach(facilities, principal, facility)
+    return facility
+
+
+def _whole_group(facilities: Sequence[Facility], principal: Principal) -> bool:
+    roots = {facility.key for facility in facilities if facility.parent is None}
+    return not principal.facilities or bool(principal.facilities & roots)
+
+
+def _within_reach(facilities: Sequence[Facility], principal: Principal, facility: str | None) -> None:
+    if facility is not None and facility not in {row.key for row in facilities}:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no facility {facility!r}")
+    if not _whole_group(facilities, principal) and facility not in subtree(facilities, principal.facilities):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
-            f"a caller limited to some facilities publishes only for them, not for {_owner(facility)}",
+            f"a caller limited to some facilities acts only for them, not for {_owner(facility)}",
         )
-    return facility
+
+
+async def check_reach(session: AsyncSession, principal: Principal, facility: str | None) -> None:
+    """Refuse a setting naming a facility the caller does not reach (403; an unknown one: 422)."""
+    _within_reach(await list_facilities(session), principal, facility)

@@ -325,6 +325,8 @@ class FhirSource(Base):
     auth: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False)
     watched_types: Mapped[list[str]] = mapped_column(ARRAY(String(64)), nullable=False)
     poll_seconds: Mapped[int | None] = mapped_column(Integer)
+    # The facility every patient read from this source belongs to (besides their organization's).
+    facility: Mapped[str | None] = mapped_column(String(64), ForeignKey("facilities.key"))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
 

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.facility_tables import Facility, PatientFacility
-from models.tables import table_of
+from models.tables import FhirSource, table_of
 
 _PLACED = table_of(PatientFacility)
 _PLACE = insert(_PLACED).on_conflict_do_nothing(index_elements=["patient_id", "facility"])
@@ -121,17 +121,41 @@ def _claims(resources: Sequence[dict[str, Any]]) -> tuple[list[tuple[str, str, s
     return claims, patients
 
 
-async def place_patients(session: AsyncSession, resources: Sequence[dict[str, Any]]) -> None:
-    """Record the facilities these current Patients and Encounters place their patients in."""
+# The labels under which resources read from a registered FHIR source are stored (`poll:<key>`, ...).
+SOURCE_LABELS = ("poll:", "notification:", "export:")
+
+
+async def source_facility(session: AsyncSession, source: str | None) -> str | None:
+    """The facility of the FHIR source a stored-resource label names, if it has one."""
+    prefix = next((label for label in SOURCE_LABELS if source and source.startswith(label)), None)
+    if source is None or prefix is None:
+        return None
+    facility: str | None = await session.scalar(
+        select(FhirSource.facility).where(FhirSource.key == source.removeprefix(prefix))
+    )
+    return facility
+
+
+async def place_patients(
+    session: AsyncSession, resources: Sequence[dict[str, Any]], source: str | None = None
+) -> None:
+    """Record the facilities these current Patients and Encounters place their patients in: their
+    organizations' and that of the FHIR source they were read from (`source`, the stored label)."""
     claims, patients = _claims(resources)
     if not claims and not patients:
         return
     mapping = await _map(session)
     rows = [
-        {"patient_id": patient_id, "facility": mapping.by_organization[organization], "source": source}
-        for patient_id, organization, source in claims
+        {"patient_id": patient_id, "facility": mapping.by_organization[organization], "source": how}
+        for patient_id, organization, how in claims
         if organization in mapping.by_organization
     ]
+    from_source = await source_facility(session, source) if patients else None
+    if from_source is not None:
+        rows += [
+            {"patient_id": patient_id, "facility": from_source, "source": "fhir_source"}
+            for patient_id in patients
+        ]
     placed = {row["patient_id"] for row in rows}
     unplaced = [patient_id for patient_id in patients if patient_id not in placed]
     if unplaced and mapping.fallback is not None:

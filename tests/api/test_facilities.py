@@ -376,3 +376,23 @@ async def test_definitions_belong_to_a_facility_and_are_shared_down_its_tree(
     below = await api.post("/v1/campaigns", json={**campaign, "key": "clinic-flu"}, headers=clinic)
     assert below.status_code == 201, below.text
     assert (await api.get("/v1/campaigns/clinic-flu")).json()["facility"] == "north-clinic"
+
+
+async def test_a_fhir_source_names_the_facility_of_its_patients(
+    api: httpx.AsyncClient, sides: tuple[Side, Side]
+) -> None:
+    keys = await _admins(api, "north-hospital")
+    source = {"key": "south-ehr", "base_url": "https://ehr.example", "watched_types": ["Patient"]}
+    saved = await api.post("/v1/fhir/sources", json={**source, "facility": "south-clinic"})
+    assert saved.status_code == 201, saved.text
+    assert saved.json()["facility"] == "south-clinic"
+    assert (await api.get("/v1/fhir/sources/south-ehr")).json()["facility"] == "south-clinic"
+    # a caller of North cannot point a source at South's facility, nor at one that does not exist
+    elsewhere = await api.post(
+        "/v1/fhir/sources",
+        json={**source, "key": "x-ehr", "facility": "south-clinic"},
+        headers=keys["north-hospital"],
+    )
+    assert elsewhere.status_code == 403
+    unknown = await api.post("/v1/fhir/sources", json={**source, "key": "y-ehr", "facility": "nowhere"})
+    assert unknown.status_code == 422

@@ -1,4 +1,5 @@
-"""facility definitions: templates, journeys, segments and campaigns belong to a facility or the group
+"""facility definitions: templates, journeys, segments and campaigns belong to a facility or the group;
+FHIR sources name the facility of the patients read from them
 
 A definition with a `facility` is used by that facility's subtree; without one (every existing
 definition), by the whole group, as before. Row-level security lets a caller limited to some facilities
@@ -28,11 +29,17 @@ def upgrade() -> None:
             op.f(f"fk_{table}_facility_facilities"), table, "facilities", ["facility"], ["key"]
         )
         op.create_index(op.f(f"ix_{table}_facility"), table, ["facility"])
+    op.add_column("fhir_sources", sa.Column("facility", sa.String(length=64), nullable=True))
+    op.create_foreign_key(
+        op.f("fk_fhir_sources_facility_facilities"), "fhir_sources", "facilities", ["facility"], ["key"]
+    )
     scope_definitions(op.execute)
 
 
 def downgrade() -> None:
     unscope_definitions(op.execute)
+    op.drop_constraint(op.f("fk_fhir_sources_facility_facilities"), "fhir_sources", type_="foreignkey")
+    op.drop_column("fhir_sources", "facility")
     for table in DEFINITION_TABLES:
         op.drop_index(op.f(f"ix_{table}_facility"), table_name=table)
         op.drop_constraint(op.f(f"fk_{table}_facility_facilities"), table, type_="foreignkey")
