@@ -514,6 +514,8 @@ class Enrollment(Base):
     once_only: Mapped[bool] = mapped_column(Boolean, nullable=False)
     workflow_id: Mapped[str] = mapped_column(String(128), nullable=False, unique=True)
     paused: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    # The facility the enrollment was made for: the patient's, within the journey's facility's subtree.
+    facility: Mapped[str | None] = mapped_column(String(64), ForeignKey("facilities.key"))
     started_at: Mapped[datetime] = _created()
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = _created()
@@ -648,6 +650,8 @@ class SendDecision(Base):
     rule: Mapped[str] = mapped_column(String(32), nullable=False)
     reason: Mapped[str | None] = mapped_column(Text)
     defer_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The facility it was made for: its enrollment's, else the patient's (filled in by the database).
+    facility: Mapped[str | None] = mapped_column(String(64), ForeignKey("facilities.key"))
     created_at: Mapped[datetime] = _created()
 
 
@@ -727,6 +731,8 @@ class Task(Base):
     completed_by: Mapped[str | None] = mapped_column(String(200))
     outcome: Mapped[str | None] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(Text)
+    # The facility it was made for: its enrollment's, else the patient's (filled in by the database).
+    facility: Mapped[str | None] = mapped_column(String(64), ForeignKey("facilities.key"))
 
 
 class PatientAttribute(Base):

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aftercare.facilities.voice import PRIMARY_ORDER
 from models.facility_tables import Facility, PatientFacility
 from models.tables import FhirSource, table_of
 
@@ -171,6 +172,24 @@ async def place_patients(
         ]
     if rows:
         await session.execute(_PLACE, rows)
+
+
+async def enrollment_facilities(
+    session: AsyncSession, patient_ids: Iterable[str], owner: str | None
+) -> dict[str, str]:
+    """The facility each patient's enrollment in a journey of `owner` (none: the group's) is made for:
+    the one they hear from, within the owner's subtree. A patient placed in none of it is left out."""
+    allowed = subtree(await list_facilities(session), [owner]) if owner else None
+    rows = await session.execute(
+        select(PatientFacility.patient_id, PatientFacility.facility)
+        .where(PatientFacility.patient_id.in_(sorted(set(patient_ids))))
+        .order_by(PatientFacility.patient_id, *PRIMARY_ORDER)
+    )
+    chosen: dict[str, str] = {}
+    for patient_id, facility in rows:
+        if patient_id not in chosen and (allowed is None or facility in allowed):
+            chosen[patient_id] = facility
+    return chosen
 
 
 async def facilities_of(session: AsyncSession, patient_ids: Sequence[str]) -> dict[str, list[str]]:

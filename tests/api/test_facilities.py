@@ -396,3 +396,41 @@ async def test_a_fhir_source_names_the_facility_of_its_patients(
     assert elsewhere.status_code == 403
     unknown = await api.post("/v1/fhir/sources", json={**source, "key": "y-ehr", "facility": "nowhere"})
     assert unknown.status_code == 422
+
+
+async def test_enrollments_tasks_decisions_and_audit_rows_name_their_facility(
+    api: httpx.AsyncClient, sides: tuple[Side, Side]
+) -> None:
+    for side in sides:
+        enrollment = (await api.get(f"/v1/enrollments/{side.enrollment_id}")).json()
+        assert enrollment["facility"] == side.facility
+        listed = (await api.get("/v1/enrollments", params={"patient_id": side.patient_id})).json()["items"]
+        assert {item["facility"] for item in listed} == {side.facility}
+        assert (await api.get(f"/v1/tasks/{side.task_id}")).json()["facility"] == side.facility
+        decisions = (await api.get(f"/v1/patients/{side.patient_id}/decisions")).json()["items"]
+        assert decisions
+        assert {item["facility"] for item in decisions} == {side.facility}
+        audited = await api.get(
+            "/v1/audit", params={"resource_type": "patient", "resource_id": side.patient_id}
+        )
+        assert {item["facility"] for item in audited.json()["items"]} == {side.facility}
+
+
+async def test_a_journey_of_a_facility_enrolls_only_its_patients(
+    api: httpx.AsyncClient, sides: tuple[Side, Side]
+) -> None:
+    north, south = sides
+    journey = {**JOURNEY, "key": "north-only", "facility": "north-hospital"}
+    assert (await api.post("/v1/journeys", json=journey)).status_code == 201
+    refused = await api.post("/v1/journeys/north-only/enrollments", json={"patient_id": south.patient_id})
+    assert refused.status_code == 409
+    assert "facility" in refused.json()["detail"]
+    made = await api.post("/v1/journeys/north-only/enrollments", json={"patient_id": north.patient_id})
+    assert made.status_code == 201
+    enrollment = (await api.get(f"/v1/enrollments/{made.json()['enrollment_id']}")).json()
+    assert enrollment["facility"] == "north-hospital"
+    batch = await api.post(
+        "/v1/journeys/north-only/enrollments/batch",
+        json={"patients": [{"patient_id": south.patient_id}, {"patient_id": north.patient_id}]},
+    )
+    assert [item["result"] for item in batch.json()["results"]] == ["refused", "existing"]
