@@ -33,6 +33,8 @@ class OutgoingMessage:
     # Who it comes from: the facility's SMS number or messaging service, or email address (None: the
     # provider's configured sender).
     sender: str | None = None
+    # The facility it is sent on behalf of (its letterhead heads a letter).
+    facility: str | None = None
 
     @property
     def looked_up_since(self) -> datetime:
