@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -203,3 +203,62 @@ async def facilities_of(session: AsyncSession, patient_ids: Sequence[str]) -> di
     for patient_id, facility in rows:
         result.setdefault(patient_id, []).append(facility)
     return result
+
+
+class FacilityInUse(FacilityConflict):
+    """The facility still has records of its own (it cannot be removed)."""
+
+
+async def update_facility(session: AsyncSession, row: Facility, values: dict[str, Any]) -> Facility:
+    """Change a facility in the caller's transaction: its parent must exist and not be below it, its
+    organization must be no other facility's."""
+    parent = values.get("parent")
+    if parent is not None and parent != row.parent:
+        facilities = await list_facilities(session)
+        if parent not in {facility.key for facility in facilities}:
+            raise FacilityConflict(f"no parent facility {parent!r}")
+        if parent in subtree(facilities, [row.key]):
+            raise FacilityConflict(f"{parent!r} is {row.key!r} or below it: the tree would be a loop")
+    organization = values.get("organization")
+    if organization and await session.scalar(
+        select(Facility.key).where(Facility.organization == organization, Facility.key != row.key)
+    ):
+        raise FacilityConflict(f"{organization} already belongs to a facility")
+    for name, value in values.items():
+        setattr(row, name, value)
+    await session.flush()
+    return row
+
+
+# What may belong to a facility, as (what it is called, the query counting it).
+_HOLDINGS = (
+    ("facilities below it", "SELECT count(*) FROM facilities WHERE parent = :key"),
+    ("patients", "SELECT count(*) FROM patient_facilities WHERE facility = :key"),
+    ("templates", "SELECT count(DISTINCT key) FROM templates WHERE facility = :key"),
+    ("journeys", "SELECT count(DISTINCT key) FROM journeys WHERE facility = :key"),
+    ("segments", "SELECT count(DISTINCT key) FROM segments WHERE facility = :key"),
+    ("campaigns", "SELECT count(DISTINCT key) FROM campaigns WHERE facility = :key"),
+    ("FHIR sources", "SELECT count(*) FROM fhir_sources WHERE facility = :key"),
+    ("enrollments", "SELECT count(*) FROM enrollments WHERE facility = :key"),
+    ("tasks", "SELECT count(*) FROM tasks WHERE facility = :key"),
+    ("send decisions", "SELECT count(*) FROM send_decisions WHERE facility = :key"),
+    ("messages", "SELECT count(*) FROM messages WHERE facility = :key"),
+    ("API keys", "SELECT count(*) FROM api_keys WHERE :key = ANY(facilities) AND revoked_at IS NULL"),
+)
+
+
+async def holdings(session: AsyncSession, key: str) -> dict[str, int]:
+    """How many records of each kind belong to the facility (kinds with none are left out)."""
+    query = "SELECT " + ", ".join(f"({sql})" for _, sql in _HOLDINGS)
+    counts = (await session.execute(text(query), {"key": key})).one()
+    return {name: int(count) for (name, _), count in zip(_HOLDINGS, counts, strict=True) if count}
+
+
+async def delete_facility(session: AsyncSession, row: Facility) -> None:
+    """Remove a facility that holds nothing; raises `FacilityInUse` naming what it still holds."""
+    held = await holdings(session, row.key)
+    if held:
+        listed = ", ".join(f"{count} {name}" for name, count in held.items())
+        raise FacilityInUse(f"facility {row.key!r} still has {listed}; move or remove them first")
+    await session.delete(row)
+    await session.flush()

@@ -434,3 +434,49 @@ async def test_a_journey_of_a_facility_enrolls_only_its_patients(
         json={"patients": [{"patient_id": south.patient_id}, {"patient_id": north.patient_id}]},
     )
     assert [item["result"] for item in batch.json()["results"]] == ["refused", "existing"]
+
+
+async def test_a_facility_is_changed_and_removed_only_when_nothing_belongs_to_it(
+    api: httpx.AsyncClient, sides: tuple[Side, Side]
+) -> None:
+    changed = await api.patch(
+        "/v1/facilities/south-clinic",
+        json={"name": "South Health Center", "quiet_hours": "20:00-09:00", "senders": {"push_app": "South"}},
+    )
+    assert changed.status_code == 200, changed.text
+    south = changed.json()
+    assert (south["name"], south["quiet_hours"]) == ("South Health Center", "20:00-09:00")
+    assert (south["senders"]["push_app"], south["senders"]["sms"]) == ("South", None)  # sent: replaced
+    assert south["organization"] == "Organization/south"  # what was not sent stays
+    assert (
+        await api.patch("/v1/facilities/south-clinic", json={"timezone": "Mars/Olympus"})
+    ).status_code == 422
+    assert (await api.patch("/v1/facilities/south-clinic", json={"key": "renamed"})).status_code == 422
+    loop = await api.patch("/v1/facilities/group", json={"parent": "south-clinic"})
+    assert loop.status_code == 409
+    taken = await api.patch("/v1/facilities/south-clinic", json={"organization": "Organization/north"})
+    assert taken.status_code == 409
+    # a caller of North neither sees nor changes South, and cannot move North out of its reach
+    north_admin = (await _admins(api, "north-hospital"))["north-hospital"]
+    assert (
+        await api.patch("/v1/facilities/south-clinic", json={"name": "x"}, headers=north_admin)
+    ).status_code == 404
+    assert (await api.delete("/v1/facilities/south-clinic", headers=north_admin)).status_code == 404
+    moved = await api.patch(
+        "/v1/facilities/north-hospital", json={"parent": "south-clinic"}, headers=north_admin
+    )
+    assert moved.status_code == 403
+
+    # South still has its patient, enrollment, task, decisions and messages: a 409 that names them
+    refused = await api.delete("/v1/facilities/south-clinic")
+    assert refused.status_code == 409
+    assert "patients" in refused.json()["detail"]
+    assert "enrollments" in refused.json()["detail"]
+    assert (await api.delete("/v1/facilities/group")).status_code == 409  # facilities below it
+    # an empty facility goes
+    empty = {"key": "west-annex", "name": "West Annex", "timezone": "UTC", "parent": "group"}
+    assert (await api.post("/v1/facilities", json=empty)).status_code == 201
+    assert (await api.delete("/v1/facilities/west-annex")).status_code == 204
+    listed = [item["key"] for item in (await api.get("/v1/facilities")).json()["items"]]
+    assert "west-annex" not in listed
+    assert (await api.delete("/v1/facilities/west-annex")).status_code == 404
