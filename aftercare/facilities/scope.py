@@ -10,14 +10,15 @@ never do, so they see the whole group. A grant of a root facility is the whole g
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import DBAPIError, PendingRollbackError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from aftercare.facilities.policies import SCOPED_ROLE
 
@@ -68,6 +69,38 @@ def request_boundary() -> Iterator[None]:
         yield
     finally:
         _GRANTS.reset(token)
+
+
+_REACH = text("SELECT current_setting('role'), aftercare_facilities()")
+_LIFT = text("SELECT set_config('role', 'none', true)")
+_RESTORE = text("SELECT set_config('role', 'aftercare_scoped', true)")
+
+
+@asynccontextmanager
+async def explicit_scope(session: AsyncSession) -> AsyncIterator[list[str] | None]:
+    """For one store-layer query that filters by facility itself, with an indexed predicate: yields the
+    facilities the caller's transaction reaches (None: the whole group, nothing to filter), and lifts
+    row-level security until the block ends, when the scoped role is taken again.
+
+    Why: PostgreSQL does not let a non-leakproof operator (the array overlap `&&` behind code matches)
+    be an index condition below a policy, so a scoped segment query scans its fact tables. The caller
+    MUST restrict what the block reads to patients of the facilities yielded (`placed_in`); the rest of
+    the transaction stays under the policies.
+    """
+    if _GRANTS.get() is None:
+        yield None
+        return
+    role, facilities = (await session.execute(_REACH)).one()
+    if role != SCOPED_ROLE:  # a grant of a root facility: the whole group
+        yield None
+        return
+    await session.execute(_LIFT)
+    try:
+        yield list(facilities)
+    finally:
+        # An aborted transaction runs nothing more, and its rollback undoes the lift as well.
+        with suppress(DBAPIError, PendingRollbackError):
+            await session.execute(_RESTORE)
 
 
 def _on_begin(connection: Connection) -> None:

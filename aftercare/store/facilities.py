@@ -7,11 +7,11 @@ belongs to the group's first root facility (an existing install's `default`), so
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Select, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -64,6 +64,11 @@ def subtree(facilities: Sequence[Facility], roots: Iterable[str]) -> set[str]:
             reached.add(key)
             stack.extend(children.get(key, []))
     return reached
+
+
+def placed_in(facilities: Collection[str]) -> Select[tuple[str]]:
+    """The ids of the patients placed in these facilities (an indexed lookup)."""
+    return select(_PLACED.c.patient_id).where(_PLACED.c.facility.in_(sorted(facilities)))
 
 
 def audience_reach(
