@@ -71,9 +71,10 @@ def request_boundary() -> Iterator[None]:
         _GRANTS.reset(token)
 
 
-_REACH = text("SELECT current_setting('role'), aftercare_facilities()")
 _LIFT = text("SELECT set_config('role', 'none', true)")
 _RESTORE = text("SELECT set_config('role', 'aftercare_scoped', true)")
+# Where the begin hook leaves the facilities a scoped transaction reaches (None: not scoped).
+_REACH = "aftercare_reach"
 
 
 @asynccontextmanager
@@ -87,16 +88,14 @@ async def explicit_scope(session: AsyncSession) -> AsyncIterator[list[str] | Non
     MUST restrict what the block reads to patients of the facilities yielded (`placed_in`); the rest of
     the transaction stays under the policies.
     """
-    if _GRANTS.get() is None:
-        yield None
-        return
-    role, facilities = (await session.execute(_REACH)).one()
-    if role != SCOPED_ROLE:  # a grant of a root facility: the whole group
+    connection = await session.connection()  # begins the transaction, which takes the scope
+    reach: list[str] | None = connection.info.get(_REACH)
+    if reach is None:
         yield None
         return
     await session.execute(_LIFT)
     try:
-        yield list(facilities)
+        yield reach
     finally:
         # An aborted transaction runs nothing more, and its rollback undoes the lift as well.
         with suppress(DBAPIError, PendingRollbackError):
@@ -105,8 +104,11 @@ async def explicit_scope(session: AsyncSession) -> AsyncIterator[list[str] | Non
 
 def _on_begin(connection: Connection) -> None:
     grants = _GRANTS.get()
+    connection.info.pop(_REACH, None)
     if grants is not None:
-        connection.exec_driver_sql(_BEGIN_SCOPED, {"grants": list(grants)})
+        facilities, _, role = connection.exec_driver_sql(_BEGIN_SCOPED, {"grants": list(grants)}).one()
+        if role == SCOPED_ROLE:
+            connection.info[_REACH] = [key for key in facilities.split(",") if key]
 
 
 def scope_transactions(engine: AsyncEngine | Any) -> None:
