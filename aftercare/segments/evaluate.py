@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +20,7 @@ from aftercare.segments.compiler import (
     segment_condition,
 )
 from aftercare.segments.explain import nodes
-from aftercare.store.facilities import placed_in
+from aftercare.store.facilities import list_facilities, placed_in, subtree
 from aftercare.store.segments import referenced_definitions
 from models.segment import SegmentDefinition
 
@@ -57,8 +57,13 @@ async def tune(session: AsyncSession) -> None:
 async def context_for(
     session: AsyncSession, definition: SegmentDefinition, as_of: datetime
 ) -> CompileContext:
-    """The compile context: the evaluation time and the segments referred to."""
-    return CompileContext(as_of=as_of, segments=await referenced_definitions(session, definition))
+    """The compile context: the evaluation time, the segments referred to, and the subtrees of the
+    facilities that own any of them."""
+    segments = await referenced_definitions(session, definition)
+    owners = {owned.facility for owned in (definition, *segments.values()) if owned.facility is not None}
+    tree = await list_facilities(session) if owners else []
+    subtrees = {owner: tuple(sorted(subtree(tree, [owner]))) for owner in owners}
+    return CompileContext(as_of=as_of, segments=segments, subtrees=subtrees)
 
 
 def _within(query: Select[Any], reach: list[str] | None) -> Select[Any]:
@@ -113,7 +118,7 @@ async def segments_of_patient(
     columns = []
     for index, definition in enumerate(definitions):
         context = await context_for(session, definition, as_of)
-        restricted = CompileContext(as_of=as_of, segments=context.segments, patient_id=patient_id)
+        restricted = replace(context, patient_id=patient_id)
         columns.append(func.coalesce(segment_condition(definition, restricted), False).label(f"s{index}"))
     await tune(session)
     async with explicit_scope(session) as reach:

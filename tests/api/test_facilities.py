@@ -343,6 +343,11 @@ async def test_definitions_belong_to_a_facility_and_are_shared_down_its_tree(
         listed = [item["key"] for item in (await api.get(path, headers=south)).json()["items"]]
         assert key not in listed
         assert (await api.get(f"{path}/{key}", headers=south)).status_code == 404
+    # a facility's segment holds only patients of its subtree, whoever evaluates it
+    north_patient, _ = sides
+    for headers in (north, {}):
+        preview = (await api.get("/v1/segments/north-adults/preview", headers=headers)).json()
+        assert (preview["count"], preview["sample"]) == (1, [north_patient.patient_id])
     templates = [item["key"] for item in (await api.get("/v1/templates", headers=south)).json()["items"]]
     assert "north-welcome" not in templates
     assert (await api.get("/v1/templates/north-welcome", headers=south)).status_code == 404
