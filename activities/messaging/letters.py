@@ -68,8 +68,9 @@ class LetterProvider:
         return _outcome(message.id, status)
 
     async def letterhead(self, facility_key: str | None) -> Letterhead:
-        """The letterhead of the facility the letter is sent on behalf of (the install's without one):
-        its name, `letter.return_address`, HELP phone and `letter.logo_url`."""
+        """The letterhead of the facility the letter is sent on behalf of, when it has a letter identity
+        (`senders.letter`): its name, `letter.return_address`, HELP phone and `letter.logo_url`. The
+        install's otherwise (an existing install's one `default` facility has none: nothing changes)."""
         if facility_key is None:
             return self._letterhead
         async with self._sessions() as session:
@@ -77,6 +78,8 @@ class LetterProvider:
         if facility is None:
             return self._letterhead
         letter = (facility.senders or {}).get("letter") or {}
+        if not letter.get("return_address") and not letter.get("logo_url"):
+            return self._letterhead
         return self._letterhead.for_facility(
             facility.name,
             letter.get("return_address") or [],

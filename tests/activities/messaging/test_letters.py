@@ -244,8 +244,9 @@ async def test_a_letter_sent_on_behalf_of_a_facility_has_its_letterhead_and_logo
         assert expected in north_text
     assert settings.hospital_name not in north_text
     assert len(north_page.images) == 1
-    # a facility without a letterhead of its own: its name, the install's address, no logo
+    # a facility without a letter identity (an existing install's `default`): the install's letterhead
     plain_text = plain_page.extract_text()
-    assert "Plain Clinic" in plain_text
+    assert "Plain Clinic" not in plain_text
+    assert settings.hospital_name in plain_text
     assert settings.hospital_address.splitlines()[0] in plain_text
     assert len(plain_page.images) == 0
