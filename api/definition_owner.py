@@ -11,7 +11,7 @@ other write as well (`aftercare/facilities/policies.py`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import HTTPException, status
 from sqlalchemy import select
@@ -19,7 +19,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.security.principal import Principal
 from aftercare.store.facilities import list_facilities, subtree
+from models.campaign import CampaignDefinition
 from models.facility_tables import Facility
+from models.journey import JourneyDefinition
+from models.segment import SegmentDefinition
+from models.template import TemplateDefinition
+
+# The definitions that belong to a facility or to the whole group.
+D = TypeVar("D", JourneyDefinition, TemplateDefinition, SegmentDefinition, CampaignDefinition)
+
+
+async def owned(session: AsyncSession, principal: Principal, table: Any, definition: D, *, what: str) -> D:
+    """The definition as it is published: with the facility it belongs to (`owning_facility`)."""
+    key, requested = definition.key, definition.facility
+    facility = await owning_facility(session, principal, table, key, requested, what=what)
+    return definition.model_copy(update={"facility": facility})
 
 
 def _owner(facility: str | None) -> str:

@@ -22,7 +22,7 @@ from aftercare.store.campaigns import (
     runs_of,
 )
 from api.bodies import definition_body, read_definition
-from api.definition_owner import owning_facility
+from api.definition_owner import owned
 from api.deps import ServicesDep, SessionDep
 from api.security import CurrentPrincipal
 from models.campaign import CampaignDefinition
@@ -116,10 +116,7 @@ async def create_campaign(
     template that does not exist, or does not fit, answers 422 naming where."""
     campaign = parse_campaign(await read_definition(request))
     async with session.begin():
-        facility = await owning_facility(
-            session, principal, Campaign, campaign.key, campaign.facility, what="campaign"
-        )
-        campaign = campaign.model_copy(update={"facility": facility})
+        campaign = await owned(session, principal, Campaign, campaign, what="campaign")
         await check_campaign(session, campaign)
         try:
             outcome = await publish_campaign(session, campaign)

@@ -11,7 +11,7 @@ from aftercare.enrollment.starter import UNKNOWN_PATIENT
 from aftercare.store.journeys import JourneyVersionConflict, get_journey, latest_journeys, publish_journey
 from aftercare.store.patients import get_patient
 from api.bodies import definition_body, read_definition
-from api.definition_owner import owning_facility
+from api.definition_owner import owned
 from api.deps import ServicesDep, SessionDep
 from api.security import CurrentPrincipal
 from models.api import (
@@ -57,10 +57,7 @@ async def create_journey(
     a no-op."""
     journey = parse_journey(await read_definition(request))
     async with session.begin():
-        facility = await owning_facility(
-            session, principal, Journey, journey.key, journey.facility, what="journey"
-        )
-        journey = journey.model_copy(update={"facility": facility})
+        journey = await owned(session, principal, Journey, journey, what="journey")
         await check_journey(session, journey)
         try:
             outcome = await publish_journey(session, journey)

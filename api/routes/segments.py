@@ -18,7 +18,7 @@ from aftercare.segments.validation import check_segment, parse_segment
 from aftercare.store.patients import get_patient
 from aftercare.store.segments import SegmentVersionConflict, get_segment, latest_segments, publish_segment
 from api.bodies import definition_body, read_definition
-from api.definition_owner import owning_facility
+from api.definition_owner import owned
 from api.deps import ServicesDep, SessionDep
 from api.security import CurrentPrincipal
 from models.segment import SegmentDefinition
@@ -60,10 +60,7 @@ async def _publish(
     session: SessionDep, segment: SegmentDefinition, response: Response, principal: CurrentPrincipal
 ) -> SegmentCreated:
     async with session.begin():
-        facility = await owning_facility(
-            session, principal, Segment, segment.key, segment.facility, what="segment"
-        )
-        segment = segment.model_copy(update={"facility": facility})
+        segment = await owned(session, principal, Segment, segment, what="segment")
         await check_segment(session, segment)
         try:
             outcome = await publish_segment(session, segment)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from aftercare.definitions import parse_template
 from aftercare.store.templates import PublishedVariant, latest_variants, publish_template
 from api.bodies import definition_body, read_definition
-from api.definition_owner import owning_facility
+from api.definition_owner import owned
 from api.deps import SessionDep
 from api.security import CurrentPrincipal
 from models.api import TemplateCreated
@@ -34,10 +34,7 @@ async def create_template(
     new version."""
     template = parse_template(await read_definition(request))
     async with session.begin():
-        facility = await owning_facility(
-            session, principal, Template, template.key, template.facility, what="template"
-        )
-        template = template.model_copy(update={"facility": facility})
+        template = await owned(session, principal, Template, template, what="template")
         version, created = await publish_template(session, template)
     return TemplateCreated(
         key=template.key, channel=template.channel, locale=template.locale, version=version, created=created

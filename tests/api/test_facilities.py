@@ -485,3 +485,21 @@ async def test_a_facility_is_changed_and_removed_only_when_nothing_belongs_to_it
     listed = [item["key"] for item in (await api.get("/v1/facilities")).json()["items"]]
     assert "west-annex" not in listed
     assert (await api.delete("/v1/facilities/west-annex")).status_code == 404
+
+
+async def test_the_console_editors_publish_for_the_caller_s_facility(
+    api: httpx.AsyncClient, sides: tuple[Side, Side]
+) -> None:
+    keys = await _admins(api, "north-hospital")
+    north = keys["north-hospital"]
+    text = "key: north-kids\nname: North kids\ncriteria:\n  age: {lt: 18}\n"
+    saved = await api.post("/console/segments/north-kids/editor", data={"definition": text}, headers=north)
+    assert saved.status_code == 303, saved.text
+    assert (await api.get("/v1/segments/north-kids")).json()["facility"] == "north-hospital"
+    elsewhere = text.replace("key: north-kids", "key: south-kids\nfacility: south-clinic")
+    refused = await api.post(
+        "/console/segments/south-kids/editor", data={"definition": elsewhere}, headers=north
+    )
+    assert refused.status_code == 422
+    assert "acts only for them" in refused.text
+    assert (await api.get("/v1/segments/south-kids")).status_code == 404
