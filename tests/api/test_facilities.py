@@ -438,7 +438,9 @@ async def test_a_journey_of_a_facility_enrolls_only_its_patients(
         "/v1/journeys/north-only/enrollments/batch",
         json={"patients": [{"patient_id": south.patient_id}, {"patient_id": north.patient_id}]},
     )
-    assert [item["result"] for item in batch.json()["results"]] == ["refused", "existing"]
+    south_result, north_result = (item["result"] for item in batch.json()["results"])
+    assert south_result == "refused"
+    assert north_result in {"existing", "created"}  # the first enrollment may have ended by now
 
 
 async def test_a_facility_is_changed_and_removed_only_when_nothing_belongs_to_it(
