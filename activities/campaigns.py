@@ -14,7 +14,7 @@ from activities.messaging.campaign_batch import CampaignBatchSender
 from aftercare.campaigns.audience import close_open_recipients, freeze_audience, zone_ranges
 from aftercare.campaigns.windows import window_state, zone_named
 from aftercare.store.campaigns import get_campaign, get_run, upsert_run
-from aftercare.store.facilities import list_facilities, subtree
+from aftercare.store.facilities import audience_reach, list_facilities
 from aftercare.store.segments import get_segment
 from models.campaign import CampaignDefinition
 from models.campaign_runs import (
@@ -76,10 +76,8 @@ class CampaignActivities:
                         non_retryable=True,
                     )
                 now = datetime.now(UTC)
-                reach = (
-                    subtree(await list_facilities(session), request.facilities)
-                    if request.facilities
-                    else None
+                reach = audience_reach(
+                    await list_facilities(session), request.facilities, (campaign.facility, segment.facility)
                 )
                 audience = await freeze_audience(
                     session, request.run_id, campaign, segment, now, self._hospital_timezone, reach

@@ -281,6 +281,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/v1/api-keys/{key_id}"): needs(P.API_KEYS_ADMIN, Audit("api_key", "path:key_id", "revoke")),
     ("POST", "/v1/facilities"): needs(P.FACILITIES_WRITE, Audit("facility", "response:key", "create")),
     ("GET", "/v1/facilities"): needs(P.FACILITIES_READ),
+    ("PATCH", "/v1/facilities/{key}"): needs(P.FACILITIES_WRITE, Audit("facility", "path:key", "update")),
+    ("DELETE", "/v1/facilities/{key}"): needs(P.FACILITIES_WRITE, Audit("facility", "path:key", "delete")),
     ("GET", "/v1/audit"): needs(P.AUDIT_READ, Audit("audit", action="read")),
     ("POST", "/codec/encode"): needs(P.CODEC_ENCODE, Audit("codec", action="encode")),
     ("POST", "/codec/decode"): needs(P.CODEC_DECODE, Audit("codec", action="decode")),

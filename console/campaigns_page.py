@@ -15,12 +15,14 @@ from aftercare.definitions import DefinitionInvalidError
 from aftercare.store.campaigns import CampaignVersionConflict, get_campaign, publish_campaign
 from aftercare.store.segments import latest_segments
 from aftercare.store.templates import latest_variants
+from api.definition_owner import owned
 from api.deps import get_services
 from api.routes.campaigns import latest_results, launch_campaign, list_campaigns
 from console.auth import ConsoleUser
 from console.forms import read_form
 from console.rendering import render
 from models.campaign_api import CampaignRunView
+from models.campaign_tables import Campaign
 
 router = APIRouter(prefix="/console/campaigns", include_in_schema=False)
 
@@ -78,8 +80,11 @@ async def create(request: Request, user: ConsoleUser) -> Response:
     try:
         campaign = parse_campaign(campaign_document(values))
         async with get_services(request).sessions() as session, session.begin():
+            campaign = await owned(session, user, Campaign, campaign, what="campaign")
             await check_campaign(session, campaign)
             await publish_campaign(session, campaign)
+    except HTTPException as refused:  # the caller's facilities: whose campaign it would be
+        return await _list_page(request, values, {"key": str(refused.detail)})
     except DefinitionInvalidError as error:
         errors: dict[str, str] = {}
         for problem in error.problems:

@@ -4,18 +4,20 @@ own validation, each error at its line. The segment's page then previews its cou
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from aftercare.definitions import DefinitionInvalidError
 from aftercare.segments.validation import check_segment, parse_segment
 from aftercare.store.segments import SegmentVersionConflict, get_segment, publish_segment
+from api.definition_owner import owned
 from api.deps import get_services
 from console.auth import ConsoleUser
 from console.editing import EditorError, EditorRefused, editor_page, located, next_version_yaml, read_yaml
 from console.forms import read_form
 from console.rendering import render
 from console.yaml_lines import line_of
+from models.segment_tables import Segment
 
 router = APIRouter(prefix="/console/segments", include_in_schema=False)
 
@@ -80,10 +82,13 @@ async def publish(request: Request, key: str, user: ConsoleUser) -> Response:
     try:
         segment = parse_segment(read_yaml(text))
         async with get_services(request).sessions() as session, session.begin():
+            segment = await owned(session, user, Segment, segment, what="segment")
             await check_segment(session, segment)
             await publish_segment(session, segment)
     except EditorRefused as error:
         errors = error.errors
+    except HTTPException as refused:  # the caller's facilities: whose segment it would be
+        errors = [EditorError(line_of(text, ("facility",)), "facility", str(refused.detail))]
     except DefinitionInvalidError as error:
         errors = located(text, error.problems)
     except SegmentVersionConflict as error:

@@ -5,16 +5,19 @@ syntax included); each error is shown at its line and nothing is published while
 from __future__ import annotations
 
 import yaml
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from aftercare.definitions import DefinitionInvalidError, parse_template
 from aftercare.store.templates import latest_variants, publish_template
+from api.definition_owner import owned
 from api.deps import get_services
 from console.auth import ConsoleUser
 from console.editing import EditorError, EditorRefused, editor_page, located, read_yaml
 from console.forms import read_form
 from console.rendering import render
+from console.yaml_lines import line_of
+from models.tables import Template
 
 router = APIRouter(prefix="/console/templates", include_in_schema=False)
 
@@ -68,6 +71,11 @@ async def publish(request: Request, key: str, user: ConsoleUser) -> Response:
     except DefinitionInvalidError as error:
         errors = located(text, error.problems)
         return render(request, "definition_editor.html", _context(key, text, errors), status_code=422)
-    async with get_services(request).sessions() as session, session.begin():
-        version, _ = await publish_template(session, template)
+    try:
+        async with get_services(request).sessions() as session, session.begin():
+            template = await owned(session, user, Template, template, what="template")
+            version, _ = await publish_template(session, template)
+    except HTTPException as refused:  # the caller's facilities: whose template it would be
+        errors = [EditorError(line_of(text, ("facility",)), "facility", str(refused.detail))]
+        return render(request, "definition_editor.html", _context(key, text, errors), status_code=422)
     return RedirectResponse(f"/console/templates/{template.key}?published={version}", status_code=303)

@@ -83,6 +83,9 @@ class JourneySummary(BaseModel):
     name: str
     reentry: str
     entry: dict[str, Any] | None = None
+    facility: str | None = Field(
+        default=None, description="the facility it belongs to; none: the whole group"
+    )
 
 
 class JourneyList(BaseModel):
@@ -129,6 +132,7 @@ class EnrollmentView(BaseModel):
     ended_at: datetime | None
     trigger: dict[str, Any]
     history: list[HistoryItem]
+    facility: str | None = Field(default=None, description="the facility it was made for")
 
 
 class EnrollmentSummary(BaseModel):
@@ -141,6 +145,7 @@ class EnrollmentSummary(BaseModel):
     outcome: str | None
     current_step: str | None
     started_at: datetime
+    facility: str | None = Field(default=None, description="the facility it was made for")
 
 
 class TriggerRequest(Request):
@@ -295,6 +300,7 @@ class TaskView(BaseModel):
     completed_by: str | None
     outcome: str | None
     note: str | None
+    facility: str | None = Field(default=None, description="the facility it was made for")
 
 
 class TaskList(BaseModel):
@@ -645,6 +651,7 @@ class DecisionView(BaseModel):
     step_id: str | None
     defer_until: datetime | None
     created_at: datetime
+    facility: str | None = Field(default=None, description="the facility it was made for")
 
 
 class DecisionsView(BaseModel):

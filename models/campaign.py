@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
-from models.base import DefinitionModel
+from models.base import DefinitionModel, OwnerFacility
 from models.durations import IsoDuration
 from models.journey import Channel, ChannelChoice, Key, OverCap, Purpose, SendSpec
 
@@ -109,6 +109,7 @@ class CampaignDefinition(DefinitionModel):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     description: str | None = None
     segment: Key
+    facility: OwnerFacility = None
     template: Key | None = None
     variants: list[CampaignVariant] | None = Field(default=None, min_length=1, max_length=26)
     channel: ChannelChoice | None = None

@@ -25,6 +25,9 @@ class CampaignSummary(BaseModel):
     segment: str
     status: str = Field(description="draft, scheduled, launched, paused or cancelled")
     recurring: str | None = None
+    facility: str | None = Field(
+        default=None, description="the facility it belongs to; none: the whole group"
+    )
 
 
 class CampaignList(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Index, Integer, String, Text, UniqueConstraint, func
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.table_base import Base, Json
@@ -24,6 +24,8 @@ class Campaign(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
+    # The facility it belongs to (used by its subtree; facilities below see it); none: the whole group.
+    facility: Mapped[str | None] = mapped_column(String(64), ForeignKey("facilities.key"), index=True)
     definition: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False)
     content_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     created_at: Mapped[datetime] = mapped_column(

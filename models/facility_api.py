@@ -83,6 +83,25 @@ class FacilityRequest(BaseModel):
         return value
 
 
+class FacilityUpdate(BaseModel):
+    """Changes to a facility: only the fields sent change (`null` clears an optional one); the key stays.
+    The result is checked as a whole, as `POST /v1/facilities` checks a new one."""
+
+    name: str | None = None
+    timezone: str | None = None
+    parent: str | None = None
+    organization: str | None = None
+    location: str | None = None
+    country: str | None = None
+    subdivision: str | None = None
+    holidays: list[date] | None = None
+    quiet_hours: str | None = None
+    senders: Senders | None = None
+    help_phone: str | None = None
+    default_language: str | None = None
+    model_config = ConfigDict(extra="forbid")
+
+
 class FacilityView(FacilityRequest):
     """A facility as stored."""
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from models.base import OwnerFacility
 from models.journey import Key, ResourceTypeName
 
 
@@ -24,6 +25,9 @@ class SourceRequest(BaseModel):
     auth: dict[str, Any] = {"kind": "none"}
     watched_types: list[ResourceTypeName] = Field(min_length=1, max_length=50)
     poll_seconds: int = Field(default=0, ge=0, le=86400)
+    facility: OwnerFacility = Field(
+        default=None, description="the facility every patient read from this source belongs to"
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -66,6 +70,7 @@ class SourceView(BaseModel):
     auth: dict[str, Any]
     watched_types: list[str]
     poll_seconds: int
+    facility: str | None = None
     cursors: list[CursorView] = []
     subscriptions: list[SubscriptionStateView] = []
     pending_notifications: int = 0

@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import ConfigDict, Discriminator, Field, StringConstraints, Tag, model_validator
 from pydantic_core import PydanticCustomError
 
-from models.base import DefinitionModel
+from models.base import DefinitionModel, OwnerFacility
 from models.durations import IsoDuration, SignedIsoDuration
 from models.surveys import SurveySpec
 from models.voice import CALL_EVENT_TYPES, CallScript
@@ -515,6 +515,7 @@ class JourneyDefinition(DefinitionModel):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     description: str | None = None
     entry: Entry | None = None
+    facility: OwnerFacility = None
     reentry: Reentry = "after_exit"
     exit: list[ExitRule] = []
     steps: list[Step] = []

@@ -67,6 +67,7 @@ class AuditEventView(BaseModel):
     action: str
     resource_type: str
     resource_id: str | None
+    facility: str | None = None
     method: str
     route: str
     status_code: int

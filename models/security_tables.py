@@ -58,6 +58,8 @@ class AuditEvent(Base):
     )
     action: Mapped[str] = mapped_column(String(32), nullable=False)
     resource_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    # The facility of the record it names, as the caller saw it (filled in by the database).
+    facility: Mapped[str | None] = mapped_column(String(64))
     resource_id: Mapped[str | None] = mapped_column(String(200))
     method: Mapped[str] = mapped_column(String(8), nullable=False)
     route: Mapped[str] = mapped_column(String(200), nullable=False)

@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from models.base import DefinitionModel
+from models.base import DefinitionModel, OwnerFacility
 from models.durations import IsoDuration
 from models.journey import EventType
 from models.value_sets import VALUE_SETS
@@ -431,6 +431,7 @@ class SegmentDefinition(DefinitionModel):
     version: int = Field(default=1, ge=1)
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     description: str | None = None
+    facility: OwnerFacility = None
     include_deceased: bool = False
     refresh_every: IsoDuration | None = Field(
         default=None, description="how often the schedule refreshes membership (default: every pass)"

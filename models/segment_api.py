@@ -29,6 +29,9 @@ class SegmentSummary(BaseModel):
     version: int
     name: str
     description: str | None = None
+    facility: str | None = Field(
+        default=None, description="the facility it belongs to; none: the whole group"
+    )
 
 
 class SegmentList(BaseModel):

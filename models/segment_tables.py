@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Index, Integer, String, func, text
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, func, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -27,6 +27,8 @@ class Segment(Base):
     content_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     # The event types that refresh the segment for one patient (from the definition, for lookups).
     refresh_on: Mapped[list[str]] = mapped_column(ARRAY(String(100)), nullable=False, server_default="{}")
+    # The facility it belongs to (used by its subtree; facilities below see it); none: the whole group.
+    facility: Mapped[str | None] = mapped_column(String(64), ForeignKey("facilities.key"), index=True)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )

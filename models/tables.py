@@ -308,6 +308,8 @@ class FhirSource(Base):
     auth: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False)
     watched_types: Mapped[list[str]] = mapped_column(ARRAY(String(64)), nullable=False)
     poll_seconds: Mapped[int | None] = mapped_column(Integer)
+    # The facility every patient read from this source belongs to (besides their organization's).
+    facility: Mapped[str | None] = mapped_column(String(64), ForeignKey("facilities.key"))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
 
@@ -429,6 +431,8 @@ class Template(Base):
     definition: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False)
     content_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     created_at: Mapped[datetime] = _created()
+    # The facility it belongs to (used by its subtree; facilities below see it); none: the whole group.
+    facility: Mapped[str | None] = mapped_column(String(64), ForeignKey("facilities.key"), index=True)
 
 
 class Journey(Base):
@@ -444,6 +448,8 @@ class Journey(Base):
     entry_fhir_resource: Mapped[str | None] = mapped_column(String(64), index=True)
     entry_event_type: Mapped[str | None] = mapped_column(String(100), index=True)
     created_at: Mapped[datetime] = _created()
+    # The facility it belongs to (used by its subtree; facilities below see it); none: the whole group.
+    facility: Mapped[str | None] = mapped_column(String(64), ForeignKey("facilities.key"), index=True)
 
 
 # --- projections of Temporal state and audit rows ---------------------------------------------------
@@ -491,6 +497,8 @@ class Enrollment(Base):
     once_only: Mapped[bool] = mapped_column(Boolean, nullable=False)
     workflow_id: Mapped[str] = mapped_column(String(128), nullable=False, unique=True)
     paused: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    # The facility the enrollment was made for: the patient's, within the journey's facility's subtree.
+    facility: Mapped[str | None] = mapped_column(String(64), ForeignKey("facilities.key"))
     started_at: Mapped[datetime] = _created()
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = _created()
@@ -627,6 +635,8 @@ class SendDecision(Base):
     rule: Mapped[str] = mapped_column(String(32), nullable=False)
     reason: Mapped[str | None] = mapped_column(Text)
     defer_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The facility it was made for: its enrollment's, else the patient's (filled in by the database).
+    facility: Mapped[str | None] = mapped_column(String(64), ForeignKey("facilities.key"))
     created_at: Mapped[datetime] = _created()
 
 
@@ -706,6 +716,8 @@ class Task(Base):
     completed_by: Mapped[str | None] = mapped_column(String(200))
     outcome: Mapped[str | None] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(Text)
+    # The facility it was made for: its enrollment's, else the patient's (filled in by the database).
+    facility: Mapped[str | None] = mapped_column(String(64), ForeignKey("facilities.key"))
 
 
 class PatientAttribute(Base):

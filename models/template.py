@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from models.base import DefinitionModel
+from models.base import DefinitionModel, OwnerFacility
 from models.journey import Channel, Key, Purpose
 from models.voice import QuestionId, Spoken
 
@@ -44,6 +44,7 @@ class TemplateDefinition(DefinitionModel):
     channel: Channel
     locale: Locale = "en"
     name: str | None = None
+    facility: OwnerFacility = None
     subject: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
     body: str = Field(min_length=1, max_length=20000)
     html: str | None = None

@@ -117,7 +117,18 @@ async def settle_locally(values: dict[str, Any], provider: MessageProvider) -> b
     return values["status"] not in NOT_DELIVERED
 
 
-_OUTGOING_FIELDS = ("id", "patient_id", "channel", "to", "subject", "body", "html", "locale", "sender")
+_OUTGOING_FIELDS = (
+    "id",
+    "patient_id",
+    "channel",
+    "to",
+    "subject",
+    "body",
+    "html",
+    "locale",
+    "sender",
+    "facility",
+)
 
 
 def outgoing_from(values: dict[str, Any]) -> OutgoingMessage:

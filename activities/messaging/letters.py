@@ -14,9 +14,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from activities.messaging.providers import OutgoingMessage, ProviderOutcome, ProviderRejectedError
+from aftercare.letters.logo import LogoCache
 from aftercare.letters.pdf import DateStyle, Letterhead, render_letter
 from aftercare.settings import Settings
 from aftercare.store.letters import letter_status, queue_letter
+from models.facility_tables import Facility
 from models.temporal import MessageStatus
 
 
@@ -33,6 +35,7 @@ class LetterProvider:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
         self._sessions = sessions
         self._letterhead = Letterhead.from_settings(settings)
+        self._logos = LogoCache()
         self._timezone = ZoneInfo(settings.hospital_timezone)
         self._date_style: DateStyle = (
             "us" if settings.phone_default_region.upper() == "US" else "international"
@@ -48,9 +51,10 @@ class LetterProvider:
         if not recipient:
             raise ProviderRejectedError("the letter has no recipient address")
         batch = self.batch_date()
+        letterhead = await self.letterhead(message.facility)
         pdf = await asyncio.to_thread(
             render_letter,
-            letterhead=self._letterhead,
+            letterhead=letterhead,
             recipient=recipient,
             letter_date=batch,
             body=message.body,
@@ -62,6 +66,26 @@ class LetterProvider:
             queued = await queue_letter(session, message.id, batch, pdf)
             status = "queued" if queued else await letter_status(session, message.id)
         return _outcome(message.id, status)
+
+    async def letterhead(self, facility_key: str | None) -> Letterhead:
+        """The letterhead of the facility the letter is sent on behalf of, when it has a letter identity
+        (`senders.letter`): its name, `letter.return_address`, HELP phone and `letter.logo_url`. The
+        install's otherwise (an existing install's one `default` facility has none: nothing changes)."""
+        if facility_key is None:
+            return self._letterhead
+        async with self._sessions() as session:
+            facility = await session.get(Facility, facility_key)
+        if facility is None:
+            return self._letterhead
+        letter = (facility.senders or {}).get("letter") or {}
+        if not letter.get("return_address") and not letter.get("logo_url"):
+            return self._letterhead
+        return self._letterhead.for_facility(
+            facility.name,
+            letter.get("return_address") or [],
+            facility.help_phone,
+            await self._logos.logo(letter.get("logo_url")),
+        )
 
     async def find_sent(self, message: OutgoingMessage) -> ProviderOutcome | None:
         """The letter queued for this message, if an interrupted attempt got that far."""

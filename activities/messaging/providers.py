@@ -35,6 +35,8 @@ class OutgoingMessage:
     sender: str | None = None
     # Extra email headers (`List-Unsubscribe`, `List-Unsubscribe-Post`); None for none.
     headers: dict[str, str] | None = None
+    # The facility it is sent on behalf of (its letterhead heads a letter).
+    facility: str | None = None
 
     @property
     def looked_up_since(self) -> datetime:

@@ -133,7 +133,8 @@ class WebPushProvider:
             earlier = await self._earlier_outcomes(session, message.id)
         if not subscriptions and not earlier:
             raise ProviderRejectedError("the patient has no device subscribed to push notifications")
-        payload = notification_payload(message.subject or self._default_title, message.body, message.id)
+        title = message.subject or message.sender or self._default_title  # the sender: the facility's app
+        payload = notification_payload(title, message.body, message.id)
         topic = topic_for(message.id)
         now: dict[str, _Result] = {}
         for device in subscriptions:

@@ -168,5 +168,5 @@ async def _write_fast(
     for key in by_key:
         (written.new if key in new else written.unchanged)[key[0]] += 1
     # Patients go through store_resources; what derives from the rest (clinical facts) is recorded here.
-    await place_patients(session, current)  # encounters place their patients in their facilities
+    await place_patients(session, current, source=source)  # encounters place theirs in their facilities
     await record_derived(session, current, phone_region=phone_region)

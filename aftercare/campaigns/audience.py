@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aftercare.facilities.voice import PRIMARY_ORDER
 from aftercare.segments.compiler import PATIENTS, segment_condition
 from aftercare.segments.evaluate import context_for, tune
+from aftercare.store.facilities import placed_in
 from models.campaign import CampaignDefinition, CampaignVariant
 from models.campaign_tables import CampaignRecipient
 from models.facility_tables import Facility, PatientFacility
@@ -114,8 +115,7 @@ async def freeze_audience(
     zone = func.coalesce(func.nullif(PATIENTS.c.timezone, ""), _facility_zone(), hospital_timezone)
     condition = segment_condition(segment, context)
     if facilities is not None:
-        placed = select(PLACED.c.patient_id).where(PLACED.c.facility.in_(sorted(facilities)))
-        condition = and_(condition, PATIENTS.c.id.in_(placed))
+        condition = and_(condition, PATIENTS.c.id.in_(placed_in(facilities)))
     members = (
         select(PATIENTS.c.id, zone.label("zone"), _variant_column(campaign).label("variant"))
         .where(condition)

@@ -37,6 +37,7 @@ from aftercare.store.enrollments import (
     insert_enrollment,
     insert_enrollments,
 )
+from aftercare.store.facilities import enrollment_facilities
 from aftercare.store.journeys import get_journey
 from aftercare.store.patients import existing_patient_ids
 from models.journey import JourneyDefinition
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 
 UNKNOWN_PATIENT = "the patient is not in the patient store"
 ALREADY_HANDLED = "this trigger was already handled"
+OTHER_FACILITY = "the patient does not belong to the journey's facility"
 
 _CLOSED_STATUS = {
     WorkflowExecutionStatus.COMPLETED: "completed",
@@ -83,6 +85,10 @@ class Allocation:
     outcome: EnrollOutcome
     start: EnrollmentInput | None = None
     existing: Enrollment | None = None
+
+
+def _refused(reason: str) -> Allocation:
+    return Allocation(EnrollOutcome(None, created=False, reason=reason))
 
 
 class EnrollmentStarter:
@@ -138,7 +144,8 @@ class EnrollmentStarter:
         how = trigger_of or _by_hand
         async with self._sessions.begin() as session:
             known = await existing_patient_ids(session, {patient_id for patient_id, _ in patients})
-            allocations = await self._allocate_many(session, journey, patients, known, how)
+            placed = await enrollment_facilities(session, known, journey.facility)
+            allocations = await self._allocate_many(session, journey, patients, known, how, placed)
         limit = asyncio.Semaphore(concurrency)
 
         async def launch(position: int, allocation: Allocation | None) -> EnrollOutcome:
@@ -162,16 +169,19 @@ class EnrollmentStarter:
         patients: Sequence[tuple[str, dict[str, Any]]],
         known: set[str],
         how: Callable[[str], tuple[EnrollmentTrigger, str | None]],
+        placed: dict[str, str],
     ) -> list[Allocation | None]:
         """One multi-row insert for the batch; the rows a unique rule refused are allocated one by one."""
         rows: list[tuple[int, dict[str, Any], EnrollmentInput]] = []
+        allocations: list[Allocation | None] = [None] * len(patients)
         for position, (patient_id, context) in enumerate(patients):
-            if patient_id in known:
+            if patient_id in known and journey.facility and patient_id not in placed:
+                allocations[position] = _refused(OTHER_FACILITY)
+            elif patient_id in known:
                 trigger, trigger_key = how(patient_id)
                 values, start = self._row(journey, patient_id, trigger, context, trigger_key)
-                rows.append((position, values, start))
+                rows.append((position, values | {"facility": placed.get(patient_id)}, start))
         inserted = await insert_enrollments(session, [values for _, values, _ in rows])
-        allocations: list[Allocation | None] = [None] * len(patients)
         for position, values, start in rows:
             if values["id"] in inserted:
                 ENROLLMENTS_STARTED.labels(journey.key, start.trigger.kind).inc()
@@ -230,8 +240,13 @@ class EnrollmentStarter:
         context: dict[str, Any] | None = None,
         trigger_key: str | None = None,
     ) -> Allocation:
-        """Insert the enrollment row unless a re-entry rule or an earlier identical trigger forbids it."""
+        """Insert the enrollment row unless a re-entry rule or an earlier identical trigger forbids it,
+        or the journey belongs to a facility the patient is not of."""
         values, start = self._row(journey, patient_id, trigger, context, trigger_key)
+        placed = await enrollment_facilities(session, [patient_id], journey.facility)
+        if journey.facility and patient_id not in placed:
+            return _refused(OTHER_FACILITY)
+        values["facility"] = placed.get(patient_id)
         enrollment_id: str = values["id"]
         for _ in range(3):
             if await insert_enrollment(session, values):
@@ -245,17 +260,11 @@ class EnrollmentStarter:
             if blocking.trigger_key is not None and blocking.trigger_key == trigger_key:
                 reason = ALREADY_HANDLED
             elif blocking.status != "running":
-                return Allocation(
-                    EnrollOutcome(
-                        None,
-                        created=False,
-                        reason="the journey's re-entry rule is `never` and the patient was enrolled",
-                    )
-                )
+                return _refused("the journey's re-entry rule is `never` and the patient was enrolled")
             else:
                 reason = "the patient is already enrolled"
             return Allocation(EnrollOutcome(blocking.id, created=False, reason=reason), existing=blocking)
-        return Allocation(EnrollOutcome(None, created=False, reason="the enrollment could not be allocated"))
+        return _refused("the enrollment could not be allocated")
 
     async def launch(self, allocation: Allocation) -> bool:
         """Start a new enrollment's workflow, or check on the existing one; False when the existing one

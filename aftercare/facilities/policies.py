@@ -161,3 +161,56 @@ def unscope_table(execute: Callable[[str], object], table: str) -> None:
     """Undo `scope_table`."""
     execute(f"DROP POLICY IF EXISTS facility_scope ON {table}")
     execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
+
+
+# --- definitions: templates, journeys, segments and campaigns --------------------------------------
+
+# Tables of definitions a facility owns (`facility`), or the whole group shares (no facility).
+DEFINITION_TABLES = ("templates", "journeys", "segments", "campaigns")
+
+# The facilities above the caller's (their definitions are shared down the tree): empty when unscoped.
+_SHARED_FUNCTION = """
+CREATE OR REPLACE FUNCTION aftercare_shared_facilities() RETURNS text[] LANGUAGE sql STABLE AS $$
+    SELECT coalesce(
+        string_to_array(nullif(current_setting('aftercare.shared_facilities', true), ''), ','), '{}'
+    )
+$$
+"""
+# A definition is used by its facility's subtree: a caller reads the group's, their facilities' and
+# their ancestors'; and writes only their facilities' (never the group's nor an ancestor's).
+_DEFINITION_READ = (
+    "facility IS NULL OR facility = ANY ((SELECT aftercare_facilities())::text[]) "
+    "OR facility = ANY ((SELECT aftercare_shared_facilities())::text[])"
+)
+_DEFINITION_WRITE = "facility = ANY ((SELECT aftercare_facilities())::text[])"
+
+
+def scope_definitions(execute: Callable[[str], object]) -> None:
+    """Scope the definition tables by their `facility` (migration `0011`)."""
+    execute(_SHARED_FUNCTION)
+    for table in DEFINITION_TABLES:
+        execute(
+            f"CREATE POLICY facility_read ON {table} FOR SELECT TO {SCOPED_ROLE} USING ({_DEFINITION_READ})"
+        )
+        execute(
+            f"CREATE POLICY facility_insert ON {table} FOR INSERT TO {SCOPED_ROLE} "
+            f"WITH CHECK ({_DEFINITION_WRITE})"
+        )
+        execute(
+            f"CREATE POLICY facility_update ON {table} FOR UPDATE TO {SCOPED_ROLE} "
+            f"USING ({_DEFINITION_WRITE}) WITH CHECK ({_DEFINITION_WRITE})"
+        )
+        execute(
+            f"CREATE POLICY facility_delete ON {table} FOR DELETE TO {SCOPED_ROLE} "
+            f"USING ({_DEFINITION_WRITE})"
+        )
+        execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+
+
+def unscope_definitions(execute: Callable[[str], object]) -> None:
+    """Undo `scope_definitions`."""
+    for table in DEFINITION_TABLES:
+        for policy in ("facility_read", "facility_insert", "facility_update", "facility_delete"):
+            execute(f"DROP POLICY IF EXISTS {policy} ON {table}")
+        execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
+    execute("DROP FUNCTION IF EXISTS aftercare_shared_facilities()")

@@ -10,14 +10,15 @@ never do, so they see the whole group. A grant of a root facility is the whole g
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import DBAPIError, PendingRollbackError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from aftercare.facilities.policies import SCOPED_ROLE
 
@@ -25,16 +26,22 @@ assert SCOPED_ROLE == "aftercare_scoped"  # named in `_BEGIN_SCOPED` below
 
 _GRANTS: ContextVar[tuple[str, ...] | None] = ContextVar("aftercare_facility_grants", default=None)
 
-# One round trip at the start of the transaction: the subtrees of the grants, and the role, both undone
-# by the transaction's end. A grant of a root facility (or of nothing known) is handled here too.
+# One round trip at the start of the transaction: the subtrees of the grants, the facilities above them
+# (whose definitions are shared down the tree), and the role, all undone by the transaction's end. A
+# grant of a root facility (or of nothing known) is handled here too.
 _BEGIN_SCOPED = """
 WITH RECURSIVE tree(key) AS (
     SELECT key FROM facilities WHERE key = ANY(%(grants)s::text[])
     UNION SELECT f.key FROM facilities f JOIN tree ON f.parent = tree.key
+), above(key) AS (
+    SELECT parent FROM facilities WHERE key = ANY(%(grants)s::text[]) AND parent IS NOT NULL
+    UNION SELECT f.parent FROM facilities f JOIN above ON f.key = above.key WHERE f.parent IS NOT NULL
 ), roots AS (
     SELECT EXISTS (SELECT 1 FROM facilities WHERE key = ANY(%(grants)s::text[]) AND parent IS NULL) AS whole
 )
 SELECT set_config('aftercare.facilities', coalesce((SELECT string_agg(key, ',') FROM tree), ''), true),
+       set_config('aftercare.shared_facilities', coalesce((SELECT string_agg(key, ',') FROM above), ''),
+                  true),
        set_config('role', CASE WHEN (SELECT whole FROM roots) THEN 'none' ELSE 'aftercare_scoped' END, true)
 """
 
@@ -64,10 +71,44 @@ def request_boundary() -> Iterator[None]:
         _GRANTS.reset(token)
 
 
+_LIFT = text("SELECT set_config('role', 'none', true)")
+_RESTORE = text("SELECT set_config('role', 'aftercare_scoped', true)")
+# Where the begin hook leaves the facilities a scoped transaction reaches (None: not scoped).
+_REACH = "aftercare_reach"
+
+
+@asynccontextmanager
+async def explicit_scope(session: AsyncSession) -> AsyncIterator[list[str] | None]:
+    """For one store-layer query that filters by facility itself, with an indexed predicate: yields the
+    facilities the caller's transaction reaches (None: the whole group, nothing to filter), and lifts
+    row-level security until the block ends, when the scoped role is taken again.
+
+    Why: PostgreSQL does not let a non-leakproof operator (the array overlap `&&` behind code matches)
+    be an index condition below a policy, so a scoped segment query scans its fact tables. The caller
+    MUST restrict what the block reads to patients of the facilities yielded (`placed_in`); the rest of
+    the transaction stays under the policies.
+    """
+    connection = await session.connection()  # begins the transaction, which takes the scope
+    reach: list[str] | None = connection.info.get(_REACH)
+    if reach is None:
+        yield None
+        return
+    await session.execute(_LIFT)
+    try:
+        yield reach
+    finally:
+        # An aborted transaction runs nothing more, and its rollback undoes the lift as well.
+        with suppress(DBAPIError, PendingRollbackError):
+            await session.execute(_RESTORE)
+
+
 def _on_begin(connection: Connection) -> None:
     grants = _GRANTS.get()
+    connection.info.pop(_REACH, None)
     if grants is not None:
-        connection.exec_driver_sql(_BEGIN_SCOPED, {"grants": list(grants)})
+        facilities, _, role = connection.exec_driver_sql(_BEGIN_SCOPED, {"grants": list(grants)}).one()
+        if role == SCOPED_ROLE:
+            connection.info[_REACH] = [key for key in facilities.split(",") if key]
 
 
 def scope_transactions(engine: AsyncEngine | Any) -> None:

@@ -31,7 +31,11 @@ class Voice:
     name: str | None = None
 
     def sender(self, channel: str) -> str | None:
-        """The sender for a channel: an SMS from-number or messaging service, an email from-address."""
+        """The sender for a channel: an SMS from-number or messaging service, an email from-address, the
+        push app a notification comes as (its title when the message has none)."""
+        if channel == "push":
+            app = self.senders.get("push_app")
+            return app if isinstance(app, str) else None
         identity = self.senders.get(channel)
         if not isinstance(identity, dict):
             return None

@@ -28,6 +28,7 @@ from reportlab.lib.colors import Color
 from reportlab.lib.pagesizes import LETTER
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import inch
+from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
@@ -35,6 +36,7 @@ from reportlab.platypus import (
     BaseDocTemplate,
     Frame,
     FrameBreak,
+    Image,
     KeepInFrame,
     NextPageTemplate,
     PageTemplate,
@@ -52,6 +54,7 @@ MARGIN: float = 1 * inch
 TEXT_WIDTH = PAGE_WIDTH - 2 * MARGIN
 LETTERHEAD_TOP = 0.5 * inch
 LETTERHEAD_HEIGHT = 1.3 * inch
+LOGO_HEIGHT = 0.5 * inch
 WINDOW_TOP = 2.125 * inch
 WINDOW_WIDTH = 3.25 * inch
 WINDOW_HEIGHT = 1.0 * inch
@@ -98,6 +101,16 @@ class Letterhead:
     name: str
     address_lines: tuple[str, ...] = ()
     phone: str | None = None
+    logo: bytes | None = None  # a PNG or JPEG image, printed above the name
+
+    def for_facility(
+        self, name: str, return_address: Sequence[str], phone: str | None, logo: bytes | None
+    ) -> Letterhead:
+        """A facility's letterhead: its name, return address, phone and logo, this one's where it has none."""
+        lines = tuple(line.strip() for line in return_address if line.strip())
+        return Letterhead(
+            name=name, address_lines=lines or self.address_lines, phone=phone or self.phone, logo=logo
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Letterhead:
@@ -282,8 +295,23 @@ def _numbered_canvas(reference: str | None) -> Any:
     return NumberedCanvas
 
 
-def _letterhead_flowables(letterhead: Letterhead, styles: dict[str, ParagraphStyle]) -> list[Paragraph]:
-    flowables = [Paragraph(_markup(_clean(letterhead.name), bold=True), styles["letterhead_name"])]
+def _logo(data: bytes | None) -> list[Any]:
+    """The logo as a flowable, at most half an inch high; nothing when the bytes are not an image."""
+    if not data:
+        return []
+    try:
+        width, height = ImageReader(io.BytesIO(data)).getSize()
+    except (OSError, ValueError):
+        return []
+    scale = min(LOGO_HEIGHT / height, TEXT_WIDTH / width)
+    logo = Image(io.BytesIO(data), width=width * scale, height=height * scale)
+    logo.hAlign = "LEFT"
+    return [logo, Spacer(1, 4)]
+
+
+def _letterhead_flowables(letterhead: Letterhead, styles: dict[str, ParagraphStyle]) -> list[Any]:
+    flowables: list[Any] = _logo(letterhead.logo)
+    flowables.append(Paragraph(_markup(_clean(letterhead.name), bold=True), styles["letterhead_name"]))
     details = [*letterhead.address_lines]
     if letterhead.phone:
         details.append(f"Tel. {letterhead.phone}")
@@ -291,7 +319,7 @@ def _letterhead_flowables(letterhead: Letterhead, styles: dict[str, ParagraphSty
     return flowables
 
 
-def _fit(flowables: list[Paragraph], width: float, height: float) -> KeepInFrame:
+def _fit(flowables: list[Any], width: float, height: float) -> KeepInFrame:
     return KeepInFrame(width, height, content=flowables, mode="shrink")
 
 

@@ -39,6 +39,7 @@ from sqlalchemy import (
     true,
 )
 
+from aftercare.store.facilities import placed_in
 from models.segment import (
     AgeCriterion,
     AllCriterion,
@@ -91,12 +92,14 @@ class SegmentReferenceError(ValueError):
 @dataclass(frozen=True)
 class CompileContext:
     """What a compilation needs besides the tree: the evaluation time, the segments referred to
-    (latest versions, by key), and optionally one patient to restrict every sub-query to."""
+    (latest versions, by key), optionally one patient to restrict every sub-query to, and the subtree
+    of each facility that owns one of the segments (its members are that subtree's patients)."""
 
     as_of: datetime
     segments: Mapping[str, SegmentDefinition] = field(default_factory=dict)
     patient_id: str | None = None
     visiting: tuple[str, ...] = ()
+    subtrees: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def since(self, window: timedelta) -> ColumnElement[datetime]:
         """The start of a look-back window."""
@@ -108,10 +111,14 @@ class CompileContext:
 
 
 def segment_condition(definition: SegmentDefinition, context: CompileContext) -> ColumnElement[bool]:
-    """Membership of a segment: its criteria, and alive unless it includes the deceased."""
+    """Membership of a segment: its criteria, alive unless it includes the deceased, and a patient of
+    the subtree of the facility that owns it, if one does."""
     condition = compile_criterion(
         definition.criteria, replace(context, visiting=(*context.visiting, definition.key))
     )
+    if definition.facility is not None:
+        owned = context.subtrees.get(definition.facility, (definition.facility,))
+        condition = and_(PATIENTS.c.id.in_(placed_in(owned)), condition)
     return condition if definition.include_deceased else and_(alive(), condition)
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aftercare.facilities.scope import explicit_scope
 from aftercare.segments.compiler import (
     PATIENTS,
     CompileContext,
@@ -18,6 +20,7 @@ from aftercare.segments.compiler import (
     segment_condition,
 )
 from aftercare.segments.explain import nodes
+from aftercare.store.facilities import list_facilities, placed_in, subtree
 from aftercare.store.segments import referenced_definitions
 from models.segment import SegmentDefinition
 
@@ -54,15 +57,27 @@ async def tune(session: AsyncSession) -> None:
 async def context_for(
     session: AsyncSession, definition: SegmentDefinition, as_of: datetime
 ) -> CompileContext:
-    """The compile context: the evaluation time and the segments referred to."""
-    return CompileContext(as_of=as_of, segments=await referenced_definitions(session, definition))
+    """The compile context: the evaluation time, the segments referred to, and the subtrees of the
+    facilities that own any of them."""
+    segments = await referenced_definitions(session, definition)
+    owners = {owned.facility for owned in (definition, *segments.values()) if owned.facility is not None}
+    tree = await list_facilities(session) if owners else []
+    subtrees = {owner: tuple(sorted(subtree(tree, [owner]))) for owner in owners}
+    return CompileContext(as_of=as_of, segments=segments, subtrees=subtrees)
+
+
+def _within(query: Select[Any], reach: list[str] | None) -> Select[Any]:
+    """The query limited to patients of the facilities a scoped caller reaches (see `explicit_scope`)."""
+    return query if reach is None else query.where(PATIENTS.c.id.in_(placed_in(reach)))
 
 
 async def members(session: AsyncSession, definition: SegmentDefinition, as_of: datetime) -> list[str]:
-    """Every member's patient id, sorted (one query)."""
-    query = members_query(definition, await context_for(session, definition, as_of))
+    """Every member's patient id, sorted (one query); a caller limited to some facilities gets theirs."""
+    context = await context_for(session, definition, as_of)
     await tune(session)
-    return list(await session.scalars(query.order_by(PATIENTS.c.id)))
+    async with explicit_scope(session) as reach:
+        query = _within(members_query(definition, context), reach)
+        return list(await session.scalars(query.order_by(PATIENTS.c.id)))
 
 
 async def preview(
@@ -80,10 +95,10 @@ async def preview(
     if not definition.include_deceased:
         query = query.where(alive())
     await tune(session)
-    row = (await session.execute(query)).one()
-    sample = list(
-        await session.scalars(members_query(definition, context).order_by(PATIENTS.c.id).limit(sample_size))
-    )
+    async with explicit_scope(session) as reach:
+        row = (await session.execute(_within(query, reach))).one()
+        sampled = _within(members_query(definition, context), reach)
+        sample = list(await session.scalars(sampled.order_by(PATIENTS.c.id).limit(sample_size)))
     return Preview(
         count=row[0],
         sample=sample,
@@ -103,10 +118,12 @@ async def segments_of_patient(
     columns = []
     for index, definition in enumerate(definitions):
         context = await context_for(session, definition, as_of)
-        restricted = CompileContext(as_of=as_of, segments=context.segments, patient_id=patient_id)
+        restricted = replace(context, patient_id=patient_id)
         columns.append(func.coalesce(segment_condition(definition, restricted), False).label(f"s{index}"))
     await tune(session)
-    row = (await session.execute(select(*columns).where(PATIENTS.c.id == patient_id))).one_or_none()
+    async with explicit_scope(session) as reach:
+        query = _within(select(*columns).where(PATIENTS.c.id == patient_id), reach)
+        row = (await session.execute(query)).one_or_none()
     if row is None:
         return []
     return [definition.key for definition, member in zip(definitions, row, strict=True) if member]

@@ -27,7 +27,12 @@ async def publish_campaign(
         session,
         Campaign,
         definition.document(),
-        {"key": definition.key, "version": definition.version, "name": definition.name},
+        {
+            "key": definition.key,
+            "version": definition.version,
+            "name": definition.name,
+            "facility": definition.facility,
+        },
         what="campaign",
         conflict=CampaignVersionConflict,
     )

@@ -7,16 +7,17 @@ belongs to the group's first root facility (an existing install's `default`), so
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aftercare.facilities.voice import PRIMARY_ORDER
 from models.facility_tables import Facility, PatientFacility
-from models.tables import table_of
+from models.tables import FhirSource, table_of
 
 _PLACED = table_of(PatientFacility)
 _PLACE = insert(_PLACED).on_conflict_do_nothing(index_elements=["patient_id", "facility"])
@@ -65,6 +66,25 @@ def subtree(facilities: Sequence[Facility], roots: Iterable[str]) -> set[str]:
     return reached
 
 
+def placed_in(facilities: Collection[str]) -> Select[tuple[str]]:
+    """The ids of the patients placed in these facilities (an indexed lookup)."""
+    return select(_PLACED.c.patient_id).where(_PLACED.c.facility.in_(sorted(facilities)))
+
+
+def audience_reach(
+    facilities: Sequence[Facility], grants: Iterable[str], owners: Iterable[str | None]
+) -> set[str] | None:
+    """The facilities whose patients a campaign run reaches: the launching caller's subtrees (`grants`,
+    none: the whole group), within the subtree of each definition's owning facility; None: everyone."""
+    grants = list(grants)
+    reach = subtree(facilities, grants) if grants else None
+    for owner in owners:
+        if owner is not None:
+            owned = subtree(facilities, [owner])
+            reach = owned if reach is None else reach & owned
+    return reach
+
+
 @dataclass(frozen=True)
 class _Map:
     by_organization: dict[str, str]
@@ -107,17 +127,41 @@ def _claims(resources: Sequence[dict[str, Any]]) -> tuple[list[tuple[str, str, s
     return claims, patients
 
 
-async def place_patients(session: AsyncSession, resources: Sequence[dict[str, Any]]) -> None:
-    """Record the facilities these current Patients and Encounters place their patients in."""
+# The labels under which resources read from a registered FHIR source are stored (`poll:<key>`, ...).
+SOURCE_LABELS = ("poll:", "notification:", "export:")
+
+
+async def source_facility(session: AsyncSession, source: str | None) -> str | None:
+    """The facility of the FHIR source a stored-resource label names, if it has one."""
+    prefix = next((label for label in SOURCE_LABELS if source and source.startswith(label)), None)
+    if source is None or prefix is None:
+        return None
+    facility: str | None = await session.scalar(
+        select(FhirSource.facility).where(FhirSource.key == source.removeprefix(prefix))
+    )
+    return facility
+
+
+async def place_patients(
+    session: AsyncSession, resources: Sequence[dict[str, Any]], source: str | None = None
+) -> None:
+    """Record the facilities these current Patients and Encounters place their patients in: their
+    organizations' and that of the FHIR source they were read from (`source`, the stored label)."""
     claims, patients = _claims(resources)
     if not claims and not patients:
         return
     mapping = await _map(session)
     rows = [
-        {"patient_id": patient_id, "facility": mapping.by_organization[organization], "source": source}
-        for patient_id, organization, source in claims
+        {"patient_id": patient_id, "facility": mapping.by_organization[organization], "source": how}
+        for patient_id, organization, how in claims
         if organization in mapping.by_organization
     ]
+    from_source = await source_facility(session, source) if patients else None
+    if from_source is not None:
+        rows += [
+            {"patient_id": patient_id, "facility": from_source, "source": "fhir_source"}
+            for patient_id in patients
+        ]
     placed = {row["patient_id"] for row in rows}
     unplaced = [patient_id for patient_id in patients if patient_id not in placed]
     if unplaced and mapping.fallback is not None:
@@ -135,6 +179,24 @@ async def place_patients(session: AsyncSession, resources: Sequence[dict[str, An
         await session.execute(_PLACE, rows)
 
 
+async def enrollment_facilities(
+    session: AsyncSession, patient_ids: Iterable[str], owner: str | None
+) -> dict[str, str]:
+    """The facility each patient's enrollment in a journey of `owner` (none: the group's) is made for:
+    the one they hear from, within the owner's subtree. A patient placed in none of it is left out."""
+    allowed = subtree(await list_facilities(session), [owner]) if owner else None
+    rows = await session.execute(
+        select(PatientFacility.patient_id, PatientFacility.facility)
+        .where(PatientFacility.patient_id.in_(sorted(set(patient_ids))))
+        .order_by(PatientFacility.patient_id, *PRIMARY_ORDER)
+    )
+    chosen: dict[str, str] = {}
+    for patient_id, facility in rows:
+        if patient_id not in chosen and (allowed is None or facility in allowed):
+            chosen[patient_id] = facility
+    return chosen
+
+
 async def facilities_of(session: AsyncSession, patient_ids: Sequence[str]) -> dict[str, list[str]]:
     """Each patient's facilities, by key."""
     result: dict[str, list[str]] = {patient_id: [] for patient_id in patient_ids}
@@ -146,3 +208,62 @@ async def facilities_of(session: AsyncSession, patient_ids: Sequence[str]) -> di
     for patient_id, facility in rows:
         result.setdefault(patient_id, []).append(facility)
     return result
+
+
+class FacilityInUse(FacilityConflict):
+    """The facility still has records of its own (it cannot be removed)."""
+
+
+async def update_facility(session: AsyncSession, row: Facility, values: dict[str, Any]) -> Facility:
+    """Change a facility in the caller's transaction: its parent must exist and not be below it, its
+    organization must be no other facility's."""
+    parent = values.get("parent")
+    if parent is not None and parent != row.parent:
+        facilities = await list_facilities(session)
+        if parent not in {facility.key for facility in facilities}:
+            raise FacilityConflict(f"no parent facility {parent!r}")
+        if parent in subtree(facilities, [row.key]):
+            raise FacilityConflict(f"{parent!r} is {row.key!r} or below it: the tree would be a loop")
+    organization = values.get("organization")
+    if organization and await session.scalar(
+        select(Facility.key).where(Facility.organization == organization, Facility.key != row.key)
+    ):
+        raise FacilityConflict(f"{organization} already belongs to a facility")
+    for name, value in values.items():
+        setattr(row, name, value)
+    await session.flush()
+    return row
+
+
+# What may belong to a facility, as (what it is called, the query counting it).
+_HOLDINGS = (
+    ("facilities below it", "SELECT count(*) FROM facilities WHERE parent = :key"),
+    ("patients", "SELECT count(*) FROM patient_facilities WHERE facility = :key"),
+    ("templates", "SELECT count(DISTINCT key) FROM templates WHERE facility = :key"),
+    ("journeys", "SELECT count(DISTINCT key) FROM journeys WHERE facility = :key"),
+    ("segments", "SELECT count(DISTINCT key) FROM segments WHERE facility = :key"),
+    ("campaigns", "SELECT count(DISTINCT key) FROM campaigns WHERE facility = :key"),
+    ("FHIR sources", "SELECT count(*) FROM fhir_sources WHERE facility = :key"),
+    ("enrollments", "SELECT count(*) FROM enrollments WHERE facility = :key"),
+    ("tasks", "SELECT count(*) FROM tasks WHERE facility = :key"),
+    ("send decisions", "SELECT count(*) FROM send_decisions WHERE facility = :key"),
+    ("messages", "SELECT count(*) FROM messages WHERE facility = :key"),
+    ("API keys", "SELECT count(*) FROM api_keys WHERE :key = ANY(facilities) AND revoked_at IS NULL"),
+)
+
+
+async def holdings(session: AsyncSession, key: str) -> dict[str, int]:
+    """How many records of each kind belong to the facility (kinds with none are left out)."""
+    query = "SELECT " + ", ".join(f"({sql})" for _, sql in _HOLDINGS)
+    counts = (await session.execute(text(query), {"key": key})).one()
+    return {name: int(count) for (name, _), count in zip(_HOLDINGS, counts, strict=True) if count}
+
+
+async def delete_facility(session: AsyncSession, row: Facility) -> None:
+    """Remove a facility that holds nothing; raises `FacilityInUse` naming what it still holds."""
+    held = await holdings(session, row.key)
+    if held:
+        listed = ", ".join(f"{count} {name}" for name, count in held.items())
+        raise FacilityInUse(f"facility {row.key!r} still has {listed}; move or remove them first")
+    await session.delete(row)
+    await session.flush()

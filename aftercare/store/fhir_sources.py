@@ -20,10 +20,16 @@ async def save_source(
     auth: dict[str, Any],
     watched_types: list[str],
     poll_seconds: int,
+    facility: str | None = None,
 ) -> bool:
     """Register or change a source; True when it is new."""
     statement = insert(FhirSource).values(
-        key=key, base_url=base_url, auth=auth, watched_types=watched_types, poll_seconds=poll_seconds
+        key=key,
+        base_url=base_url,
+        auth=auth,
+        watched_types=watched_types,
+        poll_seconds=poll_seconds,
+        facility=facility,
     )
     row = await session.execute(
         statement.on_conflict_do_update(
@@ -33,6 +39,7 @@ async def save_source(
                 "auth": statement.excluded.auth,
                 "watched_types": statement.excluded.watched_types,
                 "poll_seconds": statement.excluded.poll_seconds,
+                "facility": statement.excluded.facility,
                 "updated_at": func.now(),
             },
         ).returning(FhirSource.created_at == FhirSource.updated_at)

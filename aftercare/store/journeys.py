@@ -41,6 +41,7 @@ async def publish_journey(
             "key": definition.key,
             "version": definition.version,
             "name": definition.name,
+            "facility": definition.facility,
             "entry_fhir_resource": entry.fhir.resource if entry and entry.fhir else None,
             "entry_event_type": entry.event.type if entry and entry.event else None,
         },

@@ -129,7 +129,9 @@ async def store_resources(
         if key[0] == "Patient" and key in became_current
     ]
     # Placed first: a caller limited to some facilities may only write patients of theirs.
-    await place_patients(session, [rows[key]["content"] for key in rows if key in became_current])
+    await place_patients(
+        session, [rows[key]["content"] for key in rows if key in became_current], source=source
+    )
     await _upsert_patients(session, patients)
     await record_derived(
         session,

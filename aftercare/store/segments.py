@@ -35,6 +35,7 @@ async def publish_segment(
             "key": definition.key,
             "version": definition.version,
             "name": definition.name,
+            "facility": definition.facility,
             "refresh_on": list(definition.refresh_on),
         },
         what="segment",

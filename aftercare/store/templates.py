@@ -49,6 +49,7 @@ async def publish_template(session: AsyncSession, definition: TemplateDefinition
             channel=definition.channel,
             locale=definition.locale,
             version=version,
+            facility=definition.facility,
             definition=document,
             content_hash=digest,
         )

@@ -22,6 +22,7 @@ from aftercare.store.campaigns import (
     runs_of,
 )
 from api.bodies import definition_body, read_definition
+from api.definition_owner import owned
 from api.deps import ServicesDep, SessionDep
 from api.security import CurrentPrincipal
 from models.campaign import CampaignDefinition
@@ -37,7 +38,7 @@ from models.campaign_api import (
     CountView,
     ReasonView,
 )
-from models.campaign_tables import CampaignRun
+from models.campaign_tables import Campaign, CampaignRun
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 
@@ -108,11 +109,14 @@ def _run_view(run: CampaignRun, exact: bool) -> CampaignRunView:
     openapi_extra=definition_body("CampaignDefinition"),
     responses={409: {"description": "this key and version exist with other content"}},
 )
-async def create_campaign(request: Request, session: SessionDep, response: Response) -> CampaignCreated:
+async def create_campaign(
+    request: Request, session: SessionDep, response: Response, principal: CurrentPrincipal
+) -> CampaignCreated:
     """Publish a campaign version (JSON or YAML); the same content again is a no-op. A segment or
     template that does not exist, or does not fit, answers 422 naming where."""
     campaign = parse_campaign(await read_definition(request))
     async with session.begin():
+        campaign = await owned(session, principal, Campaign, campaign, what="campaign")
         await check_campaign(session, campaign)
         try:
             outcome = await publish_campaign(session, campaign)
@@ -139,6 +143,7 @@ async def list_campaigns(session: SessionDep) -> CampaignList:
                 segment=campaign.segment,
                 status=launch.status if launch else "draft",
                 recurring=launch.recurring if launch else None,
+                facility=campaign.facility,
             )
         )
     return CampaignList(items=items)

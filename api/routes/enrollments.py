@@ -61,6 +61,7 @@ def enrollment_item(row: Enrollment) -> EnrollmentListItem:
         current_step=row.current_step if row.status == "running" else None,
         paused=row.paused,
         started_at=row.started_at,
+        facility=row.facility,
     )
 
 
@@ -90,6 +91,7 @@ async def read_enrollment(enrollment_id: str, session: SessionDep) -> Enrollment
         history=[
             HistoryItem(step=row.step, at=row.at, result=row.result, detail=row.detail) for row in history
         ],
+        facility=enrollment.facility,
     )
 
 

@@ -30,6 +30,7 @@ from aftercare.store.fhir_sources import (
 )
 from aftercare.store.journeys import latest_journeys
 from aftercare.temporal.schedules import ensure_poll_schedule
+from api.definition_owner import check_reach
 from api.deps import ServicesDep, SessionDep
 from api.routes.fhir import (
     FHIR_NOTIFICATION_BODY,
@@ -66,8 +67,11 @@ async def list_sources(services: ServicesDep, session: SessionDep) -> SourceList
 
 
 @router.post("", response_model=SourceView, status_code=status.HTTP_201_CREATED)
-async def save(request: SourceRequest, services: ServicesDep, response: Response) -> SourceView:
-    """Register a source (or change one: 200). Secrets are named (`*_env`, `*_file`), never sent."""
+async def save(
+    request: SourceRequest, services: ServicesDep, response: Response, principal: CurrentPrincipal
+) -> SourceView:
+    """Register a source (or change one: 200). Secrets are named (`*_env`, `*_file`), never sent. The
+    patients read from a source with a `facility` belong to it."""
     problems = check_source_auth(request.auth)
     if problems:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "; ".join(problems))
@@ -77,6 +81,7 @@ async def save(request: SourceRequest, services: ServicesDep, response: Response
     except FhirConfigError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
     async with services.sessions.begin() as session:
+        await check_reach(session, principal, request.facility)
         created = await save_source(
             session,
             key=request.key,
@@ -84,6 +89,7 @@ async def save(request: SourceRequest, services: ServicesDep, response: Response
             auth=dict(request.auth),
             watched_types=list(request.watched_types),
             poll_seconds=request.poll_seconds,
+            facility=request.facility,
         )
     try:
         await ensure_poll_schedule(
@@ -230,6 +236,7 @@ async def _view(session: SessionDep, services: ServicesDep, plan: SourcePlan) ->
         auth=auth,
         watched_types=list(plan.watched_types),
         poll_seconds=plan.poll_seconds,
+        facility=row.facility if row is not None else None,
         cursors=[
             CursorView(
                 resource_type=cursor.resource_type,

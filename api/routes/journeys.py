@@ -11,7 +11,9 @@ from aftercare.enrollment.starter import UNKNOWN_PATIENT
 from aftercare.store.journeys import JourneyVersionConflict, get_journey, latest_journeys, publish_journey
 from aftercare.store.patients import get_patient
 from api.bodies import definition_body, read_definition
+from api.definition_owner import owned
 from api.deps import ServicesDep, SessionDep
+from api.security import CurrentPrincipal
 from models.api import (
     BatchEnrollmentOutcome,
     BatchEnrollmentRequest,
@@ -23,6 +25,7 @@ from models.api import (
     JourneySummary,
 )
 from models.journey import JourneyDefinition
+from models.tables import Journey
 from models.temporal import EnrollmentTrigger
 
 router = APIRouter(prefix="/v1/journeys", tags=["journeys"])
@@ -31,7 +34,12 @@ router = APIRouter(prefix="/v1/journeys", tags=["journeys"])
 def _summary(journey: JourneyDefinition) -> JourneySummary:
     entry = journey.entry.model_dump(mode="json", exclude_none=True) if journey.entry else None
     return JourneySummary(
-        key=journey.key, version=journey.version, name=journey.name, reentry=journey.reentry, entry=entry
+        key=journey.key,
+        version=journey.version,
+        name=journey.name,
+        reentry=journey.reentry,
+        entry=entry,
+        facility=journey.facility,
     )
 
 
@@ -42,10 +50,14 @@ def _summary(journey: JourneyDefinition) -> JourneySummary:
     openapi_extra=definition_body("JourneyDefinition"),
     responses={409: {"description": "this key and version exist with other content"}},
 )
-async def create_journey(request: Request, session: SessionDep, response: Response) -> JourneyCreated:
-    """Publish a journey version (JSON or YAML); the same content again is a no-op."""
+async def create_journey(
+    request: Request, session: SessionDep, response: Response, principal: CurrentPrincipal
+) -> JourneyCreated:
+    """Publish a journey version (JSON or YAML) for the group or a `facility`; the same content again is
+    a no-op."""
     journey = parse_journey(await read_definition(request))
     async with session.begin():
+        journey = await owned(session, principal, Journey, journey, what="journey")
         await check_journey(session, journey)
         try:
             outcome = await publish_journey(session, journey)

@@ -18,6 +18,7 @@ from aftercare.segments.validation import check_segment, parse_segment
 from aftercare.store.patients import get_patient
 from aftercare.store.segments import SegmentVersionConflict, get_segment, latest_segments, publish_segment
 from api.bodies import definition_body, read_definition
+from api.definition_owner import owned
 from api.deps import ServicesDep, SessionDep
 from api.security import CurrentPrincipal
 from models.segment import SegmentDefinition
@@ -31,6 +32,7 @@ from models.segment_api import (
     SegmentRefreshed,
     SegmentSummary,
 )
+from models.segment_tables import Segment
 
 router = APIRouter(prefix="/v1/segments", tags=["segments"])
 patients_router = APIRouter(prefix="/v1/patients", tags=["segments"])
@@ -46,12 +48,19 @@ def _as_of(value: datetime | None) -> datetime:
 
 def _summary(segment: SegmentDefinition) -> SegmentSummary:
     return SegmentSummary(
-        key=segment.key, version=segment.version, name=segment.name, description=segment.description
+        key=segment.key,
+        version=segment.version,
+        name=segment.name,
+        description=segment.description,
+        facility=segment.facility,
     )
 
 
-async def _publish(session: SessionDep, segment: SegmentDefinition, response: Response) -> SegmentCreated:
+async def _publish(
+    session: SessionDep, segment: SegmentDefinition, response: Response, principal: CurrentPrincipal
+) -> SegmentCreated:
     async with session.begin():
+        segment = await owned(session, principal, Segment, segment, what="segment")
         await check_segment(session, segment)
         try:
             outcome = await publish_segment(session, segment)
@@ -69,10 +78,12 @@ async def _publish(session: SessionDep, segment: SegmentDefinition, response: Re
     openapi_extra=definition_body("SegmentDefinition"),
     responses={409: {"description": "this key and version exist with other content"}},
 )
-async def create_segment(request: Request, session: SessionDep, response: Response) -> SegmentCreated:
+async def create_segment(
+    request: Request, session: SessionDep, response: Response, principal: CurrentPrincipal
+) -> SegmentCreated:
     """Publish a segment version (JSON or YAML); the same content again is a no-op. Invalid criteria
     answer 422 with the path of each problem."""
-    return await _publish(session, parse_segment(await read_definition(request)), response)
+    return await _publish(session, parse_segment(await read_definition(request)), response, principal)
 
 
 @router.get("", response_model=SegmentList)
@@ -93,12 +104,14 @@ async def read_segment_library() -> SegmentList:
     response_model=SegmentCreated,
     responses={200: {"description": "already installed"}},
 )
-async def install_segment(key: str, session: SessionDep, response: Response) -> SegmentCreated:
+async def install_segment(
+    key: str, session: SessionDep, response: Response, principal: CurrentPrincipal
+) -> SegmentCreated:
     """Publish a predefined segment."""
     segment = library_segment(key)
     if segment is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no predefined segment {key!r}")
-    return await _publish(session, segment, response)
+    return await _publish(session, segment, response, principal)
 
 
 @router.get(

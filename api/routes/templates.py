@@ -9,10 +9,13 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from aftercare.definitions import parse_template
 from aftercare.store.templates import PublishedVariant, latest_variants, publish_template
 from api.bodies import definition_body, read_definition
+from api.definition_owner import owned
 from api.deps import SessionDep
+from api.security import CurrentPrincipal
 from models.api import TemplateCreated
 from models.journey import Channel
 from models.lookup_api import TemplateList, TemplateVariantView, TemplateView
+from models.tables import Template
 from models.template import Locale, normalise_locale
 
 router = APIRouter(prefix="/v1/templates", tags=["templates"])
@@ -24,10 +27,14 @@ router = APIRouter(prefix="/v1/templates", tags=["templates"])
     response_model=TemplateCreated,
     openapi_extra=definition_body("TemplateDefinition"),
 )
-async def create_template(request: Request, session: SessionDep) -> TemplateCreated:
-    """Publish a template variant (JSON or YAML); new content becomes a new version."""
+async def create_template(
+    request: Request, session: SessionDep, principal: CurrentPrincipal
+) -> TemplateCreated:
+    """Publish a template variant (JSON or YAML) for the group or a `facility`; new content becomes a
+    new version."""
     template = parse_template(await read_definition(request))
     async with session.begin():
+        template = await owned(session, principal, Template, template, what="template")
         version, created = await publish_template(session, template)
     return TemplateCreated(
         key=template.key, channel=template.channel, locale=template.locale, version=version, created=created

@@ -284,3 +284,224 @@ async def test_own_records_stay_visible_and_counts_are_the_facility_s(
     for headers in ({}, {"X-API-Key": group_key}):
         everyone = (await api.get("/v1/patients", headers=headers)).json()["items"]
         assert {item["id"] for item in everyone} == {north.patient_id, south.patient_id}
+
+
+NORTH_CLINIC = {
+    "key": "north-clinic",
+    "name": "North Clinic",
+    "timezone": "America/New_York",
+    "parent": "north-hospital",
+}
+TEMPLATE = {"key": "north-welcome", "channel": "sms", "body": "Welcome to North, {{ patient.given }}"}
+NORTH_SEGMENT = {"key": "north-adults", "name": "North adults", "criteria": {"age": {"gte": 18}}}
+
+
+async def _admins(api: httpx.AsyncClient, *facilities: str) -> dict[str, dict[str, str]]:
+    """An admin key's headers of each facility."""
+    made = {}
+    for facility in facilities:
+        answer = await api.post(
+            "/v1/api-keys", json={"name": f"{facility}-owner", "roles": ["admin"], "facilities": [facility]}
+        )
+        assert answer.status_code == 201, answer.text
+        made[facility] = {"X-API-Key": answer.json()["key"]}
+    return made
+
+
+async def test_definitions_belong_to_a_facility_and_are_shared_down_its_tree(
+    api: httpx.AsyncClient, sides: tuple[Side, Side]
+) -> None:
+    assert (await api.post("/v1/facilities", json=NORTH_CLINIC)).status_code == 201
+    keys = await _admins(api, "north-hospital", "south-clinic", "north-clinic")
+    north, south, clinic = keys["north-hospital"], keys["south-clinic"], keys["north-clinic"]
+    # a caller of one facility publishes for it without naming it
+    assert (await api.post("/v1/templates", json=TEMPLATE, headers=north)).status_code == 201
+    assert (await api.post("/v1/segments", json=NORTH_SEGMENT, headers=north)).status_code == 201
+    campaign = {
+        "key": "north-flu",
+        "name": "North flu",
+        "segment": "north-adults",
+        "template": "north-welcome",
+    }
+    made = await api.post("/v1/campaigns", json=campaign, headers=north)
+    assert made.status_code == 201, made.text
+    journey = {**JOURNEY, "key": "north-check-in", "facility": "north-hospital"}
+    assert (await api.post("/v1/journeys", json=journey, headers=north)).status_code == 201
+
+    shown = (await api.get("/v1/templates/north-welcome", headers=north)).json()
+    assert shown["variants"][0]["facility"] == "north-hospital"
+    for path, key in (
+        ("/v1/segments", "north-adults"),
+        ("/v1/campaigns", "north-flu"),
+        ("/v1/journeys", "north-check-in"),
+    ):
+        # shown with its facility to the owner, its subtree and the group; hidden from the other facility
+        for headers in (north, clinic, {}):
+            listed = {item["key"]: item for item in (await api.get(path, headers=headers)).json()["items"]}
+            assert listed[key]["facility"] == "north-hospital", (path, headers)
+            assert (await api.get(f"{path}/{key}", headers=headers)).json()["facility"] == "north-hospital"
+        listed = [item["key"] for item in (await api.get(path, headers=south)).json()["items"]]
+        assert key not in listed
+        assert (await api.get(f"{path}/{key}", headers=south)).status_code == 404
+    # a facility's segment holds only patients of its subtree, whoever evaluates it
+    north_patient, _ = sides
+    for headers in (north, {}):
+        preview = (await api.get("/v1/segments/north-adults/preview", headers=headers)).json()
+        assert (preview["count"], preview["sample"]) == (1, [north_patient.patient_id])
+    templates = [item["key"] for item in (await api.get("/v1/templates", headers=south)).json()["items"]]
+    assert "north-welcome" not in templates
+    assert (await api.get("/v1/templates/north-welcome", headers=south)).status_code == 404
+    # the group's definitions stay everyone's
+    for headers in (north, south, clinic):
+        shared = (await api.get(f"/v1/journeys/{JOURNEY['key']}", headers=headers)).json()
+        assert shared["key"] == JOURNEY["key"]
+        assert "facility" not in shared
+
+    # writes only within the caller's reach
+    elsewhere = await api.post(
+        "/v1/segments", json={**NORTH_SEGMENT, "key": "x", "facility": "south-clinic"}, headers=north
+    )
+    assert elsewhere.status_code == 403
+    upward = await api.post(
+        "/v1/segments", json={**NORTH_SEGMENT, "key": "y", "facility": "north-hospital"}, headers=clinic
+    )
+    assert upward.status_code == 403
+    # a key keeps its facility across versions: North does not write the group's journey
+    group_journey = await api.post("/v1/journeys", json={**JOURNEY, "version": 2}, headers=north)
+    assert group_journey.status_code == 403
+    assert "whole group" in group_journey.json()["detail"]
+    moved = await api.post("/v1/segments", json={**NORTH_SEGMENT, "version": 2, "facility": "group"})
+    assert moved.status_code == 409
+    unknown = await api.post("/v1/segments", json={**NORTH_SEGMENT, "key": "z", "facility": "nowhere"})
+    assert unknown.status_code == 422
+    # a campaign of South cannot use North's segment: it does not see it
+    borrowed = await api.post("/v1/campaigns", json={**campaign, "key": "south-flu"}, headers=south)
+    assert borrowed.status_code == 422
+    # the clinic below North uses North's segment
+    below = await api.post("/v1/campaigns", json={**campaign, "key": "clinic-flu"}, headers=clinic)
+    assert below.status_code == 201, below.text
+    assert (await api.get("/v1/campaigns/clinic-flu")).json()["facility"] == "north-clinic"
+
+
+async def test_a_fhir_source_names_the_facility_of_its_patients(
+    api: httpx.AsyncClient, sides: tuple[Side, Side]
+) -> None:
+    keys = await _admins(api, "north-hospital")
+    source = {"key": "south-ehr", "base_url": "https://ehr.example", "watched_types": ["Patient"]}
+    saved = await api.post("/v1/fhir/sources", json={**source, "facility": "south-clinic"})
+    assert saved.status_code == 201, saved.text
+    assert saved.json()["facility"] == "south-clinic"
+    assert (await api.get("/v1/fhir/sources/south-ehr")).json()["facility"] == "south-clinic"
+    # a caller of North cannot point a source at South's facility, nor at one that does not exist
+    elsewhere = await api.post(
+        "/v1/fhir/sources",
+        json={**source, "key": "x-ehr", "facility": "south-clinic"},
+        headers=keys["north-hospital"],
+    )
+    assert elsewhere.status_code == 403
+    unknown = await api.post("/v1/fhir/sources", json={**source, "key": "y-ehr", "facility": "nowhere"})
+    assert unknown.status_code == 422
+
+
+async def test_enrollments_tasks_decisions_and_audit_rows_name_their_facility(
+    api: httpx.AsyncClient, sides: tuple[Side, Side]
+) -> None:
+    for side in sides:
+        enrollment = (await api.get(f"/v1/enrollments/{side.enrollment_id}")).json()
+        assert enrollment["facility"] == side.facility
+        listed = (await api.get("/v1/enrollments", params={"patient_id": side.patient_id})).json()["items"]
+        assert {item["facility"] for item in listed} == {side.facility}
+        assert (await api.get(f"/v1/tasks/{side.task_id}")).json()["facility"] == side.facility
+        decisions = (await api.get(f"/v1/patients/{side.patient_id}/decisions")).json()["items"]
+        assert decisions
+        assert {item["facility"] for item in decisions} == {side.facility}
+        audited = await api.get(
+            "/v1/audit", params={"resource_type": "patient", "resource_id": side.patient_id}
+        )
+        assert {item["facility"] for item in audited.json()["items"]} == {side.facility}
+
+
+async def test_a_journey_of_a_facility_enrolls_only_its_patients(
+    api: httpx.AsyncClient, sides: tuple[Side, Side]
+) -> None:
+    north, south = sides
+    journey = {**JOURNEY, "key": "north-only", "facility": "north-hospital"}
+    assert (await api.post("/v1/journeys", json=journey)).status_code == 201
+    refused = await api.post("/v1/journeys/north-only/enrollments", json={"patient_id": south.patient_id})
+    assert refused.status_code == 409
+    assert "facility" in refused.json()["detail"]
+    made = await api.post("/v1/journeys/north-only/enrollments", json={"patient_id": north.patient_id})
+    assert made.status_code == 201
+    enrollment = (await api.get(f"/v1/enrollments/{made.json()['enrollment_id']}")).json()
+    assert enrollment["facility"] == "north-hospital"
+    batch = await api.post(
+        "/v1/journeys/north-only/enrollments/batch",
+        json={"patients": [{"patient_id": south.patient_id}, {"patient_id": north.patient_id}]},
+    )
+    south_result, north_result = (item["result"] for item in batch.json()["results"])
+    assert south_result == "refused"
+    assert north_result in {"existing", "created"}  # the first enrollment may have ended by now
+
+
+async def test_a_facility_is_changed_and_removed_only_when_nothing_belongs_to_it(
+    api: httpx.AsyncClient, sides: tuple[Side, Side]
+) -> None:
+    changed = await api.patch(
+        "/v1/facilities/south-clinic",
+        json={"name": "South Health Center", "quiet_hours": "20:00-09:00", "senders": {"push_app": "South"}},
+    )
+    assert changed.status_code == 200, changed.text
+    south = changed.json()
+    assert (south["name"], south["quiet_hours"]) == ("South Health Center", "20:00-09:00")
+    assert (south["senders"]["push_app"], south["senders"]["sms"]) == ("South", None)  # sent: replaced
+    assert south["organization"] == "Organization/south"  # what was not sent stays
+    assert (
+        await api.patch("/v1/facilities/south-clinic", json={"timezone": "Mars/Olympus"})
+    ).status_code == 422
+    assert (await api.patch("/v1/facilities/south-clinic", json={"key": "renamed"})).status_code == 422
+    loop = await api.patch("/v1/facilities/group", json={"parent": "south-clinic"})
+    assert loop.status_code == 409
+    taken = await api.patch("/v1/facilities/south-clinic", json={"organization": "Organization/north"})
+    assert taken.status_code == 409
+    # a caller of North neither sees nor changes South, and cannot move North out of its reach
+    north_admin = (await _admins(api, "north-hospital"))["north-hospital"]
+    assert (
+        await api.patch("/v1/facilities/south-clinic", json={"name": "x"}, headers=north_admin)
+    ).status_code == 404
+    assert (await api.delete("/v1/facilities/south-clinic", headers=north_admin)).status_code == 404
+    moved = await api.patch(
+        "/v1/facilities/north-hospital", json={"parent": "south-clinic"}, headers=north_admin
+    )
+    assert moved.status_code == 403
+
+    # South still has its patient, enrollment, task, decisions and messages: a 409 that names them
+    refused = await api.delete("/v1/facilities/south-clinic")
+    assert refused.status_code == 409
+    assert "patients" in refused.json()["detail"]
+    assert "enrollments" in refused.json()["detail"]
+    assert (await api.delete("/v1/facilities/group")).status_code == 409  # facilities below it
+    # an empty facility goes
+    empty = {"key": "west-annex", "name": "West Annex", "timezone": "UTC", "parent": "group"}
+    assert (await api.post("/v1/facilities", json=empty)).status_code == 201
+    assert (await api.delete("/v1/facilities/west-annex")).status_code == 204
+    listed = [item["key"] for item in (await api.get("/v1/facilities")).json()["items"]]
+    assert "west-annex" not in listed
+    assert (await api.delete("/v1/facilities/west-annex")).status_code == 404
+
+
+async def test_the_console_editors_publish_for_the_caller_s_facility(
+    api: httpx.AsyncClient, sides: tuple[Side, Side]
+) -> None:
+    keys = await _admins(api, "north-hospital")
+    north = keys["north-hospital"]
+    text = "key: north-kids\nname: North kids\ncriteria:\n  age: {lt: 18}\n"
+    saved = await api.post("/console/segments/north-kids/editor", data={"definition": text}, headers=north)
+    assert saved.status_code == 303, saved.text
+    assert (await api.get("/v1/segments/north-kids")).json()["facility"] == "north-hospital"
+    elsewhere = text.replace("key: north-kids", "key: south-kids\nfacility: south-clinic")
+    refused = await api.post(
+        "/console/segments/south-kids/editor", data={"definition": elsewhere}, headers=north
+    )
+    assert refused.status_code == 422
+    assert "acts only for them" in refused.text
+    assert (await api.get("/v1/segments/south-kids")).status_code == 404

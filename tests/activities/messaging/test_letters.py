@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import io
 import uuid
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from PIL import Image
 from pypdf import PdfReader
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,6 +28,7 @@ from activities.messaging.send import MessagingActivities
 from aftercare.settings import Settings
 from aftercare.store.letters import mark_batch_printed
 from aftercare.store.messages import record_intent
+from models.facility_tables import Facility
 from models.journey import SendSpec
 from models.tables import Letter, Message
 from models.temporal import SendMessageInput
@@ -199,3 +203,50 @@ async def test_a_send_interrupted_after_queueing_finds_the_letter_instead_of_que
     assert (result.message_id, result.status) == (first.message_id, "queued")
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Letter)) == 1
+
+
+def _png() -> bytes:
+    image = Image.new("RGB", (40, 20), (200, 30, 30))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+async def test_a_letter_sent_on_behalf_of_a_facility_has_its_letterhead_and_logo(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    logo = "data:image/png;base64," + base64.b64encode(_png()).decode()
+    async with sessions.begin() as session:
+        session.add(
+            Facility(
+                key="north-hospital",
+                name="North Hospital",
+                timezone="UTC",
+                help_phone="+1 555 010 0101",
+                senders={
+                    "letter": {"return_address": ["1 North Way", "Northtown, NY 10001"], "logo_url": logo}
+                },
+            )
+        )
+        session.add(Facility(key="plain-clinic", name="Plain Clinic", timezone="UTC"))
+    provider = LetterProvider(sessions, settings)
+    north = dataclasses.replace(await recorded(sessions), facility="north-hospital")
+    plain = dataclasses.replace(await recorded(sessions), facility="plain-clinic")
+    await provider.send(north)
+    await provider.send(plain)
+
+    by_message = {
+        letter.message_id: PdfReader(io.BytesIO(letter.pdf)).pages[0] for letter in await letters(sessions)
+    }
+    north_page, plain_page = by_message[north.id], by_message[plain.id]
+    north_text = north_page.extract_text()
+    for expected in ("North Hospital", "1 North Way", "Northtown, NY 10001", "+1 555 010 0101"):
+        assert expected in north_text
+    assert settings.hospital_name not in north_text
+    assert len(north_page.images) == 1
+    # a facility without a letter identity (an existing install's `default`): the install's letterhead
+    plain_text = plain_page.extract_text()
+    assert "Plain Clinic" not in plain_text
+    assert settings.hospital_name in plain_text
+    assert settings.hospital_address.splitlines()[0] in plain_text
+    assert len(plain_page.images) == 0

@@ -8,6 +8,7 @@ does and decrypts what the push service received.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -43,6 +44,7 @@ from activities.messaging.web_push import (
     retry_after_seconds,
     topic_for,
 )
+from aftercare.facilities.voice import Voice
 from aftercare.store.messages import record_intent
 from aftercare.store.push_subscriptions import save_subscription, subscriptions_of
 from models.journey import SendSpec
@@ -199,17 +201,33 @@ async def test_every_device_gets_a_notification_only_it_can_read_signed_with_our
     }
 
 
-async def test_without_a_subject_the_title_is_the_default_title(
-    sessions: async_sessionmaker[AsyncSession], push_service: PushService, vapid: VapidKeys
+NORTH = Voice(
+    facility="north", timezone="UTC", quiet_hours=None, senders={"push_app": "North Care"}, help_phone=None
+)
+PLAIN = Voice(facility="plain", timezone="UTC", quiet_hours=None, senders={}, help_phone=None)
+
+
+@pytest.mark.parametrize(
+    ("voice", "title"),
+    [(None, "Springfield General"), (PLAIN, "Springfield General"), (NORTH, "North Care")],
+    ids=["no facility", "a facility without an app", "a facility's push app"],
+)
+async def test_without_a_subject_the_title_is_the_facility_s_push_app_else_the_default_title(
+    sessions: async_sessionmaker[AsyncSession],
+    push_service: PushService,
+    vapid: VapidKeys,
+    voice: Voice | None,
+    title: str,
 ) -> None:
     provider = WebPushProvider(sessions, vapid.private, SUBJECT, default_title="Springfield General")
     phone = Browser()
     await subscribe(sessions, push_service, "phone", phone)
 
-    await provider.send(await message(sessions, subject=None))
+    sender = voice.sender("push") if voice else None
+    await provider.send(dataclasses.replace(await message(sessions, subject=None), sender=sender))
 
     [request] = push_service.received("phone")
-    assert phone.read(request)["title"] == "Springfield General"
+    assert phone.read(request)["title"] == title
 
 
 async def test_a_repeated_send_pushes_only_to_the_devices_not_reached_yet(
