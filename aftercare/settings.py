@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from aftercare.guardrails.policy import FrequencyCap, GuardrailPolicy, parse_quiet_hours
 from aftercare.identity.rules import parse_rules
+from aftercare.risk.bands import Bands, parse_bands
 from aftercare.secret_files import SecretFilesSource
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/aftercare"
@@ -190,6 +191,10 @@ class Settings(BaseSettings):
         default=["identifier", "phone+birth_date", "email+birth_date", "name+birth_date"]
     )
 
+    # Readmission risk bands: `score:moderate_from:high_from`, comma-separated, over the defaults
+    # (LACE 0-4 low, 5-9 moderate, 10+ high; HOSPITAL 0-4 low, 5-6 moderate, 7+ high).
+    risk_bands: str = ""
+
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")
 
@@ -210,6 +215,17 @@ class Settings(BaseSettings):
     def _valid_identity_rules(cls, rules: list[str]) -> list[str]:
         parse_rules(rules)
         return rules
+
+    @field_validator("risk_bands")
+    @classmethod
+    def _valid_risk_bands(cls, text: str) -> str:
+        parse_bands(text)
+        return text
+
+    @property
+    def bands(self) -> dict[str, Bands]:
+        """The risk bands per score these settings describe."""
+        return parse_bands(self.risk_bands)
 
     @property
     def guardrails(self) -> GuardrailPolicy:

@@ -119,6 +119,9 @@ RULES: dict[tuple[str, str], Rule] = {
         P.PATIENTS_WRITE, Audit("identity_merge", "path:merge_id", "reverse")
     ),
     ("GET", "/v1/identity/candidates"): needs(P.PATIENTS_READ, Audit("identity_candidates", action="list")),
+    ("GET", "/v1/patients/{patient_id}/risk"): needs(
+        P.CLINICAL_READ, Audit("patient", "path:patient_id", "read_risk")
+    ),
     ("GET", "/v1/patients/{patient_id}/segments"): needs(
         P.CLINICAL_READ, Audit("patient", "path:patient_id", "read_segments")
     ),

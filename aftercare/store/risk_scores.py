@@ -1,0 +1,152 @@
+"""Risk scores kept in step with the patient's FHIR data: every inpatient discharge of a patient whose
+Encounters or Conditions changed is scored again, and a stored score changes (with its `as_of`) only when
+its value, components or algorithm do. Runs in the transaction that stored the resources."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, func, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aftercare.facilities.voice import voices_of
+from aftercare.fhir.references import patient_id_of
+from aftercare.risk.charlson import Condition
+from aftercare.risk.discharges import Visit, visit_of
+from aftercare.risk.lace import DatedCondition, lace
+from aftercare.risk.scores import Score
+from models.risk_tables import RiskScore
+from models.tables import ClinicalCondition, FhirResource, table_of
+
+# Resource types a score reads: a change to one of them scores the patient's discharges again.
+SCORED_FROM = frozenset({"Encounter", "Condition"})
+REFUTED = frozenset({"refuted", "entered-in-error"})
+DEFAULT_ZONE = "UTC"
+_CHUNK = 1000
+
+_TABLE = table_of(RiskScore)
+
+
+def _upsert() -> Any:
+    statement = insert(_TABLE)
+    changed = ("value", "components", "algorithm", "discharged_at", "patient_id")
+    return statement.on_conflict_do_update(
+        index_elements=[_TABLE.c.encounter_id, _TABLE.c.score],
+        set_={**{name: statement.excluded[name] for name in changed}, "as_of": func.now()},
+        where=or_(*(_TABLE.c[name].is_distinct_from(statement.excluded[name]) for name in changed)),
+    )
+
+
+_UPSERT = _upsert()
+
+
+async def record_risk_scores(session: AsyncSession, resources: Sequence[dict[str, Any]]) -> int:
+    """Score again the discharges of the patients these current resources touch; returns how many
+    discharges were scored."""
+    patients = {
+        patient
+        for resource in resources
+        if resource.get("resourceType") in SCORED_FROM
+        for patient in [patient_id_of(resource)]
+        if patient is not None
+    }
+    return await rescore_patients(session, sorted(patients))
+
+
+async def rescore_patients(session: AsyncSession, patient_ids: Sequence[str]) -> int:
+    """Score every inpatient discharge of these patients; drop scores of encounters no longer discharges."""
+    scored = 0
+    for start in range(0, len(patient_ids), _CHUNK):
+        scored += await _rescore_chunk(session, list(patient_ids[start : start + _CHUNK]))
+    return scored
+
+
+async def _rescore_chunk(session: AsyncSession, patient_ids: list[str]) -> int:
+    if not patient_ids:
+        return 0
+    visits = await _visits(session, patient_ids)
+    if not any(visit.is_discharge for patient in visits.values() for visit in patient):
+        await session.execute(delete(RiskScore).where(RiskScore.patient_id.in_(patient_ids)))
+        return 0
+    conditions = await _conditions(session, patient_ids)
+    voices = await voices_of(session, patient_ids)
+    rows: list[dict[str, Any]] = []
+    for patient_id, patient_visits in visits.items():
+        voice = voices.get(patient_id)
+        zone = ZoneInfo(voice.timezone if voice is not None else DEFAULT_ZONE)
+        for stay in patient_visits:
+            if stay.is_discharge:
+                assert stay.end is not None
+                rows.append(
+                    _row(
+                        patient_id, stay.end, lace(stay, patient_visits, conditions.get(patient_id, []), zone)
+                    )
+                )
+    kept = [(row["encounter_id"], row["score"]) for row in rows]
+    stale = delete(RiskScore).where(RiskScore.patient_id.in_(patient_ids))
+    if kept:
+        stale = stale.where(tuple_(RiskScore.encounter_id, RiskScore.score).not_in(kept))
+    await session.execute(stale)
+    if rows:
+        await session.execute(_UPSERT, rows)
+    return len(rows)
+
+
+def _row(patient_id: str, discharged_at: datetime, score: Score) -> dict[str, Any]:
+    return {
+        "encounter_id": score.encounter_id,
+        "score": score.score,
+        "patient_id": patient_id,
+        "value": score.value,
+        "components": score.components_json(),
+        "algorithm": score.algorithm,
+        "discharged_at": discharged_at,
+    }
+
+
+async def _visits(session: AsyncSession, patient_ids: list[str]) -> dict[str, list[Visit]]:
+    rows = await session.execute(
+        select(FhirResource.patient_id, FhirResource.content).where(
+            FhirResource.resource_type == "Encounter", FhirResource.patient_id.in_(patient_ids)
+        )
+    )
+    visits: dict[str, list[Visit]] = defaultdict(list)
+    for patient_id, content in rows:
+        if content.get("status") != "entered-in-error":
+            visits[patient_id].append(visit_of(content))
+    return visits
+
+
+async def _conditions(session: AsyncSession, patient_ids: list[str]) -> dict[str, list[DatedCondition]]:
+    rows = await session.execute(
+        select(
+            ClinicalCondition.patient_id,
+            ClinicalCondition.resource_id,
+            ClinicalCondition.codes,
+            ClinicalCondition.verification_status,
+            ClinicalCondition.onset_at,
+            ClinicalCondition.recorded_at,
+        ).where(ClinicalCondition.patient_id.in_(patient_ids))
+    )
+    found: dict[str, list[DatedCondition]] = defaultdict(list)
+    for row in rows:
+        if row.verification_status in REFUTED:
+            continue
+        condition = Condition(reference=f"Condition/{row.resource_id}", codes=tuple(row.codes))
+        found[row.patient_id].append(DatedCondition(condition, row.onset_at or row.recorded_at))
+    return found
+
+
+async def scores_of(session: AsyncSession, patient_ids: Iterable[str]) -> list[RiskScore]:
+    """The stored scores of these patient records, the latest discharge first."""
+    rows = await session.scalars(
+        select(RiskScore)
+        .where(RiskScore.patient_id.in_(list(patient_ids)))
+        .order_by(RiskScore.discharged_at.desc(), RiskScore.encounter_id, RiskScore.score)
+    )
+    return list(rows)
