@@ -194,6 +194,9 @@ class Settings(BaseSettings):
     # Readmission risk bands: `score:moderate_from:high_from`, comma-separated, over the defaults
     # (LACE 0-4 low, 5-9 moderate, 10+ high; HOSPITAL 0-4 low, 5-6 moderate, 7+ high).
     risk_bands: str = ""
+    # Transitional Care Management: the channels on which a patient's reply counts as an interactive
+    # contact (a call task's `reached` always does).
+    tcm_interactive_channels: list[str] = Field(default=["sms", "email", "voice", "whatsapp"])
 
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")

@@ -66,6 +66,7 @@ from api.routes import (
     segments,
     suppressions,
     tasks,
+    tcm,
     templates,
     triggers,
 )
@@ -97,6 +98,7 @@ ROUTERS = (
     triggers.router,
     messages.router,
     tasks.router,
+    tcm.router,
     library.router,
     segments.router,
     segments.patients_router,

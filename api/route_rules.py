@@ -122,6 +122,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/patients/{patient_id}/risk"): needs(
         P.CLINICAL_READ, Audit("patient", "path:patient_id", "read_risk")
     ),
+    ("GET", "/v1/tcm/episodes"): needs(P.CLINICAL_READ),
+    ("GET", "/v1/tcm/episodes/{episode_id}"): needs(P.CLINICAL_READ, Audit("tcm_episode", "path:episode_id")),
+    ("PATCH", "/v1/tcm/episodes/{episode_id}"): needs(
+        P.TASKS_WRITE, Audit("tcm_episode", "path:episode_id", "set_complexity")
+    ),
+    ("GET", "/v1/tcm/report"): needs(P.CLINICAL_READ),
     ("GET", "/v1/patients/{patient_id}/segments"): needs(
         P.CLINICAL_READ, Audit("patient", "path:patient_id", "read_segments")
     ),

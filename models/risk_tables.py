@@ -36,9 +36,10 @@ class RiskScore(Base):
 
 
 class TcmEpisode(Base):
-    """A Transitional Care Management episode, opened by a discharge: its business-day deadlines and what
-    happened (contact attempts, the first interactive contact, the visit, medication reconciliation, a
-    readmission). `complexity` is `high` (visit within 7 days) or `moderate` (14)."""
+    """A Transitional Care Management episode, opened by a discharge, with its deadlines: contact by the
+    end of the second business day after the discharge day, a visit within 7 days (`complexity` high) or
+    14 (moderate). What happened (attempts, contact, visit, medication reconciliation, readmission) is
+    read from tasks, replies and clinical facts (`aftercare/tcm/progress.py`), so it is never stale."""
 
     __tablename__ = "tcm_episodes"
     __table_args__ = (
@@ -58,18 +59,8 @@ class TcmEpisode(Base):
     complexity: Mapped[str] = mapped_column(String(16), nullable=False)
     complexity_source: Mapped[str] = mapped_column(String(16), nullable=False, server_default="risk")
     risk_band: Mapped[str | None] = mapped_column(String(16))
+    # `open`, or `closed` by staff; readmission and the end of the 30 days are read from the data.
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="open")
-    # [{"at", "kind": call|reply, "outcome", "interactive", "source"}], in time order.
-    attempts: Mapped[list[dict[str, Any]]] = mapped_column(Json, nullable=False, server_default="[]")
-    contacted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    visit_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    visit_basis: Mapped[str | None] = mapped_column(String(200))
-    medication_reconciled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    readmitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    readmission_encounter_id: Mapped[str | None] = mapped_column(String(64))
-    journey_key: Mapped[str | None] = mapped_column(String(64))
-    journey_version: Mapped[int | None] = mapped_column(Integer)
-    variant: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )

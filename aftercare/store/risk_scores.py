@@ -1,12 +1,14 @@
 """Risk scores kept in step with the patient's FHIR data: every inpatient discharge of a patient whose
 Encounters or Conditions changed is scored again, and a stored score changes (with its `as_of`) only when
-its value, components or algorithm do. Runs in the transaction that stored the resources."""
+its value, components or algorithm do; each recent discharge's TCM episode is opened or brought up to date
+with it. Runs in the transaction that stored the resources. Bands (`RISK_BANDS`) and the zone of a patient
+in no facility (`HOSPITAL_TIMEZONE`) come from the process settings."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,13 +22,14 @@ from aftercare.risk.charlson import Condition
 from aftercare.risk.discharges import Visit, visit_of
 from aftercare.risk.lace import DatedCondition, lace
 from aftercare.risk.scores import Score
+from aftercare.settings import get_settings
+from aftercare.store.tcm_episodes import Discharged, open_episodes
 from models.risk_tables import RiskScore
 from models.tables import ClinicalCondition, FhirResource, table_of
 
 # Resource types a score reads: a change to one of them scores the patient's discharges again.
 SCORED_FROM = frozenset({"Encounter", "Condition"})
 REFUTED = frozenset({"refuted", "entered-in-error"})
-DEFAULT_ZONE = "UTC"
 _CHUNK = 1000
 
 _TABLE = table_of(RiskScore)
@@ -75,16 +78,20 @@ async def _rescore_chunk(session: AsyncSession, patient_ids: list[str]) -> int:
         return 0
     conditions = await _conditions(session, patient_ids)
     voices = await voices_of(session, patient_ids)
+    settings = get_settings()
     rows: list[dict[str, Any]] = []
+    discharged: list[Discharged] = []
     for patient_id, patient_visits in visits.items():
         voice = voices.get(patient_id)
-        zone = ZoneInfo(voice.timezone if voice is not None else DEFAULT_ZONE)
+        zone = ZoneInfo(voice.timezone if voice is not None else settings.hospital_timezone)
         for stay in patient_visits:
-            if stay.is_discharge:
-                assert stay.end is not None
-                rows.append(
-                    _row(
-                        patient_id, stay.end, lace(stay, patient_visits, conditions.get(patient_id, []), zone)
+            if stay.is_discharge and stay.end is not None:
+                score = lace(stay, patient_visits, conditions.get(patient_id, []), zone)
+                rows.append(_row(patient_id, stay.end, score))
+                band = settings.bands["lace"].band(score.value)
+                discharged.append(
+                    Discharged(
+                        patient_id, score.encounter_id, stay.end, band, voice, settings.hospital_timezone
                     )
                 )
     kept = [(row["encounter_id"], row["score"]) for row in rows]
@@ -94,6 +101,7 @@ async def _rescore_chunk(session: AsyncSession, patient_ids: list[str]) -> int:
     await session.execute(stale)
     if rows:
         await session.execute(_UPSERT, rows)
+    await open_episodes(session, discharged, datetime.now(UTC))
     return len(rows)
 
 

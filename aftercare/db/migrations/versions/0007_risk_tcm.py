@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from aftercare.facilities.policies import scope_table, unscope_table
+from aftercare.facilities.policies import TCM_AUDIT_CASE, rescope_audit, scope_table, unscope_table
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -50,16 +50,6 @@ def upgrade() -> None:
         sa.Column("complexity_source", sa.String(length=16), server_default="risk", nullable=False),
         sa.Column("risk_band", sa.String(length=16), nullable=True),
         sa.Column("status", sa.String(length=16), server_default="open", nullable=False),
-        sa.Column("attempts", _JSON, server_default="[]", nullable=False),
-        sa.Column("contacted_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("visit_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("visit_basis", sa.String(length=200), nullable=True),
-        sa.Column("medication_reconciled_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("readmitted_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("readmission_encounter_id", sa.String(length=64), nullable=True),
-        sa.Column("journey_key", sa.String(length=64), nullable=True),
-        sa.Column("journey_version", sa.Integer(), nullable=True),
-        sa.Column("variant", sa.String(length=64), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tcm_episodes")),
@@ -70,9 +60,11 @@ def upgrade() -> None:
     op.create_index("ix_tcm_episodes_discharged_at", "tcm_episodes", ["discharged_at"])
     scope_table(op.execute, "risk_scores", "patient_id")
     scope_table(op.execute, "tcm_episodes", "patient_id")
+    rescope_audit(op.execute, TCM_AUDIT_CASE)
 
 
 def downgrade() -> None:
+    rescope_audit(op.execute)
     unscope_table(op.execute, "tcm_episodes")
     unscope_table(op.execute, "risk_scores")
     op.drop_table("tcm_episodes")

@@ -1,0 +1,57 @@
+"""TCM deadlines across weekends, holidays and time zones: contact by the end of the second business
+day after the discharge day, the visit by day 7 or 14."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from aftercare.tcm.deadlines import complexity_of, contact_due, visit_due
+
+THANKSGIVING = date(2025, 11, 27)  # a Thursday
+
+
+def test_a_wednesday_discharge_before_a_thursday_holiday_is_due_by_the_end_of_monday() -> None:
+    wednesday = datetime(2025, 11, 26, 15, 0, tzinfo=UTC)  # 10:00 in New York
+    due = contact_due(wednesday, "America/New_York", [THANKSGIVING])
+    # Thursday is a holiday, Friday is business day 1, the weekend does not count, Monday is day 2.
+    assert due == datetime(2025, 12, 2, 4, 59, 59, tzinfo=UTC)  # Monday 1 December 23:59:59 EST
+    assert contact_due(wednesday, "America/New_York", []) == datetime(2025, 11, 29, 4, 59, 59, tzinfo=UTC)
+
+
+def test_a_friday_discharge_is_due_by_the_end_of_tuesday() -> None:
+    friday = datetime(2025, 11, 21, 18, 0, tzinfo=UTC)
+    assert contact_due(friday, "UTC", []) == datetime(2025, 11, 25, 23, 59, 59, tzinfo=UTC)
+
+
+def test_the_discharge_day_is_the_hospitals_local_day() -> None:
+    # 02:00 UTC on Thursday is still Wednesday evening in Los Angeles.
+    late = datetime(2025, 11, 27, 2, 0, tzinfo=UTC)
+    assert contact_due(late, "UTC", [THANKSGIVING]).date() == date(2025, 12, 1)  # Thu discharge: Fri, Mon
+    los_angeles = contact_due(late, "America/Los_Angeles", [THANKSGIVING])
+    assert los_angeles == datetime(2025, 12, 2, 7, 59, 59, tzinfo=UTC)  # Monday 23:59:59 PST
+    # In Sydney the same instant is Thursday afternoon (no US holiday there): Friday, Monday.
+    assert contact_due(late, "Australia/Sydney", []) == datetime(2025, 12, 1, 12, 59, 59, tzinfo=UTC)
+
+
+def test_a_deadline_across_a_daylight_saving_change_ends_at_local_midnight() -> None:
+    friday = datetime(2025, 10, 31, 16, 0, tzinfo=UTC)  # clocks go back on Sunday 2 November
+    assert contact_due(friday, "America/New_York", []) == datetime(2025, 11, 5, 4, 59, 59, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("complexity", "day"), [("high", 3), ("moderate", 10)])
+def test_the_visit_is_due_by_the_end_of_day_7_or_14(complexity: str, day: int) -> None:
+    wednesday = datetime(2025, 11, 26, 15, 0, tzinfo=UTC)
+    due = visit_due(wednesday, "America/New_York", complexity)
+    assert due.astimezone(UTC).date() == date(2025, 12, day + 1)  # 23:59:59 EST is 04:59:59 UTC next day
+    assert (due.hour, due.minute) == (4, 59)
+
+
+def test_high_risk_means_high_complexity() -> None:
+    assert [complexity_of(band) for band in ("high", "moderate", "low", None)] == [
+        "high",
+        "moderate",
+        "moderate",
+        "moderate",
+    ]
