@@ -158,3 +158,20 @@ async def scores_of(session: AsyncSession, patient_ids: Iterable[str]) -> list[R
         .order_by(RiskScore.discharged_at.desc(), RiskScore.encounter_id, RiskScore.score)
     )
     return list(rows)
+
+
+async def latest_scores(session: AsyncSession, patient_id: str, encounter_id: str | None) -> list[RiskScore]:
+    """The scores of one discharge: `encounter_id`'s when it was scored, else the patient's latest."""
+    if encounter_id is not None:
+        rows = list(await session.scalars(select(RiskScore).where(RiskScore.encounter_id == encounter_id)))
+        if rows:
+            return rows
+    latest = await session.scalar(
+        select(RiskScore.encounter_id)
+        .where(RiskScore.patient_id == patient_id)
+        .order_by(RiskScore.discharged_at.desc(), RiskScore.encounter_id)
+        .limit(1)
+    )
+    if latest is None:
+        return []
+    return list(await session.scalars(select(RiskScore).where(RiskScore.encounter_id == latest)))

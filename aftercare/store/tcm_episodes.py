@@ -321,3 +321,17 @@ async def journeys_of(session: AsyncSession, encounter_ids: Sequence[str]) -> di
         encounter_id: JourneyTaken(journey, version, variants.get(enrollment_id))
         for encounter_id, (enrollment_id, journey, version) in chosen.items()
     }
+
+
+async def episode_for(session: AsyncSession, patient_id: str, encounter_id: str | None) -> TcmEpisode | None:
+    """The episode of `encounter_id`'s discharge when there is one, else the patient's latest."""
+    if encounter_id is not None:
+        episode = await session.scalar(select(TcmEpisode).where(TcmEpisode.encounter_id == encounter_id))
+        if episode is not None:
+            return episode
+    return await session.scalar(
+        select(TcmEpisode)
+        .where(TcmEpisode.patient_id == patient_id)
+        .order_by(TcmEpisode.discharged_at.desc(), TcmEpisode.id)
+        .limit(1)
+    )
