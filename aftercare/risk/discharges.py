@@ -24,6 +24,7 @@ class Visit:
     end: datetime | None
     priority: str | None = None
     admit_source: str | None = None
+    services: tuple[str, ...] = ()  # `Encounter.serviceType`: code tokens and text, lower-cased
 
     @property
     def is_discharge(self) -> bool:
@@ -34,6 +35,12 @@ class Visit:
             and self.start is not None
             and self.end is not None
         )
+
+    def period(self) -> tuple[datetime, datetime]:
+        """Admission and discharge; ValueError for a visit without both."""
+        if self.start is None or self.end is None:
+            raise ValueError(f"{self.reference} has no admission and discharge time")
+        return self.start, self.end
 
     @property
     def is_emergency(self) -> bool:
@@ -52,7 +59,21 @@ def visit_of(encounter: dict[str, Any]) -> Visit:
         end=fhir_datetime(period.get("end")),
         priority=_code(encounter.get("priority")),
         admit_source=_code(_dict(encounter.get("hospitalization")).get("admitSource")),
+        services=_service_words(encounter.get("serviceType")),
     )
+
+
+def _service_words(concept: Any) -> tuple[str, ...]:
+    concept = _dict(concept)
+    words = [str(concept["text"]).lower()] if isinstance(concept.get("text"), str) else []
+    for coding in concept.get("coding") or []:
+        if isinstance(coding, dict):
+            words += [
+                str(coding.get(key)).lower()
+                for key in ("code", "display")
+                if isinstance(coding.get(key), str)
+            ]
+    return tuple(words)
 
 
 def _dict(value: Any) -> dict[str, Any]:

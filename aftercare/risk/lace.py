@@ -65,30 +65,24 @@ def _days_in_month(year: int, month: int) -> int:
 
 def stay_days(stay: Visit, zone: ZoneInfo) -> int:
     """Calendar days between admission and discharge, in the hospital's zone."""
-    assert stay.start is not None
-    assert stay.end is not None
-    return (stay.end.astimezone(zone).date() - stay.start.astimezone(zone).date()).days
+    start, end = stay.period()
+    return (end.astimezone(zone).date() - start.astimezone(zone).date()).days
 
 
 def admitting_emergency_visit(stay: Visit, visits: Sequence[Visit]) -> Visit | None:
     """The emergency visit the stay began from: its period reaches the admission within an hour."""
-    assert stay.start is not None
+    start, _ = stay.period()
     for visit in visits:
         if not visit.is_emergency or visit.reference == stay.reference or visit.start is None:
             continue
         end = visit.end or visit.start
-        if visit.start <= stay.start + HANDOVER and end >= stay.start - HANDOVER:
+        if visit.start <= start + HANDOVER and end >= start - HANDOVER:
             return visit
     return None
 
 
-def lace(stay: Visit, visits: Sequence[Visit], conditions: Sequence[DatedCondition], zone: ZoneInfo) -> Score:
-    """The LACE index of a discharge, with its components and their basis."""
-    assert stay.start is not None
-    assert stay.end is not None
-    days = stay_days(stay, zone)
-    length = Component(value=days, points=length_of_stay_points(days), basis=[stay.reference])
-
+def admission_acuity(stay: Visit, visits: Sequence[Visit], *, points: int) -> Component:
+    """Whether the admission was acute (emergent), why, and from which resources; `points` when it was."""
     via_emergency = admitting_emergency_visit(stay, visits)
     reasons = [
         reason
@@ -99,14 +93,23 @@ def lace(stay: Visit, visits: Sequence[Visit], conditions: Sequence[DatedConditi
         )
         if applies
     ]
-    acuity = Component(
+    return Component(
         value=bool(reasons),
-        points=3 if reasons else 0,
+        points=points if reasons else 0,
         basis=[stay.reference, *([via_emergency.reference] if via_emergency else [])] if reasons else [],
         detail={"reasons": reasons},
     )
 
-    known = [item.condition for item in conditions if item.known_from is None or item.known_from <= stay.end]
+
+def lace(stay: Visit, visits: Sequence[Visit], conditions: Sequence[DatedCondition], zone: ZoneInfo) -> Score:
+    """The LACE index of a discharge, with its components and their basis."""
+    start, end = stay.period()
+    days = stay_days(stay, zone)
+    length = Component(value=days, points=length_of_stay_points(days), basis=[stay.reference])
+
+    acuity = admission_acuity(stay, visits, points=3)
+
+    known = [item.condition for item in conditions if item.known_from is None or item.known_from <= end]
     index = charlson_index(known)
     comorbidity = Component(
         value=index.score,
@@ -115,15 +118,15 @@ def lace(stay: Visit, visits: Sequence[Visit], conditions: Sequence[DatedConditi
         detail={"categories": index.categories},
     )
 
-    since = months_before(stay.start, LOOKBACK_MONTHS)
+    since = months_before(start, LOOKBACK_MONTHS)
     emergencies = sorted(
         (
             visit
             for visit in visits
             if visit.is_emergency
-            and visit is not via_emergency
+            and visit.reference not in acuity.basis
             and visit.start is not None
-            and since <= visit.start < stay.start
+            and since <= visit.start < start
         ),
         key=lambda visit: (visit.start, visit.reference),
     )

@@ -1,5 +1,6 @@
 """Risk scores kept in step with the patient's FHIR data: every inpatient discharge of a patient whose
-Encounters or Conditions changed is scored again, and a stored score changes (with its `as_of`) only when
+Encounters, Conditions, Procedures or haemoglobin/sodium results changed is scored again (LACE, and
+HOSPITAL where its inputs exist), and a stored score changes (with its `as_of`) only when
 its value, components or algorithm do; each recent discharge's TCM episode is opened or brought up to date
 with it. Runs in the transaction that stored the resources. Bands (`RISK_BANDS`) and the zone of a patient
 in no facility (`HOSPITAL_TIMEZONE`) come from the process settings."""
@@ -12,23 +13,26 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, or_, select, tuple_
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import String, cast, delete, func, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aftercare.clinical.facts import COMPONENT_SEPARATOR, tokens
 from aftercare.facilities.voice import voices_of
 from aftercare.fhir.references import patient_id_of
 from aftercare.risk.charlson import Condition
 from aftercare.risk.discharges import Visit, visit_of
+from aftercare.risk.hospital import HAEMOGLOBIN, SODIUM, Measurement, Performed, hospital
 from aftercare.risk.lace import DatedCondition, lace
 from aftercare.risk.scores import Score
 from aftercare.settings import get_settings
 from aftercare.store.tcm_episodes import Discharged, open_episodes
 from models.risk_tables import RiskScore
-from models.tables import ClinicalCondition, FhirResource, table_of
+from models.tables import ClinicalCondition, ClinicalObservation, ClinicalProcedure, FhirResource, table_of
 
 # Resource types a score reads: a change to one of them scores the patient's discharges again.
-SCORED_FROM = frozenset({"Encounter", "Condition"})
+SCORED_FROM = frozenset({"Encounter", "Condition", "Procedure"})
+LABORATORY = HAEMOGLOBIN | SODIUM
 REFUTED = frozenset({"refuted", "entered-in-error"})
 _CHUNK = 1000
 
@@ -54,11 +58,19 @@ async def record_risk_scores(session: AsyncSession, resources: Sequence[dict[str
     patients = {
         patient
         for resource in resources
-        if resource.get("resourceType") in SCORED_FROM
+        if _scored_from(resource)
         for patient in [patient_id_of(resource)]
         if patient is not None
     }
     return await rescore_patients(session, sorted(patients))
+
+
+def _scored_from(resource: dict[str, Any]) -> bool:
+    """An Encounter, Condition or Procedure, or a haemoglobin or sodium Observation."""
+    kind = resource.get("resourceType")
+    if kind == "Observation":
+        return bool(LABORATORY & set(tokens(resource.get("code"))))
+    return kind in SCORED_FROM
 
 
 async def rescore_patients(session: AsyncSession, patient_ids: Sequence[str]) -> int:
@@ -77,6 +89,8 @@ async def _rescore_chunk(session: AsyncSession, patient_ids: list[str]) -> int:
         await session.execute(delete(RiskScore).where(RiskScore.patient_id.in_(patient_ids)))
         return 0
     conditions = await _conditions(session, patient_ids)
+    measurements = await _measurements(session, patient_ids)
+    procedures = await _procedures(session, patient_ids)
     voices = await voices_of(session, patient_ids)
     settings = get_settings()
     rows: list[dict[str, Any]] = []
@@ -89,6 +103,15 @@ async def _rescore_chunk(session: AsyncSession, patient_ids: list[str]) -> int:
                 score = lace(stay, patient_visits, conditions.get(patient_id, []), zone)
                 rows.append(_row(patient_id, stay.end, score))
                 band = settings.bands["lace"].band(score.value)
+                other = hospital(
+                    stay,
+                    patient_visits,
+                    measurements.get(patient_id, []),
+                    procedures.get(patient_id, []),
+                    zone,
+                )
+                if other is not None:
+                    rows.append(_row(patient_id, stay.end, other))
                 discharged.append(
                     Discharged(
                         patient_id, score.encounter_id, stay.end, band, voice, settings.hospital_timezone
@@ -128,6 +151,47 @@ async def _visits(session: AsyncSession, patient_ids: list[str]) -> dict[str, li
         if content.get("status") != "entered-in-error":
             visits[patient_id].append(visit_of(content))
     return visits
+
+
+async def _measurements(session: AsyncSession, patient_ids: list[str]) -> dict[str, list[Measurement]]:
+    table = ClinicalObservation
+    rows = await session.execute(
+        select(
+            table.patient_id,
+            table.resource_id,
+            table.codes,
+            table.value_number,
+            table.value_unit,
+            table.effective_at,
+        ).where(
+            table.patient_id.in_(patient_ids),
+            table.codes.op("&&")(cast(sorted(LABORATORY), ARRAY(String))),
+            table.value_number.is_not(None),
+            table.effective_at.is_not(None),
+            table.status.not_in(["cancelled", "entered-in-error", "preliminary"]),
+        )
+    )
+    found: dict[str, list[Measurement]] = defaultdict(list)
+    for patient_id, resource_id, codes, value, unit, at in rows:
+        reference = f"Observation/{resource_id.partition(COMPONENT_SEPARATOR)[0]}"
+        found[patient_id].append(Measurement(reference, tuple(codes), value, unit, at))
+    return found
+
+
+async def _procedures(session: AsyncSession, patient_ids: list[str]) -> dict[str, list[Performed]]:
+    rows = await session.execute(
+        select(
+            ClinicalProcedure.patient_id, ClinicalProcedure.resource_id, ClinicalProcedure.performed_at
+        ).where(
+            ClinicalProcedure.patient_id.in_(patient_ids),
+            ClinicalProcedure.performed_at.is_not(None),
+            ClinicalProcedure.status.not_in(["not-done", "entered-in-error", "preparation"]),
+        )
+    )
+    found: dict[str, list[Performed]] = defaultdict(list)
+    for patient_id, resource_id, at in rows:
+        found[patient_id].append(Performed(f"Procedure/{resource_id}", at))
+    return found
 
 
 async def _conditions(session: AsyncSession, patient_ids: list[str]) -> dict[str, list[DatedCondition]]:

@@ -125,3 +125,52 @@ async def test_every_synthea_inpatient_stay_gets_an_explained_lace_score(
         assert set(row.components) == {"L", "A", "C", "E"}
         assert f"Encounter/{row.encounter_id}" in row.components["L"]["basis"]
         assert 0 <= row.value <= 19
+
+
+def observation(identifier: str, loinc: str, value: float, unit: str, at: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": identifier,
+        "status": "final",
+        "subject": {"reference": f"Patient/{PATIENT}"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
+        "valueQuantity": {"value": value, "unit": unit},
+        "effectiveDateTime": at,
+    }
+
+
+async def test_hospital_is_scored_once_its_labs_arrive(
+    sessions: async_sessionmaker[AsyncSession], empty_database: AsyncEngine
+) -> None:
+    stay = encounter(
+        "stay", "IMP", "2025-03-10T14:00:00Z", "2025-03-16T10:00:00Z", priority={"coding": [{"code": "UR"}]}
+    )
+    await store(sessions, patient(), stay, observation("hb", "718-7", 10.9, "g/dL", "2025-03-15T08:00:00Z"))
+    async with sessions() as session:
+        assert await session.get(RiskScore, ("stay", "hospital")) is None  # no sodium yet
+    await store(
+        sessions,
+        observation("na", "2951-2", 133, "mmol/L", "2025-03-15T08:00:00Z"),
+        {
+            "resourceType": "Procedure",
+            "id": "proc",
+            "status": "completed",
+            "subject": {"reference": f"Patient/{PATIENT}"},
+            "code": {"text": "Echocardiography"},
+            "performedDateTime": "2025-03-12T09:00:00Z",
+        },
+    )
+    async with sessions() as session:
+        row = await session.get(RiskScore, ("stay", "hospital"))
+    assert row is not None
+    assert {name: part["points"] for name, part in row.components.items()} == {
+        "H": 1,
+        "O": 0,
+        "S": 1,
+        "P": 1,
+        "I": 1,
+        "T": 0,
+        "A": 2,
+    }
+    assert row.value == 6
+    assert row.components["S"]["basis"] == ["Observation/na"]
