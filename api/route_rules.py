@@ -293,6 +293,7 @@ RULES: dict[tuple[str, str], Rule] = {
         P.PATIENTS_WRITE, Audit("patient", "path:patient_id", "update_consents")
     ),
     ("GET", "/console/tasks"): page(P.TASKS_READ, Audit("task", action="list")),
+    ("GET", "/console/tcm"): page(P.CLINICAL_READ, Audit("tcm_episode", action="list")),
     ("GET", "/console/templates"): page(P.TEMPLATES_READ),
     ("GET", "/console/templates/{key}"): page(P.TEMPLATES_READ, Audit("template", "path:key")),
     ("GET", "/console/templates/{key}/editor"): page(P.TEMPLATES_WRITE),
