@@ -16,7 +16,8 @@ router = APIRouter(prefix="/v1/patients", tags=["risk"])
 
 
 def score_view(row: RiskScore, bands: dict[str, Bands]) -> RiskScoreView:
-    """A stored score with its band under the configured bands."""
+    """A stored score with its band under the configured bands; components in the order of the score's
+    name (L, A, C, E; H, O, S, P, I, T, A), which JSONB does not keep."""
     return RiskScoreView(
         score=row.score,
         value=row.value,
@@ -26,7 +27,10 @@ def score_view(row: RiskScore, bands: dict[str, Bands]) -> RiskScoreView:
         patient_id=row.patient_id,
         discharged_at=row.discharged_at,
         algorithm=row.algorithm,
-        components={name: RiskComponentView(**part) for name, part in row.components.items()},
+        components={
+            name: RiskComponentView(**row.components[name])
+            for name in sorted(row.components, key=row.score.upper().find)  # as the name spells them
+        },
     )
 
 

@@ -1,5 +1,5 @@
 """The TCM worklist page in a real browser: a discharge of an hour ago is listed with its contact
-deadline, time left, risk band and attempts; a role without `clinical:read` does not see the page in
+deadline, time left, risk band and attempts, and its patient's page shows the score; a role without `clinical:read` does not see the page in
 the navigation and is refused it; axe-core finds no serious or critical violation."""
 
 from __future__ import annotations
@@ -44,6 +44,13 @@ async def test_the_worklist_lists_episodes_by_their_contact_deadline(
     assert "p-omar" in second
     assert " left" in second or "overdue by" in second
     assert "moderate" in second
+    assert await axe_violations(page) == []
+
+    # The patient page shows the score of each discharge, component by component.
+    await rows.nth(1).get_by_role("link", name="p-omar").click()
+    risk = page.get_by_role("region", name="Readmission risk")
+    assert "LACE" in await risk.inner_text()
+    assert "L 7 · A 0 · C 0 · E 0" in await risk.inner_text()
     assert await axe_violations(page) == []
 
 
