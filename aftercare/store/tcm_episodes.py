@@ -329,9 +329,10 @@ async def episode_for(session: AsyncSession, patient_id: str, encounter_id: str 
         episode = await session.scalar(select(TcmEpisode).where(TcmEpisode.encounter_id == encounter_id))
         if episode is not None:
             return episode
-    return await session.scalar(
+    latest: TcmEpisode | None = await session.scalar(
         select(TcmEpisode)
         .where(TcmEpisode.patient_id == patient_id)
         .order_by(TcmEpisode.discharged_at.desc(), TcmEpisode.id)
         .limit(1)
     )
+    return latest

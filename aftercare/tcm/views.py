@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.store.tcm_episodes import episodes_discharged_between, journeys_of, open_worklist, progress_of
 from aftercare.tcm.progress import Event, Progress
-from aftercare.tcm.report import Outcome, ReportRow, summarise
+from aftercare.tcm.report import Outcome, summarise
 from models.risk_tables import TcmEpisode
-from models.tcm_api import TcmAttemptView, TcmEpisodeView, TcmEventView
+from models.tcm_api import TcmAttemptView, TcmEpisodeView, TcmEventView, TcmReportRowView
 
 
 def _event(event: Event | None) -> TcmEventView | None:
@@ -38,7 +38,7 @@ def episode_view(episode: TcmEpisode, done: Progress, now: datetime) -> TcmEpiso
         "attempts": [
             TcmAttemptView(
                 at=a.at, kind=a.kind, outcome=a.outcome, interactive=a.interactive, source=a.source
-            )  # type: ignore[arg-type]
+            )
             for a in done.attempts
         ],
         "contacted_at": done.contacted_at,
@@ -84,7 +84,7 @@ def day_range(start: date, end: date) -> tuple[datetime, datetime]:
 
 async def report(
     session: AsyncSession, start: datetime, end: datetime, now: datetime, channels: Sequence[str]
-) -> tuple[ReportRow, list[ReportRow]]:
+) -> tuple[TcmReportRowView, list[TcmReportRowView]]:
     """The total and the groups of discharges in `[start, end)`."""
     episodes = await episodes_discharged_between(session, start, end)
     progress = await progress_of(session, episodes, now, channels)
