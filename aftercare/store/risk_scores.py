@@ -93,6 +93,7 @@ async def _rescore_chunk(session: AsyncSession, patient_ids: list[str]) -> int:
     procedures = await _procedures(session, patient_ids)
     voices = await voices_of(session, patient_ids)
     settings = get_settings()
+    lace_bands = settings.bands["lace"]
     rows: list[dict[str, Any]] = []
     discharged: list[Discharged] = []
     for patient_id, patient_visits in visits.items():
@@ -102,7 +103,7 @@ async def _rescore_chunk(session: AsyncSession, patient_ids: list[str]) -> int:
             if stay.is_discharge and stay.end is not None:
                 score = lace(stay, patient_visits, conditions.get(patient_id, []), zone)
                 rows.append(_row(patient_id, stay.end, score))
-                band = settings.bands["lace"].band(score.value)
+                band = lace_bands.band(score.value)
                 other = hospital(
                     stay,
                     patient_visits,
@@ -140,9 +141,16 @@ def _row(patient_id: str, discharged_at: datetime, score: Score) -> dict[str, An
     }
 
 
+# The elements of an Encounter the scores read: only they are taken out of the stored JSON.
+_VISIT_ELEMENTS = ("id", "status", "class", "period", "priority", "hospitalization", "serviceType")
+_VISIT_PARTS = func.jsonb_build_object(
+    *(part for name in _VISIT_ELEMENTS for part in (name, FhirResource.content.op("->")(name)))
+)
+
+
 async def _visits(session: AsyncSession, patient_ids: list[str]) -> dict[str, list[Visit]]:
     rows = await session.execute(
-        select(FhirResource.patient_id, FhirResource.content).where(
+        select(FhirResource.patient_id, _VISIT_PARTS).where(
             FhirResource.resource_type == "Encounter", FhirResource.patient_id.in_(patient_ids)
         )
     )
