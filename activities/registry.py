@@ -164,6 +164,7 @@ def build_activities(
         fhir.poll_resource_type,
         writer.write_back_message,
         writer.write_back_task,
+        writer.write_back_risk,
         bulk.start_bulk_export,
         bulk.poll_bulk_export,
         bulk.import_bulk_file,

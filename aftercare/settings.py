@@ -276,6 +276,11 @@ class Settings(BaseSettings):
         return self.fhir_write_back and self.fhir_base_url is not None
 
     @property
+    def write_back_queue(self) -> str | None:
+        """The task queue of write-back workflows when outreach is written back, else None."""
+        return self.temporal_task_queue if self.writes_back else None
+
+    @property
     def twilio_configured(self) -> bool:
         """True when every setting the Twilio SMS provider needs is present."""
         return bool(self.twilio_account_sid and self.twilio_auth_token and self.twilio_from_number)

@@ -53,6 +53,7 @@ class AdtIntake:
     zone: ZoneInfo
     phone_region: str
     identity_rules: Sequence[str] | None = None
+    write_back_queue: str | None = None
 
     async def handle(self, text: str) -> Handled:
         """Process one message (or recognise a resend) and return its acknowledgement."""
@@ -121,6 +122,7 @@ class AdtIntake:
             source=f"{SOURCE}:{header.sending_facility.split('^')[0]}"[:32],
             phone_region=self.phone_region,
             identity_rules=self.identity_rules,
+            write_back_queue=self.write_back_queue,
         )
         if mapped.merged_identifiers:
             await self._merge(mapped, header)

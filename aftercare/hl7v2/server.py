@@ -126,6 +126,7 @@ async def adt_intake(settings: Settings) -> AsyncIterator[AdtIntake]:
             zone=ZoneInfo(settings.hospital_timezone),
             phone_region=settings.phone_default_region,
             identity_rules=settings.identity_rules,
+            write_back_queue=settings.write_back_queue,
         )
     finally:
         await engine.dispose()

@@ -40,3 +40,9 @@ class Score:
     def components_json(self) -> dict[str, Any]:
         """The components in their stored form."""
         return {name: component.as_json() for name, component in self.components.items()}
+
+
+def ordered_components(score: str, components: dict[str, Any]) -> dict[str, Any]:
+    """Stored components in the order of the score's name (L, A, C, E; H, O, S, P, I, T, A), which JSONB
+    does not keep."""
+    return {name: components[name] for name in sorted(components, key=score.upper().find)}

@@ -58,14 +58,14 @@ async def record_risk_scores(session: AsyncSession, resources: Sequence[dict[str
     patients = {
         patient
         for resource in resources
-        if _scored_from(resource)
+        if affects_scores(resource)
         for patient in [patient_id_of(resource)]
         if patient is not None
     }
     return await rescore_patients(session, sorted(patients))
 
 
-def _scored_from(resource: dict[str, Any]) -> bool:
+def affects_scores(resource: dict[str, Any]) -> bool:
     """An Encounter, Condition or Procedure, or a haemoglobin or sodium Observation."""
     kind = resource.get("resourceType")
     if kind == "Observation":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from aftercare.risk.bands import Bands
+from aftercare.risk.scores import ordered_components
 from aftercare.store.identity import records_of
 from aftercare.store.risk_scores import scores_of
 from api.deps import ServicesDep, SessionDep
@@ -28,8 +29,8 @@ def score_view(row: RiskScore, bands: dict[str, Bands]) -> RiskScoreView:
         discharged_at=row.discharged_at,
         algorithm=row.algorithm,
         components={
-            name: RiskComponentView(**row.components[name])
-            for name in sorted(row.components, key=row.score.upper().find)  # as the name spells them
+            name: RiskComponentView(**part)
+            for name, part in ordered_components(row.score, row.components).items()
         },
     )
 
