@@ -11,13 +11,14 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import String, case, cast, func, select
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aftercare.facilities.holidays import facility_holidays
 from aftercare.facilities.voice import Voice
 from aftercare.risk.discharges import INPATIENT_CLASSES
 from aftercare.tcm.deadlines import complexity_of, contact_due, visit_due
@@ -98,7 +99,12 @@ async def open_episodes(session: AsyncSession, discharges: Sequence[Discharged],
     rows = []
     for item in recent:
         zone = item.voice.timezone if item.voice is not None else item.default_zone
-        holidays = [date.fromisoformat(day) for day in item.voice.holidays] if item.voice is not None else []
+        years = range(item.discharged_at.year, item.discharged_at.year + 2)
+        holidays = (
+            facility_holidays(item.voice.holidays, item.voice.country, item.voice.subdivision, years)
+            if item.voice is not None
+            else set()
+        )
         complexity = complexity_of(item.band)
         rows.append(
             {
