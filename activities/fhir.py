@@ -57,7 +57,12 @@ class FhirActivities:
         self._sessions = sessions
         self._settings = settings
         self._ingestion = Ingestion(
-            sessions, starter, temporal, settings.phone_default_region, settings.identity_rules
+            sessions,
+            starter,
+            temporal,
+            settings.phone_default_region,
+            settings.identity_rules,
+            settings.write_back_queue,
         )
 
     @activity.defn(name="fetch_resources")

@@ -1,5 +1,5 @@
 """Writing outreach back to the FHIR source: each message as a `Communication`, each care task as a
-`Task`, in the patient's chart.
+`Task`, each readmission risk score as a `RiskAssessment`, in the patient's chart.
 
 Each is written by a conditional update on its identifier (`PUT Communication?identifier=
 urn:aftercare:message|<id>`, `urn:aftercare:task|<id>` for tasks): the first write creates it, and a
@@ -19,14 +19,17 @@ from temporalio.exceptions import ApplicationError
 from activities.fhir import retryable_or_not
 from aftercare.fhir.outreach import CareTask, SentMessage, communication, fhir_task, triggering_reference
 from aftercare.fhir.resources import validation_problems
+from aftercare.fhir.risk_assessment import ScoredDischarge, risk_assessment
 from aftercare.fhir_client.client import FhirClient
 from aftercare.fhir_client.errors import FhirClientError
 from aftercare.fhir_sync.sources import DEFAULT_SOURCE, SourceMissingError, open_client
+from aftercare.risk.scores import ordered_components
 from aftercare.settings import Settings
+from models.risk_tables import RiskScore
 from models.survey_tables import SurveyResponse
 from models.surveys import WriteBackSurveyResponseInput
 from models.tables import Enrollment, Journey, Message, Task
-from models.temporal import WriteBackMessageInput, WriteBackResult, WriteBackTaskInput
+from models.temporal import WriteBackMessageInput, WriteBackResult, WriteBackRiskInput, WriteBackTaskInput
 
 log = logging.getLogger(__name__)
 _REMINDER_PURPOSES = frozenset({"appointment_reminders"})
@@ -87,6 +90,28 @@ class FhirWriteBackActivities:
                 reason = f"survey response {request.survey_response_id} is not recorded"
                 raise ApplicationError(reason, type="InvalidInput", non_retryable=True)
             resource = {key: value for key, value in response.resource.items() if key != "id"}
+            client = await self._open(session)
+        return await self._put(client, resource)
+
+    @activity.defn(name="write_back_risk")
+    async def write_back_risk(self, request: WriteBackRiskInput) -> WriteBackResult:
+        """Create or update the RiskAssessment of one score of one discharge, as it is now."""
+        async with self._sessions() as session:
+            row = await session.get(RiskScore, (request.encounter_id, request.score))
+            if row is None:
+                reason = f"no {request.score} score of encounter {request.encounter_id}"
+                raise ApplicationError(reason, type="InvalidInput", non_retryable=True)
+            resource = risk_assessment(
+                ScoredDischarge(
+                    patient_id=row.patient_id,
+                    encounter_id=row.encounter_id,
+                    score=row.score,
+                    value=row.value,
+                    band=self._settings.bands[row.score].band(row.value),
+                    as_of=row.as_of,
+                    components=ordered_components(row.score, row.components),
+                )
+            )
             client = await self._open(session)
         return await self._put(client, resource)
 

@@ -192,6 +192,7 @@ def build_activities(
         writer.write_back_message,
         writer.write_back_task,
         writer.write_back_survey_response,
+        writer.write_back_risk,
         bulk.start_bulk_export,
         bulk.poll_bulk_export,
         bulk.import_bulk_file,

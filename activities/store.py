@@ -11,6 +11,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.variables import load_variables, render_or_fail
+from aftercare.facilities.holidays import facility_holidays
 from aftercare.facilities.voice import voices_of
 from aftercare.fhir.fhirpath import FhirPathError, evaluate, is_true
 from aftercare.store.attributes import set_attributes
@@ -116,7 +117,7 @@ class StoreActivities:
         return FacilityCalendarResult(
             facility=voice.facility,
             timezone=own_zone or voice.timezone,
-            holidays=[date.fromisoformat(day) for day in voice.holidays],
+            holidays=sorted(facility_holidays(voice.holidays, voice.country, voice.subdivision, _years())),
         )
 
     @activity.defn(name="next_local_time")
@@ -128,6 +129,12 @@ class StoreActivities:
         return NextLocalTimeResult(
             at=next_local_time(request.after, request.time, zone_name), timezone=zone_name
         )
+
+
+def _years() -> range:
+    """The years a business-day wait may cross: from last year (a clock behind) to two years on."""
+    this_year = datetime.now(UTC).year
+    return range(this_year - 1, this_year + 3)
 
 
 def parse_moment(text: str, zone: ZoneInfo) -> datetime | None:

@@ -1,9 +1,11 @@
 """The variables an enrollment's expressions and templates see, loaded from the store by reference.
 
 FHIRPath sees FHIR: `%patient` is the Patient resource, `%trigger` the triggering resource (or event),
-`%event` the last event a `wait_for` received, `%context` the enrollment context. Templates see the
-patient profile as `patient` (name, given, family, ...), plus `trigger`, `event`, `context` and
-`enrollment`.
+`%event` the last event a `wait_for` received, `%context` the enrollment context, `%risk` the readmission
+risk of the triggering (else the latest) discharge (`%risk.lace`, `%risk.band`) and `%tcm` its TCM
+episode (`%tcm.contact_due`, `%tcm.visit_due`: ISO instants; `aftercare/tcm/variables.py`). Templates see the
+patient profile as `patient` (name, given, family, ...), plus `trigger`, `event`, `context`,
+`enrollment`, `risk` and `tcm`.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aftercare.settings import get_settings
 from aftercare.store.attributes import attributes_of
 from aftercare.store.fetches import fetched_of
 from aftercare.store.patients import get_patient
 from aftercare.store.resources import load_current, load_version
+from aftercare.tcm.variables import encounter_of, risk_variables, tcm_variables
 from models.tables import Patient
 from models.temporal import ExpressionScope, PatientEvent
 
@@ -52,6 +56,8 @@ class JourneyVariables:
     attributes: dict[str, Any] | None = None
     hospital_timezone: str = "UTC"
     fetched: dict[str, list[dict[str, Any]]] | None = None
+    risk: dict[str, Any] | None = None
+    tcm: dict[str, Any] | None = None
 
     def fhirpath_root(self) -> dict[str, Any]:
         """The resource expressions start from: the triggering resource, else the patient."""
@@ -60,7 +66,7 @@ class JourneyVariables:
         return self.patient_resource or {}
 
     def fhirpath_variables(self) -> dict[str, Any]:
-        """`%patient`, `%trigger`, `%event`, `%context`."""
+        """`%patient`, `%trigger`, `%event`, `%context`, `%attributes`, `%fetched`, `%risk`, `%tcm`."""
         return {
             "patient": self.patient_resource,
             "trigger": self.trigger,
@@ -68,10 +74,12 @@ class JourneyVariables:
             "context": self.context,
             "attributes": self.attributes or {},
             "fetched": self.fetched or {},
+            "risk": self.risk or {},
+            "tcm": self.tcm or {},
         }
 
     def template_variables(self) -> dict[str, Any]:
-        """`patient`, `trigger`, `event`, `context`, `enrollment`."""
+        """`patient`, `trigger`, `event`, `context`, `enrollment`, `fetched`, `risk`, `tcm`."""
         return {
             "timezone": self.profile.timezone or self.hospital_timezone,
             "patient": {**profile_view(self.profile), "attributes": self.attributes or {}},
@@ -80,6 +88,8 @@ class JourneyVariables:
             "context": self.context,
             "enrollment": self.enrollment,
             "fetched": self.fetched or {},
+            "risk": self.risk or {},
+            "tcm": self.tcm or {},
         }
 
 
@@ -136,6 +146,8 @@ async def load_journey_variables(
         attributes=await attributes_of(session, scope.patient_id) if with_attributes else None,
         hospital_timezone=hospital_timezone,
         fetched=await fetched_of(session, scope.enrollment_id) if with_fetched else None,
+        risk=await risk_variables(session, scope.patient_id, encounter_of(trigger), get_settings().bands),
+        tcm=await tcm_variables(session, scope.patient_id, encounter_of(trigger)),
     )
 
 

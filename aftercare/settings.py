@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from aftercare.guardrails.policy import FrequencyCap, GuardrailPolicy, parse_quiet_hours
 from aftercare.identity.rules import parse_rules
+from aftercare.risk.bands import Bands, parse_bands
 from aftercare.secret_files import SecretFilesSource
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/aftercare"
@@ -206,6 +207,12 @@ class Settings(BaseSettings):
     # HL7 v2 feeds: the identifier system (URI) each assigning authority of PID-3 and MRG-1 stands for,
     # e.g. {"NORTH_MRN": "http://north-hospital.example/mrn"}, so ADT and FHIR records of one person match.
     hl7v2_authority_systems: dict[str, str] = Field(default={})
+    # Readmission risk bands: `score:moderate_from:high_from`, comma-separated, over the defaults
+    # (LACE 0-4 low, 5-9 moderate, 10+ high; HOSPITAL 0-4 low, 5-6 moderate, 7+ high).
+    risk_bands: str = ""
+    # Transitional Care Management: the channels on which a patient's reply counts as an interactive
+    # contact (a call task's `reached` always does).
+    tcm_interactive_channels: list[str] = Field(default=["sms", "email", "voice", "whatsapp"])
 
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")
@@ -235,6 +242,17 @@ class Settings(BaseSettings):
             if not system.startswith(("http://", "https://", "urn:")):
                 raise ValueError(f"the system of authority {authority!r} must be a URI (http(s):// or urn:)")
         return systems
+
+    @field_validator("risk_bands")
+    @classmethod
+    def _valid_risk_bands(cls, text: str) -> str:
+        parse_bands(text)
+        return text
+
+    @property
+    def bands(self) -> dict[str, Bands]:
+        """The risk bands per score these settings describe."""
+        return parse_bands(self.risk_bands)
 
     @property
     def guardrails(self) -> GuardrailPolicy:
@@ -280,6 +298,11 @@ class Settings(BaseSettings):
     def writes_back(self) -> bool:
         """True when outreach is written back to the default FHIR source (FHIR_WRITE_BACK with a URL)."""
         return self.fhir_write_back and self.fhir_base_url is not None
+
+    @property
+    def write_back_queue(self) -> str | None:
+        """The task queue of write-back workflows when outreach is written back, else None."""
+        return self.temporal_task_queue if self.writes_back else None
 
     @property
     def twilio_configured(self) -> bool:

@@ -124,6 +124,15 @@ RULES: dict[tuple[str, str], Rule] = {
         P.PATIENTS_WRITE, Audit("identity_merge", "path:merge_id", "reverse")
     ),
     ("GET", "/v1/identity/candidates"): needs(P.PATIENTS_READ, Audit("identity_candidates", action="list")),
+    ("GET", "/v1/patients/{patient_id}/risk"): needs(
+        P.CLINICAL_READ, Audit("patient", "path:patient_id", "read_risk")
+    ),
+    ("GET", "/v1/tcm/episodes"): needs(P.CLINICAL_READ),
+    ("GET", "/v1/tcm/episodes/{episode_id}"): needs(P.CLINICAL_READ, Audit("tcm_episode", "path:episode_id")),
+    ("PATCH", "/v1/tcm/episodes/{episode_id}"): needs(
+        P.TASKS_WRITE, Audit("tcm_episode", "path:episode_id", "set_complexity")
+    ),
+    ("GET", "/v1/tcm/report"): needs(P.CLINICAL_READ),
     ("GET", "/v1/patients/{patient_id}/segments"): needs(
         P.CLINICAL_READ, Audit("patient", "path:patient_id", "read_segments")
     ),
@@ -314,6 +323,7 @@ RULES: dict[tuple[str, str], Rule] = {
         P.PATIENTS_WRITE, Audit("patient", "path:patient_id", "update_consents")
     ),
     ("GET", "/console/tasks"): page(P.TASKS_READ, Audit("task", action="list")),
+    ("GET", "/console/tcm"): page(P.CLINICAL_READ, Audit("tcm_episode", action="list")),
     ("GET", "/console/templates"): page(P.TEMPLATES_READ),
     ("GET", "/console/templates/{key}"): page(P.TEMPLATES_READ, Audit("template", "path:key")),
     ("GET", "/console/templates/{key}/editor"): page(P.TEMPLATES_WRITE),

@@ -39,4 +39,5 @@ class Services:
             self.temporal,
             self.settings.phone_default_region,
             self.settings.identity_rules,
+            self.settings.write_back_queue,
         )

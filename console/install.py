@@ -22,6 +22,7 @@ from console import (
     segment_editor,
     segments_page,
     tasks,
+    tcm_page,
     template_editor,
     templates_page,
 )
@@ -36,6 +37,7 @@ PAGES = (
     home.router,
     patients.router,
     tasks.router,
+    tcm_page.router,
     journeys.router,
     journey_editor.router,
     enrollments.router,

@@ -6,7 +6,7 @@ route). Consent changes are validated with the API's own model and saved in one 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -19,13 +19,16 @@ from aftercare.store.consents import record_consent
 from aftercare.store.decisions import list_decisions
 from aftercare.store.identity import records_of
 from aftercare.store.patient_search import PatientQuery, search_patients
+from aftercare.store.risk_scores import scores_of
 from aftercare.store.tasks import list_tasks
 from api.deps import get_services
 from api.routes.patients import patient_view, resolve_person
+from api.routes.risk import score_view
 from console.auth import ConsoleUser
 from console.forms import read_form
 from console.rendering import render
 from models.api import ConsentChange, PatientSummary, PatientView
+from models.risk_api import RiskScoreView
 from models.tables import SendDecision, Task
 
 router = APIRouter(prefix="/console/patients", include_in_schema=False)
@@ -96,6 +99,7 @@ class PatientPage:
     patient: PatientView
     tasks: list[Task]
     decisions: list[SendDecision]
+    risk: list[RiskScoreView] = field(default_factory=list)
 
 
 async def patient_page(request: Request, patient_id: str, user: Principal) -> PatientPage:
@@ -107,8 +111,17 @@ async def patient_page(request: Request, patient_id: str, user: Principal) -> Pa
             if user.can(Permission.TASKS_READ)
             else []
         )
-        decisions = list(await list_decisions(session, await records_of(session, patient.id), limit=50))
-    return PatientPage(patient, tasks, decisions)
+        records = await records_of(session, patient.id)
+        decisions = list(await list_decisions(session, records, limit=50))
+        risk = (
+            [
+                score_view(row, get_services(request).settings.bands)
+                for row in await scores_of(session, records)
+            ]
+            if user.can(Permission.CLINICAL_READ)
+            else []
+        )
+    return PatientPage(patient, tasks, decisions, risk[:10])
 
 
 async def _page(

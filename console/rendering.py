@@ -41,6 +41,7 @@ NAVIGATION = (
     NavItem("Home", "/console", None),
     NavItem("Patients", "/console/patients", Permission.PATIENTS_READ),
     NavItem("Care tasks", "/console/tasks", Permission.TASKS_READ),
+    NavItem("Transitional care", "/console/tcm", Permission.CLINICAL_READ),
     NavItem("Journeys", "/console/journeys", Permission.JOURNEYS_READ),
     NavItem("Templates", "/console/templates", Permission.TEMPLATES_READ),
     NavItem("Segments", "/console/segments", Permission.SEGMENTS_READ),

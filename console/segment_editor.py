@@ -49,6 +49,7 @@ CRITERIA = (
     ("appointment", "appointment: {upcoming_within: P14D}"),
     ("engagement", "engagement: {replied_within: P30D}"),
     ("consent", "consent: {channel: sms, purpose: health_education, status: granted}"),
+    ("risk", "risk: {score: lace, gte: 10, discharged_within: P30D}"),
     ("segment", "segment: other-segment-key"),
     ("not / any / all", "not: {encounter: {class: IMP, discharged_within: P30D}}"),
 )

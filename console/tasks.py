@@ -25,7 +25,7 @@ router = APIRouter(prefix="/console/tasks", include_in_schema=False)
 
 STATUSES = ("open", "completed", "cancelled")
 PRIORITIES = ("", "urgent", "high", "normal", "low")
-OUTCOMES = ("done", "reached", "no_answer", "left_message", "declined", "escalated")
+OUTCOMES = ("done", "reached", "no_answer", "left_message", "medication_reconciled", "declined", "escalated")
 
 
 @dataclass(frozen=True)

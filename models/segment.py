@@ -226,6 +226,14 @@ class ConsentSpec(DefinitionModel):
     status: Literal["granted", "revoked"]
 
 
+class RiskSpec(Comparison):
+    """The readmission risk score of the patient's latest scored discharge (up to the evaluation time,
+    and within `discharged_within` when given) compares so (`{score: lace, gte: 10}`)."""
+
+    score: Literal["lace", "hospital"] = "lace"
+    discharged_within: IsoDuration | None = None
+
+
 # --- the tree ---------------------------------------------------------------------------------------
 
 
@@ -313,6 +321,12 @@ class ConsentCriterion(DefinitionModel):
     consent: ConsentSpec
 
 
+class RiskCriterion(DefinitionModel):
+    """Readmission risk of the latest discharge (`aftercare/risk`)."""
+
+    risk: RiskSpec
+
+
 class SegmentCriterion(DefinitionModel):
     """Is a member of another segment (its latest version, evaluated at the same time)."""
 
@@ -357,6 +371,7 @@ CRITERION_TYPES: dict[str, type[DefinitionModel]] = {
     "appointment": AppointmentCriterion,
     "engagement": EngagementCriterion,
     "consent": ConsentCriterion,
+    "risk": RiskCriterion,
     "segment": SegmentCriterion,
 }
 CRITERION_KINDS: tuple[str, ...] = tuple(CRITERION_TYPES)
@@ -390,6 +405,7 @@ Criterion = Annotated[
     | Annotated[AppointmentCriterion, Tag("appointment")]
     | Annotated[EngagementCriterion, Tag("engagement")]
     | Annotated[ConsentCriterion, Tag("consent")]
+    | Annotated[RiskCriterion, Tag("risk")]
     | Annotated[SegmentCriterion, Tag("segment")],
     Discriminator(
         criterion_kind,

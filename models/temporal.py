@@ -243,13 +243,21 @@ class SendMessageResult(TemporalModel):
     write_back: bool = False
 
 
+class WriteBackRiskInput(TemporalModel):
+    """Write one risk score of one discharge to the FHIR source as a RiskAssessment, as it is now."""
+
+    encounter_id: str
+    score: str
+
+
 class WriteBackInput(TemporalModel):
-    """What the `FhirWriteBack` workflow writes: a message (as a Communication), a task (a Task) or a
-    survey's answers (a QuestionnaireResponse)."""
+    """What the `FhirWriteBack` workflow writes: a message (as a Communication), a task (a Task), a
+    survey's answers (a QuestionnaireResponse) or a risk score (a RiskAssessment)."""
 
     message_id: str | None = None
     task_id: str | None = None
     survey_response_id: str | None = None
+    risk: WriteBackRiskInput | None = None
 
 
 class WriteBackMessageInput(TemporalModel):

@@ -17,8 +17,9 @@ with workflow.unsafe.imports_passed_through():
 
 @workflow.defn(name=FHIR_WRITE_BACK_WORKFLOW)
 class FhirWriteBackWorkflow:
-    """One message's Communication, or one task's Task as it is now; the workflow id names what is
-    written (and the task's status), so each is written once."""
+    """One message's Communication, one task's Task or one risk score's RiskAssessment as it is now; the
+    workflow id names what is written (and the task's status, the score's `as_of`), so each is written
+    once."""
 
     @workflow.run
     async def run(self, request: WriteBackInput) -> WriteBackResult:
@@ -50,6 +51,17 @@ class FhirWriteBackWorkflow:
                 FhirWriteBackActivities.write_back_survey_response,
                 WriteBackSurveyResponseInput(survey_response_id=request.survey_response_id),
                 summary="Writing the QuestionnaireResponse",
+                **FHIR_WRITE.options(),
+            )
+            return result
+        if request.risk is not None:
+            workflow.set_current_details(
+                f"Writing the {request.risk.score} score of a discharge to the FHIR source"
+            )
+            result = await workflow.execute_activity_method(
+                FhirWriteBackActivities.write_back_risk,
+                request.risk,
+                summary="Writing the RiskAssessment",
                 **FHIR_WRITE.options(),
             )
             return result

@@ -11,6 +11,7 @@ from temporalio.client import Client
 
 from aftercare.enrollment.fhir_events import deliver_fhir_events, fhir_segment_events
 from aftercare.enrollment.fhir_triggers import launch_planned, plan_fhir_enrollments
+from aftercare.enrollment.risk_write_back import write_risk_back
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.enrollment.task_events import complete_tasks_from_fhir
 from aftercare.segments.on_events import refresh_on_events
@@ -36,9 +37,12 @@ async def ingest_fhir_resources(
     phone_region: str,
     fire_triggers: bool = True,
     identity_rules: Sequence[str] | None = None,
+    write_back_queue: str | None = None,
 ) -> Ingested:
     """One transaction stores the versions and allocates the enrollments they start; then the workflows
-    start and the patients' running enrollments receive the changes as `fhir.<type>` events."""
+    start and the patients' running enrollments receive the changes as `fhir.<type>` events. With a
+    `write_back_queue` (outreach written back), the readmission risk scores of the patients whose data
+    changed are written to the chart as RiskAssessments (each version of a score once)."""
     async with sessions.begin() as session:
         stored = await store_resources(
             session,
@@ -53,4 +57,6 @@ async def ingest_fhir_resources(
     delivered = await deliver_fhir_events(sessions, temporal, stored.pending_triggers)
     await refresh_on_events(sessions, starter, fhir_segment_events(stored.pending_triggers))
     await complete_tasks_from_fhir(sessions, temporal, resources)
+    if write_back_queue is not None:
+        await write_risk_back(sessions, temporal, write_back_queue, resources)
     return Ingested(stored=stored, triggered=triggered, events_delivered=delivered)

@@ -68,15 +68,27 @@ NULLABLE_PATIENT = {"fhir_resources", "fhir_resource_versions", "inbound_message
 
 
 # An audit row about a patient's record is visible with the record.
-_AUDIT_VISIBLE = (
-    "resource_id IS NULL OR CASE resource_type "
+_AUDIT_CASES = (
     "WHEN 'patient' THEN resource_id IN (SELECT pf.patient_id FROM patient_facilities pf "
-    "WHERE pf.facility = ANY ((SELECT aftercare_facilities())::text[])) "
-    "WHEN 'enrollment' THEN resource_id IN (SELECT id FROM enrollments) "
-    "WHEN 'task' THEN resource_id IN (SELECT id::text FROM tasks) "
-    "WHEN 'identity_merge' THEN resource_id IN (SELECT id::text FROM identity_merges) "
-    "ELSE true END"
+    "WHERE pf.facility = ANY ((SELECT aftercare_facilities())::text[])) ",
+    "WHEN 'enrollment' THEN resource_id IN (SELECT id FROM enrollments) ",
+    "WHEN 'task' THEN resource_id IN (SELECT id::text FROM tasks) ",
+    "WHEN 'identity_merge' THEN resource_id IN (SELECT id::text FROM identity_merges) ",
 )
+# Added by `0007`: an audit row about a TCM episode is visible with the episode.
+TCM_AUDIT_CASE = "WHEN 'tcm_episode' THEN resource_id IN (SELECT id FROM tcm_episodes) "
+
+
+def audit_visible(*extra_cases: str) -> str:
+    """The audit trail's visibility expression, with the cases later migrations add."""
+    return (
+        "resource_id IS NULL OR CASE resource_type "
+        + "".join((*_AUDIT_CASES, *extra_cases))
+        + "ELSE true END"
+    )
+
+
+_AUDIT_VISIBLE = audit_visible()
 
 
 def _expression(table: str) -> str:
@@ -214,3 +226,13 @@ def unscope_definitions(execute: Callable[[str], object]) -> None:
             execute(f"DROP POLICY IF EXISTS {policy} ON {table}")
         execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
     execute("DROP FUNCTION IF EXISTS aftercare_shared_facilities()")
+
+
+def rescope_audit(execute: Callable[[str], object], *extra_cases: str) -> None:
+    """Replace the audit trail's read policy with one that also knows these cases (a migration adding a
+    table whose rows the audit trail names calls this; its downgrade calls it without them)."""
+    execute("DROP POLICY IF EXISTS facility_scope ON audit_events")
+    execute(
+        f"CREATE POLICY facility_scope ON audit_events FOR SELECT TO {SCOPED_ROLE} "
+        f"USING ({audit_visible(*extra_cases)})"
+    )

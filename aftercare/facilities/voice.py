@@ -29,6 +29,8 @@ class Voice:
     help_phone: str | None
     holidays: tuple[str, ...] = ()
     name: str | None = None
+    country: str | None = None
+    subdivision: str | None = None
 
     def sender(self, channel: str) -> str | None:
         """The sender for a channel: an SMS from-number or messaging service, an email from-address, the
@@ -59,6 +61,8 @@ def voice_of(facility: Facility) -> Voice:
         help_phone=facility.help_phone,
         holidays=tuple(facility.holidays or ()),
         name=facility.name,
+        country=facility.country,
+        subdivision=facility.subdivision,
     )
 
 

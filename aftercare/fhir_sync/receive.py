@@ -42,6 +42,7 @@ class Ingestion:
     temporal: Client
     phone_region: str
     identity_rules: Sequence[str] | None = None
+    write_back_queue: str | None = None
 
     async def receive(self, resources: list[dict[str, Any]], *, source: str) -> Received:
         """Validate, store and trigger; invalid resources are parked (by type and id, never content)."""
@@ -71,6 +72,7 @@ class Ingestion:
             phone_region=self.phone_region,
             fire_triggers=True,
             identity_rules=self.identity_rules,
+            write_back_queue=self.write_back_queue,
         )
         for outcome, counts in (("new", ingested.stored.imported), ("unchanged", ingested.stored.unchanged)):
             for resource_type, count in counts.items():

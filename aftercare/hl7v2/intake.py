@@ -58,6 +58,7 @@ class AdtIntake:
     phone_region: str
     identity_rules: Sequence[str] | None = None
     authorities: AuthoritySystems = field(default_factory=AuthoritySystems)
+    write_back_queue: str | None = None
 
     async def handle(self, text: str) -> Handled:
         """Process one message (or recognise a resend) and return its acknowledgement."""
@@ -127,6 +128,7 @@ class AdtIntake:
             source=f"{SOURCE}:{header.sending_facility.split('^')[0]}"[:32],
             phone_region=self.phone_region,
             identity_rules=self.identity_rules,
+            write_back_queue=self.write_back_queue,
         )
         if mapped.merged_identifiers:
             await self._merge(mapped, header)

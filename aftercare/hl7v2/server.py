@@ -131,6 +131,7 @@ def intake_for(
         phone_region=settings.phone_default_region,
         identity_rules=settings.identity_rules,
         authorities=AuthoritySystems(settings.hl7v2_authority_systems),
+        write_back_queue=settings.write_back_queue,
     )
 
 

@@ -40,6 +40,7 @@ from sqlalchemy import (
 )
 
 from aftercare.store.facilities import placed_in
+from models.risk_tables import RiskScore
 from models.segment import (
     AgeCriterion,
     AllCriterion,
@@ -60,6 +61,7 @@ from models.segment import (
     ObservationCriterion,
     PostalCodeCriterion,
     ProcedureCriterion,
+    RiskCriterion,
     SegmentCriterion,
     SegmentDefinition,
     code_tokens,
@@ -223,6 +225,8 @@ def fact_patients(criterion: Criterion, context: CompileContext) -> Select[tuple
             return _engagement(criterion, context)
         case ConsentCriterion():
             return _consent(criterion, context)
+        case RiskCriterion():
+            return _risk(criterion, context)
     raise TypeError(f"not a fact criterion: {criterion!r}")
 
 
@@ -401,6 +405,22 @@ def _consent(criterion: ConsentCriterion, context: CompileContext) -> Select[tup
         .subquery("latest_consent")
     )
     return select(latest.c.patient_id).where(latest.c.status == spec.status)
+
+
+def _risk(criterion: RiskCriterion, context: CompileContext) -> Select[tuple[str]]:
+    spec = criterion.risk
+    table = table_of(RiskScore)
+    where = [table.c.score == spec.score, table.c.discharged_at <= context.now()]
+    if spec.discharged_within is not None:
+        where.append(_in_window(table.c.discharged_at, spec.discharged_within, context))
+    latest = (
+        _patients(table, where, context)
+        .add_columns(compare(table.c.value, spec).label("matches"))
+        .distinct(table.c.patient_id)
+        .order_by(table.c.patient_id, table.c.discharged_at.desc(), table.c.encounter_id)
+        .subquery("latest_risk")
+    )
+    return select(latest.c.patient_id).where(latest.c.matches)
 
 
 def _segment(key: str, context: CompileContext) -> ColumnElement[bool]:

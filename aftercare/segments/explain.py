@@ -27,6 +27,7 @@ from models.segment import (
     ObservationCriterion,
     PostalCodeCriterion,
     ProcedureCriterion,
+    RiskCriterion,
     SegmentCriterion,
     children,
     describe_codes,
@@ -155,6 +156,12 @@ def describe(criterion: Criterion) -> str:
             consent = criterion.consent
             purpose = "" if consent.purpose == "*" else f" for {consent.purpose}"
             return f"consent on {consent.channel}{purpose} {consent.status}"
+        case RiskCriterion():
+            risk = criterion.risk
+            return (
+                f"latest {risk.score.upper()} score {comparison_text(risk)}"
+                f"{_within(risk.discharged_within, 'discharged in the last')}"
+            )
         case SegmentCriterion():
             return f"member of segment {criterion.segment}"
     return type(criterion).__name__

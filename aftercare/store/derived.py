@@ -15,6 +15,7 @@ from aftercare.identity.rules import DEFAULT_RULES, parse_rules
 from aftercare.store.clinical_facts import record_clinical_facts
 from aftercare.store.fhir_consents import record_fhir_consents
 from aftercare.store.identity import IdentityOutcome, record_identities
+from aftercare.store.risk_scores import record_risk_scores
 
 
 async def record_derived(
@@ -25,14 +26,16 @@ async def record_derived(
     identity_rules: Sequence[str] | None = None,
 ) -> IdentityOutcome:
     """Upsert the clinical fact rows of these current resources, append the consents their `Consent`
-    resources state, and record the identities of their Patients (identifiers, person links, merges,
-    review candidates).
+    resources state, score again the discharges of patients whose Encounters or Conditions changed
+    (`aftercare/store/risk_scores.py`), and record the identities of their Patients (identifiers,
+    person links, merges, review candidates).
 
     The `patients` rows of these Patients must already be up to date (rules compare stored profiles).
     `identity_rules` are `Settings.identity_rules` (the defaults when None).
     """
     await record_clinical_facts(session, resources)
     await record_fhir_consents(session, resources)
+    await record_risk_scores(session, resources)
     patients = [resource for resource in resources if resource.get("resourceType") == "Patient"]
     if not patients:
         return IdentityOutcome()

@@ -59,6 +59,7 @@ async def _store_and_trigger(
         phone_region=services.settings.phone_default_region,
         fire_triggers=fire_triggers,
         identity_rules=services.settings.identity_rules,
+        write_back_queue=services.settings.write_back_queue,
     )
     for outcome, counts in (("new", ingested.stored.imported), ("unchanged", ingested.stored.unchanged)):
         for resource_type, count in counts.items():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -79,10 +80,33 @@ class Side:
     enrollment_id: str = ""
     task_id: str = ""
     message_id: str = ""
+    episode_id: str = ""
 
     def secrets(self) -> list[str]:
         """Strings that only this side's records carry."""
-        return [self.patient_id, self.given, self.phone, self.enrollment_id, self.task_id, self.message_id]
+        return [
+            self.patient_id,
+            self.given,
+            self.phone,
+            self.enrollment_id,
+            self.task_id,
+            self.message_id,
+            self.episode_id,
+            f"{self.patient_id}-stay",
+        ]
+
+
+def discharge(patient_id: str) -> dict[str, Any]:
+    """A stay that ended an hour ago: it is scored and opens a TCM episode."""
+    end = datetime.now(UTC) - timedelta(hours=1)
+    return {
+        "resourceType": "Encounter",
+        "id": f"{patient_id}-stay",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "period": {"start": (end - timedelta(days=3)).isoformat(), "end": end.isoformat()},
+    }
 
 
 async def _add_facilities(api: httpx.AsyncClient) -> None:
@@ -118,12 +142,17 @@ async def sides(api: httpx.AsyncClient) -> tuple[Side, Side]:
         json=bundle(
             patient(north.patient_id, north.given, north.phone, "Organization/north"),
             patient(south.patient_id, south.given, south.phone, "Organization/south"),
+            discharge(north.patient_id),
+            discharge(south.patient_id),
         ),
     )
     assert imported.status_code == 200, imported.text
     assert (await api.post("/v1/journeys", json=JOURNEY)).status_code == 201
     for side in (north, south):
         await _made_for(api, side)
+    episodes = (await api.get("/v1/tcm/episodes")).json()["items"]
+    for side in (north, south):
+        side.episode_id = next(item["id"] for item in episodes if item["patient_id"] == side.patient_id)
     assert (await api.post("/v1/segments", json=SEGMENT)).status_code == 201
     assert (await api.post(f"/v1/segments/{SEGMENT['key']}/refresh")).status_code in (200, 202)
     for side in (north, south):  # audit rows naming each patient
@@ -219,6 +248,7 @@ def _url(route: Route, other: Side) -> str:
         "patient_id": other.patient_id,
         "enrollment_id": other.enrollment_id,
         "task_id": other.task_id,
+        "episode_id": other.episode_id,
         "resource_type": "Patient",
         "resource_id": other.patient_id,
         "date": "2026-01-01",
@@ -228,7 +258,7 @@ def _url(route: Route, other: Side) -> str:
     return re.sub(r"\{(\w+)\}", lambda match: values.get(match[1], "unknown-1"), route.path)
 
 
-NAMES_A_RECORD = ("{patient_id}", "{enrollment_id}", "{task_id}")
+NAMES_A_RECORD = ("{patient_id}", "{enrollment_id}", "{task_id}", "{episode_id}")
 
 
 async def test_every_route_with_every_role_of_one_facility_shows_nothing_of_the_other(

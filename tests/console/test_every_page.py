@@ -67,6 +67,7 @@ async def test_every_page_renders_and_passes_axe(
         "patients": "/console/patients?q=Castellanos",
         "patient": f"/console/patients/{DEMO_PATIENT}",
         "tasks": "/console/tasks",
+        "tcm": "/console/tcm",
         "journeys": "/console/journeys",
         "journey": "/console/journeys/hba1c-followup",
         "journey-editor": "/console/journeys/hba1c-followup/editor",

@@ -4,7 +4,7 @@ the real event path (`POST /v1/triggers` minus HTTP)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,9 +14,13 @@ from temporalio.client import WorkflowHandle
 
 from aftercare.enrollment.event_triggers import deliver_event
 from aftercare.enrollment.fhir_ingest import ingest_fhir_resources
+from aftercare.enrollment.task_events import tell_enrollment
 from aftercare.store.attributes import attributes_of
-from aftercare.store.tasks import list_tasks
+from aftercare.store.enrollments import get_enrollment
+from aftercare.store.tasks import complete_task, list_tasks
+from aftercare.store.tcm_episodes import progress_of
 from journeys.catalogue import install, library, library_entry
+from models.risk_tables import TcmEpisode
 from models.tables import Enrollment, Task
 from tests.conftest import ABDUL_PATIENT_ID
 from tests.helpers import load_synthea_patient
@@ -94,7 +98,7 @@ def patient_reference(patient_id: str = ABDUL_PATIENT_ID) -> dict[str, str]:
     return {"reference": f"Patient/{patient_id}"}
 
 
-def test_the_library_has_the_journeys_of_the_brief_of_events_the_voice_variant_and_the_surveys() -> None:
+def test_the_library_has_the_journeys_of_the_brief_of_events_voice_surveys_and_transitional_care() -> None:
     assert [entry.key for entry in library()] == [
         "abnormal-lab-follow-up",
         "appointment-reminder",
@@ -105,6 +109,7 @@ def test_the_library_has_the_journeys_of_the_brief_of_events_the_voice_variant_a
         "post-discharge-follow-up",
         "post-discharge-surveys",
         "post-discharge-voice-follow-up",
+        "transitional-care",
         "vaccination-reminder",
     ]
     assert all(entry.templates and entry.description for entry in library())
@@ -462,3 +467,85 @@ async def test_a_no_show_who_answers_yes_is_re_invited_by_the_event_planners(
     assert (await lib.bodies(enrollment_id))[0].startswith("Hi Abdul, we missed you at the session.")
     [task] = await lib.tasks("event-planners")
     assert task.title == "Invite Abdul Koepp to the next diabetes-class session"
+
+
+def recent_stay(identifier: str, days: int, **more: Any) -> dict[str, Any]:
+    """An inpatient stay of `days` that ended two hours ago by the database's clock (TCM episodes open
+    for discharges of the last 30 days; the time-skipping server's clock may be ahead)."""
+    discharged = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    return {
+        "resourceType": "Encounter",
+        "id": identifier,
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+        "subject": patient_reference(),
+        "period": {"start": (discharged - timedelta(days=days)).isoformat(), "end": discharged.isoformat()},
+        **more,
+    }
+
+
+async def complete(journeys: JourneyHarness, task: Task, outcome: str) -> None:
+    """Complete a task as `POST /v1/tasks/{id}/complete` does, and tell its enrollment."""
+    async with journeys.sessions.begin() as session:
+        done = await complete_task(session, task.id, outcome=outcome, note=None, completed_by="nurse")
+        assert done is not None
+        enrollment = await get_enrollment(session, task.enrollment_id or "")
+    await tell_enrollment(journeys.env.client, done, enrollment)
+
+
+async def test_transitional_care_for_a_high_risk_discharge_two_calls_meet_the_contact_deadline(
+    lib: Library, journeys: JourneyHarness
+) -> None:
+    """The TCM episode end to end: a high-risk discharge (LACE 10) opens an episode, the journey asks a
+    nurse to call, a second attempt follows the first unanswered one, the reached patient is helped to
+    book the visit; the episode counts both attempts and the contact."""
+    await load_synthea_patient(journeys.sessions)
+    await lib.install("transitional-care")
+    encounter = recent_stay("tcm-stay", days=14, priority={"coding": [{"code": "EM"}]})
+    async with journeys.make_worker():
+        assert await lib.ingest(encounter) == 1
+        handle, enrollment_id = await lib.enrollment("transitional-care")
+        await reach_step(handle, "await-call")
+        [first] = await lib.tasks("tcm-nurses")
+        await complete(journeys, first, "no_answer")
+        await reach_step(handle, "await-second-call")
+        second = next(task for task in await lib.tasks("tcm-nurses") if task.id != first.id)
+        await complete(journeys, second, "reached")
+        result = await journeys.finish(handle)  # the visit help (after quiet hours, if need be), day 30
+
+    async with journeys.sessions() as session:
+        episode = await session.scalar(select(TcmEpisode).where(TcmEpisode.encounter_id == "tcm-stay"))
+        assert episode is not None
+        done = (await progress_of(session, [episode], datetime.now(UTC)))[episode.id]
+
+    assert (result.status, result.outcome) == ("completed", "completed")
+    assert first.title == "TCM call: Abdul Koepp (LACE 10, high risk)"
+    assert first.description is not None
+    assert first.description.startswith("Interactive contact due by ")
+    assert second.title.startswith("TCM second attempt: Abdul Koepp before ")
+    assert (episode.complexity, episode.risk_band) == ("high", "high")
+    assert [attempt.outcome for attempt in done.attempts] == ["no_answer", "reached"]
+    assert (done.contact_met_by, done.contacted_at is not None) == ("interactive", True)
+    [visit_help] = await lib.bodies(enrollment_id)
+    assert "within 7 days of your discharge" in visit_help
+
+
+async def test_transitional_care_for_a_low_risk_discharge_checks_in_by_sms_and_escalates_silence(
+    lib: Library, journeys: JourneyHarness
+) -> None:
+    await load_synthea_patient(journeys.sessions)
+    await lib.install("transitional-care")
+    encounter = recent_stay("tcm-short-stay", days=1)
+    async with journeys.make_worker():
+        assert await lib.ingest(encounter) == 1
+        handle, enrollment_id = await lib.enrollment("transitional-care")
+        result = await journeys.finish(handle)  # nobody answers the check-in within a day
+    [task] = await lib.tasks("tcm-nurses")
+
+    assert (result.status, result.outcome) == ("completed", "completed")
+    assert task.title == "No answer to the TCM check-in: call Abdul Koepp"
+    assert task.description is not None
+    assert task.description.startswith("Contact due by ")
+    bodies = await lib.bodies(enrollment_id)
+    assert bodies[0].startswith("Hi Abdul, this is your care team checking in")
+    assert "within 14 days of your discharge" in bodies[1]

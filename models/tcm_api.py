@@ -1,0 +1,105 @@
+"""API shapes of Transitional Care Management: episodes (the worklist) and the compliance report."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class TcmAttemptView(_Frozen):
+    """A contact attempt: a call task's outcome, or a reply from the patient."""
+
+    at: datetime
+    kind: Literal["call", "reply"]
+    outcome: str = Field(description="`reached`, `no_answer`, `left_message`, or the reply's channel")
+    interactive: bool
+    source: str = Field(description="`Task/<id>` or `InboundMessage/<id>`")
+
+
+class TcmEventView(_Frozen):
+    """Something that happened, and the record it came from."""
+
+    at: datetime
+    source: str
+
+
+class TcmEpisodeView(_Frozen):
+    """An episode with its deadlines and what happened so far."""
+
+    id: str
+    patient_id: str
+    encounter_id: str
+    facility: str | None
+    timezone: str
+    discharged_at: datetime
+    contact_due_at: datetime
+    visit_due_at: datetime
+    seconds_to_contact_due: int = Field(description="negative once the deadline has passed")
+    complexity: Literal["high", "moderate"]
+    complexity_source: Literal["risk", "staff"]
+    risk_band: str | None
+    status: Literal["open", "closed", "readmitted"]
+    attempts: list[TcmAttemptView]
+    contacted_at: datetime | None = Field(description="the first interactive contact")
+    contact_met: bool
+    contact_met_by: Literal["interactive", "attempts"] | None = Field(
+        description="an interactive contact in time, or two timely unsuccessful attempts"
+    )
+    visit: TcmEventView | None
+    visit_within_days: Literal[7, 14] | None
+    medication_reconciled: TcmEventView | None
+    readmission: TcmEventView | None
+    billing_candidate: Literal["99495", "99496"] | None
+
+
+class TcmEpisodeList(_Frozen):
+    """The worklist: open episodes still to be contacted first, by the time left to the contact deadline."""
+
+    items: list[TcmEpisodeView]
+
+
+class TcmComplexityChange(_Frozen):
+    """Staff set an episode's complexity (and so the visit deadline)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    complexity: Literal["high", "moderate"]
+
+
+class TcmReportRowView(_Frozen):
+    """A group's figures over the period (`journey` null: discharges no journey took)."""
+
+    journey: str | None
+    version: int | None
+    variant: str | None
+    band: str | None
+    discharges: int
+    contacted_within_2_business_days: int
+    contacted_rate: float | None
+    seen_within_7_days: int
+    seen_within_14_days: int
+    seen_within_7_rate: float | None
+    seen_within_14_rate: float | None
+    candidates_99495: int
+    candidates_99496: int
+    readmissions_30_days: int
+    readmission_rate: float | None
+    readmission_ci_low: float | None = Field(description="95 % Wilson score interval")
+    readmission_ci_high: float | None
+
+
+class TcmReport(_Frozen):
+    """Discharges of `[from, to)`: the total, and by journey, version, variant and risk band."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    from_: datetime = Field(alias="from")
+    to: datetime
+    total: TcmReportRowView
+    groups: list[TcmReportRowView]
