@@ -12,10 +12,12 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import jwt
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -25,7 +27,6 @@ from api.deps import get_services
 from console.auth import LOGIN_PATH
 from console.login import secure_cookies, signed_in
 from console.rendering import render
-from console.sessions import Credential
 
 router = APIRouter(prefix="/console/login", include_in_schema=False)
 
@@ -131,6 +132,16 @@ async def _exchange(settings: Settings, pending: Pending, code: str) -> str:
     return token
 
 
+def token_expiry(token: str) -> datetime | None:
+    """When a checked access token expires (a session opened with it ends then); None for a token that
+    is not a JWT with an `exp` claim."""
+    try:
+        expiry = jwt.decode(token, options={"verify_signature": False}).get("exp")
+    except jwt.PyJWTError:
+        return None
+    return datetime.fromtimestamp(expiry, UTC) if isinstance(expiry, int | float) else None
+
+
 @router.get("/oidc/callback")
 async def callback(request: Request, code: str = "", state: str = "") -> Response:
     """Back from the provider: check the state, exchange the code, check the token, open a session."""
@@ -143,12 +154,11 @@ async def callback(request: Request, code: str = "", state: str = "") -> Respons
     services = get_services(request)
     try:
         token = await _exchange(services.settings, pending, code)
-        authorization = f"Bearer {token}"
-        await services.authenticator.authenticate(None, authorization)
+        principal = await services.authenticator.authenticate(None, f"Bearer {token}")
     except (httpx.HTTPError, KeyError, ValueError):
         return _failed(request, "The identity provider did not complete the sign-in; sign in again.")
     except AuthenticationFailed:
         return _failed(request, "The identity provider's token is not accepted here.")
-    answer = signed_in(request, Credential(authorization=authorization))
+    answer = await signed_in(request, principal, token_expiry(token))
     answer.delete_cookie(STATE_COOKIE, path=LOGIN_PATH)
     return answer

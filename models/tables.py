@@ -771,6 +771,7 @@ def table_of(model: type[Base]) -> Table:
 # here registers them.
 from models import adt_tables as _adt_tables  # noqa: E402, F401
 from models import campaign_tables as _campaign_tables  # noqa: E402, F401
+from models import console_tables as _console_tables  # noqa: E402, F401
 from models import event_tables as _event_tables  # noqa: E402, F401
 from models import facility_tables as _facility_tables  # noqa: E402, F401
 from models import security_tables as _security_tables  # noqa: E402, F401

@@ -1,0 +1,40 @@
+"""console: sessions shared by every process
+
+Revision ID: 0013
+Revises: 0006
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0013"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "console_sessions",
+        sa.Column("id_hash", sa.String(length=64), nullable=False),
+        sa.Column("subject", sa.String(length=200), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("key_id", sa.String(length=32), nullable=True),
+        sa.Column("roles", sa.ARRAY(sa.String(length=32)), nullable=False),
+        sa.Column("scopes", sa.ARRAY(sa.String(length=64)), server_default="{}", nullable=False),
+        sa.Column("facilities", sa.ARRAY(sa.String(length=64)), server_default="{}", nullable=False),
+        sa.Column("csrf", sa.String(length=64), nullable=False),
+        sa.Column("idle_seconds", sa.Integer(), nullable=False),
+        sa.Column("credential_expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("last_seen_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("id_hash", name=op.f("pk_console_sessions")),
+    )
+    op.create_index(op.f("ix_console_sessions_last_seen_at"), "console_sessions", ["last_seen_at"])
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_console_sessions_last_seen_at"), table_name="console_sessions")
+    op.drop_table("console_sessions")
