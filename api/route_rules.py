@@ -284,6 +284,8 @@ RULES: dict[tuple[str, str], Rule] = {
         P.PATIENTS_WRITE, Audit("patient", "path:patient_id", "update_consents")
     ),
     ("GET", "/console/tasks"): page(P.TASKS_READ, Audit("task", action="list")),
+    ("POST", "/console/tasks/{task_id}/claim"): page(P.TASKS_WRITE, Audit("task", "path:task_id", "claim")),
+    ("POST", "/console/tasks/{task_id}/assign"): page(P.TASKS_WRITE, Audit("task", "path:task_id", "assign")),
     ("GET", "/console/templates"): page(P.TEMPLATES_READ),
     ("GET", "/console/templates/{key}"): page(P.TEMPLATES_READ, Audit("template", "path:key")),
     ("GET", "/console/templates/{key}/editor"): page(P.TEMPLATES_WRITE),

@@ -274,6 +274,8 @@ class TaskView(BaseModel):
     completed_by: str | None
     outcome: str | None
     note: str | None
+    assignee: str | None = None
+    assigned_at: datetime | None = None
 
 
 class TaskList(BaseModel):

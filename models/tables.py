@@ -702,7 +702,10 @@ class Task(Base):
     """Work for a care team, created by a journey's `task` step; completing it signals the enrollment."""
 
     __tablename__ = "tasks"
-    __table_args__ = (Index("ix_tasks_queue_status_due", "queue", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_tasks_queue_status_due", "queue", "status", "due_at"),
+        Index("ix_tasks_assignee_status", "assignee", "status"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(300), nullable=False, unique=True)
@@ -721,6 +724,9 @@ class Task(Base):
     completed_by: Mapped[str | None] = mapped_column(String(200))
     outcome: Mapped[str | None] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(Text)
+    # Who works on it (a user's subject as the API knows it); None: nobody has claimed it.
+    assignee: Mapped[str | None] = mapped_column(String(200))
+    assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class PatientAttribute(Base):

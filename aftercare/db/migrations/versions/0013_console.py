@@ -1,4 +1,4 @@
-"""console: sessions shared by every process
+"""console: sessions shared by every process, care task assignees
 
 Revision ID: 0013
 Revises: 0006
@@ -33,8 +33,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id_hash", name=op.f("pk_console_sessions")),
     )
     op.create_index(op.f("ix_console_sessions_last_seen_at"), "console_sessions", ["last_seen_at"])
+    op.add_column("tasks", sa.Column("assignee", sa.String(length=200), nullable=True))
+    op.add_column("tasks", sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=True))
+    op.create_index("ix_tasks_assignee_status", "tasks", ["assignee", "status"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_tasks_assignee_status", table_name="tasks")
+    op.drop_column("tasks", "assigned_at")
+    op.drop_column("tasks", "assignee")
     op.drop_index(op.f("ix_console_sessions_last_seen_at"), table_name="console_sessions")
     op.drop_table("console_sessions")
