@@ -296,6 +296,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/console/templates/{key}/preview"): page(
         P.PATIENTS_READ, Audit("template", "path:key", "preview_for_patient")
     ),
+    # a test send also needs `patients:read` (it shows the chosen patient's data): checked by the page
+    ("POST", "/console/templates/{key}/test-send"): page(
+        P.TEMPLATES_WRITE, Audit("template", "path:key", "test_send")
+    ),
     ("GET", "/console/segments"): page(P.SEGMENTS_READ),
     ("GET", "/console/segments/{key}"): page(P.SEGMENTS_READ, Audit("segment", "path:key", "preview")),
     ("GET", "/console/segments/{key}/editor"): page(P.SEGMENTS_WRITE),
