@@ -318,6 +318,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/console/audit"): page(P.AUDIT_READ, Audit("audit", action="read")),
     ("GET", "/console/journeys"): page(P.JOURNEYS_READ),
     ("GET", "/console/journeys/{key}"): page(P.JOURNEYS_READ, Audit("journey", "path:key")),
+    # a dry run also needs `patients:read` (it judges the chosen patient's data): checked by the page
+    ("POST", "/console/journeys/{key}/dry-run"): page(
+        P.JOURNEYS_READ, Audit("journey", "path:key", "dry_run")
+    ),
     ("POST", "/console/journeys/library/{key}/install"): page(
         P.JOURNEYS_WRITE, Audit("journey", "path:key", "install")
     ),
