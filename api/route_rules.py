@@ -315,6 +315,12 @@ RULES: dict[tuple[str, str], Rule] = {
         P.CAMPAIGNS_WRITE, Audit("campaign", "path:key", "launch")
     ),
     ("GET", "/console/operations"): page(P.FHIR_SOURCES_READ),
+    ("POST", "/console/operations/imports/{import_id}/retry"): page(
+        P.FHIR_IMPORT, Audit("bulk_import", "path:import_id", "retry")
+    ),
+    ("POST", "/console/operations/adt/{message_id}/retry"): page(
+        P.FHIR_IMPORT, Audit("adt_message", "path:message_id", "retry")
+    ),
     ("GET", "/console/audit"): page(P.AUDIT_READ, Audit("audit", action="read")),
     ("GET", "/console/journeys"): page(P.JOURNEYS_READ),
     ("GET", "/console/journeys/{key}"): page(P.JOURNEYS_READ, Audit("journey", "path:key")),

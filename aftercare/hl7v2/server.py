@@ -18,6 +18,8 @@ from contextlib import asynccontextmanager
 from zoneinfo import ZoneInfo
 
 from hl7.mllp import InvalidBlockError, start_hl7_server
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
 
 from aftercare.db.engine import create_engine, session_factory
 from aftercare.enrollment.starter import EnrollmentStarter
@@ -113,22 +115,34 @@ async def adt_intake(settings: Settings) -> AsyncIterator[AdtIntake]:
     try:
         temporal = await connect_temporal(settings)
         sessions = session_factory(engine)
-        keys = (
-            parse_codec_keys(settings.aftercare_codec_keys.get_secret_value())
-            if settings.aftercare_codec_keys is not None
-            else []
-        )
-        yield AdtIntake(
-            sessions=sessions,
-            starter=EnrollmentStarter(sessions, temporal, settings.temporal_task_queue),
-            temporal=temporal,
-            sealer=RawSealer(keys),
-            zone=ZoneInfo(settings.hospital_timezone),
-            phone_region=settings.phone_default_region,
-            identity_rules=settings.identity_rules,
+        yield intake_of(
+            settings, sessions, temporal, EnrollmentStarter(sessions, temporal, settings.temporal_task_queue)
         )
     finally:
         await engine.dispose()
+
+
+def intake_of(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    temporal: Client,
+    starter: EnrollmentStarter,
+) -> AdtIntake:
+    """The intake on these sessions and Temporal client (the API's too, for an operator's retry)."""
+    keys = (
+        parse_codec_keys(settings.aftercare_codec_keys.get_secret_value())
+        if settings.aftercare_codec_keys is not None
+        else []
+    )
+    return AdtIntake(
+        sessions=sessions,
+        starter=starter,
+        temporal=temporal,
+        sealer=RawSealer(keys),
+        zone=ZoneInfo(settings.hospital_timezone),
+        phone_region=settings.phone_default_region,
+        identity_rules=settings.identity_rules,
+    )
 
 
 def tls_context(certificate: str, key: str) -> ssl.SSLContext:
