@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    literal_column,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -116,6 +117,15 @@ class Patient(Base):
 # One row per current resource. Codes are tokens `system|code` (every coding of the concept), so a
 # query by code is an array overlap on a GIN index. `patient_id` is the resource's patient record;
 # `patient_links` says which person a record belongs to.
+
+
+# Name search matches words anywhere in the name (`aftercare/store/patient_search.py`): trigrams.
+Index(
+    "ix_patients_name_trgm",
+    func.lower(func.coalesce(Patient.name, literal_column("''"))).label("name_lower"),
+    postgresql_using="gin",
+    postgresql_ops={"name_lower": "gin_trgm_ops"},
+)
 
 
 class _ClinicalFact:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import ColumnElement, and_, exists, func, literal, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, exists, func, literal, literal_column, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -67,7 +67,9 @@ def _record_filters(query: PatientQuery, phone_region: str) -> list[ColumnElemen
     filters: list[ColumnElement[bool]] = []
     if query.name:
         # FHIR's `name` search: each word starts a word of the name, whatever the case.
-        full_name = func.lower(func.coalesce(_Record.name, ""))
+        # The expression of the trigram index `ix_patients_name_trgm` (migration 0013), written with a
+        # literal so that a prepared statement still matches it.
+        full_name = func.lower(func.coalesce(_Record.name, literal_column("''")))
         for word in query.name.split():
             prefix = _like_prefix(word)
             filters.append(

@@ -1,4 +1,4 @@
-"""console: sessions shared by every process, care task assignees
+"""console: sessions shared by every process, care task assignees, a trigram index for name search
 
 Revision ID: 0013
 Revises: 0006
@@ -13,6 +13,8 @@ revision: str = "0013"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+NAME_TRGM_INDEX = "ix_patients_name_trgm"
 
 
 def upgrade() -> None:
@@ -36,9 +38,14 @@ def upgrade() -> None:
     op.add_column("tasks", sa.Column("assignee", sa.String(length=200), nullable=True))
     op.add_column("tasks", sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=True))
     op.create_index("ix_tasks_assignee_status", "tasks", ["assignee", "status"])
+    # Patient name search (`aftercare/store/patient_search.py`) matches words anywhere in the name:
+    # `LIKE '% word%'` needs trigrams. pg_trgm is a trusted extension: the database owner may create it.
+    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    op.execute(f"CREATE INDEX {NAME_TRGM_INDEX} ON patients USING gin (lower(coalesce(name, '')) gin_trgm_ops)")
 
 
 def downgrade() -> None:
+    op.execute(f"DROP INDEX IF EXISTS {NAME_TRGM_INDEX}")
     op.drop_index("ix_tasks_assignee_status", table_name="tasks")
     op.drop_column("tasks", "assigned_at")
     op.drop_column("tasks", "assignee")
