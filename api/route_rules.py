@@ -46,6 +46,7 @@ class Rule:
     audit: Audit | None = None
     rate_limited: bool = False
     large_body: bool = False  # `MAX_IMPORT_REQUEST_BYTES` instead of `MAX_REQUEST_BYTES`
+    also: Permission | None = None  # a console action that also shows or sends data of another kind
 
 
 def needs(
@@ -59,9 +60,12 @@ def needs(
     return Rule(Access.PERMISSION, permission, audit, rate_limited, large_body)
 
 
-def page(permission: Permission | None = None, audit: Audit | None = None) -> Rule:
-    """A console page for signed-in users holding `permission` (None: any signed-in user)."""
-    return Rule(Access.CONSOLE, permission, audit)
+def page(
+    permission: Permission | None = None, audit: Audit | None = None, *, also: Permission | None = None
+) -> Rule:
+    """A console page for signed-in users holding `permission` (None: any signed-in user), and `also`
+    when given (a dry run or a test send, which show a patient's data beside a journey or template)."""
+    return Rule(Access.CONSOLE, permission, audit, also=also)
 
 
 PUBLIC = Rule(Access.PUBLIC)
@@ -296,9 +300,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/console/templates/{key}/preview"): page(
         P.PATIENTS_READ, Audit("template", "path:key", "preview_for_patient")
     ),
-    # a test send also needs `patients:read` (it shows the chosen patient's data): checked by the page
     ("POST", "/console/templates/{key}/test-send"): page(
-        P.TEMPLATES_WRITE, Audit("template", "path:key", "test_send")
+        P.TEMPLATES_WRITE, Audit("template", "path:key", "test_send"), also=P.PATIENTS_READ
     ),
     ("GET", "/console/segments"): page(P.SEGMENTS_READ),
     ("GET", "/console/segments/{key}"): page(P.SEGMENTS_READ, Audit("segment", "path:key", "preview")),
@@ -324,9 +327,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/console/audit"): page(P.AUDIT_READ, Audit("audit", action="read")),
     ("GET", "/console/journeys"): page(P.JOURNEYS_READ),
     ("GET", "/console/journeys/{key}"): page(P.JOURNEYS_READ, Audit("journey", "path:key")),
-    # a dry run also needs `patients:read` (it judges the chosen patient's data): checked by the page
     ("POST", "/console/journeys/{key}/dry-run"): page(
-        P.JOURNEYS_READ, Audit("journey", "path:key", "dry_run")
+        P.JOURNEYS_READ, Audit("journey", "path:key", "dry_run"), also=P.PATIENTS_READ
     ),
     ("POST", "/console/journeys/library/{key}/install"): page(
         P.JOURNEYS_WRITE, Audit("journey", "path:key", "install")

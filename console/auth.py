@@ -78,8 +78,9 @@ async def console_principal(request: Request) -> Principal:
     # Every transaction of this page sees only the user's facilities, as the API's routes do.
     enter_scope(principal.facilities)
     request.state.console_session = session
-    if rule.permission is not None and not principal.can(rule.permission):
-        raise ConsoleForbidden(f"this page needs the permission {rule.permission.value!r}")
+    for permission in (rule.permission, rule.also):
+        if permission is not None and not principal.can(permission):
+            raise ConsoleForbidden(f"this page needs the permission {permission.value!r}")
     if session is not None and request.method not in ("GET", "HEAD"):
         await _check_csrf(request, session)
     return principal

@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from activities.registry import build_provider_registry
 from aftercare.bulk.export import EXPORT_KIND
@@ -20,6 +21,7 @@ from aftercare.fhir_sync.sources import SourceMissingError, source_plan
 from aftercare.hl7v2.server import intake_of
 from aftercare.security.principal import Principal
 from aftercare.security.roles import Permission
+from aftercare.settings import Settings
 from aftercare.store.adt_messages import parked_adt_messages
 from aftercare.store.overview import HEALTHY_SUBSCRIPTION_STATUSES, ProviderCounts, provider_counts
 from aftercare.store.triggers import parked_items
@@ -119,19 +121,29 @@ async def operations(request: Request, user: ConsoleUser) -> HTMLResponse:
     return await _page(request, user)
 
 
+async def _export_to_retry(
+    session: AsyncSession, settings: Settings, import_id: str
+) -> tuple[str, dict[str, Any], bool] | str:
+    """A failed export's source, request and trigger choice; else why it cannot be retried."""
+    row = await session.get(BulkImport, import_id)
+    if row is None or row.source_key is None or not retryable(row):
+        return "Only a failed export can be retried."
+    try:
+        await source_plan(session, settings, row.source_key)
+    except SourceMissingError as error:
+        return str(error)
+    return row.source_key, dict(row.request), row.fire_triggers
+
+
 @router.post("/imports/{import_id}/retry", response_class=HTMLResponse)
 async def retry_import(request: Request, import_id: str, user: ConsoleUser) -> Response:
     """Start a failed export again, as a new export with the same request."""
     services = get_services(request)
     async with services.sessions() as session:
-        row = await session.get(BulkImport, import_id)
-        if row is None or not retryable(row) or row.source_key is None:
-            return await _page(request, user, 409, error="Only a failed export can be retried.")
-        source_key, asked = row.source_key, dict(row.request)
-        try:
-            await source_plan(session, services.settings, source_key)
-        except SourceMissingError as error:
-            return await _page(request, user, 409, error=str(error))
+        found = await _export_to_retry(session, services.settings, import_id)
+    if isinstance(found, str):
+        return await _page(request, user, 409, error=found)
+    source_key, asked, fire_triggers = found
     since = datetime.fromisoformat(asked["since"]) if asked.get("since") else None
     launched = await launch_export(
         services.sessions,
@@ -141,7 +153,7 @@ async def retry_import(request: Request, import_id: str, user: ConsoleUser) -> R
         since=since,
         full=bool(asked.get("full")),
         types=asked.get("types"),
-        fire_triggers=row.fire_triggers,
+        fire_triggers=fire_triggers,
     )
     return RedirectResponse(f"/console/operations?retried={launched.import_id}#imports", status_code=303)
 

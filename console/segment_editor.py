@@ -1,21 +1,19 @@
 """The segment builder: the segment's YAML (the latest version with its number raised, or a starter)
 beside a picker of the criteria the DSL knows, each with an example to copy; published with the API's
-own validation, each error at its line. The segment's page then previews its count and first members."""
+own validation, each error at its line (`console/editing.py`). The segment's page then previews its
+count and first members."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from collections.abc import Mapping
+from typing import Any
 
-from aftercare.definitions import DefinitionInvalidError
+from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from aftercare.segments.validation import check_segment, parse_segment
 from aftercare.store.segments import SegmentVersionConflict, get_segment, publish_segment
-from api.deps import get_services
-from console.auth import ConsoleUser
-from console.editing import EditorError, EditorRefused, editor_page, located, next_version_yaml, read_yaml
-from console.forms import read_form
-from console.rendering import render
-from console.yaml_lines import line_of
+from console.editing import DefinitionEditor, add_editor, next_version_yaml
 
 router = APIRouter(prefix="/console/segments", include_in_schema=False)
 
@@ -52,42 +50,26 @@ CRITERIA = (
 )
 
 
-def _context(key: str, text: str, errors: list[EditorError]) -> dict[str, object]:
-    page = editor_page(
-        f"/console/segments/{key}/editor",
-        text,
-        errors,
-        title="Build a segment",
-        label="Segment (YAML)",
-        submit="Save as a new version",
-    )
-    return {**page, "picker": CRITERIA}
+async def _opening(session: AsyncSession, key: str, _: Mapping[str, str]) -> str | None:
+    return next_version_yaml(await get_segment(session, key))
 
 
-@router.get("/{key}/editor", response_class=HTMLResponse)
-async def editor(request: Request, key: str, user: ConsoleUser) -> HTMLResponse:
-    """The builder on the next version of the segment (or a starter for a new key)."""
-    async with get_services(request).sessions() as session:
-        segment = await get_segment(session, key)
-    text = next_version_yaml(segment, STARTER.format(key=key))
-    return render(request, "definition_editor.html", _context(key, text, []))
+async def _publishing(session: AsyncSession, document: Any) -> str:
+    segment = parse_segment(document)
+    await check_segment(session, segment)
+    await publish_segment(session, segment)
+    return f"/console/segments/{segment.key}"
 
 
-@router.post("/{key}/editor", response_class=HTMLResponse)
-async def publish(request: Request, key: str, user: ConsoleUser) -> Response:
-    """Save the segment as a new version, or show the builder again with the errors."""
-    text = (await read_form(request)).get("definition", "").replace("\r\n", "\n")
-    try:
-        segment = parse_segment(read_yaml(text))
-        async with get_services(request).sessions() as session, session.begin():
-            await check_segment(session, segment)
-            await publish_segment(session, segment)
-    except EditorRefused as error:
-        errors = error.errors
-    except DefinitionInvalidError as error:
-        errors = located(text, error.problems)
-    except SegmentVersionConflict as error:
-        errors = [EditorError(line_of(text, ("version",)), "version", str(error))]
-    else:
-        return RedirectResponse(f"/console/segments/{segment.key}", status_code=303)
-    return render(request, "definition_editor.html", _context(key, text, errors), status_code=422)
+EDITOR = DefinitionEditor(
+    prefix=router.prefix,
+    title="Build a segment",
+    label="Segment (YAML)",
+    submit="Save as a new version",
+    starter=STARTER,
+    opening=_opening,
+    publishing=_publishing,
+    conflicts=(SegmentVersionConflict,),
+    extra={"picker": CRITERIA},
+)
+add_editor(router, EDITOR)
