@@ -1,6 +1,7 @@
 """Patient name search can use the trigram index of migration 0013 (`ix_patients_name_trgm`): the plan
 of the very statement `search_patients` sends reads that index once scans are ruled out (over a few
-thousand patients a scan is cheaper; `bench/console.py` measures 100,000)."""
+thousand patients a scan is cheaper; at 100,000 the planner takes the index by itself, see
+`bench/console.py`)."""
 
 from __future__ import annotations
 
