@@ -1,7 +1,7 @@
 """Operations: FHIR sources with how far each is read and its subscriptions' health; the message
-providers with what each took in the last 24 hours; imports and exports with their status (a failed
-export retried as a new one); parked ADT messages (retried through the ADT intake, as `aftercare mllp
-retry` does) and other parked items, with why."""
+providers with what each took in the last 24 hours (counted at most every few seconds); imports and
+exports with their status (a failed export retried as a new one); parked ADT messages (retried through
+the ADT intake, as `aftercare mllp retry` does) and other parked items, with why."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ from aftercare.store.overview import HEALTHY_SUBSCRIPTION_STATUSES, ProviderCoun
 from aftercare.store.triggers import parked_items
 from api.deps import get_services
 from api.routes.fhir_sources import list_sources
+from api.services import Services
 from console.auth import ConsoleUser
+from console.counts_cache import counts_cache
 from console.rendering import render
 from models.fhir_sources import SourceView
 from models.tables import BulkImport
@@ -94,6 +96,11 @@ def retryable(row: BulkImport) -> bool:
     return row.kind == EXPORT_KIND and row.status in RETRYABLE_IMPORT_STATUSES
 
 
+async def _provider_counts(services: Services) -> list[ProviderCounts]:
+    async with services.sessions() as session:
+        return await provider_counts(session, datetime.now(UTC) - timedelta(hours=24))
+
+
 async def _page(request: Request, user: Principal, status_code: int = 200, **extra: Any) -> HTMLResponse:
     services = get_services(request)
     importer = user.can(Permission.FHIR_IMPORT)
@@ -102,7 +109,7 @@ async def _page(request: Request, user: Principal, status_code: int = 200, **ext
         parked = list(await parked_items(session)) if importer else []
         adt = list(await parked_adt_messages(session)) if importer else []
         imports = list(await recent_imports(session, 25)) if importer else []
-        counts = await provider_counts(session, datetime.now(UTC) - timedelta(hours=24))
+    counts = await counts_cache(request, "providers").get(user.facilities, lambda: _provider_counts(services))
     context = {
         "sources": [(source, failing(source)) for source in sources],
         "providers": provider_statuses(request, counts),
