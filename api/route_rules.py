@@ -321,6 +321,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/console/operations/imports/{import_id}/retry"): page(
         P.FHIR_IMPORT, Audit("bulk_import", "path:import_id", "retry")
     ),
+    ("POST", "/console/operations/parked/{item_id}/retry"): page(
+        P.FHIR_IMPORT, Audit("parked_item", "path:item_id", "retry")
+    ),
     ("POST", "/console/operations/adt/{message_id}/retry"): page(
         P.FHIR_IMPORT, Audit("adt_message", "path:message_id", "retry")
     ),

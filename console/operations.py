@@ -1,7 +1,8 @@
 """Operations: FHIR sources with how far each is read and its subscriptions' health; the message
 providers with what each took in the last 24 hours (counted at most every few seconds); imports and
 exports with their status (a failed export retried as a new one); parked ADT messages (retried through
-the ADT intake, as `aftercare mllp retry` does) and other parked items, with why."""
+the ADT intake, as `aftercare mllp retry` does) and other parked items, with why (an event parked
+until its patient arrives is retried as a repeat of its id)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from activities.registry import build_provider_registry
 from aftercare.bulk.export import EXPORT_KIND
 from aftercare.bulk.launch import launch_export
 from aftercare.bulk.progress import recent_imports
+from aftercare.enrollment.event_triggers import retry_parked_event
 from aftercare.fhir_sync.sources import SourceMissingError, source_plan
 from aftercare.hl7v2.server import intake_of
 from aftercare.security.principal import Principal
@@ -24,7 +26,7 @@ from aftercare.security.roles import Permission
 from aftercare.settings import Settings
 from aftercare.store.adt_messages import parked_adt_messages
 from aftercare.store.overview import HEALTHY_SUBSCRIPTION_STATUSES, ProviderCounts, provider_counts
-from aftercare.store.triggers import parked_items
+from aftercare.store.triggers import EVENT_TRIGGER_SOURCE, parked_items
 from api.deps import get_services
 from api.routes.fhir_sources import list_sources
 from api.services import Services
@@ -117,6 +119,7 @@ async def _page(request: Request, user: Principal, status_code: int = 200, **ext
         "adt": adt,
         "imports": [(row, retryable(row)) for row in imports],
         "error": None,
+        "event_source": EVENT_TRIGGER_SOURCE,
         **extra,
     }
     return render(request, "operations.html", context, status_code=status_code)
@@ -163,6 +166,18 @@ async def retry_import(request: Request, import_id: str, user: ConsoleUser) -> R
         fire_triggers=fire_triggers,
     )
     return RedirectResponse(f"/console/operations?retried={launched.import_id}#imports", status_code=303)
+
+
+@router.post("/parked/{item_id}/retry", response_class=HTMLResponse)
+async def retry_parked(request: Request, item_id: int, user: ConsoleUser) -> Response:
+    """Deliver a parked event again (its patient has arrived since), as a repeat of its id."""
+    services = get_services(request)
+    delivery = await retry_parked_event(services.sessions, services.temporal, services.starter, item_id)
+    if delivery is None:
+        refused = "Only an event still waiting for its patient can be retried."
+        return await _page(request, user, 409, error=refused)
+    outcome = "parked" if delivery.parked else "delivered"
+    return RedirectResponse(f"/console/operations?event={outcome}#parked", status_code=303)
 
 
 @router.post("/adt/{message_id}/retry", response_class=HTMLResponse)

@@ -1,11 +1,13 @@
 """Operations in a real browser: each channel's provider with what it took in the last 24 hours; a failed
 export retried as a new export (its workflow started); a parked ADT message retried through the ADT
-intake; and a role without `fhir:import` may not post a retry."""
+intake; an event parked until its patient arrives delivered by a retry; and a role without
+`fhir:import` may not post a retry."""
 
 from __future__ import annotations
 
 import uuid
 
+import httpx
 from playwright.async_api import Browser
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,8 +21,9 @@ from aftercare.hl7v2.server import intake_of
 from aftercare.settings import Settings
 from aftercare.store.fhir_sources import save_source
 from models.adt_tables import AdtMessage
-from models.tables import BulkImport, Message
+from models.tables import BulkImport, Message, ParkedItem, TriggerEvent
 from tests.aftercare.hl7v2.samples import sample
+from tests.conftest import AUTH_HEADERS
 from tests.console.conftest import axe_violations, role_key, sign_in
 
 
@@ -123,3 +126,33 @@ async def test_a_role_without_fhir_import_may_not_retry(browser: Browser, consol
     for path in ("/console/operations/adt/1/retry", "/console/operations/imports/x/retry"):
         answer = await page.request.post(f"{console_url}{path}", form={"csrf": csrf or ""})
         assert answer.status == 403, path
+
+
+async def test_an_event_parked_for_an_unknown_patient_is_delivered_once_the_patient_arrives(
+    browser: Browser, console_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    async with httpx.AsyncClient(base_url=console_url, headers=AUTH_HEADERS) as client:
+        event = {"type": "appointment.booked", "patient_id": "p-later", "id": "evt-later-1"}
+        posted = await client.post("/v1/triggers", json=event)
+        assert posted.json()["parked"]
+    async with sessions() as session:
+        [item] = (await session.scalars(select(ParkedItem))).all()
+    page = await sign_in(browser, console_url)
+    await page.goto(f"{console_url}/console/operations")
+    await page.locator(f"#parked-{item.id}").get_by_role("button", name="Retry").click()
+    await page.wait_for_url(f"{console_url}/console/operations?event=parked#parked")
+    assert "still parked" in await page.get_by_role("status").inner_text()
+    assert await page.locator(f"#parked-{item.id}").count() == 1
+
+    async with httpx.AsyncClient(base_url=console_url, headers=AUTH_HEADERS) as client:
+        later = {"resourceType": "Patient", "id": "p-later", "name": [{"given": ["Lee"], "family": "Later"}]}
+        bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": later}]}
+        assert (await client.post("/v1/fhir/import", json=bundle, params={"triggers": "false"})).is_success
+    await page.locator(f"#parked-{item.id}").get_by_role("button", name="Retry").click()
+    await page.wait_for_url(f"{console_url}/console/operations?event=delivered#parked")
+    assert await page.locator(f"#parked-{item.id}").count() == 0
+    async with sessions() as session:
+        delivered = await session.get(TriggerEvent, "evt-later-1")
+    assert delivered is not None
+    assert delivered.processed_at is not None
+    assert await axe_violations(page) == []
