@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,6 +15,7 @@ from activities.variables import load_variables, render_or_fail
 from aftercare.facilities.holidays import facility_holidays
 from aftercare.facilities.voice import voices_of
 from aftercare.fhir.fhirpath import FhirPathError, evaluate, is_true
+from aftercare.journey_variables import JourneyVariables
 from aftercare.store.attributes import set_attributes
 from aftercare.store.enrollments import record_progress
 from aftercare.store.patients import get_patient
@@ -30,6 +32,23 @@ from models.temporal import (
     UpdateAttributesInput,
     UpdateAttributesResult,
 )
+
+
+def first_true_condition(conditions: Sequence[str], variables: JourneyVariables) -> int | None:
+    """The index of the first FHIRPath condition that holds over an enrollment's variables (a `branch`),
+    or None; a condition that cannot be evaluated is a permanent `ExpressionError`."""
+    root, names = variables.fhirpath_root(), variables.fhirpath_variables()
+    for position, condition in enumerate(conditions):
+        try:
+            if is_true(condition, root, names):
+                return position
+        except FhirPathError as error:
+            raise ApplicationError(
+                f"condition {position + 1} ({condition!r}) could not be evaluated: {error}",
+                type="ExpressionError",
+                non_retryable=True,
+            ) from error
+    return None
 
 
 class StoreActivities:
@@ -50,18 +69,7 @@ class StoreActivities:
         """Index of the first FHIRPath condition that holds over the enrollment's variables."""
         async with self._sessions() as session:
             variables = await load_variables(session, request.scope)
-        root, names = variables.fhirpath_root(), variables.fhirpath_variables()
-        for position, condition in enumerate(request.conditions):
-            try:
-                if is_true(condition, root, names):
-                    return EvaluateConditionsResult(first_true=position)
-            except FhirPathError as error:
-                raise ApplicationError(
-                    f"condition {position + 1} ({condition!r}) could not be evaluated: {error}",
-                    type="ExpressionError",
-                    non_retryable=True,
-                ) from error
-        return EvaluateConditionsResult(first_true=None)
+        return EvaluateConditionsResult(first_true=first_true_condition(request.conditions, variables))
 
     @activity.defn(name="update_attributes")
     async def update_attributes(self, request: UpdateAttributesInput) -> UpdateAttributesResult:

@@ -262,7 +262,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     for router in ROUTERS:
         app.include_router(router)
     install_docs(app)
-    install_console(app, settings.console_idle_minutes)
+    install_console(app)
     _refuse_routes_without_rules(app)
     install_openapi(app)
 

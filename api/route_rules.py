@@ -46,6 +46,7 @@ class Rule:
     audit: Audit | None = None
     rate_limited: bool = False
     large_body: bool = False  # `MAX_IMPORT_REQUEST_BYTES` instead of `MAX_REQUEST_BYTES`
+    also: Permission | None = None  # a console action that also shows or sends data of another kind
 
 
 def needs(
@@ -59,9 +60,12 @@ def needs(
     return Rule(Access.PERMISSION, permission, audit, rate_limited, large_body)
 
 
-def page(permission: Permission | None = None, audit: Audit | None = None) -> Rule:
-    """A console page for signed-in users holding `permission` (None: any signed-in user)."""
-    return Rule(Access.CONSOLE, permission, audit)
+def page(
+    permission: Permission | None = None, audit: Audit | None = None, *, also: Permission | None = None
+) -> Rule:
+    """A console page for signed-in users holding `permission` (None: any signed-in user), and `also`
+    when given (a dry run or a test send, which show a patient's data beside a journey or template)."""
+    return Rule(Access.CONSOLE, permission, audit, also=also)
 
 
 PUBLIC = Rule(Access.PUBLIC)
@@ -324,6 +328,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ),
     ("GET", "/console/tasks"): page(P.TASKS_READ, Audit("task", action="list")),
     ("GET", "/console/tcm"): page(P.CLINICAL_READ, Audit("tcm_episode", action="list")),
+    ("POST", "/console/tasks/{task_id}/claim"): page(P.TASKS_WRITE, Audit("task", "path:task_id", "claim")),
+    ("POST", "/console/tasks/{task_id}/assign"): page(P.TASKS_WRITE, Audit("task", "path:task_id", "assign")),
     ("GET", "/console/templates"): page(P.TEMPLATES_READ),
     ("GET", "/console/templates/{key}"): page(P.TEMPLATES_READ, Audit("template", "path:key")),
     ("GET", "/console/templates/{key}/editor"): page(P.TEMPLATES_WRITE),
@@ -333,6 +339,9 @@ RULES: dict[tuple[str, str], Rule] = {
     # the preview renders a template for a patient: patient data
     ("POST", "/console/templates/{key}/preview"): page(
         P.PATIENTS_READ, Audit("template", "path:key", "preview_for_patient")
+    ),
+    ("POST", "/console/templates/{key}/test-send"): page(
+        P.TEMPLATES_WRITE, Audit("template", "path:key", "test_send"), also=P.PATIENTS_READ
     ),
     ("GET", "/console/segments"): page(P.SEGMENTS_READ),
     ("GET", "/console/segments/{key}"): page(P.SEGMENTS_READ, Audit("segment", "path:key", "preview")),
@@ -349,9 +358,21 @@ RULES: dict[tuple[str, str], Rule] = {
         P.CAMPAIGNS_WRITE, Audit("campaign", "path:key", "launch")
     ),
     ("GET", "/console/operations"): page(P.FHIR_SOURCES_READ),
+    ("POST", "/console/operations/imports/{import_id}/retry"): page(
+        P.FHIR_IMPORT, Audit("bulk_import", "path:import_id", "retry")
+    ),
+    ("POST", "/console/operations/parked/{item_id}/retry"): page(
+        P.FHIR_IMPORT, Audit("parked_item", "path:item_id", "retry")
+    ),
+    ("POST", "/console/operations/adt/{message_id}/retry"): page(
+        P.FHIR_IMPORT, Audit("adt_message", "path:message_id", "retry")
+    ),
     ("GET", "/console/audit"): page(P.AUDIT_READ, Audit("audit", action="read")),
     ("GET", "/console/journeys"): page(P.JOURNEYS_READ),
     ("GET", "/console/journeys/{key}"): page(P.JOURNEYS_READ, Audit("journey", "path:key")),
+    ("POST", "/console/journeys/{key}/dry-run"): page(
+        P.JOURNEYS_READ, Audit("journey", "path:key", "dry_run"), also=P.PATIENTS_READ
+    ),
     ("POST", "/console/journeys/library/{key}/install"): page(
         P.JOURNEYS_WRITE, Audit("journey", "path:key", "install")
     ),

@@ -34,14 +34,14 @@ class ConsoleForbidden(Exception):
 
 
 def session_store(request: Request) -> SessionStore:
-    """The process's console sessions."""
-    store: SessionStore = request.app.state.console_sessions
-    return store
+    """The console's sessions (in the database, shared by every process of the app)."""
+    services = get_services(request)
+    return SessionStore(services.sessions, services.settings.console_idle_minutes * 60)
 
 
-def current_session(request: Request) -> ConsoleSession | None:
+async def current_session(request: Request) -> ConsoleSession | None:
     """The request's live session, if it has one."""
-    return session_store(request).find(request.cookies.get(COOKIE))
+    return await session_store(request).find(request.cookies.get(COOKIE))
 
 
 async def _principal(request: Request) -> tuple[Principal, ConsoleSession | None]:
@@ -53,15 +53,11 @@ async def _principal(request: Request) -> tuple[Principal, ConsoleSession | None
             return await authenticator.authenticate(api_key, authorization), None
         except AuthenticationFailed as error:
             raise SignInRequired from error
-    session = current_session(request)
+    # None too when the key it was opened with was revoked or expired, or the token expired, since.
+    session = await current_session(request)
     if session is None:
         raise SignInRequired
-    try:
-        credential = session.credential
-        return await authenticator.authenticate(credential.api_key, credential.authorization), session
-    except AuthenticationFailed as error:  # the key was revoked, or the key or token expired, since sign-in
-        session_store(request).close(request.cookies.get(COOKIE))
-        raise SignInRequired from error
+    return session.principal, session
 
 
 async def _check_csrf(request: Request, session: ConsoleSession) -> None:
@@ -82,8 +78,9 @@ async def console_principal(request: Request) -> Principal:
     # Every transaction of this page sees only the user's facilities, as the API's routes do.
     enter_scope(principal.facilities)
     request.state.console_session = session
-    if rule.permission is not None and not principal.can(rule.permission):
-        raise ConsoleForbidden(f"this page needs the permission {rule.permission.value!r}")
+    for permission in (rule.permission, rule.also):
+        if permission is not None and not principal.can(permission):
+            raise ConsoleForbidden(f"this page needs the permission {permission.value!r}")
     if session is not None and request.method not in ("GET", "HEAD"):
         await _check_csrf(request, session)
     return principal

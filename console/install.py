@@ -29,7 +29,6 @@ from console import (
 from console.auth import LOGIN_PATH, ConsoleForbidden, SignInRequired
 from console.forms import FormRefused
 from console.rendering import STATIC, render
-from console.sessions import SessionStore
 
 PAGES = (
     login.router,
@@ -64,9 +63,8 @@ async def _unreadable_form(request: Request, error: Exception) -> HTMLResponse:
     return render(request, "forbidden.html", {"message": str(error)}, status_code=415)
 
 
-def install_console(app: FastAPI, idle_minutes: int) -> None:
-    """Add the console's routes and static files to `app`."""
-    app.state.console_sessions = SessionStore(idle_minutes * 60)
+def install_console(app: FastAPI) -> None:
+    """Add the console's routes and static files to `app` (its sessions are in the database)."""
     for router in PAGES:
         app.include_router(router)
     app.mount(CONSOLE_STATIC_PREFIX, StaticFiles(directory=STATIC), name="console-static")

@@ -1,23 +1,29 @@
 """Journeys: the list (latest version, entry, live counts; the ready-made journeys to start from, installed
 in one click) and a journey's page (its definition drawn as
-a graph with how many enrollments sit at or have passed each step, and its latest enrollments)."""
+a graph with how many enrollments sit at or have passed each step, and its latest enrollments), and a
+dry run of it against a chosen patient (`console/journey_dry_run.py`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from temporalio.exceptions import ApplicationError
 
 from aftercare.security.principal import Principal
 from aftercare.security.roles import Permission
 from aftercare.store.enrollments import list_enrollments
+from aftercare.store.identity import person_of
 from aftercare.store.journey_progress import JourneyCount, journey_counts, step_counts
 from aftercare.store.journeys import get_journey, latest_journeys
 from api.deps import get_services
 from api.routes.enrollments import enrollment_item
 from api.routes.library import install_journey
 from console.auth import ConsoleUser
+from console.forms import read_form
+from console.journey_dry_run import dry_run
 from console.journey_graph import GraphStep, journey_graph
 from console.rendering import render
 from journeys.catalogue import library
@@ -100,10 +106,35 @@ async def journey_page(request: Request, key: str, user: Principal) -> JourneyPa
     return JourneyPage(journey, journey_graph(journey, counts), enrollments)
 
 
+def _journey(
+    request: Request, page: JourneyPage | None, status_code: int = 200, **extra: Any
+) -> HTMLResponse:
+    if page is None:
+        return render(request, "not_found.html", {"what": "journey"}, status_code=404)
+    context = {"page": page, "entry": entry_of(page.journey), **extra}
+    return render(request, "journey.html", context, status_code=status_code)
+
+
 @router.get("/{key}", response_class=HTMLResponse)
 async def journey(request: Request, key: str, user: ConsoleUser) -> HTMLResponse:
     """A journey's graph with counts per step."""
+    return _journey(request, await journey_page(request, key, user))
+
+
+@router.post("/{key}/dry-run", response_class=HTMLResponse)
+async def journey_dry_run(request: Request, key: str, user: ConsoleUser) -> HTMLResponse:
+    """The path the latest version would take for the posted patient, sending nothing."""
+    patient_id = str((await read_form(request)).get("patient_id") or "").strip()
     page = await journey_page(request, key, user)
-    if page is None:
-        return render(request, "not_found.html", {"what": "journey"}, status_code=404)
-    return render(request, "journey.html", {"page": page, "entry": entry_of(page.journey)})
+    if page is None or not patient_id:
+        return _journey(request, page, 422, dry_run_error="Enter a patient id.")
+    services = get_services(request)
+    async with services.sessions() as session:
+        person = await person_of(session, patient_id)
+    if person is None:
+        return _journey(request, page, 422, dry_run_error="There is no patient with this id.")
+    try:
+        result = await dry_run(services.sessions, page.journey, person)
+    except ApplicationError as error:
+        return _journey(request, page, 422, dry_run_error=str(error))
+    return _journey(request, page, dry_run=result)

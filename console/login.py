@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from datetime import datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from aftercare.security.authenticate import AuthenticationFailed
+from aftercare.security.principal import Principal
 from api.deps import get_services
 from console.auth import LOGIN_PATH, ConsoleUser, current_session, session_store
 from console.forms import read_form
 from console.rendering import render
-from console.sessions import COOKIE, SIGN_IN_COOKIE, Credential
+from console.sessions import COOKIE, SIGN_IN_COOKIE
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -43,7 +45,7 @@ def _form(request: Request, error: str | None = None, status_code: int = 200) ->
 @router.get("/login", response_class=HTMLResponse)
 async def sign_in_page(request: Request) -> Response:
     """The sign-in form (a signed-in user goes home)."""
-    if current_session(request) is not None:
+    if await current_session(request) is not None:
         return RedirectResponse("/console", status_code=303)
     return _form(request)
 
@@ -59,15 +61,17 @@ async def sign_in(request: Request) -> Response:
     if not isinstance(api_key, str) or not api_key.strip():
         return _form(request, "Enter your API key.", status_code=400)
     try:
-        await get_services(request).authenticator.authenticate(api_key.strip(), None)
+        principal = await get_services(request).authenticator.authenticate(api_key.strip(), None)
     except AuthenticationFailed:
         return _form(request, "This key is not valid.", status_code=400)
-    return signed_in(request, Credential(api_key=api_key.strip()))
+    return await signed_in(request, principal)
 
 
-def signed_in(request: Request, credential: Credential) -> RedirectResponse:
-    """Open a session for a checked credential and go home."""
-    session_id, _ = session_store(request).open(credential)
+async def signed_in(
+    request: Request, principal: Principal, credential_expires_at: datetime | None = None
+) -> RedirectResponse:
+    """Open a session for a checked user (until `credential_expires_at`, if given) and go home."""
+    session_id = await session_store(request).open(principal, credential_expires_at)
     answer = RedirectResponse("/console", status_code=303)
     answer.set_cookie(
         COOKIE, session_id, httponly=True, secure=secure_cookies(request), samesite="lax", path="/console"
@@ -79,7 +83,7 @@ def signed_in(request: Request, credential: Credential) -> RedirectResponse:
 @router.post("/logout")
 async def sign_out(request: Request, _: ConsoleUser) -> Response:
     """End the session."""
-    session_store(request).close(request.cookies.get(COOKIE))
+    await session_store(request).close(request.cookies.get(COOKIE))
     answer = RedirectResponse(LOGIN_PATH, status_code=303)
     answer.delete_cookie(COOKIE, path="/console")
     return answer

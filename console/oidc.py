@@ -1,21 +1,26 @@
 """Signing in through the identity provider (where `AUTH_JWT_ISSUER` and `CONSOLE_OIDC_CLIENT_ID` are
 set): OpenID Connect's authorization code flow with PKCE (S256). The console sends the browser to the
-provider with a fresh `state` and code challenge; on the way back it checks the state against the
-browser's cookie, exchanges the code with the verifier, and checks the access token as the API checks
-any bearer token (issuer, audience, signature, roles), which then stands for the session."""
+provider with a fresh `state` and code challenge, and keeps the sign-in in flight (state, verifier,
+redirect URI) in an HttpOnly cookie for 10 minutes, so any process of the app can finish it. On the way
+back it checks the state against the cookie's, exchanges the code with the verifier, and checks the
+access token as the API checks any bearer token (issuer, audience, signature, roles), which then stands
+for the session."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import json
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import jwt
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -25,7 +30,6 @@ from api.deps import get_services
 from console.auth import LOGIN_PATH
 from console.login import secure_cookies, signed_in
 from console.rendering import render
-from console.sessions import Credential
 
 router = APIRouter(prefix="/console/login", include_in_schema=False)
 
@@ -36,23 +40,31 @@ CALLBACK = "/console/login/oidc/callback"
 
 @dataclass(frozen=True)
 class Pending:
-    """A sign-in sent to the provider and not back yet."""
+    """A sign-in sent to the provider and not back yet (`started`: Unix time)."""
 
     verifier: str
     redirect_uri: str
     started: float
 
 
-def pending_sign_ins(request: Request) -> dict[str, Pending]:
-    """This process's pending sign-ins, by state (those older than 10 minutes are dropped)."""
-    state = request.app.state
-    if not hasattr(state, "console_oidc_pending"):
-        state.console_oidc_pending = {}
-    pending: dict[str, Pending] = state.console_oidc_pending
-    now = time.monotonic()
-    for key in [key for key, value in pending.items() if now - value.started > PENDING_SECONDS]:
-        del pending[key]
-    return pending
+def pending_cookie(pending: Pending, state: str) -> str:
+    """The state cookie's value: the sign-in in flight, carried by the browser itself, so that whichever
+    process of the app the provider sends the browser back to can finish it."""
+    document = {"state": state, "verifier": pending.verifier, "redirect_uri": pending.redirect_uri}
+    return base64.urlsafe_b64encode(json.dumps({**document, "started": pending.started}).encode()).decode()
+
+
+def pending_from_cookie(value: str, state: str) -> Pending | None:
+    """The sign-in the cookie carries, when it is for this `state` and not older than 10 minutes."""
+    try:
+        document = json.loads(base64.urlsafe_b64decode(value.encode()))
+        expected, started = str(document["state"]), float(document["started"])
+        pending = Pending(str(document["verifier"]), str(document["redirect_uri"]), started)
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not (state and hmac.compare_digest(state.encode(), expected.encode())):
+        return None
+    return pending if 0 <= time.time() - started <= PENDING_SECONDS else None
 
 
 def code_challenge(verifier: str) -> str:
@@ -88,7 +100,7 @@ async def start(request: Request) -> Response:
         return _failed(request, "The identity provider cannot be reached; sign in with an API key.")
     state, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(48)
     redirect_uri = str(request.base_url).rstrip("/") + CALLBACK
-    pending_sign_ins(request)[state] = Pending(verifier, redirect_uri, time.monotonic())
+    pending = Pending(verifier, redirect_uri, time.time())
     query = {
         "response_type": "code",
         "client_id": settings.console_oidc_client_id,
@@ -100,7 +112,13 @@ async def start(request: Request) -> Response:
     }
     answer = RedirectResponse(f"{endpoint}?{urlencode(query)}", status_code=303)
     answer.set_cookie(
-        STATE_COOKIE, state, httponly=True, secure=secure_cookies(request), samesite="lax", path=LOGIN_PATH
+        STATE_COOKIE,
+        pending_cookie(pending, state),
+        max_age=PENDING_SECONDS,
+        httponly=True,
+        secure=secure_cookies(request),
+        samesite="lax",
+        path=LOGIN_PATH,
     )
     return answer
 
@@ -131,24 +149,32 @@ async def _exchange(settings: Settings, pending: Pending, code: str) -> str:
     return token
 
 
+def token_expiry(token: str) -> datetime | None:
+    """When a checked access token expires (a session opened with it ends then); None for a token that
+    is not a JWT with an `exp` claim."""
+    try:
+        expiry = jwt.decode(token, options={"verify_signature": False}).get("exp")
+    except jwt.PyJWTError:
+        return None
+    return datetime.fromtimestamp(expiry, UTC) if isinstance(expiry, int | float) else None
+
+
 @router.get("/oidc/callback")
 async def callback(request: Request, code: str = "", state: str = "") -> Response:
     """Back from the provider: check the state, exchange the code, check the token, open a session."""
-    expected = request.cookies.get(STATE_COOKIE, "")
-    if not (state and expected and hmac.compare_digest(state.encode(), expected.encode())):
+    pending = pending_from_cookie(request.cookies.get(STATE_COOKIE, ""), state)
+    if pending is None:
         return _failed(request, "This sign-in did not start here, or it has expired; sign in again.")
-    pending = pending_sign_ins(request).pop(state, None)
-    if pending is None or not code:
-        return _failed(request, "This sign-in has expired or was refused; sign in again.")
+    if not code:
+        return _failed(request, "This sign-in was refused; sign in again.")
     services = get_services(request)
     try:
         token = await _exchange(services.settings, pending, code)
-        authorization = f"Bearer {token}"
-        await services.authenticator.authenticate(None, authorization)
+        principal = await services.authenticator.authenticate(None, f"Bearer {token}")
     except (httpx.HTTPError, KeyError, ValueError):
         return _failed(request, "The identity provider did not complete the sign-in; sign in again.")
     except AuthenticationFailed:
         return _failed(request, "The identity provider's token is not accepted here.")
-    answer = signed_in(request, Credential(authorization=authorization))
+    answer = await signed_in(request, principal, token_expiry(token))
     answer.delete_cookie(STATE_COOKIE, path=LOGIN_PATH)
     return answer

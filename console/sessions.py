@@ -1,72 +1,68 @@
-"""Console sessions, kept in the process's memory: a random id in an HttpOnly cookie names the session;
-the session holds the credential the user signed in with (an API key or the identity provider's access
-token, never sent back to the browser), so every request re-checks it (a revoked or expired key or
-token ends the session), and a CSRF token for its forms.
+"""Console sessions, kept in PostgreSQL (`aftercare/store/console_sessions.py`) so that every process
+of the app, and a restarted one, knows them: a random id in an HttpOnly cookie names the session; the
+table keeps only the id's SHA-256, the user as the API saw them at sign-in (subject, roles, scopes,
+facilities), the CSRF token of the session's forms, and when it was last used.
 
-Sessions end after `console_idle_minutes` without a request, at sign-out, and when the process restarts.
+The key or token the user signed in with is never stored. A session opened with an API key ends when the
+key is revoked or expires; one opened through the identity provider ends when its token expires. Every
+session ends after `console_idle_minutes` without a request, and at sign-out.
 """
 
 from __future__ import annotations
 
 import secrets
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from aftercare.security.principal import Principal
+from aftercare.store.console_sessions import close_session, open_session, touch_session
 
 COOKIE = "aftercare_console"
 SIGN_IN_COOKIE = "aftercare_console_sign_in"  # the sign-in form's CSRF token (double submit)
 
 
 @dataclass(frozen=True)
-class Credential:
-    """What the user signed in with, as the API would receive it: an API key, or an `Authorization`
-    header (a bearer access token from the identity provider)."""
-
-    api_key: str | None = None
-    authorization: str | None = None
-
-
-@dataclass
 class ConsoleSession:
-    """One signed-in browser."""
+    """One signed-in browser: its user and its forms' CSRF token."""
 
-    credential: Credential
-    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
-    last_seen: float = field(default_factory=time.monotonic)
+    principal: Principal
+    csrf: str
 
 
 class SessionStore:
-    """The sessions of this process, each ending after `idle_seconds` without a request."""
+    """The console's sessions, each ending after `idle_seconds` without a request."""
 
-    def __init__(self, idle_seconds: float) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], idle_seconds: int) -> None:
+        self._sessions = sessions
         self.idle_seconds = idle_seconds
-        self._sessions: dict[str, ConsoleSession] = {}
 
-    def open(self, credential: Credential) -> tuple[str, ConsoleSession]:
-        """A new session for this credential; its id for the cookie."""
-        self._forget_idle()
+    async def open(self, principal: Principal, credential_expires_at: datetime | None = None) -> str:
+        """A new session for this user; its id for the cookie."""
         session_id = secrets.token_urlsafe(32)
-        session = ConsoleSession(credential)
-        self._sessions[session_id] = session
-        return session_id, session
+        async with self._sessions.begin() as session:
+            await open_session(
+                session,
+                session_id,
+                principal,
+                csrf=secrets.token_urlsafe(32),
+                idle_seconds=self.idle_seconds,
+                credential_expires_at=credential_expires_at,
+            )
+        return session_id
 
-    def find(self, session_id: str | None) -> ConsoleSession | None:
+    async def find(self, session_id: str | None) -> ConsoleSession | None:
         """The live session with this id (its idle clock restarted), or None."""
-        session = self._sessions.get(session_id) if session_id else None
-        if session is None:
+        if not session_id:
             return None
-        now = time.monotonic()
-        if now - session.last_seen > self.idle_seconds:
-            self._sessions.pop(session_id or "", None)
-            return None
-        session.last_seen = now
-        return session
+        async with self._sessions.begin() as session:
+            stored = await touch_session(session, session_id)
+        return None if stored is None else ConsoleSession(principal=stored.principal, csrf=stored.csrf)
 
-    def close(self, session_id: str | None) -> None:
+    async def close(self, session_id: str | None) -> None:
         """End a session."""
-        self._sessions.pop(session_id or "", None)
-
-    def _forget_idle(self) -> None:
-        now = time.monotonic()
-        for session_id, session in list(self._sessions.items()):
-            if now - session.last_seen > self.idle_seconds:
-                del self._sessions[session_id]
+        if not session_id:
+            return
+        async with self._sessions.begin() as session:
+            await close_session(session, session_id)

@@ -301,6 +301,8 @@ class TaskView(BaseModel):
     outcome: str | None
     note: str | None
     facility: str | None = Field(default=None, description="the facility it was made for")
+    assignee: str | None = None
+    assigned_at: datetime | None = None
 
 
 class TaskList(BaseModel):

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    literal_column,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -99,6 +100,15 @@ class Patient(Base):
 # One row per current resource. Codes are tokens `system|code` (every coding of the concept), so a
 # query by code is an array overlap on a GIN index. `patient_id` is the resource's patient record;
 # `patient_links` says which person a record belongs to.
+
+
+# Name search matches words anywhere in the name (`aftercare/store/patient_search.py`): trigrams.
+Index(
+    "ix_patients_name_trgm",
+    func.lower(func.coalesce(Patient.name, literal_column("''"))).label("name_lower"),
+    postgresql_using="gin",
+    postgresql_ops={"name_lower": "gin_trgm_ops"},
+)
 
 
 class _ClinicalFact:
@@ -697,7 +707,10 @@ class Task(Base):
     """Work for a care team, created by a journey's `task` step; completing it signals the enrollment."""
 
     __tablename__ = "tasks"
-    __table_args__ = (Index("ix_tasks_queue_status_due", "queue", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_tasks_queue_status_due", "queue", "status", "due_at"),
+        Index("ix_tasks_assignee_status", "assignee", "status"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(300), nullable=False, unique=True)
@@ -718,6 +731,9 @@ class Task(Base):
     note: Mapped[str | None] = mapped_column(Text)
     # The facility it was made for: its enrollment's, else the patient's (filled in by the database).
     facility: Mapped[str | None] = mapped_column(String(64), ForeignKey("facilities.key"))
+    # Who works on it (a user's subject as the API knows it); None: nobody has claimed it.
+    assignee: Mapped[str | None] = mapped_column(String(200))
+    assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class PatientAttribute(Base):
@@ -763,6 +779,7 @@ class ParkedItem(Base):
 # runs one way; importing them here registers every table on `Base.metadata`.
 from models import adt_tables as _adt_tables  # noqa: E402, F401
 from models import campaign_tables as _campaign_tables  # noqa: E402, F401
+from models import console_tables as _console_tables  # noqa: E402, F401
 from models import event_tables as _event_tables  # noqa: E402, F401
 from models import facility_tables as _facility_tables  # noqa: E402, F401
 from models import risk_tables as _risk_tables  # noqa: E402, F401

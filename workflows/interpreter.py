@@ -20,11 +20,12 @@ from models.journey import (
     WaitForStep,
     WaitStep,
 )
+from workflows.step_runner import StepRunner
 from workflows.steps import JourneySteps, unexpected_step
 from workflows.survey_step import run_survey
 
 
-async def interpret(steps: JourneySteps, journey: JourneyDefinition, start_at: str | None = None) -> str:
+async def interpret(steps: StepRunner, journey: JourneyDefinition, start_at: str | None = None) -> str:
     """Run the steps in order, following jumps, until the end of the list or an `end` step (which
     raises); continues as new at a step boundary when the history grows long."""
     index = journey.step_index()
@@ -38,7 +39,7 @@ async def interpret(steps: JourneySteps, journey: JourneyDefinition, start_at: s
     return "completed"
 
 
-async def run_step(steps: JourneySteps, step: Step) -> str | None:
+async def run_step(steps: StepRunner, step: Step) -> str | None:
     """Run one step; the id of the step to go to next, or None for the following one."""
     name = step.name or step.describe()
     if isinstance(step, SendStep):

@@ -128,3 +128,13 @@ async def set_status(session: AsyncSession, import_id: str, status: str, error: 
     if status in ("completed", "failed"):
         values["finished_at"] = func.now()
     await session.execute(update(BulkImport).where(BulkImport.id == import_id).values(**values))
+
+
+async def recent_imports(
+    session: AsyncSession, limit: int = 50, kind: str | None = None
+) -> Sequence[BulkImport]:
+    """Imports (exports from sources and file imports), newest first."""
+    query = select(BulkImport).order_by(BulkImport.created_at.desc(), BulkImport.id).limit(limit)
+    if kind:
+        query = query.where(BulkImport.kind == kind)
+    return (await session.scalars(query)).all()

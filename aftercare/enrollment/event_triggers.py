@@ -22,7 +22,15 @@ from aftercare.store.enrollments import running_enrollments_of
 from aftercare.store.journeys import get_journey, journeys_entered_by_event
 from aftercare.store.patients import existing_patient_ids
 from aftercare.store.resources import load_current
-from aftercare.store.triggers import claim_trigger_event, finish_trigger_event, park
+from aftercare.store.triggers import (
+    EVENT_REFERENCE,
+    EVENT_TRIGGER_SOURCE,
+    claim_trigger_event,
+    finish_trigger_event,
+    forget_parked,
+    park,
+    parked_event,
+)
 from models.temporal import PatientEvent
 from models.workflow_names import DELIVER_EVENT
 
@@ -70,7 +78,7 @@ async def deliver_event(
             session, {"id": event.id, "type": event_type, "patient_id": patient_id, "data": data}
         )
         if not known and earlier is None:
-            await park(session, "event-trigger", UNKNOWN_PATIENT_PARKED, f"event {event.id}")
+            await park(session, EVENT_TRIGGER_SOURCE, UNKNOWN_PATIENT_PARKED, f"{EVENT_REFERENCE}{event.id}")
     if not known:
         return EventDelivery(event.id, [], [], parked=UNKNOWN_PATIENT_PARKED)
     if earlier is not None and earlier.processed_at is not None:
@@ -149,3 +157,28 @@ async def _start_entered(
         if outcome.enrollment_id and (outcome.created or outcome.reason == ALREADY_HANDLED):
             started.append(outcome.enrollment_id)
     return started
+
+
+async def retry_parked_event(
+    sessions: async_sessionmaker[AsyncSession], client: Client, starter: EnrollmentStarter, item_id: int
+) -> EventDelivery | None:
+    """An operator's retry of a parked event (its patient has arrived since): delivered as a repeat of
+    its id, and the parked item removed once it is delivered. None when the item is not a parked event
+    still waiting for its patient."""
+    async with sessions() as session:
+        event = await parked_event(session, item_id)
+    if event is None or event.processed_at is not None:  # not an event, or one already delivered
+        return None
+    delivery = await deliver_event(
+        sessions,
+        client,
+        starter,
+        event_type=event.type,
+        patient_id=event.patient_id,
+        data=event.data,
+        event_id=event.id,
+    )
+    if delivery.parked is None:
+        async with sessions.begin() as session:
+            await forget_parked(session, item_id)
+    return delivery

@@ -129,10 +129,16 @@ async def _enters(
             patients[version.patient_id] = await load_current(session, "Patient", version.patient_id)
         patient = patients[version.patient_id]
     try:
-        variables = {"patient": patient, "trigger": version.content, "event": None, "context": {}}
-        return is_true(entry.criteria, version.content, variables)
+        return fhir_entry_holds(entry.criteria, version.content, patient)
     except FhirPathError as error:
         await park(
             session, "fhir-trigger", f"journey {journey.key!r} entry criteria failed: {error}", reference
         )
         return False
+
+
+def fhir_entry_holds(criteria: str, resource: dict[str, Any], patient: dict[str, Any] | None) -> bool:
+    """Whether a FHIR entry's criteria hold for this resource version (`%patient`: the patient's FHIR
+    resource); `FhirPathError` when they cannot be evaluated."""
+    variables = {"patient": patient, "trigger": resource, "event": None, "context": {}}
+    return is_true(criteria, resource, variables)

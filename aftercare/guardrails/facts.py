@@ -31,6 +31,8 @@ from models.tables import (
 
 # Messages that did not go out do not count against a frequency cap.
 NOT_COUNTED = ("skipped", "failed")
+# A staff member's test send of a template (to their own address) is not outreach to the patient.
+STAFF_TEST_PURPOSE = "staff_test"
 
 # The attributes every send looks at: the patient's preferred channel and language, their own quiet
 # hours, and until when they paused their messages (all set in the preference centre, among others).
@@ -164,6 +166,7 @@ async def lock_and_count_recent(
         .where(
             Message.patient_id.in_(ordered),
             Message.status.not_in(NOT_COUNTED),
+            Message.purpose.is_distinct_from(STAFF_TEST_PURPOSE),
             Message.created_at > since,
         )
         .order_by(Message.patient_id, Message.created_at.desc())

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from models.tables import Enrollment, Message, ParkedItem, SubscriptionState, SyncCursor, Task
 
@@ -37,21 +39,48 @@ class Overview:
     messages: list[ChannelCounts] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ProviderCounts:
+    """Messages one provider took for a channel since a moment: sent (or further), failed, and still
+    waiting to go (`pending` or `sending`)."""
+
+    channel: str
+    provider: str
+    sent: int = 0
+    failed: int = 0
+    waiting: int = 0
+
+
+def _by_fate(*keys: InstrumentedAttribute[Any]) -> Select[Any]:
+    status = Message.status
+    return select(
+        *keys,
+        func.count().filter(status.in_(SENT_MESSAGE_STATUSES)),
+        func.count().filter(status == BLOCKED_MESSAGE_STATUS),
+        func.count().filter(status.in_(FAILED_MESSAGE_STATUSES)),
+        func.count().filter(status.in_(("pending", "sending"))),
+    ).group_by(*keys)
+
+
 async def message_counts(session: AsyncSession, since: datetime) -> list[ChannelCounts]:
     """Messages created since `since`, per channel: sent (or further), blocked, failed."""
-    status = Message.status
     rows = await session.execute(
-        select(
-            Message.channel,
-            func.count().filter(status.in_(SENT_MESSAGE_STATUSES)),
-            func.count().filter(status == BLOCKED_MESSAGE_STATUS),
-            func.count().filter(status.in_(FAILED_MESSAGE_STATUSES)),
-        )
-        .where(Message.created_at >= since)
-        .group_by(Message.channel)
-        .order_by(Message.channel)
+        _by_fate(Message.channel).where(Message.created_at >= since).order_by(Message.channel)
     )
-    return [ChannelCounts(channel, sent, blocked, failed) for channel, sent, blocked, failed in rows]
+    return [ChannelCounts(channel, sent, blocked, failed) for channel, sent, blocked, failed, _ in rows]
+
+
+async def provider_counts(session: AsyncSession, since: datetime) -> list[ProviderCounts]:
+    """Messages created since `since` that went to a provider, per channel and provider."""
+    rows = await session.execute(
+        _by_fate(Message.channel, Message.provider)
+        .where(Message.created_at >= since, Message.provider.is_not(None))
+        .order_by(Message.channel, Message.provider)
+    )
+    return [
+        ProviderCounts(channel, provider, sent, failed, waiting)
+        for channel, provider, sent, _, failed, waiting in rows
+    ]
 
 
 async def failing_sources(session: AsyncSession) -> int:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import ColumnElement, and_, exists, func, literal, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, exists, func, literal, literal_column, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -66,10 +66,13 @@ def _record_filters(query: PatientQuery, phone_region: str) -> list[ColumnElemen
     """Conditions on a patient record (`_Record`) for each part of the query."""
     filters: list[ColumnElement[bool]] = []
     if query.name:
-        # FHIR's `name` search: each word starts a word of the name, whatever the case.
-        full_name = func.lower(func.coalesce(_Record.name, ""))
+        # FHIR's `name` search: each word starts a word of the name, whatever the case. The word
+        # anywhere (`%word%`) is what the trigram index `ix_patients_name_trgm` (migration 0013) finds;
+        # its expression is written with a literal so that a prepared statement still matches it.
+        full_name = func.lower(func.coalesce(_Record.name, literal_column("''")))
         for word in query.name.split():
             prefix = _like_prefix(word)
+            filters.append(full_name.like("%" + prefix, escape=_LIKE_ESCAPE))
             filters.append(
                 or_(
                     full_name.like(prefix, escape=_LIKE_ESCAPE),

@@ -281,3 +281,14 @@ async def received_at(session: AsyncSession, ref: FhirResourceRef) -> datetime |
         )
     )
     return value
+
+
+async def newest_of_type(session: AsyncSession, patient_id: str, resource_type: str) -> FhirResource | None:
+    """The patient's most recently updated current resource of this type, if any."""
+    found: FhirResource | None = await session.scalar(
+        select(FhirResource)
+        .where(FhirResource.patient_id == patient_id, FhirResource.resource_type == resource_type)
+        .order_by(FhirResource.last_updated.desc().nulls_last(), FhirResource.updated_at.desc())
+        .limit(1)
+    )
+    return found

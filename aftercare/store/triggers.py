@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,3 +42,27 @@ async def parked_items(session: AsyncSession, limit: int = 100) -> Sequence[Park
     """The latest parked items, newest first."""
     rows = await session.scalars(select(ParkedItem).order_by(ParkedItem.id.desc()).limit(limit))
     return rows.all()
+
+
+EVENT_TRIGGER_SOURCE = "event-trigger"
+EVENT_REFERENCE = "event "  # a parked event's reference: `event <id>`
+
+
+async def parked_event(session: AsyncSession, item_id: int) -> TriggerEvent | None:
+    """The kept event a parked `event-trigger` item stands for, if the item is one."""
+    item = await session.get(ParkedItem, item_id)
+    if (
+        item is None
+        or item.source != EVENT_TRIGGER_SOURCE
+        or not (item.reference or "").startswith(EVENT_REFERENCE)
+    ):
+        return None
+    found: TriggerEvent | None = await session.get(
+        TriggerEvent, (item.reference or "")[len(EVENT_REFERENCE) :]
+    )
+    return found
+
+
+async def forget_parked(session: AsyncSession, item_id: int) -> None:
+    """Remove a parked item whose input has since been used."""
+    await session.execute(delete(ParkedItem).where(ParkedItem.id == item_id))

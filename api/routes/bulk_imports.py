@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
-from sqlalchemy import select
 
 from aftercare.bulk.launch import launch_export
-from aftercare.bulk.progress import files_of
+from aftercare.bulk.progress import files_of, recent_imports
 from aftercare.fhir_sync.sources import SourceMissingError, source_plan
 from api.deps import ServicesDep, SessionDep
 from models.bulk import ExportRequest, ExportStarted, ImportFileView, ImportList, ImportView, ParkedLine
@@ -49,10 +48,7 @@ async def list_imports(
     kind: Annotated[str | None, Query(description="`export` or `files`")] = None,
 ) -> ImportList:
     """Imports, newest first, without their files."""
-    query = select(BulkImport).order_by(BulkImport.created_at.desc(), BulkImport.id).limit(limit)
-    if kind:
-        query = query.where(BulkImport.kind == kind)
-    return ImportList(imports=[_view(row) for row in await session.scalars(query)])
+    return ImportList(imports=[_view(row) for row in await recent_imports(session, limit, kind)])
 
 
 @router.get("/imports/{import_id}", response_model=ImportView)

@@ -54,15 +54,20 @@ async def console_url(
 ) -> AsyncIterator[str]:
     """The app on a real port, with two patients and an open care task for the first."""
     async with serving(create_app(api_settings, temporal=dev_server.client)) as url:
-        async with httpx.AsyncClient(base_url=url, headers=AUTH_HEADERS) as client:
-            bundle = {
-                "resourceType": "Bundle",
-                "type": "collection",
-                "entry": [{"resource": p} for p in PATIENTS],
-            }
-            imported = await client.post("/v1/fhir/import", json=bundle, params={"triggers": "false"})
-            assert imported.status_code == 200, imported.text
+        await import_patients(url)
         yield url
+
+
+async def import_patients(url: str) -> None:
+    """The two patients, imported through the API."""
+    async with httpx.AsyncClient(base_url=url, headers=AUTH_HEADERS) as client:
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [{"resource": p} for p in PATIENTS],
+        }
+        imported = await client.post("/v1/fhir/import", json=bundle, params={"triggers": "false"})
+        assert imported.status_code == 200, imported.text
 
 
 @pytest.fixture

@@ -26,17 +26,21 @@ def issuer() -> Iterator[Issuer]:
 
 
 @pytest.fixture
-async def oidc_console(
-    api_settings: Settings, dev_server: WorkflowEnvironment, empty_database: AsyncEngine, issuer: Issuer
-) -> AsyncIterator[str]:
-    settings = api_settings.model_copy(
+def oidc_settings(api_settings: Settings, issuer: Issuer) -> Settings:
+    return api_settings.model_copy(
         update={
             "auth_jwt_issuer": issuer.url,
             "auth_jwt_audience": "aftercare",
             "console_oidc_client_id": "aftercare-console",
         }
     )
-    async with serving(create_app(settings, temporal=dev_server.client)) as url:
+
+
+@pytest.fixture
+async def oidc_console(
+    oidc_settings: Settings, dev_server: WorkflowEnvironment, empty_database: AsyncEngine
+) -> AsyncIterator[str]:
+    async with serving(create_app(oidc_settings, temporal=dev_server.client)) as url:
         yield url
 
 
@@ -61,3 +65,26 @@ async def test_a_callback_that_did_not_start_here_opens_no_session(oidc_console:
         assert answer.status_code == 400
         assert "aftercare_console" not in answer.cookies
         assert (await client.get("/console")).status_code == 303
+
+
+async def test_a_sign_in_started_on_one_instance_finishes_on_another(
+    oidc_settings: Settings, dev_server: WorkflowEnvironment, empty_database: AsyncEngine, issuer: Issuer
+) -> None:
+    async with (
+        serving(create_app(oidc_settings, temporal=dev_server.client)) as first,
+        serving(create_app(oidc_settings, temporal=dev_server.client)) as second,
+        httpx.AsyncClient() as browser,
+    ):
+        started = await browser.get(f"{first}/console/login/oidc")
+        assert started.status_code == 303
+        assert started.cookies.get("aftercare_console_oidc")  # the sign-in in flight, in the browser
+        approved = await browser.get(started.headers["location"])
+        assert approved.status_code in (302, 303)
+        callback = approved.headers["location"]
+        assert callback.startswith(f"{first}/console/login/oidc/callback?")
+        # the load balancer sends the browser back to the other instance
+        finished = await browser.get(callback.replace(first, second, 1))
+        assert finished.status_code == 303, finished.text
+        assert finished.headers["location"] == "/console"
+        assert (await browser.get(f"{first}/console")).status_code == 200
+        assert issuer.codes == {}

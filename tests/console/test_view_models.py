@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 import yaml
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from aftercare.security.principal import Principal, PrincipalKind
 from aftercare.segments.validation import parse_segment
 from aftercare.store.journey_progress import StepCount
 from aftercare.store.overview import overview
 from aftercare.store.patient_search import PatientQuery
+from aftercare.store.tasks import UNASSIGNED
 from console.journey_graph import journey_graph
 from console.patients import queries_for
 from console.segment_editor import CRITERIA
@@ -34,6 +36,20 @@ def test_digits_are_also_an_identifier_and_a_phone_when_long_enough() -> None:
 def test_unknown_task_filters_fall_back_to_the_defaults() -> None:
     assert TaskFilters.of(" team-a ", "urgent", "completed") == TaskFilters("team-a", "urgent", "completed")
     assert TaskFilters.of("", "whatever", "deleted") == TaskFilters("", "", "open")
+    assert TaskFilters.of("", "", "open", due_by="not-a-day").due_by is None
+
+
+def test_the_assignee_filter_names_me_nobody_or_a_user() -> None:
+    user = Principal(kind=PrincipalKind.DEV, subject="dev", roles=frozenset())
+    assert TaskFilters.of("", "", "open", assignee="").assignee_for(user) is None
+    assert TaskFilters.of("", "", "open", assignee="me").assignee_for(user) == "dev"
+    assert TaskFilters.of("", "", "open", assignee="nobody").assignee_for(user) == UNASSIGNED
+    assert TaskFilters.of("", "", "open", assignee=" jwt:ann ").assignee_for(user) == "jwt:ann"
+
+
+def test_due_by_a_day_takes_the_whole_day() -> None:
+    filters = TaskFilters.of("", "", "open", due_by="2026-03-04")
+    assert filters.due_before() == datetime(2026, 3, 5, tzinfo=UTC)
 
 
 def _message(number: int, channel: str, status: str, created_at: datetime) -> Message:
