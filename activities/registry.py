@@ -162,6 +162,7 @@ def build_activities(
         fhir.park_notification,
         fhir.source_types,
         fhir.poll_resource_type,
+        writer.write_back,
         writer.write_back_message,
         writer.write_back_task,
         bulk.start_bulk_export,

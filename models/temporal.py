@@ -241,10 +241,17 @@ class SendMessageResult(TemporalModel):
 
 
 class WriteBackInput(TemporalModel):
-    """What the `FhirWriteBack` workflow writes: a message (as a Communication) or a task (a Task)."""
+    """What the `FhirWriteBack` workflow writes, as it is when written: a message (as a Communication),
+    a planned send (a CommunicationRequest, named by the send's idempotency key) or a task (a Task).
+
+    With `planned_key`, `revoked` says the planned send was called off (the enrollment was cancelled or
+    exited while it waited).
+    """
 
     message_id: str | None = None
     task_id: str | None = None
+    planned_key: str | None = None
+    revoked: bool = False
 
 
 class WriteBackMessageInput(TemporalModel):

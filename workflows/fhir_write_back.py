@@ -1,11 +1,10 @@
 """Writing outreach back to the FHIR source, apart from the journey: the journey (or the API, when a
-task is completed) starts this workflow and goes on, and the write is retried here for as long as the
-server needs."""
+task is completed, or a provider's report, when a message's fate changes) starts this workflow and goes
+on, and the write is retried here for as long as the server needs."""
 
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.fhir_write_back import FhirWriteBackActivities
@@ -13,32 +12,47 @@ with workflow.unsafe.imports_passed_through():
     from models.temporal import WriteBackInput, WriteBackMessageInput, WriteBackResult, WriteBackTaskInput
     from models.workflow_names import FHIR_WRITE_BACK_WORKFLOW
 
+# Workflows started before the write paths became one scheduled `write_back_message`/`write_back_task`.
+ONE_WRITE_PATH_PATCH = "fhir-write-back-one-path"
+
 
 @workflow.defn(name=FHIR_WRITE_BACK_WORKFLOW)
 class FhirWriteBackWorkflow:
-    """One message's Communication, or one task's Task as it is now; the workflow id names what is
-    written (and the task's status), so each is written once."""
+    """One message's Communication, one planned send's CommunicationRequest, or one task's Task as it is
+    now; the workflow id names what is written (and its status), so each is written once."""
 
     @workflow.run
     async def run(self, request: WriteBackInput) -> WriteBackResult:
         """Create or update the resource."""
+        workflow.set_current_details(f"Writing {_what(request)} to the FHIR source")
         result: WriteBackResult
-        if request.message_id is not None:
-            workflow.set_current_details(f"Writing message {request.message_id} to the FHIR source")
+        if workflow.patched(ONE_WRITE_PATH_PATCH):
+            result = await workflow.execute_activity_method(
+                FhirWriteBackActivities.write_back,
+                request,
+                summary=f"Writing {_what(request)}",
+                **FHIR_WRITE.options(),
+            )
+        elif request.message_id is not None:
             result = await workflow.execute_activity_method(
                 FhirWriteBackActivities.write_back_message,
                 WriteBackMessageInput(message_id=request.message_id),
                 summary="Writing the Communication",
                 **FHIR_WRITE.options(),
             )
-            return result
-        if request.task_id is not None:
-            workflow.set_current_details(f"Writing task {request.task_id} to the FHIR source")
+        else:
             result = await workflow.execute_activity_method(
                 FhirWriteBackActivities.write_back_task,
-                WriteBackTaskInput(task_id=request.task_id),
+                WriteBackTaskInput(task_id=request.task_id or ""),
                 summary="Writing the Task",
                 **FHIR_WRITE.options(),
             )
-            return result
-        raise ApplicationError("nothing to write back", type="InvalidInput", non_retryable=True)
+        return result
+
+
+def _what(request: WriteBackInput) -> str:
+    if request.message_id is not None:
+        return f"message {request.message_id} (a Communication)"
+    if request.planned_key is not None:
+        return f"planned send {request.planned_key} (a CommunicationRequest)"
+    return f"task {request.task_id} (a Task)"

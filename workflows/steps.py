@@ -76,6 +76,7 @@ EVENT_IDS_REMEMBERED = 500
 CONTINUE_AS_NEW_AFTER_EVENTS = 2000
 WAITING_KINDS = frozenset({"wait", "wait_for", "pause"})
 WRITE_BACK_PATCH = "fhir-write-back"
+PLANNED_SENDS_PATCH = "fhir-planned-sends"
 
 
 class JourneyExitedError(Exception):
@@ -220,14 +221,23 @@ class JourneySteps:
         label = name or f"Sending {describe_send(spec)}"
 
         async def run(call: StepCall) -> tuple[SendMessageResult, str, str | None]:
+            planned: str | None = None
             while True:
                 result = await attempt(call)
                 if result.status != "deferred" or result.defer_until is None:
-                    await self._write_back(result)
+                    await self._write_back(result, planned)
                     return result, result.status, result.reason
                 summary = f"Deferred by {result.rule} until {_when(result.defer_until)}"
                 workflow.set_current_details(f"**{call.step_id}**: {summary}")
-                await self._wait_until(result.defer_until, summary)
+                planned = await self._write_back_planned(call, result) or planned
+                try:
+                    await self._wait_until(result.defer_until, summary)
+                except (asyncio.CancelledError, JourneyExitedError):
+                    if planned is not None:  # called off while it waited: the request is revoked
+                        await self._start_write_back(
+                            WriteBackInput(planned_key=planned, revoked=True), f"planned-{planned}-revoked"
+                        )
+                    raise
 
         async def attempt(call: StepCall) -> SendMessageResult:
             request = SendMessageInput(
@@ -256,12 +266,27 @@ class JourneySteps:
 
         return await self._step(step or "send", "send", label, run)
 
-    async def _write_back(self, result: SendMessageResult) -> None:
+    async def _write_back(self, result: SendMessageResult, planned: str | None = None) -> None:
         """Hand the message to its own `FhirWriteBack` workflow, which outlives the journey if need be:
-        the journey goes on at once, and the write is retried there, never here."""
+        the journey goes on at once, and the write is retried there, never here. A message that was
+        planned first also settles its CommunicationRequest (`completed`, or `revoked` when held back)."""
         if result.write_back and result.message_id is not None:
             message = WriteBackInput(message_id=result.message_id)
             await self._start_write_back(message, f"message-{result.message_id}")
+            if planned is not None:
+                await self._start_write_back(
+                    WriteBackInput(planned_key=planned), f"planned-{planned}-settled"
+                )
+
+    async def _write_back_planned(self, call: StepCall, result: SendMessageResult) -> str | None:
+        """A send deferred to a known moment is a planned send: its CommunicationRequest (`active`, due
+        then) is written while the journey waits. Returns the planned send's key."""
+        if not result.write_back or result.defer_until is None or not workflow.patched(PLANNED_SENDS_PATCH):
+            return None
+        key = call.idempotency_key
+        due = result.defer_until.strftime("%Y%m%dT%H%M%S")
+        await self._start_write_back(WriteBackInput(planned_key=key), f"planned-{key}-{due}")
+        return key
 
     async def _start_write_back(self, request: WriteBackInput, name: str) -> None:
         if not workflow.patched(WRITE_BACK_PATCH):

@@ -75,10 +75,16 @@ class MessagingActivities:
         return self._marked(await self._delivery.deliver(message))
 
     def _marked(self, result: SendMessageResult) -> SendMessageResult:
-        """A message with its fate settled goes to the chart when this worker writes outreach back."""
+        """A message with its fate settled goes to the chart when this worker writes outreach back, and
+        so does a send deferred to a known moment (a planned send)."""
         settled = result.message_id is not None and result.deliver_queue is None
         settled = settled and result.status != "deferred"
-        return result.model_copy(update={"write_back": True}) if self._write_back and settled else result
+        planned = result.status == "deferred" and result.defer_until is not None
+        return (
+            result.model_copy(update={"write_back": True})
+            if self._write_back and (settled or planned)
+            else result
+        )
 
     async def _send(self, request: SendMessageInput) -> SendMessageResult:
         async with self._sessions.begin() as session:
