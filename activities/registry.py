@@ -29,7 +29,7 @@ from activities.store import StoreActivities
 from activities.tasks import TaskActivities
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.segments.dynamic import SegmentDriver
-from aftercare.settings import Settings
+from aftercare.settings import Settings, event_link_secret
 
 TWILIO_STATUS_PATH = "/webhooks/twilio/status"
 
@@ -142,10 +142,18 @@ def build_activities(
     writer = FhirWriteBackActivities(sessions, settings)
     bulk = BulkActivities(sessions, settings, starter, temporal)
     segments = SegmentActivities(SegmentDriver(sessions, temporal, starter))
-    events = EventActivities(sessions, temporal, starter, timedelta(hours=settings.event_offer_hours))
+    events = EventActivities(
+        sessions,
+        temporal,
+        starter,
+        timedelta(hours=settings.event_offer_hours),
+        link_secret=event_link_secret(settings),
+        public_base_url=settings.public_base_url,
+    )
     return [
         events.expire_event_offer,
         events.deliver_event_notices,
+        events.event_invite_link,
         store.record_progress,
         store.evaluate_conditions,
         store.next_local_time,

@@ -52,6 +52,7 @@ class JourneyVariables:
     attributes: dict[str, Any] | None = None
     hospital_timezone: str = "UTC"
     fetched: dict[str, list[dict[str, Any]]] | None = None
+    step_variables: dict[str, Any] | None = None
 
     def fhirpath_root(self) -> dict[str, Any]:
         """The resource expressions start from: the triggering resource, else the patient."""
@@ -71,8 +72,10 @@ class JourneyVariables:
         }
 
     def template_variables(self) -> dict[str, Any]:
-        """`patient`, `trigger`, `event`, `context`, `enrollment`."""
+        """`patient`, `trigger`, `event`, `context`, `enrollment` (and what the step adds, such as
+        an `invite` step's `invite`; never in place of these)."""
         return {
+            **(self.step_variables or {}),
             "timezone": self.profile.timezone or self.hospital_timezone,
             "patient": {**profile_view(self.profile), "attributes": self.attributes or {}},
             "trigger": self.trigger,
@@ -136,6 +139,7 @@ async def load_journey_variables(
         attributes=await attributes_of(session, scope.patient_id) if with_attributes else None,
         hospital_timezone=hospital_timezone,
         fetched=await fetched_of(session, scope.enrollment_id) if with_fetched else None,
+        step_variables=dict(scope.variables),
     )
 
 

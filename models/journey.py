@@ -251,6 +251,38 @@ class SplitPath(DefinitionModel):
         return self.name or self.goto
 
 
+DEFAULT_INVITE_SUBJECT = "Invitation: {{ invite.title }}"
+DEFAULT_INVITE_BODY = (
+    "Hi {{ patient.given }}, you are invited to {{ invite.title }}. "
+    "Choose a session and register here: {{ invite.url }}"
+)
+
+
+class InviteSpec(SendSpec):
+    """Invite the patient to an event: a message (a template, an inline body, or Aftercare's own
+    words on the best channel) that carries the patient's self-service link, valid `valid_days`. The
+    message sees `invite.url`, `invite.title`, `invite.event_key` and `invite.expires_at`."""
+
+    event: Key
+    valid_days: int = Field(default=14, ge=1, le=90)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_words(cls, value: Any) -> Any:
+        if isinstance(value, dict) and value.get("template") is None and value.get("body") is None:
+            return {
+                "channel": "best",
+                "subject": DEFAULT_INVITE_SUBJECT,
+                "body": DEFAULT_INVITE_BODY,
+                **{name: item for name, item in value.items() if item is not None},
+            }
+        return value
+
+    def sending(self) -> SendSpec:
+        """The message part, as a send."""
+        return SendSpec.model_validate(self.model_dump(exclude={"event", "valid_days"}))
+
+
 class EnrollSpec(DefinitionModel):
     """Start another journey for the same patient."""
 
@@ -401,6 +433,17 @@ class SplitStep(StepBase):
         return self.name or "Choosing an A/B path"
 
 
+class InviteStep(StepBase):
+    """Invite the patient to an event, with their self-service link (register, choose, cancel)."""
+
+    kind: ClassVar[str] = "invite"
+    invite: InviteSpec
+
+    def describe(self) -> str:
+        """The step in words."""
+        return self.name or f"Inviting to the event {self.invite.event}"
+
+
 class EnrollStep(StepBase):
     """Enroll the patient in another journey."""
 
@@ -422,6 +465,7 @@ STEP_TYPES: tuple[type[StepBase], ...] = (
     FetchStep,
     SplitStep,
     EnrollStep,
+    InviteStep,
     EndStep,
 )
 STEP_KINDS: tuple[str, ...] = tuple(step_type.kind for step_type in STEP_TYPES)
@@ -439,6 +483,7 @@ def _step_kind(value: Any) -> str | None:
 
 Step = Annotated[
     Annotated[SendStep, Tag("send")]
+    | Annotated[InviteStep, Tag("invite")]
     | Annotated[WaitStep, Tag("wait")]
     | Annotated[WaitForStep, Tag("wait_for")]
     | Annotated[BranchStep, Tag("branch")]

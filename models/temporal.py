@@ -70,6 +70,8 @@ class ExpressionScope(TemporalModel):
     trigger: EnrollmentTrigger
     event: PatientEvent | None = None
     context: dict[str, Any] = {}
+    # Names a step gives its own message (an `invite` step's `invite`), beside the ones above.
+    variables: dict[str, Any] = {}
 
 
 class ResumeState(TemporalModel):

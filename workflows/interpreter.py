@@ -9,6 +9,7 @@ from models.journey import (
     EndStep,
     EnrollStep,
     FetchStep,
+    InviteStep,
     JourneyDefinition,
     SendStep,
     SplitStep,
@@ -50,6 +51,20 @@ async def run_step(steps: JourneySteps, step: Step) -> str | None:
             name=name,
             purpose=spec.purpose,
             urgent=spec.urgent,
+        )
+    elif isinstance(step, InviteStep):
+        invite = step.invite
+        await steps.invite(
+            invite.event,
+            valid_days=invite.valid_days,
+            template=invite.template,
+            channel=invite.channel,
+            fallback=invite.fallback,
+            body=invite.body,
+            subject=invite.subject,
+            step=step.id,
+            name=step.name,
+            purpose=invite.purpose,
         )
     elif isinstance(step, WaitStep):
         wait = step.wait

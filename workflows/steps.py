@@ -20,6 +20,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from activities.enrollments import EnrollmentActivities
+from activities.events import EventActivities
 from activities.fhir import FhirActivities
 from activities.messaging.send import MessagingActivities
 from activities.options import DB_WRITE, EVALUATE, FHIR_READ, SEND_MESSAGE, SEND_MESSAGE_FAST
@@ -27,10 +28,12 @@ from activities.store import StoreActivities
 from activities.tasks import TaskActivities
 from aftercare.facilities.calendar import add_business_days
 from models.durations import format_iso_duration, parse_iso_duration
+from models.event_temporal import InviteLink, InviteLinkInput
 from models.journey import (
     EnrollSpec,
     ExitRule,
     FetchSpec,
+    InviteSpec,
     JourneyDefinition,
     SendSpec,
     SplitPath,
@@ -200,23 +203,17 @@ class JourneySteps:
         name: str | None = None,
         purpose: str | None = None,
         urgent: bool = False,
+        variables: dict[str, Any] | None = None,
     ) -> SendMessageResult:
         """Send a message from a template, or an inline body on a channel; at most once.
 
         `channel="best"` picks the patient's preferred reachable channel, trying `fallback` in order.
         The guardrails decide first: a send deferred (quiet hours, a frequency cap) sleeps durably until
-        the moment they give and asks again, under the same idempotency key.
+        the moment they give and asks again, under the same idempotency key. `variables` are added to
+        what the message sees (beside `patient`, `trigger`, `event`, `context`, which they never hide).
         """
         spec = SendSpec.model_validate(
-            {
-                "template": template,
-                "channel": channel,
-                "fallback": list(fallback) if fallback is not None else None,
-                "body": body,
-                "subject": subject,
-                "purpose": purpose,
-                "urgent": urgent,
-            }
+            _send_document(template, channel, fallback, body, subject, purpose) | {"urgent": urgent}
         )
         label = name or f"Sending {describe_send(spec)}"
 
@@ -240,6 +237,9 @@ class JourneySteps:
                     raise
 
         async def attempt(call: StepCall) -> SendMessageResult:
+            if variables:
+                scope = call.scope.model_copy(update={"variables": variables})
+                call = call.model_copy(update={"scope": scope})
             request = SendMessageInput(
                 call=call,
                 send=spec,
@@ -265,6 +265,45 @@ class JourneySteps:
             return result
 
         return await self._step(step or "send", "send", label, run)
+
+    async def invite(
+        self,
+        event: str,
+        *,
+        valid_days: int = 14,
+        template: str | None = None,
+        channel: str | None = None,
+        fallback: Sequence[str] | None = None,
+        body: str | None = None,
+        subject: str | None = None,
+        step: str | None = None,
+        name: str | None = None,
+        purpose: str | None = None,
+    ) -> SendMessageResult:
+        """Invite the patient to a published event: a message with their self-service link (at most
+        once, like any send). Without a template or body, Aftercare's own words on the best channel."""
+        spec = InviteSpec.model_validate(
+            _send_document(template, channel, fallback, body, subject, purpose)
+            | {"event": event, "valid_days": valid_days}
+        )
+        step_id = step or f"invite:{event}"
+        link: InviteLink = await self._activity(
+            step_id,
+            EventActivities.event_invite_link,
+            InviteLinkInput(event_key=event, patient_id=self.patient_id, valid_days=valid_days),
+        )
+        sending = spec.sending()
+        return await self.send(
+            sending.template,
+            channel=sending.channel,
+            fallback=sending.fallback,
+            body=sending.body,
+            subject=sending.subject,
+            step=step_id,
+            name=name or f"Inviting to {link.title}",
+            purpose=sending.purpose,
+            variables={"invite": link.model_dump(mode="json")},
+        )
 
     async def _write_back(self, result: SendMessageResult, planned: str | None = None) -> None:
         """Hand the message to its own `FhirWriteBack` workflow, which outlives the journey if need be:
@@ -797,6 +836,25 @@ class JourneySteps:
             event=event or self.last_event,
             context=self.context,
         )
+
+
+def _send_document(
+    template: str | None,
+    channel: str | None,
+    fallback: Sequence[str] | None,
+    body: str | None,
+    subject: str | None,
+    purpose: str | None,
+) -> dict[str, Any]:
+    """A send's arguments as the document its spec validates."""
+    return {
+        "template": template,
+        "channel": channel,
+        "fallback": list(fallback) if fallback is not None else None,
+        "body": body,
+        "subject": subject,
+        "purpose": purpose,
+    }
 
 
 def _when(moment: datetime) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aftercare.events import registrations as regs
 from aftercare.events.errors import EventConflict, EventError, EventInvalid, EventNotFound, NotEligible
 from aftercare.events.invites import check_in_code, check_in_qr_png, invite_ics, read_check_in_code
-from aftercare.events.links import link_token
+from aftercare.events.links import self_service_link
 from aftercare.events.outbox import Effect, EffectRunner, record_effects, run_effects
 from aftercare.events.store import create_event, event_view, get_event, publish_event, sessions_of
 from aftercare.settings import event_link_secret
@@ -329,9 +329,11 @@ async def post_link(key: str, body: LinkRequest, session: SessionDep, services: 
         await get_event(session, key)
         if await session.get(Patient, body.patient_id) is None:
             raise EventNotFound(f"no patient {body.patient_id!r}")
-    token, expires_at = link_token(
-        event_link_secret(services.settings), key, body.patient_id, ttl=timedelta(days=body.valid_days)
+    link = self_service_link(
+        event_link_secret(services.settings),
+        services.settings.public_base_url,
+        key,
+        body.patient_id,
+        ttl=timedelta(days=body.valid_days),
     )
-    path = f"/e/{token}"
-    base = (services.settings.public_base_url or "").rstrip("/")
-    return LinkCreated(url=f"{base}{path}", token=token, expires_at=expires_at)
+    return LinkCreated(url=link.url, token=link.token, expires_at=link.expires_at)

@@ -91,7 +91,7 @@ def test_an_unknown_step_kind_is_refused_with_the_kinds_that_exist() -> None:
     document["steps"].append({"id": "mystery", "teleport": {}})
     [problem] = problems_of(document)
     assert problem["step"] == "mystery"
-    assert "send, wait, wait_for, branch, task, update, fetch, split, enroll, end" in problem["msg"]
+    assert "send, wait, wait_for, branch, task, update, fetch, split, enroll, invite, end" in problem["msg"]
 
 
 def test_unknown_fields_are_typos_not_silently_ignored() -> None:
