@@ -15,7 +15,7 @@ from activities.enrollments import EnrollmentActivities, ReconcileActivities
 from activities.events import EventActivities
 from activities.fhir import FhirActivities
 from activities.fhir_write_back import FhirWriteBackActivities
-from activities.messaging.campaign_batch import CampaignBatchSender
+from activities.messaging.campaign_batch import CampaignBatchSender, InviteLinks
 from activities.messaging.letters import LetterProvider
 from activities.messaging.outbox import OutboxProvider
 from activities.messaging.providers import MessageProvider, ProviderRegistry, RateLimit
@@ -131,6 +131,7 @@ def build_activities(
             registry,
             settings.guardrails,
             delivery_concurrency=settings.campaign_delivery_concurrency,
+            invite_links=InviteLinks(event_link_secret(settings), settings.public_base_url),
         ),
         settings.hospital_timezone,
     )

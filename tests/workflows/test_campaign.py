@@ -23,8 +23,11 @@ from activities.registry import build_activities
 from aftercare.campaigns.audience import variant_for
 from aftercare.campaigns.launch import CampaignLauncher
 from aftercare.campaigns.validation import check_campaign, parse_campaign
+from aftercare.definitions import DefinitionInvalidError
+from aftercare.events.links import read_link_token
+from aftercare.events.store import create_event, publish_event
 from aftercare.guardrails import FrequencyCap
-from aftercare.settings import Settings
+from aftercare.settings import Settings, event_link_secret
 from aftercare.store.campaigns import get_run, publish_campaign
 from aftercare.store.consents import record_consent
 from aftercare.store.messages import record_intent
@@ -32,6 +35,7 @@ from aftercare.store.segments import publish_segment
 from models.campaign import CampaignDefinition
 from models.campaign_runs import CampaignBatchInput, CampaignRunResult, CampaignRunState, RunControl
 from models.campaign_tables import CampaignRecipient
+from models.event_api import EventIn, SessionIn
 from models.segment import SegmentDefinition
 from models.tables import Message, SendDecision
 from tests.helpers import publish_templates
@@ -378,3 +382,68 @@ async def test_recipients_whose_window_never_comes_before_the_run_expires_are_ex
     assert {(r.state, r.reason) for r in recipients} == {
         ("expired", "the run ended before this patient's turn came")
     }
+
+
+async def test_a_campaign_inviting_to_an_event_gives_each_recipient_their_own_link(
+    harness: CampaignHarness,
+) -> None:
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=10)
+    async with harness.sessions.begin() as session:
+        await create_event(
+            session,
+            EventIn(
+                key="flu-clinic",
+                title="Flu clinic",
+                timezone="UTC",
+                sessions=[SessionIn(id="am", start=start, end=start + timedelta(hours=3), capacity=50)],
+            ),
+        )
+        await publish_event(session, "flu-clinic")
+    await publish_templates(
+        harness.sessions,
+        {
+            "key": "flu-invite",
+            "channel": "sms",
+            "body": "{{ invite.title }}: choose a time at {{ invite.url }}",
+        },
+    )
+    await store_patients(harness.sessions, [synthetic_patient(i) for i in range(3)])
+    campaign = await harness.publish(template="flu-invite", invite={"event": "flu-clinic", "valid_days": 3})
+    result = await harness.finish(await harness.launch(campaign))
+
+    messages = {m.patient_id: m.body or "" for m in await harness.messages(result.run_id)}
+    assert sorted(messages) == ["cp-0", "cp-1", "cp-2"]
+    secret = event_link_secret(harness.settings)
+    for patient_id, body in messages.items():
+        assert body.startswith("Flu clinic: choose a time at ")
+        token = body.rsplit("/e/", 1)[1]
+        claims = read_link_token(secret, token)
+        assert (claims.event_key, claims.patient_id) == ("flu-clinic", patient_id)
+        assert claims.expires_at - datetime.now(UTC) <= timedelta(days=3)
+
+
+async def test_a_campaign_inviting_to_an_unknown_event_is_refused_and_a_draft_one_sends_nothing(
+    harness: CampaignHarness,
+) -> None:
+    with pytest.raises(DefinitionInvalidError) as refused:
+        await harness.publish(invite={"event": "nowhere"})
+    assert [(p.loc, p.type) for p in refused.value.problems] == [(("invite", "event"), "unknown_event")]
+
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=10)
+    async with harness.sessions.begin() as session:
+        await create_event(
+            session,
+            EventIn(
+                key="draft-clinic",
+                title="Not yet",
+                timezone="UTC",
+                sessions=[SessionIn(id="am", start=start, end=start + timedelta(hours=3), capacity=50)],
+            ),
+        )
+    await store_patients(harness.sessions, [synthetic_patient(0)])
+    campaign = await harness.publish(invite={"event": "draft-clinic"})
+    result = await harness.finish(await harness.launch(campaign))
+    [recipient] = await harness.recipients(result.run_id)
+    assert (recipient.state, recipient.rule) == ("skipped", "template")
+    assert recipient.reason == "the event 'draft-clinic' is draft: nobody can be invited to it"
+    assert all(m.status == "skipped" for m in await harness.messages(result.run_id))
