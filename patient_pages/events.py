@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from aftercare.events import registrations as regs
+from aftercare.events.consent import check_registration_consent
 from aftercare.events.errors import EventError
 from aftercare.events.invites import invite_ics
 from aftercare.events.links import LinkClaims, LinkRefused, read_link_token
@@ -203,6 +204,9 @@ async def register(token: str, request: Request, services: ServicesDep) -> Respo
         body = RegistrationIn(patient_id=claims.patient_id, session_id=session_id, source="self_service")
         async with services.sessions.begin() as session:
             change = await regs.register(session, claims.event_key, body)
+            await check_registration_consent(
+                session, change.registration, body.channel, services.settings.guardrails
+            )
             effects = await record_effects(session, claims.event_key, change.offers, change.notices)
     except (EventError, ValueError) as error:
         message = "Please choose a session." if not session_id else str(error)

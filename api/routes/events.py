@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.events import registrations as regs
+from aftercare.events.consent import check_registration_consent
 from aftercare.events.errors import EventConflict, EventError, EventInvalid, EventNotFound, NotEligible
 from aftercare.events.invites import check_in_code, check_in_qr_png, invite_ics, read_check_in_code
 from aftercare.events.links import self_service_link
@@ -179,11 +180,15 @@ async def post_registration(
     key: str, body: RegistrationIn, session: SessionDep, services: ServicesDep
 ) -> RegistrationCreated:
     """Register a patient: `registered` while seats are free, else `waitlisted`; the same patient and
-    session again is a 409."""
+    session again is a 409. A patient without consent for event messages on `channel` is registered
+    and not messaged: the decision log has a `suppressed` entry saying so."""
     async with refusals():
         try:
             async with session.begin():
                 change = await regs.register(session, key, body)
+                await check_registration_consent(
+                    session, change.registration, body.channel, services.settings.guardrails
+                )
                 effects = await record_effects(session, key, change.offers, change.notices)
         except IntegrityError:
             raise HTTPException(
