@@ -284,6 +284,13 @@ RULES: dict[tuple[str, str], Rule] = {
         P.PATIENTS_WRITE, Audit("patient", "path:patient_id", "update_consents")
     ),
     ("GET", "/console/tasks"): page(P.TASKS_READ, Audit("task", action="list")),
+    ("GET", "/console/events"): page(P.EVENTS_READ),
+    ("GET", "/console/events/{key}"): page(
+        P.REGISTRATIONS_READ, Audit("event", "path:key", "read_registrations")
+    ),
+    ("POST", "/console/events/{key}/check-in"): page(
+        P.REGISTRATIONS_WRITE, Audit("event", "path:key", "check_in")
+    ),
     ("GET", "/console/templates"): page(P.TEMPLATES_READ),
     ("GET", "/console/templates/{key}"): page(P.TEMPLATES_READ, Audit("template", "path:key")),
     ("GET", "/console/templates/{key}/editor"): page(P.TEMPLATES_WRITE),
