@@ -21,6 +21,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.fhir import retryable_or_not
+from aftercare.campaigns.audience import RECIPIENTS
 from aftercare.fhir.outreach import (
     CareTask,
     PlannedSend,
@@ -34,6 +35,7 @@ from aftercare.fhir.resources import validation_problems
 from aftercare.fhir_client.errors import FhirClientError
 from aftercare.fhir_sync.sources import DEFAULT_SOURCE, SourceMissingError, open_client
 from aftercare.settings import Settings
+from models.campaign_tables import Campaign, CampaignRun
 from models.tables import Enrollment, Journey, Message, SendDecision, Task
 from models.temporal import WriteBackInput, WriteBackMessageInput, WriteBackResult, WriteBackTaskInput
 
@@ -54,28 +56,36 @@ class FhirWriteBackActivities:
     async def write_back(self, request: WriteBackInput) -> WriteBackResult:
         """Create or update the resource of a message, a planned send or a care task, as it is now."""
         async with self._sessions() as session:
-            resource = await _resource(session, request)
+            resources = await _resources(session, request)
             try:
                 client = await open_client(session, self._settings, DEFAULT_SOURCE)
             except SourceMissingError as error:
                 raise ApplicationError(str(error), type="FhirSourceMissing", non_retryable=True) from error
-        problems = validation_problems(resource)
-        if problems:
-            raise ApplicationError(
-                f"the {resource['resourceType']} would not be valid: {problems[0][0]}: {problems[0][1]}",
-                type="InvalidInput",
-                non_retryable=True,
-            )
-        [identifier] = resource["identifier"]
-        try:
-            async with client:
-                search = {"identifier": f"{identifier['system']}|{identifier['value']}"}
-                written = await client.update_where(resource, search)
-        except FhirClientError as error:
-            raise retryable_or_not(error) from error
-        reference = f"{resource['resourceType']}/{written.get('id')}"
-        log.info("wrote back", extra={"reference": reference, "status": resource["status"]})
-        return WriteBackResult(reference=reference, status=resource["status"])
+        for resource in resources:
+            problems = validation_problems(resource)
+            if problems:
+                raise ApplicationError(
+                    f"the {resource['resourceType']} would not be valid: {problems[0][0]}: {problems[0][1]}",
+                    type="InvalidInput",
+                    non_retryable=True,
+                )
+        result = WriteBackResult(written=0)
+        async with client:
+            for resource in resources:
+                [identifier] = resource["identifier"]
+                try:
+                    search = {"identifier": f"{identifier['system']}|{identifier['value']}"}
+                    written = await client.update_where(resource, search)
+                except FhirClientError as error:
+                    raise retryable_or_not(error) from error
+                reference = f"{resource['resourceType']}/{written.get('id')}"
+                log.info("wrote back", extra={"reference": reference, "status": resource["status"]})
+                if activity.in_activity():
+                    activity.heartbeat(result.written)
+                result = WriteBackResult(
+                    reference=reference, status=resource["status"], written=result.written + 1
+                )
+        return result
 
     # The activity names of workflows started before the write paths became one (their histories
     # schedule these): each is the one path.
@@ -89,6 +99,23 @@ class FhirWriteBackActivities:
     async def write_back_task(self, request: WriteBackTaskInput) -> WriteBackResult:
         """Create or update the care task's Task (see `write_back`)."""
         return await self.write_back(WriteBackInput(task_id=request.task_id))
+
+
+async def _resources(session: AsyncSession, request: WriteBackInput) -> list[dict[str, Any]]:
+    """What to write: the Communications of a campaign range's messages, else the one resource."""
+    if request.campaign_run_id is not None:
+        messages = await session.scalars(
+            select(Message)
+            .join(RECIPIENTS, RECIPIENTS.c.message_id == Message.id)
+            .where(
+                RECIPIENTS.c.run_id == request.campaign_run_id,
+                RECIPIENTS.c.ordinal.between(request.first or 0, request.last or 0),
+                Message.status.not_in(("pending", "sending")),
+            )
+            .order_by(RECIPIENTS.c.ordinal)
+        )
+        return [communication(await _sent_message(session, message)) for message in messages]
+    return [await _resource(session, request)]
 
 
 async def _resource(session: AsyncSession, request: WriteBackInput) -> dict[str, Any]:
@@ -131,8 +158,16 @@ async def _deferral(session: AsyncSession, key: str) -> SendDecision | None:
     return found
 
 
+async def _campaign_name(session: AsyncSession, run_id: str | None) -> str | None:
+    """The name of the campaign a run belongs to (a campaign message's `topic`)."""
+    run = await session.get(CampaignRun, run_id) if run_id else None
+    campaign = await session.get(Campaign, (run.campaign_key, run.campaign_version)) if run else None
+    return campaign.name if campaign is not None else None
+
+
 async def _sent_message(session: AsyncSession, message: Message) -> SentMessage:
     about, topic = await _journey_context(session, message.enrollment_id)
+    topic = topic or await _campaign_name(session, message.campaign_run_id)
     planned = await _deferral(session, message.idempotency_key)
     return SentMessage(
         message_id=message.id,

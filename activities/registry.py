@@ -134,6 +134,7 @@ def build_activities(
             invite_links=InviteLinks(event_link_secret(settings), settings.public_base_url),
         ),
         settings.hospital_timezone,
+        write_back=settings.writes_back,
     )
     tasks = TaskActivities(sessions, settings.hospital_timezone, write_back=write_back)
     starter = EnrollmentStarter(sessions, temporal, settings.temporal_task_queue)

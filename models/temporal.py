@@ -254,6 +254,10 @@ class WriteBackInput(TemporalModel):
     task_id: str | None = None
     planned_key: str | None = None
     revoked: bool = False
+    # A campaign run's range of recipients (`first`..`last`): the Communication of each of its messages.
+    campaign_run_id: str | None = None
+    first: int | None = None
+    last: int | None = None
 
 
 class WriteBackMessageInput(TemporalModel):
@@ -273,6 +277,7 @@ class WriteBackResult(TemporalModel):
 
     reference: str | None = None
     status: str | None = None
+    written: int = 1
 
 
 class DeliverMessageInput(TemporalModel):

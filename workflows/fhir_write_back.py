@@ -8,7 +8,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.fhir_write_back import FhirWriteBackActivities
-    from activities.options import FHIR_WRITE
+    from activities.options import FHIR_WRITE, FHIR_WRITE_MANY
     from models.temporal import WriteBackInput, WriteBackMessageInput, WriteBackResult, WriteBackTaskInput
     from models.workflow_names import FHIR_WRITE_BACK_WORKFLOW
 
@@ -31,7 +31,7 @@ class FhirWriteBackWorkflow:
                 FhirWriteBackActivities.write_back,
                 request,
                 summary=f"Writing {_what(request)}",
-                **FHIR_WRITE.options(),
+                **(FHIR_WRITE_MANY if request.campaign_run_id is not None else FHIR_WRITE).options(),
             )
         elif request.message_id is not None:
             result = await workflow.execute_activity_method(
@@ -51,6 +51,9 @@ class FhirWriteBackWorkflow:
 
 
 def _what(request: WriteBackInput) -> str:
+    if request.campaign_run_id is not None:
+        run, first, last = request.campaign_run_id, request.first, request.last
+        return f"campaign run {run}'s messages {first}-{last} (Communications)"
     if request.message_id is not None:
         return f"message {request.message_id} (a Communication)"
     if request.planned_key is not None:

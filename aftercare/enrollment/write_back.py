@@ -42,8 +42,9 @@ async def write_reported_messages_back(
     settings: Settings,
     message_ids: Iterable[str],
 ) -> int:
-    """After provider events committed: rewrite the Communication of each journey message whose status
-    is now a provider's final word (once per message and status). Returns how many writes started.
+    """After provider events committed: rewrite the Communication of each journey or campaign message
+    whose status is now a provider's final word (once per message and status). Returns how many writes
+    started.
 
     The reports are recorded already, so a Temporal outage here is logged, not raised: a provider's
     retry would be a duplicate event and change nothing."""
@@ -55,7 +56,7 @@ async def write_reported_messages_back(
             await session.execute(
                 select(Message.id, Message.status).where(
                     Message.id.in_(wanted),
-                    Message.enrollment_id.is_not(None),
+                    Message.enrollment_id.is_not(None) | Message.campaign_run_id.is_not(None),
                     Message.status.in_(REPORTED_STATUSES),
                 )
             )

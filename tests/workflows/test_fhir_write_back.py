@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from activities.fhir_write_back import FhirWriteBackActivities
 from activities.registry import build_activities
+from aftercare.campaigns.launch import CampaignLauncher
 from aftercare.enrollment.fhir_ingest import ingest_fhir_resources
 from aftercare.enrollment.write_back import write_reported_messages_back
 from aftercare.fhir.outreach import (
@@ -27,13 +29,19 @@ from aftercare.fhir.outreach import (
     communication,
 )
 from aftercare.settings import Settings
+from aftercare.store.consents import record_consent
 from aftercare.store.message_events import ProviderEvent, apply_provider_event
+from aftercare.store.segments import publish_segment
 from aftercare.store.tasks import get_task, list_tasks
 from models.temporal import WriteBackMessageInput
 from tests.conftest import ABDUL_PATIENT_ID
 from tests.fhir_server import FhirTestServer, running_fhir_server
+from tests.helpers import publish_templates
+from tests.population import store_patients, synthetic_patient
 from tests.workflows.fixtures import JourneyHarness, reach_step, started_time_skipping_env
+from tests.workflows.test_campaign import ADULTS, FLU_SMS, CampaignHarness
 from tests.workflows.test_enrollment import journey
+from workflows import WORKFLOWS
 from workflows.fhir_write_back import FhirWriteBackWorkflow
 
 pytestmark = pytest.mark.usefixtures("empty_database")
@@ -342,3 +350,45 @@ async def test_a_care_task_cancelled_in_the_ehr_is_cancelled_and_the_journey_hea
         ("await-cancel", "event"),
         ("sorry", "sent"),
     ]
+
+
+async def test_a_campaigns_messages_become_communications_in_the_chart(
+    time_skipping_env: WorkflowEnvironment,
+    fhir_server: FhirTestServer,
+    writing: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    task_queue: str,
+) -> None:
+    await publish_templates(sessions, FLU_SMS)
+    async with sessions.begin() as session:
+        await publish_segment(session, ADULTS)
+    await store_patients(sessions, [synthetic_patient(i) for i in range(3)])
+    async with sessions.begin() as session:
+        await record_consent(session, ["cp-2"], "sms", "revoked", "front-desk", purpose="health_education")
+    activities = build_activities(sessions, writing, time_skipping_env.client)
+    worker = Worker(
+        time_skipping_env.client, task_queue=task_queue, workflows=WORKFLOWS, activities=activities
+    )
+    async with worker:
+        harness = CampaignHarness(
+            time_skipping_env,
+            sessions,
+            CampaignLauncher(sessions, time_skipping_env.client, task_queue),
+            writing,
+        )
+        result = await harness.finish(await harness.launch(await harness.publish()))
+        async with asyncio.timeout(30):
+            while len(fhir_server.store.of_type("Communication")) < 3:
+                await asyncio.sleep(0.1)
+
+    messages = {m.id: m for m in await harness.messages(result.run_id)}
+    charts = {c["identifier"][0]["value"]: c for c in fhir_server.store.of_type("Communication")}
+    assert set(charts) == set(messages)
+    by_patient = {messages[key].patient_id: chart for key, chart in charts.items()}
+    assert by_patient["cp-0"]["status"] == "completed"
+    assert by_patient["cp-0"]["topic"] == {"text": "Flu season"}
+    assert by_patient["cp-0"]["payload"] == [
+        {"contentString": "Hi Pat0, flu shots are in at Springfield General. Reply STOP to opt out."}
+    ]
+    assert by_patient["cp-2"]["status"] == "not-done"  # held back: no consent
+    assert by_patient["cp-2"]["statusReason"]["text"].startswith("the patient withdrew consent")
