@@ -4,9 +4,9 @@ A registration (cancellation, offer, check-in, ...) commits its seats and, in th
 `event_effects` row per patient event to deliver and per offer workflow to start. After the commit the
 caller does them at once and deletes their rows; whatever fails (Temporal down, a timeout) stays, and
 `retry_due` (run every second by each API process, `retry_forever`) does it again, with backoff, until
-it is done. Every effect is idempotent (a notice is delivered once per id, an offer workflow started
-once per id), so a repeat, or two processes doing the same row, changes nothing. No connection is held
-while Temporal is called.
+it is done. Each patient's effects run in order; different patients' run side by side. Every effect is
+idempotent (a notice is delivered once per id, an offer workflow started once per id), so a repeat, or
+two processes doing the same row, changes nothing. No connection is held while Temporal is called.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class Effect:
     id: int
     kind: str
     event_key: str
+    patient_id: str
     payload: dict[str, Any]
 
 
@@ -100,7 +101,8 @@ async def record_effects(
         return []
     ids = list(await session.scalars(insert(EventEffect).returning(EventEffect.id), rows))
     return [
-        Effect(id, row["kind"], row["event_key"], row["payload"]) for id, row in zip(ids, rows, strict=True)
+        Effect(row_id, row["kind"], row["event_key"], row["patient_id"], row["payload"])
+        for row_id, row in zip(ids, rows, strict=True)
     ]
 
 
@@ -120,23 +122,39 @@ async def _offer_patients(
     return pairs
 
 
-async def run_effects(runner: EffectRunner, effects: list[Effect]) -> int:
-    """Do the effects in order, deleting each row once done. A failed one is kept with its error and
-    a later attempt time; when Temporal is down the rest wait with it. Returns how many were done."""
-    done = 0
-    for position, effect in enumerate(effects):
-        try:
-            await _run(runner, effect)
-        except Exception as error:
-            down = unavailable_part(error) is not None
-            await _postpone(runner.sessions, effects[position:] if down else [effect], error)
-            if down:
-                return done
-            continue
-        async with runner.sessions.begin() as session:
-            await session.execute(delete(EventEffect).where(EventEffect.id == effect.id))
-        done += 1
-    return done
+async def run_effects(runner: EffectRunner, effects: list[Effect], concurrency: int = 8) -> int:
+    """Do the effects, deleting each row once done: each patient's in order, up to `concurrency`
+    patients at a time. A failed one is kept with its error and a later attempt time; when Temporal is
+    down, everything not yet done waits with it. Returns how many were done."""
+    by_patient: dict[str, list[Effect]] = {}
+    for effect in effects:
+        by_patient.setdefault(effect.patient_id, []).append(effect)
+    gate = asyncio.Semaphore(concurrency)
+    outage: list[Exception] = []
+
+    async def one_patient(items: list[Effect]) -> int:
+        done = 0
+        async with gate:
+            for position, effect in enumerate(items):
+                if outage:
+                    await _postpone(runner.sessions, items[position:], outage[0])
+                    return done
+                try:
+                    await _run(runner, effect)
+                except Exception as error:
+                    down = unavailable_part(error) is not None
+                    if down:
+                        outage.append(error)
+                    await _postpone(runner.sessions, items[position:] if down else [effect], error)
+                    if down:
+                        return done
+                    continue
+                async with runner.sessions.begin() as session:
+                    await session.execute(delete(EventEffect).where(EventEffect.id == effect.id))
+                done += 1
+        return done
+
+    return sum(await asyncio.gather(*(one_patient(items) for items in by_patient.values())))
 
 
 async def _run(runner: EffectRunner, effect: Effect) -> None:
@@ -185,7 +203,7 @@ async def due_effects(
             .order_by(EventEffect.id)
             .limit(limit)
         )
-        return [Effect(row.id, row.kind, row.event_key, dict(row.payload)) for row in rows]
+        return [Effect(row.id, row.kind, row.event_key, row.patient_id, dict(row.payload)) for row in rows]
 
 
 async def retry_due(runner: EffectRunner) -> int:
