@@ -122,7 +122,13 @@ def build_activities(
     registry = providers or build_provider_registry(settings, sessions)
     write_back = settings.writes_back
     messaging = MessagingActivities(
-        sessions, registry, settings.hospital_timezone, settings.guardrails, write_back=write_back
+        sessions,
+        registry,
+        settings.hospital_timezone,
+        settings.guardrails,
+        write_back=write_back,
+        event_link_secret=event_link_secret(settings),
+        organiser_email=settings.sendgrid_from_email,
     )
     campaigns = CampaignActivities(
         sessions,

@@ -89,6 +89,9 @@ class ExitRule(DefinitionModel):
 # --- step bodies ----------------------------------------------------------------------------------
 
 
+Attachment = Literal["event_invite", "check_in_qr"]
+
+
 class SendSpec(DefinitionModel):
     """What a `send` step sends: a stored template, or an inline body on a channel.
 
@@ -107,6 +110,9 @@ class SendSpec(DefinitionModel):
     # whether it may go out in the patient's quiet hours (recorded as an override when it does).
     purpose: Purpose | None = None
     urgent: bool = False
+    # Files an email carries, for the registration of the event the journey heard of (`event.data.
+    # registration_id`): its calendar invite (`event_invite`) and check-in QR code (`check_in_qr`).
+    attach: list[Attachment] = []
 
     @model_validator(mode="after")
     def _one_source(self) -> SendSpec:
@@ -116,6 +122,8 @@ class SendSpec(DefinitionModel):
             raise ValueError("an inline `body` needs a `channel` (or `channel: best`)")
         if self.body is not None and self.channel == "email" and not self.subject:
             raise ValueError("an inline email needs a `subject`")
+        if self.attach and self.channel != "email":
+            raise ValueError("`attach` goes with `channel: email`")
         if self.fallback is not None:
             if self.channel not in (None, "best"):
                 raise ValueError("`fallback` goes with `channel: best`")

@@ -554,6 +554,8 @@ class Message(Base):
     subject: Mapped[str | None] = mapped_column(String(500))
     body: Mapped[str | None] = mapped_column(Text)
     html: Mapped[str | None] = mapped_column(Text)
+    # Files the email carries (`[{filename, content_type, content}]`, content base64): an event's invite.
+    attachments: Mapped[list[dict[str, str]] | None] = mapped_column(Json)
     template_key: Mapped[str | None] = mapped_column(String(64))
     template_version: Mapped[int | None] = mapped_column(Integer)
     locale: Mapped[str | None] = mapped_column(String(35))

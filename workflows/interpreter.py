@@ -51,6 +51,7 @@ async def run_step(steps: JourneySteps, step: Step) -> str | None:
             name=name,
             purpose=spec.purpose,
             urgent=spec.urgent,
+            attach=spec.attach,
         )
     elif isinstance(step, InviteStep):
         invite = step.invite

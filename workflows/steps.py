@@ -204,16 +204,20 @@ class JourneySteps:
         purpose: str | None = None,
         urgent: bool = False,
         variables: dict[str, Any] | None = None,
+        attach: Sequence[str] = (),
     ) -> SendMessageResult:
         """Send a message from a template, or an inline body on a channel; at most once.
 
         `channel="best"` picks the patient's preferred reachable channel, trying `fallback` in order.
         The guardrails decide first: a send deferred (quiet hours, a frequency cap) sleeps durably until
         the moment they give and asks again, under the same idempotency key. `variables` are added to
-        what the message sees (beside `patient`, `trigger`, `event`, `context`, which they never hide).
+        what the message sees (beside `patient`, `trigger`, `event`, `context`, which they never hide);
+        `attach` names files an email carries for the registration of the event last heard of
+        (`event_invite`, `check_in_qr`).
         """
         spec = SendSpec.model_validate(
-            _send_document(template, channel, fallback, body, subject, purpose) | {"urgent": urgent}
+            _send_document(template, channel, fallback, body, subject, purpose)
+            | {"urgent": urgent, "attach": list(attach)}
         )
         label = name or f"Sending {describe_send(spec)}"
 
@@ -303,6 +307,7 @@ class JourneySteps:
             name=name or f"Inviting to {link.title}",
             purpose=sending.purpose,
             variables={"invite": link.model_dump(mode="json")},
+            attach=sending.attach,
         )
 
     async def _write_back(self, result: SendMessageResult, planned: str | None = None) -> None:

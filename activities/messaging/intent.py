@@ -117,6 +117,7 @@ def outgoing_from(values: dict[str, Any]) -> OutgoingMessage:
     """The provider's view of an intent's values."""
     return OutgoingMessage(
         **{field: values[field] for field in _OUTGOING_FIELDS},
+        attachments=tuple(values.get("attachments") or ()),
         created_at=values.get("created_at") or datetime.now(UTC),
         attempted_at=values.get("attempted_at"),
     )
@@ -124,5 +125,5 @@ def outgoing_from(values: dict[str, Any]) -> OutgoingMessage:
 
 def outgoing(message: Message) -> OutgoingMessage:
     """The provider's view of a recorded message."""
-    fields = (*_OUTGOING_FIELDS, "created_at", "attempted_at")
+    fields = (*_OUTGOING_FIELDS, "created_at", "attempted_at", "attachments")
     return outgoing_from({field: getattr(message, field) for field in fields})

@@ -33,6 +33,8 @@ class OutgoingMessage:
     # Who it comes from: the facility's SMS number or messaging service, or email address (None: the
     # provider's configured sender).
     sender: str | None = None
+    # Files an email carries: `{filename, content_type, content}` (content base64).
+    attachments: tuple[dict[str, str], ...] = ()
 
     @property
     def looked_up_since(self) -> datetime:

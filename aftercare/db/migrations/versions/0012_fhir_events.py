@@ -1,4 +1,4 @@
-"""event effects: the outbox of what a committed event change still owes Temporal
+"""event effects: the outbox of what a committed event change still owes Temporal; message attachments
 
 Revision ID: 0012
 Revises: 0006
@@ -38,8 +38,14 @@ def upgrade() -> None:
     op.create_index("ix_event_effects_patient_id", "event_effects", ["patient_id"])
     # A caller limited to some facilities writes and sees the effects of their patients only.
     scope_table(op.execute, "event_effects", "patient_id")
+    # The files an email carries (an event's calendar invite and check-in QR code).
+    op.add_column(
+        "messages",
+        sa.Column("attachments", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True),
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("messages", "attachments")
     unscope_table(op.execute, "event_effects")
     op.drop_table("event_effects")
