@@ -21,6 +21,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.fhir import retryable_or_not
+from activities.messaging.campaign_batch import idempotency_key as campaign_key
 from aftercare.campaigns.audience import RECIPIENTS
 from aftercare.fhir.outreach import (
     CareTask,
@@ -102,20 +103,27 @@ class FhirWriteBackActivities:
 
 
 async def _resources(session: AsyncSession, request: WriteBackInput) -> list[dict[str, Any]]:
-    """What to write: the Communications of a campaign range's messages, else the one resource."""
-    if request.campaign_run_id is not None:
-        messages = await session.scalars(
-            select(Message)
-            .join(RECIPIENTS, RECIPIENTS.c.message_id == Message.id)
-            .where(
-                RECIPIENTS.c.run_id == request.campaign_run_id,
-                RECIPIENTS.c.ordinal.between(request.first or 0, request.last or 0),
-                Message.status.not_in(("pending", "sending")),
-            )
-            .order_by(RECIPIENTS.c.ordinal)
+    """What to write: for a campaign range, each recipient's CommunicationRequest when their send was
+    deferred to a known moment, and each message's Communication; else the one resource."""
+    if request.campaign_run_id is None:
+        return [await _resource(session, request)]
+    recipients = await session.execute(
+        select(RECIPIENTS.c.patient_id, Message)
+        .outerjoin(Message, RECIPIENTS.c.message_id == Message.id)
+        .where(
+            RECIPIENTS.c.run_id == request.campaign_run_id,
+            RECIPIENTS.c.ordinal.between(request.first or 0, request.last or 0),
         )
-        return [communication(await _sent_message(session, message)) for message in messages]
-    return [await _resource(session, request)]
+        .order_by(RECIPIENTS.c.ordinal)
+    )
+    resources = []
+    for patient_id, message in recipients.all():
+        key = campaign_key(request.campaign_run_id, patient_id)
+        if await _deferral(session, key) is not None:
+            resources.append(communication_request(await _planned_send(session, key, revoked=False)))
+        if message is not None and message.status not in ("pending", "sending"):
+            resources.append(communication(await _sent_message(session, message)))
+    return resources
 
 
 async def _resource(session: AsyncSession, request: WriteBackInput) -> dict[str, Any]:
@@ -192,6 +200,8 @@ async def _planned_send(session: AsyncSession, key: str, revoked: bool) -> Plann
         raise ApplicationError(f"no send was planned as {key}", type="InvalidInput", non_retryable=True)
     about, topic = await _journey_context(session, deferral.enrollment_id)
     message = await session.scalar(select(Message).where(Message.idempotency_key == key))
+    if deferral.enrollment_id is None and key.startswith("campaign:"):
+        topic = await _campaign_name(session, key.removeprefix("campaign:").rpartition(":")[0])
     enrollment = await session.get(Enrollment, deferral.enrollment_id) if deferral.enrollment_id else None
     status, reason = "active", None
     if message is not None and message.status == "skipped":

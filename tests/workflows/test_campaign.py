@@ -5,6 +5,7 @@ cancellation, A/B variants, deferral by frequency caps, and expiry."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -143,24 +144,59 @@ async def harness(
     worker_settings = settings.model_copy(
         update={"temporal_task_queue": task_queue, "frequency_caps": marker.args[0] if marker else []}
     )
+    async with running_campaigns(
+        time_skipping_env, sessions, worker_settings, task_queue, key=f"flu-{task_queue.removeprefix('tq-')}"
+    ) as harness:
+        yield harness
+
+
+@contextlib.asynccontextmanager
+async def running_campaigns(
+    env: WorkflowEnvironment,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    task_queue: str,
+    *,
+    key: str = "flu",
+) -> AsyncIterator[CampaignHarness]:
+    """The flu template and the adults segment published, and a worker with the real activities of
+    these settings (outbox provider) on the task queue."""
     await publish_templates(sessions, FLU_SMS)
     async with sessions.begin() as session:
         await publish_segment(session, ADULTS)
     worker = Worker(
-        time_skipping_env.client,
+        env.client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=build_activities(sessions, worker_settings, time_skipping_env.client),
+        activities=build_activities(sessions, settings, env.client),
     )
     async with worker:
+        # Run ids come from the key: every test has its own on the session's Temporal server.
         yield CampaignHarness(
-            time_skipping_env,
-            sessions,
-            CampaignLauncher(sessions, time_skipping_env.client, task_queue),
-            worker_settings,
-            # Run ids come from the key: every test has its own on the session's Temporal server.
-            key=f"flu-{task_queue.removeprefix('tq-')}",
+            env, sessions, CampaignLauncher(sessions, env.client, task_queue), settings, key=key
         )
+
+
+async def texted_earlier(
+    sessions: async_sessionmaker[AsyncSession], patient_ids: list[str], at: datetime
+) -> None:
+    """Each patient was texted at `at` (which counts against a frequency cap)."""
+    async with sessions.begin() as session:
+        for patient_id in patient_ids:
+            await record_intent(
+                session,
+                {
+                    "id": f"earlier-{patient_id}",
+                    "idempotency_key": f"earlier-{patient_id}",
+                    "patient_id": patient_id,
+                    "channel": "sms",
+                    "to": "+15551000000",
+                    "body": "An appointment reminder",
+                    "status": "sent",
+                    "purpose": "appointment_reminders",
+                    "created_at": at,
+                },
+            )
 
 
 async def test_a_run_messages_every_member_once_and_records_who_was_passed_over_and_why(
@@ -335,23 +371,7 @@ async def test_ab_variants_split_the_audience_by_weight_and_send_each_its_templa
 @pytest.mark.caps([FrequencyCap(channel="sms", per_day=1)])
 async def test_sends_deferred_by_a_frequency_cap_go_once_the_cap_allows(harness: CampaignHarness) -> None:
     await store_patients(harness.sessions, [synthetic_patient(i) for i in range(4)])
-    earlier = await harness.now() - timedelta(hours=20)
-    async with harness.sessions.begin() as session:
-        for index in (0, 1):
-            await record_intent(
-                session,
-                {
-                    "id": f"earlier-{index}",
-                    "idempotency_key": f"earlier-{index}",
-                    "patient_id": f"cp-{index}",
-                    "channel": "sms",
-                    "to": "+15551000000",
-                    "body": "An appointment reminder",
-                    "status": "sent",
-                    "purpose": "appointment_reminders",
-                    "created_at": earlier,
-                },
-            )
+    await texted_earlier(harness.sessions, ["cp-0", "cp-1"], await harness.now() - timedelta(hours=20))
     campaign = await harness.publish()
     result = await harness.finish(await harness.launch(campaign))
 

@@ -14,11 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.fhir_write_back import FhirWriteBackActivities
 from activities.registry import build_activities
-from aftercare.campaigns.launch import CampaignLauncher
 from aftercare.enrollment.fhir_ingest import ingest_fhir_resources
 from aftercare.enrollment.write_back import write_reported_messages_back
 from aftercare.fhir.outreach import (
@@ -28,20 +26,18 @@ from aftercare.fhir.outreach import (
     SentMessage,
     communication,
 )
+from aftercare.guardrails import FrequencyCap
 from aftercare.settings import Settings
 from aftercare.store.consents import record_consent
 from aftercare.store.message_events import ProviderEvent, apply_provider_event
-from aftercare.store.segments import publish_segment
 from aftercare.store.tasks import get_task, list_tasks
 from models.temporal import WriteBackMessageInput
 from tests.conftest import ABDUL_PATIENT_ID
 from tests.fhir_server import FhirTestServer, running_fhir_server
-from tests.helpers import publish_templates
 from tests.population import store_patients, synthetic_patient
 from tests.workflows.fixtures import JourneyHarness, reach_step, started_time_skipping_env
-from tests.workflows.test_campaign import ADULTS, FLU_SMS, CampaignHarness
+from tests.workflows.test_campaign import running_campaigns, texted_earlier
 from tests.workflows.test_enrollment import journey
-from workflows import WORKFLOWS
 from workflows.fhir_write_back import FhirWriteBackWorkflow
 
 pytestmark = pytest.mark.usefixtures("empty_database")
@@ -359,23 +355,10 @@ async def test_a_campaigns_messages_become_communications_in_the_chart(
     sessions: async_sessionmaker[AsyncSession],
     task_queue: str,
 ) -> None:
-    await publish_templates(sessions, FLU_SMS)
-    async with sessions.begin() as session:
-        await publish_segment(session, ADULTS)
     await store_patients(sessions, [synthetic_patient(i) for i in range(3)])
     async with sessions.begin() as session:
         await record_consent(session, ["cp-2"], "sms", "revoked", "front-desk", purpose="health_education")
-    activities = build_activities(sessions, writing, time_skipping_env.client)
-    worker = Worker(
-        time_skipping_env.client, task_queue=task_queue, workflows=WORKFLOWS, activities=activities
-    )
-    async with worker:
-        harness = CampaignHarness(
-            time_skipping_env,
-            sessions,
-            CampaignLauncher(sessions, time_skipping_env.client, task_queue),
-            writing,
-        )
+    async with running_campaigns(time_skipping_env, sessions, writing, task_queue) as harness:
         result = await harness.finish(await harness.launch(await harness.publish()))
         async with asyncio.timeout(30):
             while len(fhir_server.store.of_type("Communication")) < 3:
@@ -392,3 +375,34 @@ async def test_a_campaigns_messages_become_communications_in_the_chart(
     ]
     assert by_patient["cp-2"]["status"] == "not-done"  # held back: no consent
     assert by_patient["cp-2"]["statusReason"]["text"].startswith("the patient withdrew consent")
+
+
+async def test_a_campaign_send_deferred_by_a_cap_is_a_communication_request_until_it_goes_out(
+    time_skipping_env: WorkflowEnvironment,
+    fhir_server: FhirTestServer,
+    writing: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    task_queue: str,
+) -> None:
+    capped = writing.model_copy(update={"frequency_caps": [FrequencyCap(channel="sms", per_day=1)]})
+    await store_patients(sessions, [synthetic_patient(0)])
+    # cp-0 was texted 20 hours ago: the cap defers the campaign's text
+    await texted_earlier(
+        sessions, ["cp-0"], (await time_skipping_env.get_current_time()) - timedelta(hours=20)
+    )
+    async with running_campaigns(time_skipping_env, sessions, capped, task_queue) as harness:
+        handle = await harness.launch(await harness.publish())
+        planned = await chart_of(fhir_server, "CommunicationRequest", "active")
+        assert fhir_server.store.of_type("Communication") == []
+        result = await harness.finish(handle)
+        done = await chart_of(fhir_server, "CommunicationRequest", "completed")
+        sent = await chart_of(fhir_server, "Communication", "completed")
+
+    key = f"campaign:{result.run_id}:cp-0"
+    assert planned["identifier"] == [{"system": PLANNED_IDENTIFIER_SYSTEM, "value": key}]
+    assert planned["reasonCode"] == [{"text": "Flu season"}]
+    assert planned["occurrenceDateTime"]
+    assert done["id"] == planned["id"]
+    assert sent["basedOn"] == [
+        {"type": "CommunicationRequest", "identifier": {"system": PLANNED_IDENTIFIER_SYSTEM, "value": key}}
+    ]
