@@ -40,8 +40,11 @@ class CampaignActivities:
         sessions: async_sessionmaker[AsyncSession],
         sender: CampaignBatchSender,
         hospital_timezone: str,
+        *,
+        write_back: bool = False,
     ) -> None:
         self._sessions = sessions
+        self._write_back = write_back
         self._sender = sender
         self._hospital_timezone = hospital_timezone
         # Published versions never change, so each is read once per worker.
@@ -121,7 +124,8 @@ class CampaignActivities:
         """Decide and send one range of the run's recipients (heartbeating while it delivers)."""
         async with self._sessions() as session:
             campaign = await self._campaign(session, request.campaign_key, request.campaign_version)
-        return await self._sender.send(request, campaign, heartbeat=activity.heartbeat)
+        result = await self._sender.send(request, campaign, heartbeat=activity.heartbeat)
+        return result.model_copy(update={"write_back": self._write_back and result.selected > 0})
 
     @activity.defn(name="record_campaign_run")
     async def record_campaign_run(self, update: RunProjection) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -85,6 +86,10 @@ FHIR_WRITE = ActivityPreset(
         maximum_attempts=30,
         non_retryable_error_types=[*PERMANENT_ERRORS, "FhirQueryRefused", "FhirSourceMissing"],
     ),
+)
+# A campaign range's Communications (up to a batch of them): longer, heartbeating after each write.
+FHIR_WRITE_MANY = dataclasses.replace(
+    FHIR_WRITE, start_to_close_timeout=timedelta(minutes=30), heartbeat_timeout=timedelta(minutes=1)
 )
 
 # The fast path: a send runs as a local activity inside the workflow task. If the provider cannot take

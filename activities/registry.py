@@ -15,7 +15,7 @@ from activities.enrollments import EnrollmentActivities, ReconcileActivities
 from activities.events import EventActivities
 from activities.fhir import FhirActivities
 from activities.fhir_write_back import FhirWriteBackActivities
-from activities.messaging.campaign_batch import CampaignBatchSender
+from activities.messaging.campaign_batch import CampaignBatchSender, InviteLinks
 from activities.messaging.letters import LetterProvider
 from activities.messaging.outbox import OutboxProvider
 from activities.messaging.providers import MessageProvider, ProviderRegistry, RateLimit
@@ -32,7 +32,7 @@ from activities.tasks import TaskActivities
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.patient_links.tokens import patient_links
 from aftercare.segments.dynamic import SegmentDriver
-from aftercare.settings import Settings
+from aftercare.settings import Settings, event_link_secret
 
 TWILIO_STATUS_PATH = "/webhooks/twilio/status"
 
@@ -146,6 +146,8 @@ def build_activities(
         settings.guardrails,
         write_back=write_back,
         links=links,
+        event_link_secret=event_link_secret(settings),
+        organiser_email=settings.sendgrid_from_email,
     )
     campaigns = CampaignActivities(
         sessions,
@@ -155,8 +157,10 @@ def build_activities(
             settings.guardrails,
             delivery_concurrency=settings.campaign_delivery_concurrency,
             links=links,
+            invite_links=InviteLinks(event_link_secret(settings), settings.public_base_url),
         ),
         settings.hospital_timezone,
+        write_back=settings.writes_back,
     )
     tasks = TaskActivities(sessions, settings.hospital_timezone, write_back=write_back)
     starter = EnrollmentStarter(sessions, temporal, settings.temporal_task_queue)
@@ -167,12 +171,20 @@ def build_activities(
     bulk = BulkActivities(sessions, settings, starter, temporal)
     segments = SegmentActivities(SegmentDriver(sessions, temporal, starter))
     surveys = SurveyActivities(sessions, links, write_back=write_back)
-    events = EventActivities(sessions, temporal, starter, timedelta(hours=settings.event_offer_hours))
+    events = EventActivities(
+        sessions,
+        temporal,
+        starter,
+        timedelta(hours=settings.event_offer_hours),
+        link_secret=event_link_secret(settings),
+        public_base_url=settings.public_base_url,
+    )
     return [
         surveys.open_survey,
         surveys.expire_survey,
         events.expire_event_offer,
         events.deliver_event_notices,
+        events.event_invite_link,
         store.record_progress,
         store.evaluate_conditions,
         store.next_local_time,
@@ -189,10 +201,9 @@ def build_activities(
         fhir.park_notification,
         fhir.source_types,
         fhir.poll_resource_type,
+        writer.write_back,
         writer.write_back_message,
         writer.write_back_task,
-        writer.write_back_survey_response,
-        writer.write_back_risk,
         bulk.start_bulk_export,
         bulk.poll_bulk_export,
         bulk.import_bulk_file,

@@ -11,13 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.fhir.fhirpath import FhirPathError, check_syntax
 from aftercare.fhir.resources import is_resource_type
 from aftercare.store.templates import template_channels
 from aftercare.templating import TemplateRenderError, check_template_syntax
-from models.journey import STEP_KINDS, JourneyDefinition, SendSpec, SendStep
+from models.event_tables import Event
+from models.journey import STEP_KINDS, InviteStep, JourneyDefinition, SendSpec, SendStep
 from models.template import TemplateDefinition
 
 _UNION_TAGS = frozenset(STEP_KINDS) | {"when", "otherwise"}
@@ -138,18 +140,18 @@ async def check_journey(session: AsyncSession, journey: JourneyDefinition) -> No
                 "fhir_type",
             )
         )
-    sends = [(position, step) for position, step in enumerate(journey.steps) if isinstance(step, SendStep)]
-    channels_of = await template_channels(
-        session, {step.send.template for _, step in sends if step.send.template}
-    )
-    for position, step in sends:
-        problem = template_problem(step.send, channels_of)
+    sends: list[tuple[int, str, SendSpec]] = [
+        (position, step.kind, step.send if isinstance(step, SendStep) else step.invite)
+        for position, step in enumerate(journey.steps)
+        if isinstance(step, SendStep | InviteStep)
+    ]
+    channels_of = await template_channels(session, {spec.template for _, _, spec in sends if spec.template})
+    for position, kind, spec in sends:
+        problem = template_problem(spec, channels_of)
         if problem is not None:
-            problems.append(
-                _locate(document, ("steps", position, "send", *problem[0]), problem[1], problem[2])
-            )
+            problems.append(_locate(document, ("steps", position, kind, *problem[0]), problem[1], problem[2]))
         for field in ("subject", "body"):
-            source = getattr(step.send, field)
+            source = getattr(spec, field)
             if source:
                 try:
                     check_template_syntax(source)
@@ -157,13 +159,38 @@ async def check_journey(session: AsyncSession, journey: JourneyDefinition) -> No
                     problems.append(
                         _locate(
                             document,
-                            ("steps", position, "send", field),
+                            ("steps", position, kind, field),
                             f"template syntax: {error}",
                             "template_syntax",
                         )
                     )
+    problems += await _event_problems(session, document, journey)
     if problems:
         raise DefinitionInvalidError(problems)
+
+
+async def _event_problems(
+    session: AsyncSession, document: Any, journey: JourneyDefinition
+) -> list[DefinitionProblem]:
+    """An `invite` step names an event that exists (it must be published when the step runs)."""
+    invites = [
+        (position, step) for position, step in enumerate(journey.steps) if isinstance(step, InviteStep)
+    ]
+    if not invites:
+        return []
+    known = set(
+        await session.scalars(select(Event.key).where(Event.key.in_({s.invite.event for _, s in invites})))
+    )
+    return [
+        _locate(
+            document,
+            ("steps", position, "invite", "event"),
+            f"no event {step.invite.event!r}",
+            "unknown_event",
+        )
+        for position, step in invites
+        if step.invite.event not in known
+    ]
 
 
 def template_problem(

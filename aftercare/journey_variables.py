@@ -58,6 +58,7 @@ class JourneyVariables:
     fetched: dict[str, list[dict[str, Any]]] | None = None
     risk: dict[str, Any] | None = None
     tcm: dict[str, Any] | None = None
+    step_variables: dict[str, Any] | None = None
 
     def fhirpath_root(self) -> dict[str, Any]:
         """The resource expressions start from: the triggering resource, else the patient."""
@@ -79,8 +80,10 @@ class JourneyVariables:
         }
 
     def template_variables(self) -> dict[str, Any]:
-        """`patient`, `trigger`, `event`, `context`, `enrollment`, `fetched`, `risk`, `tcm`."""
+        """`patient`, `trigger`, `event`, `context`, `enrollment`, `fetched`, `risk`, `tcm` (and what the
+        step adds, such as an `invite` step's `invite`; never in place of these)."""
         return {
+            **(self.step_variables or {}),
             "timezone": self.profile.timezone or self.hospital_timezone,
             "patient": {**profile_view(self.profile), "attributes": self.attributes or {}},
             "trigger": self.trigger,
@@ -148,6 +151,7 @@ async def load_journey_variables(
         fetched=await fetched_of(session, scope.enrollment_id) if with_fetched else None,
         risk=await risk_variables(session, scope.patient_id, encounter_of(trigger), get_settings().bands),
         tcm=await tcm_variables(session, scope.patient_id, encounter_of(trigger)),
+        step_variables=dict(scope.variables),
     )
 
 

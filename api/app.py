@@ -18,6 +18,7 @@ from temporalio.client import Client
 import aftercare
 from aftercare.db.engine import create_engine, session_factory
 from aftercare.enrollment.starter import EnrollmentStarter
+from aftercare.events.outbox import EffectRunner, retry_forever
 from aftercare.metrics import HTTP_LATENCY
 from aftercare.security.api_keys import ApiKeyVerifier
 from aftercare.security.authenticate import Authenticator
@@ -239,9 +240,16 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         )
         registration = await _start_registration(sessions)
         unstarted = asyncio.create_task(app.state.services.starter.start_unstarted())
+        # Event changes whose effects Temporal could not take when they committed: retried until done.
+        outbox = asyncio.create_task(
+            retry_forever(
+                EffectRunner(sessions, client, app.state.services.starter, settings.temporal_task_queue)
+            )
+        )
         try:
             yield
         finally:
+            outbox.cancel()
             unstarted.cancel()
             if registration is not None:
                 registration.cancel()

@@ -330,6 +330,13 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/console/tcm"): page(P.CLINICAL_READ, Audit("tcm_episode", action="list")),
     ("POST", "/console/tasks/{task_id}/claim"): page(P.TASKS_WRITE, Audit("task", "path:task_id", "claim")),
     ("POST", "/console/tasks/{task_id}/assign"): page(P.TASKS_WRITE, Audit("task", "path:task_id", "assign")),
+    ("GET", "/console/events"): page(P.EVENTS_READ),
+    ("GET", "/console/events/{key}"): page(
+        P.REGISTRATIONS_READ, Audit("event", "path:key", "read_registrations")
+    ),
+    ("POST", "/console/events/{key}/check-in"): page(
+        P.REGISTRATIONS_WRITE, Audit("event", "path:key", "check_in")
+    ),
     ("GET", "/console/templates"): page(P.TEMPLATES_READ),
     ("GET", "/console/templates/{key}"): page(P.TEMPLATES_READ, Audit("template", "path:key")),
     ("GET", "/console/templates/{key}/editor"): page(P.TEMPLATES_WRITE),

@@ -1,14 +1,19 @@
-"""Event registrations under a rush, and check-in latency, on a fresh PostgreSQL database.
+"""Event registrations under a rush, check-in latency, and a change's fan-out to every registration,
+on a fresh PostgreSQL database.
 
-1,000 registrations for one session of 100 seats arrive at once through the registration code the API
-runs (`aftercare/events/registrations.py`), on a pool the size of one API process (10 + 10): the time
-until every one has its answer, and whether any seat was oversold or any patient registered twice.
-Then every registered patient is checked in, 10 at a time: p50/p95/max per check-in transaction.
+1. Rush: `--registrations` registrations for one session of `--seats` seats arrive at once through the
+   registration code the API runs (`aftercare/events/registrations.py`, the scenario of
+   `tests/events/test_capacity.py`), on a pool the size of one API process (10 + 10): the time until
+   every one has its answer, and whether any seat was oversold or any patient registered twice.
+2. Check-in: every registered patient is checked in, 10 at a time: p50/p95/max per transaction.
+3. Fan-out: a session of `--fanout` registrations is moved by an hour, as `PATCH
+   /v1/events/{key}/sessions/{id}` does: the change and one outbox row per registration
+   (`event.changed`, `aftercare/events/outbox.py`) commit in one transaction (rows/s), then the outbox
+   is worked off (notices/s: each `event.changed` claimed once, looked up for listening journeys,
+   marked delivered, its row deleted). No journey listens here, so no Temporal call is made: this is
+   the database side of a reminder wave; the messages the journeys then send come on top.
 
-This measures the database side (row lock, constraint, one transaction each); the HTTP layer and the
-delivery of `event.*` events to Temporal come on top.
-
-    python bench/events.py [--registrations 1000] [--seats 100] [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
+    python bench/events.py [--registrations 1000] [--seats 100] [--fanout 10000] [--postgres URL]
 """
 
 from __future__ import annotations
@@ -19,65 +24,36 @@ import os
 import statistics
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aftercare.db.engine import create_engine, session_factory
-from aftercare.events.errors import EventConflict
-from aftercare.events.registrations import check_in, register
-from aftercare.events.store import create_event, publish_event
-from models.event_api import EventIn, RegistrationIn, SessionIn
-from models.event_tables import EventRegistration, EventSession
-from models.tables import Patient
+from aftercare.enrollment.starter import EnrollmentStarter
+from aftercare.events.outbox import EffectRunner, record_effects, run_effects
+from aftercare.events.registrations import change_session, check_in
+from models.event_api import SessionChange
+from models.event_tables import EventEffect, EventRegistration, EventSession
 from tests.conftest import create_test_database, drop_test_database
+from tests.events.scenario import (
+    EVENT,
+    SESSION,
+    a_published_event,
+    oversold_and_doubled,
+    patient_ids,
+    register_at_once,
+)
 
 
 def percentile(values: list[float], fraction: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))] if ordered else 0.0
-
-
-async def setup(sessions: async_sessionmaker[AsyncSession], patients: int, seats: int) -> None:
-    start = datetime.now(UTC) + timedelta(days=14)
-    async with sessions.begin() as session:
-        session.add_all(Patient(id=f"bench-{n}", version_id="1") for n in range(patients))
-        await create_event(
-            session,
-            EventIn(
-                key="bench-class",
-                title="Bench class",
-                timezone="UTC",
-                sessions=[SessionIn(id="s1", start=start, end=start + timedelta(hours=1), capacity=seats)],
-            ),
-        )
-        await publish_event(session, "bench-class")
-
-
-async def rush(
-    sessions: async_sessionmaker[AsyncSession], registrations: int
-) -> tuple[float, dict[str, int]]:
-    outcomes: dict[str, int] = {}
-
-    async def one(n: int) -> None:
-        try:
-            async with sessions.begin() as session:
-                change = await register(
-                    session, "bench-class", RegistrationIn(patient_id=f"bench-{n}", session_id="s1")
-                )
-                status = change.registration.status
-        except EventConflict:
-            status = "conflict"
-        outcomes[status] = outcomes.get(status, 0) + 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one(n) for n in range(registrations)))
-    return time.perf_counter() - started, outcomes
 
 
 async def check_ins(sessions: async_sessionmaker[AsyncSession], concurrency: int = 10) -> list[float]:
@@ -94,17 +70,46 @@ async def check_ins(sessions: async_sessionmaker[AsyncSession], concurrency: int
         async with gate:
             started = time.perf_counter()
             async with sessions.begin() as session:
-                await check_in(session, "bench-class", registration_id)
+                await check_in(session, EVENT, registration_id)
             latencies.append(time.perf_counter() - started)
 
     await asyncio.gather(*(one(registration_id) for registration_id in ids))
     return latencies
 
 
+async def fan_out(sessions: async_sessionmaker[AsyncSession], count: int) -> tuple[float, float, int]:
+    """Move the session with `count` live registrations; seconds to commit the change with its outbox,
+    seconds to work the outbox off, and the rows left (0 when every notice was delivered)."""
+    async with sessions.begin() as session:
+        # the registrations of the rush, checked in or not, all live again for the wave
+        await session.execute(update(EventRegistration).values(status="registered", checked_in_at=None))
+        await session.execute(update(EventSession).values(capacity=count, seats_taken=count))
+    started = time.perf_counter()
+    async with sessions.begin() as session:
+        sitting = await session.scalar(select(EventSession).where(EventSession.id == SESSION))
+        assert sitting is not None
+        moved = SessionChange(
+            start=sitting.start_at + timedelta(hours=1), end=sitting.end_at + timedelta(hours=1)
+        )
+        notices, offers = await change_session(session, EVENT, SESSION, moved)
+        effects = await record_effects(session, EVENT, offers, notices)
+    written = time.perf_counter() - started
+    # No journey listens, so nothing reaches Temporal: a client that never connects is enough.
+    temporal = await Client.connect("127.0.0.1:1", lazy=True)
+    runner = EffectRunner(sessions, temporal, EnrollmentStarter(sessions, temporal, "bench"), "bench")
+    started = time.perf_counter()
+    await run_effects(runner, effects)
+    delivered = time.perf_counter() - started
+    async with sessions() as session:
+        left = await session.scalar(select(func.count()).select_from(EventEffect))
+    return written, delivered, left or 0
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--registrations", type=int, default=1000)
     parser.add_argument("--seats", type=int, default=100)
+    parser.add_argument("--fanout", type=int, default=10000)
     parser.add_argument(
         "--postgres",
         default=os.environ.get("AFTERCARE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"),
@@ -112,33 +117,36 @@ async def main() -> None:
     args = parser.parse_args()
     url = create_test_database(args.postgres)
     engine = create_engine(url, pool_size=10, pool_timeout=300)
+    crowd = patient_ids(max(args.registrations, args.fanout), prefix="bench")
     try:
         sessions = session_factory(engine)
-        await setup(sessions, args.registrations, args.seats)
-        settle, outcomes = await rush(sessions, args.registrations)
-        async with sessions() as session:
-            taken = await session.scalar(select(EventSession.seats_taken))
-            doubles = await session.scalar(
-                select(func.count()).select_from(
-                    select(EventRegistration.patient_id)
-                    .group_by(EventRegistration.patient_id)
-                    .having(func.count() > 1)
-                    .subquery()
-                )
-            )
+        await a_published_event(sessions, args.seats, crowd, days_ahead=14)
+        started = time.perf_counter()
+        outcomes = await register_at_once(sessions, crowd[: args.registrations])
+        settle = time.perf_counter() - started
+        oversold, doubled = await oversold_and_doubled(sessions, args.seats)
         latencies = await check_ins(sessions)
+        # the fan-out's crowd: the rush's registrations, and more registered until there are --fanout
+        async with sessions.begin() as session:
+            await session.execute(update(EventSession).values(capacity=args.fanout))
+        await register_at_once(sessions, crowd[args.registrations : args.fanout])
+        written, delivered, left = await fan_out(sessions, args.fanout)
     finally:
         await engine.dispose()
         drop_test_database(args.postgres, url)
     print(f"rush: {args.registrations} registrations for {args.seats} seats at once, pool 10 + 10")
     rate = args.registrations / settle
-    oversold = max(0, (taken or 0) - args.seats)
-    print(f"  settled in {settle:.2f} s ({rate:.0f} registrations/s); outcomes {outcomes}")
-    print(f"  seats taken {taken} of {args.seats}: oversold {oversold}; patients twice {doubles}")
+    print(f"  settled in {settle:.2f} s ({rate:.0f} registrations/s); outcomes {dict(outcomes)}")
+    print(f"  oversold {oversold}; patients twice {doubled}")
     print(
         f"check-in ({len(latencies)}, 10 at a time): p50 {statistics.median(latencies) * 1000:.1f} ms, "
         f"p95 {percentile(latencies, 0.95) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms"
     )
+    print(f"fan-out: a session of {args.fanout} registrations moved")
+    print(
+        f"  change + {args.fanout} outbox rows committed in {written:.2f} s ({args.fanout / written:.0f}/s)"
+    )
+    print(f"  outbox worked off in {delivered:.2f} s ({args.fanout / delivered:.0f}/s); rows left {left}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from console import (
     audit_page,
     campaigns_page,
     enrollments,
+    events_page,
     home,
     journey_editor,
     journeys,
@@ -45,6 +46,7 @@ PAGES = (
     segments_page.router,
     segment_editor.router,
     campaigns_page.router,
+    events_page.router,
     operations.router,
     audit_page.router,
 )

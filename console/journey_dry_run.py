@@ -26,8 +26,9 @@ from aftercare.fhir.fhirpath import FhirPathError
 from aftercare.journey_variables import JourneyVariables
 from aftercare.store.resources import load_current, newest_of_type
 from models.durations import format_iso_duration
-from models.journey import JourneyDefinition, SplitPath
+from models.journey import CallSpec, JourneyDefinition, SplitPath, SurveyStep
 from models.temporal import EnrollmentTrigger, ExpressionScope, FhirResourceRef, PatientEvent
+from workflows.calls import CallResult
 from workflows.interpreter import interpret
 from workflows.steps import JourneyEndedError
 from workflows.support import choose_path
@@ -98,9 +99,39 @@ class DryRunSteps:
         name: str | None = None,
         purpose: str | None = None,
         urgent: bool = False,
+        attach: Sequence[str] = (),
     ) -> None:
         """Record the message it would send."""
         self._take(step, "send", f"would send: {name}")
+
+    async def invite(
+        self,
+        event: str,
+        *,
+        valid_days: int = 14,
+        template: str | None = None,
+        channel: str | None = None,
+        fallback: Sequence[str] | None = None,
+        body: str | None = None,
+        subject: str | None = None,
+        step: str | None = None,
+        name: str | None = None,
+        purpose: str | None = None,
+    ) -> None:
+        """Record the invitation it would send."""
+        self._take(step, "invite", f"would invite the patient to the event {event}")
+
+    async def call(self, spec: CallSpec, *, step: str | None = None, name: str | None = None) -> CallResult:
+        """Record the call it would place; the dry run takes it as answered."""
+        asked = ", ".join(question.id for question in spec.gather) or "no questions"
+        self._take(step, "call", f"would call the patient ({asked}); the dry run takes it as answered")
+        return CallResult(status="sent", outcome="answered", calls=1)
+
+    async def survey(self, step: SurveyStep) -> str | None:
+        """Record the survey it would send; the dry run takes it as unanswered."""
+        waits = f"would send the survey {step.survey.questionnaire} and wait for the answers"
+        self._take(step.id, "survey", f"{waits}; the dry run takes the expiry")
+        return step.survey.on_expired
 
     async def wait(
         self, duration: timedelta | str, *, step: str | None = None, name: str | None = None

@@ -100,6 +100,15 @@ class CampaignSchedule(DefinitionModel):
         return self.every is not None or self.cron is not None
 
 
+class CampaignInvite(DefinitionModel):
+    """The campaign invites its audience to a published event: each message carries the recipient's
+    own self-service link, as `invite.url` (with `invite.title`, `invite.event_key`,
+    `invite.expires_at`), valid `valid_days`."""
+
+    event: Key
+    valid_days: int = Field(default=14, ge=1, le=90)
+
+
 class CampaignDefinition(DefinitionModel):
     """A campaign: who (a segment), what (a template, or A/B `variants`), when (`schedule`, inside the
     `send_window`), how fast (`throttle`), and for what purpose (consent is per purpose)."""
@@ -120,6 +129,8 @@ class CampaignDefinition(DefinitionModel):
     schedule: CampaignSchedule = CampaignSchedule()
     send_window: SendWindow | None = None
     throttle: Throttle | None = None
+    # An invitation to an event: every message carries the recipient's self-service link.
+    invite: CampaignInvite | None = None
     # How long a run may take: sends still waiting for their window or a cap then expire.
     expires_after: IsoDuration = timedelta(days=7)
     batch_size: int = Field(default=500, ge=1, le=2000)

@@ -159,6 +159,8 @@ class CampaignBatchResult(TemporalModel):
     delivered: int = 0
     complete: bool = True
     next_due: datetime | None = None
+    # The worker writes outreach back to FHIR: the run hands the range's messages to `FhirWriteBack`.
+    write_back: bool = False
 
 
 class RunProjection(TemporalModel):

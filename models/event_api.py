@@ -131,6 +131,8 @@ class RegistrationIn(_Request):
     session_id: SessionId
     companions: int = Field(default=0, ge=0, le=20)
     source: RegistrationSource = "staff"
+    # The channel the event's messages reach the patient on (the invite's; email carries the calendar).
+    channel: Literal["sms", "email"] = "email"
 
 
 class RegistrationCreated(BaseModel):

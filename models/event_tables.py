@@ -125,3 +125,30 @@ class EventRegistration(Base):
     def seats(self) -> int:
         """The seats this registration takes: the patient and their companions."""
         return 1 + self.companions
+
+
+class EventEffect(Base):
+    """What a committed change still owes Temporal (an outbox row): a patient event to deliver
+    (`notice`) or an offer workflow to start (`offer`). Written in the change's own transaction, done
+    after it commits, retried until Temporal answers (`next_attempt_at`), then deleted: never lost, and
+    harmless to repeat (each effect is idempotent by its id)."""
+
+    __tablename__ = "event_effects"
+    __table_args__ = (
+        Index("ix_event_effects_due", "next_attempt_at"),
+        Index("ix_event_effects_patient_id", "patient_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    event_key: Mapped[str] = mapped_column(String(64), nullable=False)
+    patient_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    payload: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )

@@ -56,3 +56,21 @@ class DeliverNoticesInput(TemporalModel):
     """Patient events to deliver to journeys."""
 
     notices: list[EventNoticeModel] = []
+
+
+class InviteLinkInput(TemporalModel):
+    """A self-service link for a patient and an event, for an `invite` step."""
+
+    event_key: str
+    patient_id: str
+    valid_days: int = 14
+
+
+class InviteLink(TemporalModel):
+    """What an invitation's message may say: `invite.url`, `invite.title`, `invite.event_key`,
+    `invite.expires_at`."""
+
+    url: str
+    title: str
+    event_key: str
+    expires_at: datetime

@@ -92,6 +92,9 @@ class ExitRule(DefinitionModel):
 # --- step bodies ----------------------------------------------------------------------------------
 
 
+Attachment = Literal["event_invite", "check_in_qr"]
+
+
 class SendSpec(DefinitionModel):
     """What a `send` step sends: a stored template, or an inline body on a channel.
 
@@ -110,6 +113,9 @@ class SendSpec(DefinitionModel):
     # whether it may go out in the patient's quiet hours (recorded as an override when it does).
     purpose: Purpose | None = None
     urgent: bool = False
+    # Files an email carries, for the registration of the event the journey heard of (`event.data.
+    # registration_id`): its calendar invite (`event_invite`) and check-in QR code (`check_in_qr`).
+    attach: list[Attachment] = []
 
     @model_validator(mode="after")
     def _one_source(self) -> SendSpec:
@@ -119,6 +125,8 @@ class SendSpec(DefinitionModel):
             raise ValueError("an inline `body` needs a `channel` (or `channel: best`)")
         if self.body is not None and self.channel == "email" and not self.subject:
             raise ValueError("an inline email needs a `subject`")
+        if self.attach and self.channel != "email":
+            raise ValueError("`attach` goes with `channel: email`")
         if self.fallback is not None:
             if self.channel not in (None, "best"):
                 raise ValueError("`fallback` goes with `channel: best`")
@@ -252,6 +260,38 @@ class SplitPath(DefinitionModel):
     def label(self) -> str:
         """The arm's name, or its target."""
         return self.name or self.goto
+
+
+DEFAULT_INVITE_SUBJECT = "Invitation: {{ invite.title }}"
+DEFAULT_INVITE_BODY = (
+    "Hi {{ patient.given }}, you are invited to {{ invite.title }}. "
+    "Choose a session and register here: {{ invite.url }}"
+)
+
+
+class InviteSpec(SendSpec):
+    """Invite the patient to an event: a message (a template, an inline body, or Aftercare's own
+    words on the best channel) that carries the patient's self-service link, valid `valid_days`. The
+    message sees `invite.url`, `invite.title`, `invite.event_key` and `invite.expires_at`."""
+
+    event: Key
+    valid_days: int = Field(default=14, ge=1, le=90)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_words(cls, value: Any) -> Any:
+        if isinstance(value, dict) and value.get("template") is None and value.get("body") is None:
+            return {
+                "channel": "best",
+                "subject": DEFAULT_INVITE_SUBJECT,
+                "body": DEFAULT_INVITE_BODY,
+                **{name: item for name, item in value.items() if item is not None},
+            }
+        return value
+
+    def sending(self) -> SendSpec:
+        """The message part, as a send."""
+        return SendSpec.model_validate(self.model_dump(exclude={"event", "valid_days"}))
 
 
 class EnrollSpec(DefinitionModel):
@@ -421,6 +461,17 @@ class SplitStep(StepBase):
         return self.name or "Choosing an A/B path"
 
 
+class InviteStep(StepBase):
+    """Invite the patient to an event, with their self-service link (register, choose, cancel)."""
+
+    kind: ClassVar[str] = "invite"
+    invite: InviteSpec
+
+    def describe(self) -> str:
+        """The step in words."""
+        return self.name or f"Inviting to the event {self.invite.event}"
+
+
 class EnrollStep(StepBase):
     """Enroll the patient in another journey."""
 
@@ -467,6 +518,7 @@ STEP_TYPES: tuple[type[StepBase], ...] = (
     SplitStep,
     EnrollStep,
     SurveyStep,
+    InviteStep,
     EndStep,
     CallStep,
 )
@@ -485,6 +537,7 @@ def _step_kind(value: Any) -> str | None:
 
 Step = Annotated[
     Annotated[SendStep, Tag("send")]
+    | Annotated[InviteStep, Tag("invite")]
     | Annotated[WaitStep, Tag("wait")]
     | Annotated[WaitForStep, Tag("wait_for")]
     | Annotated[BranchStep, Tag("branch")]

@@ -52,12 +52,6 @@ class OpenSurveyResult(TemporalModel):
     write_back: bool = False
 
 
-class WriteBackSurveyResponseInput(TemporalModel):
-    """Write one survey's answers to the FHIR source as a QuestionnaireResponse."""
-
-    survey_response_id: str
-
-
 class ExpireSurveyInput(TemporalModel):
     """Mark a survey expired (the workflow's deadline passed with no answers)."""
 

@@ -557,6 +557,8 @@ class Message(Base):
     html: Mapped[str | None] = mapped_column(Text)
     # Extra email headers it was sent with (`List-Unsubscribe`, `List-Unsubscribe-Post`).
     headers: Mapped[dict[str, str] | None] = mapped_column(Json)
+    # Files the email carries (`[{filename, content_type, content}]`, content base64): an event's invite.
+    attachments: Mapped[list[dict[str, str]] | None] = mapped_column(Json)
     template_key: Mapped[str | None] = mapped_column(String(64))
     template_version: Mapped[int | None] = mapped_column(Integer)
     locale: Mapped[str | None] = mapped_column(String(35))

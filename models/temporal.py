@@ -71,6 +71,8 @@ class ExpressionScope(TemporalModel):
     trigger: EnrollmentTrigger
     event: PatientEvent | None = None
     context: dict[str, Any] = {}
+    # Names a step gives its own message (an `invite` step's `invite`), beside the ones above.
+    variables: dict[str, Any] = {}
 
 
 class ResumeState(TemporalModel):
@@ -251,13 +253,24 @@ class WriteBackRiskInput(TemporalModel):
 
 
 class WriteBackInput(TemporalModel):
-    """What the `FhirWriteBack` workflow writes: a message (as a Communication), a task (a Task), a
-    survey's answers (a QuestionnaireResponse) or a risk score (a RiskAssessment)."""
+    """What the `FhirWriteBack` workflow writes, as it is when written: a message (as a Communication),
+    a planned send (a CommunicationRequest, named by the send's idempotency key), a task (a Task), a
+    survey's answers (a QuestionnaireResponse) or a risk score (a RiskAssessment).
+
+    With `planned_key`, `revoked` says the planned send was called off (the enrollment was cancelled or
+    exited while it waited).
+    """
 
     message_id: str | None = None
     task_id: str | None = None
     survey_response_id: str | None = None
     risk: WriteBackRiskInput | None = None
+    planned_key: str | None = None
+    revoked: bool = False
+    # A campaign run's range of recipients (`first`..`last`): the Communication of each of its messages.
+    campaign_run_id: str | None = None
+    first: int | None = None
+    last: int | None = None
 
 
 class WriteBackMessageInput(TemporalModel):
@@ -277,6 +290,7 @@ class WriteBackResult(TemporalModel):
 
     reference: str | None = None
     status: str | None = None
+    written: int = 1
 
 
 class DeliverMessageInput(TemporalModel):

@@ -16,14 +16,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from aftercare.events import registrations as regs
+from aftercare.events.consent import check_registration_consent
 from aftercare.events.errors import EventError
 from aftercare.events.invites import invite_ics
 from aftercare.events.links import LinkClaims, LinkRefused, read_link_token
+from aftercare.events.outbox import record_effects
 from aftercare.events.store import get_event, sessions_of
 from aftercare.security.rate_limit import RateLimiter, retry_after
 from aftercare.settings import event_link_secret
 from api.deps import ServicesDep
-from api.routes.events import after_commit, settle_offer
+from api.routes.events import after_commit
 from api.services import Services
 from models.event_api import RegistrationIn
 from models.event_tables import Event, EventRegistration, EventSession
@@ -194,13 +196,17 @@ async def register(token: str, request: Request, services: ServicesDep) -> Respo
         body = RegistrationIn(patient_id=claims.patient_id, session_id=session_id, source="self_service")
         async with services.sessions.begin() as session:
             change = await regs.register(session, claims.event_key, body)
+            await check_registration_consent(
+                session, change.registration, body.channel, services.settings.guardrails
+            )
+            effects = await record_effects(session, claims.event_key, change.offers, change.notices)
     except (EventError, ValueError) as error:
         message = "Please choose a session." if not session_id else str(error)
         page = await _page(services, claims, token, error=message)
         if page is None:
             return refused("gone", 404)
         return _render("event.html", 422, page=page, title=page.title)
-    await after_commit(services, claims.event_key, change.offers, change.notices)
+    await after_commit(services, effects)
     return RedirectResponse(f"/e/{token}?done={change.registration.status}", status_code=303)
 
 
@@ -217,10 +223,13 @@ async def cancel(token: str, request: Request, services: ServicesDep) -> Respons
         try:
             async with services.sessions.begin() as session:
                 change = await regs.cancel_registration(session, claims.event_key, mine.id, ttl=ttl)
+                settled = change.registration if was_offered else None
+                effects = await record_effects(
+                    session, claims.event_key, change.offers, change.notices, settled=settled
+                )
         except EventError:
             return RedirectResponse(f"/e/{token}", status_code=303)
-        await settle_offer(services, change.registration, was_offered)
-        await after_commit(services, claims.event_key, change.offers, change.notices)
+        await after_commit(services, effects)
     return RedirectResponse(f"/e/{token}?done=cancelled", status_code=303)
 
 

@@ -12,10 +12,11 @@ anywhere resumes where it was, and a long run continues as new with that state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities.campaigns import CampaignActivities
@@ -38,14 +39,20 @@ with workflow.unsafe.imports_passed_through():
         ZoneWindow,
     )
     from models.search_attributes import CAMPAIGN_KEY, CURRENT_STEP
+    from models.temporal import WriteBackInput
     from models.workflow_names import (
         CAMPAIGN_RUN_WORKFLOW,
         CAMPAIGN_WORKFLOW_PREFIX,
+        FHIR_WRITE_BACK_PREFIX,
+        FHIR_WRITE_BACK_WORKFLOW,
         PAUSE_UPDATE,
         RESUME_UPDATE,
         STATE_QUERY,
     )
     from workflows.support import failure_reason
+
+# Runs started before campaigns wrote their messages back never do.
+WRITE_BACK_PATCH = "campaign-write-back"
 
 # A round's batches are at most this many seconds' worth of a throttled campaign.
 THROTTLE_ROUND_SECONDS = 2.0
@@ -256,7 +263,7 @@ class CampaignRunWorkflow:
     async def _batch(
         self, request: CampaignRunInput, piece: WorkRange, window: ZoneWindow
     ) -> CampaignBatchResult:
-        return await workflow.execute_activity_method(
+        result: CampaignBatchResult = await workflow.execute_activity_method(
             CampaignActivities.send_campaign_batch,
             CampaignBatchInput(
                 run_id=self._run_id,
@@ -270,6 +277,23 @@ class CampaignRunWorkflow:
             ),
             **CAMPAIGN_BATCH.options(),
         )
+        if result.write_back and workflow.patched(WRITE_BACK_PATCH):
+            await self._write_back(piece)
+        return result
+
+    async def _write_back(self, piece: WorkRange) -> None:
+        """Hand the range's messages to a `FhirWriteBack` workflow of their own (it outlives the run if
+        need be); each batch of the range (a deferred range is tried again) writes its messages as they
+        are then, so the id names the moment."""
+        moment = workflow.now().strftime("%Y%m%dT%H%M%S%f")
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await workflow.start_child_workflow(
+                FHIR_WRITE_BACK_WORKFLOW,
+                WriteBackInput(campaign_run_id=self._run_id, first=piece.first, last=piece.last),
+                id=f"{FHIR_WRITE_BACK_PREFIX}campaign-{self._run_id}-{piece.first}-{moment}",
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                static_summary="Writing the campaign's messages to the FHIR source (Communications)",
+            )
 
     async def _windows(self, request: CampaignRunInput, now: datetime) -> dict[str, ZoneWindow]:
         zones = sorted({r.zone for r in self._progress.todo})

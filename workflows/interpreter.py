@@ -10,6 +10,7 @@ from models.journey import (
     EndStep,
     EnrollStep,
     FetchStep,
+    InviteStep,
     JourneyDefinition,
     SendStep,
     SplitStep,
@@ -21,8 +22,7 @@ from models.journey import (
     WaitStep,
 )
 from workflows.step_runner import StepRunner
-from workflows.steps import JourneySteps, unexpected_step
-from workflows.survey_step import run_survey
+from workflows.steps import unexpected_step
 
 
 async def interpret(steps: StepRunner, journey: JourneyDefinition, start_at: str | None = None) -> str:
@@ -54,6 +54,21 @@ async def run_step(steps: StepRunner, step: Step) -> str | None:
             name=name,
             purpose=spec.purpose,
             urgent=spec.urgent,
+            attach=spec.attach,
+        )
+    elif isinstance(step, InviteStep):
+        invite = step.invite
+        await steps.invite(
+            invite.event,
+            valid_days=invite.valid_days,
+            template=invite.template,
+            channel=invite.channel,
+            fallback=invite.fallback,
+            body=invite.body,
+            subject=invite.subject,
+            step=step.id,
+            name=step.name,
+            purpose=invite.purpose,
         )
     elif isinstance(step, CallStep):
         called = await steps.call(step.call, step=step.id, name=name)
@@ -116,7 +131,7 @@ async def run_step(steps: StepRunner, step: Step) -> str | None:
             enroll.journey, version=enroll.version, context=enroll.context, step=step.id, name=name
         )
     elif isinstance(step, SurveyStep):
-        expired_to = await run_survey(steps, step)
+        expired_to = await steps.survey(step)
         if expired_to is not None:
             return expired_to
     elif isinstance(step, EndStep):

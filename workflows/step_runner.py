@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from models.journey import SplitPath
+from models.journey import CallSpec, SplitPath, SurveyStep
 from models.temporal import PatientEvent
+
+if TYPE_CHECKING:
+    from workflows.calls import CallResult
 
 
 class StepRunner(Protocol):
@@ -33,8 +36,31 @@ class StepRunner(Protocol):
         name: str | None = None,
         purpose: str | None = None,
         urgent: bool = False,
+        attach: Sequence[str] = (),
     ) -> object:
         """A `send` step."""
+
+    async def invite(
+        self,
+        event: str,
+        *,
+        valid_days: int = 14,
+        template: str | None = None,
+        channel: str | None = None,
+        fallback: Sequence[str] | None = None,
+        body: str | None = None,
+        subject: str | None = None,
+        step: str | None = None,
+        name: str | None = None,
+        purpose: str | None = None,
+    ) -> object:
+        """An `invite` step: a message with the patient's link to an event."""
+
+    async def call(self, spec: CallSpec, *, step: str | None = None, name: str | None = None) -> CallResult:
+        """A `call` step."""
+
+    async def survey(self, step: SurveyStep) -> str | None:
+        """A `survey` step; the step to go to when it expired unanswered, else None."""
 
     async def wait(
         self, duration: timedelta | str, *, step: str | None = None, name: str | None = None

@@ -20,6 +20,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from activities.enrollments import EnrollmentActivities
+from activities.events import EventActivities
 from activities.fhir import FhirActivities
 from activities.messaging.send import MessagingActivities
 from activities.options import DB_WRITE, EVALUATE, FHIR_READ, SEND_MESSAGE, SEND_MESSAGE_FAST
@@ -27,14 +28,17 @@ from activities.store import StoreActivities
 from activities.tasks import TaskActivities
 from aftercare.facilities.calendar import add_business_days
 from models.durations import format_iso_duration, parse_iso_duration
+from models.event_temporal import InviteLink, InviteLinkInput
 from models.journey import (
     CallSpec,
     EnrollSpec,
     ExitRule,
     FetchSpec,
+    InviteSpec,
     JourneyDefinition,
     SendSpec,
     SplitPath,
+    SurveyStep,
     TaskSpec,
     UpdateSpec,
     describe_send,
@@ -71,6 +75,7 @@ from models.voice import CallScript
 from models.workflow_names import ENCOUNTER_CANCELLED_EVENT, FHIR_WRITE_BACK_PREFIX, FHIR_WRITE_BACK_WORKFLOW
 from workflows.calls import CallResult, place_call
 from workflows.support import ACTIVITY_FAILURES, StepFailedError, choose_path, failure_reason, is_permanent
+from workflows.survey_step import run_survey
 
 T = TypeVar("T")
 
@@ -79,6 +84,7 @@ EVENT_IDS_REMEMBERED = 500
 CONTINUE_AS_NEW_AFTER_EVENTS = 2000
 WAITING_KINDS = frozenset({"wait", "wait_for", "pause"})
 WRITE_BACK_PATCH = "fhir-write-back"
+PLANNED_SENDS_PATCH = "fhir-planned-sends"
 
 
 class JourneyExitedError(Exception):
@@ -203,38 +209,48 @@ class JourneySteps:
         purpose: str | None = None,
         urgent: bool = False,
         script: CallScript | None = None,
+        variables: dict[str, Any] | None = None,
+        attach: Sequence[str] = (),
     ) -> SendMessageResult:
         """Send a message from a template, or an inline body on a channel; at most once (a `voice`
         message is a call, saying `script` when given).
 
         `channel="best"` picks the patient's preferred reachable channel, trying `fallback` in order.
         The guardrails decide first: a send deferred (quiet hours, a frequency cap) sleeps durably until
-        the moment they give and asks again, under the same idempotency key.
+        the moment they give and asks again, under the same idempotency key. `variables` are added to
+        what the message sees (beside `patient`, `trigger`, `event`, `context`, which they never hide);
+        `attach` names files an email carries for the registration of the event last heard of
+        (`event_invite`, `check_in_qr`).
         """
         spec = SendSpec.model_validate(
-            {
-                "template": template,
-                "channel": channel,
-                "fallback": list(fallback) if fallback is not None else None,
-                "body": body,
-                "subject": subject,
-                "purpose": purpose,
-                "urgent": urgent,
-            }
+            _send_document(template, channel, fallback, body, subject, purpose)
+            | {"urgent": urgent, "attach": list(attach)}
         )
         label = name or f"Sending {describe_send(spec)}"
 
         async def run(call: StepCall) -> tuple[SendMessageResult, str, str | None]:
+            planned: str | None = None
             while True:
                 result = await attempt(call)
                 if result.status != "deferred" or result.defer_until is None:
-                    await self._write_back(result)
+                    await self._write_back(result, planned)
                     return result, result.status, result.reason
                 summary = f"Deferred by {result.rule} until {_when(result.defer_until)}"
                 workflow.set_current_details(f"**{call.step_id}**: {summary}")
-                await self._wait_until(result.defer_until, summary)
+                planned = await self._write_back_planned(call, result) or planned
+                try:
+                    await self._wait_until(result.defer_until, summary)
+                except (asyncio.CancelledError, JourneyExitedError):
+                    if planned is not None:  # called off while it waited: the request is revoked
+                        await self._start_write_back(
+                            WriteBackInput(planned_key=planned, revoked=True), f"planned-{planned}-revoked"
+                        )
+                    raise
 
         async def attempt(call: StepCall) -> SendMessageResult:
+            if variables:
+                scope = call.scope.model_copy(update={"variables": variables})
+                call = call.model_copy(update={"scope": scope})
             request = SendMessageInput(
                 call=call,
                 send=spec,
@@ -266,12 +282,72 @@ class JourneySteps:
         """Call the patient with a script (see `workflows/calls.py`); answers arrive as `voice.*` events."""
         return await place_call(self, spec, step=step or "call", name=name)
 
-    async def _write_back(self, result: SendMessageResult) -> None:
+    async def survey(self, step: SurveyStep) -> str | None:
+        """Send a questionnaire's link and wait for the answers (see `workflows/survey_step.py`); the
+        step to go to when it expired unanswered (`on_expired`), else None."""
+        return await run_survey(self, step)
+
+    async def invite(
+        self,
+        event: str,
+        *,
+        valid_days: int = 14,
+        template: str | None = None,
+        channel: str | None = None,
+        fallback: Sequence[str] | None = None,
+        body: str | None = None,
+        subject: str | None = None,
+        step: str | None = None,
+        name: str | None = None,
+        purpose: str | None = None,
+    ) -> SendMessageResult:
+        """Invite the patient to a published event: a message with their self-service link (at most
+        once, like any send). Without a template or body, Aftercare's own words on the best channel."""
+        spec = InviteSpec.model_validate(
+            _send_document(template, channel, fallback, body, subject, purpose)
+            | {"event": event, "valid_days": valid_days}
+        )
+        step_id = step or f"invite:{event}"
+        link: InviteLink = await self._activity(
+            step_id,
+            EventActivities.event_invite_link,
+            InviteLinkInput(event_key=event, patient_id=self.patient_id, valid_days=valid_days),
+        )
+        sending = spec.sending()
+        return await self.send(
+            sending.template,
+            channel=sending.channel,
+            fallback=sending.fallback,
+            body=sending.body,
+            subject=sending.subject,
+            step=step_id,
+            name=name or f"Inviting to {link.title}",
+            purpose=sending.purpose,
+            variables={"invite": link.model_dump(mode="json")},
+            attach=sending.attach,
+        )
+
+    async def _write_back(self, result: SendMessageResult, planned: str | None = None) -> None:
         """Hand the message to its own `FhirWriteBack` workflow, which outlives the journey if need be:
-        the journey goes on at once, and the write is retried there, never here."""
+        the journey goes on at once, and the write is retried there, never here. A message that was
+        planned first also settles its CommunicationRequest (`completed`, or `revoked` when held back)."""
         if result.write_back and result.message_id is not None:
             message = WriteBackInput(message_id=result.message_id)
             await self._start_write_back(message, f"message-{result.message_id}")
+            if planned is not None:
+                await self._start_write_back(
+                    WriteBackInput(planned_key=planned), f"planned-{planned}-settled"
+                )
+
+    async def _write_back_planned(self, call: StepCall, result: SendMessageResult) -> str | None:
+        """A send deferred to a known moment is a planned send: its CommunicationRequest (`active`, due
+        then) is written while the journey waits. Returns the planned send's key."""
+        if not result.write_back or result.defer_until is None or not workflow.patched(PLANNED_SENDS_PATCH):
+            return None
+        key = call.idempotency_key
+        due = result.defer_until.strftime("%Y%m%dT%H%M%S")
+        await self._start_write_back(WriteBackInput(planned_key=key), f"planned-{key}-{due}")
+        return key
 
     async def _start_write_back(self, request: WriteBackInput, name: str) -> None:
         if not workflow.patched(WRITE_BACK_PATCH):
@@ -803,6 +879,25 @@ class JourneySteps:
             event=event or self.last_event,
             context=self.context,
         )
+
+
+def _send_document(
+    template: str | None,
+    channel: str | None,
+    fallback: Sequence[str] | None,
+    body: str | None,
+    subject: str | None,
+    purpose: str | None,
+) -> dict[str, Any]:
+    """A send's arguments as the document its spec validates."""
+    return {
+        "template": template,
+        "channel": channel,
+        "fallback": list(fallback) if fallback is not None else None,
+        "body": body,
+        "subject": subject,
+        "purpose": purpose,
+    }
 
 
 def _when(moment: datetime) -> str:

@@ -4,6 +4,7 @@ by survey id) until it expires; on expiry the step's `%event` is a `survey.expir
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from temporalio import workflow
 
@@ -12,6 +13,8 @@ with workflow.unsafe.imports_passed_through():
     from models.journey import SurveyStep
     from models.surveys import ExpireSurveyInput, OpenSurveyInput
     from models.temporal import PatientEvent, WriteBackInput
+
+if TYPE_CHECKING:
     from workflows.steps import JourneySteps
 
 COMPLETED = "survey.completed"

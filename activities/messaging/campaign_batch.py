@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select, update
@@ -26,6 +26,7 @@ from activities.messaging.intent import IntentOrigin, message_intent, send_conte
 from activities.messaging.providers import ProviderRegistry
 from aftercare.campaigns.audience import RECIPIENTS
 from aftercare.compose import ComposedMessage, SendPlan, TemplateNotFoundError, compose, plan_for
+from aftercare.events.links import self_service_link
 from aftercare.facilities.voice import Voice, voices_of
 from aftercare.guardrails import Decision, GuardrailPolicy
 from aftercare.guardrails.decide import judge
@@ -39,6 +40,7 @@ from aftercare.store.templates import load_template_book
 from aftercare.templating import TemplateRenderError
 from models.campaign import DEFAULT_CAMPAIGN_PURPOSE, CampaignDefinition
 from models.campaign_runs import CampaignBatchInput, CampaignBatchResult
+from models.event_tables import Event
 from models.tables import Message, Patient, SendDecision, table_of
 
 log = logging.getLogger(__name__)
@@ -104,9 +106,11 @@ class CampaignBatchSender:
         *,
         delivery_concurrency: int = 16,
         links: PatientLinks | None = None,
+        invite_links: InviteLinks | None = None,
     ) -> None:
         self._sessions = sessions
         self._links = links
+        self._invite_links = invite_links
         self._providers = providers
         self._delivery = Delivery(sessions, providers, delivery_concurrency)
         self._policy = policy
@@ -156,11 +160,30 @@ class CampaignBatchSender:
                     plans[variant.key] = plan_for(campaign.send_spec(variant), book)
                 except TemplateNotFoundError as error:
                     plans[variant.key] = error
-            decided = await self._judge(session, request, campaign, rows, plans, now)
+            invite = await self._invite(session, campaign)
+            if isinstance(invite, TemplateNotFoundError):
+                plans = dict.fromkeys(plans, invite)
+                invite = None
+            decided = await self._judge(session, request, campaign, rows, plans, now, invite)
             await self._record(session, request, decided, now)
         counts = Counter(item.state for item in decided)
         log.info("campaign batch decided", extra={"run_id": request.run_id, "states": dict(counts)})
         return decided
+
+    async def _invite(
+        self, session: AsyncSession, campaign: CampaignDefinition
+    ) -> Event | TemplateNotFoundError | None:
+        """The event the campaign invites to; an event not open for registration holds every message
+        back (recorded as a template problem naming it)."""
+        if campaign.invite is None:
+            return None
+        event = await session.get(Event, campaign.invite.event)
+        if event is None or event.status != "published" or self._invite_links is None:
+            state = "unknown" if event is None else event.status
+            return TemplateNotFoundError(
+                f"the event {campaign.invite.event!r} is {state}: nobody can be invited to it"
+            )
+        return event
 
     async def _judge(
         self,
@@ -170,6 +193,7 @@ class CampaignBatchSender:
         rows: Sequence[tuple[int, str, str, Patient | None]],
         plans: dict[str, SendPlan | TemplateNotFoundError],
         now: datetime,
+        invite: Event | None = None,
     ) -> list[_Decided]:
         usable = [plan for plan in plans.values() if isinstance(plan, SendPlan)]
         profiles = [patient for _, _, _, patient in rows if patient is not None]
@@ -195,6 +219,15 @@ class CampaignBatchSender:
                 continue
             try:
                 variables = _variables(patient, campaign, variant, self._policy.hospital_timezone)
+                if invite is not None and self._invite_links is not None:
+                    variables = replace(
+                        variables,
+                        step_variables={
+                            "invite": self._invite_links.of(
+                                invite, patient.id, campaign.invite.valid_days if campaign.invite else 14
+                            )
+                        },
+                    )
                 message = compose(plan, variables, facts[patient.id])
             except (TemplateNotFoundError, TemplateRenderError) as error:
                 item.rule, item.reason = "template", f"the message could not be rendered: {error}"
@@ -383,3 +416,23 @@ def _variables(
         hospital_timezone=hospital_timezone,
         fetched={},
     )
+
+
+@dataclass(frozen=True)
+class InviteLinks:
+    """Makes each recipient's self-service link of a campaign's event (`invite` variables)."""
+
+    secret: bytes
+    public_base_url: str | None
+
+    def of(self, event: Event, patient_id: str, valid_days: int = 14) -> dict[str, Any]:
+        """What the message may say: `invite.url`, `invite.title`, `invite.event_key`, `invite.expires_at`."""
+        link = self_service_link(
+            self.secret, self.public_base_url, event.key, patient_id, ttl=timedelta(days=valid_days)
+        )
+        return {
+            "url": link.url,
+            "title": event.title,
+            "event_key": event.key,
+            "expires_at": link.expires_at.isoformat(),
+        }

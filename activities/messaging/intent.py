@@ -136,6 +136,7 @@ def outgoing_from(values: dict[str, Any]) -> OutgoingMessage:
     return OutgoingMessage(
         **{field: values[field] for field in _OUTGOING_FIELDS},
         headers=values.get("headers"),
+        attachments=tuple(values.get("attachments") or ()),
         created_at=values.get("created_at") or datetime.now(UTC),
         attempted_at=values.get("attempted_at"),
     )
@@ -143,5 +144,5 @@ def outgoing_from(values: dict[str, Any]) -> OutgoingMessage:
 
 def outgoing(message: Message) -> OutgoingMessage:
     """The provider's view of a recorded message."""
-    fields = (*_OUTGOING_FIELDS, "headers", "created_at", "attempted_at")
+    fields = (*_OUTGOING_FIELDS, "headers", "created_at", "attempted_at", "attachments")
     return outgoing_from({field: getattr(message, field) for field in fields})

@@ -37,6 +37,8 @@ class OutgoingMessage:
     headers: dict[str, str] | None = None
     # The facility it is sent on behalf of (its letterhead heads a letter).
     facility: str | None = None
+    # Files an email carries: `{filename, content_type, content}` (content base64).
+    attachments: tuple[dict[str, str], ...] = ()
 
     @property
     def looked_up_since(self) -> datetime:

@@ -22,6 +22,7 @@ from activities.messaging.providers import (
     ProviderRegistry,
 )
 from aftercare.compose import ComposedMessage, TemplateNotFoundError, compose_with_facts
+from aftercare.events.attachments import RegistrationUnknown, registration_attachments
 from aftercare.facilities.voice import voices_of
 from aftercare.guardrails import Decision, GuardrailPolicy, decide
 from aftercare.guardrails.decide import patient_today
@@ -53,9 +54,13 @@ class MessagingActivities:
         *,
         write_back: bool = False,
         links: PatientLinks | None = None,
+        event_link_secret: bytes = b"",
+        organiser_email: str | None = None,
     ) -> None:
         self._sessions = sessions
         self._links = links
+        self._event_link_secret = event_link_secret
+        self._organiser_email = organiser_email
         self._write_back = write_back
         self._providers = providers
         self._delivery = Delivery(sessions, providers)
@@ -80,10 +85,16 @@ class MessagingActivities:
         return self._marked(await self._delivery.deliver(message))
 
     def _marked(self, result: SendMessageResult) -> SendMessageResult:
-        """A message with its fate settled goes to the chart when this worker writes outreach back."""
+        """A message with its fate settled goes to the chart when this worker writes outreach back, and
+        so does a send deferred to a known moment (a planned send)."""
         settled = result.message_id is not None and result.deliver_queue is None
         settled = settled and result.status != "deferred"
-        return result.model_copy(update={"write_back": True}) if self._write_back and settled else result
+        planned = result.status == "deferred" and result.defer_until is not None
+        return (
+            result.model_copy(update={"write_back": True})
+            if self._write_back and (settled or planned)
+            else result
+        )
 
     async def _send(self, request: SendMessageInput) -> SendMessageResult:
         async with self._sessions.begin() as session:
@@ -118,6 +129,8 @@ class MessagingActivities:
                         defer_until=decision.until,
                     )
                 values = message_intent(_origin(request), composed, purpose, decision, voice, self._links)
+                if request.send.attach:
+                    values["attachments"] = await self._attachments(session, request)
                 provider = self._providers.for_channel(composed.channel)
                 sent_now = await settle_locally(values, provider)
                 message = await record_intent(session, values, sent_now=sent_now)
@@ -133,6 +146,25 @@ class MessagingActivities:
         if limit is not None:
             return result_of(message).model_copy(update={"deliver_queue": limit.queue})
         return await self._delivery.deliver(message)
+
+    async def _attachments(self, session: AsyncSession, request: SendMessageInput) -> list[dict[str, str]]:
+        """The files the step attaches, for the registration of the event the journey heard of."""
+        scope = request.call.scope
+        heard = scope.event or scope.trigger.event
+        registration_id = heard.data.get("registration_id") if heard is not None else None
+        if not isinstance(registration_id, str):
+            reason = "`attach` needs an event.* event with a registration_id (entry or wait_for)"
+            raise ApplicationError(reason, type="InvalidInput", non_retryable=True)
+        try:
+            return await registration_attachments(
+                session,
+                registration_id,
+                request.send.attach,
+                secret=self._event_link_secret,
+                organiser_email=self._organiser_email,
+            )
+        except RegistrationUnknown as error:
+            raise ApplicationError(str(error), type="InvalidInput", non_retryable=True) from error
 
     async def _compose(
         self, session: AsyncSession, request: SendMessageInput, at: datetime

@@ -16,7 +16,19 @@ from urllib.error import URLError
 
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
-from sendgrid.helpers.mail import Category, CustomArg, Email, Header, Mail, To
+from sendgrid.helpers.mail import (
+    Attachment,
+    Category,
+    CustomArg,
+    Disposition,
+    Email,
+    FileContent,
+    FileName,
+    FileType,
+    Header,
+    Mail,
+    To,
+)
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -70,6 +82,15 @@ class SendGridEmailProvider:
         extra.update(message.headers or {})
         for name, value in extra.items():
             mail.header = Header(name, value)
+        for attached in reversed(message.attachments):  # the SDK puts each one first
+            mail.add_attachment(
+                Attachment(
+                    FileContent(attached["content"]),
+                    FileName(attached["filename"]),
+                    FileType(attached["content_type"]),
+                    Disposition("attachment"),
+                )
+            )
         return mail
 
     async def send(self, message: OutgoingMessage) -> ProviderOutcome:

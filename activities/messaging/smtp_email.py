@@ -7,6 +7,7 @@ A relay cannot be asked whether it took a message, so an interrupted send is sen
 from __future__ import annotations
 
 import asyncio
+import base64
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -61,6 +62,17 @@ class SmtpEmailProvider:
         email.set_content(message.body)
         if message.html:
             email.add_alternative(message.html, subtype="html")
+        for attached in message.attachments:
+            maintype, _, rest = attached["content_type"].partition("/")
+            subtype, _, parameters = rest.partition(";")
+            params = dict(part.strip().split("=", 1) for part in parameters.split(";") if "=" in part)
+            email.add_attachment(
+                base64.b64decode(attached["content"]),
+                maintype=maintype,
+                subtype=subtype.strip(),
+                filename=attached["filename"],
+                params=params,
+            )
         # After the bodies: making the message multipart moves Content-* headers into the first part.
         if message.locale:
             email["Content-Language"] = message.locale

@@ -13,6 +13,7 @@ from aftercare.definitions import DefinitionInvalidError, DefinitionProblem, tem
 from aftercare.store.segments import get_segment
 from aftercare.store.templates import load_template_book
 from models.campaign import CampaignDefinition
+from models.event_tables import Event
 
 
 def parse_campaign(document: Any) -> CampaignDefinition:
@@ -32,7 +33,7 @@ def parse_campaign(document: Any) -> CampaignDefinition:
 
 
 async def check_campaign(session: AsyncSession, campaign: CampaignDefinition) -> None:
-    """Refuse a campaign whose segment or templates do not exist or do not fit it."""
+    """Refuse a campaign whose segment, templates or invited event do not exist or do not fit it."""
     problems: list[DefinitionProblem] = []
     if await get_segment(session, campaign.segment) is None:
         problems.append(
@@ -41,6 +42,10 @@ async def check_campaign(session: AsyncSession, campaign: CampaignDefinition) ->
                 f"segment {campaign.segment!r} does not exist; publish it first",
                 "unknown_segment",
             )
+        )
+    if campaign.invite is not None and await session.get(Event, campaign.invite.event) is None:
+        problems.append(
+            DefinitionProblem(("invite", "event"), f"no event {campaign.invite.event!r}", "unknown_event")
         )
     book = await load_template_book(session, campaign.templates())
     channels_of = {key: book.channels(key) for key in campaign.templates() if book.channels(key)}

@@ -7,11 +7,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from aftercare.enrollment.event_triggers import deliver_event
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.events.registrations import Notice, Offer
-from models.event_temporal import EVENT_OFFER_WORKFLOW, EventNoticeModel, OfferInput, offer_workflow_id
+from models.event_temporal import (
+    EVENT_OFFER_WORKFLOW,
+    SETTLE_OFFER,
+    EventNoticeModel,
+    OfferInput,
+    offer_workflow_id,
+)
 
 
 def notice_model(notice: Notice) -> EventNoticeModel:
@@ -61,3 +68,12 @@ async def start_offers(client: Client, task_queue: str, offers: list[OfferInput]
             )
         except WorkflowAlreadyStartedError:
             continue
+
+
+async def settle_offer(client: Client, workflow_id: str) -> None:
+    """Tell an offer's workflow that nothing is left to expire (one that has ended already is fine)."""
+    try:
+        await client.get_workflow_handle(workflow_id).signal(SETTLE_OFFER)
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise

@@ -43,3 +43,22 @@ def read_link_token(secret: bytes, token: str, *, now: datetime | None = None) -
     """The claims of a genuine, current link; `LinkRefused` otherwise."""
     claims, expires_at = unseal(secret, DOMAIN, PURPOSE, token, now=now)
     return LinkClaims(event_key=str(claims["e"]), patient_id=str(claims["s"]), expires_at=expires_at)
+
+
+@dataclass(frozen=True)
+class SelfServiceLink:
+    """A patient's link to an event's page: the URL (on `PUBLIC_BASE_URL`), its token and expiry."""
+
+    url: str
+    token: str
+    expires_at: datetime
+
+
+def self_service_link(
+    secret: bytes, public_base_url: str | None, event_key: str, patient_id: str, *, ttl: timedelta
+) -> SelfServiceLink:
+    """The link `/e/<token>` for the patient's page of the event."""
+    token, expires_at = link_token(secret, event_key, patient_id, ttl=ttl)
+    return SelfServiceLink(
+        url=f"{(public_base_url or '').rstrip('/')}/e/{token}", token=token, expires_at=expires_at
+    )

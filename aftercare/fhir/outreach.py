@@ -1,5 +1,5 @@
-"""Outreach as FHIR R4 resources for the chart: each message a `Communication`, each care task a
-`Task`.
+"""Outreach as FHIR R4 resources for the chart: each message a `Communication`, each send planned for
+later a `CommunicationRequest`, each care task a `Task`.
 
 A Communication carries no more than the message did (its text, to the patient, about the resource
 that triggered the journey), and an identifier naming the message (`urn:aftercare:message|<id>`): it is
@@ -23,16 +23,18 @@ MEDIUM: dict[str, tuple[str, str]] = {
     "letter": ("MAILWRIT", "mail"),
     "push": ("ELECTRONIC", "electronic data"),
 }
-# A message's status, as the event status of its Communication.
+# A message's status, as the event status of its Communication: a provider's later report moves it on
+# (delivered stays `completed`; a failure is `entered-in-error`, a bounce `not-done` with the reason).
 STATUS: dict[str, str] = {
     "queued": "in-progress",
     "sending": "in-progress",
     "sent": "completed",
     "delivered": "completed",
     "printed": "completed",
-    "failed": "stopped",
-    "undelivered": "stopped",
+    "failed": "entered-in-error",
+    "undelivered": "not-done",
 }
+PLANNED_IDENTIFIER_SYSTEM = "urn:aftercare:send"
 
 
 @dataclass(frozen=True)
@@ -49,29 +51,24 @@ class SentMessage:
     topic: str | None = None
     about: str | None = None
     reminder: bool = False
+    # The send's idempotency key when it was planned first (a CommunicationRequest): `basedOn` it.
+    planned_key: str | None = None
 
 
 def communication(message: SentMessage) -> dict[str, Any]:
-    """The message as a Communication: sent ones `completed`, failed ones `stopped`, ones the
-    guardrails held back `not-done` with the reason."""
+    """The message as a Communication: sent and delivered ones `completed`, failed ones
+    `entered-in-error`, bounced ones and ones the guardrails held back `not-done`, with the reason."""
     status = STATUS.get(message.status, "not-done")
     resource: dict[str, Any] = {
         "resourceType": "Communication",
         "identifier": [{"system": MESSAGE_IDENTIFIER_SYSTEM, "value": message.message_id}],
         "status": status,
-        "category": [{"coding": [{"system": _CATEGORY, "code": _category(message)}]}],
-        "subject": {"reference": f"Patient/{message.patient_id}"},
-        "recipient": [{"reference": f"Patient/{message.patient_id}"}],
+        **_outreach(message.patient_id, message.channel, message.topic, message.about, message.reminder),
     }
-    if status == "not-done" and message.reason:
+    if status in ("not-done", "entered-in-error") and message.reason:
         resource["statusReason"] = {"text": message.reason}
-    if message.channel in MEDIUM:
-        code, display = MEDIUM[message.channel]
-        resource["medium"] = [{"coding": [{"system": _MODE, "code": code, "display": display}]}]
-    if message.topic:
-        resource["topic"] = {"text": message.topic}
-    if message.about:
-        resource["about"] = [{"reference": message.about}]
+    if message.planned_key:
+        resource["basedOn"] = [planned_reference(message.planned_key)]
     if message.sent_at is not None and status == "completed":
         resource["sent"] = message.sent_at.isoformat()
     if message.body and status != "not-done":
@@ -79,8 +76,63 @@ def communication(message: SentMessage) -> dict[str, Any]:
     return resource
 
 
-def _category(message: SentMessage) -> str:
-    return "reminder" if message.reminder else "notification"
+def _outreach(
+    patient_id: str, channel: str | None, topic: str | None, about: str | None, reminder: bool
+) -> dict[str, Any]:
+    """What a Communication and a CommunicationRequest share: category, patient, medium, topic, about."""
+    resource: dict[str, Any] = {
+        "category": [{"coding": [{"system": _CATEGORY, "code": "reminder" if reminder else "notification"}]}],
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "recipient": [{"reference": f"Patient/{patient_id}"}],
+    }
+    if channel in MEDIUM:
+        code, display = MEDIUM[channel]
+        resource["medium"] = [{"coding": [{"system": _MODE, "code": code, "display": display}]}]
+    if topic:
+        resource["topic"] = {"text": topic}
+    if about:
+        resource["about"] = [{"reference": about}]
+    return resource
+
+
+@dataclass(frozen=True)
+class PlannedSend:
+    """A send known in advance (deferred to a moment, or scheduled): `active` until it happens
+    (`completed`, with its message) or is called off (`revoked`)."""
+
+    key: str
+    patient_id: str
+    status: str
+    channel: str | None = None
+    occurrence: datetime | None = None
+    reason: str | None = None
+    topic: str | None = None
+    about: str | None = None
+    reminder: bool = False
+
+
+def planned_reference(key: str) -> dict[str, Any]:
+    """A logical reference to the CommunicationRequest of a planned send (by its identifier)."""
+    return {"type": "CommunicationRequest", "identifier": {"system": PLANNED_IDENTIFIER_SYSTEM, "value": key}}
+
+
+def communication_request(planned: PlannedSend) -> dict[str, Any]:
+    """The planned send as a CommunicationRequest: `occurrenceDateTime` when it is due, no text (the
+    message is composed when it goes out), `statusReason` when it was revoked for a reason."""
+    shared = _outreach(planned.patient_id, planned.channel, None, planned.about, planned.reminder)
+    resource: dict[str, Any] = {
+        "resourceType": "CommunicationRequest",
+        "identifier": [{"system": PLANNED_IDENTIFIER_SYSTEM, "value": planned.key}],
+        "status": planned.status,
+        **shared,
+    }
+    if planned.topic:  # a CommunicationRequest has no `topic`: the journey's name is its reason
+        resource["reasonCode"] = [{"text": planned.topic}]
+    if planned.occurrence is not None:
+        resource["occurrenceDateTime"] = planned.occurrence.isoformat()
+    if planned.status == "revoked" and planned.reason:
+        resource["statusReason"] = {"text": planned.reason}
+    return resource
 
 
 def triggering_reference(trigger_key: str | None) -> str | None:

@@ -6,7 +6,7 @@ suppress the address; spam reports and unsubscribes also withdraw the patient's 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,11 +39,13 @@ _DROP_SUPPRESSIONS = {
 
 @dataclass
 class EventsApplied:
-    """How a webhook delivery went: applied, already seen, or about no message of ours."""
+    """How a webhook delivery went: applied, already seen, or about no message of ours; `messages`
+    the ids of the messages the applied events were about."""
 
     applied: int = 0
     duplicates: int = 0
     unmatched: int = 0
+    messages: list[str] = field(default_factory=list)
 
 
 async def apply_events(session: AsyncSession, events: list[dict[str, Any]]) -> EventsApplied:
@@ -68,6 +70,7 @@ async def apply_events(session: AsyncSession, events: list[dict[str, Any]]) -> E
             summary.duplicates += 1
             continue
         summary.applied += 1
+        summary.messages.append(message.id)
         await _consequences(session, message, kind, raw)
     return summary
 

@@ -74,15 +74,26 @@ async def complete_task(
     session: AsyncSession, task_id: str, *, outcome: str, note: str | None, completed_by: str | None
 ) -> Task | None:
     """Mark an open task completed; None when it is not open (already completed or cancelled)."""
-    completed = await session.scalar(
+    return await _end_task(session, task_id, "completed", outcome, note, completed_by)
+
+
+async def cancel_task(
+    session: AsyncSession, task_id: str, *, outcome: str, note: str | None, completed_by: str | None
+) -> Task | None:
+    """Mark an open task cancelled (by whom in `completed_by`); None when it is not open."""
+    return await _end_task(session, task_id, "cancelled", outcome, note, completed_by)
+
+
+async def _end_task(
+    session: AsyncSession, task_id: str, status: str, outcome: str, note: str | None, by: str | None
+) -> Task | None:
+    ended: Task | None = await session.scalar(
         update(Task)
         .where(Task.id == task_id, Task.status == "open")
-        .values(
-            status="completed", outcome=outcome, note=note, completed_by=completed_by, completed_at=func.now()
-        )
+        .values(status=status, outcome=outcome, note=note, completed_by=by, completed_at=func.now())
         .returning(Task)
     )
-    return completed
+    return ended
 
 
 async def assign_task(

@@ -13,13 +13,13 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.service import RPCError, RPCStatusCode
 
 from aftercare.events import registrations as regs
-from aftercare.events.delivery import deliver_notices, notice_model, offer_input, start_offers
+from aftercare.events.consent import check_registration_consent
 from aftercare.events.errors import EventConflict, EventError, EventInvalid, EventNotFound, NotEligible
 from aftercare.events.invites import check_in_code, check_in_qr_png, invite_ics, read_check_in_code
-from aftercare.events.links import link_token
+from aftercare.events.links import self_service_link
+from aftercare.events.outbox import Effect, EffectRunner, record_effects, run_effects
 from aftercare.events.store import create_event, event_view, get_event, publish_event, sessions_of
 from aftercare.settings import event_link_secret
 from api.deps import ServicesDep, SessionDep
@@ -40,7 +40,6 @@ from models.event_api import (
     SessionClosed,
 )
 from models.event_tables import Event, EventRegistration, EventSession
-from models.event_temporal import SETTLE_OFFER, offer_workflow_id
 from models.tables import Patient
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
@@ -80,28 +79,17 @@ def registration_view(registration: EventRegistration, secret: bytes) -> Registr
     )
 
 
-async def after_commit(
-    services: Services, event_key: str, offers: list[regs.Offer], notices: list[regs.Notice]
-) -> None:
-    """Watch the change's new offers and deliver its patient events."""
-    await start_offers(
-        services.temporal, services.settings.temporal_task_queue, [offer_input(event_key, o) for o in offers]
-    )
-    await deliver_notices(
-        services.sessions, services.temporal, services.starter, [notice_model(n) for n in notices]
+def effects_runner(services: Services) -> EffectRunner:
+    """What doing a change's effects needs, from the app's services."""
+    return EffectRunner(
+        services.sessions, services.temporal, services.starter, services.settings.temporal_task_queue
     )
 
 
-async def settle_offer(services: Services, registration: EventRegistration, was_offered: bool) -> None:
-    """Tell the offer's workflow that nothing is left to expire."""
-    if not was_offered:
-        return
-    handle = services.temporal.get_workflow_handle(offer_workflow_id(registration.id, registration.offers))
-    try:
-        await handle.signal(SETTLE_OFFER)
-    except RPCError as error:
-        if error.status != RPCStatusCode.NOT_FOUND:
-            raise
+async def after_commit(services: Services, effects: list[Effect]) -> None:
+    """Do the committed change's effects (its offers' workflows, its patient events); what Temporal
+    cannot take now stays in the outbox and is retried (`aftercare.events.outbox`)."""
+    await run_effects(effects_runner(services), effects)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=EventView)
@@ -147,9 +135,10 @@ async def cancel(key: str, session: SessionDep, services: ServicesDep) -> EventV
     async with refusals():
         async with session.begin():
             notices = await regs.cancel_event(session, key)
+            effects = await record_effects(session, key, [], notices)
         view = await event_view(session, key)
     await session.close()
-    await after_commit(services, key, [], notices)
+    await after_commit(services, effects)
     return view
 
 
@@ -158,8 +147,9 @@ async def close(key: str, session_id: str, session: SessionDep, services: Servic
     """Close a session with attendance: who did not check in is a no_show."""
     async with refusals(), session.begin():
         _sitting, attended, notices = await regs.close_session(session, key, session_id)
+        effects = await record_effects(session, key, [], notices)
     await session.close()
-    await after_commit(services, key, [], notices)
+    await after_commit(services, effects)
     return SessionClosed(
         session_id=session_id,
         attended=attended,
@@ -178,9 +168,10 @@ async def patch_session(
             notices, offers = await regs.change_session(
                 session, key, session_id, body, ttl=timedelta(hours=services.settings.event_offer_hours)
             )
+            effects = await record_effects(session, key, offers, notices)
         view = await event_view(session, key)
     await session.close()
-    await after_commit(services, key, offers, notices)
+    await after_commit(services, effects)
     return view
 
 
@@ -189,18 +180,23 @@ async def post_registration(
     key: str, body: RegistrationIn, session: SessionDep, services: ServicesDep
 ) -> RegistrationCreated:
     """Register a patient: `registered` while seats are free, else `waitlisted`; the same patient and
-    session again is a 409."""
+    session again is a 409. A patient without consent for event messages on `channel` is registered
+    and not messaged: the decision log has a `suppressed` entry saying so."""
     async with refusals():
         try:
             async with session.begin():
                 change = await regs.register(session, key, body)
+                await check_registration_consent(
+                    session, change.registration, body.channel, services.settings.guardrails
+                )
+                effects = await record_effects(session, key, change.offers, change.notices)
         except IntegrityError:
             raise HTTPException(
                 status.HTTP_409_CONFLICT, f"the patient is already registered for session {body.session_id!r}"
             ) from None
     created = RegistrationCreated(registration_id=change.registration.id, status=change.registration.status)
     await session.close()
-    await after_commit(services, key, change.offers, change.notices)
+    await after_commit(services, effects)
     return created
 
 
@@ -249,10 +245,10 @@ async def _change(
         else:
             change = await regs.check_in(session, key, registration_id)
         view = registration_view(change.registration, event_link_secret(services.settings))
-        settled = was_offered and change.registration.status != "offered"
+        settled = change.registration if was_offered and change.registration.status != "offered" else None
+        effects = await record_effects(session, key, change.offers, change.notices, settled=settled)
     await session.close()
-    await settle_offer(services, change.registration, settled)
-    await after_commit(services, key, change.offers, change.notices)
+    await after_commit(services, effects)
     return view
 
 
@@ -338,9 +334,11 @@ async def post_link(key: str, body: LinkRequest, session: SessionDep, services: 
         await get_event(session, key)
         if await session.get(Patient, body.patient_id) is None:
             raise EventNotFound(f"no patient {body.patient_id!r}")
-    token, expires_at = link_token(
-        event_link_secret(services.settings), key, body.patient_id, ttl=timedelta(days=body.valid_days)
+    link = self_service_link(
+        event_link_secret(services.settings),
+        services.settings.public_base_url,
+        key,
+        body.patient_id,
+        ttl=timedelta(days=body.valid_days),
     )
-    path = f"/e/{token}"
-    base = (services.settings.public_base_url or "").rstrip("/")
-    return LinkCreated(url=f"{base}{path}", token=token, expires_at=expires_at)
+    return LinkCreated(url=link.url, token=link.token, expires_at=link.expires_at)

@@ -11,8 +11,9 @@ from icalendar import Calendar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from aftercare.store.consents import record_consent
 from models.event_tables import Event, EventSession
-from models.tables import Patient
+from models.tables import Patient, SendDecision
 
 SOON = datetime.now(UTC).replace(microsecond=0) + timedelta(days=10)
 
@@ -244,3 +245,38 @@ async def test_moving_a_session_bumps_the_invite_and_more_seats_go_to_the_waitli
     assert int(after["sequence"]) == int(before["sequence"]) + 1
     assert after.decoded("dtstart") == later
     assert (await api.get(f"/v1/events/diabetes-class/registrations/{cy}")).json()["status"] == "offered"
+
+
+async def test_a_patient_without_consent_for_the_channel_is_registered_but_not_messaged_and_the_log_says_so(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await patients(sessions, "ana", "ben")
+    async with sessions.begin() as session:
+        await record_consent(
+            session, ["ben"], "email", "revoked", "front-desk", purpose="appointment_reminders"
+        )
+    await published(api)
+
+    ana = await register(api, "ana")
+    ben = await register(api, "ben")
+    by_sms = await api.post(
+        "/v1/events/diabetes-class/registrations",
+        json={"patient_id": "ben", "session_id": "evening", "channel": "sms"},
+    )
+
+    assert (ana.status_code, ana.json()["status"]) == (201, "registered")
+    assert (ben.status_code, ben.json()["status"]) == (201, "registered")  # registered all the same
+    assert by_sms.status_code == 201  # consent was withdrawn for email only: no entry for this one
+    async with sessions() as session:
+        [decision] = list(await session.scalars(select(SendDecision)))
+    assert (decision.patient_id, decision.decision, decision.rule, decision.channel) == (
+        "ben",
+        "suppressed",
+        "consent",
+        "email",
+    )
+    assert decision.idempotency_key == f"event:{ben.json()['registration_id']}:consent"
+    assert decision.reason == (
+        "registered for diabetes-class (registered) but not messaged: the patient withdrew consent for "
+        "appointment_reminders by email (front-desk)"
+    )

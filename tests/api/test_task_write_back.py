@@ -52,11 +52,18 @@ async def test_completing_a_task_starts_writing_its_completion_to_the_chart(
     assert answer.status_code == 200, answer.text
     assert answer.json()["status"] == "completed"
 
-    handle = dev_server.client.get_workflow_handle(f"fhir-write-back-task-{task_id}-completed")
+    await assert_write_back_started(dev_server, f"fhir-write-back-task-{task_id}-completed", writing)
+
+
+async def assert_write_back_started(
+    dev_server: WorkflowEnvironment, workflow_id: str, settings: Settings
+) -> None:
+    """A `FhirWriteBack` workflow runs under that id on the worker's queue (terminated: no worker here)."""
+    handle = dev_server.client.get_workflow_handle(workflow_id)
     description = await handle.describe()
     try:
         assert description.workflow_type == "FhirWriteBack"
-        assert description.task_queue == writing.temporal_task_queue
+        assert description.task_queue == settings.temporal_task_queue
     finally:
         await handle.terminate("test over")
 

@@ -92,7 +92,7 @@ def test_an_unknown_step_kind_is_refused_with_the_kinds_that_exist() -> None:
     [problem] = problems_of(document)
     assert problem["step"] == "mystery"
     assert (
-        "send, wait, wait_for, branch, task, update, fetch, split, enroll, survey, end, call"
+        "send, wait, wait_for, branch, task, update, fetch, split, enroll, survey, invite, end, call"
         in problem["msg"]
     )
 

@@ -5,6 +5,7 @@ cancellation, A/B variants, deferral by frequency caps, and expiry."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,8 +24,11 @@ from activities.registry import build_activities
 from aftercare.campaigns.audience import variant_for
 from aftercare.campaigns.launch import CampaignLauncher
 from aftercare.campaigns.validation import check_campaign, parse_campaign
+from aftercare.definitions import DefinitionInvalidError
+from aftercare.events.links import read_link_token
+from aftercare.events.store import create_event, publish_event
 from aftercare.guardrails import FrequencyCap
-from aftercare.settings import Settings
+from aftercare.settings import Settings, event_link_secret
 from aftercare.store.campaigns import get_run, publish_campaign
 from aftercare.store.consents import record_consent
 from aftercare.store.messages import record_intent
@@ -32,6 +36,7 @@ from aftercare.store.segments import publish_segment
 from models.campaign import CampaignDefinition
 from models.campaign_runs import CampaignBatchInput, CampaignRunResult, CampaignRunState, RunControl
 from models.campaign_tables import CampaignRecipient
+from models.event_api import EventIn, SessionIn
 from models.segment import SegmentDefinition
 from models.tables import Message, SendDecision
 from tests.helpers import publish_templates
@@ -139,24 +144,59 @@ async def harness(
     worker_settings = settings.model_copy(
         update={"temporal_task_queue": task_queue, "frequency_caps": marker.args[0] if marker else []}
     )
+    async with running_campaigns(
+        time_skipping_env, sessions, worker_settings, task_queue, key=f"flu-{task_queue.removeprefix('tq-')}"
+    ) as harness:
+        yield harness
+
+
+@contextlib.asynccontextmanager
+async def running_campaigns(
+    env: WorkflowEnvironment,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    task_queue: str,
+    *,
+    key: str = "flu",
+) -> AsyncIterator[CampaignHarness]:
+    """The flu template and the adults segment published, and a worker with the real activities of
+    these settings (outbox provider) on the task queue."""
     await publish_templates(sessions, FLU_SMS)
     async with sessions.begin() as session:
         await publish_segment(session, ADULTS)
     worker = Worker(
-        time_skipping_env.client,
+        env.client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=build_activities(sessions, worker_settings, time_skipping_env.client),
+        activities=build_activities(sessions, settings, env.client),
     )
     async with worker:
+        # Run ids come from the key: every test has its own on the session's Temporal server.
         yield CampaignHarness(
-            time_skipping_env,
-            sessions,
-            CampaignLauncher(sessions, time_skipping_env.client, task_queue),
-            worker_settings,
-            # Run ids come from the key: every test has its own on the session's Temporal server.
-            key=f"flu-{task_queue.removeprefix('tq-')}",
+            env, sessions, CampaignLauncher(sessions, env.client, task_queue), settings, key=key
         )
+
+
+async def texted_earlier(
+    sessions: async_sessionmaker[AsyncSession], patient_ids: list[str], at: datetime
+) -> None:
+    """Each patient was texted at `at` (which counts against a frequency cap)."""
+    async with sessions.begin() as session:
+        for patient_id in patient_ids:
+            await record_intent(
+                session,
+                {
+                    "id": f"earlier-{patient_id}",
+                    "idempotency_key": f"earlier-{patient_id}",
+                    "patient_id": patient_id,
+                    "channel": "sms",
+                    "to": "+15551000000",
+                    "body": "An appointment reminder",
+                    "status": "sent",
+                    "purpose": "appointment_reminders",
+                    "created_at": at,
+                },
+            )
 
 
 async def test_a_run_messages_every_member_once_and_records_who_was_passed_over_and_why(
@@ -331,23 +371,7 @@ async def test_ab_variants_split_the_audience_by_weight_and_send_each_its_templa
 @pytest.mark.caps([FrequencyCap(channel="sms", per_day=1)])
 async def test_sends_deferred_by_a_frequency_cap_go_once_the_cap_allows(harness: CampaignHarness) -> None:
     await store_patients(harness.sessions, [synthetic_patient(i) for i in range(4)])
-    earlier = await harness.now() - timedelta(hours=20)
-    async with harness.sessions.begin() as session:
-        for index in (0, 1):
-            await record_intent(
-                session,
-                {
-                    "id": f"earlier-{index}",
-                    "idempotency_key": f"earlier-{index}",
-                    "patient_id": f"cp-{index}",
-                    "channel": "sms",
-                    "to": "+15551000000",
-                    "body": "An appointment reminder",
-                    "status": "sent",
-                    "purpose": "appointment_reminders",
-                    "created_at": earlier,
-                },
-            )
+    await texted_earlier(harness.sessions, ["cp-0", "cp-1"], await harness.now() - timedelta(hours=20))
     campaign = await harness.publish()
     result = await harness.finish(await harness.launch(campaign))
 
@@ -378,3 +402,68 @@ async def test_recipients_whose_window_never_comes_before_the_run_expires_are_ex
     assert {(r.state, r.reason) for r in recipients} == {
         ("expired", "the run ended before this patient's turn came")
     }
+
+
+async def test_a_campaign_inviting_to_an_event_gives_each_recipient_their_own_link(
+    harness: CampaignHarness,
+) -> None:
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=10)
+    async with harness.sessions.begin() as session:
+        await create_event(
+            session,
+            EventIn(
+                key="flu-clinic",
+                title="Flu clinic",
+                timezone="UTC",
+                sessions=[SessionIn(id="am", start=start, end=start + timedelta(hours=3), capacity=50)],
+            ),
+        )
+        await publish_event(session, "flu-clinic")
+    await publish_templates(
+        harness.sessions,
+        {
+            "key": "flu-invite",
+            "channel": "sms",
+            "body": "{{ invite.title }}: choose a time at {{ invite.url }}",
+        },
+    )
+    await store_patients(harness.sessions, [synthetic_patient(i) for i in range(3)])
+    campaign = await harness.publish(template="flu-invite", invite={"event": "flu-clinic", "valid_days": 3})
+    result = await harness.finish(await harness.launch(campaign))
+
+    messages = {m.patient_id: m.body or "" for m in await harness.messages(result.run_id)}
+    assert sorted(messages) == ["cp-0", "cp-1", "cp-2"]
+    secret = event_link_secret(harness.settings)
+    for patient_id, body in messages.items():
+        assert body.startswith("Flu clinic: choose a time at ")
+        token = body.rsplit("/e/", 1)[1]
+        claims = read_link_token(secret, token)
+        assert (claims.event_key, claims.patient_id) == ("flu-clinic", patient_id)
+        assert claims.expires_at - datetime.now(UTC) <= timedelta(days=3)
+
+
+async def test_a_campaign_inviting_to_an_unknown_event_is_refused_and_a_draft_one_sends_nothing(
+    harness: CampaignHarness,
+) -> None:
+    with pytest.raises(DefinitionInvalidError) as refused:
+        await harness.publish(invite={"event": "nowhere"})
+    assert [(p.loc, p.type) for p in refused.value.problems] == [(("invite", "event"), "unknown_event")]
+
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=10)
+    async with harness.sessions.begin() as session:
+        await create_event(
+            session,
+            EventIn(
+                key="draft-clinic",
+                title="Not yet",
+                timezone="UTC",
+                sessions=[SessionIn(id="am", start=start, end=start + timedelta(hours=3), capacity=50)],
+            ),
+        )
+    await store_patients(harness.sessions, [synthetic_patient(0)])
+    campaign = await harness.publish(invite={"event": "draft-clinic"})
+    result = await harness.finish(await harness.launch(campaign))
+    [recipient] = await harness.recipients(result.run_id)
+    assert (recipient.state, recipient.rule) == ("skipped", "template")
+    assert recipient.reason == "the event 'draft-clinic' is draft: nobody can be invited to it"
+    assert all(m.status == "skipped" for m in await harness.messages(result.run_id))

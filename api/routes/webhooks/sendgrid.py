@@ -9,6 +9,7 @@ import time
 from fastapi import APIRouter, HTTPException, Request, status
 from sendgrid.helpers.eventwebhook import EventWebhook, EventWebhookHeader
 
+from aftercare.enrollment.write_back import write_reported_messages_back
 from aftercare.metrics import PROVIDER_WEBHOOKS
 from aftercare.provider_feedback.sendgrid_events import PROVIDER, apply_events
 from aftercare.settings import Settings
@@ -58,6 +59,9 @@ async def events(request: Request, services: ServicesDep) -> WebhookEventsApplie
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "the body must be a JSON array of event objects")
     async with services.sessions.begin() as session:
         summary = await apply_events(session, document)
+    await write_reported_messages_back(
+        services.sessions, services.temporal, services.settings, summary.messages
+    )
     for outcome, count in (
         ("applied", summary.applied),
         ("duplicate", summary.duplicates),

@@ -10,6 +10,7 @@ from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.twiml.messaging_response import MessagingResponse
 
+from aftercare.enrollment.write_back import write_reported_messages_back
 from aftercare.metrics import PROVIDER_WEBHOOKS
 from aftercare.provider_feedback.inbound_sms import InboundSms, handle_inbound_sms
 from aftercare.provider_feedback.twilio_status import PROVIDER, apply_status_callback
@@ -66,6 +67,10 @@ async def message_status(request: Request, services: ServicesDep) -> Response:
             message_id = found.id if found is not None else None
         applied = message_id is not None and await apply_status_callback(session, message_id, params)
     PROVIDER_WEBHOOKS.labels(PROVIDER, "status", "applied" if applied else "ignored").inc()
+    if applied and message_id is not None:
+        await write_reported_messages_back(
+            services.sessions, services.temporal, services.settings, [message_id]
+        )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -127,3 +127,36 @@ async def test_an_interrupted_send_waits_for_sendgrids_events_before_sending_aga
 
     long_ago = outgoing(id="msg-without-events", created_at=datetime.now(UTC) - timedelta(hours=1))
     assert await sendgrid.find_sent(long_ago) is None
+
+
+ICS = {
+    "filename": "class.ics",
+    "content_type": "text/calendar; method=REQUEST",
+    "content": "QkVHSU46VkNBTEVOREFS",
+}
+PNG = {"filename": "check-in.png", "content_type": "image/png", "content": "iVBORw0KGgo="}
+
+
+def test_an_emails_attachments_go_with_it(sessions: async_sessionmaker[AsyncSession]) -> None:
+    request = provider(sessions, "http://unused").mail(outgoing(attachments=(ICS, PNG))).get()
+    assert request["attachments"] == [
+        {
+            "content": ICS["content"],
+            "filename": "class.ics",
+            "type": ICS["content_type"],
+            "disposition": "attachment",
+        },
+        {
+            "content": PNG["content"],
+            "filename": "check-in.png",
+            "type": "image/png",
+            "disposition": "attachment",
+        },
+    ]
+
+
+async def test_sendgrid_accepts_an_email_with_attachments(
+    sessions: async_sessionmaker[AsyncSession], sendgrid_mock: str
+) -> None:
+    outcome = await provider(sessions, sendgrid_mock).send(outgoing(attachments=(ICS, PNG)))
+    assert outcome.status == "queued"

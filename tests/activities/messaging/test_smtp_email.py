@@ -104,3 +104,25 @@ async def test_credentials_are_never_sent_without_starttls(relay: tuple[SmtpRela
     with pytest.raises(ProviderTemporaryError) as refused:
         await guarded.send(message())
     assert "STARTTLS" in str(refused.value)
+
+
+async def test_the_relay_receives_the_attachments_with_their_types(relay: tuple[SmtpRelay, int]) -> None:
+    handler, port = relay
+    ics = {
+        "filename": "class.ics",
+        "content_type": "text/calendar; method=REQUEST",
+        "content": "QkVHSU46VkNBTEVOREFS",
+    }
+    png = {"filename": "check-in.png", "content_type": "image/png", "content": "iVBORw0KGgo="}
+    await smtp(port).send(message(attachments=(ics, png)))
+
+    [received] = handler.received
+    files = {part.get_filename(): part for part in received.iter_attachments()}
+    assert sorted(files) == ["check-in.png", "class.ics"]
+    assert files["class.ics"].get_content_type() == "text/calendar"
+    assert files["class.ics"].get_param("method") == "REQUEST"
+    assert files["class.ics"].get_payload(decode=True) == b"BEGIN:VCALENDAR"
+    assert files["check-in.png"].get_payload(decode=True) == b"\x89PNG\r\n\x1a\n"
+    text = received.get_body(preferencelist=("plain",))
+    assert text is not None
+    assert text.get_content().strip() == "Hola Abdul, reserve su cita."
