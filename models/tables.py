@@ -770,6 +770,7 @@ def table_of(model: type[Base]) -> Table:
 # Segment, campaign and security tables live in their own modules on the same `Base`; importing them
 # here registers them.
 from models import adt_tables as _adt_tables  # noqa: E402, F401
+from models import analytics_tables as _analytics_tables  # noqa: E402, F401
 from models import campaign_tables as _campaign_tables  # noqa: E402, F401
 from models import event_tables as _event_tables  # noqa: E402, F401
 from models import facility_tables as _facility_tables  # noqa: E402, F401
