@@ -66,3 +66,27 @@ class MessageAnalyticsView(BaseModel):
 
     group_by: str
     rows: list[MessageRowView]
+
+
+class VariantView(BaseModel):
+    """One variant: exposures (messages sent), conversions, the rate with its 95 % interval (Wilson),
+    and the two-sided p-value of the two-proportion test against the leading variant."""
+
+    variant: str
+    exposures: int
+    conversions: int
+    rate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None = Field(default=None, description="against the leader; null for the leader")
+
+
+class AbView(BaseModel):
+    """A campaign run's A/B comparison."""
+
+    campaign_key: str
+    run_id: str
+    metric: str = Field(description="the conversion counted: delivered, opened, clicked or replied")
+    variants: list[VariantView]
+    winner: str | None = Field(description="null unless the rule declares one")
+    rule: str

@@ -8,16 +8,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
+from aftercare.analytics.ab import Conversion, campaign_ab
 from aftercare.analytics.funnel import journey_funnel
 from aftercare.analytics.messages import GroupBy, message_rows
 from aftercare.analytics.window import Window
 from api.deps import SessionDep
 from models.analytics_api import (
+    AbView,
     FunnelOutcomeView,
     FunnelStepView,
     FunnelView,
     MessageAnalyticsView,
     MessageRowView,
+    VariantView,
 )
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
@@ -100,4 +103,27 @@ async def messages(
             )
             for row in rows
         ],
+    )
+
+
+@router.get("/campaigns/{key}/ab", response_model=AbView)
+async def campaign_variants(
+    key: str,
+    session: SessionDep,
+    metric: Annotated[Conversion, Query(description="the conversion")] = "clicked",
+    run_id: Annotated[str | None, Query(description="a run (default: the latest)")] = None,
+) -> AbView:
+    """A campaign run's A/B result: per variant rate, 95 % interval, p-value; a winner if significant."""
+    compared = await campaign_ab(session, key, metric, run_id)
+    if compared is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"campaign {key!r} has no such run")
+    return AbView(
+        campaign_key=compared.campaign_key,
+        run_id=compared.run_id,
+        metric=compared.metric,
+        variants=[
+            VariantView.model_validate(row, from_attributes=True) for row in compared.comparison.variants
+        ],
+        winner=compared.comparison.winner,
+        rule=compared.comparison.rule,
     )
