@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, Field
 
 
@@ -90,3 +92,18 @@ class AbView(BaseModel):
     variants: list[VariantView]
     winner: str | None = Field(description="null unless the rule declares one")
     rule: str
+
+
+class SeriesPointView(BaseModel):
+    """One hour or day: its start in the viewer's zone, and its counts."""
+
+    start: datetime
+    counts: dict[str, int]
+
+
+class SeriesView(BaseModel):
+    """Counts per hour or day (hours and days without any fact left out)."""
+
+    interval: str
+    timezone: str
+    points: list[SeriesPointView]

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from aftercare.analytics.ab import Conversion, campaign_ab
+from aftercare.analytics.export import rate_cell
 from aftercare.analytics.funnel import journey_funnel
-from aftercare.analytics.messages import GroupBy, message_rows
+from aftercare.analytics.messages import COUNTS, RATES, GroupBy, message_rows
+from aftercare.analytics.series import Interval, Point, journey_series, message_series
 from aftercare.analytics.window import Window
 from api.deps import SessionDep
+from api.routes.analytics_export import ExportDep
 from models.analytics_api import (
     AbView,
     FunnelOutcomeView,
@@ -20,6 +24,8 @@ from models.analytics_api import (
     FunnelView,
     MessageAnalyticsView,
     MessageRowView,
+    SeriesPointView,
+    SeriesView,
     VariantView,
 )
 
@@ -27,6 +33,19 @@ router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
 From = Annotated[datetime | None, Query(alias="from", description="facts from this instant (inclusive)")]
 To = Annotated[datetime | None, Query(alias="to", description="facts before this instant")]
+
+
+Zone = Annotated[str, Query(description="the viewer's IANA time zone (hours and days are its)")]
+Every = Annotated[Interval, Query(description="hour or day")]
+
+
+def zone_of(name: str) -> str:
+    """A known IANA zone name; 400 otherwise."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"unknown time zone {name!r}") from None
+    return name
 
 
 def window_of(start: datetime | None, end: datetime | None) -> Window:
@@ -42,12 +61,46 @@ def window_of(start: datetime | None, end: datetime | None) -> Window:
 async def funnel(
     key: str,
     session: SessionDep,
+    export: ExportDep,
     start: From = None,
     end: To = None,
     version: Annotated[int | None, Query(ge=1, description="one version (default: all)")] = None,
-) -> FunnelView:
+) -> FunnelView | Response:
     """A journey's funnel: per step entered, passed, waiting, timed out, exited, results and branches."""
     counted = await journey_funnel(session, key, version=version, window=window_of(start, end))
+    if export.csv:
+        return export.response(
+            f"funnel-{key}",
+            ["step", "entered", "passed", "waiting", "timed_out", "exited", "median_seconds", "p90_seconds"],
+            [
+                *(
+                    [
+                        row.id,
+                        row.entered,
+                        row.passed,
+                        row.waiting,
+                        row.timed_out,
+                        sum(row.exited.values()),
+                        row.median_seconds,
+                        row.p90_seconds,
+                    ]
+                    for row in counted.steps
+                ),
+                *(
+                    [
+                        f"outcome:{row.outcome}",
+                        row.count,
+                        None,
+                        None,
+                        None,
+                        None,
+                        row.median_seconds,
+                        row.p90_seconds,
+                    ]
+                    for row in counted.outcomes
+                ),
+            ],
+        )
     return FunnelView(
         journey_key=counted.journey_key,
         version=counted.version,
@@ -85,12 +138,31 @@ async def funnel(
 @router.get("/messages", response_model=MessageAnalyticsView)
 async def messages(
     session: SessionDep,
+    export: ExportDep,
     group_by: Annotated[GroupBy, Query(description="channel, journey, template or campaign")] = "channel",
     start: From = None,
     end: To = None,
-) -> MessageAnalyticsView:
+) -> MessageAnalyticsView | Response:
     """Delivery and engagement: sent, delivered, failed, bounced, opened, clicked, blocked, with rates."""
     rows = await message_rows(session, group_by, window_of(start, end))
+    if export.csv:
+        return export.response(
+            f"messages-by-{group_by}",
+            [group_by, *COUNTS, *RATES],
+            (
+                [
+                    row.key,
+                    *(row.counts[name] for name in COUNTS),
+                    *(
+                        rate_cell(
+                            rate, row.counts[RATES[name][0]], row.counts[RATES[name][1]], export.small_cell
+                        )
+                        for name, rate in row.rates().items()
+                    ),
+                ]
+                for row in rows
+            ),
+        )
     return MessageAnalyticsView(
         group_by=group_by,
         rows=[
@@ -110,13 +182,32 @@ async def messages(
 async def campaign_variants(
     key: str,
     session: SessionDep,
+    export: ExportDep,
     metric: Annotated[Conversion, Query(description="the conversion")] = "clicked",
     run_id: Annotated[str | None, Query(description="a run (default: the latest)")] = None,
-) -> AbView:
+) -> AbView | Response:
     """A campaign run's A/B result: per variant rate, 95 % interval, p-value; a winner if significant."""
     compared = await campaign_ab(session, key, metric, run_id)
     if compared is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"campaign {key!r} has no such run")
+    if export.csv:
+        return export.response(
+            f"ab-{key}",
+            ["variant", "exposures", "conversions", "rate", "ci_low", "ci_high", "p_value"],
+            (
+                [
+                    row.variant,
+                    row.exposures,
+                    row.conversions,
+                    *(
+                        rate_cell(value, row.conversions, row.exposures, export.small_cell)
+                        for value in (row.rate, row.ci_low, row.ci_high)
+                    ),
+                    row.p_value,
+                ]
+                for row in compared.comparison.variants
+            ),
+        )
     return AbView(
         campaign_key=compared.campaign_key,
         run_id=compared.run_id,
@@ -127,3 +218,54 @@ async def campaign_variants(
         winner=compared.comparison.winner,
         rule=compared.comparison.rule,
     )
+
+
+def _series(
+    export: ExportDep, name: str, interval: str, zone: str, points: list[Point]
+) -> SeriesView | Response:
+    names = list(points[0].counts) if points else []
+    if export.csv:
+        return export.response(
+            name, ["start", *names], ([point.start.isoformat(), *point.counts.values()] for point in points)
+        )
+    return SeriesView(
+        interval=interval,
+        timezone=zone,
+        points=[SeriesPointView(start=point.start, counts=point.counts) for point in points],
+    )
+
+
+@router.get("/messages/series", response_model=SeriesView)
+async def messages_series(
+    session: SessionDep,
+    export: ExportDep,
+    interval: Every = "day",
+    tz: Zone = "UTC",
+    start: From = None,
+    end: To = None,
+    channel: Annotated[str | None, Query(description="one channel")] = None,
+    journey_key: Annotated[str | None, Query(description="one journey")] = None,
+) -> SeriesView | Response:
+    """Message counts per hour or day in the viewer's time zone."""
+    zone = zone_of(tz)
+    points = await message_series(
+        session, interval, zone, window_of(start, end), channel=channel, journey_key=journey_key
+    )
+    return _series(export, "messages-series", interval, zone, points)
+
+
+@router.get("/journeys/{key}/series", response_model=SeriesView)
+async def journeys_series(
+    key: str,
+    session: SessionDep,
+    export: ExportDep,
+    interval: Every = "day",
+    tz: Zone = "UTC",
+    start: From = None,
+    end: To = None,
+    version: Annotated[int | None, Query(ge=1, description="one version (default: all)")] = None,
+) -> SeriesView | Response:
+    """Enrollments entered and ended (per status) per hour or day in the viewer's time zone."""
+    zone = zone_of(tz)
+    points = await journey_series(session, key, interval, zone, window_of(start, end), version)
+    return _series(export, f"journey-series-{key}", interval, zone, points)

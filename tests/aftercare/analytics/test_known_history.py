@@ -379,3 +379,57 @@ async def test_a_later_window_sees_none_of_these_messages(api: httpx.AsyncClient
     response = await api.get("/v1/analytics/messages", params={"group_by": "channel", "from": later})
 
     assert response.json()["rows"] == []
+
+
+async def test_daily_and_hourly_series_in_the_viewer_s_zone_add_up_to_the_totals(
+    api: httpx.AsyncClient, history: str
+) -> None:
+    daily = (
+        await api.get("/v1/analytics/messages/series", params={"interval": "day", "tz": "America/New_York"})
+    ).json()
+    hourly = (await api.get("/v1/analytics/messages/series", params={"interval": "hour", "tz": "UTC"})).json()
+    journey = (
+        await api.get(
+            "/v1/analytics/journeys/analytics-follow-up/series",
+            params={"interval": "day", "tz": "Europe/Paris"},
+        )
+    ).json()
+    unknown_zone = await api.get("/v1/analytics/messages/series", params={"tz": "Mars/Olympus"})
+
+    assert sum(point["counts"]["messages"] for point in daily["points"]) == 15
+    assert sum(point["counts"]["sent"] for point in hourly["points"]) == 14
+    starts = [datetime.fromisoformat(point["start"]) for point in daily["points"]]
+    # New York's days start at its midnight, five hours behind UTC in December.
+    assert {(start.hour, start.minute, start.utcoffset()) for start in starts} == {
+        (0, 0, timedelta(hours=-5))
+    }
+    assert all(datetime.fromisoformat(point["start"]).minute == 0 for point in hourly["points"])
+    totals = {
+        name: sum(point["counts"][name] for point in journey["points"])
+        for name in ("entered", "completed", "exited")
+    }
+    assert totals == {"entered": 5, "completed": 3, "exited": 1}
+    assert unknown_zone.status_code == 400
+
+
+async def test_csv_exports_carry_the_page_s_numbers_with_small_cells_hidden(
+    api: httpx.AsyncClient, history: str
+) -> None:
+    hidden = await api.get("/v1/analytics/messages", params={"group_by": "channel", "format": "csv"})
+    exact = await api.get(
+        "/v1/analytics/messages", params={"group_by": "channel", "format": "csv", "small_cells": "show"}
+    )
+    funnel = await api.get("/v1/analytics/journeys/analytics-follow-up/funnel", params={"format": "csv"})
+
+    assert hidden.headers["content-type"].startswith("text/csv")
+    lines = hidden.text.splitlines()
+    assert lines[0].startswith("channel,messages,sent,delivered,failed,bounced,opened,clicked,blocked,")
+    # sms: 13 recorded, 12 sent; 2 delivered, 1 failed and 1 blocked are under 11, and so are their rates
+    assert lines[1].startswith("sms,13,12,<11,<11,0,0,0,<11,,")
+    assert lines[2].startswith("email,<11,<11,<11,<11,<11,<11,<11,0,,")
+    assert exact.text.splitlines()[1].startswith("sms,13,12,2,1,0,0,0,1,")
+    assert (
+        funnel.text.splitlines()[0]
+        == "step,entered,passed,waiting,timed_out,exited,median_seconds,p90_seconds"
+    )
+    assert funnel.text.splitlines()[1].startswith("notify,<11,<11,0,0,<11,")
