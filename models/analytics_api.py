@@ -107,3 +107,24 @@ class SeriesView(BaseModel):
     interval: str
     timezone: str
     points: list[SeriesPointView]
+
+
+class AttendanceRowView(BaseModel):
+    """One event session's registrations by status."""
+
+    event_key: str
+    session_id: str
+    registered: int
+    offered: int = Field(description="offered a freed seat, not yet accepted")
+    waitlisted: int
+    cancelled: int
+    attended: int
+    no_show: int
+    offers: int = Field(description="offers of freed seats made (an offer that lapsed counts too)")
+    no_show_rate: float | None = Field(description="no_show / (attended + no_show); null when 0")
+
+
+class AttendanceView(BaseModel):
+    """Attendance per event and session."""
+
+    rows: list[AttendanceRowView]

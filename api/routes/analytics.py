@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from aftercare.analytics.ab import Conversion, campaign_ab
+from aftercare.analytics.attendance import STATUSES, attendance
 from aftercare.analytics.export import rate_cell
 from aftercare.analytics.funnel import journey_funnel
 from aftercare.analytics.messages import COUNTS, RATES, GroupBy, message_rows
@@ -19,6 +20,8 @@ from api.deps import SessionDep
 from api.routes.analytics_export import ExportDep
 from models.analytics_api import (
     AbView,
+    AttendanceRowView,
+    AttendanceView,
     FunnelOutcomeView,
     FunnelStepView,
     FunnelView,
@@ -269,3 +272,45 @@ async def journeys_series(
     zone = zone_of(tz)
     points = await journey_series(session, key, interval, zone, window_of(start, end), version)
     return _series(export, f"journey-series-{key}", interval, zone, points)
+
+
+@router.get("/events", response_model=AttendanceView)
+async def events_attendance(
+    session: SessionDep,
+    export: ExportDep,
+    event_key: Annotated[str | None, Query(description="one event (default: all)")] = None,
+) -> AttendanceView | Response:
+    """Event attendance per session: registered, waitlisted, cancelled, attended, no-show and its rate."""
+    rows = await attendance(session, event_key)
+    if export.csv:
+        return export.response(
+            "event-attendance",
+            ["event", "session", *STATUSES, "offers", "no_show_rate"],
+            (
+                [
+                    row.event_key,
+                    row.session_id,
+                    *row.counts.values(),
+                    row.offers,
+                    rate_cell(
+                        row.no_show_rate,
+                        row.counts["no_show"],
+                        row.counts["attended"] + row.counts["no_show"],
+                        export.small_cell,
+                    ),
+                ]
+                for row in rows
+            ),
+        )
+    return AttendanceView(
+        rows=[
+            AttendanceRowView(
+                event_key=row.event_key,
+                session_id=row.session_id,
+                **{name: row.counts[name] for name in STATUSES},
+                offers=row.offers,
+                no_show_rate=row.no_show_rate,
+            )
+            for row in rows
+        ]
+    )
