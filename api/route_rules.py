@@ -307,6 +307,9 @@ RULES: dict[tuple[str, str], Rule] = {
         P.SEGMENTS_WRITE, Audit("segment", "path:key", "publish")
     ),
     ("GET", "/console/campaigns"): page(P.CAMPAIGNS_READ),
+    ("GET", "/console/analytics"): page(P.ANALYTICS_READ),
+    ("GET", "/console/analytics/journeys/{key}"): page(P.ANALYTICS_READ),
+    ("GET", "/console/analytics/export.csv"): page(P.ANALYTICS_READ),
     ("POST", "/console/campaigns"): page(P.CAMPAIGNS_WRITE, Audit("campaign", action="publish")),
     ("GET", "/console/campaigns/{key}"): page(
         P.CAMPAIGNS_READ, Audit("campaign", "path:key", "read_results")

@@ -45,6 +45,7 @@ NAVIGATION = (
     NavItem("Templates", "/console/templates", Permission.TEMPLATES_READ),
     NavItem("Segments", "/console/segments", Permission.SEGMENTS_READ),
     NavItem("Campaigns", "/console/campaigns", Permission.CAMPAIGNS_READ),
+    NavItem("Analytics", "/console/analytics", Permission.ANALYTICS_READ),
     NavItem("Operations", "/console/operations", Permission.FHIR_SOURCES_READ),
     NavItem("Audit", "/console/audit", Permission.AUDIT_READ),
 )

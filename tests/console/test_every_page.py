@@ -79,6 +79,8 @@ async def test_every_page_renders_and_passes_axe(
         "segment-builder": "/console/segments/adults/editor",
         "campaigns": "/console/campaigns",
         "campaign": "/console/campaigns/welcome",
+        "analytics": "/console/analytics",
+        "analytics-journey": "/console/analytics/journeys/hba1c-followup",
         "operations": "/console/operations",
         "audit": "/console/audit",
     }
