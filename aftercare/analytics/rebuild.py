@@ -101,24 +101,26 @@ ROLLUPS: tuple[Rollup, ...] = (
     ),
     Rollup(
         "analytics_messages",
-        ("facility", "hour", "channel", "journey_key", "template_key", "campaign_run_id"),
+        ("facility", "hour", "channel", "journey_key", "template_key", "campaign_run_id", "shard"),
         ("messages", "sent", "delivered", "failed", "blocked", "opened", "clicked", "bounced"),
         "SELECT coalesce(m.facility, analytics_facility(m.patient_id)), analytics_hour(m.created_at), "
         "m.channel, coalesce(m.journey_key, ''), coalesce(m.template_key, ''), "
-        "coalesce(m.campaign_run_id, ''), count(*), count(*) FILTER (WHERE m.sent_at IS NOT NULL), "
+        "coalesce(m.campaign_run_id, ''), analytics_shard(m.id), count(*), "
+        "count(*) FILTER (WHERE m.sent_at IS NOT NULL), "
         "count(*) FILTER (WHERE m.delivered_at IS NOT NULL OR m.status IN ('delivered', 'printed')), "
         "count(*) FILTER (WHERE m.status IN ('failed', 'undelivered')), "
         "count(*) FILTER (WHERE m.status = 'skipped'), count(*) FILTER (WHERE m.opened_at IS NOT NULL), "
         "count(*) FILTER (WHERE m.clicked_at IS NOT NULL), count(*) FILTER (WHERE EXISTS ("
         "SELECT 1 FROM message_events me WHERE me.message_id = m.id AND me.event = 'bounce')) "
-        "FROM messages m GROUP BY 1, 2, 3, 4, 5, 6",
+        "FROM messages m GROUP BY 1, 2, 3, 4, 5, 6, 7",
     ),
     Rollup(
         "analytics_decisions",
-        ("facility", "hour", "channel", "journey_key", "decision", "rule"),
+        ("facility", "hour", "channel", "journey_key", "decision", "rule", "shard"),
         ("n",),
         "SELECT analytics_facility(patient_id), analytics_hour(created_at), coalesce(channel, ''), "
-        "coalesce(journey_key, ''), decision, rule, count(*) FROM send_decisions GROUP BY 1, 2, 3, 4, 5, 6",
+        "coalesce(journey_key, ''), decision, rule, analytics_shard(idempotency_key), count(*) "
+        "FROM send_decisions GROUP BY 1, 2, 3, 4, 5, 6, 7",
     ),
 )
 

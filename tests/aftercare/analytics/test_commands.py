@@ -17,8 +17,8 @@ async def test_check_passes_on_kept_rollups_fails_on_a_drift_and_rebuild_mends_i
     async with empty_database.begin() as connection:
         await connection.execute(
             text(
-                "INSERT INTO analytics_decisions (facility, hour, channel, journey_key, decision, rule, n) "
-                "VALUES ('', date_trunc('hour', now()), 'sms', '', 'skipped', 'consent', 3)"
+                "INSERT INTO analytics_decisions (facility, hour, channel, journey_key, decision, rule, shard, n) "
+                "VALUES ('', date_trunc('hour', now()), 'sms', '', 'skipped', 'consent', 0, 3)"
             )
         )
     drifted = await run_analytics(settings, "check")
@@ -28,4 +28,4 @@ async def test_check_passes_on_kept_rollups_fails_on_a_drift_and_rebuild_mends_i
 
     assert (clean, drifted, rebuilt, mended) == (0, 1, 0, 0)
     assert "analytics_decisions: differs from its recomputation" in drift_report
-    assert "'skipped', 'consent', 3)" in drift_report
+    assert "'skipped', 'consent', 0, 3)" in drift_report
