@@ -12,6 +12,7 @@ to some facilities writes the rollup of a fact it may write, whichever facility 
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -30,7 +31,7 @@ def _counter(name: str) -> sa.Column[int]:
     return sa.Column(name, sa.BigInteger(), server_default="0", nullable=False)
 
 
-def _hour() -> sa.Column[object]:
+def _hour() -> sa.Column[Any]:
     return sa.Column("hour", sa.DateTime(timezone=True), nullable=False)
 
 
@@ -38,7 +39,7 @@ def _facility() -> sa.Column[str]:
     return sa.Column("facility", _KEY, nullable=False)
 
 
-def _journey() -> list[sa.Column[object]]:
+def _journey() -> list[sa.Column[Any]]:
     return [
         sa.Column("journey_key", _KEY, nullable=False),
         sa.Column("journey_version", sa.Integer(), nullable=False),
