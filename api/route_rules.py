@@ -183,6 +183,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/analytics/journeys/{key}/funnel"): needs(P.ANALYTICS_READ),
     ("GET", "/v1/analytics/messages"): needs(P.ANALYTICS_READ),
     ("GET", "/v1/analytics/campaigns/{key}/ab"): needs(P.ANALYTICS_READ),
+    ("GET", "/v1/analytics/journeys/{key}/ab"): needs(P.ANALYTICS_READ),
     ("GET", "/v1/analytics/messages/series"): needs(P.ANALYTICS_READ),
     ("GET", "/v1/analytics/events"): needs(P.ANALYTICS_READ),
     ("GET", "/v1/analytics/journeys/{key}/series"): needs(P.ANALYTICS_READ),

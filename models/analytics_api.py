@@ -94,6 +94,17 @@ class AbView(BaseModel):
     rule: str
 
 
+class JourneyAbView(BaseModel):
+    """A journey's split test compared (the rule as for campaigns)."""
+
+    journey_key: str
+    step: str
+    goal: str = Field(description="the outcome counted as a conversion")
+    variants: list[VariantView]
+    winner: str | None
+    rule: str
+
+
 class SeriesPointView(BaseModel):
     """One hour or day: its start in the viewer's zone, and its counts."""
 

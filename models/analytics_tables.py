@@ -108,6 +108,19 @@ class AnalyticsDuration(_JourneyRollup, Base):
     n: Mapped[int] = _count()
 
 
+class AnalyticsPath(_JourneyRollup, Base):
+    """Ended enrollments per A/B path taken at a split step (`path` is the arm's label), and how they
+    ended: the conversions of a journey's split test."""
+
+    __tablename__ = "analytics_paths"
+
+    step: Mapped[str] = _key()
+    path: Mapped[str] = _key()
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    outcome: Mapped[str] = _key()
+    n: Mapped[int] = _count()
+
+
 class AnalyticsMessages(Base):
     """Messages per hour of creation, channel, journey, template and campaign run, and their fate."""
 

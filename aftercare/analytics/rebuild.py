@@ -100,6 +100,15 @@ ROLLUPS: tuple[Rollup, ...] = (
         "FROM enrollments e WHERE e.status <> 'running') AS points GROUP BY 1, 2, 3, 4, 5, 6",
     ),
     Rollup(
+        "analytics_paths",
+        (*_JOURNEY, "step", "path", "status", "outcome"),
+        ("n",),
+        "SELECT analytics_facility(e.patient_id), e.journey_key, e.journey_version, s.step, "
+        "substr(s.result, 6), e.status, coalesce(e.outcome, ''), count(*) "
+        "FROM enrollment_steps s JOIN enrollments e ON e.id = s.enrollment_id "
+        "WHERE e.status <> 'running' AND s.result LIKE 'path %' GROUP BY 1, 2, 3, 4, 5, 6, 7",
+    ),
+    Rollup(
         "analytics_messages",
         ("facility", "hour", "channel", "journey_key", "template_key", "campaign_run_id", "shard"),
         ("messages", "sent", "delivered", "failed", "blocked", "opened", "clicked", "bounced"),

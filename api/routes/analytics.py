@@ -9,12 +9,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
-from aftercare.analytics.ab import Conversion, campaign_ab
+from aftercare.analytics.ab import Conversion, campaign_ab, journey_split_ab
 from aftercare.analytics.attendance import STATUSES, attendance
 from aftercare.analytics.export import rate_cell
 from aftercare.analytics.funnel import journey_funnel
 from aftercare.analytics.messages import COUNTS, RATES, GroupBy, message_rows
 from aftercare.analytics.series import Interval, Point, journey_series, message_series
+from aftercare.analytics.stats import Comparison
 from aftercare.analytics.window import Window
 from api.deps import SessionDep
 from api.routes.analytics_export import ExportDep
@@ -25,6 +26,7 @@ from models.analytics_api import (
     FunnelOutcomeView,
     FunnelStepView,
     FunnelView,
+    JourneyAbView,
     MessageAnalyticsView,
     MessageRowView,
     SeriesPointView,
@@ -181,6 +183,53 @@ async def messages(
     )
 
 
+def _ab_csv(export: ExportDep, name: str, comparison: Comparison) -> Response:
+    return export.response(
+        name,
+        ["variant", "exposures", "conversions", "rate", "ci_low", "ci_high", "p_value"],
+        (
+            [
+                row.variant,
+                row.exposures,
+                row.conversions,
+                *(
+                    rate_cell(value, row.conversions, row.exposures, export.small_cell)
+                    for value in (row.rate, row.ci_low, row.ci_high)
+                ),
+                row.p_value,
+            ]
+            for row in comparison.variants
+        ),
+    )
+
+
+def _variants(comparison: Comparison) -> list[VariantView]:
+    return [VariantView.model_validate(row, from_attributes=True) for row in comparison.variants]
+
+
+@router.get("/journeys/{key}/ab", response_model=JourneyAbView)
+async def journey_variants(
+    key: str,
+    session: SessionDep,
+    export: ExportDep,
+    step: Annotated[str, Query(description="the split step")],
+    goal: Annotated[str, Query(description="the outcome that counts as a conversion")],
+    version: Annotated[int | None, Query(ge=1, description="one version (default: all)")] = None,
+) -> JourneyAbView | Response:
+    """A journey's split test: per path, enrollments sent down it and those that reached the goal."""
+    comparison = await journey_split_ab(session, key, step, goal, version)
+    if export.csv:
+        return _ab_csv(export, f"ab-{key}-{step}", comparison)
+    return JourneyAbView(
+        journey_key=key,
+        step=step,
+        goal=goal,
+        variants=_variants(comparison),
+        winner=comparison.winner,
+        rule=comparison.rule,
+    )
+
+
 @router.get("/campaigns/{key}/ab", response_model=AbView)
 async def campaign_variants(
     key: str,
@@ -194,23 +243,7 @@ async def campaign_variants(
     if compared is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"campaign {key!r} has no such run")
     if export.csv:
-        return export.response(
-            f"ab-{key}",
-            ["variant", "exposures", "conversions", "rate", "ci_low", "ci_high", "p_value"],
-            (
-                [
-                    row.variant,
-                    row.exposures,
-                    row.conversions,
-                    *(
-                        rate_cell(value, row.conversions, row.exposures, export.small_cell)
-                        for value in (row.rate, row.ci_low, row.ci_high)
-                    ),
-                    row.p_value,
-                ]
-                for row in compared.comparison.variants
-            ),
-        )
+        return _ab_csv(export, f"ab-{key}", compared.comparison)
     return AbView(
         campaign_key=compared.campaign_key,
         run_id=compared.run_id,

@@ -53,6 +53,7 @@ ROLLUPS = (
     "analytics_step_exits",
     "analytics_waiting",
     "analytics_durations",
+    "analytics_paths",
     "analytics_messages",
     "analytics_decisions",
 )
@@ -104,6 +105,14 @@ BEGIN
                 coalesce(e.outcome, ''), delta)
         ON CONFLICT (facility, journey_key, journey_version, hour, status, outcome)
         DO UPDATE SET n = t.n + delta;
+        -- The A/B paths this enrollment took, with how it ended.
+        INSERT INTO analytics_paths AS t (facility, journey_key, journey_version, step, path, status, outcome, n)
+        SELECT fac, e.journey_key, e.journey_version, s.step, substr(s.result, 6), e.status,
+               coalesce(e.outcome, ''), delta * count(*)
+        FROM enrollment_steps s WHERE s.enrollment_id = e.id AND s.result LIKE 'path %'
+        GROUP BY s.step, s.result
+        ON CONFLICT (facility, journey_key, journey_version, step, path, status, outcome)
+        DO UPDATE SET n = t.n + excluded.n;
         INSERT INTO analytics_durations AS t (facility, journey_key, journey_version, hour, point, le, n)
         VALUES (fac, e.journey_key, e.journey_version, analytics_hour(ended),
                 'goal:' || coalesce(e.outcome, ''), analytics_le(ended - e.started_at), delta)
@@ -158,6 +167,14 @@ BEGIN
             analytics_le(NEW.at - e.started_at), 1)
     ON CONFLICT (facility, journey_key, journey_version, hour, point, le)
     DO UPDATE SET n = t.n + 1;
+    IF NEW.result LIKE 'path %' AND e.status <> 'running' THEN
+        -- A path recorded with the end in one projection: the enrollment's end did not see it.
+        INSERT INTO analytics_paths AS t (facility, journey_key, journey_version, step, path, status, outcome, n)
+        VALUES (fac, e.journey_key, e.journey_version, NEW.step, substr(NEW.result, 6), e.status,
+                coalesce(e.outcome, ''), 1)
+        ON CONFLICT (facility, journey_key, journey_version, step, path, status, outcome)
+        DO UPDATE SET n = t.n + 1;
+    END IF;
     IF NEW.step IN ('<exited>', '<cancelled>', '<failed>') THEN
         SELECT s.step INTO last_step FROM enrollment_steps s
         WHERE s.enrollment_id = NEW.enrollment_id AND s.seq < NEW.seq AND s.step NOT LIKE '<%'
@@ -352,6 +369,19 @@ def upgrade() -> None:
         sa.Column("le", sa.Integer(), nullable=False),
         _counter("n"),
         sa.PrimaryKeyConstraint(*journey_key, "hour", "point", "le", name=op.f("pk_analytics_durations")),
+    )
+    op.create_table(
+        "analytics_paths",
+        _facility(),
+        *_journey(),
+        sa.Column("step", _KEY, nullable=False),
+        sa.Column("path", _KEY, nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("outcome", _KEY, nullable=False),
+        _counter("n"),
+        sa.PrimaryKeyConstraint(
+            *journey_key, "step", "path", "status", "outcome", name=op.f("pk_analytics_paths")
+        ),
     )
     op.create_table(
         "analytics_messages",
