@@ -58,6 +58,8 @@ class MessageRowView(BaseModel):
     opened: int
     clicked: int
     blocked: int = Field(description="recorded as skipped by a guardrail")
+    replied: int = Field(description="sent, and the patient texted back (not a keyword) within 7 days")
+    opted_out: int = Field(description="sent, and the patient withdrew a consent within 7 days")
     blocked_by: dict[str, int] = Field(default={}, description="blocking decisions per guardrail rule")
     deferred_by: dict[str, int] = Field(default={}, description="deferrals per guardrail rule")
     rates: dict[str, float | None] = Field(description="`<part>_of_<whole>`; null when the whole is 0")

@@ -142,6 +142,9 @@ class AnalyticsMessages(Base):
     opened: Mapped[int] = _count()
     clicked: Mapped[int] = _count()
     bounced: Mapped[int] = _count()
+    # Sent messages replied to, or followed by an opt-out, within 7 days (the campaigns' attribution).
+    replied: Mapped[int] = _count()
+    opted_out: Mapped[int] = _count()
 
 
 class AnalyticsDecision(Base):

@@ -15,7 +15,18 @@ from models.analytics_tables import AnalyticsDecision, AnalyticsMessages
 from models.campaign_tables import CampaignRun
 
 GroupBy = Literal["channel", "journey", "template", "campaign"]
-COUNTS = ("messages", "sent", "delivered", "failed", "bounced", "opened", "clicked", "blocked")
+COUNTS = (
+    "messages",
+    "sent",
+    "delivered",
+    "failed",
+    "bounced",
+    "opened",
+    "clicked",
+    "blocked",
+    "replied",
+    "opted_out",
+)
 # Each rate with the count it is taken of.
 RATES: dict[str, tuple[str, str]] = {
     "delivered_of_sent": ("delivered", "sent"),
@@ -24,6 +35,8 @@ RATES: dict[str, tuple[str, str]] = {
     "opened_of_delivered": ("opened", "delivered"),
     "clicked_of_delivered": ("clicked", "delivered"),
     "blocked_of_messages": ("blocked", "messages"),
+    "replied_of_sent": ("replied", "sent"),
+    "opted_out_of_sent": ("opted_out", "sent"),
 }
 # Decisions that kept a message from going out (a deferral only delays it).
 BLOCKING = ("suppressed", "skipped")

@@ -111,7 +111,18 @@ ROLLUPS: tuple[Rollup, ...] = (
     Rollup(
         "analytics_messages",
         ("facility", "hour", "channel", "journey_key", "template_key", "campaign_run_id", "shard"),
-        ("messages", "sent", "delivered", "failed", "blocked", "opened", "clicked", "bounced"),
+        (
+            "messages",
+            "sent",
+            "delivered",
+            "failed",
+            "blocked",
+            "opened",
+            "clicked",
+            "bounced",
+            "replied",
+            "opted_out",
+        ),
         "SELECT coalesce(m.facility, analytics_facility(m.patient_id)), analytics_hour(m.created_at), "
         "m.channel, coalesce(m.journey_key, ''), coalesce(m.template_key, ''), "
         "coalesce(m.campaign_run_id, ''), analytics_shard(m.id), count(*), "
@@ -120,7 +131,13 @@ ROLLUPS: tuple[Rollup, ...] = (
         "count(*) FILTER (WHERE m.status IN ('failed', 'undelivered')), "
         "count(*) FILTER (WHERE m.status = 'skipped'), count(*) FILTER (WHERE m.opened_at IS NOT NULL), "
         "count(*) FILTER (WHERE m.clicked_at IS NOT NULL), count(*) FILTER (WHERE EXISTS ("
-        "SELECT 1 FROM message_events me WHERE me.message_id = m.id AND me.event = 'bounce')) "
+        "SELECT 1 FROM message_events me WHERE me.message_id = m.id AND me.event = 'bounce')), "
+        "count(*) FILTER (WHERE m.sent_at IS NOT NULL AND EXISTS (SELECT 1 FROM inbound_messages i "
+        "WHERE i.patient_id = m.patient_id AND i.keyword IS NULL AND i.received_at >= m.created_at "
+        "AND i.received_at < m.created_at + interval '7 days')), "
+        "count(*) FILTER (WHERE m.sent_at IS NOT NULL AND EXISTS (SELECT 1 FROM consent_events c "
+        "WHERE c.patient_id = m.patient_id AND c.status = 'revoked' AND c.recorded_at >= m.created_at "
+        "AND c.recorded_at < m.created_at + interval '7 days')) "
         "FROM messages m GROUP BY 1, 2, 3, 4, 5, 6, 7",
     ),
     Rollup(

@@ -320,7 +320,18 @@ def row_of(body: dict[str, Any], key: str | None) -> dict[str, Any]:
     return next(row for row in body["rows"] if row["key"] == key)
 
 
-COUNTED = ("messages", "sent", "delivered", "failed", "bounced", "opened", "clicked", "blocked")
+COUNTED = (
+    "messages",
+    "sent",
+    "delivered",
+    "failed",
+    "bounced",
+    "opened",
+    "clicked",
+    "blocked",
+    "replied",
+    "opted_out",
+)
 
 
 def counts(row: dict[str, Any]) -> tuple[int, ...]:
@@ -340,24 +351,27 @@ async def test_delivery_and_engagement_per_channel_journey_template_and_campaign
     by_template, by_campaign = await grouped("template"), await grouped("campaign")
 
     # Texts: 8 of the follow-up journey (5 + 2 + 1, by the outbox), 1 blocked nudge, 4 reminders.
+    # "yes" answered the first notice, "later" the 4 texts sent since (the first already had its
+    # reply); STOP came within 7 days of the 7 texts sent before it (the replies of the campaigns'
+    # results, the same attribution).
     sms = row_of(by_channel, "sms")
-    assert counts(sms) == (13, 12, 2, 1, 0, 0, 0, 1)
+    assert counts(sms) == (13, 12, 2, 1, 0, 0, 0, 1, 5, 7)
     assert sms["blocked_by"] == {"reachability": 1}
     assert sms["rates"]["delivered_of_sent"] == pytest.approx(2 / 12)
     email = row_of(by_channel, "email")
-    assert counts(email) == (2, 2, 1, 1, 1, 1, 1, 0)
+    assert counts(email) == (2, 2, 1, 1, 1, 1, 1, 0, 0, 0)
     assert email["rates"]["opened_of_delivered"] == 1.0
     assert email["rates"]["bounced_of_sent"] == 0.5
 
-    assert counts(row_of(by_journey, "analytics-follow-up")) == (8, 8, 0, 0, 0, 0, 0, 0)
-    assert counts(row_of(by_journey, "analytics-nudge")) == (1, 0, 0, 0, 0, 0, 0, 1)
+    assert counts(row_of(by_journey, "analytics-follow-up")) == (8, 8, 0, 0, 0, 0, 0, 0, 5, 7)
+    assert counts(row_of(by_journey, "analytics-nudge")) == (1, 0, 0, 0, 0, 0, 0, 1, 0, 0)
     assert row_of(by_journey, "analytics-nudge")["blocked_by"] == {"reachability": 1}
-    assert counts(row_of(by_journey, None)) == (6, 6, 3, 2, 1, 1, 1, 0)
+    assert counts(row_of(by_journey, None)) == (6, 6, 3, 2, 1, 1, 1, 0, 0, 0)
 
-    assert counts(row_of(by_template, "reminder")) == (4, 4, 2, 1, 0, 0, 0, 0)
-    assert counts(row_of(by_template, "reminder-email")) == (2, 2, 1, 1, 1, 1, 1, 0)
-    assert counts(row_of(by_campaign, "run-spring")) == (6, 6, 3, 2, 1, 1, 1, 0)
-    assert counts(row_of(by_campaign, None)) == (9, 8, 0, 0, 0, 0, 0, 1)
+    assert counts(row_of(by_template, "reminder")) == (4, 4, 2, 1, 0, 0, 0, 0, 0, 0)
+    assert counts(row_of(by_template, "reminder-email")) == (2, 2, 1, 1, 1, 1, 1, 0, 0, 0)
+    assert counts(row_of(by_campaign, "run-spring")) == (6, 6, 3, 2, 1, 1, 1, 0, 0, 0)
+    assert counts(row_of(by_campaign, None)) == (9, 8, 0, 0, 0, 0, 0, 1, 5, 7)
 
 
 async def test_the_kept_rollups_equal_their_recomputation_and_a_rebuild_mends_a_drift(
@@ -425,9 +439,9 @@ async def test_csv_exports_carry_the_page_s_numbers_with_small_cells_hidden(
     lines = hidden.text.splitlines()
     assert lines[0].startswith("channel,messages,sent,delivered,failed,bounced,opened,clicked,blocked,")
     # sms: 13 recorded, 12 sent; 2 delivered, 1 failed and 1 blocked are under 11, and so are their rates
-    assert lines[1].startswith("sms,13,12,<11,<11,0,0,0,<11,,")
-    assert lines[2].startswith("email,<11,<11,<11,<11,<11,<11,<11,0,,")
-    assert exact.text.splitlines()[1].startswith("sms,13,12,2,1,0,0,0,1,")
+    assert lines[1].startswith("sms,13,12,<11,<11,0,0,0,<11,<11,<11,,")
+    assert lines[2].startswith("email,<11,<11,<11,<11,<11,<11,<11,0,0,0,,")
+    assert exact.text.splitlines()[1].startswith("sms,13,12,2,1,0,0,0,1,5,7,")
     assert (
         funnel.text.splitlines()[0]
         == "step,entered,passed,waiting,timed_out,exited,median_seconds,p90_seconds"

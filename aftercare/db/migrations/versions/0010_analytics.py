@@ -190,13 +190,27 @@ BEGIN
 END
 $$;
 
+-- A sent message was replied to (a text that is not a keyword) or followed by an opt-out (a consent
+-- revoked) within 7 days of its creation: the attribution of the campaigns' results.
+CREATE FUNCTION analytics_replied(m messages) RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT m.sent_at IS NOT NULL AND EXISTS (
+        SELECT 1 FROM inbound_messages i WHERE i.patient_id = m.patient_id AND i.keyword IS NULL
+        AND i.received_at >= m.created_at AND i.received_at < m.created_at + interval '7 days')
+$$;
+
+CREATE FUNCTION analytics_opted_out(m messages) RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT m.sent_at IS NOT NULL AND EXISTS (
+        SELECT 1 FROM consent_events c WHERE c.patient_id = m.patient_id AND c.status = 'revoked'
+        AND c.recorded_at >= m.created_at AND c.recorded_at < m.created_at + interval '7 days')
+$$;
+
 -- One message row's contribution (sign +1 or -1) to its hour's counts.
 CREATE FUNCTION analytics_count_message(m messages, delta integer, with_bounce boolean) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO analytics_messages AS t (
         facility, hour, channel, journey_key, template_key, campaign_run_id, shard,
-        messages, sent, delivered, failed, blocked, opened, clicked, bounced)
+        messages, sent, delivered, failed, blocked, opened, clicked, bounced, replied, opted_out)
     VALUES (
         coalesce(m.facility, analytics_facility(m.patient_id)), analytics_hour(m.created_at), m.channel,
         coalesce(m.journey_key, ''), coalesce(m.template_key, ''), coalesce(m.campaign_run_id, ''),
@@ -210,12 +224,15 @@ BEGIN
         delta * (m.clicked_at IS NOT NULL)::int,
         CASE WHEN with_bounce THEN delta * (EXISTS (
             SELECT 1 FROM message_events me WHERE me.message_id = m.id AND me.event = 'bounce'))::int
-        ELSE 0 END)
+        ELSE 0 END,
+        delta * analytics_replied(m)::int,
+        delta * analytics_opted_out(m)::int)
     ON CONFLICT (facility, hour, channel, journey_key, template_key, campaign_run_id, shard) DO UPDATE SET
         messages = t.messages + excluded.messages, sent = t.sent + excluded.sent,
         delivered = t.delivered + excluded.delivered, failed = t.failed + excluded.failed,
         blocked = t.blocked + excluded.blocked, opened = t.opened + excluded.opened,
-        clicked = t.clicked + excluded.clicked, bounced = t.bounced + excluded.bounced;
+        clicked = t.clicked + excluded.clicked, bounced = t.bounced + excluded.bounced,
+        replied = t.replied + excluded.replied, opted_out = t.opted_out + excluded.opted_out;
 END
 $$;
 
@@ -262,6 +279,58 @@ BEGIN
 END
 $$;
 
+-- A reply or an opt-out: each sent message of the patient in the 7 days before that had none yet now has one.
+CREATE FUNCTION analytics_patient_answered() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = public AS $$
+DECLARE
+    reply boolean := TG_TABLE_NAME = 'inbound_messages';
+    moment timestamptz;
+    patient text := NEW.patient_id;
+    own_reply text;  -- this row's key, left out of "had one already" (fields through to_jsonb:
+    -- the function serves two tables, and PL/pgSQL resolves NEW.field when it plans)
+    own_consent bigint;
+BEGIN
+    IF reply THEN
+        IF patient IS NULL OR to_jsonb(NEW) ->> 'keyword' IS NOT NULL THEN
+            RETURN NULL;
+        END IF;
+        moment := (to_jsonb(NEW) ->> 'received_at')::timestamptz;
+        own_reply := to_jsonb(NEW) ->> 'provider_message_id';
+    ELSE
+        IF to_jsonb(NEW) ->> 'status' <> 'revoked' THEN
+            RETURN NULL;
+        END IF;
+        moment := (to_jsonb(NEW) ->> 'recorded_at')::timestamptz;
+        own_consent := (to_jsonb(NEW) ->> 'id')::bigint;
+    END IF;
+    UPDATE analytics_messages t SET
+        replied = t.replied + CASE WHEN reply THEN c.n ELSE 0 END,
+        opted_out = t.opted_out + CASE WHEN reply THEN 0 ELSE c.n END
+    FROM (
+        SELECT coalesce(m.facility, analytics_facility(m.patient_id)) AS facility,
+               analytics_hour(m.created_at) AS hour, m.channel, coalesce(m.journey_key, '') AS journey_key,
+               coalesce(m.template_key, '') AS template_key, coalesce(m.campaign_run_id, '') AS campaign_run_id,
+               analytics_shard(m.id) AS shard, count(*) AS n
+        FROM messages m
+        WHERE m.patient_id = patient AND m.sent_at IS NOT NULL
+          AND m.created_at <= moment AND moment < m.created_at + interval '7 days'
+          AND NOT EXISTS (
+              SELECT 1 FROM inbound_messages i WHERE reply AND i.patient_id = m.patient_id
+              AND i.keyword IS NULL AND i.provider_message_id <> own_reply
+              AND i.received_at >= m.created_at AND i.received_at < m.created_at + interval '7 days')
+          AND NOT EXISTS (
+              SELECT 1 FROM consent_events ce WHERE NOT reply AND ce.patient_id = m.patient_id
+              AND ce.status = 'revoked' AND ce.id <> own_consent
+              AND ce.recorded_at >= m.created_at AND ce.recorded_at < m.created_at + interval '7 days')
+        GROUP BY 1, 2, 3, 4, 5, 6, 7
+    ) c
+    WHERE t.facility = c.facility AND t.hour = c.hour AND t.channel = c.channel
+      AND t.journey_key = c.journey_key AND t.template_key = c.template_key
+      AND t.campaign_run_id = c.campaign_run_id AND t.shard = c.shard;
+    RETURN NULL;
+END
+$$;
+
 CREATE FUNCTION analytics_decision_recorded() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = public AS $$
 BEGIN
@@ -281,6 +350,10 @@ CREATE TRIGGER analytics_rollup AFTER INSERT OR UPDATE OR DELETE ON messages
     FOR EACH ROW EXECUTE FUNCTION analytics_message_change();
 CREATE TRIGGER analytics_rollup AFTER INSERT ON message_events
     FOR EACH ROW EXECUTE FUNCTION analytics_message_event();
+CREATE TRIGGER analytics_rollup AFTER INSERT ON inbound_messages
+    FOR EACH ROW EXECUTE FUNCTION analytics_patient_answered();
+CREATE TRIGGER analytics_rollup AFTER INSERT ON consent_events
+    FOR EACH ROW EXECUTE FUNCTION analytics_patient_answered();
 CREATE TRIGGER analytics_rollup AFTER INSERT ON send_decisions
     FOR EACH ROW EXECUTE FUNCTION analytics_decision_recorded();
 """
@@ -291,6 +364,9 @@ DROP TRIGGER IF EXISTS analytics_rollup ON enrollment_steps;
 DROP TRIGGER IF EXISTS analytics_rollup ON messages;
 DROP TRIGGER IF EXISTS analytics_rollup ON message_events;
 DROP TRIGGER IF EXISTS analytics_rollup ON send_decisions;
+DROP TRIGGER IF EXISTS analytics_rollup ON inbound_messages;
+DROP TRIGGER IF EXISTS analytics_rollup ON consent_events;
+DROP FUNCTION IF EXISTS analytics_patient_answered();
 DROP FUNCTION IF EXISTS analytics_enrollment_change();
 DROP FUNCTION IF EXISTS analytics_step_recorded();
 DROP FUNCTION IF EXISTS analytics_message_change();
@@ -298,6 +374,8 @@ DROP FUNCTION IF EXISTS analytics_message_event();
 DROP FUNCTION IF EXISTS analytics_decision_recorded();
 DROP FUNCTION IF EXISTS analytics_count_enrollment(enrollments, integer, boolean, boolean, boolean);
 DROP FUNCTION IF EXISTS analytics_count_message(messages, integer, boolean);
+DROP FUNCTION IF EXISTS analytics_replied(messages);
+DROP FUNCTION IF EXISTS analytics_opted_out(messages);
 DROP FUNCTION IF EXISTS analytics_le(interval);
 DROP FUNCTION IF EXISTS analytics_shard(text);
 DROP FUNCTION IF EXISTS analytics_hour(timestamptz);
@@ -394,7 +472,18 @@ def upgrade() -> None:
         sa.Column("shard", sa.SmallInteger(), nullable=False),
         *[
             _counter(name)
-            for name in ("messages", "sent", "delivered", "failed", "blocked", "opened", "clicked", "bounced")
+            for name in (
+                "messages",
+                "sent",
+                "delivered",
+                "failed",
+                "blocked",
+                "opened",
+                "clicked",
+                "bounced",
+                "replied",
+                "opted_out",
+            )
         ],
         sa.PrimaryKeyConstraint(
             "facility",
