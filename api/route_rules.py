@@ -310,6 +310,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/console/campaigns"): page(P.CAMPAIGNS_READ),
     ("GET", "/console/analytics"): page(P.ANALYTICS_READ),
     ("GET", "/console/analytics/journeys/{key}"): page(P.ANALYTICS_READ),
+    ("GET", "/console/analytics/campaigns/{key}"): page(P.ANALYTICS_READ),
     ("GET", "/console/analytics/export.csv"): page(P.ANALYTICS_READ),
     ("POST", "/console/campaigns"): page(P.CAMPAIGNS_WRITE, Audit("campaign", action="publish")),
     ("GET", "/console/campaigns/{key}"): page(

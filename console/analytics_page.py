@@ -6,17 +6,19 @@ and every table downloads as the API's CSV (small cells hidden)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from aftercare.analytics.ab import Conversion, campaign_ab
 from aftercare.analytics.attendance import attendance
 from aftercare.analytics.funnel import Funnel, journey_funnel
 from aftercare.analytics.messages import message_rows
 from aftercare.analytics.series import journey_series, message_series
 from aftercare.analytics.window import Window
+from aftercare.store.campaigns import get_campaign, latest_campaigns
 from aftercare.store.journeys import get_journey, latest_journeys
 from api.deps import get_services
 from api.routes import analytics as api
@@ -82,7 +84,9 @@ async def overview(request: Request, user: ConsoleUser, days: Days = 30, tz: Zon
             for journey in await latest_journeys(session)
         ]
         events = await attendance(session)
+        campaigns = await latest_campaigns(session)
     context = {
+        "campaigns": campaigns,
         "days": days,
         "tz": zone,
         "channels": channels,
@@ -125,6 +129,34 @@ async def journey_dashboard(
         "daily_chart": _series_chart(daily, ("entered", "completed", "exited")),
     }
     return render(request, "analytics_journey.html", context)
+
+
+@router.get("/campaigns/{key}", response_class=HTMLResponse)
+async def campaign_dashboard(
+    request: Request, user: ConsoleUser, key: str, metric: Conversion = "clicked"
+) -> HTMLResponse:
+    """A campaign's latest run per variant: rates with 95 % intervals, p-values and the winner rule."""
+    async with get_services(request).sessions() as session:
+        campaign = await get_campaign(session, key)
+        if campaign is None:
+            return render(request, "not_found.html", {"what": f"campaign {key}"}, status_code=404)
+        compared = await campaign_ab(session, key, metric)
+    variants = compared.comparison.variants if compared is not None else []
+    context = {
+        "campaign": campaign,
+        "metric": metric,
+        "metrics": get_args(Conversion),
+        "compared": compared,
+        "ab_chart": {
+            "kind": "bars",
+            "labels": [row.variant for row in variants],
+            "series": {
+                "exposures": [row.exposures for row in variants],
+                metric: [row.conversions for row in variants],
+            },
+        },
+    }
+    return render(request, "analytics_campaign.html", context)
 
 
 @router.get("/export.csv")

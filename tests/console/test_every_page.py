@@ -81,6 +81,7 @@ async def test_every_page_renders_and_passes_axe(
         "campaign": "/console/campaigns/welcome",
         "analytics": "/console/analytics",
         "analytics-journey": "/console/analytics/journeys/hba1c-followup",
+        "analytics-campaign": "/console/analytics/campaigns/welcome",
         "operations": "/console/operations",
         "audit": "/console/audit",
     }
