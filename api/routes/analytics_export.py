@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -22,11 +23,13 @@ class Export:
     small_cell: int | None
 
     def response(self, name: str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> Response:
-        """The table as a CSV download."""
+        """The table as a CSV download; the file name keeps letters, digits, `.`, `_` and `-` only (it
+        may carry a key from the path, and a header takes no control characters)."""
+        filename = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100]
         return Response(
             to_csv(header, rows, self.small_cell),
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+            headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aftercare.analytics.export import rate_cell, to_csv
+from api.routes.analytics_export import Export
 
 
 def test_counts_under_the_threshold_are_shown_as_less_than_it_and_zero_stays_zero() -> None:
@@ -20,3 +21,9 @@ def test_a_rate_of_a_hidden_count_is_left_empty() -> None:
     assert rate_cell(20 / 120, 20, 120, 11) == round(20 / 120, 6)
     assert rate_cell(None, 0, 0, 11) == ""
     assert rate_cell(7 / 120, 7, 120, None) == round(7 / 120, 6)
+
+
+def test_a_download_s_file_name_keeps_no_control_characters() -> None:
+    answer = Export(csv=True, small_cell=11).response("funnel-\x05\u0089é key", ["n"], [[1]])
+
+    assert answer.headers["content-disposition"] == 'attachment; filename="funnel-____key.csv"'
