@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from aftercare.settings import Settings
 from models.campaign_tables import CampaignRecipient
 from tests.api.test_campaigns import CAMPAIGN_YAML, YAML, _finished, _setup
+
+# A key of its own: the dev server outlives the test, and its campaign workflows are named by key.
+AB_YAML = CAMPAIGN_YAML.replace("key: flu-2026", "key: flu-ab-2026")
 from tests.api.webhooks.twilio_signing import AUTH_TOKEN, PUBLIC_BASE_URL, post_signed
 from tests.helpers import with_twilio
 from tests.population import store_patients, synthetic_patient
@@ -47,9 +50,9 @@ async def test_replies_to_one_variant_make_it_the_winner_with_its_interval_and_p
     await _setup(api)
     patients = [synthetic_patient(i) for i in range(100)]
     await store_patients(sessions, patients)
-    assert (await api.post("/v1/campaigns", content=CAMPAIGN_YAML, headers=YAML)).status_code == 201
-    assert (await api.post("/v1/campaigns/flu-2026/launch")).status_code == 202
-    await _finished(api, "flu-2026", limit=120)
+    assert (await api.post("/v1/campaigns", content=AB_YAML, headers=YAML)).status_code == 201
+    assert (await api.post("/v1/campaigns/flu-ab-2026/launch")).status_code == 202
+    await _finished(api, "flu-ab-2026", limit=120)
     async with sessions() as session:
         recipients = list(await session.scalars(select(CampaignRecipient)))
     urgent = sorted(int(r.patient_id.removeprefix("cp-")) for r in recipients if r.variant == "urgent")
@@ -59,7 +62,7 @@ async def test_replies_to_one_variant_make_it_the_winner_with_its_interval_and_p
     for patient in repliers:
         await reply(api, "+1" + phones[patient].replace("-", ""))
 
-    answer = await api.get("/v1/analytics/campaigns/flu-2026/ab", params={"metric": "replied"})
+    answer = await api.get("/v1/analytics/campaigns/flu-ab-2026/ab", params={"metric": "replied"})
     body: dict[str, Any] = answer.json()
 
     assert answer.status_code == 200, answer.text
@@ -73,5 +76,5 @@ async def test_replies_to_one_variant_make_it_the_winner_with_its_interval_and_p
     assert body["winner"] == ("urgent" if min(len(urgent), len(plain)) >= 30 else None)
     assert "Bonferroni" in body["rule"]
     assert (
-        await api.get("/v1/analytics/campaigns/flu-2026/ab", params={"run_id": "other"})
+        await api.get("/v1/analytics/campaigns/flu-ab-2026/ab", params={"run_id": "other"})
     ).status_code == 404
