@@ -15,14 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from aftercare.settings import Settings
 from models.campaign_tables import CampaignRecipient
 from tests.api.test_campaigns import CAMPAIGN_YAML, YAML, _finished, _setup
-
-# A key of its own: the dev server outlives the test, and its campaign workflows are named by key.
-AB_YAML = CAMPAIGN_YAML.replace("key: flu-2026", "key: flu-ab-2026")
 from tests.api.webhooks.twilio_signing import AUTH_TOKEN, PUBLIC_BASE_URL, post_signed
 from tests.helpers import with_twilio
 from tests.population import store_patients, synthetic_patient
 
 pytestmark = pytest.mark.usefixtures("worker")
+
+# A key of its own: the dev server outlives the test, and its campaign workflows are named by key.
+AB_YAML = CAMPAIGN_YAML.replace("key: flu-2026", "key: flu-ab-2026")
 
 
 @pytest.fixture
