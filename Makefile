@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PRISM  := tools/prism/node_modules/.bin/prism
 FHIR_R4 := tools/fhir-r4/node_modules/hl7.fhir.r4.examples/package.json
 
-.PHONY: dev test lint docs release-check sbom screenshots install install-test chromium clean
+.PHONY: dev test lint docs analytics-check release-check sbom screenshots install install-test chromium clean
 
 dev: $(VENV)/.installed
 	$(BIN)/aftercare dev --demo
@@ -35,6 +35,11 @@ lint: $(VENV)/.installed-test
 # else an embedded one; AFTERCARE_TEST_POSTGRES names another).
 release-check: $(VENV)/.installed-test
 	$(BIN)/pytest -q tests/project/test_changelog.py tests/aftercare/db/test_release_upgrades.py
+
+# The analytics rollups against a recomputation from the raw facts (DATABASE_URL, or the running dev
+# stack's database); exits 1 and prints samples of the rows that differ. `aftercare analytics rebuild` mends.
+analytics-check: $(VENV)/.installed
+	$(BIN)/aftercare analytics check
 
 # CycloneDX SBOMs in build/sbom/: the installed environment, and the image's Python packages (from the
 # requirements the Dockerfile installs, not from a built image; see tools/sbom.py). CI builds them.

@@ -61,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("migrate", help="apply database migrations to DATABASE_URL")
 
+    analytics = commands.add_parser(
+        "analytics", help="compare the analytics rollups with the facts, or rebuild"
+    )
+    analytics.add_argument("analytics_action", choices=["check", "rebuild"])
+
     keys = commands.add_parser("api-keys", help="make, list and revoke API keys in DATABASE_URL")
     key_commands = keys.add_subparsers(dest="api_keys_command", required=True)
     create = key_commands.add_parser("create", help="make a key and print it (shown this once)")
@@ -199,7 +204,7 @@ def _serve_api(arguments: argparse.Namespace, settings: Settings) -> None:
 
 # Commands that read or write the database (`dev` brings its own).
 _DATABASE_COMMANDS = frozenset(
-    {"worker", "api", "migrate", "api-keys", "import", "export", "subscribe", "mllp"}
+    {"worker", "api", "migrate", "api-keys", "import", "export", "subscribe", "mllp", "analytics"}
 )
 
 
@@ -299,6 +304,12 @@ def _run(arguments: argparse.Namespace, settings: Settings) -> None:
         from aftercare.hl7v2.commands import run_mllp_command
 
         sys.exit(uvloop.run(run_mllp_command(settings, arguments)))
+    elif arguments.command == "analytics":
+        import uvloop
+
+        from aftercare.analytics.commands import run_analytics
+
+        sys.exit(uvloop.run(run_analytics(settings, arguments.analytics_action)))
     elif arguments.command == "migrate":
         from aftercare.db.migrate import create_database_if_missing, upgrade
 

@@ -188,6 +188,8 @@ class Settings(BaseSettings):
     # Campaigns: batch activities a run sends at once, and provider calls a batch has in flight.
     campaign_parallel_batches: int = Field(default=2, ge=1, le=16)
     campaign_delivery_concurrency: int = Field(default=16, ge=1, le=256)
+    # Analytics CSV exports: counts from 1 up to this one less are shown as "<N" (the small-cell rule).
+    analytics_small_cell: int = Field(default=11, ge=1, le=1000)
 
     hospital_name: str = "Aftercare General Hospital"
     hospital_address: str = "1 Hospital Way\nSpringfield, MA 01101"

@@ -41,6 +41,7 @@ from api.middleware.security_headers import SecurityHeaders
 from api.openapi import install_openapi
 from api.route_rules import DOCUMENTATION_PAGES, LARGE_BODY_PATHS, routes_without_rules, unexpected_paths
 from api.routes import (
+    analytics,
     api_keys,
     audit,
     bulk_imports,
@@ -112,6 +113,7 @@ ROUTERS = (
     segments.router,
     segments.patients_router,
     campaigns.router,
+    analytics.router,
     events.router,
     event_pages.router,
     unsubscribe_pages.router,

@@ -211,6 +211,13 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/campaigns/{key}/runs/{run_id}"): needs(
         P.CAMPAIGNS_READ, Audit("campaign", "path:key", "read_results")
     ),
+    ("GET", "/v1/analytics/journeys/{key}/funnel"): needs(P.ANALYTICS_READ),
+    ("GET", "/v1/analytics/messages"): needs(P.ANALYTICS_READ),
+    ("GET", "/v1/analytics/campaigns/{key}/ab"): needs(P.ANALYTICS_READ),
+    ("GET", "/v1/analytics/journeys/{key}/ab"): needs(P.ANALYTICS_READ),
+    ("GET", "/v1/analytics/messages/series"): needs(P.ANALYTICS_READ),
+    ("GET", "/v1/analytics/events"): needs(P.ANALYTICS_READ),
+    ("GET", "/v1/analytics/journeys/{key}/series"): needs(P.ANALYTICS_READ),
     ("GET", "/v1/campaigns/{key}/results"): needs(
         P.CAMPAIGNS_READ, Audit("campaign", "path:key", "read_results")
     ),
@@ -357,6 +364,10 @@ RULES: dict[tuple[str, str], Rule] = {
         P.SEGMENTS_WRITE, Audit("segment", "path:key", "publish")
     ),
     ("GET", "/console/campaigns"): page(P.CAMPAIGNS_READ),
+    ("GET", "/console/analytics"): page(P.ANALYTICS_READ),
+    ("GET", "/console/analytics/journeys/{key}"): page(P.ANALYTICS_READ),
+    ("GET", "/console/analytics/campaigns/{key}"): page(P.ANALYTICS_READ),
+    ("GET", "/console/analytics/export.csv"): page(P.ANALYTICS_READ),
     ("POST", "/console/campaigns"): page(P.CAMPAIGNS_WRITE, Audit("campaign", action="publish")),
     ("GET", "/console/campaigns/{key}"): page(
         P.CAMPAIGNS_READ, Audit("campaign", "path:key", "read_results")

@@ -9,6 +9,7 @@ from starlette.staticfiles import StaticFiles
 
 from api.route_rules import CONSOLE_STATIC_PREFIX
 from console import (
+    analytics_page,
     audit_page,
     campaigns_page,
     enrollments,
@@ -47,6 +48,7 @@ PAGES = (
     segment_editor.router,
     campaigns_page.router,
     events_page.router,
+    analytics_page.router,
     operations.router,
     audit_page.router,
 )

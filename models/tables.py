@@ -780,6 +780,7 @@ class ParkedItem(Base):
 # The other table modules share `Base` (models.table_base) and import nothing from here, so the graph
 # runs one way; importing them here registers every table on `Base.metadata`.
 from models import adt_tables as _adt_tables  # noqa: E402, F401
+from models import analytics_tables as _analytics_tables  # noqa: E402, F401
 from models import campaign_tables as _campaign_tables  # noqa: E402, F401
 from models import console_tables as _console_tables  # noqa: E402, F401
 from models import event_tables as _event_tables  # noqa: E402, F401

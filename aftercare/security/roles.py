@@ -51,6 +51,7 @@ class Permission(StrEnum):
     AUDIT_READ = "audit:read"
     FACILITIES_READ = "facilities:read"  # the group's facilities (names, zones, sender identity)
     FACILITIES_WRITE = "facilities:write"
+    ANALYTICS_READ = "analytics:read"  # funnels, delivery and engagement: counts, never a patient
 
 
 class Role(StrEnum):
@@ -80,10 +81,18 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.TEMPLATES_READ,
             P.TEMPLATES_WRITE,
             P.FACILITIES_READ,
+            P.ANALYTICS_READ,
         }
     ),
     Role.EVENT_PLANNER: frozenset(
-        {P.EVENTS_READ, P.EVENTS_WRITE, P.REGISTRATIONS_READ, P.REGISTRATIONS_WRITE, P.FACILITIES_READ}
+        {
+            P.EVENTS_READ,
+            P.EVENTS_WRITE,
+            P.REGISTRATIONS_READ,
+            P.REGISTRATIONS_WRITE,
+            P.FACILITIES_READ,
+            P.ANALYTICS_READ,
+        }
     ),
     Role.HEALTHCARE: frozenset(
         {
@@ -102,6 +111,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.ENROLLMENTS_READ,
             P.ENROLLMENTS_CREATE,
             P.FACILITIES_READ,
+            P.ANALYTICS_READ,
         }
     ),
     Role.NON_CLINICAL: frozenset({P.PATIENTS_READ, P.CONTACTS_READ, P.CONTACTS_WRITE, P.FACILITIES_READ}),
@@ -126,6 +136,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.CODEC_ENCODE,
             P.METRICS_READ,
             P.FACILITIES_READ,
+            P.ANALYTICS_READ,
         }
     ),
     Role.TRIGGER: frozenset({P.TRIGGERS_WRITE, P.FHIR_NOTIFY}),

@@ -80,6 +80,9 @@ async def test_every_page_renders_and_passes_axe(
         "segment-builder": "/console/segments/adults/editor",
         "campaigns": "/console/campaigns",
         "campaign": "/console/campaigns/welcome",
+        "analytics": "/console/analytics",
+        "analytics-journey": "/console/analytics/journeys/hba1c-followup",
+        "analytics-campaign": "/console/analytics/campaigns/welcome",
         "operations": "/console/operations",
         "audit": "/console/audit",
     }

@@ -1,0 +1,191 @@
+"""Every rollup table recomputed from the raw facts with plain GROUP BYs, to compare with the kept one
+(`aftercare analytics check`, `make analytics-check`) or to replace it (`aftercare analytics rebuild`).
+
+The queries here are written independently of the triggers that keep the rollups (migration `0010`);
+they share only the helper functions that say which facility and hour a fact is counted in and which
+histogram bucket an elapsed time falls in. A fact is counted in its patient's facility as of the moment
+it was counted; after a patient moves to another facility, a check reports the difference and a rebuild
+counts everything again in the facility of now.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+_JOURNEY = ("facility", "journey_key", "journey_version")
+_EXIT_STEPS = "('<exited>', '<cancelled>', '<failed>')"
+_ENDED = "coalesce(e.ended_at, e.updated_at)"
+# Every name put into these statements is one of this module's constants, never input (hence the
+# `noqa: S608` below).
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """A rollup table: its key columns, its counters and the query that recomputes it."""
+
+    table: str
+    keys: tuple[str, ...]
+    counts: tuple[str, ...]
+    query: str
+
+    @property
+    def columns(self) -> str:
+        return ", ".join((*self.keys, *self.counts))
+
+    @property
+    def kept(self) -> str:
+        """The kept rows (a row whose counters all fell back to zero counts as absent)."""
+        nonzero = " OR ".join(f"{count} <> 0" for count in self.counts)
+        return f"SELECT {self.columns} FROM {self.table} WHERE {nonzero}"  # noqa: S608
+
+
+ROLLUPS: tuple[Rollup, ...] = (
+    Rollup(
+        "analytics_entries",
+        (*_JOURNEY, "hour"),
+        ("entered",),
+        "SELECT analytics_facility(patient_id), journey_key, journey_version, analytics_hour(started_at), "
+        "count(*) FROM enrollments GROUP BY 1, 2, 3, 4",
+    ),
+    Rollup(
+        "analytics_waiting",
+        (*_JOURNEY, "step"),
+        ("waiting",),
+        "SELECT analytics_facility(patient_id), journey_key, journey_version, current_step, count(*) "
+        "FROM enrollments WHERE status = 'running' AND current_step IS NOT NULL GROUP BY 1, 2, 3, 4",
+    ),
+    Rollup(
+        "analytics_outcomes",
+        (*_JOURNEY, "hour", "status", "outcome"),
+        ("n",),
+        "SELECT analytics_facility(e.patient_id), e.journey_key, e.journey_version, "  # noqa: S608
+        f"analytics_hour({_ENDED}), e.status, coalesce(e.outcome, ''), count(*) "
+        "FROM enrollments e WHERE e.status <> 'running' "
+        "GROUP BY 1, 2, 3, 4, 5, 6",
+    ),
+    Rollup(
+        "analytics_steps",
+        (*_JOURNEY, "hour", "step", "result", "branch"),
+        ("n",),
+        "SELECT analytics_facility(e.patient_id), e.journey_key, e.journey_version, analytics_hour(s.at), "
+        "s.step, s.result, CASE WHEN s.result = 'matched' THEN coalesce(s.detail, '') ELSE '' END, count(*) "
+        "FROM enrollment_steps s JOIN enrollments e ON e.id = s.enrollment_id GROUP BY 1, 2, 3, 4, 5, 6, 7",
+    ),
+    Rollup(
+        "analytics_step_exits",
+        (*_JOURNEY, "hour", "after_step", "status"),
+        ("n",),
+        "SELECT analytics_facility(e.patient_id), e.journey_key, e.journey_version, "  # noqa: S608
+        "analytics_hour(s.at), coalesce((SELECT p.step FROM enrollment_steps p "
+        "WHERE p.enrollment_id = s.enrollment_id "
+        "AND p.seq < s.seq AND p.step NOT LIKE '<%' ORDER BY p.seq DESC LIMIT 1), ''), "
+        "trim(both '<>' FROM s.step), count(*) "
+        f"FROM enrollment_steps s JOIN enrollments e ON e.id = s.enrollment_id WHERE s.step IN {_EXIT_STEPS} "
+        "GROUP BY 1, 2, 3, 4, 5, 6",
+    ),
+    Rollup(
+        "analytics_durations",
+        (*_JOURNEY, "hour", "point", "le"),
+        ("n",),
+        "SELECT facility, journey_key, journey_version, hour, point, le, count(*) FROM ("  # noqa: S608
+        "SELECT analytics_facility(e.patient_id) AS facility, e.journey_key, e.journey_version, "
+        "analytics_hour(s.at) AS hour, s.step AS point, analytics_le(s.at - e.started_at) AS le "
+        "FROM enrollment_steps s JOIN enrollments e ON e.id = s.enrollment_id "
+        "UNION ALL SELECT analytics_facility(e.patient_id), e.journey_key, e.journey_version, "
+        f"analytics_hour({_ENDED}), 'goal:' || coalesce(e.outcome, ''), "
+        f"analytics_le({_ENDED} - e.started_at) "
+        "FROM enrollments e WHERE e.status <> 'running') AS points GROUP BY 1, 2, 3, 4, 5, 6",
+    ),
+    Rollup(
+        "analytics_paths",
+        (*_JOURNEY, "step", "path", "status", "outcome"),
+        ("n",),
+        "SELECT analytics_facility(e.patient_id), e.journey_key, e.journey_version, s.step, "
+        "substr(s.result, 6), e.status, coalesce(e.outcome, ''), count(*) "
+        "FROM enrollment_steps s JOIN enrollments e ON e.id = s.enrollment_id "
+        "WHERE e.status <> 'running' AND s.result LIKE 'path %' GROUP BY 1, 2, 3, 4, 5, 6, 7",
+    ),
+    Rollup(
+        "analytics_messages",
+        ("facility", "hour", "channel", "journey_key", "template_key", "campaign_run_id", "shard"),
+        (
+            "messages",
+            "sent",
+            "delivered",
+            "failed",
+            "blocked",
+            "opened",
+            "clicked",
+            "bounced",
+            "replied",
+            "opted_out",
+        ),
+        "SELECT coalesce(m.facility, analytics_facility(m.patient_id)), analytics_hour(m.created_at), "
+        "m.channel, coalesce(m.journey_key, ''), coalesce(m.template_key, ''), "
+        "coalesce(m.campaign_run_id, ''), analytics_shard(m.id), count(*), "
+        "count(*) FILTER (WHERE m.sent_at IS NOT NULL), "
+        "count(*) FILTER (WHERE m.delivered_at IS NOT NULL OR m.status IN ('delivered', 'printed')), "
+        "count(*) FILTER (WHERE m.status IN ('failed', 'undelivered')), "
+        "count(*) FILTER (WHERE m.status = 'skipped'), count(*) FILTER (WHERE m.opened_at IS NOT NULL), "
+        "count(*) FILTER (WHERE m.clicked_at IS NOT NULL), count(*) FILTER (WHERE EXISTS ("
+        "SELECT 1 FROM message_events me WHERE me.message_id = m.id AND me.event = 'bounce')), "
+        "count(*) FILTER (WHERE m.sent_at IS NOT NULL AND EXISTS (SELECT 1 FROM inbound_messages i "
+        "WHERE i.patient_id = m.patient_id AND i.keyword IS NULL AND i.received_at >= m.created_at "
+        "AND i.received_at < m.created_at + interval '7 days')), "
+        "count(*) FILTER (WHERE m.sent_at IS NOT NULL AND EXISTS (SELECT 1 FROM consent_events c "
+        "WHERE c.patient_id = m.patient_id AND c.status = 'revoked' AND c.recorded_at >= m.created_at "
+        "AND c.recorded_at < m.created_at + interval '7 days')) "
+        "FROM messages m GROUP BY 1, 2, 3, 4, 5, 6, 7",
+    ),
+    Rollup(
+        "analytics_decisions",
+        ("facility", "hour", "channel", "journey_key", "decision", "rule", "shard"),
+        ("n",),
+        "SELECT analytics_facility(patient_id), analytics_hour(created_at), coalesce(channel, ''), "
+        "coalesce(journey_key, ''), decision, rule, analytics_shard(idempotency_key), count(*) "
+        "FROM send_decisions GROUP BY 1, 2, 3, 4, 5, 6, 7",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A rollup table whose kept rows differ from the recomputed ones: rows only kept, only recomputed."""
+
+    table: str
+    only_kept: list[tuple[object, ...]]
+    only_recomputed: list[tuple[object, ...]]
+
+
+async def compare(engine: AsyncEngine, sample: int = 20) -> list[Difference]:
+    """Each rollup table against its recomputation, in one snapshot (no locks: writers go on)."""
+    differences = []
+    async with engine.connect() as connection:
+        connection = await connection.execution_options(isolation_level="REPEATABLE READ")
+        async with connection.begin():
+            for rollup in ROLLUPS:
+                kept = f"({rollup.kept} EXCEPT {rollup.query}) LIMIT {sample}"
+                recomputed = f"({rollup.query} EXCEPT {rollup.kept}) LIMIT {sample}"
+                only_kept = [tuple(row) for row in await connection.execute(text(kept))]
+                only_recomputed = [tuple(row) for row in await connection.execute(text(recomputed))]
+                if only_kept or only_recomputed:
+                    differences.append(Difference(rollup.table, only_kept, only_recomputed))
+    return differences
+
+
+async def rebuild(engine: AsyncEngine) -> None:
+    """Replace every rollup table by its recomputation. The tables are locked first, so a fact whose
+    transaction is under way is either counted by the recomputation or added by its trigger after."""
+    async with engine.begin() as connection:
+        await _rebuild(connection)
+
+
+async def _rebuild(connection: AsyncConnection) -> None:
+    tables = ", ".join(rollup.table for rollup in ROLLUPS)
+    await connection.execute(text(f"LOCK TABLE {tables} IN EXCLUSIVE MODE"))
+    for rollup in ROLLUPS:
+        await connection.execute(text(f"DELETE FROM {rollup.table}"))  # noqa: S608
+        await connection.execute(text(f"INSERT INTO {rollup.table} ({rollup.columns}) {rollup.query}"))

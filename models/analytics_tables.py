@@ -1,0 +1,162 @@
+"""Rollup tables of analytics: counts kept by database triggers in the transaction of each fact
+(migration `0010`), keyed by the facility a fact is counted in, never by patient.
+
+Imported at the end of `models/tables.py`, so they share its `Base` and migrations see them. A fact is
+counted in the message's own facility, else the first (by key) of its patient's facilities, else `""`;
+empty keys (`journey_key`, `template_key`, `campaign_run_id`) are `""`, not NULL, so they can be part of
+the primary key. `hour` is the UTC hour of the fact (a message's creation, a step's record, an
+enrollment's start or end).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Index, Integer, SmallInteger, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.tables import Base
+
+_KEY = String(64)
+
+
+def _key() -> Mapped[str]:
+    return mapped_column(_KEY, primary_key=True)
+
+
+def _count() -> Mapped[int]:
+    return mapped_column(BigInteger, nullable=False, server_default="0")
+
+
+def _shard() -> Mapped[int]:
+    """Part of the key of the busiest rollups: rows split by the fact's id (0-15), so concurrent
+    writers seldom wait for one row's lock; every read sums over it."""
+    return mapped_column(SmallInteger, primary_key=True)
+
+
+def _hour() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), primary_key=True)
+
+
+class _JourneyRollup:
+    facility: Mapped[str] = _key()
+    journey_key: Mapped[str] = _key()
+    journey_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class AnalyticsEntry(_JourneyRollup, Base):
+    """Enrollments that entered a journey version, per hour of their start."""
+
+    __tablename__ = "analytics_entries"
+
+    hour: Mapped[datetime] = _hour()
+    entered: Mapped[int] = _count()
+
+
+class AnalyticsOutcome(_JourneyRollup, Base):
+    """Enrollments that ended, per status and outcome (the goal reached), per hour of their end."""
+
+    __tablename__ = "analytics_outcomes"
+
+    hour: Mapped[datetime] = _hour()
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    outcome: Mapped[str] = _key()
+    n: Mapped[int] = _count()
+
+
+class AnalyticsStep(_JourneyRollup, Base):
+    """Step records per step, result and branch taken (a branch step's matched condition)."""
+
+    __tablename__ = "analytics_steps"
+
+    hour: Mapped[datetime] = _hour()
+    step: Mapped[str] = _key()
+    result: Mapped[str] = _key()
+    branch: Mapped[str] = mapped_column(Text, primary_key=True)
+    n: Mapped[int] = _count()
+
+
+class AnalyticsStepExit(_JourneyRollup, Base):
+    """Enrollments that exited, were cancelled or failed, by the last step they had passed."""
+
+    __tablename__ = "analytics_step_exits"
+
+    hour: Mapped[datetime] = _hour()
+    after_step: Mapped[str] = _key()
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    n: Mapped[int] = _count()
+
+
+class AnalyticsWaiting(_JourneyRollup, Base):
+    """Running enrollments at each step now."""
+
+    __tablename__ = "analytics_waiting"
+
+    step: Mapped[str] = _key()
+    waiting: Mapped[int] = _count()
+
+
+class AnalyticsDuration(_JourneyRollup, Base):
+    """A histogram of the time from enrollment to a step (`point` is the step id) or to the end
+    (`goal:<outcome>`): `le` is the bucket's upper bound in seconds."""
+
+    __tablename__ = "analytics_durations"
+
+    hour: Mapped[datetime] = _hour()
+    point: Mapped[str] = mapped_column(String(80), primary_key=True)
+    le: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = _count()
+
+
+class AnalyticsPath(_JourneyRollup, Base):
+    """Ended enrollments per A/B path taken at a split step (`path` is the arm's label), and how they
+    ended: the conversions of a journey's split test."""
+
+    __tablename__ = "analytics_paths"
+
+    step: Mapped[str] = _key()
+    path: Mapped[str] = _key()
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    outcome: Mapped[str] = _key()
+    n: Mapped[int] = _count()
+
+
+class AnalyticsMessages(Base):
+    """Messages per hour of creation, channel, journey, template and campaign run, and their fate."""
+
+    __tablename__ = "analytics_messages"
+    __table_args__ = (Index("ix_analytics_messages_hour", "hour"),)
+
+    facility: Mapped[str] = _key()
+    hour: Mapped[datetime] = _hour()
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    journey_key: Mapped[str] = _key()
+    template_key: Mapped[str] = _key()
+    campaign_run_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    shard: Mapped[int] = _shard()
+    messages: Mapped[int] = _count()
+    sent: Mapped[int] = _count()
+    delivered: Mapped[int] = _count()
+    failed: Mapped[int] = _count()
+    blocked: Mapped[int] = _count()
+    opened: Mapped[int] = _count()
+    clicked: Mapped[int] = _count()
+    bounced: Mapped[int] = _count()
+    # Sent messages replied to, or followed by an opt-out, within 7 days (the campaigns' attribution).
+    replied: Mapped[int] = _count()
+    opted_out: Mapped[int] = _count()
+
+
+class AnalyticsDecision(Base):
+    """Guardrail decisions per hour, channel, journey, decision and rule (why a send was blocked)."""
+
+    __tablename__ = "analytics_decisions"
+
+    facility: Mapped[str] = _key()
+    hour: Mapped[datetime] = _hour()
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    journey_key: Mapped[str] = _key()
+    decision: Mapped[str] = mapped_column(String(16), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(32), primary_key=True)
+    shard: Mapped[int] = _shard()
+    n: Mapped[int] = _count()
