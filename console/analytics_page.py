@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, get_args
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -20,6 +19,7 @@ from aftercare.analytics.series import journey_series, message_series
 from aftercare.analytics.window import Window
 from aftercare.store.campaigns import get_campaign, latest_campaigns
 from aftercare.store.journeys import get_journey, latest_journeys
+from aftercare.zones import known_zone
 from api.deps import get_services
 from api.routes import analytics as api
 from api.routes.analytics_export import Export
@@ -34,10 +34,8 @@ Zone = Annotated[str | None, Query(description="the viewer's time zone")]
 
 def _zone(request: Request, name: str | None) -> str:
     zone = name or get_services(request).settings.hospital_timezone
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise HTTPException(400, f"unknown time zone {zone!r}") from None
+    if not known_zone(zone):
+        raise HTTPException(400, f"unknown time zone {zone[:64]!r}")
     return zone
 
 

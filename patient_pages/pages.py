@@ -33,7 +33,7 @@ templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"])
 )
 # Per client address: a page view or a form post every half second, bursts of 20.
-page_limiter = RateLimiter(rate=2.0, burst=20)
+PAGE_RATE, PAGE_BURST = 2.0, 20
 _REFUSED_STATUS = {"invalid": 403, "expired": 410, "closed": 410, "used": 409, "limited": 429, "gone": 404}
 _PATIENT = Principal(PrincipalKind.PATIENT_LINK, "patient-link", frozenset())
 
@@ -72,12 +72,22 @@ def refused(reason: str, language: str, headers: dict[str, str] | None = None) -
     return response
 
 
+def page_limiter(request: Request) -> RateLimiter:
+    """The app's limiter of patient page requests (one per app, made on first use)."""
+    state = request.app.state
+    if getattr(state, "patient_page_limiter", None) is None:
+        state.patient_page_limiter = RateLimiter(rate=PAGE_RATE, burst=PAGE_BURST)
+    limiter: RateLimiter = state.patient_page_limiter
+    return limiter
+
+
 def read_link(
-    request: Request, services: Services, kind: LinkKind, token: str, limiter: RateLimiter = page_limiter
+    request: Request, services: Services, kind: LinkKind, token: str, limiter: RateLimiter | None = None
 ) -> PatientLinkClaims | HTMLResponse:
-    """The link's claims, or the page saying why it cannot be used (rate limited per client address)."""
+    """The link's claims, or the page saying why it cannot be used (rate limited per client address, by
+    `limiter` or the app's page limiter)."""
     client = request.client.host if request.client else "unknown"
-    wait = limiter.take(client)
+    wait = (limiter or page_limiter(request)).take(client)
     if wait:
         return refused("limited", browser_language(request), {"Retry-After": retry_after(wait)})
     try:

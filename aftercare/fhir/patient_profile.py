@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aftercare.fhir.phones import PhoneStatus, normalise_phone
+from aftercare.zones import known_zone
 
 TIMEZONE_EXTENSION = "http://hl7.org/fhir/StructureDefinition/timezone"
 _NAME_USE_RANK = {"usual": 0, "official": 1, None: 2, "temp": 3, "nickname": 4, "anonymous": 5, "maiden": 6}
@@ -149,17 +149,9 @@ def _timezone(resource: dict[str, Any]) -> str | None:
         for extension in holder.get("extension") or []:
             if isinstance(extension, dict) and extension.get("url") == TIMEZONE_EXTENSION:
                 zone = extension.get("valueCode")
-                if isinstance(zone, str) and _known_zone(zone):
+                if isinstance(zone, str) and known_zone(zone):
                     return zone
     return None
-
-
-def _known_zone(zone: str) -> bool:
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
 
 
 def _home_address(addresses: list[Any]) -> dict[str, Any] | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
@@ -17,6 +16,7 @@ from aftercare.analytics.messages import COUNTS, RATES, GroupBy, message_rows
 from aftercare.analytics.series import Interval, Point, journey_series, message_series
 from aftercare.analytics.stats import Comparison
 from aftercare.analytics.window import Window
+from aftercare.zones import known_zone
 from api.deps import SessionDep
 from api.routes.analytics_export import ExportDep
 from models.analytics_api import (
@@ -46,10 +46,8 @@ Every = Annotated[Interval, Query(description="hour or day")]
 
 def zone_of(name: str) -> str:
     """A known IANA zone name; 400 otherwise."""
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"unknown time zone {name!r}") from None
+    if not known_zone(name):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"unknown time zone {name[:64]!r}")
     return name
 
 

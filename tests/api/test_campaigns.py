@@ -77,6 +77,7 @@ async def test_a_campaign_in_yaml_is_published_once_per_version(api: httpx.Async
             "segment": "adults",
             "status": "draft",
             "recurring": None,
+            "facility": None,
         }
     ]
     read = (await api.get("/v1/campaigns/flu-2026")).json()

@@ -209,7 +209,8 @@ async def test_reentry_always_lets_concurrent_enrollments_run_side_by_side(api: 
 
 async def test_the_library_lists_and_installs_ready_made_journeys(api: httpx.AsyncClient) -> None:
     listed = (await api.get("/v1/library")).json()["items"]
-    assert len(listed) == 9  # the six of the brief, the two of events and the surveys
+    # the six of the brief, the two of events, the surveys, the voice variant and transitional care
+    assert len(listed) == 11
     reminder = next(item for item in listed if item["key"] == "appointment-reminder")
     assert reminder["entry"]["fhir"]["resource"] == "Appointment"
     installed = await api.post("/v1/library/appointment-reminder/install")

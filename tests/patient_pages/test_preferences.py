@@ -22,7 +22,6 @@ from aftercare.settings import Settings
 from api.app import create_app
 from models.journey import CHANNELS, PURPOSES, SendSpec
 from models.temporal import SendMessageResult
-from patient_pages import pages
 from tests.browser import chromium, offline_except
 from tests.conftest import ABDUL_PATIENT_ID
 from tests.console.conftest import axe_violations
@@ -31,11 +30,6 @@ from tests.serving import serving
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 EVERYTHING_BUT_MARKETING = [f"{c}:{p}" for c in CHANNELS for p in PURPOSES if p != "marketing"]
-
-
-@pytest.fixture(autouse=True)
-def fresh_rate_limit() -> None:
-    pages.page_limiter = pages.RateLimiter(rate=2.0, burst=20)
 
 
 async def abdul(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> str:

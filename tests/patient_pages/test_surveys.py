@@ -22,7 +22,6 @@ from temporalio.testing import WorkflowEnvironment
 from aftercare.settings import Settings
 from api.app import create_app
 from models.survey_tables import SurveyResponse
-from patient_pages import pages
 from tests.browser import chromium, offline_except
 from tests.conftest import ABDUL_PATIENT_ID, AUTH_HEADERS, REPO, synthea_bundle
 from tests.console.conftest import axe_violations
@@ -72,11 +71,6 @@ def journey(expires: str = "P7D", key: str = "survey-check-in") -> dict[str, Any
             {"id": "done", "end": {"outcome": "completed"}},
         ],
     }
-
-
-@pytest.fixture(autouse=True)
-def fresh_rate_limit() -> None:
-    pages.page_limiter = pages.RateLimiter(rate=2.0, burst=20)
 
 
 async def eventually(check: Any, timeout: float = 30.0) -> Any:

@@ -80,7 +80,7 @@ async def abdul_with_email(sessions: async_sessionmaker[AsyncSession]) -> None:
 
 def one_click_path(list_unsubscribe: str) -> str:
     match = re.match(
-        r"<https://care\.hospital\.example(/u/[^>]+)>, <mailto:unsubscribe@hospital\.example\?subject=",
+        r"<https://care\.hospital\.example(/u/[^>]+)>,\s*<mailto:unsubscribe@hospital\.example\?subject=",
         list_unsubscribe,
     )
     assert match, list_unsubscribe

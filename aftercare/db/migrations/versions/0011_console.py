@@ -40,8 +40,15 @@ def upgrade() -> None:
     op.create_index("ix_tasks_assignee_status", "tasks", ["assignee", "status"])
     # Patient name search (`aftercare/store/patient_search.py`) matches words anywhere in the name:
     # `LIKE '% word%'` needs trigrams. pg_trgm is a trusted extension: the database owner may create it.
-    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    op.execute(f"CREATE INDEX {NAME_TRGM_INDEX} ON patients USING gin (lower(coalesce(name, '')) gin_trgm_ops)")
+    # A server without the extension (an embedded one built without contrib) searches without the index.
+    available = op.get_bind().execute(
+        sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'")
+    ).scalar()
+    if available:
+        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        op.execute(
+            f"CREATE INDEX {NAME_TRGM_INDEX} ON patients USING gin (lower(coalesce(name, '')) gin_trgm_ops)"
+        )
 
 
 def downgrade() -> None:
