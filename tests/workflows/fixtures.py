@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -146,6 +147,17 @@ class JourneyHarness:
         """(step, result) of each step the enrollment's projection recorded."""
         async with self.sessions() as session:
             return [(row.step, row.result) for row in await enrollment_history(session, enrollment_id)]
+
+
+async def workflow_started(handle: WorkflowHandle[Any, Any], limit: float = 30.0) -> None:
+    """Wait until the workflow exists (one another workflow starts without waiting for it)."""
+    async with asyncio.timeout(limit):
+        while True:
+            try:
+                await handle.describe()
+                return
+            except RPCError:
+                await asyncio.sleep(0.1)
 
 
 async def reach_step(handle: WorkflowHandle[Any, Any], step: str, limit: float = 15.0) -> None:

@@ -40,7 +40,7 @@ from tests.conftest import ABDUL_PATIENT_ID
 from tests.fhir_server import FhirTestServer, running_fhir_server
 from tests.helpers import load_synthea_patient
 from tests.population import store_patients, synthetic_patient
-from tests.workflows.fixtures import JourneyHarness, reach_step, started_time_skipping_env
+from tests.workflows.fixtures import JourneyHarness, reach_step, started_time_skipping_env, workflow_started
 from tests.workflows.test_campaign import running_campaigns, texted_earlier
 from tests.workflows.test_enrollment import journey
 from workflows.fhir_write_back import FhirWriteBackWorkflow
@@ -93,6 +93,7 @@ async def test_a_sent_message_becomes_a_communication_in_the_chart(
         writer = journeys.env.client.get_workflow_handle_for(
             FhirWriteBackWorkflow.run, f"fhir-write-back-message-{message.id}"
         )
+        await workflow_started(writer)
         async with journeys.env.time_skipping_unlocked():  # type: ignore[attr-defined]
             written = await writer.result()
 
@@ -172,6 +173,7 @@ async def test_a_care_task_is_a_fhir_task_and_completing_it_in_the_ehr_moves_the
         writer = journeys.env.client.get_workflow_handle_for(
             FhirWriteBackWorkflow.run, f"fhir-write-back-task-{task.id}"
         )
+        await workflow_started(writer)
         async with journeys.env.time_skipping_unlocked():  # type: ignore[attr-defined]
             await writer.result()
         [chart] = fhir_server.store.of_type("Task")
@@ -454,6 +456,7 @@ async def test_a_risk_score_becomes_a_risk_assessment_once_per_version(
             FhirWriteBackWorkflow.run,
             f"fhir-write-back-risk-risk-stay-lace-{int(score.as_of.timestamp() * 1_000_000)}",
         )
+        await workflow_started(writer)
         async with journeys.env.time_skipping_unlocked():  # type: ignore[attr-defined]
             written = await writer.result()
         # The same data again: the score keeps its version, nothing is written twice.

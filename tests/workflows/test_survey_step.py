@@ -24,7 +24,7 @@ from aftercare.surveys.responses import record_response
 from models.survey_tables import Survey
 from tests.conftest import ABDUL_PATIENT_ID, REPO
 from tests.fhir_server import FhirTestServer, running_fhir_server
-from tests.workflows.fixtures import JourneyHarness, reach_step, started_time_skipping_env
+from tests.workflows.fixtures import JourneyHarness, reach_step, started_time_skipping_env, workflow_started
 from tests.workflows.test_enrollment import journey
 from workflows.fhir_write_back import FhirWriteBackWorkflow
 
@@ -116,6 +116,7 @@ async def test_the_answers_branch_the_journey_and_are_written_back_as_a_question
         writer = journeys.env.client.get_workflow_handle_for(
             FhirWriteBackWorkflow.run, f"fhir-write-back-survey-response-{response_id}"
         )
+        await workflow_started(writer)
         async with journeys.env.time_skipping_unlocked():  # type: ignore[attr-defined]
             written = await writer.result()
 
