@@ -1,1 +1,1 @@
-"""Benchmarks: each prints its figures; the README records them."""
+"""Benchmarks: each prints its figures; docs/performance.md records them."""

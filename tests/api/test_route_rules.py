@@ -123,15 +123,15 @@ async def test_a_bad_key_is_401_naming_the_token_as_invalid(anonymous_api: httpx
         assert "error=" in answer.headers["www-authenticate"]
 
 
-def test_the_readme_shows_the_roles_and_rules_as_they_are() -> None:
+def test_the_security_page_shows_the_roles_and_rules_as_they_are() -> None:
     table = roles_table()
-    assert table in (REPO / "README.md").read_text(), (
-        "README's 'Who may do what' is stale; it should be:\n" + table
+    assert table in (REPO / "docs" / "security.md").read_text(), (
+        "docs/security.md's 'Who may do what' is stale; it should be:\n" + table
     )
 
 
 def roles_table() -> str:
-    """The README table: each permission, its routes, and the roles that hold it."""
+    """The security page's table: each permission, its routes, and the roles that hold it."""
     roles = list(Role)
     lines = [
         "| permission | routes | " + " | ".join(role.value for role in roles) + " |",

@@ -1,4 +1,6 @@
-"""The README's commands run as written: every shell block, in order, from the repository root, against
+"""The README's and the documentation pages' commands run as written: every shell block, in order (the
+README, then the pages in `DOCUMENTS` order, the order the walkthrough builds on), from the repository
+root, against
 `aftercare dev --demo` (as `make dev` starts it) on free ports, with a data directory of its own in
 place of `.aftercare`.
 
@@ -25,6 +27,35 @@ from tests.integration.test_dev_command import DevCommand, demo_enrollment, wait
 from tests.prism import free_port
 
 README = REPO / "README.md"
+# The README, then the documentation pages in the order their commands build on one another.
+DOCUMENTS = (
+    README,
+    *(
+        REPO / "docs" / page
+        for page in (
+            "journeys.md",
+            "channels.md",
+            "events.md",
+            "patient-pages.md",
+            "consent.md",
+            "clinical-data.md",
+            "risk-and-tcm.md",
+            "connecting-your-ehr.md",
+            "segments.md",
+            "campaigns.md",
+            "analytics.md",
+            "console.md",
+            "security.md",
+            "hospital-groups.md",
+            "how-it-works.md",
+            "configuration.md",
+            "production.md",
+            "performance.md",
+            "tests.md",
+            "contract-notes.md",
+        )
+    ),
+)
 FENCE = re.compile(r"^```(\S*)\s*$")
 NOT_RUN = re.compile(r"^<!--\s*not-run:\s*(?P<reason>\S.*?)\s*-->$")
 SHELLS = frozenset({"sh", "bash", "shell"})
@@ -77,30 +108,38 @@ def for_this_stack(code: str, ports: dict[str, int]) -> str:
     )
 
 
+def documented_blocks() -> list[tuple[Path, ShellBlock]]:
+    """Every shell block of the README and the documentation pages, in `DOCUMENTS` order."""
+    return [(document, block) for document in DOCUMENTS for block in shell_blocks(document.read_text())]
+
+
+def test_every_page_with_commands_is_run() -> None:
+    pages = {page for page in (REPO / "docs").rglob("*.md") if shell_blocks(page.read_text())}
+    assert sorted(pages - set(DOCUMENTS)) == []
+
+
 def test_every_not_run_marker_says_why_and_stands_before_a_shell_block() -> None:
-    lines = README.read_text().splitlines()
-    markers = [number for number, line in enumerate(lines) if line.strip().startswith("<!-- not-run")]
-    for number in markers:
-        assert NOT_RUN.match(lines[number].strip()), (
-            f"README line {number + 1}: a not-run marker needs a reason"
-        )
-        following = FENCE.match(lines[number + 1])
-        assert following is not None, f"README line {number + 1}: a not-run marker must stand before a block"
-        assert following[1] in SHELLS, f"README line {number + 1}: only shell blocks are run"
+    for document in DOCUMENTS:
+        lines = document.read_text().splitlines()
+        markers = [number for number, line in enumerate(lines) if line.strip().startswith("<!-- not-run")]
+        for number in markers:
+            where = f"{document.relative_to(REPO)} line {number + 1}"
+            assert NOT_RUN.match(lines[number].strip()), f"{where}: a not-run marker needs a reason"
+            following = FENCE.match(lines[number + 1])
+            assert following is not None, f"{where}: a not-run marker must stand before a block"
+            assert following[1] in SHELLS, f"{where}: only shell blocks are run"
 
 
 def test_every_file_the_readme_posts_is_in_the_repository() -> None:
-    posted = {
-        match["path"]
-        for block in shell_blocks(README.read_text())
-        for match in POSTED_FILE.finditer(block.code)
-    }
+    posted = {match["path"] for _, block in documented_blocks() for match in POSTED_FILE.finditer(block.code)}
     assert "examples/observation.json" in posted
     assert sorted(path for path in posted if not (REPO / path).is_file()) == []
 
 
 def test_the_readme_campaign_is_the_example_file() -> None:
-    assert (REPO / "examples" / "flu-2026.campaign.yaml").read_text() in README.read_text()
+    assert (REPO / "examples" / "flu-2026.campaign.yaml").read_text() in (
+        REPO / "docs" / "campaigns.md"
+    ).read_text()
 
 
 @pytest.fixture
@@ -143,8 +182,8 @@ def test_every_shell_block_of_the_readme_runs_against_aftercare_dev(dev: DevComm
     environment = {key: value for key, value in os.environ.items() if key not in SUITE_SETTINGS}
     environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     environment["KEY"] = dev.api_key
-    ran: dict[int, str] = {}
-    for block in shell_blocks(README.read_text()):
+    ran: dict[tuple[str, int], str] = {}
+    for document, block in documented_blocks():
         if block.not_run is not None:
             continue
         code = for_this_stack(block.code, dev.ports)
@@ -158,10 +197,10 @@ def test_every_shell_block_of_the_readme_runs_against_aftercare_dev(dev: DevComm
             check=False,
         )
         assert finished.returncode == 0, (
-            f"README block at line {block.line} failed ({finished.returncode}):\n{block.code}\n"
+            f"{document.relative_to(REPO)} block at line {block.line} failed ({finished.returncode}):\n{block.code}\n"
             f"--- stdout\n{finished.stdout}\n--- stderr\n{finished.stderr}"
         )
-        ran[block.line] = finished.stdout
+        ran[document.name, block.line] = finished.stdout
     [notification] = [output for output in ran.values() if '"kind":"rest-hook"' in output]
     assert '"received":{"Observation":1}' in notification
     assert len(ran) >= 4
