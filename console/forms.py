@@ -30,3 +30,10 @@ async def read_form(request: Request) -> dict[str, str]:
         fields.setdefault(name, value)
     request.state.console_form = fields
     return fields
+
+
+async def read_form_values(request: Request, name: str) -> list[str]:
+    """Every value posted for `name` (checkboxes sharing a name), after `read_form` has accepted the body."""
+    await read_form(request)
+    body = await request.body()
+    return [value for field, value in parse_qsl(body.decode("utf-8", errors="replace")) if field == name]

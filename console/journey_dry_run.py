@@ -4,16 +4,19 @@ sending, waiting or writing anything.
 The journey's own interpreter (`workflows/interpreter.py`) walks the definition, with `DryRunSteps`
 in place of an enrollment's durable steps: branch conditions are judged by the same evaluation as the
 `evaluate_conditions` activity over the patient's variables as an enrollment would load them, A/B
-splits choose as an enrollment would, and every other step is recorded as what it would do. A
-`wait_for` takes its timeout (the dry run does not wait for events), and `update` steps are not
-applied. The entry is judged first: for a FHIR entry, its criteria over the patient's newest resource
-of that type, as the trigger would judge them."""
+splits choose as an enrollment would, a send is composed for the patient as the send activity composes
+it (channel, reachability and the rendered text; nothing goes out), `update` steps change the
+attributes later steps see (nothing is written), and every other step is recorded as what it would do.
+What the dry run cannot know, the user chooses: which awaited events arrive, which surveys are answered
+and which calls are picked up (`happens`, step ids); the rest time out, expire or go unanswered. The
+entry is judged first: for a FHIR entry, its criteria over the patient's newest resource of that type,
+as the trigger would judge them."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,20 +24,64 @@ from temporalio.exceptions import ApplicationError
 
 from activities.store import first_true_condition
 from activities.variables import load_variables
+from aftercare.compose import TemplateNotFoundError, compose_message
 from aftercare.enrollment.fhir_triggers import fhir_entry_holds
 from aftercare.fhir.fhirpath import FhirPathError
-from aftercare.journey_variables import JourneyVariables
+from aftercare.journey_variables import JourneyVariables, event_view
+from aftercare.sms_segments import sms_size
+from aftercare.store.attributes import attributes_of
 from aftercare.store.resources import load_current, newest_of_type
+from aftercare.templating import TemplateRenderError, render
 from models.durations import format_iso_duration
-from models.journey import CallSpec, JourneyDefinition, SplitPath, SurveyStep
+from models.journey import (
+    CallSpec,
+    CallStep,
+    JourneyDefinition,
+    SendSpec,
+    SplitPath,
+    Step,
+    SurveyStep,
+    WaitForStep,
+)
 from models.temporal import EnrollmentTrigger, ExpressionScope, FhirResourceRef, PatientEvent
 from workflows.calls import CallResult
 from workflows.interpreter import interpret
-from workflows.steps import JourneyEndedError
+from workflows.steps import JourneyEndedError, send_document
 from workflows.support import choose_path
 
 MAX_STEPS = 100  # a definition that loops (a wait and a jump back) is stopped here
 DRY_RUN_ID = "dry-run"
+SHOWN_TEXT = 300  # characters of a composed message shown in the path
+
+
+@dataclass(frozen=True)
+class Happening:
+    """Something only the patient decides that a dry run may assume: an awaited event arriving, a survey
+    answered, a call picked up, at one step."""
+
+    step_id: str
+    label: str
+    assumed: bool  # what the form offers checked: calls are taken as answered, the rest as not
+
+
+def happenings(journey: JourneyDefinition) -> list[Happening]:
+    """The choices a dry run of `journey` offers, in step order."""
+    choices: list[Happening] = []
+    for step in journey.steps:
+        choice = _happening(step)
+        if choice is not None:
+            choices.append(choice)
+    return choices
+
+
+def _happening(step: Step) -> Happening | None:
+    if isinstance(step, WaitForStep):
+        return Happening(step.id, f"{step.wait_for.event} arrives at {step.id}", False)
+    if isinstance(step, SurveyStep):
+        return Happening(step.id, f"the patient answers the survey at {step.id}", False)
+    if isinstance(step, CallStep):
+        return Happening(step.id, f"the patient answers the call at {step.id}", True)
+    return None
 
 
 @dataclass(frozen=True)
@@ -72,6 +119,8 @@ class DryRunSteps:
 
     variables: JourneyVariables
     seed: str
+    sessions: async_sessionmaker[AsyncSession]
+    happens: frozenset[str] = frozenset()
     path: list[PathStep] = field(default_factory=list)
 
     def _take(self, step: str | None, kind: str, what: str) -> None:
@@ -101,8 +150,24 @@ class DryRunSteps:
         urgent: bool = False,
         attach: Sequence[str] = (),
     ) -> None:
-        """Record the message it would send."""
-        self._take(step, "send", f"would send: {name}")
+        """Compose the message as the send activity would, and record it (nothing goes out)."""
+        spec = SendSpec.model_validate(
+            send_document(template, channel, fallback, body, subject, purpose) | {"urgent": urgent}
+        )
+        self._take(step, "send", await self._composed(spec, name))
+
+    async def _composed(self, spec: SendSpec, name: str | None) -> str:
+        async with self.sessions() as session:
+            try:
+                message = await compose_message(session, spec, self.variables)
+            except (TemplateNotFoundError, TemplateRenderError) as error:
+                return f"would fail: {error}"
+        text = message.body if len(message.body) <= SHOWN_TEXT else message.body[: SHOWN_TEXT - 1] + "…"
+        if message.to is None:
+            return f"would not send by {message.channel}: {message.unreachable_reason}"
+        size = sms_size(message.body) if message.channel == "sms" else None
+        parts = f" ({size.segments} segment{'s' if size.segments != 1 else ''})" if size else ""
+        return f"would send by {message.channel}{parts}: {text}"
 
     async def invite(
         self,
@@ -122,15 +187,27 @@ class DryRunSteps:
         self._take(step, "invite", f"would invite the patient to the event {event}")
 
     async def call(self, spec: CallSpec, *, step: str | None = None, name: str | None = None) -> CallResult:
-        """Record the call it would place; the dry run takes it as answered."""
+        """Record the call it would place, answered or not as the user chose."""
         asked = ", ".join(question.id for question in spec.gather) or "no questions"
-        self._take(step, "call", f"would call the patient ({asked}); the dry run takes it as answered")
-        return CallResult(status="sent", outcome="answered", calls=1)
+        answered = (step or "call") in self.happens
+        taken = "answered" if answered else "not answered"
+        self._take(step, "call", f"would call the patient ({asked}); taken as {taken}")
+        return CallResult(status="sent", outcome="answered" if answered else "no_answer", calls=1)
 
     async def survey(self, step: SurveyStep) -> str | None:
-        """Record the survey it would send; the dry run takes it as unanswered."""
+        """Record the survey it would send, answered or expired as the user chose."""
         waits = f"would send the survey {step.survey.questionnaire} and wait for the answers"
-        self._take(step.id, "survey", f"{waits}; the dry run takes the expiry")
+        if step.id in self.happens:
+            self._take(step.id, "survey", f"{waits}; taken as answered")
+            answered = PatientEvent(
+                id=DRY_RUN_ID,
+                type="survey.completed",
+                data={"questionnaire": step.survey.questionnaire},
+                occurred_at=datetime.now(UTC),
+            )
+            self.variables = replace(self.variables, event=event_view(answered))
+            return None
+        self._take(step.id, "survey", f"{waits}; taken as expired")
         return step.survey.on_expired
 
     async def wait(
@@ -170,10 +247,16 @@ class DryRunSteps:
         step: str | None = None,
         name: str | None = None,
     ) -> PatientEvent | None:
-        """Record the wait; the dry run takes the timeout."""
+        """Record the wait; the event arrives when the user chose so, else the wait times out."""
         waits = f"would wait for {event} (up to {_duration(timeout)})"
-        self._take(step, "wait_for", f"{waits}; the dry run takes the timeout")
-        return None
+        if (step or "wait_for") not in self.happens:
+            self._take(step, "wait_for", f"{waits}; taken as timed out")
+            return None
+        judged = "; its criteria are not judged" if criteria else ""
+        self._take(step, "wait_for", f"{waits}; taken as arrived{judged}")
+        arrived = PatientEvent(id=DRY_RUN_ID, type=event, data={}, occurred_at=datetime.now(UTC))
+        self.variables = replace(self.variables, event=event_view(arrived))
+        return arrived
 
     async def first_true(
         self, conditions: Sequence[str], *, step: str | None = None, name: str | None = None
@@ -209,8 +292,23 @@ class DryRunSteps:
     async def update(
         self, values: Mapping[str, Any], *, step: str | None = None, name: str | None = None
     ) -> None:
-        """Record the attributes it would set (not applied)."""
-        self._take(step, "update", f"would set {', '.join(sorted(values))} (not applied in a dry run)")
+        """Set the attributes for the rest of the walk as the enrollment would (nothing is written)."""
+        names = self.variables.template_variables()
+        try:
+            rendered = {
+                name: render(value, names) if isinstance(value, str) else value
+                for name, value in values.items()
+            }
+        except TemplateRenderError as error:
+            self._take(step, "update", f"would fail: {error}")
+            raise _Stopped(str(error)) from error
+        attributes = self.variables.attributes
+        if attributes is None:
+            async with self.sessions() as session:
+                attributes = await attributes_of(session, self.variables.profile.id)
+        self.variables = replace(self.variables, attributes={**attributes, **rendered})
+        shown = ", ".join(f"{name} = {rendered[name]!r}" for name in sorted(rendered))
+        self._take(step, "update", f"would set {shown}")
 
     async def fetch(
         self,
@@ -302,15 +400,18 @@ async def _entry(
 
 
 async def dry_run(
-    sessions: async_sessionmaker[AsyncSession], journey: JourneyDefinition, patient_id: str
+    sessions: async_sessionmaker[AsyncSession],
+    journey: JourneyDefinition,
+    patient_id: str,
+    happens: frozenset[str] = frozenset(),
 ) -> DryRun:
-    """The path `journey` would take for the patient (`PatientNotFound` `ApplicationError` when there is
-    no such patient)."""
+    """The path `journey` would take for the patient, with the events, survey answers and answered calls
+    of the steps in `happens` (`PatientNotFound` `ApplicationError` when there is no such patient)."""
     async with sessions() as session:
         entry, enters, trigger = await _entry(session, journey, patient_id)
         scope = ExpressionScope(enrollment_id=DRY_RUN_ID, patient_id=patient_id, trigger=trigger)
         variables = await load_variables(session, scope, journey_key=journey.key)
-    steps = DryRunSteps(variables, seed=f"{DRY_RUN_ID}:{patient_id}")
+    steps = DryRunSteps(variables, seed=f"{DRY_RUN_ID}:{patient_id}", sessions=sessions, happens=happens)
     try:
         outcome = await interpret(steps, journey)
     except JourneyEndedError as ended:

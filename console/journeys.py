@@ -22,8 +22,8 @@ from api.deps import get_services
 from api.routes.enrollments import enrollment_item
 from api.routes.library import install_journey
 from console.auth import ConsoleUser
-from console.forms import read_form
-from console.journey_dry_run import dry_run
+from console.forms import read_form, read_form_values
+from console.journey_dry_run import dry_run, happenings
 from console.journey_graph import GraphStep, journey_graph
 from console.rendering import render
 from journeys.catalogue import library
@@ -111,7 +111,7 @@ def _journey(
 ) -> HTMLResponse:
     if page is None:
         return render(request, "not_found.html", {"what": "journey"}, status_code=404)
-    context = {"page": page, "entry": entry_of(page.journey), **extra}
+    context = {"page": page, "entry": entry_of(page.journey), "happenings": happenings(page.journey), **extra}
     return render(request, "journey.html", context, status_code=status_code)
 
 
@@ -124,7 +124,8 @@ async def journey(request: Request, key: str, user: ConsoleUser) -> HTMLResponse
 @router.post("/{key}/dry-run", response_class=HTMLResponse)
 async def journey_dry_run(request: Request, key: str, user: ConsoleUser) -> HTMLResponse:
     """The path the latest version would take for the posted patient, sending nothing."""
-    patient_id = str((await read_form(request)).get("patient_id") or "").strip()
+    form = await read_form(request)
+    patient_id = str(form.get("patient_id") or "").strip()
     page = await journey_page(request, key, user)
     if page is None or not patient_id:
         return _journey(request, page, 422, dry_run_error="Enter a patient id.")
@@ -134,7 +135,9 @@ async def journey_dry_run(request: Request, key: str, user: ConsoleUser) -> HTML
     if person is None:
         return _journey(request, page, 422, dry_run_error="There is no patient with this id.")
     try:
-        result = await dry_run(services.sessions, page.journey, person)
+        chosen = set(await read_form_values(request, "happens"))
+        offered = {choice.step_id for choice in happenings(page.journey)}
+        result = await dry_run(services.sessions, page.journey, person, frozenset(chosen & offered))
     except ApplicationError as error:
         return _journey(request, page, 422, dry_run_error=str(error))
-    return _journey(request, page, dry_run=result)
+    return _journey(request, page, dry_run=result, happens=chosen)

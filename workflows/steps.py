@@ -223,7 +223,7 @@ class JourneySteps:
         (`event_invite`, `check_in_qr`).
         """
         spec = SendSpec.model_validate(
-            _send_document(template, channel, fallback, body, subject, purpose)
+            send_document(template, channel, fallback, body, subject, purpose)
             | {"urgent": urgent, "attach": list(attach)}
         )
         label = name or f"Sending {describe_send(spec)}"
@@ -304,7 +304,7 @@ class JourneySteps:
         """Invite the patient to a published event: a message with their self-service link (at most
         once, like any send). Without a template or body, Aftercare's own words on the best channel."""
         spec = InviteSpec.model_validate(
-            _send_document(template, channel, fallback, body, subject, purpose)
+            send_document(template, channel, fallback, body, subject, purpose)
             | {"event": event, "valid_days": valid_days}
         )
         step_id = step or f"invite:{event}"
@@ -881,7 +881,7 @@ class JourneySteps:
         )
 
 
-def _send_document(
+def send_document(
     template: str | None,
     channel: str | None,
     fallback: Sequence[str] | None,

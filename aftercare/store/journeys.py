@@ -12,15 +12,19 @@ from aftercare.store.versioned import VersionConflict, latest_versions, publish_
 from models.journey import JourneyDefinition
 from models.tables import Journey
 
-_PARSED: dict[tuple[str, int], JourneyDefinition] = {}
+_PARSED: dict[tuple[str, int], tuple[dict[str, Any], JourneyDefinition]] = {}
 
 
 def _definition(document: dict[str, Any]) -> JourneyDefinition:
-    """Parse a stored definition once per process: a published key and version never change content."""
+    """Parse a stored definition once per process. A published key and version never change content in
+    one database, but a process may meet another database (a restore, a test's fresh one) holding other
+    content under the same key and version, so the cached parse is used only for an equal document."""
     identity = (str(document["key"]), int(document["version"]))
-    parsed = _PARSED.get(identity)
-    if parsed is None:
-        parsed = _PARSED[identity] = JourneyDefinition.model_validate(document)
+    cached = _PARSED.get(identity)
+    if cached is not None and cached[0] == document:
+        return cached[1]
+    parsed = JourneyDefinition.model_validate(document)
+    _PARSED[identity] = (document, parsed)
     return parsed
 
 

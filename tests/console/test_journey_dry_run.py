@@ -1,6 +1,7 @@
 """A journey's dry run against a chosen patient, in a real browser: the journey's own interpreter walks
 the definition with the dry-run steps; the entry criteria are judged over the patient's newest resource
-of the entry's type, branches over the patient's data, and nothing is sent or created."""
+of the entry's type, branches over the patient's data, sends are composed for the patient, updates change
+what later steps see, the user chooses which awaited events arrive, and nothing is sent or created."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ entry:
     criteria: "Encounter.class.code = 'IMP'"
 steps:
   - {id: welcome, send: {channel: sms, body: "Welcome home, {{ patient.given }}."}}
+  - {id: ring, call: {say: "Hello from the clinic.", on_unanswered: done}}
   - id: route
     branch:
       - {when: "%patient.gender = 'female'", goto: call-her}
@@ -29,7 +31,12 @@ steps:
     goto: done
   - {id: wait-a-day, wait: {duration: P1D}}
   - {id: reply, wait_for: {event: sms.reply, timeout: P2D, on_timeout: done}}
-  - {id: never, send: {channel: sms, body: "Not reached."}}
+  - {id: mark, update: {set: {replied_to: "{{ patient.given }}", follow_up: true}}}
+  - id: thanked
+    branch:
+      - {when: "%attributes.follow_up = true", goto: thank}
+      - {otherwise: done}
+  - {id: thank, send: {channel: sms, body: "Thank you, {{ patient.attributes.replied_to }}."}}
   - {id: done, end: {outcome: completed}}
 """
 ENCOUNTER = {
@@ -54,8 +61,10 @@ async def journey(console_url: str) -> None:
         assert imported.status_code == 200, imported.text
 
 
-async def _dry_run(page: Page, patient_id: str) -> list[str]:
+async def _dry_run(page: Page, patient_id: str, *, arrives: bool = False, answers: bool = True) -> list[str]:
     await page.get_by_label("Patient id for the dry run").fill(patient_id)
+    await page.get_by_label("sms.reply arrives at reply").set_checked(arrives)
+    await page.get_by_label("the patient answers the call at ring").set_checked(answers)
     await page.get_by_role("button", name="Dry run").click()
     await page.wait_for_load_state()
     return [" ".join(text.split()) for text in await page.locator(".dry-run-path li").all_inner_texts()]
@@ -69,7 +78,8 @@ async def test_the_dry_run_shows_each_patients_path_and_sends_nothing(
     assert await axe_violations(page) == []
 
     assert await _dry_run(page, "p-maria") == [
-        "welcome send — would send: Sending an inline message by sms",
+        "welcome send — would send by sms (1 segment): Welcome home, Maria.",
+        "ring call — would call the patient (no questions); taken as answered",
         "route branch — condition 1 holds: %patient.gender = 'female'",
         "call-her task — would create a normal task for care-coordinators: Call {{ patient.name }}",
         "done end — ends: completed",
@@ -80,15 +90,37 @@ async def test_the_dry_run_shows_each_patients_path_and_sends_nothing(
     assert "p-maria" not in page.url
     assert await axe_violations(page) == []
 
+    omar_texts = "welcome send — would not send by sms: the patient has no phone number"
+    assert await _dry_run(page, "p-omar", answers=False) == [
+        omar_texts,
+        "ring call — would call the patient (no questions); taken as not answered",
+        "done end — ends: completed",
+    ]
     assert await _dry_run(page, "p-omar") == [
-        "welcome send — would send: Sending an inline message by sms",
+        omar_texts,
+        "ring call — would call the patient (no questions); taken as answered",
         "route branch — no condition holds",
         "wait-a-day wait — would wait P1D",
-        "reply wait_for — would wait for sms.reply (up to P2D); the dry run takes the timeout",
+        "reply wait_for — would wait for sms.reply (up to P2D); taken as timed out",
         "done end — ends: completed",
     ]
     entry = await page.locator(".dry-run-entry").inner_text()
     assert entry.startswith("Entry: enters on a FHIR Encounter: the patient has none")
+
+    # The reply arrives: the update is applied for the steps after it, so the branch and the text see it.
+    assert await _dry_run(page, "p-omar", arrives=True) == [
+        omar_texts,
+        "ring call — would call the patient (no questions); taken as answered",
+        "route branch — no condition holds",
+        "wait-a-day wait — would wait P1D",
+        "reply wait_for — would wait for sms.reply (up to P2D); taken as arrived",
+        "mark update — would set follow_up = True, replied_to = 'Omar'",
+        "thanked branch — condition 1 holds: %attributes.follow_up = true",
+        "thank send — would not send by sms: the patient has no phone number",
+        "done end — ends: completed",
+    ]
+    assert await page.get_by_label("sms.reply arrives at reply").is_checked()
+    assert await axe_violations(page) == []
 
     await _dry_run(page, "nobody")
     assert await page.locator("#dry-run-patient-error").inner_text() == "There is no patient with this id."

@@ -91,11 +91,6 @@ async def answer(
     return recorded.response_id
 
 
-@pytest.mark.skip(
-    reason="in the full suite (never alone) the journey's write-back workflow is not started within 30 s: "
-    "an interaction between test modules under investigation; the survey journey itself is covered end to "
-    "end on the dev server by tests/patient_pages/test_surveys.py"
-)
 async def test_the_answers_branch_the_journey_and_are_written_back_as_a_questionnaire_response(
     journeys: JourneyHarness,
     fhir_server: FhirTestServer,
