@@ -368,6 +368,13 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/console/analytics/journeys/{key}"): page(P.ANALYTICS_READ),
     ("GET", "/console/analytics/campaigns/{key}"): page(P.ANALYTICS_READ),
     ("GET", "/console/analytics/export.csv"): page(P.ANALYTICS_READ),
+    ("GET", "/console/surveys"): page(P.PATIENTS_READ),
+    ("GET", "/console/surveys/results"): page(
+        P.PATIENTS_READ, Audit("questionnaire", "query:url", "read_results")
+    ),
+    ("GET", "/console/surveys/results.csv"): page(
+        P.PATIENTS_READ, Audit("questionnaire", "query:url", "export_results")
+    ),
     ("POST", "/console/campaigns"): page(P.CAMPAIGNS_WRITE, Audit("campaign", action="publish")),
     ("GET", "/console/campaigns/{key}"): page(
         P.CAMPAIGNS_READ, Audit("campaign", "path:key", "read_results")

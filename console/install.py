@@ -23,6 +23,7 @@ from console import (
     patients,
     segment_editor,
     segments_page,
+    surveys_page,
     tasks,
     tcm_page,
     template_editor,
@@ -49,6 +50,7 @@ PAGES = (
     campaigns_page.router,
     events_page.router,
     analytics_page.router,
+    surveys_page.router,
     operations.router,
     audit_page.router,
 )

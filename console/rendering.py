@@ -48,6 +48,7 @@ NAVIGATION = (
     NavItem("Campaigns", "/console/campaigns", Permission.CAMPAIGNS_READ),
     NavItem("Events", "/console/events", Permission.EVENTS_READ),
     NavItem("Analytics", "/console/analytics", Permission.ANALYTICS_READ),
+    NavItem("Surveys", "/console/surveys", Permission.PATIENTS_READ),
     NavItem("Operations", "/console/operations", Permission.FHIR_SOURCES_READ),
     NavItem("Audit", "/console/audit", Permission.AUDIT_READ),
 )

@@ -83,6 +83,7 @@ async def test_every_page_renders_and_passes_axe(
         "analytics": "/console/analytics",
         "analytics-journey": "/console/analytics/journeys/hba1c-followup",
         "analytics-campaign": "/console/analytics/campaigns/welcome",
+        "surveys": "/console/surveys",
         "operations": "/console/operations",
         "audit": "/console/audit",
     }
