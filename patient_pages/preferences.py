@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from aftercare.patient_links.catalogue import translate
 from aftercare.patient_links.preferences import (
+    CONSENT_CHANNELS,
     Preferences,
     Submitted,
     parse_form,
@@ -63,6 +64,7 @@ def _page(
         action=f"/p/{token}",
         prefs=shown,
         channels=CHANNELS,
+        consent_channels=CONSENT_CHANNELS,
         purposes=PURPOSES,
         focus=claims.purpose,
         saved=saved,

@@ -22,12 +22,15 @@ from aftercare.guardrails.pause import paused_until
 from aftercare.patient_links.catalogue import LANGUAGES, language_of
 from aftercare.store.attributes import set_attributes
 from aftercare.store.consents import record_consent
-from models.journey import CHANNELS, PURPOSES
+from models.journey import CHANNELS, PURPOSES, Channel
 from models.tables import Patient
 
 SOURCE = "preference-centre"
 MAX_PAUSE_DAYS = 90
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+# Consent is asked per channel a message or a call may use: the sending channels and voice calls.
+CONSENT_CHANNELS: tuple[Channel, ...] = (*CHANNELS, "voice")
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,9 @@ async def read_preferences(
     channel = attributes.get(PREFERRED_CHANNEL_ATTRIBUTE)
     language = attributes.get(PREFERRED_LANGUAGE_ATTRIBUTE) or patient.language or "en"
     return Preferences(
-        allowed=frozenset((c, p) for c in CHANNELS for p in PURPOSES if _allowed(facts, c, p, opt_in)),
+        allowed=frozenset(
+            (c, p) for c in CONSENT_CHANNELS for p in PURPOSES if _allowed(facts, c, p, opt_in)
+        ),
         channel=channel if isinstance(channel, str) else "",
         language=language_of(str(language)),
         quiet_start=start,
@@ -87,7 +92,7 @@ def parse_form(fields: dict[str, list[str]]) -> Submitted:
         (channel, purpose)
         for value in fields.get("allow", [])
         for channel, _, purpose in [value.partition(":")]
-        if channel in CHANNELS and purpose in PURPOSES
+        if channel in CONSENT_CHANNELS and purpose in PURPOSES
     )
     channel = one.get("channel", "")
     if channel and channel not in CHANNELS:
@@ -120,7 +125,7 @@ async def save_preferences(
     send decision reads); the names of the changes, for the audit trail."""
     after = submitted.preferences
     changes: list[str] = []
-    for channel in CHANNELS:
+    for channel in CONSENT_CHANNELS:
         for purpose in PURPOSES:
             wanted = (channel, purpose) in after.allowed
             if wanted != ((channel, purpose) in before.allowed):

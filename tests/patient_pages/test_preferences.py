@@ -17,10 +17,11 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from activities.messaging.outbox import OutboxProvider
 from activities.messaging.providers import ProviderRegistry
 from activities.messaging.send import MessagingActivities
+from aftercare.patient_links.preferences import CONSENT_CHANNELS
 from aftercare.patient_links.tokens import patient_links
 from aftercare.settings import Settings
 from api.app import create_app
-from models.journey import CHANNELS, PURPOSES, SendSpec
+from models.journey import PURPOSES, SendSpec
 from models.temporal import SendMessageResult
 from tests.browser import chromium, offline_except
 from tests.conftest import ABDUL_PATIENT_ID
@@ -29,7 +30,7 @@ from tests.helpers import ingest_patient, load_synthea_patient, send_request, wi
 from tests.serving import serving
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
-EVERYTHING_BUT_MARKETING = [f"{c}:{p}" for c in CHANNELS for p in PURPOSES if p != "marketing"]
+EVERYTHING_BUT_MARKETING = [f"{c}:{p}" for c in CONSENT_CHANNELS for p in PURPOSES if p != "marketing"]
 
 
 async def abdul(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> str:
@@ -58,7 +59,8 @@ async def test_a_withdrawn_consent_blocks_the_next_send_and_shows_in_history_log
     path = await abdul(sessions, api_settings)
     before = await api.get(path)
     assert (await send(sessions, "email", "first")).status == "sent"
-    chosen = [value for value in EVERYTHING_BUT_MARKETING if value != "email:care_coordination"]
+    withdrawn = ("email:care_coordination", "voice:care_coordination")
+    chosen = [value for value in EVERYTHING_BUT_MARKETING if value not in withdrawn]
 
     posted = await api.post(
         path, content=body(chosen, language="es", quiet_start="21:00", quiet_end="08:00"), headers=FORM
@@ -71,6 +73,7 @@ async def test_a_withdrawn_consent_blocks_the_next_send_and_shows_in_history_log
 
     assert before.status_code == 200
     assert 'id="allow-email-care_coordination"' in before.text
+    assert 'id="allow-voice-care_coordination"' in before.text  # calls are asked about too
     assert 'value="email:care_coordination"\n             checked' in before.text
     assert posted.status_code == 303
     assert "Sus preferencias se guardaron." in after.text
@@ -83,7 +86,10 @@ async def test_a_withdrawn_consent_blocks_the_next_send_and_shows_in_history_log
         for c in consents["history"]
         if c["source"] == "preference-centre"
     ]
-    assert changed == [("email", "care_coordination", "revoked")]
+    assert sorted(changed) == [
+        ("email", "care_coordination", "revoked"),
+        ("voice", "care_coordination", "revoked"),
+    ]
     assert consents["quiet_hours"] == "21:00-08:00"
     assert [(row["actor_kind"], row["action"]) for row in audit if row["actor_kind"] == "patient_link"] == [
         ("patient_link", "change_preferences")
