@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from aftercare.security.roles import Permission
+from models.roles import Permission
 
 P = Permission
 

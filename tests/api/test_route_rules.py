@@ -12,9 +12,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from aftercare.security.roles import ROLE_PERMISSIONS, Permission, Role
 from api.app import create_app
 from api.route_rules import RULES, Access
+from models.roles import ROLE_PERMISSIONS, Permission, Role
 from tests.conftest import AUTH_HEADERS, REPO
 
 # Path parameters that must match a pattern to reach the route at all.
