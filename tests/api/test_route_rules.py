@@ -1,6 +1,6 @@
 """Every route has a rule, and the rules hold: with a key of each role, every route answers 403 exactly
-when the role lacks the route's permission; without credentials, 401 with `WWW-Authenticate`. The
-README's table "Who may do what" is this table, rendered."""
+when the role lacks the route's permission; without credentials, 401 with `WWW-Authenticate`.
+docs/security.md's table "Who may do what" is this table, rendered."""
 
 from __future__ import annotations
 
