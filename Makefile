@@ -85,4 +85,4 @@ chromium:
 	  $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; }
 
 clean:
-	rm -rf $(VENV) tools/prism/node_modules tools/fhir-r4/node_modules .aftercare .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tools/prism/node_modules tools/fhir-r4/node_modules .aftercare .pytest_cache .mypy_cache .ruff_cache .grimp_cache
