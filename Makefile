@@ -14,6 +14,7 @@ test: $(VENV)/.installed-test $(PRISM) $(FHIR_R4) chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 	$(BIN)/pytest
 
@@ -29,6 +30,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Before tagging a release: the version's CHANGELOG.md entry, every migration named there, and a database of
 # each listed release upgraded to the newest revision (PostgreSQL at 127.0.0.1:5432 when it answers,
@@ -83,4 +85,4 @@ chromium:
 	  $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; }
 
 clean:
-	rm -rf $(VENV) tools/prism/node_modules tools/fhir-r4/node_modules .aftercare .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tools/prism/node_modules tools/fhir-r4/node_modules .aftercare .pytest_cache .mypy_cache .ruff_cache .grimp_cache

@@ -22,6 +22,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+import journeys.code  # noqa: F401 (the code journeys register with the enrollment workflow)
 import workflows
 from activities.registry import build_activities, delivery_queue, provider_rate_limits
 from aftercare.availability import TEMPORAL, unavailable_part

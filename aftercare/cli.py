@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import pkgutil
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import NoReturn
@@ -181,6 +183,12 @@ def _bulk(arguments: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+# The processes the command starts are composition roots above every layer: it names them, as uvicorn
+# is given the API's factory, and loads them when run, so the domain package imports none of them.
+WORKER_ENTRY_POINT = "worker:main"
+API_FACTORY = "api.app:create_app"
+
+
 def _serve_api(arguments: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
@@ -192,7 +200,7 @@ def _serve_api(arguments: argparse.Namespace, settings: Settings) -> None:
         print(f"aftercare api: error: {error}", file=sys.stderr)
         sys.exit(1)
     uvicorn.run(
-        "api.app:create_app",
+        API_FACTORY,
         factory=True,
         host=arguments.host,
         port=arguments.port,
@@ -283,8 +291,7 @@ def _run(arguments: argparse.Namespace, settings: Settings) -> None:
         except (PortTakenError, DevStackError) as error:
             _fail("dev", str(error))
     elif arguments.command == "worker":
-        from worker import main as run_worker
-
+        run_worker: Callable[[], None] = pkgutil.resolve_name(WORKER_ENTRY_POINT)
         run_worker()
     elif arguments.command == "api":
         _serve_api(arguments, settings)

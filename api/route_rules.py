@@ -3,7 +3,7 @@ needs, or says it is public or checked by its provider's signature. A rule also 
 trail records of a call and whether the caller's rate limit applies.
 
 `create_app` refuses to build when a route has no rule, and `tests/api/test_route_rules.py` walks this
-table with a key of each role against every route. The README's "Who may do what" shows the same table.
+table with a key of each role against every route. docs/security.md's "Who may do what" shows the same table.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from aftercare.security.roles import Permission
+from models.roles import Permission
 
 P = Permission
 

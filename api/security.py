@@ -17,9 +17,9 @@ from aftercare.security.authenticate import API_KEY_HEADER, AuthenticationFailed
 from aftercare.security.jwt_auth import JwksUnavailable
 from aftercare.security.principal import Principal, PrincipalKind
 from aftercare.security.rate_limit import retry_after
-from aftercare.security.roles import Role
 from api.deps import get_services
 from api.route_rules import Access, Rule, rule_for
+from models.roles import Role
 
 _REALM = 'realm="aftercare"'
 _UNQUOTABLE = re.compile(r'["\\\r\n]')

@@ -13,7 +13,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from temporalio.exceptions import ApplicationError
 
 from aftercare.security.principal import Principal
-from aftercare.security.roles import Permission
 from aftercare.store.enrollments import list_enrollments
 from aftercare.store.identity import person_of
 from aftercare.store.journey_progress import JourneyCount, journey_counts, step_counts
@@ -29,6 +28,7 @@ from console.rendering import render
 from journeys.catalogue import library
 from models.api import EnrollmentListItem
 from models.journey import JourneyDefinition
+from models.roles import Permission
 
 router = APIRouter(prefix="/console/journeys", include_in_schema=False)
 

@@ -22,7 +22,6 @@ from aftercare.enrollment.event_triggers import retry_parked_event
 from aftercare.fhir_sync.sources import SourceMissingError, source_plan
 from aftercare.hl7v2.server import intake_for
 from aftercare.security.principal import Principal
-from aftercare.security.roles import Permission
 from aftercare.settings import Settings
 from aftercare.store.adt_messages import parked_adt_messages
 from aftercare.store.overview import HEALTHY_SUBSCRIPTION_STATUSES, ProviderCounts, provider_counts
@@ -34,6 +33,7 @@ from console.auth import ConsoleUser
 from console.counts_cache import counts_cache
 from console.rendering import render
 from models.fhir_sources import SourceView
+from models.roles import Permission
 from models.tables import BulkImport
 
 router = APIRouter(prefix="/console/operations", include_in_schema=False)

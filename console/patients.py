@@ -14,7 +14,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from aftercare.security.principal import Principal
-from aftercare.security.roles import Permission
 from aftercare.store.consents import record_consent
 from aftercare.store.decisions import list_decisions
 from aftercare.store.identity import records_of
@@ -29,6 +28,7 @@ from console.forms import read_form
 from console.rendering import render
 from models.api import ConsentChange, PatientSummary, PatientView
 from models.risk_api import RiskScoreView
+from models.roles import Permission
 from models.tables import SendDecision, Task
 
 router = APIRouter(prefix="/console/patients", include_in_schema=False)

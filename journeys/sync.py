@@ -7,9 +7,10 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+import journeys.code  # noqa: F401 (each code journey registers itself on import)
 from aftercare.store.journeys import JourneyVersionConflict, publish_journey
 from aftercare.store.templates import publish_template
-from journeys.registry import registered
+from workflows.code_journeys import registered
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Rollup tables of analytics: counts kept by database triggers in the transaction of each fact
 (migration `0010`), keyed by the facility a fact is counted in, never by patient.
 
-Imported at the end of `models/tables.py`, so they share its `Base` and migrations see them. A fact is
+On `models/table_base.py`'s `Base`; `models/tables.py` imports them, so migrations see them. A fact is
 counted in the message's own facility, else the first (by key) of its patient's facilities, else `""`;
 empty keys (`journey_key`, `template_key`, `campaign_run_id`) are `""`, not NULL, so they can be part of
 the primary key. `hour` is the UTC hour of the fact (a message's creation, a step's record, an
@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, DateTime, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.tables import Base
+from models.table_base import Base
 
 _KEY = String(64)
 

@@ -1,6 +1,6 @@
 """Tables of the console: its signed-in sessions, shared by every process of the app.
 
-Imported at the end of `models/tables.py`, so they share its `Base` and migrations see them.
+On `models/table_base.py`'s `Base`; `models/tables.py` imports them, so migrations see them.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import ARRAY, DateTime, Integer, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.tables import Base
+from models.table_base import Base
 
 
 class ConsoleSessionRow(Base):

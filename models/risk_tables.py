@@ -1,7 +1,7 @@
 """Tables of the post-discharge programme: readmission risk scores per discharge, and Transitional Care
 Management episodes.
 
-Imported at the end of `models/tables.py`, so they share its `Base` and migrations see them. Both hold
+On `models/table_base.py`'s `Base`; `models/tables.py` imports them, so migrations see them. Both hold
 patient data and are scoped by facility (`scope_table` in their migration).
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import DateTime, Index, Integer, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.tables import Base, Json
+from models.table_base import Base, Json
 
 
 class RiskScore(Base):

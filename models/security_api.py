@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field, field_validator
 
-from aftercare.security.api_keys import future_expiry
-from aftercare.security.roles import Permission, Role
+from models.roles import Permission, Role
+
+
+def future_expiry(expires_at: datetime | None) -> datetime | None:
+    """A key's expiry, checked: a moment still ahead (a time without a zone is UTC). A key made already
+    expired would be refused at its first use, so it is refused here instead (`ValueError`)."""
+    if expires_at is None:
+        return None
+    if expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=UTC)
+    if expires_at <= datetime.now(UTC):
+        raise ValueError(
+            f"expires_at {expires_at.isoformat()} has passed: a new key must expire in the future"
+        )
+    return expires_at
 
 
 class ApiKeyRequest(BaseModel):

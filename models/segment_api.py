@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from aftercare.security.minimum_necessary import REDACTED_COUNTS
+from models.small_cells import REDACTED_COUNTS
 
 COUNT_SHOWN = Field(
     default="",

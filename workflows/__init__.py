@@ -1,6 +1,8 @@
-"""Workflows: enrollments (one per patient and journey), the reconciliation that keeps their
-projections in step, keeping the patient store in step with FHIR sources, segment refreshes and
-campaign runs."""
+"""Workflows: the deterministic, durable code that runs in the worker's sandbox, importing no I/O.
+
+Enrollments (one per patient and journey, code journeys found in `code_journeys.py`), the
+reconciliation that keeps their projections in step, keeping the patient store in step with FHIR
+sources, segment refreshes, campaign runs, event offers and bulk exports."""
 
 from workflows.bulk_export import BulkExportWorkflow
 from workflows.campaign import CampaignRunWorkflow

@@ -18,8 +18,6 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    import journeys.code  # noqa: F401 (registers the code journeys outside the sandbox)
-    from journeys.registry import code_journey
     from models.temporal import EnrollmentInput, EnrollmentResult, EnrollmentState, PatientEvent, PauseRequest
     from models.workflow_names import (
         DELIVER_EVENT,
@@ -28,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         RESUME_UPDATE,
         STATE_QUERY,
     )
+    from workflows.code_journeys import code_journey
     from workflows.interpreter import interpret
     from workflows.steps import JourneyEndedError, JourneyExitedError, JourneySteps
     from workflows.support import StepFailedError

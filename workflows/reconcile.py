@@ -11,9 +11,7 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from activities.enrollments import ReconcileActivities
     from models.temporal import ReconcileInput, ReconcileResult
-
-RECONCILE_WORKFLOW = "ReconcileEnrollments"
-RECONCILE_SCHEDULE_ID = "aftercare-reconcile-enrollments"
+    from models.workflow_names import RECONCILE_WORKFLOW
 
 
 @workflow.defn(name=RECONCILE_WORKFLOW)

@@ -12,10 +12,6 @@ with workflow.unsafe.imports_passed_through():
     from models.segment_runs import RefreshSegmentsInput, RefreshSegmentsResult
     from models.workflow_names import REFRESH_SEGMENTS_WORKFLOW
 
-__all__ = ["REFRESH_SEGMENTS_SCHEDULE_ID", "REFRESH_SEGMENTS_WORKFLOW", "RefreshSegmentsWorkflow"]
-
-REFRESH_SEGMENTS_SCHEDULE_ID = "aftercare-refresh-segments"
-
 
 @workflow.defn(name=REFRESH_SEGMENTS_WORKFLOW)
 class RefreshSegmentsWorkflow:

@@ -1,2 +1,3 @@
-"""FHIR handling: validation (the one place that imports fhir.resources), bundles, references, FHIRPath,
-and the mapping from `Patient` to the patient profile."""
+"""FHIR handling: validation, bundles, references, FHIRPath and the `Patient` → profile mapping.
+
+The one place that imports fhir.resources."""

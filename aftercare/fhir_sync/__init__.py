@@ -1,2 +1,4 @@
-"""Keeping the patient store in step with FHIR servers: subscription notifications in every standard
-shape, polling by `_lastUpdated`, bulk export, and registering subscriptions."""
+"""Keeping the patient store in step with FHIR servers (notifications, polling, bulk export).
+
+Subscription notifications in every standard shape, polling by `_lastUpdated`, bulk export, and
+registering subscriptions."""

@@ -1,2 +1,3 @@
-"""Readmission risk: the LACE index (and its Charlson comorbidity part) computed from a patient's FHIR
-data, explainable component by component, kept per discharge."""
+"""Readmission risk: the LACE index (with its Charlson comorbidity part), kept per discharge.
+
+Computed from a patient's FHIR data, explainable component by component."""

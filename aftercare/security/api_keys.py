@@ -17,7 +17,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aftercare.security.principal import Principal, PrincipalKind
-from aftercare.security.roles import Permission, Role, parse_roles
+from models.roles import Permission, Role, parse_roles
+from models.security_api import future_expiry
 from models.security_tables import ApiKey
 
 PREFIX = "ak"
@@ -47,20 +48,6 @@ def split_key(key: str) -> tuple[str, str]:
     if prefix != PREFIX or not key_id.isalnum() or len(key_id) > 32 or len(secret) < 16:
         raise InvalidApiKey("not an Aftercare API key")
     return key_id, secret
-
-
-def future_expiry(expires_at: datetime | None) -> datetime | None:
-    """A key's expiry, checked: a moment still ahead (a time without a zone is UTC). A key made already
-    expired would be refused at its first use, so it is refused here instead (`ValueError`)."""
-    if expires_at is None:
-        return None
-    if expires_at.tzinfo is None:
-        expires_at = expires_at.replace(tzinfo=UTC)
-    if expires_at <= datetime.now(UTC):
-        raise ValueError(
-            f"expires_at {expires_at.isoformat()} has passed: a new key must expire in the future"
-        )
-    return expires_at
 
 
 async def create_api_key(

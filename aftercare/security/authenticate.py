@@ -8,7 +8,7 @@ import hmac
 from aftercare.security.api_keys import PREFIX, ApiKeyVerifier, InvalidApiKey
 from aftercare.security.jwt_auth import InvalidToken, JwtVerifier
 from aftercare.security.principal import Principal, PrincipalKind
-from aftercare.security.roles import ALL_ROLES
+from models.roles import ALL_ROLES
 
 API_KEY_HEADER = "X-API-Key"
 

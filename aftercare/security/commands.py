@@ -11,9 +11,10 @@ from typing import Literal
 from sqlalchemy import select
 
 from aftercare.db.engine import create_engine, session_factory
-from aftercare.security.api_keys import create_api_key, future_expiry, revoke_api_key
-from aftercare.security.roles import Permission, Role
+from aftercare.security.api_keys import create_api_key, revoke_api_key
 from aftercare.settings import Settings
+from models.roles import Permission, Role
+from models.security_api import future_expiry
 from models.security_tables import ApiKey
 
 

@@ -14,8 +14,8 @@ import httpx
 import jwt
 
 from aftercare.security.principal import Principal, PrincipalKind
-from aftercare.security.roles import parse_facilities, parse_roles
 from aftercare.settings import Settings
+from models.roles import parse_facilities, parse_roles
 
 _JWKS_MAX_AGE_SECONDS = 3600.0
 _UNKNOWN_KID_REFETCH_SECONDS = 10.0

@@ -13,14 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aftercare.security.principal import Principal
-from aftercare.security.roles import Permission
-
-SMALL_CELL_MAX = 10
-SMALL_CELL_SHOWN = f"<{SMALL_CELL_MAX + 1}"
-REDACTED_COUNTS = (
-    f"counts from 1 to {SMALL_CELL_MAX} left out (null) for a caller without clinical:read: "
-    f'"{SMALL_CELL_SHOWN}"'
-)
+from models.roles import Permission
+from models.small_cells import SMALL_CELL_MAX, SMALL_CELL_SHOWN
 
 
 @dataclass(frozen=True)

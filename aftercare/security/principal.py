@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from aftercare.security.roles import Permission, Role, permissions_of
+from models.roles import Permission, Role, permissions_of
 
 
 class PrincipalKind(StrEnum):

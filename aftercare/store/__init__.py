@@ -1,2 +1,3 @@
-"""Database reads and writes, one module per kind of row. Functions take a session; the caller owns
-the transaction."""
+"""Database reads and writes, one module per kind of row.
+
+Functions take a session; the caller owns the transaction."""

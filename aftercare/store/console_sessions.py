@@ -15,8 +15,8 @@ from sqlalchemy import ColumnElement, delete, exists, func, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.security.principal import Principal, PrincipalKind
-from aftercare.security.roles import parse_roles
 from models.console_tables import ConsoleSessionRow
+from models.roles import parse_roles
 from models.security_tables import ApiKey
 
 

@@ -21,9 +21,13 @@ from temporalio.service import RPCError
 
 from models.segment_runs import RefreshSegmentsInput
 from models.temporal import PollSourceInput, ReconcileInput
-from models.workflow_names import FHIR_POLL_WORKFLOW
-from workflows.reconcile import RECONCILE_SCHEDULE_ID, RECONCILE_WORKFLOW
-from workflows.segments import REFRESH_SEGMENTS_SCHEDULE_ID, REFRESH_SEGMENTS_WORKFLOW
+from models.workflow_names import (
+    FHIR_POLL_WORKFLOW,
+    RECONCILE_SCHEDULE_ID,
+    RECONCILE_WORKFLOW,
+    REFRESH_SEGMENTS_SCHEDULE_ID,
+    REFRESH_SEGMENTS_WORKFLOW,
+)
 
 RECONCILE_EVERY = timedelta(minutes=5)
 REFRESH_SEGMENTS_EVERY = timedelta(minutes=15)

@@ -1,2 +1,3 @@
-"""Voice calls through Twilio Programmable Voice: the call's durable record, its TwiML, and what its
-callbacks mean for the journey (`voice.*` events)."""
+"""Voice calls through Twilio Programmable Voice: the call's record, its TwiML and its callbacks.
+
+What a call's callbacks mean for the journey (`voice.*` events)."""

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.reachability import reachability
 from aftercare.security.principal import Principal
-from aftercare.security.roles import Permission
 from aftercare.store.clinical_summary import clinical_summary
 from aftercare.store.consents import current_consents
 from aftercare.store.enrollments import enrollments_of
@@ -46,6 +45,7 @@ from models.api import (
 )
 from models.journey import CHANNELS
 from models.lookup_api import PatientList
+from models.roles import Permission
 from models.tables import Patient, PatientLink
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])

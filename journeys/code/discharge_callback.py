@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 from temporalio import workflow
 
-from journeys.registry import register
 from models.journey import Entry, EventEntry, ExitRule, JourneyDefinition
 from models.template import TemplateDefinition
+from workflows.code_journeys import register
 
 if TYPE_CHECKING:
     from workflows.steps import JourneySteps

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from aftercare.security.roles import Role
 from api.route_rules import RULES, Access
+from models.roles import Role
 from tests.api.test_route_rules import ROUTES, Route
 from tests.integration.test_observation_to_sms import eventually
 

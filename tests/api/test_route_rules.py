@@ -1,6 +1,6 @@
 """Every route has a rule, and the rules hold: with a key of each role, every route answers 403 exactly
-when the role lacks the route's permission; without credentials, 401 with `WWW-Authenticate`. The
-README's table "Who may do what" is this table, rendered."""
+when the role lacks the route's permission; without credentials, 401 with `WWW-Authenticate`.
+docs/security.md's table "Who may do what" is this table, rendered."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from aftercare.security.roles import ROLE_PERMISSIONS, Permission, Role
 from api.app import create_app
 from api.route_rules import RULES, Access
+from models.roles import ROLE_PERMISSIONS, Permission, Role
 from tests.conftest import AUTH_HEADERS, REPO
 
 # Path parameters that must match a pattern to reach the route at all.

@@ -10,10 +10,10 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from aftercare.security.roles import ROLE_PERMISSIONS, Role
 from api.app import create_app
 from api.route_rules import RULES, Access
 from console.auth import console_principal
+from models.roles import ROLE_PERMISSIONS, Role
 from tests.conftest import DEV_API_KEY
 
 APP = create_app()

@@ -19,10 +19,9 @@ from aftercare.store.journeys import get_journey
 from aftercare.temporal.schedules import ensure_schedules
 from models.tables import FhirNotification
 from models.temporal import EnrollmentTrigger, ReconcileInput
+from models.workflow_names import RECONCILE_SCHEDULE_ID, REFRESH_SEGMENTS_SCHEDULE_ID
 from tests.conftest import ABDUL_PATIENT_ID, synthea_bundle
 from tests.integration.test_observation_to_sms import eventually
-from workflows.reconcile import RECONCILE_SCHEDULE_ID
-from workflows.segments import REFRESH_SEGMENTS_SCHEDULE_ID
 
 pytestmark = pytest.mark.usefixtures("worker")
 

@@ -20,8 +20,12 @@ def _make_recipe(target: str) -> list[str]:
 def test_the_pre_commit_hooks_are_the_checks_of_make_test() -> None:
     config = yaml.safe_load((REPO / ".pre-commit-config.yaml").read_text())
     hooks = [hook for repo in config["repos"] for hook in repo["hooks"]]
-    checks = [line for line in _make_recipe("test") if line.startswith((".venv/bin/ruff", ".venv/bin/mypy"))]
-    assert len(checks) == 3
+    checks = [
+        line
+        for line in _make_recipe("test")
+        if line.startswith((".venv/bin/ruff", ".venv/bin/mypy", ".venv/bin/lint-imports"))
+    ]
+    assert len(checks) == 4
     assert [hook["entry"] for hook in hooks] == checks
     assert all(hook["language"] == "system" and hook["pass_filenames"] is False for hook in hooks)
 

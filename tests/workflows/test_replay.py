@@ -14,6 +14,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+import journeys.code  # noqa: F401 (the code journeys register with the enrollment workflow, as in worker.py)
 from tests.conftest import suite_converter
 from workflows import WORKFLOWS
 

@@ -1,5 +1,6 @@
-"""The translation catalogue of what patients read of Aftercare itself (page texts, the email footer):
-one JSON file per language in this folder; English is complete and the fallback."""
+"""The translation catalogue of what patients read of Aftercare itself (page texts, the email footer).
+
+One JSON file per language in this folder; English is complete and the fallback."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from aftercare.security.jwt_auth import InvalidToken, JwksUnavailable, JwtConfig, JwtVerifier
 from aftercare.security.principal import PrincipalKind
-from aftercare.security.roles import Role
+from models.roles import Role
 from tests.aftercare.security.issuer import Issuer, running_issuer
 
 

@@ -16,8 +16,8 @@ from temporalio.testing import WorkflowEnvironment
 from aftercare.settings import Settings
 from models.segment_runs import RefreshSegmentsInput, RefreshSegmentsResult
 from models.tables import ClinicalEncounter, Patient
+from models.workflow_names import REFRESH_SEGMENTS_WORKFLOW
 from tests.integration.test_observation_to_sms import eventually
-from workflows.segments import REFRESH_SEGMENTS_WORKFLOW
 
 pytestmark = pytest.mark.usefixtures("worker")
 

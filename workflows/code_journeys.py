@@ -1,14 +1,17 @@
-"""Journeys written in Python: how they are registered and found.
+"""Journeys written in Python: the registry the enrollment workflow finds them in.
 
 A code journey is a class with a `definition` (a `JourneyDefinition` with `code: true`: key, version,
 name, entry, re-entry and exit rules, no steps), the message `templates` it uses, and
 `async def run(self, steps)` that calls the step library. It is enrolled, listed, cancelled and
 monitored like any definition; changes to a running journey's code go behind `workflow.patched`.
+
+The journeys themselves live above the workflows (`journeys/code/`) and register here when imported;
+the composition roots (worker.py, the API through `journeys/sync.py`) import them, so the workflow
+layer never imports the journeys.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
 
 from models.journey import JourneyDefinition
@@ -32,7 +35,6 @@ class CodeJourney(Protocol):
 J = TypeVar("J", bound=type[CodeJourney])
 
 _REGISTRY: dict[str, type[CodeJourney]] = {}
-_MODULES = "journeys.code"
 
 
 def register(journey: J) -> J:
@@ -48,8 +50,7 @@ def register(journey: J) -> J:
 
 
 def registered() -> list[type[CodeJourney]]:
-    """Every code journey, loading the modules that define them."""
-    importlib.import_module(_MODULES)
+    """Every code journey registered in this process."""
     return [_REGISTRY[key] for key in sorted(_REGISTRY)]
 
 
@@ -59,7 +60,6 @@ def code_journey(key: str) -> CodeJourney:
     A worker without it fails the workflow task (retried until a worker that has the code takes it),
     rather than failing the enrollment.
     """
-    importlib.import_module(_MODULES)
     journey = _REGISTRY.get(key)
     if journey is None:
         raise LookupError(f"no code journey {key!r} is registered in this worker")
