@@ -13,13 +13,16 @@ class _Frozen(BaseModel):
 
 
 class TcmAttemptView(_Frozen):
-    """A contact attempt: a call task's outcome, or a reply from the patient."""
+    """A contact attempt: a call task's outcome, an automated voice call's, or a reply from the patient."""
 
     at: datetime
     kind: Literal["call", "reply"]
-    outcome: str = Field(description="`reached`, `no_answer`, `left_message`, or the reply's channel")
+    outcome: str = Field(
+        description="a task's `reached`, `no_answer`, `left_message`; a voice call's `answered`, "
+        "`no_answer`, `busy`, `machine`; or the reply's channel"
+    )
     interactive: bool
-    source: str = Field(description="`Task/<id>` or `InboundMessage/<id>`")
+    source: str = Field(description="`Task/<id>`, `VoiceCall/<message id>` or `InboundMessage/<id>`")
 
 
 class TcmEventView(_Frozen):

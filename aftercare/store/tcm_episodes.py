@@ -26,6 +26,7 @@ from aftercare.tcm.progress import (
     CALL_OUTCOMES,
     MEDICATION_RECONCILED,
     READMISSION_DAYS,
+    VOICE_CALL_OUTCOMES,
     Attempt,
     Event,
     Evidence,
@@ -43,6 +44,7 @@ from models.tables import (
     Task,
     table_of,
 )
+from models.voice_tables import VoiceCall
 
 # SNOMED CT 430193006 |Medication reconciliation (procedure)|.
 MEDICATION_RECONCILIATION_CODES = ["http://snomed.info/sct|430193006"]
@@ -211,6 +213,17 @@ async def _evidence(
             attempts[patient_id].append(
                 Attempt(at, "call", outcome, CALL_OUTCOMES[outcome], f"Task/{task_id}")
             )
+    calls = await session.execute(
+        select(VoiceCall.patient_id, VoiceCall.message_id, VoiceCall.outcome, VoiceCall.created_at).where(
+            VoiceCall.patient_id.in_(patients),
+            VoiceCall.created_at >= since,
+            VoiceCall.outcome.in_(list(VOICE_CALL_OUTCOMES)),
+        )
+    )
+    for patient_id, message_id, outcome, at in calls:
+        attempts[patient_id].append(
+            Attempt(at, "call", outcome, VOICE_CALL_OUTCOMES[outcome], f"VoiceCall/{message_id}")
+        )
     replies = await session.execute(
         select(
             InboundMessage.patient_id,

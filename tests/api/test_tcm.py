@@ -15,10 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aftercare.store.inbound import record_inbound
+from aftercare.store.messages import record_intent
 from aftercare.store.resources import store_resources
 from aftercare.store.tasks import complete_task, create_task
 from aftercare.tcm.deadlines import contact_due, visit_due
+from aftercare.voice.calls import load_call, record_call
+from aftercare.voice.outcomes import outcome_of, settle_call
 from models.risk_tables import TcmEpisode
+from models.voice import CallScript, RenderedCall
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 EMERGENT = {"priority": {"coding": [{"code": "EM"}]}}
@@ -65,6 +69,33 @@ async def call(sessions: async_sessionmaker[AsyncSession], patient_id: str, name
         )
         await complete_task(session, task_id, outcome=outcome, note=None, completed_by="nurse")
     return task_id
+
+
+async def voice_call(
+    sessions: async_sessionmaker[AsyncSession],
+    patient_id: str,
+    name: str,
+    status: str,
+    answered_by: str | None,
+) -> str:
+    """An automated call of a `call` step, recorded as the send activity does and settled as Twilio's
+    final status callback settles it."""
+    async with sessions.begin() as session:
+        message = await record_intent(
+            session,
+            {
+                "id": f"msg-{name}",
+                "idempotency_key": f"tcm-call-{name}",
+                "patient_id": patient_id,
+                "channel": "voice",
+                "status": "sent",
+            },
+        )
+        await record_call(session, message, RenderedCall(script=CallScript(say="Hello")))
+        placed = await load_call(session, message.id, lock=True)
+        assert placed is not None
+        await settle_call(session, placed, outcome_of(status, answered_by))
+    return message.id
 
 
 async def episode_of(sessions: async_sessionmaker[AsyncSession], encounter_id: str) -> TcmEpisode | None:
@@ -180,6 +211,39 @@ async def test_a_discharge_opens_an_episode_and_its_progress_follows_tasks_repli
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert rows[-1]["discharges"] == "2"
     assert rows[-1]["band"] == ""
+
+
+async def test_voice_calls_are_contact_attempts_answered_ones_the_interactive_contact(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A `call` step's calls count like call tasks: unanswered and voicemail are documented unsuccessful
+    attempts (two meet the requirement), an answered call is the interactive contact; a failed call is
+    no attempt."""
+    discharged = NOW - timedelta(hours=2)
+    await store(sessions, patient("vic"), stay("vic", "vic-stay", discharged - timedelta(days=3), discharged))
+    vic = await episode_of(sessions, "vic-stay")
+    assert vic is not None
+
+    await voice_call(sessions, "vic", "failed", "failed", None)
+    await voice_call(sessions, "vic", "unanswered", "no-answer", None)
+    body = (await api.get(f"/v1/tcm/episodes/{vic.id}")).json()
+    assert [(a["kind"], a["outcome"], a["interactive"]) for a in body["attempts"]] == [
+        ("call", "no_answer", False)
+    ]
+    assert body["contact_met"] is False
+
+    voicemail = await voice_call(sessions, "vic", "voicemail", "completed", "machine_end_beep")
+    body = (await api.get(f"/v1/tcm/episodes/{vic.id}")).json()
+    assert [a["outcome"] for a in body["attempts"]] == ["no_answer", "machine"]
+    assert body["attempts"][-1]["source"] == f"VoiceCall/{voicemail}"
+    assert (body["contact_met"], body["contact_met_by"], body["contacted_at"]) == (True, "attempts", None)
+
+    answered = await voice_call(sessions, "vic", "answered", "completed", "human")
+    body = (await api.get(f"/v1/tcm/episodes/{vic.id}")).json()
+    assert body["contact_met_by"] == "interactive"
+    assert body["attempts"][-1] == {**body["attempts"][-1], "outcome": "answered", "interactive": True}
+    assert body["attempts"][-1]["source"] == f"VoiceCall/{answered}"
+    assert body["contacted_at"] == body["attempts"][-1]["at"]
 
 
 async def test_unknown_episodes_and_backwards_periods_are_refused(api: httpx.AsyncClient) -> None:
