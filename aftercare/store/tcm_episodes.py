@@ -152,18 +152,6 @@ async def open_worklist(session: AsyncSession, now: datetime, limit: int) -> lis
     return list(rows)
 
 
-async def episodes_discharged_between(
-    session: AsyncSession, start: datetime, end: datetime
-) -> list[TcmEpisode]:
-    """Episodes of discharges in `[start, end)`."""
-    rows = await session.scalars(
-        select(TcmEpisode)
-        .where(TcmEpisode.discharged_at >= start, TcmEpisode.discharged_at < end)
-        .order_by(TcmEpisode.discharged_at, TcmEpisode.id)
-    )
-    return list(rows)
-
-
 async def progress_of(
     session: AsyncSession,
     episodes: Sequence[TcmEpisode],

@@ -205,7 +205,10 @@ async def test_a_discharge_opens_an_episode_and_its_progress_follows_tasks_repli
     ) == (2, 1, 1)
     assert (total["candidates_99496"], total["readmission_rate"]) == (1, 0.5)
     assert 0 < total["readmission_ci_low"] < 0.5 < total["readmission_ci_high"] < 1
-    assert sorted(row["band"] for row in report["groups"]) == ["high", "low"]
+    assert sorted((row["band"], row["tcm"], row["tcm_episodes"]) for row in report["groups"]) == [
+        ("high", "contacted", 1),
+        ("low", "not_contacted", 1),
+    ]
     exported = await api.get("/v1/tcm/report", params={**window, "format": "csv"})
     assert exported.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(exported.text)))
@@ -244,6 +247,49 @@ async def test_voice_calls_are_contact_attempts_answered_ones_the_interactive_co
     assert body["attempts"][-1] == {**body["attempts"][-1], "outcome": "answered", "interactive": True}
     assert body["attempts"][-1]["source"] == f"VoiceCall/{answered}"
     assert body["contacted_at"] == body["attempts"][-1]["at"]
+
+
+async def test_the_report_answers_for_a_period_before_tcm_began_from_the_encounters(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Half a year ago no discharge had a TCM episode (they are opened for the last 30 days only): the
+    report still counts the period's discharges and their 30-day readmissions from the encounters."""
+    base = NOW - timedelta(days=190)
+    day = timedelta(days=1)
+    await store(
+        sessions,
+        patient("pat"),
+        stay("pat", "pat-1", base - 3 * day, base),
+        stay("pat", "pat-2", base + 10 * day, base + 12 * day),  # readmitted on day 10: both in the period
+        patient("bob"),
+        stay("bob", "bob-1", base - 2 * day + timedelta(hours=1), base + day),
+        stay("bob", "bob-2", base + 32 * day, base + 33 * day),  # day 31 after discharge: not a readmission
+        patient("cy"),
+        stay("cy", "cy-1", base - day, base + 2 * day),
+        {
+            **stay("cy", "cy-ed", base + 5 * day, base + 5 * day + timedelta(hours=4)),
+            "class": {"code": "EMER"},
+        },
+        {**stay("cy", "cy-void", base + 6 * day, base + 8 * day), "status": "cancelled"},
+        patient("dee"),
+        stay("dee", "dee-before", base - 30 * day, base - 20 * day),  # discharged before the period
+        stay("dee", "dee-ongoing", base - 5 * day, None),  # not discharged
+    )
+    assert await episode_of(sessions, "pat-1") is None
+    window = {"from": (base - day).date().isoformat(), "to": (base + 15 * day).date().isoformat()}
+    report = (await api.get("/v1/tcm/report", params=window)).json()
+    total = report["total"]
+    assert (total["discharges"], total["readmissions_30_days"], total["readmission_rate"]) == (4, 1, 0.25)
+    assert (total["tcm_episodes"], total["contacted_within_2_business_days"], total["candidates_99495"]) == (
+        0,
+        0,
+        0,
+    )
+    assert [(row["band"], row["tcm"], row["discharges"]) for row in report["groups"]] == [("low", None, 4)]
+    # dee's first stay, 20 days before the period, counts in its own, readmitted by the ongoing stay.
+    earlier = {"from": (base - 21 * day).date().isoformat(), "to": (base - 19 * day).date().isoformat()}
+    total = (await api.get("/v1/tcm/report", params=earlier)).json()["total"]
+    assert (total["discharges"], total["readmissions_30_days"]) == (1, 1)
 
 
 async def test_unknown_episodes_and_backwards_periods_are_refused(api: httpx.AsyncClient) -> None:
