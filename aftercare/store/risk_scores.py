@@ -37,7 +37,8 @@ _CHUNK = 1000
 
 # Everything the scores of a chunk of patients read, in one statement: their Encounters (only the
 # elements the scores read, out of the stored JSON), conditions not refuted, haemoglobin and sodium
-# results and procedures, each as a JSON array of rows.
+# results and procedures, each as a JSON array of rows; and which of them are placed in a facility (only
+# their facilities are read, for the zone and the holidays).
 _READ = text(
     """
     SELECT
@@ -66,7 +67,9 @@ _READ = text(
                     '[]'::jsonb)
          FROM clinical_procedures p
          WHERE p.patient_id = ANY(CAST(:ids AS varchar[])) AND p.performed_at IS NOT NULL
-           AND p.status NOT IN ('not-done', 'entered-in-error', 'preparation'))
+           AND p.status NOT IN ('not-done', 'entered-in-error', 'preparation')),
+        (SELECT coalesce(array_agg(DISTINCT f.patient_id), '{}')
+         FROM patient_facilities f WHERE f.patient_id = ANY(CAST(:ids AS varchar[])))
     """
 )
 
@@ -142,8 +145,8 @@ def affects_scores(resource: dict[str, Any]) -> bool:
 
 async def rescore_patients(session: AsyncSession, patient_ids: Sequence[str]) -> int:
     """Score every inpatient discharge of these patients; drop scores of encounters no longer discharges.
-    A chunk of patients costs three statements: what the scores read, the patients' facilities, and
-    one write of every score and episode."""
+    A chunk of patients costs two statements, what the scores read and one write of every score and
+    episode, and a third for the facilities of those placed in one."""
     scored = 0
     for start in range(0, len(patient_ids), _CHUNK):
         scored += await _rescore_chunk(session, list(patient_ids[start : start + _CHUNK]))
@@ -156,7 +159,8 @@ async def _rescore_chunk(session: AsyncSession, patient_ids: list[str]) -> int:
     found = await _read(session, patient_ids)
     settings = get_settings()
     has_discharge = any(visit.is_discharge for patient in found.visits.values() for visit in patient)
-    voices = await voices_of(session, sorted(found.visits)) if has_discharge else {}
+    placed = sorted(found.placed & found.visits.keys())
+    voices = await voices_of(session, placed) if has_discharge and placed else {}
     lace_bands = settings.bands["lace"]
     rows: list[dict[str, Any]] = []
     discharged: list[Discharged] = []
@@ -212,14 +216,15 @@ class _Found:
     conditions: dict[str, list[DatedCondition]] = field(default_factory=lambda: defaultdict(list))
     measurements: dict[str, list[Measurement]] = field(default_factory=lambda: defaultdict(list))
     procedures: dict[str, list[Performed]] = field(default_factory=lambda: defaultdict(list))
+    placed: set[str] = field(default_factory=set)  # patients placed in a facility
 
 
 async def _read(session: AsyncSession, patient_ids: list[str]) -> _Found:
     """What the scores of these patients read (one statement)."""
-    visits, conditions, measurements, procedures = (
+    visits, conditions, measurements, procedures, placed = (
         await session.execute(_READ, {"ids": patient_ids, "labs": sorted(LABORATORY)})
     ).one()
-    found = _Found()
+    found = _Found(placed=set(placed))
     for patient_id, content in visits:
         found.visits[patient_id].append(visit_of(content))
     for patient_id, resource_id, codes, known_from in conditions:

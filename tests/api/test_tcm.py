@@ -9,6 +9,7 @@ import csv
 import io
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy import select
@@ -21,6 +22,7 @@ from aftercare.store.tasks import complete_task, create_task
 from aftercare.tcm.deadlines import contact_due, visit_due
 from aftercare.voice.calls import load_call, record_call
 from aftercare.voice.outcomes import outcome_of, settle_call
+from models.facility_tables import Facility, PatientFacility
 from models.risk_tables import TcmEpisode
 from models.voice import CallScript, RenderedCall
 
@@ -290,6 +292,29 @@ async def test_the_report_answers_for_a_period_before_tcm_began_from_the_encount
     earlier = {"from": (base - 21 * day).date().isoformat(), "to": (base - 19 * day).date().isoformat()}
     total = (await api.get("/v1/tcm/report", params=earlier)).json()["total"]
     assert (total["discharges"], total["readmissions_30_days"]) == (1, 1)
+
+
+async def test_an_episode_follows_the_calendar_of_the_patient_s_facility(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Scoring reads the facility of a patient placed in one: its zone and holidays set the deadline."""
+    discharged = NOW - timedelta(hours=1)
+    zone = "Pacific/Auckland"
+    closed = [discharged.astimezone(ZoneInfo(zone)).date() + timedelta(days=n) for n in range(1, 4)]
+    async with sessions.begin() as session:
+        session.add(
+            Facility(key="akl", name="Auckland", timezone=zone, holidays=[d.isoformat() for d in closed])
+        )
+        await session.flush()
+        session.add(PatientFacility(patient_id="kiri", facility="akl", source="managing_organization"))
+    await store(
+        sessions, patient("kiri"), stay("kiri", "kiri-stay", discharged - timedelta(days=2), discharged)
+    )
+    episode = await episode_of(sessions, "kiri-stay")
+    assert episode is not None
+    assert (episode.facility, episode.timezone) == ("akl", zone)
+    assert episode.contact_due_at == contact_due(discharged, zone, closed)
+    assert episode.contact_due_at != contact_due(discharged, zone, [])  # the holidays moved it
 
 
 async def test_unknown_episodes_and_backwards_periods_are_refused(api: httpx.AsyncClient) -> None:
