@@ -19,7 +19,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.clinical.facts import COMPONENT_SEPARATOR, tokens
-from aftercare.facilities.voice import voices_of
+from aftercare.facilities.voice import Voice, voice_of
 from aftercare.fhir.references import patient_id_of
 from aftercare.risk.charlson import Condition
 from aftercare.risk.discharges import Visit, visit_of
@@ -28,6 +28,7 @@ from aftercare.risk.lace import DatedCondition, lace
 from aftercare.risk.scores import Score
 from aftercare.settings import get_settings
 from aftercare.store.tcm_episodes import Discharged, episode_rows
+from models.facility_tables import Facility
 from models.risk_tables import RiskScore
 
 # Resource types a score reads: a change to one of them scores the patient's discharges again.
@@ -37,8 +38,8 @@ _CHUNK = 1000
 
 # Everything the scores of a chunk of patients read, in one statement: their Encounters (only the
 # elements the scores read, out of the stored JSON), conditions not refuted, haemoglobin and sodium
-# results and procedures, each as a JSON array of rows; and which of them are placed in a facility (only
-# their facilities are read, for the zone and the holidays).
+# results and procedures, each as a JSON array of rows; and each patient's facility, for its zone and
+# holidays (the one `voices_of` gives: the managing organization's, else the earliest placement).
 _READ = text(
     """
     SELECT
@@ -68,8 +69,17 @@ _READ = text(
          FROM clinical_procedures p
          WHERE p.patient_id = ANY(CAST(:ids AS varchar[])) AND p.performed_at IS NOT NULL
            AND p.status NOT IN ('not-done', 'entered-in-error', 'preparation')),
-        (SELECT coalesce(array_agg(DISTINCT f.patient_id), '{}')
-         FROM patient_facilities f WHERE f.patient_id = ANY(CAST(:ids AS varchar[])))
+        (SELECT coalesce(jsonb_agg(jsonb_build_array(v.patient_id, v.facility)), '[]'::jsonb)
+         FROM (
+            SELECT DISTINCT ON (pf.patient_id) pf.patient_id, jsonb_build_object(
+                    'key', f.key, 'name', f.name, 'timezone', f.timezone, 'country', f.country,
+                    'subdivision', f.subdivision, 'holidays', f.holidays, 'quiet_hours', f.quiet_hours,
+                    'senders', f.senders, 'help_phone', f.help_phone) AS facility
+            FROM patient_facilities pf JOIN facilities f ON f.key = pf.facility
+            WHERE pf.patient_id = ANY(CAST(:ids AS varchar[]))
+            ORDER BY pf.patient_id,
+                CASE WHEN pf.source = 'managing_organization' THEN 0 ELSE 1 END, pf.added_at, pf.facility
+         ) v)
     """
 )
 
@@ -145,8 +155,8 @@ def affects_scores(resource: dict[str, Any]) -> bool:
 
 async def rescore_patients(session: AsyncSession, patient_ids: Sequence[str]) -> int:
     """Score every inpatient discharge of these patients; drop scores of encounters no longer discharges.
-    A chunk of patients costs two statements, what the scores read and one write of every score and
-    episode, and a third for the facilities of those placed in one."""
+    A chunk of patients costs two statements: what the scores read (the patients' facilities included)
+    and one write of every score and episode."""
     scored = 0
     for start in range(0, len(patient_ids), _CHUNK):
         scored += await _rescore_chunk(session, list(patient_ids[start : start + _CHUNK]))
@@ -159,8 +169,7 @@ async def _rescore_chunk(session: AsyncSession, patient_ids: list[str]) -> int:
     found = await _read(session, patient_ids)
     settings = get_settings()
     has_discharge = any(visit.is_discharge for patient in found.visits.values() for visit in patient)
-    placed = sorted(found.placed & found.visits.keys())
-    voices = await voices_of(session, placed) if has_discharge and placed else {}
+    voices = found.voices if has_discharge else {}
     lace_bands = settings.bands["lace"]
     rows: list[dict[str, Any]] = []
     discharged: list[Discharged] = []
@@ -216,15 +225,15 @@ class _Found:
     conditions: dict[str, list[DatedCondition]] = field(default_factory=lambda: defaultdict(list))
     measurements: dict[str, list[Measurement]] = field(default_factory=lambda: defaultdict(list))
     procedures: dict[str, list[Performed]] = field(default_factory=lambda: defaultdict(list))
-    placed: set[str] = field(default_factory=set)  # patients placed in a facility
+    voices: dict[str, Voice] = field(default_factory=dict)  # of patients placed in a facility
 
 
 async def _read(session: AsyncSession, patient_ids: list[str]) -> _Found:
     """What the scores of these patients read (one statement)."""
-    visits, conditions, measurements, procedures, placed = (
+    visits, conditions, measurements, procedures, facilities = (
         await session.execute(_READ, {"ids": patient_ids, "labs": sorted(LABORATORY)})
     ).one()
-    found = _Found(placed=set(placed))
+    found = _Found(voices={patient_id: voice_of(Facility(**facility)) for patient_id, facility in facilities})
     for patient_id, content in visits:
         found.visits[patient_id].append(visit_of(content))
     for patient_id, resource_id, codes, known_from in conditions:
