@@ -12,8 +12,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.variables import load_variables, render_or_fail
-from aftercare.facilities.holidays import facility_holidays
-from aftercare.facilities.voice import voices_of
+from aftercare.facilities.patient_calendar import patient_calendar
 from aftercare.fhir.fhirpath import FhirPathError, evaluate, is_true
 from aftercare.journey_variables import JourneyVariables
 from aftercare.store.attributes import set_attributes
@@ -117,16 +116,7 @@ class StoreActivities:
     async def facility_calendar(self, request: FacilityCalendarInput) -> FacilityCalendarResult:
         """The calendar of the patient's facility: its zone (the patient's own first) and holidays."""
         async with self._sessions() as session:
-            patient = await get_patient(session, request.patient_id)
-            voice = (await voices_of(session, [request.patient_id])).get(request.patient_id)
-        own_zone = patient.timezone if patient is not None else None
-        if voice is None:
-            return FacilityCalendarResult(timezone=own_zone or self._default_timezone)
-        return FacilityCalendarResult(
-            facility=voice.facility,
-            timezone=own_zone or voice.timezone,
-            holidays=sorted(facility_holidays(voice.holidays, voice.country, voice.subdivision, _years())),
-        )
+            return await patient_calendar(session, request.patient_id, self._default_timezone)
 
     @activity.defn(name="next_local_time")
     async def next_local_time(self, request: NextLocalTimeInput) -> NextLocalTimeResult:
@@ -137,12 +127,6 @@ class StoreActivities:
         return NextLocalTimeResult(
             at=next_local_time(request.after, request.time, zone_name), timezone=zone_name
         )
-
-
-def _years() -> range:
-    """The years a business-day wait may cross: from last year (a clock behind) to two years on."""
-    this_year = datetime.now(UTC).year
-    return range(this_year - 1, this_year + 3)
 
 
 def parse_moment(text: str, zone: ZoneInfo) -> datetime | None:

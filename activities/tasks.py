@@ -9,6 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from activities.variables import load_variables, render_or_fail
+from aftercare.facilities.calendar import due_at
+from aftercare.facilities.patient_calendar import patient_calendar
 from aftercare.store.tasks import create_task
 from models.temporal import CreateTaskInput, CreateTaskResult
 
@@ -47,6 +49,18 @@ class TaskActivities:
                 if task.description
                 else None
             )
+            calendar = (
+                await patient_calendar(session, call.scope.patient_id, self._hospital_timezone)
+                if task.due_business_days is not None
+                else None
+            )
+            due = due_at(
+                datetime.now(UTC),
+                duration=task.due,
+                business_days=task.due_business_days,
+                zone_name=calendar.timezone if calendar is not None else self._hospital_timezone,
+                holidays=calendar.holidays if calendar is not None else (),
+            )
             task_id = await create_task(
                 session,
                 {
@@ -60,7 +74,7 @@ class TaskActivities:
                     "enrollment_id": call.scope.enrollment_id,
                     "journey_key": call.journey_key,
                     "step_id": call.step_id,
-                    "due_at": datetime.now(UTC) + task.due if task.due else None,
+                    "due_at": due,
                 },
             )
         return CreateTaskResult(task_id=task_id, queue=task.queue, write_back=self._write_back)

@@ -12,6 +12,9 @@ measures:
   with scoring switched off, over `--trigger-samples` discharges each; the difference of the p99s is
   what scoring adds (target: under 20 ms);
 - re-scoring: `rescore_patients` over every patient (target: at least 2,000 discharges/s).
+
+Each figure comes with the process CPU time it took (this Python process, not PostgreSQL's) and the load
+average, since wall times on a shared machine say more about the machine than the code.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 import uuid
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from sqlalchemy import text
 
 if __package__ in (None, ""):  # run as `python bench/<name>.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -107,13 +112,35 @@ def load(url: str, patients: int, batch: int = 2000) -> list[str]:
     return ids
 
 
+def backend_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds a PostgreSQL backend process has used (user and system), when the server runs on
+    this machine (None otherwise)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def backend_pid(session: Any) -> int:
+    """The PostgreSQL backend process of the session's connection."""
+    return int(await session.scalar(text("SELECT pg_backend_pid()")))
+
+
+def server_cpu_ms(pid: int, before: float | None, count: int) -> float | None:
+    """Milliseconds of the backend's CPU per operation since `before` (None when not measurable)."""
+    after = backend_cpu_seconds(pid)
+    return (after - before) * 1000 / count if after is not None and before is not None and count else None
+
+
 def percentiles(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     return {f"p{q}": ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))] for q in (50, 95, 99)}
 
 
 async def trigger_path(url: str, samples: int, scoring: bool) -> dict[str, float]:
-    """Milliseconds to store one new discharge of an existing patient, with or without scoring."""
+    """Milliseconds to store one new discharge of an existing patient, with or without scoring (wall
+    percentiles, and `cpu_p50`, `cpu_p99`: this process's CPU time per discharge)."""
     engine = create_engine(url, pool_size=1)
     sessions = session_factory(engine)
     original = record_risk_scores
@@ -122,29 +149,46 @@ async def trigger_path(url: str, samples: int, scoring: bool) -> dict[str, float
         return 0
 
     setattr(derived, HOOK, original if scoring else nothing)
-    timings = []
+    timings, cpu = [], []
+    async with sessions() as session:  # one pooled connection: every sample runs on this backend
+        pid = await backend_pid(session)
+    server_before = backend_cpu_seconds(pid)
     try:
         for n in range(samples):
             stay = encounter(f"risk-{n}", f"again-{uuid.uuid4().hex[:8]}", "IMP", NOW - timedelta(days=2), 30)
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             async with sessions.begin() as session:
                 await store_resources(session, [stay], source="bench", phone_region="US", fire_triggers=False)
             timings.append((time.perf_counter() - started) * 1000)
+            cpu.append((time.process_time() - cpu_started) * 1000)
     finally:
         setattr(derived, HOOK, original)
         await engine.dispose()
-    return percentiles(timings)
+    spread = percentiles(cpu)
+    server = server_cpu_ms(pid, server_before, samples)
+    return {
+        **percentiles(timings),
+        "cpu_p50": spread["p50"],
+        "cpu_p99": spread["p99"],
+        "cpu_mean": sum(cpu) / len(cpu),
+        "server_cpu_mean": server if server is not None else float("nan"),
+    }
 
 
-async def rescore(url: str, ids: list[str]) -> tuple[int, float]:
-    """Every discharge scored again; (discharges, seconds)."""
+async def rescore(url: str, ids: list[str]) -> tuple[int, float, float, float | None]:
+    """Every discharge scored again; (scores, seconds, CPU seconds of this process, milliseconds of the
+    server's CPU a score)."""
     engine = create_engine(url)
     sessions = session_factory(engine)
     try:
-        started = time.perf_counter()
         async with sessions.begin() as session:
+            pid = await backend_pid(session)
+            server_before = backend_cpu_seconds(pid)
+            started, cpu_started = time.perf_counter(), time.process_time()
             scored = await rescore_patients(session, ids)
-        return scored, time.perf_counter() - started
+            seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+            server = server_cpu_ms(pid, server_before, scored)
+        return scored, seconds, cpu_seconds, server
     finally:
         await engine.dispose()
 
@@ -166,19 +210,49 @@ def main() -> None:
         with psycopg.connect(libpq_dsn(url), autocommit=True) as connection:
             connection.execute("ANALYZE")
         samples = min(arguments.trigger_samples, arguments.patients)
+        load_before = os.getloadavg()
         without = asyncio.run(trigger_path(url, samples, scoring=False))
         with_scoring = asyncio.run(trigger_path(url, samples, scoring=True))
-        scored, seconds = asyncio.run(rescore(url, ids))
+        scored, seconds, cpu_seconds, server_ms = asyncio.run(rescore(url, ids))
+        load_after = os.getloadavg()
     finally:
         drop_database(arguments.server, url)
-    print(f"\nstoring one discharge ({samples} samples), ms p50 / p95 / p99")
-    for name, spans in (("without scoring", without), ("with scoring", with_scoring)):
-        print(f"  {name:<18} {spans['p50']:.1f} / {spans['p95']:.1f} / {spans['p99']:.1f}")
-    print(f"  scoring adds at p99: {with_scoring['p99'] - without['p99']:.1f} ms (target < 20)")
+    print(f"\nload average (1, 5, 15 min) before {load_before}, after {load_after}")
     print(
-        f"\nre-scoring {scored:,} discharges: {seconds:.1f} s, {scored / seconds:,.0f}/s (target >= 2,000/s)"
+        f"storing one discharge ({samples} samples), ms p50 / p95 / p99"
+        " (CPU of this process p50 / p99 / mean; of the server, mean)"
     )
-    print(json.dumps({"without": without, "with": with_scoring, "rescored": scored, "seconds": seconds}))
+    for name, spans in (("without scoring", without), ("with scoring", with_scoring)):
+        print(
+            f"  {name:<18} {spans['p50']:.1f} / {spans['p95']:.1f} / {spans['p99']:.1f}"
+            f"  (CPU {spans['cpu_p50']:.1f} / {spans['cpu_p99']:.1f} / {spans['cpu_mean']:.1f};"
+            f" server {spans['server_cpu_mean']:.1f})"
+        )
+    print(
+        f"  scoring adds: p50 {with_scoring['p50'] - without['p50']:.1f} ms,"
+        f" p99 {with_scoring['p99'] - without['p99']:.1f} ms (target < 20);"
+        f" CPU mean {with_scoring['cpu_mean'] - without['cpu_mean']:.1f} ms here"
+        f" + {with_scoring['server_cpu_mean'] - without['server_cpu_mean']:.1f} ms in the server"
+    )
+    client_ms = cpu_seconds / scored * 1000
+    server_text = f" + {server_ms:.3f} ms in the server" if server_ms is not None else ""
+    print(
+        f"\nre-scoring {scored:,} scores: {seconds:.1f} s, {scored / seconds:,.0f}/s (target >= 2,000/s);"
+        f" CPU {client_ms:.3f} ms a score here{server_text}"
+    )
+    print(
+        json.dumps(
+            {
+                "without": without,
+                "with": with_scoring,
+                "rescored": scored,
+                "seconds": seconds,
+                "cpu_seconds": cpu_seconds,
+                "server_cpu_ms_per_score": server_ms,
+                "load": [load_before, load_after],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

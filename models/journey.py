@@ -224,7 +224,16 @@ class TaskSpec(DefinitionModel):
     title: Annotated[str, StringConstraints(min_length=1, max_length=500)]
     description: str | None = None
     due: IsoDuration | None = None
+    # Due after this many business days on the calendar of the patient's facility (weekends and its
+    # holidays skipped, at the same time of day): `due_business_days: 1` rather than `due: P1D`.
+    due_business_days: int | None = Field(default=None, ge=1, le=30)
     priority: Literal["low", "normal", "high", "urgent"] = "normal"
+
+    @model_validator(mode="after")
+    def _one_due(self) -> TaskSpec:
+        if self.due is not None and self.due_business_days is not None:
+            raise ValueError("a task has `due` or `due_business_days`, not both")
+        return self
 
 
 class UpdateSpec(DefinitionModel):

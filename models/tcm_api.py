@@ -13,13 +13,16 @@ class _Frozen(BaseModel):
 
 
 class TcmAttemptView(_Frozen):
-    """A contact attempt: a call task's outcome, or a reply from the patient."""
+    """A contact attempt: a call task's outcome, an automated voice call's, or a reply from the patient."""
 
     at: datetime
     kind: Literal["call", "reply"]
-    outcome: str = Field(description="`reached`, `no_answer`, `left_message`, or the reply's channel")
+    outcome: str = Field(
+        description="a task's `reached`, `no_answer`, `left_message`; a voice call's `answered`, "
+        "`no_answer`, `busy`, `machine`; or the reply's channel"
+    )
     interactive: bool
-    source: str = Field(description="`Task/<id>` or `InboundMessage/<id>`")
+    source: str = Field(description="`Task/<id>`, `VoiceCall/<message id>` or `InboundMessage/<id>`")
 
 
 class TcmEventView(_Frozen):
@@ -73,13 +76,20 @@ class TcmComplexityChange(_Frozen):
 
 
 class TcmReportRowView(_Frozen):
-    """A group's figures over the period (`journey` null: discharges no journey took)."""
+    """A group's figures over the period (`journey` null: discharges no journey took; `tcm` null:
+    discharges without a TCM episode, or the total)."""
 
     journey: str | None
     version: int | None
     variant: str | None
     band: str | None
+    tcm: Literal["contacted", "not_contacted"] | None = Field(
+        description="`contacted`: the episode's contact requirement met in time; `not_contacted`: an "
+        "episode without it; null: no TCM episode (before TCM began, or a discharge over 30 days old "
+        "when first stored)"
+    )
     discharges: int
+    tcm_episodes: int = Field(description="discharges with a TCM episode")
     contacted_within_2_business_days: int
     contacted_rate: float | None
     seen_within_7_days: int
@@ -95,7 +105,8 @@ class TcmReportRowView(_Frozen):
 
 
 class TcmReport(_Frozen):
-    """Discharges of `[from, to)`: the total, and by journey, version, variant and risk band."""
+    """Discharges of `[from, to)` (every inpatient discharge of the encounters, with or without a TCM
+    episode): the total, and by journey, version, variant, risk band and TCM contact."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 

@@ -106,6 +106,7 @@ async def run_step(steps: StepRunner, step: Step) -> str | None:
             task.title,
             description=task.description,
             due=task.due,
+            due_business_days=task.due_business_days,
             priority=task.priority,
             step=step.id,
             name=name,

@@ -103,6 +103,7 @@ class StepRunner(Protocol):
         *,
         description: str | None = None,
         due: timedelta | str | None = None,
+        due_business_days: int | None = None,
         priority: str = "normal",
         step: str | None = None,
         name: str | None = None,

@@ -520,6 +520,7 @@ class JourneySteps:
         *,
         description: str | None = None,
         due: timedelta | str | None = None,
+        due_business_days: int | None = None,
         priority: str = "normal",
         step: str | None = None,
         name: str | None = None,
@@ -532,6 +533,7 @@ class JourneySteps:
                 "description": description,
                 "priority": priority,
                 "due": due if not isinstance(due, timedelta) else format_iso_duration(due),
+                "due_business_days": due_business_days,
             }
         )
 

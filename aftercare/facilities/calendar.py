@@ -31,3 +31,18 @@ def add_business_days(start: datetime, days: int, zone_name: str, holidays: Iter
             counted += 1
     target = datetime.combine(day, local.time().replace(tzinfo=None), tzinfo=zone)
     return target.astimezone(ZoneInfo("UTC"))
+
+
+def due_at(
+    now: datetime,
+    *,
+    duration: timedelta | None,
+    business_days: int | None,
+    zone_name: str,
+    holidays: Iterable[date],
+) -> datetime | None:
+    """When work created `now` is due: after `duration`, or after `business_days` on the calendar (the
+    same time of day, weekends and holidays skipped); None when neither is given."""
+    if business_days is not None:
+        return add_business_days(now, business_days, zone_name, holidays)
+    return now + duration if duration is not None else None

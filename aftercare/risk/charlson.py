@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 ICD10_SYSTEMS = frozenset({"http://hl7.org/fhir/sid/icd-10", "http://hl7.org/fhir/sid/icd-10-cm"})
@@ -169,8 +169,9 @@ def snomed_categories() -> dict[str, str]:
     return mapping
 
 
+@lru_cache(maxsize=65536)
 def category_of(token: str) -> str | None:
-    """The Charlson category of one `system|code` token, or None."""
+    """The Charlson category of one `system|code` token, or None (remembered: patients share codes)."""
     system, _, code = token.partition("|")
     if system in ICD10_SYSTEMS:
         compact = code.replace(".", "").upper()

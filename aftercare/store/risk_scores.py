@@ -7,18 +7,19 @@ in no facility (`HOSPITAL_TIMEZONE`) come from the process settings."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, cast, delete, func, or_, select, tuple_
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.clinical.facts import COMPONENT_SEPARATOR, tokens
-from aftercare.facilities.voice import voices_of
+from aftercare.facilities.voice import Voice, voice_of
 from aftercare.fhir.references import patient_id_of
 from aftercare.risk.charlson import Condition
 from aftercare.risk.discharges import Visit, visit_of
@@ -26,35 +27,114 @@ from aftercare.risk.hospital import HAEMOGLOBIN, SODIUM, Measurement, Performed,
 from aftercare.risk.lace import DatedCondition, lace
 from aftercare.risk.scores import Score
 from aftercare.settings import get_settings
-from aftercare.store.tcm_episodes import Discharged, open_episodes
+from aftercare.store.tcm_episodes import Discharged, episode_rows
+from models.facility_tables import Facility
 from models.risk_tables import RiskScore
-from models.tables import ClinicalCondition, ClinicalObservation, ClinicalProcedure, FhirResource, table_of
 
 # Resource types a score reads: a change to one of them scores the patient's discharges again.
 SCORED_FROM = frozenset({"Encounter", "Condition", "Procedure"})
 LABORATORY = HAEMOGLOBIN | SODIUM
-REFUTED = frozenset({"refuted", "entered-in-error"})
 _CHUNK = 1000
 
-_TABLE = table_of(RiskScore)
+# Everything the scores of a chunk of patients read, in one statement: their Encounters (only the
+# elements the scores read, out of the stored JSON), conditions not refuted, haemoglobin and sodium
+# results and procedures, each as a JSON array of rows; and each patient's facility, for its zone and
+# holidays (the one `voices_of` gives: the managing organization's, else the earliest placement).
+_READ = text(
+    """
+    SELECT
+        (SELECT coalesce(jsonb_agg(jsonb_build_array(r.patient_id, jsonb_build_object(
+                    'id', r.content->'id', 'status', r.content->'status', 'class', r.content->'class',
+                    'period', r.content->'period', 'priority', r.content->'priority',
+                    'hospitalization', r.content->'hospitalization',
+                    'serviceType', r.content->'serviceType'))), '[]'::jsonb)
+         FROM fhir_resources r
+         WHERE r.resource_type = 'Encounter' AND r.patient_id = ANY(CAST(:ids AS varchar[]))
+           AND r.content->>'status' IS DISTINCT FROM 'entered-in-error'),
+        (SELECT coalesce(jsonb_agg(jsonb_build_array(
+                    c.patient_id, c.resource_id, c.codes, coalesce(c.onset_at, c.recorded_at))), '[]'::jsonb)
+         FROM clinical_conditions c
+         WHERE c.patient_id = ANY(CAST(:ids AS varchar[]))
+           AND c.verification_status IS DISTINCT FROM 'refuted'
+           AND c.verification_status IS DISTINCT FROM 'entered-in-error'),
+        (SELECT coalesce(jsonb_agg(jsonb_build_array(
+                    o.patient_id, o.resource_id, o.codes, o.value_number, o.value_unit, o.effective_at)),
+                    '[]'::jsonb)
+         FROM clinical_observations o
+         WHERE o.patient_id = ANY(CAST(:ids AS varchar[])) AND o.codes && CAST(:labs AS varchar[])
+           AND o.value_number IS NOT NULL AND o.effective_at IS NOT NULL
+           AND o.status NOT IN ('cancelled', 'entered-in-error', 'preliminary')),
+        (SELECT coalesce(jsonb_agg(jsonb_build_array(p.patient_id, p.resource_id, p.performed_at)),
+                    '[]'::jsonb)
+         FROM clinical_procedures p
+         WHERE p.patient_id = ANY(CAST(:ids AS varchar[])) AND p.performed_at IS NOT NULL
+           AND p.status NOT IN ('not-done', 'entered-in-error', 'preparation')),
+        (SELECT coalesce(jsonb_agg(jsonb_build_array(v.patient_id, v.facility)), '[]'::jsonb)
+         FROM (
+            SELECT DISTINCT ON (pf.patient_id) pf.patient_id, jsonb_build_object(
+                    'key', f.key, 'name', f.name, 'timezone', f.timezone, 'country', f.country,
+                    'subdivision', f.subdivision, 'holidays', f.holidays, 'quiet_hours', f.quiet_hours,
+                    'senders', f.senders, 'help_phone', f.help_phone) AS facility
+            FROM patient_facilities pf JOIN facilities f ON f.key = pf.facility
+            WHERE pf.patient_id = ANY(CAST(:ids AS varchar[]))
+            ORDER BY pf.patient_id,
+                CASE WHEN pf.source = 'managing_organization' THEN 0 ELSE 1 END, pf.added_at, pf.facility
+         ) v)
+    """
+)
 
-
-def _upsert() -> Any:
-    statement = insert(_TABLE)
-    changed = ("value", "components", "algorithm", "discharged_at", "patient_id")
-    return statement.on_conflict_do_update(
-        index_elements=[_TABLE.c.encounter_id, _TABLE.c.score],
-        set_={**{name: statement.excluded[name] for name in changed}, "as_of": func.now()},
-        where=or_(*(_TABLE.c[name].is_distinct_from(statement.excluded[name]) for name in changed)),
+# Everything a chunk's scores change, in one statement: scores of encounters no longer discharges
+# dropped, the scores upserted (a score changes, with its `as_of`, only when its value, components,
+# algorithm, discharge time or patient do) and the TCM episodes of recent discharges opened or brought up
+# to date (a complexity set by staff stays, and with it the visit deadline).
+_WRITE = text(
+    """
+    WITH scored AS (
+        SELECT * FROM jsonb_to_recordset(CAST(:scores AS jsonb)) AS s(
+            encounter_id text, score text, patient_id text, value integer, components jsonb,
+            algorithm text, discharged_at timestamptz)
+    ),
+    stale AS (
+        DELETE FROM risk_scores r
+        WHERE r.patient_id = ANY(CAST(:ids AS varchar[]))
+          AND NOT EXISTS (SELECT 1 FROM scored s WHERE s.encounter_id = r.encounter_id AND s.score = r.score)
+    ),
+    upserted AS (
+        INSERT INTO risk_scores AS r
+            (encounter_id, score, patient_id, value, components, algorithm, discharged_at)
+        SELECT encounter_id, score, patient_id, value, components, algorithm, discharged_at FROM scored
+        ON CONFLICT (encounter_id, score) DO UPDATE SET
+            value = excluded.value, components = excluded.components, algorithm = excluded.algorithm,
+            discharged_at = excluded.discharged_at, patient_id = excluded.patient_id, as_of = now()
+        WHERE (r.value, r.components, r.algorithm, r.discharged_at, r.patient_id)
+            IS DISTINCT FROM
+            (excluded.value, excluded.components, excluded.algorithm, excluded.discharged_at,
+             excluded.patient_id)
     )
-
-
-_UPSERT = _upsert()
+    INSERT INTO tcm_episodes AS e (
+        id, encounter_id, patient_id, facility, timezone, discharged_at, contact_due_at, visit_due_at,
+        complexity, risk_band)
+    SELECT id, encounter_id, patient_id, facility, timezone, discharged_at, contact_due_at, visit_due_at,
+        complexity, risk_band
+    FROM jsonb_to_recordset(CAST(:episodes AS jsonb)) AS x(
+        id text, encounter_id text, patient_id text, facility text, timezone text,
+        discharged_at timestamptz, contact_due_at timestamptz, visit_due_at timestamptz,
+        complexity text, risk_band text)
+    ON CONFLICT (encounter_id) DO UPDATE SET
+        patient_id = excluded.patient_id, facility = excluded.facility, timezone = excluded.timezone,
+        discharged_at = excluded.discharged_at, contact_due_at = excluded.contact_due_at,
+        risk_band = excluded.risk_band,
+        complexity = CASE WHEN e.complexity_source = 'risk' THEN excluded.complexity ELSE e.complexity END,
+        visit_due_at = CASE WHEN e.complexity_source = 'risk' THEN excluded.visit_due_at
+                            ELSE e.visit_due_at END,
+        updated_at = now()
+    """
+)
 
 
 async def record_risk_scores(session: AsyncSession, resources: Sequence[dict[str, Any]]) -> int:
     """Score again the discharges of the patients these current resources touch; returns how many
-    discharges were scored."""
+    scores were made."""
     patients = {
         patient
         for resource in resources
@@ -74,7 +154,9 @@ def affects_scores(resource: dict[str, Any]) -> bool:
 
 
 async def rescore_patients(session: AsyncSession, patient_ids: Sequence[str]) -> int:
-    """Score every inpatient discharge of these patients; drop scores of encounters no longer discharges."""
+    """Score every inpatient discharge of these patients; drop scores of encounters no longer discharges.
+    A chunk of patients costs two statements: what the scores read (the patients' facilities included)
+    and one write of every score and episode."""
     scored = 0
     for start in range(0, len(patient_ids), _CHUNK):
         scored += await _rescore_chunk(session, list(patient_ids[start : start + _CHUNK]))
@@ -84,48 +166,44 @@ async def rescore_patients(session: AsyncSession, patient_ids: Sequence[str]) ->
 async def _rescore_chunk(session: AsyncSession, patient_ids: list[str]) -> int:
     if not patient_ids:
         return 0
-    visits = await _visits(session, patient_ids)
-    if not any(visit.is_discharge for patient in visits.values() for visit in patient):
-        await session.execute(delete(RiskScore).where(RiskScore.patient_id.in_(patient_ids)))
-        return 0
-    conditions = await _conditions(session, patient_ids)
-    measurements = await _measurements(session, patient_ids)
-    procedures = await _procedures(session, patient_ids)
-    voices = await voices_of(session, patient_ids)
+    found = await _read(session, patient_ids)
     settings = get_settings()
+    has_discharge = any(visit.is_discharge for patient in found.visits.values() for visit in patient)
+    voices = found.voices if has_discharge else {}
     lace_bands = settings.bands["lace"]
     rows: list[dict[str, Any]] = []
     discharged: list[Discharged] = []
-    for patient_id, patient_visits in visits.items():
+    for patient_id, patient_visits in found.visits.items():
         voice = voices.get(patient_id)
         zone = ZoneInfo(voice.timezone if voice is not None else settings.hospital_timezone)
+        conditions = found.conditions.get(patient_id, [])
         for stay in patient_visits:
             if stay.is_discharge and stay.end is not None:
-                score = lace(stay, patient_visits, conditions.get(patient_id, []), zone)
+                score = lace(stay, patient_visits, conditions, zone)
                 rows.append(_row(patient_id, stay.end, score))
-                band = lace_bands.band(score.value)
                 other = hospital(
                     stay,
                     patient_visits,
-                    measurements.get(patient_id, []),
-                    procedures.get(patient_id, []),
+                    found.measurements.get(patient_id, []),
+                    found.procedures.get(patient_id, []),
                     zone,
                 )
                 if other is not None:
                     rows.append(_row(patient_id, stay.end, other))
                 discharged.append(
                     Discharged(
-                        patient_id, score.encounter_id, stay.end, band, voice, settings.hospital_timezone
+                        patient_id,
+                        score.encounter_id,
+                        stay.end,
+                        lace_bands.band(score.value),
+                        voice,
+                        settings.hospital_timezone,
                     )
                 )
-    kept = [(row["encounter_id"], row["score"]) for row in rows]
-    stale = delete(RiskScore).where(RiskScore.patient_id.in_(patient_ids))
-    if kept:
-        stale = stale.where(tuple_(RiskScore.encounter_id, RiskScore.score).not_in(kept))
-    await session.execute(stale)
-    if rows:
-        await session.execute(_UPSERT, rows)
-    await open_episodes(session, discharged, datetime.now(UTC))
+    episodes = episode_rows(discharged, datetime.now(UTC))
+    await session.execute(
+        _WRITE, {"ids": patient_ids, "scores": json.dumps(rows), "episodes": json.dumps(episodes)}
+    )
     return len(rows)
 
 
@@ -137,89 +215,43 @@ def _row(patient_id: str, discharged_at: datetime, score: Score) -> dict[str, An
         "value": score.value,
         "components": score.components_json(),
         "algorithm": score.algorithm,
-        "discharged_at": discharged_at,
+        "discharged_at": discharged_at.isoformat(),
     }
 
 
-# The elements of an Encounter the scores read: only they are taken out of the stored JSON.
-_VISIT_ELEMENTS = ("id", "status", "class", "period", "priority", "hospitalization", "serviceType")
-_VISIT_PARTS = func.jsonb_build_object(
-    *(part for name in _VISIT_ELEMENTS for part in (name, FhirResource.content.op("->")(name)))
-)
+@dataclass
+class _Found:
+    visits: dict[str, list[Visit]] = field(default_factory=lambda: defaultdict(list))
+    conditions: dict[str, list[DatedCondition]] = field(default_factory=lambda: defaultdict(list))
+    measurements: dict[str, list[Measurement]] = field(default_factory=lambda: defaultdict(list))
+    procedures: dict[str, list[Performed]] = field(default_factory=lambda: defaultdict(list))
+    voices: dict[str, Voice] = field(default_factory=dict)  # of patients placed in a facility
 
 
-async def _visits(session: AsyncSession, patient_ids: list[str]) -> dict[str, list[Visit]]:
-    rows = await session.execute(
-        select(FhirResource.patient_id, _VISIT_PARTS).where(
-            FhirResource.resource_type == "Encounter", FhirResource.patient_id.in_(patient_ids)
-        )
-    )
-    visits: dict[str, list[Visit]] = defaultdict(list)
-    for patient_id, content in rows:
-        if content.get("status") != "entered-in-error":
-            visits[patient_id].append(visit_of(content))
-    return visits
-
-
-async def _measurements(session: AsyncSession, patient_ids: list[str]) -> dict[str, list[Measurement]]:
-    table = ClinicalObservation
-    rows = await session.execute(
-        select(
-            table.patient_id,
-            table.resource_id,
-            table.codes,
-            table.value_number,
-            table.value_unit,
-            table.effective_at,
-        ).where(
-            table.patient_id.in_(patient_ids),
-            table.codes.op("&&")(cast(sorted(LABORATORY), ARRAY(String))),
-            table.value_number.is_not(None),
-            table.effective_at.is_not(None),
-            table.status.not_in(["cancelled", "entered-in-error", "preliminary"]),
-        )
-    )
-    found: dict[str, list[Measurement]] = defaultdict(list)
-    for patient_id, resource_id, codes, value, unit, at in rows:
+async def _read(session: AsyncSession, patient_ids: list[str]) -> _Found:
+    """What the scores of these patients read (one statement)."""
+    visits, conditions, measurements, procedures, facilities = (
+        await session.execute(_READ, {"ids": patient_ids, "labs": sorted(LABORATORY)})
+    ).one()
+    found = _Found(voices={patient_id: voice_of(Facility(**facility)) for patient_id, facility in facilities})
+    for patient_id, content in visits:
+        found.visits[patient_id].append(visit_of(content))
+    for patient_id, resource_id, codes, known_from in conditions:
+        condition = Condition(reference=f"Condition/{resource_id}", codes=tuple(codes))
+        found.conditions[patient_id].append(DatedCondition(condition, _instant(known_from)))
+    for patient_id, resource_id, codes, value, unit, at in measurements:
         reference = f"Observation/{resource_id.partition(COMPONENT_SEPARATOR)[0]}"
-        found[patient_id].append(Measurement(reference, tuple(codes), value, unit, at))
-    return found
-
-
-async def _procedures(session: AsyncSession, patient_ids: list[str]) -> dict[str, list[Performed]]:
-    rows = await session.execute(
-        select(
-            ClinicalProcedure.patient_id, ClinicalProcedure.resource_id, ClinicalProcedure.performed_at
-        ).where(
-            ClinicalProcedure.patient_id.in_(patient_ids),
-            ClinicalProcedure.performed_at.is_not(None),
-            ClinicalProcedure.status.not_in(["not-done", "entered-in-error", "preparation"]),
+        found.measurements[patient_id].append(
+            Measurement(reference, tuple(codes), float(value), unit, datetime.fromisoformat(at))
         )
-    )
-    found: dict[str, list[Performed]] = defaultdict(list)
-    for patient_id, resource_id, at in rows:
-        found[patient_id].append(Performed(f"Procedure/{resource_id}", at))
+    for patient_id, resource_id, at in procedures:
+        found.procedures[patient_id].append(Performed(f"Procedure/{resource_id}", datetime.fromisoformat(at)))
     return found
 
 
-async def _conditions(session: AsyncSession, patient_ids: list[str]) -> dict[str, list[DatedCondition]]:
-    rows = await session.execute(
-        select(
-            ClinicalCondition.patient_id,
-            ClinicalCondition.resource_id,
-            ClinicalCondition.codes,
-            ClinicalCondition.verification_status,
-            ClinicalCondition.onset_at,
-            ClinicalCondition.recorded_at,
-        ).where(ClinicalCondition.patient_id.in_(patient_ids))
-    )
-    found: dict[str, list[DatedCondition]] = defaultdict(list)
-    for row in rows:
-        if row.verification_status in REFUTED:
-            continue
-        condition = Condition(reference=f"Condition/{row.resource_id}", codes=tuple(row.codes))
-        found[row.patient_id].append(DatedCondition(condition, row.onset_at or row.recorded_at))
-    return found
+def _instant(value: str | None) -> datetime | None:
+    """A timestamp as PostgreSQL writes it in JSON (ISO 8601 with its offset)."""
+    return datetime.fromisoformat(value) if value is not None else None
 
 
 async def scores_of(session: AsyncSession, patient_ids: Iterable[str]) -> list[RiskScore]:

@@ -11,11 +11,11 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, case, cast, func, select
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import String, cast, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.facilities.holidays import facility_holidays
@@ -26,6 +26,7 @@ from aftercare.tcm.progress import (
     CALL_OUTCOMES,
     MEDICATION_RECONCILED,
     READMISSION_DAYS,
+    VOICE_CALL_OUTCOMES,
     Attempt,
     Event,
     Evidence,
@@ -41,14 +42,13 @@ from models.tables import (
     EnrollmentStep,
     InboundMessage,
     Task,
-    table_of,
 )
+from models.voice_tables import VoiceCall
 
 # SNOMED CT 430193006 |Medication reconciliation (procedure)|.
 MEDICATION_RECONCILIATION_CODES = ["http://snomed.info/sct|430193006"]
 AMBULATORY_CLASSES = ("AMB", "HH", "VR")
 DEFAULT_INTERACTIVE_CHANNELS = ("sms", "email", "voice", "whatsapp")
-_TABLE = table_of(TcmEpisode)
 
 
 @dataclass(frozen=True)
@@ -63,48 +63,22 @@ class Discharged:
     default_zone: str
 
 
-def _upsert() -> Any:
-    statement = insert(_TABLE)
-    by_risk = _TABLE.c.complexity_source == "risk"
-    return statement.on_conflict_do_update(
-        index_elements=[_TABLE.c.encounter_id],
-        set_={
-            **{
-                name: statement.excluded[name]
-                for name in (
-                    "patient_id",
-                    "facility",
-                    "timezone",
-                    "discharged_at",
-                    "contact_due_at",
-                    "risk_band",
-                )
-            },
-            "complexity": case((by_risk, statement.excluded.complexity), else_=_TABLE.c.complexity),
-            "visit_due_at": case((by_risk, statement.excluded.visit_due_at), else_=_TABLE.c.visit_due_at),
-            "updated_at": func.now(),
-        },
-    )
-
-
-_UPSERT = _upsert()
-
-
-async def open_episodes(session: AsyncSession, discharges: Sequence[Discharged], now: datetime) -> None:
-    """Open an episode for each discharge of the last 30 days, or bring its deadlines and risk band up to
-    date (a complexity set by staff stays)."""
+def episode_rows(discharges: Sequence[Discharged], now: datetime) -> list[dict[str, Any]]:
+    """The episode of each discharge of the last 30 days, with its deadlines on its facility's calendar,
+    as rows to open or bring up to date (JSON-ready: instants as ISO 8601)."""
     recent = [item for item in discharges if item.discharged_at >= now - timedelta(days=READMISSION_DAYS)]
-    if not recent:
-        return
+    calendars: dict[tuple[str, int], set[date]] = {}
     rows = []
     for item in recent:
         zone = item.voice.timezone if item.voice is not None else item.default_zone
-        years = range(item.discharged_at.year, item.discharged_at.year + 2)
-        holidays = (
-            facility_holidays(item.voice.holidays, item.voice.country, item.voice.subdivision, years)
-            if item.voice is not None
-            else set()
-        )
+        holidays: set[date] = set()
+        if item.voice is not None:
+            key = (item.voice.facility, item.discharged_at.year)
+            if key not in calendars:
+                years = range(key[1], key[1] + 2)
+                voice = item.voice
+                calendars[key] = facility_holidays(voice.holidays, voice.country, voice.subdivision, years)
+            holidays = calendars[key]
         complexity = complexity_of(item.band)
         rows.append(
             {
@@ -113,14 +87,14 @@ async def open_episodes(session: AsyncSession, discharges: Sequence[Discharged],
                 "patient_id": item.patient_id,
                 "facility": item.voice.facility if item.voice is not None else None,
                 "timezone": zone,
-                "discharged_at": item.discharged_at,
-                "contact_due_at": contact_due(item.discharged_at, zone, holidays),
-                "visit_due_at": visit_due(item.discharged_at, zone, complexity),
+                "discharged_at": item.discharged_at.isoformat(),
+                "contact_due_at": contact_due(item.discharged_at, zone, holidays).isoformat(),
+                "visit_due_at": visit_due(item.discharged_at, zone, complexity).isoformat(),
                 "complexity": complexity,
                 "risk_band": item.band,
             }
         )
-    await session.execute(_UPSERT, rows)
+    return rows
 
 
 async def set_complexity(session: AsyncSession, episode_id: str, complexity: str) -> TcmEpisode | None:
@@ -146,18 +120,6 @@ async def open_worklist(session: AsyncSession, now: datetime, limit: int) -> lis
         )
         .order_by(TcmEpisode.contact_due_at, TcmEpisode.id)
         .limit(limit)
-    )
-    return list(rows)
-
-
-async def episodes_discharged_between(
-    session: AsyncSession, start: datetime, end: datetime
-) -> list[TcmEpisode]:
-    """Episodes of discharges in `[start, end)`."""
-    rows = await session.scalars(
-        select(TcmEpisode)
-        .where(TcmEpisode.discharged_at >= start, TcmEpisode.discharged_at < end)
-        .order_by(TcmEpisode.discharged_at, TcmEpisode.id)
     )
     return list(rows)
 
@@ -211,6 +173,17 @@ async def _evidence(
             attempts[patient_id].append(
                 Attempt(at, "call", outcome, CALL_OUTCOMES[outcome], f"Task/{task_id}")
             )
+    calls = await session.execute(
+        select(VoiceCall.patient_id, VoiceCall.message_id, VoiceCall.outcome, VoiceCall.created_at).where(
+            VoiceCall.patient_id.in_(patients),
+            VoiceCall.created_at >= since,
+            VoiceCall.outcome.in_(list(VOICE_CALL_OUTCOMES)),
+        )
+    )
+    for patient_id, message_id, outcome, at in calls:
+        attempts[patient_id].append(
+            Attempt(at, "call", outcome, VOICE_CALL_OUTCOMES[outcome], f"VoiceCall/{message_id}")
+        )
     replies = await session.execute(
         select(
             InboundMessage.patient_id,

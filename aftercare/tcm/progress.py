@@ -16,19 +16,22 @@ from zoneinfo import ZoneInfo
 READMISSION_DAYS = 30
 # Care task outcomes that are contact attempts, and whether each reached the patient.
 CALL_OUTCOMES = {"reached": True, "no_answer": False, "left_message": False}
+# Automated voice calls (the `call` step) that rang the patient: answered is an interactive contact;
+# unanswered, busy or taken by voicemail, a documented unsuccessful attempt. A failed call never rang.
+VOICE_CALL_OUTCOMES = {"answered": True, "no_answer": False, "busy": False, "machine": False}
 MEDICATION_RECONCILED = "medication_reconciled"
 UNSUCCESSFUL_ATTEMPTS_NEEDED = 2
 
 
 @dataclass(frozen=True)
 class Attempt:
-    """A contact attempt: a call task's outcome or a patient's reply."""
+    """A contact attempt: a call task's outcome, an automated voice call's, or a patient's reply."""
 
     at: datetime
     kind: str  # call | reply
     outcome: str  # a call's outcome, or the reply's channel
     interactive: bool
-    source: str  # `Task/<id>` or `InboundMessage/<provider id>`
+    source: str  # `Task/<id>`, `VoiceCall/<message id>` or `InboundMessage/<provider id>`
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The TCM compliance and readmission report (pure): per group of discharges (journey, version, variant,
-risk band) the counts and rates CMS and the readmission programme ask about, with a 95 % Wilson score
-interval for the 30-day readmission rate."""
+risk band, TCM contacted or not) the counts and rates CMS and the readmission programme ask about, with
+a 95 % Wilson score interval for the 30-day readmission rate."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ class Outcome:
     seen_within: int | None  # 7, 14 or None
     candidate: str | None  # 99495 | 99496 | None
     readmitted: bool
+    tcm: str | None = None  # contacted | not_contacted (in time); None: the discharge had no TCM episode
 
 
 def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float] | None:
@@ -47,14 +48,16 @@ def _rate(count: int, total: int) -> float | None:
 
 def summarise(outcomes: Iterable[Outcome], *, by_group: bool = True) -> list[ReportRow]:
     """One row per group (ordered), or a single total row with `by_group` false."""
-    groups: dict[tuple[str | None, int | None, str | None, str | None], list[Outcome]] = defaultdict(list)
+    Key = tuple[str | None, int | None, str | None, str | None, str | None]
+    groups: dict[Key, list[Outcome]] = defaultdict(list)
+    everything: Key = (None, None, None, None, None)
     if not by_group:
-        groups[(None, None, None, None)] = []
+        groups[everything] = []
     for outcome in outcomes:
-        key = (
-            (outcome.journey, outcome.version, outcome.variant, outcome.band)
+        key: Key = (
+            (outcome.journey, outcome.version, outcome.variant, outcome.band, outcome.tcm)
             if by_group
-            else (None, None, None, None)
+            else everything
         )
         groups[key].append(outcome)
     rows = []
@@ -72,7 +75,9 @@ def summarise(outcomes: Iterable[Outcome], *, by_group: bool = True) -> list[Rep
                 version=key[1],
                 variant=key[2],
                 band=key[3],
+                tcm=key[4],
                 discharges=total,
+                tcm_episodes=sum(item.tcm is not None for item in items),
                 contacted_within_2_business_days=contacted,
                 contacted_rate=_rate(contacted, total),
                 seen_within_7_days=seen7,

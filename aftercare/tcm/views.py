@@ -8,7 +8,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aftercare.store.tcm_episodes import episodes_discharged_between, journeys_of, open_worklist, progress_of
+from aftercare.risk.bands import Bands
+from aftercare.store.readmissions import episodes_of, index_discharges
+from aftercare.store.tcm_episodes import journeys_of, open_worklist, progress_of
 from aftercare.tcm.progress import Event, Progress
 from aftercare.tcm.report import Outcome, summarise
 from models.risk_tables import TcmEpisode
@@ -83,26 +85,38 @@ def day_range(start: date, end: date) -> tuple[datetime, datetime]:
 
 
 async def report(
-    session: AsyncSession, start: datetime, end: datetime, now: datetime, channels: Sequence[str]
+    session: AsyncSession,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    channels: Sequence[str],
+    bands: Bands,
 ) -> tuple[TcmReportRowView, list[TcmReportRowView]]:
-    """The total and the groups of discharges in `[start, end)`."""
-    episodes = await episodes_discharged_between(session, start, end)
-    progress = await progress_of(session, episodes, now, channels)
-    journeys = await journeys_of(session, [episode.encounter_id for episode in episodes])
+    """The total and the groups of the inpatient discharges in `[start, end)`, read from the encounters:
+    30-day readmissions for every one, TCM contact and visits where an episode exists, the risk band
+    from the episode or else the stored LACE score (`bands`)."""
+    discharges = await index_discharges(session, start, end)
+    encounter_ids = [discharge.encounter_id for discharge in discharges]
+    episodes = await episodes_of(session, encounter_ids)
+    progress = await progress_of(session, list(episodes.values()), now, channels)
+    journeys = await journeys_of(session, encounter_ids)
     outcomes = []
-    for episode in episodes:
-        done = progress[episode.id]
-        taken = journeys.get(episode.encounter_id)
+    for discharge in discharges:
+        episode = episodes.get(discharge.encounter_id)
+        done = progress[episode.id] if episode is not None else None
+        taken = journeys.get(discharge.encounter_id)
+        lace_band = bands.band(discharge.lace) if discharge.lace is not None else None
         outcomes.append(
             Outcome(
                 journey=taken.journey if taken else None,
                 version=taken.version if taken else None,
                 variant=taken.variant if taken else None,
-                band=episode.risk_band,
-                contacted_in_time=done.contact_met,
-                seen_within=done.visit_within_days,
-                candidate=done.billing_candidate,
-                readmitted=done.readmission is not None,
+                band=episode.risk_band if episode is not None else lace_band,
+                contacted_in_time=done is not None and done.contact_met,
+                seen_within=done.visit_within_days if done is not None else None,
+                candidate=done.billing_candidate if done is not None else None,
+                readmitted=discharge.readmission is not None,
+                tcm=None if done is None else "contacted" if done.contact_met else "not_contacted",
             )
         )
     return summarise(outcomes, by_group=False)[0], summarise(outcomes)

@@ -76,16 +76,21 @@ async def compliance_report(
     end: Annotated[dt.date, Query(alias="to", description="last discharge day (UTC), included")],
     report_format: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
 ) -> TcmReport | Response:
-    """Discharges of the period: how many, % contacted within 2 business days, % seen within 7/14 days,
-    99495/99496 candidates and 30-day readmissions (rate and 95 % CI), in total and by journey, version,
-    variant and risk band. `format=csv` answers the groups as CSV, the total last."""
+    """Inpatient discharges of the period, read from the encounters (before TCM began too): how many,
+    30-day readmissions (rate and 95 % CI), and where a TCM episode exists % contacted within 2
+    business days, % seen within 7/14 days and 99495/99496 candidates; in total and by journey,
+    version, variant, risk band and TCM contact. `format=csv` answers the groups as CSV, the total
+    last."""
     if end < start or (end - start).days > _MAX_REPORT_DAYS:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"`to` must be on or after `from`, at most {_MAX_REPORT_DAYS} days on",
         )
     since, until = day_range(start, end)
-    total, groups = await report(session, since, until, _now(), services.settings.tcm_interactive_channels)
+    settings = services.settings
+    total, groups = await report(
+        session, since, until, _now(), settings.tcm_interactive_channels, settings.bands["lace"]
+    )
     if report_format == "csv":
         return Response(
             as_csv([*groups, total]),

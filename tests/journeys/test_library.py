@@ -15,6 +15,9 @@ from temporalio.client import WorkflowHandle
 from aftercare.enrollment.event_triggers import deliver_event
 from aftercare.enrollment.fhir_ingest import ingest_fhir_resources
 from aftercare.enrollment.task_events import tell_enrollment
+from aftercare.facilities.calendar import add_business_days, is_business_day
+from aftercare.facilities.patient_calendar import patient_calendar
+from aftercare.settings import get_settings
 from aftercare.store.attributes import attributes_of
 from aftercare.store.enrollments import get_enrollment
 from aftercare.store.tasks import complete_task, list_tasks
@@ -522,6 +525,13 @@ async def test_transitional_care_for_a_high_risk_discharge_two_calls_meet_the_co
     assert first.title == "TCM call: Abdul Koepp (LACE 10, high risk)"
     assert first.description is not None
     assert first.description.startswith("Interactive contact due by ")
+    # Due one business day after it was created, on the patient's calendar (over a weekend: Monday).
+    assert first.due_at is not None
+    async with journeys.sessions() as session:
+        calendar = await patient_calendar(session, ABDUL_PATIENT_ID, get_settings().hospital_timezone)
+    due = add_business_days(first.created_at, 1, calendar.timezone, calendar.holidays)
+    assert abs((first.due_at - due).total_seconds()) < 60
+    assert is_business_day(first.due_at.astimezone(ZoneInfo(calendar.timezone)).date(), calendar.holidays)
     assert second.title.startswith("TCM second attempt: Abdul Koepp before ")
     assert (episode.complexity, episode.risk_band) == ("high", "high")
     assert [attempt.outcome for attempt in done.attempts] == ["no_answer", "reached"]

@@ -166,3 +166,19 @@ def test_iso_durations_parse_and_print_back(text: str, expected: timedelta) -> N
 def test_malformed_or_empty_durations_are_refused(text: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
         parse_iso_duration(text)
+
+
+def test_a_task_is_due_after_a_duration_or_after_business_days_not_both() -> None:
+    def with_task(task: dict[str, Any]) -> dict[str, Any]:
+        document = copy.deepcopy(CONTRACT_EXAMPLE)
+        document["steps"][3] = {"id": "escalate", "task": {"queue": "nurses", "title": "Call", **task}}
+        return document
+
+    journey = parse_journey(with_task({"due_business_days": 1}))
+    step = journey.steps[3]
+    assert step.model_dump(exclude_none=True)["task"]["due_business_days"] == 1
+    problems = problems_of(with_task({"due": "P1D", "due_business_days": 1}))
+    assert [(problem["step"], problem["msg"]) for problem in problems] == [
+        ("escalate", "a task has `due` or `due_business_days`, not both")
+    ]
+    assert problems_of(with_task({"due_business_days": 0}))  # at least one business day

@@ -3,10 +3,10 @@ stays, and daylight saving changes nothing on the wall clock."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from aftercare.facilities.calendar import add_business_days, is_business_day
+from aftercare.facilities.calendar import add_business_days, due_at, is_business_day
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -40,3 +40,21 @@ def test_a_business_day_is_a_weekday_that_is_not_a_holiday() -> None:
     assert is_business_day(date(2026, 12, 7), [])
     assert not is_business_day(date(2026, 12, 5), [])
     assert not is_business_day(date(2026, 12, 7), [date(2026, 12, 7)])
+
+
+def test_a_task_due_in_one_business_day_from_friday_is_due_monday_or_tuesday_after_a_holiday() -> None:
+    friday = at(date(2026, 12, 4), 15)
+
+    def due(duration: timedelta | None, business_days: int | None, holidays: list[date]) -> datetime | None:
+        return due_at(
+            friday,
+            duration=duration,
+            business_days=business_days,
+            zone_name="America/New_York",
+            holidays=holidays,
+        )
+
+    assert due(None, 1, []) == at(date(2026, 12, 7), 15)
+    assert due(None, 1, [date(2026, 12, 7)]) == at(date(2026, 12, 8), 15)
+    assert due(timedelta(days=1), None, [date(2026, 12, 7)]) == at(date(2026, 12, 5), 15)  # P1D: Saturday
+    assert due(None, None, []) is None

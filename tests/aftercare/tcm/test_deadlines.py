@@ -7,15 +7,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from aftercare.facilities.holidays import facility_holidays
 from aftercare.facilities.voice import voices_of
-from aftercare.store.tcm_episodes import Discharged, open_episodes
+from aftercare.store.tcm_episodes import Discharged, episode_rows
 from aftercare.tcm.deadlines import complexity_of, contact_due, visit_due
 from models.facility_tables import Facility, PatientFacility
-from models.risk_tables import TcmEpisode
 
 THANKSGIVING = date(2025, 11, 27)  # a Thursday
 
@@ -89,13 +87,14 @@ async def test_an_episode_of_a_us_facility_skips_thanksgiving_without_a_local_li
             PatientFacility(patient_id="thanks-p", facility="us-hospital", source="managing_organization")
         )
     wednesday = datetime(2025, 11, 26, 15, 0, tzinfo=UTC)
-    async with sessions.begin() as session:
-        voice = (await voices_of(session, ["thanks-p"]))["thanks-p"]
-        discharged = Discharged("thanks-p", "thanks-stay", wednesday, "high", voice, "UTC")
-        await open_episodes(session, [discharged], now=wednesday + timedelta(hours=2))
     async with sessions() as session:
-        episode = await session.scalar(select(TcmEpisode).where(TcmEpisode.encounter_id == "thanks-stay"))
-    assert episode is not None
-    assert (episode.facility, episode.timezone) == ("us-hospital", "America/New_York")
-    assert episode.contact_due_at == datetime(2025, 12, 2, 4, 59, 59, tzinfo=UTC)  # end of Monday, EST
-    assert episode.visit_due_at == datetime(2025, 12, 4, 4, 59, 59, tzinfo=UTC)  # day 7, high complexity
+        voice = (await voices_of(session, ["thanks-p"]))["thanks-p"]
+    discharged = Discharged("thanks-p", "thanks-stay", wednesday, "high", voice, "UTC")
+    [episode] = episode_rows([discharged], now=wednesday + timedelta(hours=2))
+    assert (episode["facility"], episode["timezone"]) == ("us-hospital", "America/New_York")
+    contact_due_at = datetime.fromisoformat(episode["contact_due_at"])
+    assert contact_due_at == datetime(2025, 12, 2, 4, 59, 59, tzinfo=UTC)  # end of Monday, EST
+    visit_due_at = datetime.fromisoformat(episode["visit_due_at"])
+    assert visit_due_at == datetime(2025, 12, 4, 4, 59, 59, tzinfo=UTC)  # day 7, high complexity
+    # A discharge over 30 days before `now` opens no episode.
+    assert episode_rows([discharged], now=wednesday + timedelta(days=31)) == []

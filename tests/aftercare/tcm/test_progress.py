@@ -108,5 +108,5 @@ def test_the_report_groups_by_journey_variant_and_band_and_exports_csv() -> None
     (total,) = summarise([outcome("A", True), outcome("B", False)], by_group=False)
     assert (total.journey, total.discharges, total.candidates_99496) == (None, 2, 2)
     text = as_csv(rows)
-    assert text.splitlines()[0].startswith("journey,version,variant,band,discharges,")
-    assert text.splitlines()[1].startswith("tcm,1,A,high,2,2,1.0,2,2,")
+    assert text.splitlines()[0].startswith("journey,version,variant,band,tcm,discharges,tcm_episodes,")
+    assert text.splitlines()[1].startswith("tcm,1,A,high,,2,0,2,1.0,2,2,")
