@@ -102,7 +102,9 @@ _AUDIT_CASES_0004 = (
     "WHEN 'identity_merge' THEN resource_id IN (SELECT id::text FROM identity_merges) ",
 )
 # Added by `0010`: an audit row about a TCM episode is visible with the episode.
-TCM_AUDIT_CASE = "WHEN 'tcm_episode' THEN EXISTS (SELECT 1 FROM tcm_episodes x WHERE x.id = audit_events.resource_id) "
+TCM_AUDIT_CASE = (
+    "WHEN 'tcm_episode' THEN EXISTS (SELECT 1 FROM tcm_episodes x WHERE x.id = audit_events.resource_id) "
+)
 _TCM_AUDIT_CASE_0010 = "WHEN 'tcm_episode' THEN resource_id IN (SELECT id FROM tcm_episodes) "
 
 

@@ -29,7 +29,9 @@ def database(postgres_server: str) -> Iterator[str]:
             " ('south', 'South', 'UTC', 'group')"
         )
         for index, facility in enumerate(("north", "north", "south")):
-            connection.execute("INSERT INTO patients (id, version_id, name) VALUES (%s, '1', 'Pat')", (f"p{index}",))
+            connection.execute(
+                "INSERT INTO patients (id, version_id, name) VALUES (%s, '1', 'Pat')", (f"p{index}",)
+            )
             connection.execute(
                 "INSERT INTO patient_facilities (patient_id, facility, source) VALUES (%s, %s, 'test')",
                 (f"p{index}", facility),
