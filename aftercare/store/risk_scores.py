@@ -11,7 +11,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, cast, delete, func, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY, insert
@@ -27,6 +26,7 @@ from aftercare.risk.lace import DatedCondition, lace
 from aftercare.risk.scores import Score
 from aftercare.settings import get_settings
 from aftercare.store.tcm_episodes import Discharged, open_episodes
+from aftercare.zones import zone_info
 from models.risk_tables import RiskScore
 from models.tables import ClinicalCondition, ClinicalObservation, ClinicalProcedure, FhirResource, table_of
 
@@ -98,7 +98,7 @@ async def _rescore_chunk(session: AsyncSession, patient_ids: list[str]) -> int:
     discharged: list[Discharged] = []
     for patient_id, patient_visits in visits.items():
         voice = voices.get(patient_id)
-        zone = ZoneInfo(voice.timezone if voice is not None else settings.hospital_timezone)
+        zone = zone_info(voice.timezone if voice is not None else settings.hospital_timezone)
         for stay in patient_visits:
             if stay.is_discharge and stay.end is not None:
                 score = lace(stay, patient_visits, conditions.get(patient_id, []), zone)
