@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from aftercare.facilities.scope import enter_scope, explicit_scope, request_boundary
 from aftercare.segments.evaluate import limited_to, members, preview, segments_of_patient
+from aftercare.segments.membership import current_members, refresh_membership
 from aftercare.store.resources import store_resources
 from aftercare.store.segments import publish_segment
 from models.risk_tables import RiskScore
@@ -132,6 +133,36 @@ async def test_a_segment_owned_by_a_facility_holds_its_patients_only_even_for_th
     owned = segment({"age": {"gte": 0}}, include_deceased=True, facility="south")
     assert (await _evaluate(sessions, None, owned))[0] == ["bob"]
     assert (await _evaluate(sessions, "north", owned))[0] == []
+
+
+async def _refresh(
+    sessions: async_sessionmaker[AsyncSession], grant: str | None, definition: SegmentDefinition, days: int
+) -> tuple[list[str], list[str]]:
+    with request_boundary():
+        if grant is not None:
+            enter_scope(frozenset({grant}))
+        async with sessions.begin() as session:
+            refreshed = await refresh_membership(session, definition, AS_OF + days * DAY)
+    return refreshed.entered, refreshed.exited
+
+
+@pytest.mark.usefixtures("two_facilities")
+async def test_a_scoped_refresh_opens_and_closes_its_facility_s_stays_only(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    discharged = segment({"encounter": {"discharged_within": "P7D"}}, key="discharged")
+    everyone = segment({"gender": {"in": ["female", "male"]}}, key="everyone", include_deceased=True)
+    async with sessions.begin() as session:
+        await publish_segment(session, discharged)
+        await publish_segment(session, everyone)
+    assert await _refresh(sessions, "north", everyone, 0) == (["ann", "cy"], [])
+    assert await _refresh(sessions, None, everyone, 0) == (["bob", "dee"], [])
+    assert await _refresh(sessions, None, discharged, 0) == (["ann", "bob"], [])
+    # A month on, both have left: north's caller closes ann's stay, not bob's.
+    assert await _refresh(sessions, "north", discharged, 30) == ([], ["ann"])
+    async with sessions() as session:
+        assert list(await current_members(session, "discharged")) == ["bob"]
+    assert await _refresh(sessions, None, discharged, 30) == ([], ["bob"])
 
 
 def test_the_lifted_statement_reads_patients_only() -> None:
