@@ -43,7 +43,7 @@ async def refresh_membership(
     await tune(session)
     # A caller limited to some facilities evaluates the segment once, as `members` does (one statement
     # on `patients` with the policies lifted, filtered by their facilities), and writes the stays under
-    # the policies from that list: evaluated under the policies, a segment costs 1.3 to 5 times the CPU.
+    # the policies from that list: evaluated under the policies, a segment costs 2 to 12 times the CPU.
     async with explicit_scope(session) as reach:
         found = None if reach is None else list(await session.scalars(limited_to(members, reach)))
     if found is None:
