@@ -18,6 +18,7 @@ from aftercare.journey_variables import JourneyVariables
 from aftercare.store.attributes import set_attributes
 from aftercare.store.enrollments import record_progress
 from aftercare.store.patients import get_patient
+from aftercare.zones import zone_info
 from models.temporal import (
     EvaluateConditionsInput,
     EvaluateConditionsResult,
@@ -106,7 +107,7 @@ class StoreActivities:
             ) from error
         if not values:
             return ResolveMomentResult(reason=f"{request.expression} has no value")
-        zone = ZoneInfo(variables.profile.timezone or self._default_timezone)
+        zone = zone_info(variables.profile.timezone or self._default_timezone)
         moment = parse_moment(str(values[0]), zone)
         if moment is None:
             return ResolveMomentResult(reason=f"{values[0]!r} is not a date or dateTime")
@@ -150,7 +151,7 @@ def next_local_time(after: datetime, clock: str, zone_name: str) -> datetime:
     On a spring-forward day a time inside the gap is taken as the same wall-clock offset past the gap
     (02:30 becomes 03:30); on a fall-back day the first of the two instants is used.
     """
-    zone = ZoneInfo(zone_name)
+    zone = zone_info(zone_name)
     target = time.fromisoformat(clock)
     local_after = after.astimezone(zone)
     for days_ahead in range(0, 3):

@@ -10,12 +10,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from aftercare.voice.speech import SPEECH_FILTERS
+from aftercare.zones import zone_info
 
 
 def format_datetime(value: Any, format: str = "%A %d %B %Y at %H:%M", tz: str | None = None) -> str:
@@ -24,7 +24,7 @@ def format_datetime(value: Any, format: str = "%A %d %B %Y at %H:%M", tz: str | 
         value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     )
     if tz:
-        zone = ZoneInfo(tz)
+        zone = zone_info(tz)
         moment = moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
     return moment.strftime(format)
 

@@ -15,7 +15,9 @@ Segments: a fresh database with synthetic patients and facts (`bench/segments.py
 patient in the default facility; each predefined segment evaluated (one warm-up round, then timed, each
 in a transaction of its own as a request's) with one facility, then after splitting the patients
 between two facilities, for the whole group and for one facility, the two taking turns. A scoped
-caller's evaluation filters by facility itself (`explicit_scope`), so it uses the same indexes.
+caller's evaluation filters by facility itself (`explicit_scope`), so it uses the same indexes. Each
+figure is a median of wall time and of the server backend's CPU time (read from `/proc` when the server
+runs on this machine; load stretches the first, not the second).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 
 import httpx
 import psycopg
+from sqlalchemy import text
 
 if __package__ in (None, ""):  # run as `python bench/<name>.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -154,32 +157,48 @@ async def triggers(arguments: argparse.Namespace) -> None:
         print(f"{name:<36} {cells[0]:>24} {cells[1]:>24}")
 
 
+def backend_cpu(pid: int) -> float:
+    """Seconds of CPU (user + system) the PostgreSQL backend `pid` has used; NaN when the server is not
+    on this machine. Load on a shared machine stretches wall time, not this."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def evaluate(
     url: str, scopes: list[frozenset[str] | None], repeats: int
-) -> list[dict[str, tuple[int, float]]]:
+) -> list[dict[str, tuple[int, float, float]]]:
     """Each predefined segment evaluated as a caller of each scope (None: the whole group), as a request
-    would (a session and transaction of its own): the median of `repeats` timed evaluations after a
-    warm-up round. The scopes take turns, so a burst of load on the shared machine hits them alike."""
+    would (a session and transaction of its own): members, and the medians of `repeats` timed
+    evaluations after a warm-up round, wall time and the server backend's CPU time. The scopes take
+    turns, so a burst of load on the shared machine hits them alike."""
     engine = create_engine(url, pool_size=1)
     sessions = session_factory(engine)
-    results: list[dict[str, tuple[int, float]]] = [{} for _ in scopes]
+    results: list[dict[str, tuple[int, float, float]]] = [{} for _ in scopes]
     try:
         as_of = datetime.now(UTC)
         for segment in segment_library():
-            timings: list[list[float]] = [[] for _ in scopes]
+            timings: list[list[tuple[float, float]]] = [[] for _ in scopes]
             for turn in range(repeats + 1):
                 for index, scope in enumerate(scopes):
                     with request_boundary():
                         enter_scope(scope or frozenset())
                         async with sessions() as session:
-                            started = time.perf_counter()
+                            pid = int(await session.scalar(text("SELECT pg_backend_pid()")) or 0)
+                            started, cpu = time.perf_counter(), backend_cpu(pid)
                             found = await members(session, segment, as_of)
-                            elapsed = time.perf_counter() - started
+                            span = (time.perf_counter() - started, backend_cpu(pid) - cpu)
                     if turn:
-                        timings[index].append(elapsed)
-                    results[index][segment.key] = (len(found), 0.0)
-            for index, spans in enumerate(timings):
-                results[index][segment.key] = (results[index][segment.key][0], statistics.median(spans))
+                        timings[index].append(span)
+                    results[index][segment.key] = (len(found), 0.0, 0.0)
+            for index, measured in enumerate(timings):
+                results[index][segment.key] = (
+                    results[index][segment.key][0],
+                    statistics.median(wall for wall, _ in measured),
+                    statistics.median(used for _, used in measured),
+                )
     finally:
         await engine.dispose()
     return results
@@ -203,13 +222,18 @@ def segments(arguments: argparse.Namespace) -> None:
         group, north = asyncio.run(evaluate(url, [None, frozenset({"north"})], arguments.repeats))
     finally:
         drop_database(arguments.server, url)
-    print(f"\nsegments over {arguments.patients:,} patients (median seconds of {arguments.repeats}; members)")
-    columns = ("one facility", "two, whole group", "two, north only", "north/group")
-    print(f"{'segment':<28} {columns[0]:>16} {columns[1]:>18} {columns[2]:>18} {columns[3]:>12}")
+    print(
+        f"\nsegments over {arguments.patients:,} patients (medians of {arguments.repeats}: "
+        "wall seconds / server CPU seconds; members)"
+    )
+    columns = ("one facility", "two, whole group", "two, north only", "north/group CPU")
+    print(f"{'segment':<28} {columns[0]:>26} {columns[1]:>26} {columns[2]:>26} {columns[3]:>16}")
     for key in one:
-        cells = [f"{runs[key][1]:.3f} s ({runs[key][0]:,})" for runs in (one, group, north)]
-        ratio = north[key][1] / group[key][1] if group[key][1] else float("nan")
-        print(f"{key:<28} {cells[0]:>16} {cells[1]:>18} {cells[2]:>18} {ratio:>12.2f}")
+        cells = [
+            f"{runs[key][1]:.3f} / {runs[key][2]:.2f} s ({runs[key][0]:,})" for runs in (one, group, north)
+        ]
+        ratio = north[key][2] / group[key][2] if group[key][2] else float("nan")
+        print(f"{key:<28} {cells[0]:>26} {cells[1]:>26} {cells[2]:>26} {ratio:>16.2f}")
 
 
 def main() -> None:

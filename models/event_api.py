@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AwareDatetime,
@@ -16,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from aftercare.zones import known_zone
 from models.journey import Key
 
 SessionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
@@ -71,10 +71,8 @@ class EventIn(_Request):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not an IANA time zone") from None
+        if not known_zone(value):
+            raise ValueError(f"{value[:64]!r} is not an IANA time zone")
         return value
 
     @model_validator(mode="after")

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -24,6 +23,7 @@ from aftercare.events.outbox import record_effects
 from aftercare.events.store import get_event, sessions_of
 from aftercare.security.rate_limit import RateLimiter, retry_after
 from aftercare.settings import event_link_secret
+from aftercare.zones import zone_info
 from api.deps import ServicesDep
 from api.routes.events import after_commit
 from api.services import Services
@@ -89,8 +89,8 @@ class EventPage:
 
 
 def _label(sitting: EventSession, zone: str) -> str:
-    start = sitting.start_at.astimezone(ZoneInfo(zone))
-    end = sitting.end_at.astimezone(ZoneInfo(zone))
+    start = sitting.start_at.astimezone(zone_info(zone))
+    end = sitting.end_at.astimezone(zone_info(zone))
     return f"{start:%A %d %B %Y, %H:%M} to {end:%H:%M}"
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -18,6 +17,7 @@ from aftercare.letters.logo import LogoCache
 from aftercare.letters.pdf import DateStyle, Letterhead, render_letter
 from aftercare.settings import Settings
 from aftercare.store.letters import letter_status, queue_letter
+from aftercare.zones import zone_info
 from models.facility_tables import Facility
 from models.temporal import MessageStatus
 
@@ -36,7 +36,7 @@ class LetterProvider:
         self._sessions = sessions
         self._letterhead = Letterhead.from_settings(settings)
         self._logos = LogoCache()
-        self._timezone = ZoneInfo(settings.hospital_timezone)
+        self._timezone = zone_info(settings.hospital_timezone)
         self._date_style: DateStyle = (
             "us" if settings.phone_default_region.upper() == "US" else "international"
         )

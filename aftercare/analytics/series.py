@@ -7,13 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.analytics.messages import COUNTS
 from aftercare.analytics.window import Window
+from aftercare.zones import zone_info
 from models.analytics_tables import AnalyticsEntry, AnalyticsMessages, AnalyticsOutcome
 
 Interval = Literal["hour", "day"]
@@ -33,7 +33,7 @@ def _local_start(hour: Any, interval: Interval, zone: str) -> Any:
 
 
 def _points(rows: Any, zone: str, names: tuple[str, ...]) -> dict[datetime, Point]:
-    local = ZoneInfo(zone)
+    local = zone_info(zone)
     points: dict[datetime, Point] = {}
     for row in rows:
         start = row[0].astimezone(local)
@@ -94,7 +94,7 @@ async def journey_series(
         ended = ended.where(outcomes.journey_version == version)
     names = ("entered", "completed", "exited", "cancelled", "failed")
     points = _points(await session.execute(entered), zone, ("entered",))
-    local = ZoneInfo(zone)
+    local = zone_info(zone)
     for moment, status, count in await session.execute(ended):
         start = moment.astimezone(local)
         point = points.setdefault(start, Point(start))

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
+from aftercare.zones import known_zone, zone_info
 from models.campaign import WEEKDAYS, SendWindow
 
 # Far enough ahead to find the next opening of any window with at least one day a week.
@@ -24,10 +25,7 @@ class WindowState:
 
 def zone_named(name: str, fallback: str) -> ZoneInfo:
     """The named time zone, or the fallback when the name is not one."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(fallback)
+    return zone_info(name if known_zone(name) else fallback)
 
 
 def _at(day: date, clock: time, zone: ZoneInfo) -> datetime:

@@ -9,12 +9,12 @@ import hashlib
 import hmac
 import io
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import segno
 from icalendar import Calendar, vCalAddress, vText
 from icalendar import Event as VEvent
 
+from aftercare.zones import zone_info
 from models.event_tables import Event, EventRegistration, EventSession
 
 PRODID = "-//Aftercare//Events//EN"
@@ -37,7 +37,7 @@ def invite_ics(
     """The invite: METHOD:REQUEST while the registration is live, METHOD:CANCEL once it is cancelled
     (or the event is)."""
     cancelled = registration.status == "cancelled" or event.status == "cancelled"
-    zone = ZoneInfo(event.timezone)
+    zone = zone_info(event.timezone)
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")

@@ -4,8 +4,9 @@ so workflows may use it on holidays an activity read for them."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, date, datetime, timedelta
+
+from aftercare.zones import zone_info
 
 WEEKEND = (5, 6)  # Saturday, Sunday
 
@@ -20,7 +21,7 @@ def add_business_days(start: datetime, days: int, zone_name: str, holidays: Iter
 
     Friday 10:00 plus one business day is Monday 10:00, or Tuesday 10:00 when Monday is a holiday.
     """
-    zone = ZoneInfo(zone_name)
+    zone = zone_info(zone_name)
     closed = set(holidays)
     local = start.astimezone(zone)
     day = local.date()
@@ -30,7 +31,7 @@ def add_business_days(start: datetime, days: int, zone_name: str, holidays: Iter
         if is_business_day(day, closed):
             counted += 1
     target = datetime.combine(day, local.time().replace(tzinfo=None), tzinfo=zone)
-    return target.astimezone(ZoneInfo("UTC"))
+    return target.astimezone(UTC)
 
 
 def due_at(

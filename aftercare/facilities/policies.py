@@ -21,43 +21,62 @@ CREATE OR REPLACE FUNCTION aftercare_facilities() RETURNS text[] LANGUAGE sql ST
 $$
 """
 
+# A row is visible when its patient is placed in a facility the transaction reaches. The check is
+# correlated (`0016`): for each row one probe of `patient_facilities`' primary key (patient_id,
+# facility), or, when a statement reads many rows, one hash of the reachable patients (the planner
+# picks). The uncorrelated `IN (SELECT ...)` of `0004` (`_VISIBLE_0004`) read every patient of the
+# reachable facilities for each statement however few rows it touched: some 50 to 400 ms a statement at
+# a million patients. `{column}` is qualified by its table (inside the sub-query a bare `patient_id`
+# would name `pf.patient_id`).
 _VISIBLE = (
+    "(EXISTS (SELECT 1 FROM patient_facilities pf WHERE pf.patient_id = {column} "
+    "AND pf.facility = ANY ((SELECT aftercare_facilities())::text[])))"
+)
+_VISIBLE_0004 = (
     "({column} IN (SELECT pf.patient_id FROM patient_facilities pf "
     "WHERE pf.facility = ANY ((SELECT aftercare_facilities())::text[])))"
 )
 
-# table → the expression naming its patient (each row must belong to a patient the caller reaches).
+_FHIR_PATIENT = "CASE WHEN {t}.resource_type = 'Patient' THEN {t}.resource_id ELSE {t}.patient_id END"
+# table → the expression naming its patient (each row must belong to a patient the caller reaches);
+# `{t}` is the table.
 PATIENT_TABLES: dict[str, str] = {
-    "patients": "id",
-    "fhir_resources": "CASE WHEN resource_type = 'Patient' THEN resource_id ELSE patient_id END",
-    "fhir_resource_versions": "CASE WHEN resource_type = 'Patient' THEN resource_id ELSE patient_id END",
-    "clinical_conditions": "patient_id",
-    "clinical_observations": "patient_id",
-    "clinical_medications": "patient_id",
-    "clinical_encounters": "patient_id",
-    "clinical_allergies": "patient_id",
-    "clinical_procedures": "patient_id",
-    "clinical_appointments": "patient_id",
-    "clinical_episodes": "patient_id",
-    "clinical_immunizations": "patient_id",
-    "patient_identifiers": "patient_id",
-    "patient_links": "record_id",
-    "identity_merges": "record_id",
-    "identity_candidates": "record_id",
-    "enrollments": "patient_id",
-    "messages": "patient_id",
-    "consent_events": "patient_id",
-    "send_decisions": "patient_id",
-    "push_subscriptions": "patient_id",
-    "inbound_messages": "patient_id",
-    "tasks": "patient_id",
-    "patient_attributes": "patient_id",
-    "trigger_events": "patient_id",
-    "campaign_recipients": "patient_id",
-    "segment_memberships": "patient_id",
+    "patients": "{t}.id",
+    "fhir_resources": _FHIR_PATIENT,
+    "fhir_resource_versions": _FHIR_PATIENT,
+    "clinical_conditions": "{t}.patient_id",
+    "clinical_observations": "{t}.patient_id",
+    "clinical_medications": "{t}.patient_id",
+    "clinical_encounters": "{t}.patient_id",
+    "clinical_allergies": "{t}.patient_id",
+    "clinical_procedures": "{t}.patient_id",
+    "clinical_appointments": "{t}.patient_id",
+    "clinical_episodes": "{t}.patient_id",
+    "clinical_immunizations": "{t}.patient_id",
+    "patient_identifiers": "{t}.patient_id",
+    "patient_links": "{t}.record_id",
+    "identity_merges": "{t}.record_id",
+    "identity_candidates": "{t}.record_id",
+    "enrollments": "{t}.patient_id",
+    "messages": "{t}.patient_id",
+    "consent_events": "{t}.patient_id",
+    "send_decisions": "{t}.patient_id",
+    "push_subscriptions": "{t}.patient_id",
+    "inbound_messages": "{t}.patient_id",
+    "tasks": "{t}.patient_id",
+    "patient_attributes": "{t}.patient_id",
+    "trigger_events": "{t}.patient_id",
+    "campaign_recipients": "{t}.patient_id",
+    "segment_memberships": "{t}.patient_id",
 }
 # Rows without a patient of their own, reached through one that has.
 CHILD_TABLES: dict[str, str] = {
+    "message_events": "EXISTS (SELECT 1 FROM messages m WHERE m.id = {t}.message_id)",
+    "letters": "EXISTS (SELECT 1 FROM messages m WHERE m.id = {t}.message_id)",
+    "enrollment_steps": "EXISTS (SELECT 1 FROM enrollments e WHERE e.id = {t}.enrollment_id)",
+    "enrollment_fetches": "EXISTS (SELECT 1 FROM enrollments e WHERE e.id = {t}.enrollment_id)",
+}
+_CHILD_TABLES_0004: dict[str, str] = {
     "message_events": "message_id IN (SELECT id FROM messages)",
     "letters": "message_id IN (SELECT id FROM messages)",
     "enrollment_steps": "enrollment_id IN (SELECT id FROM enrollments)",
@@ -69,33 +88,39 @@ NULLABLE_PATIENT = {"fhir_resources", "fhir_resource_versions", "inbound_message
 
 # An audit row about a patient's record is visible with the record.
 _AUDIT_CASES = (
+    "WHEN 'patient' THEN " + _VISIBLE.format(column="audit_events.resource_id") + " ",
+    "WHEN 'enrollment' THEN EXISTS (SELECT 1 FROM enrollments e WHERE e.id = audit_events.resource_id) ",
+    "WHEN 'task' THEN EXISTS (SELECT 1 FROM tasks t WHERE t.id = audit_events.resource_id) ",
+    # `identity_merges.id` is an integer: an audit row's text id cannot probe its key.
+    "WHEN 'identity_merge' THEN resource_id IN (SELECT id::text FROM identity_merges) ",
+)
+_AUDIT_CASES_0004 = (
     "WHEN 'patient' THEN resource_id IN (SELECT pf.patient_id FROM patient_facilities pf "
     "WHERE pf.facility = ANY ((SELECT aftercare_facilities())::text[])) ",
     "WHEN 'enrollment' THEN resource_id IN (SELECT id FROM enrollments) ",
     "WHEN 'task' THEN resource_id IN (SELECT id::text FROM tasks) ",
     "WHEN 'identity_merge' THEN resource_id IN (SELECT id::text FROM identity_merges) ",
 )
-# Added by `0007`: an audit row about a TCM episode is visible with the episode.
-TCM_AUDIT_CASE = "WHEN 'tcm_episode' THEN resource_id IN (SELECT id FROM tcm_episodes) "
+# Added by `0010`: an audit row about a TCM episode is visible with the episode.
+TCM_AUDIT_CASE = (
+    "WHEN 'tcm_episode' THEN EXISTS (SELECT 1 FROM tcm_episodes x WHERE x.id = audit_events.resource_id) "
+)
+_TCM_AUDIT_CASE_0010 = "WHEN 'tcm_episode' THEN resource_id IN (SELECT id FROM tcm_episodes) "
 
 
-def audit_visible(*extra_cases: str) -> str:
+def audit_visible(*extra_cases: str, cases: tuple[str, ...] = _AUDIT_CASES) -> str:
     """The audit trail's visibility expression, with the cases later migrations add."""
-    return (
-        "resource_id IS NULL OR CASE resource_type "
-        + "".join((*_AUDIT_CASES, *extra_cases))
-        + "ELSE true END"
-    )
+    return "resource_id IS NULL OR CASE resource_type " + "".join((*cases, *extra_cases)) + "ELSE true END"
 
 
 _AUDIT_VISIBLE = audit_visible()
 
 
-def _expression(table: str) -> str:
+def _expression(table: str, *, legacy: bool = False) -> str:
     if table in CHILD_TABLES:
-        return CHILD_TABLES[table]
-    column = PATIENT_TABLES[table]
-    visible = _VISIBLE.format(column=column)
+        return (_CHILD_TABLES_0004 if legacy else CHILD_TABLES)[table].format(t=table)
+    column = PATIENT_TABLES[table].format(t=table)
+    visible = (_VISIBLE_0004 if legacy else _VISIBLE).format(column=column)
     return f"(({column}) IS NULL OR {visible})" if table in NULLABLE_PATIENT else visible
 
 
@@ -164,7 +189,7 @@ def drop_policies(execute: Callable[[str], object]) -> None:
 def scope_table(execute: Callable[[str], object], table: str, patient_column: str) -> None:
     """Scope a table made after `0004` by its patient column (its own migration calls this, so the
     policies of `0004` stay as they were when it ran)."""
-    visible = _VISIBLE.format(column=patient_column)
+    visible = _VISIBLE.format(column=f"{table}.{patient_column}")
     execute(f"CREATE POLICY facility_scope ON {table} TO {SCOPED_ROLE} USING ({visible})")
     execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
 
@@ -236,3 +261,30 @@ def rescope_audit(execute: Callable[[str], object], *extra_cases: str) -> None:
         f"CREATE POLICY facility_scope ON audit_events FOR SELECT TO {SCOPED_ROLE} "
         f"USING ({audit_visible(*extra_cases)})"
     )
+
+
+# --- `0016`: correlated policies ------------------------------------------------------------------
+
+# Tables later migrations scoped by their patient column (`scope_table`).
+SCOPED_LATER: dict[str, str] = {
+    "event_registrations": "patient_id",  # 0006
+    "voice_calls": "patient_id",  # 0007
+    "surveys": "patient_id",  # 0008
+    "questionnaire_responses": "patient_id",  # 0008
+    "risk_scores": "patient_id",  # 0010
+    "tcm_episodes": "patient_id",  # 0010
+    "event_effects": "patient_id",  # 0012
+}
+
+
+def rewrite_policies(execute: Callable[[str], object], *, legacy: bool = False) -> None:
+    """Replace every per-patient policy with its correlated form (`0016`), or, `legacy`, with the
+    uncorrelated form the migrations before it made (`0016`'s downgrade)."""
+    form = _VISIBLE_0004 if legacy else _VISIBLE
+    expressions = {table: _expression(table, legacy=legacy) for table in [*PATIENT_TABLES, *CHILD_TABLES]}
+    for table, column in SCOPED_LATER.items():
+        expressions[table] = form.format(column=column if legacy else f"{table}.{column}")
+    for table, expression in expressions.items():
+        execute(f"ALTER POLICY facility_scope ON {table} USING ({expression})")
+    cases = (*_AUDIT_CASES_0004, _TCM_AUDIT_CASE_0010) if legacy else (*_AUDIT_CASES, TCM_AUDIT_CASE)
+    execute(f"ALTER POLICY facility_scope ON audit_events USING ({audit_visible(cases=cases)})")

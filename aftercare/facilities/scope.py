@@ -83,10 +83,16 @@ async def explicit_scope(session: AsyncSession) -> AsyncIterator[list[str] | Non
     facilities the caller's transaction reaches (None: the whole group, nothing to filter), and lifts
     row-level security until the block ends, when the scoped role is taken again.
 
-    Why: PostgreSQL does not let a non-leakproof operator (the array overlap `&&` behind code matches)
-    be an index condition below a policy, so a scoped segment query scans its fact tables. The caller
-    MUST restrict what the block reads to patients of the facilities yielded (`placed_in`); the rest of
-    the transaction stays under the policies.
+    Why (measured at a million patients, docs/performance.md "Facilities"): under the policies a
+    segment statement costs 2 to 12 times the CPU of the same statement lifted and filtered. PostgreSQL
+    does not let a non-leakproof operator (the array overlap `&&` behind code matches) be an index
+    condition below a policy, so the fact tables are scanned; it evaluates each policy before the
+    query's own conditions on every row; and a policy's sub-query is never turned into a join the
+    planner can reorder. Even with the fact tables read around their policies, the policy on
+    `patients` alone costs up to 5 times. The caller MUST pass each statement through
+    `aftercare.segments.evaluate.limited_to`, which refuses any statement that reads more than
+    `patients` and filters that by the facilities yielded; the rest of the transaction stays under the
+    policies.
     """
     connection = await session.connection()  # begins the transaction, which takes the scope
     reach: list[str] | None = connection.info.get(_REACH)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +22,7 @@ from aftercare.guardrails.pause import paused
 from aftercare.guardrails.policy import GuardrailPolicy, parse_quiet_hours
 from aftercare.guardrails.quiet_hours import quiet_until
 from aftercare.guardrails.suppression import suppressed_patient
+from aftercare.zones import zone_info
 from models.tables import Patient
 
 __all__ = ["QUIET_HOURS_ATTRIBUTE", "SendContext", "decide", "judge", "patient_today"]
@@ -51,7 +51,7 @@ class SendContext:
 
 def patient_today(policy: GuardrailPolicy, patient: Patient, now: datetime) -> date:
     """The day it is at `now` on the patient's clock (their zone, else the hospital's)."""
-    return now.astimezone(ZoneInfo(patient.timezone or policy.hospital_timezone)).date()
+    return now.astimezone(zone_info(patient.timezone or policy.hospital_timezone)).date()
 
 
 async def decide(

@@ -8,7 +8,8 @@ in the patient's time zone, else the hospital's. Times are wall-clock times, so 
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+
+from aftercare.zones import zone_info
 
 
 def in_quiet_hours(local: time, window: tuple[time, time]) -> bool:
@@ -23,7 +24,7 @@ def quiet_until(now: datetime, window: tuple[time, time] | None, zone_name: str)
     """When the quiet hours around `now` end (UTC), or None when `now` is not in quiet hours."""
     if window is None:
         return None
-    zone = ZoneInfo(zone_name)
+    zone = zone_info(zone_name)
     local = now.astimezone(zone)
     if not in_quiet_hours(local.timetz().replace(tzinfo=None), window):
         return None

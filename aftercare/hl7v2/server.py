@@ -15,7 +15,6 @@ import signal
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from zoneinfo import ZoneInfo
 
 from hl7.mllp import InvalidBlockError, start_hl7_server
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,6 +29,7 @@ from aftercare.hl7v2.sealing import RawSealer
 from aftercare.security.codec import parse_codec_keys
 from aftercare.settings import Settings
 from aftercare.temporal.client import connect_temporal
+from aftercare.zones import zone_info
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def intake_for(
         starter=starter or EnrollmentStarter(sessions, temporal, settings.temporal_task_queue),
         temporal=temporal,
         sealer=RawSealer(keys),
-        zone=ZoneInfo(settings.hospital_timezone),
+        zone=zone_info(settings.hospital_timezone),
         phone_region=settings.phone_default_region,
         identity_rules=settings.identity_rules,
         authorities=AuthoritySystems(settings.hl7v2_authority_systems),

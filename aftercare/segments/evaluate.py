@@ -66,8 +66,14 @@ async def context_for(
     return CompileContext(as_of=as_of, segments=segments, subtrees=subtrees)
 
 
-def _within(query: Select[Any], reach: list[str] | None) -> Select[Any]:
-    """The query limited to patients of the facilities a scoped caller reaches (see `explicit_scope`)."""
+def limited_to(query: Select[Any], reach: list[str] | None) -> Select[Any]:
+    """The query limited to patients of the facilities a scoped caller reaches (see `explicit_scope`).
+
+    A statement run with the policies lifted reads `patients` alone: every criterion is a condition on
+    the patient row (facts only in sub-queries that can narrow it), so filtering that row by the
+    caller's facilities bounds all it returns, ids, samples and counts alike. Refused otherwise."""
+    if query.get_final_froms() != [PATIENTS]:
+        raise ValueError("a segment statement run with row-level security lifted reads only patients")
     return query if reach is None else query.where(PATIENTS.c.id.in_(placed_in(reach)))
 
 
@@ -76,7 +82,7 @@ async def members(session: AsyncSession, definition: SegmentDefinition, as_of: d
     context = await context_for(session, definition, as_of)
     await tune(session)
     async with explicit_scope(session) as reach:
-        query = _within(members_query(definition, context), reach)
+        query = limited_to(members_query(definition, context), reach)
         return list(await session.scalars(query.order_by(PATIENTS.c.id)))
 
 
@@ -96,8 +102,8 @@ async def preview(
         query = query.where(alive())
     await tune(session)
     async with explicit_scope(session) as reach:
-        row = (await session.execute(_within(query, reach))).one()
-        sampled = _within(members_query(definition, context), reach)
+        row = (await session.execute(limited_to(query, reach))).one()
+        sampled = limited_to(members_query(definition, context), reach)
         sample = list(await session.scalars(sampled.order_by(PATIENTS.c.id).limit(sample_size)))
     return Preview(
         count=row[0],
@@ -122,7 +128,7 @@ async def segments_of_patient(
         columns.append(func.coalesce(segment_condition(definition, restricted), False).label(f"s{index}"))
     await tune(session)
     async with explicit_scope(session) as reach:
-        query = _within(select(*columns).where(PATIENTS.c.id == patient_id), reach)
+        query = limited_to(select(*columns).where(PATIENTS.c.id == patient_id), reach)
         row = (await session.execute(query)).one_or_none()
     if row is None:
         return []

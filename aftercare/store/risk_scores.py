@@ -13,7 +13,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +27,7 @@ from aftercare.risk.lace import DatedCondition, lace
 from aftercare.risk.scores import Score
 from aftercare.settings import get_settings
 from aftercare.store.tcm_episodes import Discharged, episode_rows
+from aftercare.zones import zone_info
 from models.facility_tables import Facility
 from models.risk_tables import RiskScore
 
@@ -175,7 +175,7 @@ async def _rescore_chunk(session: AsyncSession, patient_ids: list[str]) -> int:
     discharged: list[Discharged] = []
     for patient_id, patient_visits in found.visits.items():
         voice = voices.get(patient_id)
-        zone = ZoneInfo(voice.timezone if voice is not None else settings.hospital_timezone)
+        zone = zone_info(voice.timezone if voice is not None else settings.hospital_timezone)
         conditions = found.conditions.get(patient_id, [])
         for stay in patient_visits:
             if stay.is_discharge and stay.end is not None:

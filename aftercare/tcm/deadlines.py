@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from aftercare.facilities.calendar import add_business_days
+from aftercare.zones import zone_info
 
 CONTACT_BUSINESS_DAYS = 2
 VISIT_DAYS = {"high": 7, "moderate": 14}
@@ -26,7 +27,7 @@ def end_of_day(day: date, zone: ZoneInfo) -> datetime:
 
 def contact_due(discharged_at: datetime, zone_name: str, holidays: Iterable[date]) -> datetime:
     """The end of the second business day after the discharge day."""
-    zone = ZoneInfo(zone_name)
+    zone = zone_info(zone_name)
     discharge_day = discharged_at.astimezone(zone).date()
     noon = datetime.combine(discharge_day, time(12), tzinfo=zone)
     due_day = add_business_days(noon, CONTACT_BUSINESS_DAYS, zone_name, holidays).astimezone(zone).date()
@@ -35,7 +36,7 @@ def contact_due(discharged_at: datetime, zone_name: str, holidays: Iterable[date
 
 def visit_due(discharged_at: datetime, zone_name: str, complexity: str) -> datetime:
     """The end of day 7 (high complexity) or 14 (moderate) after the discharge day."""
-    zone = ZoneInfo(zone_name)
+    zone = zone_info(zone_name)
     return end_of_day(discharged_at.astimezone(zone).date() + timedelta(days=VISIT_DAYS[complexity]), zone)
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+
+from aftercare.zones import zone_info
 
 READMISSION_DAYS = 30
 # Care task outcomes that are contact attempts, and whether each reached the patient.
@@ -95,7 +96,7 @@ def progress(
     visit = _first(evidence.visits, after=discharged_at, until=window_end)
     within = None
     if visit is not None:
-        zone = ZoneInfo(timezone)
+        zone = zone_info(timezone)
         days = (visit.at.astimezone(zone).date() - discharged_at.astimezone(zone).date()).days
         within = 7 if days <= 7 else 14 if days <= 14 else None
     candidate = None

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from jinja2 import pass_context
 from jinja2.runtime import Context
+
+from aftercare.zones import zone_info
 
 _DAYS = {
     "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
@@ -44,7 +45,7 @@ def _moment(value: Any, tz: str | None) -> datetime:
     else:
         moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     if tz and moment.tzinfo is not None:
-        moment = moment.astimezone(ZoneInfo(tz))
+        moment = moment.astimezone(zone_info(tz))
     return moment
 
 

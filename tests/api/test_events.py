@@ -182,6 +182,8 @@ async def test_bad_events_are_refused_at_the_field_and_nothing_is_written(
         "overlap": await api.post("/v1/events", json=overlapping),
         "segment": await api.post("/v1/events", json=an_event(eligibility="no-such-segment")),
         "zone": await api.post("/v1/events", json={**an_event(), "timezone": "Mars/Olympus"}),
+        # Too long for a file name: `zoneinfo` raises OSError, once a 500.
+        "zone-too-long": await api.post("/v1/events", json={**an_event(), "timezone": "Europe/" + "x" * 300}),
         "order": await api.post("/v1/events", json=ends_first),
         "capacity": await api.post("/v1/events", json=an_event(capacity=0)),
     }
