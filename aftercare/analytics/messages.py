@@ -10,8 +10,8 @@ from typing import Any, Literal
 from sqlalchemy import Label, SQLColumnExpression, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aftercare.analytics.live import DECISIONS, MESSAGES
 from aftercare.analytics.window import Window
-from models.analytics_tables import AnalyticsDecision, AnalyticsMessages
 from models.campaign_tables import CampaignRun
 
 GroupBy = Literal["channel", "journey", "template", "campaign"]
@@ -60,7 +60,7 @@ class MessageRow:
 
 
 def _group_column(group_by: GroupBy) -> SQLColumnExpression[Any]:
-    table = AnalyticsMessages
+    table = MESSAGES
     return {
         "channel": table.channel,
         "journey": table.journey_key,
@@ -76,11 +76,11 @@ async def message_rows(
     names no template or campaign)."""
     window = window or Window()
     key: Label[Any] = _group_column(group_by).label("key")
-    query = select(key, *(func.sum(getattr(AnalyticsMessages, name)).label(name) for name in COUNTS)).where(
-        window.over(AnalyticsMessages.hour)
+    query = select(key, *(func.sum(getattr(MESSAGES, name)).label(name) for name in COUNTS)).where(
+        window.over(MESSAGES.hour)
     )
     if group_by == "campaign":
-        query = query.outerjoin(CampaignRun, CampaignRun.id == AnalyticsMessages.campaign_run_id)
+        query = query.outerjoin(CampaignRun, CampaignRun.id == MESSAGES.campaign_run_id)
     rows: dict[str | None, MessageRow] = {}
     for record in await session.execute(query.group_by(key)):
         name = record.key or None
@@ -88,11 +88,16 @@ async def message_rows(
         for count in COUNTS:
             row.counts[count] += int(getattr(record, count) or 0)
     if group_by in ("channel", "journey"):
-        column = AnalyticsDecision.channel if group_by == "channel" else AnalyticsDecision.journey_key
+        column = DECISIONS.channel if group_by == "channel" else DECISIONS.journey_key
         decisions = await session.execute(
-            select(column, AnalyticsDecision.decision, AnalyticsDecision.rule, func.sum(AnalyticsDecision.n))
-            .where(window.over(AnalyticsDecision.hour), AnalyticsDecision.decision != literal("sent"))
-            .group_by(column, AnalyticsDecision.decision, AnalyticsDecision.rule)
+            select(
+                column,
+                DECISIONS.decision,
+                DECISIONS.rule,
+                func.sum(DECISIONS.n),
+            )
+            .where(window.over(DECISIONS.hour), DECISIONS.decision != literal("sent"))
+            .group_by(column, DECISIONS.decision, DECISIONS.rule)
         )
         for group, decision, rule, count in decisions:
             row = rows.setdefault(group or None, MessageRow(group or None))
