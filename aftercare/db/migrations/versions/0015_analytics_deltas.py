@@ -32,6 +32,10 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _JOURNEY = ("facility", "journey_key", "journey_version")
+_MESSAGE_COUNTS = (
+    *("messages", "sent", "delivered", "failed", "blocked", "opened", "clicked", "bounced", "replied"),
+    "opted_out",
+)
 # Each rollup: its key columns and its counters (the delta table has the same columns).
 KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "analytics_entries": ((*_JOURNEY, "hour"), ("entered",)),
@@ -43,8 +47,7 @@ KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "analytics_paths": ((*_JOURNEY, "step", "path", "status", "outcome"), ("n",)),
     "analytics_messages": (
         ("facility", "hour", "channel", "journey_key", "template_key", "campaign_run_id", "shard"),
-        ("messages", "sent", "delivered", "failed", "blocked", "opened", "clicked", "bounced", "replied")
-        + ("opted_out",),
+        _MESSAGE_COUNTS,
     ),
     "analytics_decisions": (
         ("facility", "hour", "channel", "journey_key", "decision", "rule", "shard"),
@@ -79,8 +82,40 @@ def _journey(e: str, hour: str) -> str:
     return f"fac, {e}.journey_key, {e}.journey_version" + (f", analytics_hour({hour})" if hour else "")
 
 
+# The SQL helper functions of `0013` that hold a query (which facility, replied, opted out, which
+# bucket) are not inlined by the planner, and a SQL function called from a trigger is planned anew on
+# each call: most of `0013`'s cost per fact. The triggers here write the same expressions inline, so
+# PL/pgSQL plans each statement once per session; `aftercare analytics check` still recomputes with
+# the functions, so a difference between the two would show.
+def _facility(patient: str) -> str:
+    return (
+        "coalesce((SELECT min(pf.facility) FROM patient_facilities pf "  # noqa: S608 (constants only)
+        f"WHERE pf.patient_id = {patient}), '')"
+    )
+
+
+def _within_7_days(m: str, table: str, condition: str, moment: str) -> str:
+    """Message `m` was sent and `table` has a row of its patient matching `condition` in its 7 days."""
+    return (
+        f"({m}.sent_at IS NOT NULL AND EXISTS (SELECT 1 FROM {table} x "  # noqa: S608 (constants only)
+        f"WHERE x.patient_id = {m}.patient_id "
+        f"AND {condition} AND x.{moment} >= {m}.created_at AND x.{moment} < {m}.created_at + interval '7 days'))"
+    )
+
+
+_REVOKED = "x.status = 'revoked'"
+
+
+def _le(elapsed: str) -> str:
+    return (
+        "(SELECT coalesce(min(bound), 2147483647) FROM unnest(ARRAY[60, 300, 900, 1800, 3600, 7200, 14400, "
+        "28800, 43200, 86400, 172800, 259200, 432000, 604800, 864000, 1209600, 1814400, 2592000, 5184000, "
+        f"7776000]) AS bound WHERE extract(epoch FROM {elapsed}) <= bound)"
+    )
+
+
 _MESSAGE_KEY = (
-    "coalesce(m.facility, analytics_facility(m.patient_id)), analytics_hour(m.created_at), m.channel, "
+    f"coalesce(m.facility, {_facility('m.patient_id')}), analytics_hour(m.created_at), m.channel, "
     "coalesce(m.journey_key, ''), coalesce(m.template_key, ''), coalesce(m.campaign_run_id, ''), "
     "analytics_shard(m.id)"
 )
@@ -97,7 +132,7 @@ _ADD = {
     "goal_duration": _add(
         "analytics_durations",
         _journey("e", "ended") + ", 'goal:' || coalesce(e.outcome, ''), "
-        "analytics_le(ended - e.started_at), delta",
+        f"{_le('ended - e.started_at')}, delta",
     ),
     "step": _add(
         "analytics_steps",
@@ -120,7 +155,8 @@ _ADD = {
         "delta * (m.opened_at IS NOT NULL)::int, delta * (m.clicked_at IS NOT NULL)::int, "
         "CASE WHEN with_bounce THEN delta * (EXISTS (SELECT 1 FROM message_events me "
         "WHERE me.message_id = m.id AND me.event = 'bounce'))::int ELSE 0 END, "
-        "delta * analytics_replied(m)::int, delta * analytics_opted_out(m)::int",
+        f"delta * {_within_7_days('m', 'inbound_messages', 'x.keyword IS NULL', 'received_at')}::int, "
+        f"delta * {_within_7_days('m', 'consent_events', _REVOKED, 'recorded_at')}::int",
     ),
     "bounce": _add(
         "analytics_messages",
@@ -146,7 +182,7 @@ _ADD = {
     ),
     "decision": _add(
         "analytics_decisions",
-        "analytics_facility(NEW.patient_id), analytics_hour(NEW.created_at), coalesce(NEW.channel, ''), "
+        f"{_facility('NEW.patient_id')}, analytics_hour(NEW.created_at), coalesce(NEW.channel, ''), "
         "coalesce(NEW.journey_key, ''), NEW.decision, NEW.rule, analytics_shard(NEW.idempotency_key), 1",
     ),
     "entry": _add("analytics_entries", _journey("e", "e.started_at") + ", delta"),
@@ -155,7 +191,7 @@ _ADD = {
         "analytics_outcomes", _journey("e", "ended") + ", e.status, coalesce(e.outcome, ''), delta"
     ),
     "step_duration": _add(
-        "analytics_durations", _journey("e", "NEW.at") + ", NEW.step, analytics_le(NEW.at - e.started_at), 1"
+        "analytics_durations", _journey("e", "NEW.at") + f", NEW.step, {_le('NEW.at - e.started_at')}, 1"
     ),
 }
 
@@ -164,7 +200,7 @@ CREATE FUNCTION analytics_count_enrollment(e enrollments, delta integer, with_en
                                            with_waiting boolean, with_outcome boolean)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    fac text := analytics_facility(e.patient_id);
+    fac text := {_facility("e.patient_id")};
     ended timestamptz := coalesce(e.ended_at, e.updated_at);
 BEGIN
     IF with_entry THEN
@@ -217,7 +253,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
-    fac := analytics_facility(e.patient_id);
+    fac := {_facility("e.patient_id")};
     {_ADD["step"]}
     {_ADD["step_duration"]}
     IF NEW.result LIKE 'path %' AND e.status <> 'running' THEN
