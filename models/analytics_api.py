@@ -61,6 +61,11 @@ class MessageRowView(BaseModel):
     replied: int = Field(description="sent, and the patient texted back (not a keyword) within 7 days")
     opted_out: int = Field(description="sent, and the patient withdrew a consent within 7 days")
     blocked_by: dict[str, int] = Field(default={}, description="blocking decisions per guardrail rule")
+    failed_by: dict[str, int] = Field(
+        default={},
+        description="failed messages per reason: the provider and the error code it gave "
+        "(`twilio code 21211`, `sendgrid HTTP 400`, `smtp SMTP 550`), `<provider> other` without one",
+    )
     deferred_by: dict[str, int] = Field(default={}, description="deferrals per guardrail rule")
     rates: dict[str, float | None] = Field(description="`<part>_of_<whole>`; null when the whole is 0")
 

@@ -162,6 +162,22 @@ class AnalyticsMessages(Base):
     opted_out: Mapped[int] = _count()
 
 
+class AnalyticsFailure(Base):
+    """Failed messages per hour of creation, channel, journey, template and campaign run, by reason: the
+    provider and the error code it gave (`twilio code 21211`, `sendgrid HTTP 400`), never its text."""
+
+    __tablename__ = "analytics_failures"
+
+    facility: Mapped[str] = _key()
+    hour: Mapped[datetime] = _hour()
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    journey_key: Mapped[str] = _key()
+    template_key: Mapped[str] = _key()
+    campaign_run_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    reason: Mapped[str] = _key()
+    n: Mapped[int] = _count()
+
+
 class AnalyticsDecision(Base):
     """Guardrail decisions per hour, channel, journey, decision and rule (why a send was blocked)."""
 
@@ -186,6 +202,7 @@ ROLLUP_MODELS: tuple[type[Base], ...] = (
     AnalyticsDuration,
     AnalyticsPath,
     AnalyticsMessages,
+    AnalyticsFailure,
     AnalyticsDecision,
 )
 

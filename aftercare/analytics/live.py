@@ -7,6 +7,7 @@ from models.analytics_tables import (
     AnalyticsDecision,
     AnalyticsDuration,
     AnalyticsEntry,
+    AnalyticsFailure,
     AnalyticsMessages,
     AnalyticsOutcome,
     AnalyticsPath,
@@ -20,6 +21,7 @@ DECISIONS = live(AnalyticsDecision)
 DURATIONS = live(AnalyticsDuration)
 ENTRIES = live(AnalyticsEntry)
 EXITS = live(AnalyticsStepExit)
+FAILURES = live(AnalyticsFailure)
 MESSAGES = live(AnalyticsMessages)
 OUTCOMES = live(AnalyticsOutcome)
 PATHS = live(AnalyticsPath)

@@ -149,6 +149,15 @@ ROLLUPS: tuple[Rollup, ...] = (
         "FROM messages m GROUP BY 1, 2, 3, 4, 5, 6, 7",
     ),
     Rollup(
+        "analytics_failures",
+        ("facility", "hour", "channel", "journey_key", "template_key", "campaign_run_id", "reason"),
+        ("n",),
+        "SELECT coalesce(m.facility, analytics_facility(m.patient_id)), analytics_hour(m.created_at), "
+        "m.channel, coalesce(m.journey_key, ''), coalesce(m.template_key, ''), "
+        "coalesce(m.campaign_run_id, ''), analytics_failure_reason(m.provider, m.reason), count(*) "
+        "FROM messages m WHERE m.status IN ('failed', 'undelivered') GROUP BY 1, 2, 3, 4, 5, 6, 7",
+    ),
+    Rollup(
         "analytics_decisions",
         ("facility", "hour", "channel", "journey_key", "decision", "rule", "shard"),
         ("n",),

@@ -173,6 +173,7 @@ async def messages(
                 key=row.key,
                 **row.counts,
                 blocked_by=row.blocked_by,
+                failed_by=row.failed_by,
                 deferred_by=row.deferred_by,
                 rates=row.rates(),
             )

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
+import sqlalchemy as sa
 from alembic import op
 
 from aftercare.facilities.policies import SCOPED_ROLE
@@ -49,6 +50,10 @@ KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("facility", "hour", "channel", "journey_key", "template_key", "campaign_run_id", "shard"),
         _MESSAGE_COUNTS,
     ),
+    "analytics_failures": (
+        ("facility", "hour", "channel", "journey_key", "template_key", "campaign_run_id", "reason"),
+        ("n",),
+    ),
     "analytics_decisions": (
         ("facility", "hour", "channel", "journey_key", "decision", "rule", "shard"),
         ("n",),
@@ -58,6 +63,7 @@ KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 _MESSAGE_COUNTED = (
     *("status", "sent_at IS NULL", "delivered_at IS NULL", "opened_at IS NULL", "clicked_at IS NULL"),
     *("created_at", "channel", "facility", "journey_key", "template_key", "campaign_run_id"),
+    *("reason", "provider"),
 )
 _ENROLLMENT_COUNTED = ("status", "current_step", "outcome", "ended_at", "updated_at")
 
@@ -157,6 +163,11 @@ _ADD = {
         "WHERE me.message_id = m.id AND me.event = 'bounce'))::int ELSE 0 END, "
         f"delta * {_within_7_days('m', 'inbound_messages', 'x.keyword IS NULL', 'received_at')}::int, "
         f"delta * {_within_7_days('m', 'consent_events', _REVOKED, 'recorded_at')}::int",
+    ),
+    "failure": _add(
+        "analytics_failures",
+        _MESSAGE_KEY.removesuffix(", analytics_shard(m.id)")
+        + ", analytics_failure_reason(m.provider, m.reason), delta",
     ),
     "bounce": _add(
         "analytics_messages",
@@ -271,10 +282,27 @@ END
 $$;
 
 -- One message row's contribution (sign +1 or -1) to its hour's counts.
+-- A failed message's reason as a label that carries no PHI (a provider's text may quote the address):
+-- the provider and the error code its text gives (Twilio's `code 21211` or `error 30003`, an HTTP
+-- status, an SMTP reply code), else `other`. Inlined by the planner (no query inside).
+CREATE FUNCTION analytics_failure_reason(provider text, reason text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(provider, '') || ' ' || CASE
+        WHEN reason IS NULL OR reason = '' THEN 'no reason'
+        WHEN reason ~ '(code|error) [0-9]{{3,6}}' THEN 'code ' || substring(reason FROM '(?\:code|error) ([0-9]{{3,6}})')
+        WHEN reason ~ 'HTTP [0-9]{{3}}' THEN 'HTTP ' || substring(reason FROM 'HTTP ([0-9]{{3}})')
+        WHEN reason ~ '^[245][0-9][0-9][ -]' THEN 'SMTP ' || substring(reason FROM '^([0-9]{{3}})')
+        ELSE 'other'
+    END
+$$;
+
 CREATE FUNCTION analytics_count_message(m messages, delta integer, with_bounce boolean) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     {_ADD["message"]}
+    IF m.status IN ('failed', 'undelivered') THEN
+        {_ADD["failure"]}
+    END IF;
 END
 $$;
 
@@ -407,6 +435,7 @@ _TRIGGERS = {
 }
 _DROP_FUNCTIONS = (
     "analytics_fold()",
+    "analytics_failure_reason(text, text)",
     "analytics_patient_answered()",
     "analytics_enrollment_change()",
     "analytics_step_recorded()",
@@ -439,6 +468,18 @@ def _previous() -> ModuleType:
 def upgrade() -> None:
     # 0013's triggers go first (a fact written meanwhile waits for the lock on its table).
     _drop_triggers()
+    op.create_table(
+        "analytics_failures",
+        sa.Column("facility", sa.String(length=64), nullable=False),
+        sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("journey_key", sa.String(length=64), nullable=False),
+        sa.Column("template_key", sa.String(length=64), nullable=False),
+        sa.Column("campaign_run_id", sa.String(length=200), nullable=False),
+        sa.Column("reason", sa.String(length=64), nullable=False),
+        sa.Column("n", sa.BigInteger(), server_default="0", nullable=False),
+        sa.PrimaryKeyConstraint(*KEYS["analytics_failures"][0], name=op.f("pk_analytics_failures")),
+    )
     for rollup in KEYS:
         op.execute(f"CREATE TABLE {rollup}_delta (LIKE {rollup} INCLUDING DEFAULTS)")
         op.execute(
@@ -446,6 +487,11 @@ def upgrade() -> None:
             "USING (facility = ANY ((SELECT aftercare_facilities())::text[]))"
         )
         op.execute(f"ALTER TABLE {rollup}_delta ENABLE ROW LEVEL SECURITY")
+    op.execute(
+        f"CREATE POLICY facility_scope ON analytics_failures TO {SCOPED_ROLE} "
+        "USING (facility = ANY ((SELECT aftercare_facilities())::text[]))"
+    )
+    op.execute("ALTER TABLE analytics_failures ENABLE ROW LEVEL SECURITY")
     op.execute(_FUNCTIONS)
     op.execute(FOLD)
 
@@ -456,6 +502,7 @@ def downgrade() -> None:
     _drop_triggers()
     for rollup in KEYS:
         op.execute(f"DROP TABLE {rollup}_delta")
+    op.drop_table("analytics_failures")
     previous = _previous()
     op.execute(previous._DROP)
     op.execute(previous._FUNCTIONS)
