@@ -143,6 +143,11 @@ class AttendanceRowView(BaseModel):
 
 
 class AttendanceView(BaseModel):
-    """Attendance per event and session."""
+    """Attendance per event and session, and the invitations sent per event."""
 
     rows: list[AttendanceRowView]
+    invited: dict[str, int] = Field(
+        default={},
+        description="per event: invitations that went out, from journeys' invite steps (the step's "
+        "message queued, sent, delivered or printed) and from campaigns inviting to it (messages sent)",
+    )
