@@ -133,7 +133,7 @@ ROLLUPS: tuple[Rollup, ...] = (
         ),
         "SELECT coalesce(m.facility, analytics_facility(m.patient_id)), analytics_hour(m.created_at), "
         "m.channel, coalesce(m.journey_key, ''), coalesce(m.template_key, ''), "
-        "coalesce(m.campaign_run_id, ''), analytics_shard(m.id), count(*), "
+        "coalesce(m.campaign_run_id, ''), 0, count(*), "
         "count(*) FILTER (WHERE m.sent_at IS NOT NULL), "
         "count(*) FILTER (WHERE m.delivered_at IS NOT NULL OR m.status IN ('delivered', 'printed')), "
         "count(*) FILTER (WHERE m.status IN ('failed', 'undelivered')), "
@@ -162,7 +162,7 @@ ROLLUPS: tuple[Rollup, ...] = (
         ("facility", "hour", "channel", "journey_key", "decision", "rule", "shard"),
         ("n",),
         "SELECT analytics_facility(patient_id), analytics_hour(created_at), coalesce(channel, ''), "
-        "coalesce(journey_key, ''), decision, rule, analytics_shard(idempotency_key), count(*) "
+        "coalesce(journey_key, ''), decision, rule, 0, count(*) "
         "FROM send_decisions GROUP BY 1, 2, 3, 4, 5, 6, 7",
     ),
 )

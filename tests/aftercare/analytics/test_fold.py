@@ -93,12 +93,24 @@ async def test_the_migration_goes_down_with_the_deltas_folded_and_up_again(postg
                 "GROUP BY facility ORDER BY facility"
             ).fetchall()
             deltas = connection.execute("SELECT to_regclass('analytics_messages_delta')").fetchone()
+            # 0013's shards are back, as 0013 computed them (shard 0 only since 0015).
+            shards = connection.execute(
+                "SELECT array_agg(DISTINCT shard ORDER BY shard) FROM analytics_messages"
+            ).fetchone()
+            expected = connection.execute(
+                "SELECT array_agg(DISTINCT analytics_shard(id) ORDER BY analytics_shard(id)) FROM messages"
+            ).fetchone()
         assert rows == [("north", 3, 3), ("south", 2, 2)]
         assert deltas == (None,)
+        assert shards == expected
+        assert shards is not None
+        assert len(shards[0]) > 1
 
         upgrade(url)
         send(dsn, range(5, 7))
         assert await compare(engine) == []
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            assert connection.execute("SELECT DISTINCT shard FROM analytics_messages").fetchall() == [(0,)]
         async with engine.connect() as connection:
             totals = (await connection.execute(text(TOTALS))).all()
         assert totals == [("north", 4, 4, 4), ("south", 3, 3, 3)]

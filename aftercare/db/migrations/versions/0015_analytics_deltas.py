@@ -120,10 +120,12 @@ def _le(elapsed: str) -> str:
     )
 
 
+# The shard of `0013` spread a busy hour's upserts over 16 rows so that senders seldom waited for one
+# row's lock. Only the folder writes the rollups now, so every fact goes to shard 0 (16 times fewer
+# rows to read); the column stays, part of the key.
 _MESSAGE_KEY = (
     f"coalesce(m.facility, {_facility('m.patient_id')}), analytics_hour(m.created_at), m.channel, "
-    "coalesce(m.journey_key, ''), coalesce(m.template_key, ''), coalesce(m.campaign_run_id, ''), "
-    "analytics_shard(m.id)"
+    "coalesce(m.journey_key, ''), coalesce(m.template_key, ''), coalesce(m.campaign_run_id, ''), 0"
 )
 
 # Each trigger's statements, by what they count (rendered into the functions below).
@@ -166,7 +168,7 @@ _ADD = {
     ),
     "failure": _add(
         "analytics_failures",
-        _MESSAGE_KEY.removesuffix(", analytics_shard(m.id)")
+        _MESSAGE_KEY.removesuffix(", 0")
         + ", analytics_failure_reason(m.provider, m.reason), delta",
     ),
     "bounce": _add(
@@ -194,7 +196,7 @@ _ADD = {
     "decision": _add(
         "analytics_decisions",
         f"{_facility('NEW.patient_id')}, analytics_hour(NEW.created_at), coalesce(NEW.channel, ''), "
-        "coalesce(NEW.journey_key, ''), NEW.decision, NEW.rule, analytics_shard(NEW.idempotency_key), 1",
+        "coalesce(NEW.journey_key, ''), NEW.decision, NEW.rule, 0, 1",
     ),
     "entry": _add("analytics_entries", _journey("e", "e.started_at") + ", delta"),
     "waiting": _add("analytics_waiting", _journey("e", "") + ", e.current_step, delta"),
@@ -447,6 +449,48 @@ _DROP_FUNCTIONS = (
 )
 
 
+_SHARDED = ("analytics_messages", "analytics_decisions")
+
+
+def _compact(rollup: str) -> str:
+    """The statement moving a sharded rollup's rows into shard 0, summed."""
+    keys, counts = KEYS[rollup]
+    columns = ", ".join((*keys, *counts))
+    grouped = ", ".join(key for key in keys if key != "shard")
+    chosen = ", ".join("0" if key == "shard" else key for key in keys)
+    sums = ", ".join(f"sum({count})" for count in counts)
+    added = ", ".join(f"{count} = t.{count} + excluded.{count}" for count in counts)
+    return (
+        f"WITH moved AS (DELETE FROM {rollup} WHERE shard <> 0 RETURNING {columns}) "
+        f"INSERT INTO {rollup} AS t ({columns}) SELECT {chosen}, {sums} FROM moved GROUP BY {grouped} "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}"
+    )
+
+
+# The downgrade gives `0013`'s triggers back their shards: the two rollups recomputed from the facts
+# with `0013`'s helpers (as `aftercare analytics rebuild` did then).
+_RESHARD = {
+    "analytics_messages": (
+        "SELECT coalesce(m.facility, analytics_facility(m.patient_id)), analytics_hour(m.created_at), "
+        "m.channel, coalesce(m.journey_key, ''), coalesce(m.template_key, ''), "
+        "coalesce(m.campaign_run_id, ''), analytics_shard(m.id), count(*), "
+        "count(*) FILTER (WHERE m.sent_at IS NOT NULL), "
+        "count(*) FILTER (WHERE m.delivered_at IS NOT NULL OR m.status IN ('delivered', 'printed')), "
+        "count(*) FILTER (WHERE m.status IN ('failed', 'undelivered')), "
+        "count(*) FILTER (WHERE m.status = 'skipped'), count(*) FILTER (WHERE m.opened_at IS NOT NULL), "
+        "count(*) FILTER (WHERE m.clicked_at IS NOT NULL), count(*) FILTER (WHERE EXISTS ("
+        "SELECT 1 FROM message_events me WHERE me.message_id = m.id AND me.event = 'bounce')), "
+        "count(*) FILTER (WHERE analytics_replied(m)), count(*) FILTER (WHERE analytics_opted_out(m)) "
+        "FROM messages m GROUP BY 1, 2, 3, 4, 5, 6, 7"
+    ),
+    "analytics_decisions": (
+        "SELECT analytics_facility(patient_id), analytics_hour(created_at), coalesce(channel, ''), "
+        "coalesce(journey_key, ''), decision, rule, analytics_shard(idempotency_key), count(*) "
+        "FROM send_decisions GROUP BY 1, 2, 3, 4, 5, 6, 7"
+    ),
+}
+
+
 def _drop_triggers() -> None:
     for table, triggers in _TRIGGERS.items():
         for trigger in triggers:
@@ -492,6 +536,8 @@ def upgrade() -> None:
         "USING (facility = ANY ((SELECT aftercare_facilities())::text[]))"
     )
     op.execute("ALTER TABLE analytics_failures ENABLE ROW LEVEL SECURITY")
+    for rollup in _SHARDED:
+        op.execute(_compact(rollup))
     op.execute(_FUNCTIONS)
     op.execute(FOLD)
 
@@ -506,3 +552,8 @@ def downgrade() -> None:
     previous = _previous()
     op.execute(previous._DROP)
     op.execute(previous._FUNCTIONS)
+    for rollup, query in _RESHARD.items():
+        keys, counts = KEYS[rollup]
+        op.execute(f"LOCK TABLE {rollup} IN EXCLUSIVE MODE")
+        op.execute(f"DELETE FROM {rollup}")
+        op.execute(f"INSERT INTO {rollup} ({', '.join((*keys, *counts))}) {query}")
