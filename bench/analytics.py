@@ -207,6 +207,38 @@ def backends_cpu(url: str) -> float:
     return total
 
 
+# The send path's own writes for one message, bare (no guardrails, no provider): recorded, its decision,
+# sent, delivered.
+BARE_WRITES = [
+    RECORD,
+    "INSERT INTO send_decisions (patient_id, idempotency_key, channel, journey_key, purpose, decision, rule) "
+    "VALUES ('p1', %(id)s, 'sms', 'journey-1', 'care', 'sent', 'allow')",
+    "UPDATE messages SET status = 'sent', sent_at = now(), attempts = 1, updated_at = now() "
+    "WHERE id = %(id)s",
+    "UPDATE messages SET status = 'delivered', delivered_at = now(), updated_at = now() WHERE id = %(id)s",
+]
+
+
+def bare_writes(url: str, count: int, rounds: int) -> dict[bool, list[float]]:
+    """Per round, with the triggers on (True) and off (False), alternating: milliseconds of database
+    CPU per message for the bare writes (what the triggers add, without the rest of a send)."""
+    results: dict[bool, list[float]] = {True: [], False: []}
+    sent = 0
+    with psycopg.connect(libpq_dsn(url), autocommit=True) as connection:
+        for round_number in range(2 * rounds + 1):
+            enabled = round_number % 2 == 0
+            set_triggers(url, enabled)
+            before = backends_cpu(url)
+            for _ in range(count):
+                sent += 1
+                for statement in BARE_WRITES:
+                    connection.execute(statement, {"id": f"bare-{sent}"})
+            if round_number > 0:
+                results[enabled].append((backends_cpu(url) - before) / count * 1000)
+    set_triggers(url, True)
+    return results
+
+
 async def send_path(url: str, sends: int, rounds: int) -> dict[bool, tuple[list[float], list[float]]]:
     """Per round, with the triggers on (True) and off (False), alternating: milliseconds of wall time
     and of CPU time (this process and the database backends) per message sent by the send activity."""
@@ -340,6 +372,7 @@ def main() -> None:
             f"  in {time.perf_counter() - started:.0f}s (analysed), load average {os.getloadavg()[0]:.1f}\n"
         )
         results = asyncio.run(queries(url, args.repeat))
+        bare = bare_writes(url, 4 * args.sends, args.rounds)
         sends = asyncio.run(send_path(url, args.sends, args.rounds))
         lags, folds, backlog = asyncio.run(freshness(url, args.rate, args.duration))
     finally:
@@ -349,7 +382,13 @@ def main() -> None:
     print(f"{'query':<26} {'p50':>9} {'p95':>9}  target p95 < {QUERY_TARGET_MS:g} ms")
     for name, p50, p95 in results:
         print(f"{name:<26} {p50:>7.1f}ms {p95:>7.1f}ms  {'ok' if p95 < QUERY_TARGET_MS else 'SLOW'}")
-    print(f"\nsend activity, {args.rounds} rounds of {args.sends} messages each way (median of the rounds):")
+    on, off = (statistics.median(bare[enabled]) for enabled in (True, False))
+    print(
+        f"\nbare writes (recorded, decision, sent, delivered), database CPU, {args.rounds} rounds of "
+        f"{4 * args.sends} each way: {on:.2f} ms/message with the triggers, {off:.2f} ms without "
+        f"(+{on - off:.2f} ms)"
+    )
+    print(f"send activity, {args.rounds} rounds of {args.sends} messages each way (median of the rounds):")
     for index, measure in enumerate(("wall", "CPU")):
         on, off = (statistics.median(sends[enabled][index]) for enabled in (True, False))
         overhead = on / off - 1
