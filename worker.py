@@ -25,6 +25,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 import journeys.code  # noqa: F401 (the code journeys register with the enrollment workflow)
 import workflows
 from activities.registry import build_activities, delivery_queue, provider_rate_limits
+from aftercare.analytics.fold import fold_forever
 from aftercare.availability import TEMPORAL, unavailable_part
 from aftercare.db.engine import create_engine, session_factory
 from aftercare.fhir_sync.sources import source_plans
@@ -139,11 +140,20 @@ async def run_worker(settings: Settings | None = None) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     log.info("worker started", extra={"task_queue": settings.temporal_task_queue, "workers": len(workers)})
+    folder = (
+        asyncio.create_task(fold_forever(engine, settings.analytics_fold_seconds))
+        if settings.analytics_fold_seconds
+        else None
+    )
     async with contextlib.AsyncExitStack() as running:
         for worker in workers:
             await running.enter_async_context(worker)
         await stop.wait()
         log.info("worker stopping")
+    if folder is not None:
+        folder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await folder
     await engine.dispose()
 
 

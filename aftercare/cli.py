@@ -64,9 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="apply database migrations to DATABASE_URL")
 
     analytics = commands.add_parser(
-        "analytics", help="compare the analytics rollups with the facts, or rebuild"
+        "analytics", help="compare the analytics rollups with the facts, rebuild them, or fold deltas"
     )
-    analytics.add_argument("analytics_action", choices=["check", "rebuild"])
+    analytics.add_argument("analytics_action", choices=["check", "rebuild", "fold"])
 
     keys = commands.add_parser("api-keys", help="make, list and revoke API keys in DATABASE_URL")
     key_commands = keys.add_subparsers(dest="api_keys_command", required=True)

@@ -190,6 +190,8 @@ class Settings(BaseSettings):
     campaign_delivery_concurrency: int = Field(default=16, ge=1, le=256)
     # Analytics CSV exports: counts from 1 up to this one less are shown as "<N" (the small-cell rule).
     analytics_small_cell: int = Field(default=11, ge=1, le=1000)
+    # Seconds between two folds of the analytics deltas into the rollups (the worker's loop; 0: none).
+    analytics_fold_seconds: float = Field(default=1.0, ge=0, le=3600)
 
     hospital_name: str = "Aftercare General Hospital"
     hospital_address: str = "1 Hospital Way\nSpringfield, MA 01101"

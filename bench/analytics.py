@@ -1,19 +1,25 @@
-"""Analytics at scale: every analytics query's latency over millions of facts, the rollup triggers'
-cost on the send path, and how soon a fact shows in the analytics.
+"""Analytics at scale: every analytics query's latency over millions of facts, what the rollup triggers
+add to the real send path, and how soon a fact shows in the analytics while the folder runs.
 
     python bench/analytics.py                                  # 10M messages, 1M enrollments
-    python bench/analytics.py --messages 200000 --enrollments 20000 --rate 500 --duration 10
+    python bench/analytics.py --messages 1000000 --enrollments 100000 --rate 500 --duration 20
 
-It creates a fresh database, migrates it and writes the facts in SQL (`generate_series`) with the
-rollup triggers on, as the application would: patients in two facilities, enrollments of three journeys
-(running, completed, exited) with their step records, messages over 90 days with their fates, bounce
-events and guardrail decisions. Then:
+It creates a fresh database, migrates it and writes the facts in SQL (`generate_series`, with
+`bench/population.py`) with the rollup triggers on, as the application would: patients in two
+facilities, enrollments of three journeys (running, completed, exited) with their step records,
+messages over 90 days with their fates, bounce events and guardrail decisions; the deltas the triggers
+appended are then folded. Then:
 - **queries**: each analytics read (funnel, messages by each grouping, daily and hourly series) run
   `--repeat` times; p50 and p95 (target p95 < 300 ms);
-- **ingest overhead**: the send path's writes (a message recorded, then sent, then delivered, each
-  its own transaction) timed with the triggers and with them disabled (target < 5 %);
-- **freshness**: messages written at `--rate` per second for `--duration` seconds while a reader polls
-  the messages' totals; the time from each commit to the reader seeing it (target p99 < 5 s).
+- **ingest overhead**: the send activity's whole work for one message (`send_message` as the worker
+  runs it: guardrails, the intent claimed, the decision logged, the text sent through the `twilio` SDK
+  to `tests/twilio_server.py`, the status written) for patients stored through the product's
+  ingestion (`tests/population.py`), in alternating rounds with the analytics triggers enabled and
+  disabled; wall time and CPU time (this process plus the database backends serving it, read from
+  /proc, which load does not distort) per message (target < 5 %);
+- **freshness**: messages written at `--rate` per second for `--duration` seconds while the folder
+  runs every second (as in the worker) and a reader polls the messages' totals: the time from each
+  commit to the reader seeing it (target p99 < 5 s), the fold rounds' times and the largest backlog.
 The database is dropped at the end unless `--keep`.
 """
 
@@ -21,24 +27,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
+import os
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
 if __package__ in (None, ""):  # run as `python bench/<name>.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from temporalio.testing import ActivityEnvironment
+
+from activities.messaging.outbox import OutboxProvider
+from activities.messaging.providers import ProviderRegistry
+from activities.messaging.send import MessagingActivities
+from activities.messaging.twilio_sms import TwilioSmsProvider
+from aftercare.analytics.fold import fold
 from aftercare.analytics.funnel import journey_funnel
 from aftercare.analytics.messages import message_rows
 from aftercare.analytics.series import journey_series, message_series
-from aftercare.db.engine import create_engine, normalise_database_url, session_factory
-from aftercare.db.migrate import libpq_dsn, upgrade
+from aftercare.db.engine import create_engine, session_factory
+from aftercare.db.migrate import libpq_dsn
+from bench.population import create_database, drop_database, percentile, run_statements
+from models.journey import SendSpec
+from tests.helpers import TWILIO_ACCOUNT_SID, send_request
+from tests.population import store_patients, synthetic_patient
+from tests.twilio_server import running_twilio
 
 QUERY_TARGET_MS = 300.0
 OVERHEAD_TARGET = 0.05
@@ -101,41 +117,15 @@ GENERATE = [
 ]
 
 
-def create_database(server: str) -> str:
-    """A new, migrated database on the server; its SQLAlchemy URL."""
-    name = f"aftercare_bench_analytics_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(libpq_dsn(server), autocommit=True) as connection:
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = normalise_database_url(server).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    return url
-
-
-def drop_database(server: str, url: str) -> None:
-    """Drop the benchmark database."""
-    name = normalise_database_url(url).database or ""
-    with psycopg.connect(libpq_dsn(server), autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 def generate(url: str, enrollments: int, messages: int) -> None:
-    """Write the facts (the triggers fill the rollups as they go)."""
+    """Write the facts (the triggers append their deltas as they go), then fold the deltas in."""
     patients = max(1000, enrollments // 2)
+    run_statements(url, GENERATE, {"e": enrollments, "m": messages, "p": patients})
+    started = time.perf_counter()
     with psycopg.connect(libpq_dsn(url), autocommit=True) as connection:
-        for statement in GENERATE:
-            text = statement.replace(":e", str(enrollments)).replace(":m", str(messages))
-            text = text.replace(":p", str(patients))
-            started = time.perf_counter()
-            cursor = connection.execute(text)
-            table = text.split("INSERT INTO ")[1].split()[0]
-            print(f"  {table:<20} {cursor.rowcount:>11,} rows  {time.perf_counter() - started:7.1f}s")
+        row = connection.execute("SELECT analytics_fold()").fetchone()
         connection.execute("VACUUM ANALYZE")
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1))]
+    print(f"  folded into {row[0] if row else 0:,} rollup rows  {time.perf_counter() - started:7.1f}s")
 
 
 async def queries(url: str, repeat: int) -> list[tuple[str, float, float]]:
@@ -169,61 +159,158 @@ async def queries(url: str, repeat: int) -> list[tuple[str, float, float]]:
     return results
 
 
-SEND_PATH = [
+# The analytics triggers (migrations 0013 and 0015), disabled for the "without" rounds.
+TRIGGERS = {
+    "enrollments": ("analytics_rollup", "analytics_rollup_update"),
+    "enrollment_steps": ("analytics_rollup",),
+    "messages": ("analytics_rollup", "analytics_rollup_update"),
+    "message_events": ("analytics_rollup",),
+    "inbound_messages": ("analytics_rollup",),
+    "consent_events": ("analytics_rollup",),
+    "send_decisions": ("analytics_rollup",),
+}
+SEND_PATIENTS = 200
+WRITERS = 8
+RECORD = (
     "INSERT INTO messages (id, idempotency_key, patient_id, journey_key, channel, template_key, status) "
-    "VALUES (%(id)s, %(id)s, 'p1', 'journey-1', 'sms', 'template-1', 'pending')",
+    "VALUES (%(id)s, %(id)s, 'p1', 'journey-1', 'sms', 'template-1', 'pending')"
+)
+
+
+def set_triggers(url: str, enabled: bool) -> None:
+    """Enable or disable the analytics triggers."""
+    verb = "ENABLE" if enabled else "DISABLE"
+    with psycopg.connect(libpq_dsn(url), autocommit=True) as connection:
+        for table, triggers in TRIGGERS.items():
+            for trigger in triggers:
+                connection.execute(f"ALTER TABLE {table} {verb} TRIGGER {trigger}")  # names are constants
+
+
+def backends_cpu(url: str) -> float:
+    """CPU seconds used so far by the database's other backends (this benchmark's connections)."""
+    with psycopg.connect(libpq_dsn(url), autocommit=True) as connection:
+        pids = [
+            row[0]
+            for row in connection.execute(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ]
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
+# The send path's own writes for one message, bare (no guardrails, no provider): recorded, its decision,
+# sent, delivered.
+BARE_WRITES = [
+    RECORD,
+    "INSERT INTO send_decisions (patient_id, idempotency_key, channel, journey_key, purpose, decision, rule) "
+    "VALUES ('p1', %(id)s, 'sms', 'journey-1', 'care', 'sent', 'allow')",
     "UPDATE messages SET status = 'sent', sent_at = now(), attempts = 1, updated_at = now() "
     "WHERE id = %(id)s",
     "UPDATE messages SET status = 'delivered', delivered_at = now(), updated_at = now() WHERE id = %(id)s",
 ]
 
 
-def send_path(url: str, count: int, tag: str) -> float:
-    """Seconds for `count` messages through the send path's three transactions."""
+def bare_writes(url: str, count: int, rounds: int) -> dict[bool, list[float]]:
+    """Per round, with the triggers on (True) and off (False), alternating: milliseconds of database
+    CPU per message for the bare writes (what the triggers add, without the rest of a send)."""
+    results: dict[bool, list[float]] = {True: [], False: []}
+    sent = 0
     with psycopg.connect(libpq_dsn(url), autocommit=True) as connection:
-        started = time.perf_counter()
-        for number in range(count):
-            for statement in SEND_PATH:
-                connection.execute(statement, {"id": f"{tag}-{number}"})
-        return time.perf_counter() - started
+        for round_number in range(2 * rounds + 1):
+            enabled = round_number % 2 == 0
+            set_triggers(url, enabled)
+            before = backends_cpu(url)
+            for _ in range(count):
+                sent += 1
+                for statement in BARE_WRITES:
+                    connection.execute(statement, {"id": f"bare-{sent}"})
+            if round_number > 0:
+                results[enabled].append((backends_cpu(url) - before) / count * 1000)
+    set_triggers(url, True)
+    return results
 
 
-def ingest_overhead(url: str, count: int) -> tuple[float, float]:
-    """Per-message milliseconds with and without the triggers (alternating rounds, best of three)."""
-    with_triggers, without = [], []
-    with psycopg.connect(libpq_dsn(url), autocommit=True) as admin:
-        for round_number in range(3):
-            with_triggers.append(send_path(url, count, f"on{round_number}"))
-            admin.execute("ALTER TABLE messages DISABLE TRIGGER analytics_rollup")
-            try:
-                without.append(send_path(url, count, f"off{round_number}"))
-            finally:
-                admin.execute("ALTER TABLE messages ENABLE TRIGGER analytics_rollup")
-        admin.execute("DELETE FROM messages WHERE id LIKE 'o%%'")
-    return min(with_triggers) / count * 1000, min(without) / count * 1000
+async def send_path(url: str, sends: int, rounds: int) -> dict[bool, tuple[list[float], list[float]]]:
+    """Per round, with the triggers on (True) and off (False), alternating: milliseconds of wall time
+    and of CPU time (this process and the database backends) per message sent by the send activity."""
+    engine = create_engine(url, pool_size=2)
+    sessions = session_factory(engine)
+    patients = await store_patients(
+        sessions, [synthetic_patient(index) for index in range(1, SEND_PATIENTS + 1)]
+    )
+    results: dict[bool, tuple[list[float], list[float]]] = {True: ([], []), False: ([], [])}
+    environment = ActivityEnvironment()
+    sent = 0
+    try:
+        with running_twilio() as twilio:
+            provider = TwilioSmsProvider(
+                TWILIO_ACCOUNT_SID, "auth-token", "+15005550006", base_url=twilio.base_url
+            )
+            activities = MessagingActivities(sessions, ProviderRegistry({"sms": provider}, OutboxProvider()))
+            for round_number in range(2 * rounds + 1):
+                enabled = round_number % 2 == 0
+                set_triggers(url, enabled)
+                cpu_before, db_before = time.process_time(), backends_cpu(url)
+                started = time.perf_counter()
+                for _ in range(sends):
+                    sent += 1
+                    request = send_request(
+                        SendSpec(channel="sms", body="Your follow-up is due, {{ patient.given }}"),
+                        visit=sent,
+                        enrollment_id=f"bench-{sent}",
+                        patient_id=patients[sent % len(patients)],
+                        journey_key="journey-1",
+                    )
+                    result = await environment.run(activities.send_message, request)
+                    if result.status not in ("sent", "queued"):
+                        raise RuntimeError(f"send {sent}: {result.status} {result.reason}")
+                wall = time.perf_counter() - started
+                cpu = time.process_time() - cpu_before + backends_cpu(url) - db_before
+                if round_number > 0:  # the first round warms the caches
+                    results[enabled][0].append(wall / sends * 1000)
+                    results[enabled][1].append(cpu / sends * 1000)
+    finally:
+        set_triggers(url, True)
+        await engine.dispose()
+    return results
 
 
-async def freshness(url: str, rate: float, duration: float) -> list[float]:
-    """Seconds from each message's commit to a reader seeing it in the totals."""
+async def freshness(url: str, rate: float, duration: float) -> tuple[list[float], list[float], int]:
+    """Seconds from each message's commit to a reader seeing it in the totals, while the folder runs
+    every second; the fold rounds' seconds; the most deltas pending at once."""
     engine = create_engine(url, pool_size=2)
     sessions = session_factory(engine)
     commits: list[float] = []
     lags: list[float] = []
+    folds: list[float] = []
+    backlog = 0
     async with sessions() as session:
         baseline = sum(row.counts["messages"] for row in await message_rows(session, "channel"))
     done = asyncio.Event()
 
-    async def writer() -> None:
+    async def writer(lane: int) -> None:
+        # Each of WRITERS connections writes every WRITERS-th fact of the schedule, so the rate holds
+        # though one commit takes longer than 1/rate on a loaded machine.
         async with await psycopg.AsyncConnection.connect(libpq_dsn(url), autocommit=True) as connection:
-            started = time.perf_counter()
-            number = 0
-            while time.perf_counter() - started < duration:
-                due = started + number / rate
+            number = lane
+            while (due := started + number / rate) - started < duration:
                 if (wait := due - time.perf_counter()) > 0:
                     await asyncio.sleep(wait)
-                await connection.execute(SEND_PATH[0], {"id": f"fresh-{number}"})
+                await connection.execute(RECORD, {"id": f"fresh-{number}"})
                 commits.append(time.perf_counter())
-                number += 1
+                number += WRITERS
+
+    async def writers() -> None:
+        await asyncio.gather(*(writer(lane) for lane in range(WRITERS)))
         done.set()
 
     async def reader() -> None:
@@ -237,11 +324,25 @@ async def freshness(url: str, rate: float, duration: float) -> list[float]:
             seen = max(seen, visible)
             await asyncio.sleep(0.05)
 
+    async def folder() -> None:
+        nonlocal backlog
+        async with await psycopg.AsyncConnection.connect(libpq_dsn(url), autocommit=True) as connection:
+            while not done.is_set():
+                row = await (
+                    await connection.execute("SELECT count(*) FROM analytics_messages_delta")
+                ).fetchone()
+                backlog = max(backlog, int(row[0]) if row else 0)
+                started = time.perf_counter()
+                await fold(engine)
+                folds.append(time.perf_counter() - started)
+                await asyncio.sleep(1.0)
+
     try:
-        await asyncio.gather(writer(), reader())
+        started = time.perf_counter()
+        await asyncio.gather(writers(), reader(), folder())
     finally:
         await engine.dispose()
-    return lags
+    return lags, folds, backlog
 
 
 def main() -> None:
@@ -252,22 +353,28 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000_000)
     parser.add_argument("--enrollments", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=20, help="runs of each query")
-    parser.add_argument("--sends", type=int, default=500, help="messages per ingest round")
+    parser.add_argument("--sends", type=int, default=100, help="messages per send-path round")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="send-path rounds with the triggers, and without"
+    )
     parser.add_argument("--rate", type=float, default=500.0, help="facts per second for freshness")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of the freshness run")
     parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--keep", action="store_true", help="keep the database")
     args = parser.parse_args()
 
-    url = create_database(args.server)
+    url = create_database(args.server, "analytics")
     try:
         print(f"writing {args.messages:,} messages, {args.enrollments:,} enrollments (triggers on)")
         started = time.perf_counter()
         generate(url, args.enrollments, args.messages)
-        print(f"  in {time.perf_counter() - started:.0f}s (analysed)\n")
+        print(
+            f"  in {time.perf_counter() - started:.0f}s (analysed), load average {os.getloadavg()[0]:.1f}\n"
+        )
         results = asyncio.run(queries(url, args.repeat))
-        on, off = ingest_overhead(url, args.sends)
-        lags = asyncio.run(freshness(url, args.rate, args.duration))
+        bare = bare_writes(url, 4 * args.sends, args.rounds)
+        sends = asyncio.run(send_path(url, args.sends, args.rounds))
+        lags, folds, backlog = asyncio.run(freshness(url, args.rate, args.duration))
     finally:
         if not args.keep:
             drop_database(args.server, url)
@@ -275,12 +382,23 @@ def main() -> None:
     print(f"{'query':<26} {'p50':>9} {'p95':>9}  target p95 < {QUERY_TARGET_MS:g} ms")
     for name, p50, p95 in results:
         print(f"{name:<26} {p50:>7.1f}ms {p95:>7.1f}ms  {'ok' if p95 < QUERY_TARGET_MS else 'SLOW'}")
-    overhead = on / off - 1
-    verdict = "ok" if overhead < OVERHEAD_TARGET else "OVER"
+    on, off = (statistics.median(bare[enabled]) for enabled in (True, False))
     print(
-        f"\nsend path (record, sent, delivered): {on:.2f} ms/message with the triggers, {off:.2f} ms without:"
-        f" {overhead:+.1%}  target < {OVERHEAD_TARGET:.0%}  {verdict}"
+        f"\nbare writes (recorded, decision, sent, delivered), database CPU, {args.rounds} rounds of "
+        f"{4 * args.sends} each way: {on:.2f} ms/message with the triggers, {off:.2f} ms without "
+        f"(+{on - off:.2f} ms)"
     )
+    print(f"send activity, {args.rounds} rounds of {args.sends} messages each way (median of the rounds):")
+    for index, measure in enumerate(("wall", "CPU")):
+        on, off = (statistics.median(sends[enabled][index]) for enabled in (True, False))
+        overhead = on / off - 1
+        verdict = "ok" if overhead < OVERHEAD_TARGET else "OVER"
+        print(
+            f"  {measure:<4} rounds on {[round(x, 2) for x in sends[True][index]]}, "
+            f"off {[round(x, 2) for x in sends[False][index]]}\n"
+            f"  {measure:<4} {on:.2f} ms/message with the triggers, {off:.2f} ms without: {overhead:+.1%}"
+            f"  target < {OVERHEAD_TARGET:.0%}  {verdict}"
+        )
     if lags:
         p99 = percentile(lags, 0.99)
         print(
@@ -289,6 +407,12 @@ def main() -> None:
             f"{statistics.median(lags) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {max(lags) * 1000:.0f} ms"
             f"  target p99 < {FRESHNESS_TARGET_S:g}s  {'ok' if p99 < FRESHNESS_TARGET_S else 'LATE'}"
         )
+    if folds:
+        print(
+            f"folder every 1 s: {len(folds)} rounds, p50 {statistics.median(folds) * 1000:.0f} ms, "
+            f"max {max(folds) * 1000:.0f} ms; at most {backlog:,} message deltas pending"
+        )
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -46,7 +46,8 @@ from aftercare.db.migrate import libpq_dsn
 from aftercare.facilities.scope import enter_scope, request_boundary
 from aftercare.segments.evaluate import members
 from aftercare.segments.library import segment_library
-from bench.segments import create_database, drop_database, generate
+from bench.population import create_database, drop_database
+from bench.segments import generate
 from bench.stack import dev_stack
 from bench.trigger_latency import JOURNEY, TEMPLATE, collect, drive, percentiles
 

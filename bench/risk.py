@@ -41,7 +41,7 @@ from aftercare.db.engine import create_engine, session_factory
 from aftercare.db.migrate import libpq_dsn
 from aftercare.store.resources import store_resources
 from aftercare.store.risk_scores import record_risk_scores, rescore_patients
-from bench.segments import create_database, drop_database
+from bench.population import create_database, drop_database
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 HOOK = "record_risk_scores"  # what `record_derived` calls to score discharges

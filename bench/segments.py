@@ -17,20 +17,19 @@ import asyncio
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
 if __package__ in (None, ""):  # run as `python bench/<name>.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aftercare.db.engine import create_engine, normalise_database_url, session_factory
-from aftercare.db.migrate import libpq_dsn, upgrade
+from aftercare.db.migrate import libpq_dsn
 from aftercare.segments.evaluate import members
 from aftercare.segments.library import segment_library
+from bench.population import create_database, drop_database, run_statements
 
 TARGET_SECONDS = 2.0
 
@@ -120,33 +119,10 @@ GENERATE = [
 ]
 
 
-def create_database(server: str) -> str:
-    """A new, migrated database on the server; its SQLAlchemy URL."""
-    name = f"aftercare_bench_segments_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(libpq_dsn(server), autocommit=True) as connection:
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = normalise_database_url(server).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    return url
-
-
-def drop_database(server: str, url: str) -> None:
-    """Drop the benchmark database."""
-    name = normalise_database_url(url).database or ""
-    with psycopg.connect(libpq_dsn(server), autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 def generate(url: str, patients: int) -> int:
     """Fill the database; returns the number of fact rows written."""
+    run_statements(url, GENERATE, {"n": patients})
     with psycopg.connect(libpq_dsn(url), autocommit=True) as connection:
-        for statement in GENERATE:
-            started = time.perf_counter()
-            text = statement.replace(":n", str(int(patients)))
-            cursor = connection.execute(text)
-            table = text.split("INSERT INTO ")[1].split()[0]
-            print(f"  {table:<24} {cursor.rowcount:>10,} rows  {time.perf_counter() - started:6.1f}s")
-        connection.execute("VACUUM ANALYZE")
         row = connection.execute(
             "SELECT (SELECT count(*) FROM clinical_conditions) + (SELECT count(*) FROM clinical_observations)"
             " + (SELECT count(*) FROM clinical_encounters) + (SELECT count(*) FROM clinical_medications)"

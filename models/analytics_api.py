@@ -61,6 +61,11 @@ class MessageRowView(BaseModel):
     replied: int = Field(description="sent, and the patient texted back (not a keyword) within 7 days")
     opted_out: int = Field(description="sent, and the patient withdrew a consent within 7 days")
     blocked_by: dict[str, int] = Field(default={}, description="blocking decisions per guardrail rule")
+    failed_by: dict[str, int] = Field(
+        default={},
+        description="failed messages per reason: the provider and the error code it gave "
+        "(`twilio code 21211`, `sendgrid HTTP 400`, `smtp SMTP 550`), `<provider> other` without one",
+    )
     deferred_by: dict[str, int] = Field(default={}, description="deferrals per guardrail rule")
     rates: dict[str, float | None] = Field(description="`<part>_of_<whole>`; null when the whole is 0")
 
@@ -138,6 +143,11 @@ class AttendanceRowView(BaseModel):
 
 
 class AttendanceView(BaseModel):
-    """Attendance per event and session."""
+    """Attendance per event and session, and the invitations sent per event."""
 
     rows: list[AttendanceRowView]
+    invited: dict[str, int] = Field(
+        default={},
+        description="per event: invitations that went out, from journeys' invite steps (the step's "
+        "message queued, sent, delivered or printed) and from campaigns inviting to it (messages sent)",
+    )

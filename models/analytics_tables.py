@@ -1,5 +1,7 @@
-"""Rollup tables of analytics: counts kept by database triggers in the transaction of each fact
-(migration `0010`), keyed by the facility a fact is counted in, never by patient.
+"""Rollup tables of analytics: counts kept from the facts by database triggers (migrations `0013`,
+`0015`), keyed by the facility a fact is counted in, never by patient. The triggers append each fact's
+contribution to the rollup's `_delta` table in the fact's transaction; a folder moves the deltas into
+the rollup every second; readers read both (`live()`).
 
 On `models/table_base.py`'s `Base`; `models/tables.py` imports them, so migrations see them. A fact is
 counted in the message's own facility, else the first (by key) of its patient's facilities, else `""`;
@@ -11,9 +13,22 @@ enrollment's start or end).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar, cast
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, SmallInteger, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    select,
+    union_all,
+)
+from sqlalchemy.orm import Mapped, aliased, mapped_column
 
 from models.table_base import Base
 
@@ -29,8 +44,9 @@ def _count() -> Mapped[int]:
 
 
 def _shard() -> Mapped[int]:
-    """Part of the key of the busiest rollups: rows split by the fact's id (0-15), so concurrent
-    writers seldom wait for one row's lock; every read sums over it."""
+    """Part of the key of the busiest rollups: 0-15 by the fact's id in migration `0013` (so concurrent
+    senders seldom waited for one row's lock), always 0 since `0015` (only the folder writes them);
+    every read sums over it."""
     return mapped_column(SmallInteger, primary_key=True)
 
 
@@ -147,6 +163,22 @@ class AnalyticsMessages(Base):
     opted_out: Mapped[int] = _count()
 
 
+class AnalyticsFailure(Base):
+    """Failed messages per hour of creation, channel, journey, template and campaign run, by reason: the
+    provider and the error code it gave (`twilio code 21211`, `sendgrid HTTP 400`), never its text."""
+
+    __tablename__ = "analytics_failures"
+
+    facility: Mapped[str] = _key()
+    hour: Mapped[datetime] = _hour()
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    journey_key: Mapped[str] = _key()
+    template_key: Mapped[str] = _key()
+    campaign_run_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    reason: Mapped[str] = _key()
+    n: Mapped[int] = _count()
+
+
 class AnalyticsDecision(Base):
     """Guardrail decisions per hour, channel, journey, decision and rule (why a send was blocked)."""
 
@@ -160,3 +192,49 @@ class AnalyticsDecision(Base):
     rule: Mapped[str] = mapped_column(String(32), primary_key=True)
     shard: Mapped[int] = _shard()
     n: Mapped[int] = _count()
+
+
+ROLLUP_MODELS: tuple[type[Base], ...] = (
+    AnalyticsEntry,
+    AnalyticsOutcome,
+    AnalyticsStep,
+    AnalyticsStepExit,
+    AnalyticsWaiting,
+    AnalyticsDuration,
+    AnalyticsPath,
+    AnalyticsMessages,
+    AnalyticsFailure,
+    AnalyticsDecision,
+)
+
+
+def _delta_table(model: type[Base]) -> Table:
+    """`<rollup>_delta` (migration `0015`): the rollup's columns, no key, no index. The triggers append
+    each fact's signed contribution here; `analytics_fold()` moves them into the rollup."""
+    rollup = cast(Table, model.__table__)
+    return Table(
+        f"{rollup.name}_delta",
+        Base.metadata,
+        *(
+            Column(column.name, column.type, nullable=False, server_default=column.server_default)
+            for column in rollup.columns
+        ),
+    )
+
+
+_M = TypeVar("_M", bound=Base)
+DELTAS: dict[str, Table] = {
+    table.name.removesuffix("_delta"): table for table in map(_delta_table, ROLLUP_MODELS)
+}
+
+
+def live(model: type[_M]) -> type[_M]:
+    """The rollup as readers see it: its folded rows and its pending deltas together (every reader sums,
+    so a key in both adds up), hence exactly the facts of the reader's snapshot, folded or not."""
+    rollup = cast(Table, model.__table__)
+    delta = DELTAS[rollup.name]
+    names = [column.name for column in rollup.columns]
+    rows = union_all(
+        select(*(rollup.c[name] for name in names)), select(*(delta.c[name] for name in names))
+    ).subquery(f"{rollup.name}_live")
+    return cast(type[_M], aliased(model, rows, adapt_on_names=True))

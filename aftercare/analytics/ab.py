@@ -10,10 +10,10 @@ from typing import Literal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aftercare.analytics.live import PATHS, STEPS
 from aftercare.analytics.stats import Comparison, compare_variants
 from aftercare.campaigns.results import run_results
 from aftercare.store.campaigns import get_run, runs_of
-from models.analytics_tables import AnalyticsPath, AnalyticsStep
 
 Conversion = Literal["delivered", "opened", "clicked", "replied"]
 
@@ -49,11 +49,11 @@ async def journey_split_ab(
     """A journey's split step compared: per path, the enrollments sent down it (exposures) and those
     of them that ended with the outcome `goal` (conversions). Enrollments still running count as
     exposed, not converted."""
-    recorded = AnalyticsStep
+    recorded = STEPS
     exposed = select(recorded.result, func.sum(recorded.n)).where(
         recorded.journey_key == journey_key, recorded.step == step, recorded.result.startswith("path ")
     )
-    paths = AnalyticsPath
+    paths = PATHS
     converted = select(paths.path, func.sum(paths.n)).where(
         paths.journey_key == journey_key, paths.step == step, paths.outcome == goal
     )

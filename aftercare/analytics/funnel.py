@@ -11,16 +11,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aftercare.analytics.live import DURATIONS, ENTRIES, EXITS, OUTCOMES, STEPS, WAITING
 from aftercare.analytics.window import Window, percentile_bound
 from aftercare.store.journeys import get_journey
-from models.analytics_tables import (
-    AnalyticsDuration,
-    AnalyticsEntry,
-    AnalyticsOutcome,
-    AnalyticsStep,
-    AnalyticsStepExit,
-    AnalyticsWaiting,
-)
 
 GOAL = "goal:"
 
@@ -101,8 +94,8 @@ async def journey_funnel(
     def step(step_id: str) -> StepFunnel:
         return steps.setdefault(step_id, StepFunnel(step_id))
 
-    entered = sum(row[-1] for row in await scope.sums(session, AnalyticsEntry, [], AnalyticsEntry.entered))
-    recorded = AnalyticsStep
+    entered = sum(row[-1] for row in await scope.sums(session, ENTRIES, [], ENTRIES.entered))
+    recorded = STEPS
     for step_id, result, branch, count in await scope.sums(
         session, recorded, [recorded.step, recorded.result, recorded.branch], recorded.n
     ):
@@ -115,23 +108,23 @@ async def journey_funnel(
         taken = _branch_taken(result, branch)
         if taken is not None:
             row.branches[taken] = row.branches.get(taken, 0) + count
-    waiting = AnalyticsWaiting
+    waiting = WAITING
     for step_id, count in await scope.sums(session, waiting, [waiting.step], waiting.waiting, windowed=False):
         step(step_id).waiting = count
-    exits = AnalyticsStepExit
+    exits = EXITS
     for after_step, status, count in await scope.sums(
         session, exits, [exits.after_step, exits.status], exits.n
     ):
         if after_step:
             step(after_step).exited[status] = count
     outcomes: dict[str, OutcomeFunnel] = {}
-    ended = AnalyticsOutcome
+    ended = OUTCOMES
     for outcome, status, count in await scope.sums(session, ended, [ended.outcome, ended.status], ended.n):
         reached = outcomes.setdefault(outcome, OutcomeFunnel(outcome))
         reached.count += count
         reached.statuses[status] = count
     histograms: dict[str, dict[int, int]] = defaultdict(dict)
-    durations = AnalyticsDuration
+    durations = DURATIONS
     for point, bound, count in await scope.sums(
         session, durations, [durations.point, durations.le], durations.n
     ):

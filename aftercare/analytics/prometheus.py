@@ -12,14 +12,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aftercare.analytics import live
 from aftercare.analytics.messages import COUNTS
-from models.analytics_tables import (
-    AnalyticsDecision,
-    AnalyticsEntry,
-    AnalyticsMessages,
-    AnalyticsOutcome,
-    AnalyticsWaiting,
-)
 
 MESSAGES = "aftercare_analytics_messages"
 ENTERED = "aftercare_analytics_enrollments_entered"
@@ -43,7 +37,7 @@ class Snapshot:
 async def read_snapshot(session: AsyncSession) -> Snapshot:
     """Every total, in five grouped reads of the rollups."""
     snapshot = Snapshot()
-    table = AnalyticsMessages
+    table = live.MESSAGES
     sums = [func.sum(getattr(table, name)) for name in COUNTS]
     for facility, channel, *values in await session.execute(
         select(table.facility, table.channel, *sums).group_by(table.facility, table.channel)
@@ -51,7 +45,7 @@ async def read_snapshot(session: AsyncSession) -> Snapshot:
         snapshot.messages.extend(
             (facility, channel, name, int(value or 0)) for name, value in zip(COUNTS, values, strict=True)
         )
-    entries = AnalyticsEntry
+    entries = live.ENTRIES
     snapshot.entered = [
         (facility, journey, int(n))
         for facility, journey, n in await session.execute(
@@ -60,7 +54,7 @@ async def read_snapshot(session: AsyncSession) -> Snapshot:
             )
         )
     ]
-    outcomes = AnalyticsOutcome
+    outcomes = live.OUTCOMES
     snapshot.ended = [
         (facility, journey, status, int(n))
         for facility, journey, status, n in await session.execute(
@@ -69,7 +63,7 @@ async def read_snapshot(session: AsyncSession) -> Snapshot:
             )
         )
     ]
-    decided = AnalyticsDecision
+    decided = live.DECISIONS
     snapshot.decisions = [
         (facility, channel, decision, rule, int(n))
         for facility, channel, decision, rule, n in await session.execute(
@@ -78,7 +72,7 @@ async def read_snapshot(session: AsyncSession) -> Snapshot:
             ).group_by(decided.facility, decided.channel, decided.decision, decided.rule)
         )
     ]
-    waiting = AnalyticsWaiting
+    waiting = live.WAITING
     snapshot.waiting = [
         (facility, journey, step, int(n))
         for facility, journey, step, n in await session.execute(

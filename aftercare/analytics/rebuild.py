@@ -1,7 +1,8 @@
 """Every rollup table recomputed from the raw facts with plain GROUP BYs, to compare with the kept one
 (`aftercare analytics check`, `make analytics-check`) or to replace it (`aftercare analytics rebuild`).
 
-The queries here are written independently of the triggers that keep the rollups (migration `0010`);
+The queries here are written independently of the triggers that keep the rollups (migrations `0013`,
+`0015`; the kept rows are the folded ones plus the pending deltas);
 they share only the helper functions that say which facility and hour a fact is counted in and which
 histogram bucket an elapsed time falls in. A fact is counted in its patient's facility as of the moment
 it was counted; after a patient moves to another facility, a check reports the difference and a rebuild
@@ -37,9 +38,16 @@ class Rollup:
 
     @property
     def kept(self) -> str:
-        """The kept rows (a row whose counters all fell back to zero counts as absent)."""
-        nonzero = " OR ".join(f"{count} <> 0" for count in self.counts)
-        return f"SELECT {self.columns} FROM {self.table} WHERE {nonzero}"  # noqa: S608
+        """The kept rows: the rollup's with its pending deltas added, as every reader sees them (a row
+        whose counters all add up to zero counts as absent)."""
+        keys = ", ".join(self.keys)
+        sums = ", ".join(f"sum({count})::bigint" for count in self.counts)
+        nonzero = " OR ".join(f"sum({count}) <> 0" for count in self.counts)
+        return (
+            f"SELECT {keys}, {sums} FROM (SELECT {self.columns} FROM {self.table} "  # noqa: S608
+            f"UNION ALL SELECT {self.columns} FROM {self.table}_delta) AS kept "
+            f"GROUP BY {keys} HAVING {nonzero}"
+        )
 
 
 ROLLUPS: tuple[Rollup, ...] = (
@@ -125,7 +133,7 @@ ROLLUPS: tuple[Rollup, ...] = (
         ),
         "SELECT coalesce(m.facility, analytics_facility(m.patient_id)), analytics_hour(m.created_at), "
         "m.channel, coalesce(m.journey_key, ''), coalesce(m.template_key, ''), "
-        "coalesce(m.campaign_run_id, ''), analytics_shard(m.id), count(*), "
+        "coalesce(m.campaign_run_id, ''), 0, count(*), "
         "count(*) FILTER (WHERE m.sent_at IS NOT NULL), "
         "count(*) FILTER (WHERE m.delivered_at IS NOT NULL OR m.status IN ('delivered', 'printed')), "
         "count(*) FILTER (WHERE m.status IN ('failed', 'undelivered')), "
@@ -141,11 +149,20 @@ ROLLUPS: tuple[Rollup, ...] = (
         "FROM messages m GROUP BY 1, 2, 3, 4, 5, 6, 7",
     ),
     Rollup(
+        "analytics_failures",
+        ("facility", "hour", "channel", "journey_key", "template_key", "campaign_run_id", "reason"),
+        ("n",),
+        "SELECT coalesce(m.facility, analytics_facility(m.patient_id)), analytics_hour(m.created_at), "
+        "m.channel, coalesce(m.journey_key, ''), coalesce(m.template_key, ''), "
+        "coalesce(m.campaign_run_id, ''), analytics_failure_reason(m.provider, m.reason), count(*) "
+        "FROM messages m WHERE m.status IN ('failed', 'undelivered') GROUP BY 1, 2, 3, 4, 5, 6, 7",
+    ),
+    Rollup(
         "analytics_decisions",
         ("facility", "hour", "channel", "journey_key", "decision", "rule", "shard"),
         ("n",),
         "SELECT analytics_facility(patient_id), analytics_hour(created_at), coalesce(channel, ''), "
-        "coalesce(journey_key, ''), decision, rule, analytics_shard(idempotency_key), count(*) "
+        "coalesce(journey_key, ''), decision, rule, 0, count(*) "
         "FROM send_decisions GROUP BY 1, 2, 3, 4, 5, 6, 7",
     ),
 )
@@ -184,8 +201,9 @@ async def rebuild(engine: AsyncEngine) -> None:
 
 
 async def _rebuild(connection: AsyncConnection) -> None:
-    tables = ", ".join(rollup.table for rollup in ROLLUPS)
+    tables = ", ".join(f"{rollup.table}, {rollup.table}_delta" for rollup in ROLLUPS)
     await connection.execute(text(f"LOCK TABLE {tables} IN EXCLUSIVE MODE"))
     for rollup in ROLLUPS:
         await connection.execute(text(f"DELETE FROM {rollup.table}"))  # noqa: S608
+        await connection.execute(text(f"DELETE FROM {rollup.table}_delta"))  # noqa: S608
         await connection.execute(text(f"INSERT INTO {rollup.table} ({rollup.columns}) {rollup.query}"))

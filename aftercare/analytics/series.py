@@ -11,10 +11,10 @@ from typing import Any, Literal
 from sqlalchemy import func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aftercare.analytics.live import ENTRIES, MESSAGES, OUTCOMES
 from aftercare.analytics.messages import COUNTS
 from aftercare.analytics.window import Window
 from aftercare.zones import zone_info
-from models.analytics_tables import AnalyticsEntry, AnalyticsMessages, AnalyticsOutcome
 
 Interval = Literal["hour", "day"]
 
@@ -53,7 +53,7 @@ async def message_series(
     journey_key: str | None = None,
 ) -> list[Point]:
     """Message counts per local hour or day, oldest first (hours without messages left out)."""
-    table = AnalyticsMessages
+    table = MESSAGES
     start = _local_start(table.hour, interval, zone).label("start")
     query = select(start, *(func.sum(getattr(table, name)) for name in COUNTS)).where(
         (window or Window()).over(table.hour)
@@ -76,7 +76,7 @@ async def journey_series(
 ) -> list[Point]:
     """Enrollments entered and ended (per status) per local hour or day, oldest first."""
     window = window or Window()
-    entries, outcomes = AnalyticsEntry, AnalyticsOutcome
+    entries, outcomes = ENTRIES, OUTCOMES
     entry_start = _local_start(entries.hour, interval, zone).label("start")
     entered = (
         select(entry_start, func.sum(entries.entered))

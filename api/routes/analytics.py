@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from aftercare.analytics.ab import Conversion, campaign_ab, journey_split_ab
-from aftercare.analytics.attendance import STATUSES, attendance
+from aftercare.analytics.attendance import STATUSES, attendance, invitations
 from aftercare.analytics.export import rate_cell
 from aftercare.analytics.funnel import journey_funnel
 from aftercare.analytics.messages import COUNTS, RATES, GroupBy, message_rows
@@ -173,6 +173,7 @@ async def messages(
                 key=row.key,
                 **row.counts,
                 blocked_by=row.blocked_by,
+                failed_by=row.failed_by,
                 deferred_by=row.deferred_by,
                 rates=row.rates(),
             )
@@ -311,7 +312,8 @@ async def events_attendance(
     export: ExportDep,
     event_key: Annotated[str | None, Query(description="one event (default: all)")] = None,
 ) -> AttendanceView | Response:
-    """Event attendance per session: registered, waitlisted, cancelled, attended, no-show and its rate."""
+    """Event attendance per session: registered, waitlisted, cancelled, attended, no-show and its rate;
+    the invitations sent per event."""
     rows = await attendance(session, event_key)
     if export.csv:
         return export.response(
@@ -343,5 +345,6 @@ async def events_attendance(
                 no_show_rate=row.no_show_rate,
             )
             for row in rows
-        ]
+        ],
+        invited=await invitations(session, event_key),
     )

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from aftercare.analytics.fold import fold
 from tests.api.test_facilities import JOURNEY, Side, _keys, sides
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -14,7 +16,7 @@ __all__ = ["sides"]  # the fixture, used by name below
 
 
 async def test_a_facility_key_counts_its_own_facility_only(
-    api: httpx.AsyncClient, sides: tuple[Side, Side]
+    api: httpx.AsyncClient, sides: tuple[Side, Side], engine: AsyncEngine
 ) -> None:
     north = {"X-API-Key": (await _keys(api, "north-hospital"))["marketing"]}
     funnel_path = f"/v1/analytics/journeys/{JOURNEY['key']}/funnel"
@@ -31,6 +33,13 @@ async def test_a_facility_key_counts_its_own_facility_only(
     assert [(step["passed"], step["results"]) for step in hello] == [(1, {"sent": 1})]
     assert [(row["key"], row["messages"], row["sent"]) for row in north_sms["rows"]] == [("sms", 1, 1)]
     assert [(row["key"], row["messages"], row["sent"]) for row in group_sms["rows"]] == [("sms", 2, 2)]
+    # The same once the deltas are folded into the rollups (both are scoped by facility).
+    await fold(engine)
+    folded_north = (
+        await api.get("/v1/analytics/messages", params={"group_by": "channel"}, headers=north)
+    ).json()
+    assert folded_north["rows"] == north_sms["rows"]
+    assert (await api.get(funnel_path, headers=north)).json()["entered"] == 1
 
 
 async def test_a_role_without_analytics_read_is_refused(

@@ -21,6 +21,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.registry import build_activities
+from aftercare.analytics.attendance import invitations
 from aftercare.campaigns.audience import variant_for
 from aftercare.campaigns.launch import CampaignLauncher
 from aftercare.campaigns.validation import check_campaign, parse_campaign
@@ -440,6 +441,8 @@ async def test_a_campaign_inviting_to_an_event_gives_each_recipient_their_own_li
         claims = read_link_token(secret, token)
         assert (claims.event_key, claims.patient_id) == ("flu-clinic", patient_id)
         assert claims.expires_at - datetime.now(UTC) <= timedelta(days=3)
+    async with harness.sessions() as session:  # the analytics count the three invitations sent
+        assert await invitations(session, "flu-clinic") == {"flu-clinic": 3}
 
 
 async def test_a_campaign_inviting_to_an_unknown_event_is_refused_and_a_draft_one_sends_nothing(

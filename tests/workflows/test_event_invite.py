@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
+from aftercare.analytics.attendance import invitations
 from aftercare.definitions import DefinitionInvalidError, check_journey
 from aftercare.events.links import read_link_token
 from aftercare.events.store import create_event, publish_event
@@ -104,6 +105,9 @@ async def test_an_invite_step_sends_the_patients_own_link_and_registering_throug
     assert [(r["patient_id"], r["status"], r["source"]) for r in registrations] == [
         (ABDUL_PATIENT_ID, "registered", "self_service")
     ]
+    async with sessions() as session:  # the analytics count the invitation that went out
+        assert await invitations(session, "diabetes-class") == {"diabetes-class": 1}
+        assert await invitations(session) == {"diabetes-class": 1}
     assert await journeys.history(enrollment_id) == [
         ("invite", "sent"),
         ("await-registration", "event"),
