@@ -18,7 +18,6 @@ from aftercare.journey_variables import JourneyVariables
 from aftercare.store.attributes import set_attributes
 from aftercare.store.enrollments import record_progress
 from aftercare.store.patients import get_patient
-from aftercare.zones import zone_info
 from models.temporal import (
     EvaluateConditionsInput,
     EvaluateConditionsResult,
@@ -32,6 +31,7 @@ from models.temporal import (
     UpdateAttributesInput,
     UpdateAttributesResult,
 )
+from models.zones import zone_info
 
 
 def first_true_condition(conditions: Sequence[str], variables: JourneyVariables) -> int | None:

@@ -15,7 +15,7 @@ from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from aftercare.voice.speech import SPEECH_FILTERS
-from aftercare.zones import zone_info
+from models.zones import zone_info
 
 
 def format_datetime(value: Any, format: str = "%A %d %B %Y at %H:%M", tz: str | None = None) -> str:

@@ -19,12 +19,12 @@ from aftercare.analytics.series import journey_series, message_series
 from aftercare.analytics.window import Window
 from aftercare.store.campaigns import get_campaign, latest_campaigns
 from aftercare.store.journeys import get_journey, latest_journeys
-from aftercare.zones import known_zone
 from api.deps import get_services
 from api.routes import analytics as api
 from api.routes.analytics_export import Export
 from console.auth import ConsoleUser
 from console.rendering import render
+from models.zones import known_zone
 
 router = APIRouter(prefix="/console/analytics", include_in_schema=False)
 

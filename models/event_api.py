@@ -15,8 +15,8 @@ from pydantic import (
     model_validator,
 )
 
-from aftercare.zones import known_zone
 from models.journey import Key
+from models.zones import known_zone
 
 SessionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
 EventKind = Literal["in_person", "online", "hybrid"]

@@ -23,12 +23,12 @@ from aftercare.events.outbox import record_effects
 from aftercare.events.store import get_event, sessions_of
 from aftercare.security.rate_limit import RateLimiter, retry_after
 from aftercare.settings import event_link_secret
-from aftercare.zones import zone_info
 from api.deps import ServicesDep
 from api.routes.events import after_commit
 from api.services import Services
 from models.event_api import RegistrationIn
 from models.event_tables import Event, EventRegistration, EventSession
+from models.zones import zone_info
 from patient_pages.pages import PAGE_CSP
 
 router = APIRouter(prefix="/e", tags=["patient pages"], include_in_schema=False)

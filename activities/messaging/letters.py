@@ -17,9 +17,9 @@ from aftercare.letters.logo import LogoCache
 from aftercare.letters.pdf import DateStyle, Letterhead, render_letter
 from aftercare.settings import Settings
 from aftercare.store.letters import letter_status, queue_letter
-from aftercare.zones import zone_info
 from models.facility_tables import Facility
 from models.temporal import MessageStatus
+from models.zones import zone_info
 
 
 class LetterProvider:

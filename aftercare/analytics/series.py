@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aftercare.analytics.live import ENTRIES, MESSAGES, OUTCOMES
 from aftercare.analytics.messages import COUNTS
 from aftercare.analytics.window import Window
-from aftercare.zones import zone_info
+from models.zones import zone_info
 
 Interval = Literal["hour", "day"]
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from aftercare.zones import known_zone, zone_info
 from models.campaign import WEEKDAYS, SendWindow
+from models.zones import known_zone, zone_info
 
 # Far enough ahead to find the next opening of any window with at least one day a week.
 _LOOK_AHEAD_DAYS = 8

@@ -14,8 +14,8 @@ import segno
 from icalendar import Calendar, vCalAddress, vText
 from icalendar import Event as VEvent
 
-from aftercare.zones import zone_info
 from models.event_tables import Event, EventRegistration, EventSession
+from models.zones import zone_info
 
 PRODID = "-//Aftercare//Events//EN"
 INVITE_DOMAIN = "events.aftercare"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
-from aftercare.zones import zone_info
+from models.zones import zone_info
 
 WEEKEND = (5, 6)  # Saturday, Sunday
 

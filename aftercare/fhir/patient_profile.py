@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 from aftercare.fhir.phones import PhoneStatus, normalise_phone
-from aftercare.zones import known_zone
+from models.zones import known_zone
 
 TIMEZONE_EXTENSION = "http://hl7.org/fhir/StructureDefinition/timezone"
 _NAME_USE_RANK = {"usual": 0, "official": 1, None: 2, "temp": 3, "nickname": 4, "anonymous": 5, "maiden": 6}

@@ -22,8 +22,8 @@ from aftercare.guardrails.pause import paused
 from aftercare.guardrails.policy import GuardrailPolicy, parse_quiet_hours
 from aftercare.guardrails.quiet_hours import quiet_until
 from aftercare.guardrails.suppression import suppressed_patient
-from aftercare.zones import zone_info
 from models.tables import Patient
+from models.zones import zone_info
 
 __all__ = ["QUIET_HOURS_ATTRIBUTE", "SendContext", "decide", "judge", "patient_today"]
 

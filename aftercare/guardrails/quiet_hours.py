@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
-from aftercare.zones import zone_info
+from models.zones import zone_info
 
 
 def in_quiet_hours(local: time, window: tuple[time, time]) -> bool:

@@ -29,7 +29,7 @@ from aftercare.hl7v2.sealing import RawSealer
 from aftercare.security.codec import parse_codec_keys
 from aftercare.settings import Settings
 from aftercare.temporal.client import connect_temporal
-from aftercare.zones import zone_info
+from models.zones import zone_info
 
 log = logging.getLogger(__name__)
 

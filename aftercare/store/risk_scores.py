@@ -27,9 +27,9 @@ from aftercare.risk.lace import DatedCondition, lace
 from aftercare.risk.scores import Score
 from aftercare.settings import get_settings
 from aftercare.store.tcm_episodes import Discharged, episode_rows
-from aftercare.zones import zone_info
 from models.facility_tables import Facility
 from models.risk_tables import RiskScore
+from models.zones import zone_info
 
 # Resource types a score reads: a change to one of them scores the patient's discharges again.
 SCORED_FROM = frozenset({"Encounter", "Condition", "Procedure"})

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from aftercare.facilities.calendar import add_business_days
-from aftercare.zones import zone_info
+from models.zones import zone_info
 
 CONTACT_BUSINESS_DAYS = 2
 VISIT_DAYS = {"high": 7, "moderate": 14}

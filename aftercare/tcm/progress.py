@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from aftercare.zones import zone_info
+from models.zones import zone_info
 
 READMISSION_DAYS = 30
 # Care task outcomes that are contact attempts, and whether each reached the patient.

@@ -15,7 +15,7 @@ from typing import Any
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
-from aftercare.zones import zone_info
+from models.zones import zone_info
 
 _DAYS = {
     "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],

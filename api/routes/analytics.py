@@ -16,7 +16,6 @@ from aftercare.analytics.messages import COUNTS, RATES, GroupBy, message_rows
 from aftercare.analytics.series import Interval, Point, journey_series, message_series
 from aftercare.analytics.stats import Comparison
 from aftercare.analytics.window import Window
-from aftercare.zones import known_zone
 from api.deps import SessionDep
 from api.routes.analytics_export import ExportDep
 from models.analytics_api import (
@@ -33,6 +32,7 @@ from models.analytics_api import (
     SeriesView,
     VariantView,
 )
+from models.zones import known_zone
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 

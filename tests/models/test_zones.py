@@ -1,4 +1,4 @@
-"""Every time zone name is parsed by `aftercare/zones.py`: a name that is not a zone, however odd, is a
+"""Every time zone name is parsed by `models/zones.py`: a name that is not a zone, however odd, is a
 `ValueError` (a 400 or 422 to an API caller, a template that cannot render), never an `OSError` or a
 `KeyError` from `zoneinfo` (a 500)."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from aftercare.templating import TemplateRenderError, render
-from aftercare.zones import UnknownZone, known_zone, zone_info
+from models.zones import UnknownZone, known_zone, zone_info
 
 ROOT = Path(__file__).resolve().parents[2]
 ODD = ["Mars/Olympus", "Europe/" + "x" * 300, "../etc/passwd", "/etc/localtime", "Europe/", "", "UTC\x00"]
@@ -41,6 +41,6 @@ def test_no_module_parses_a_zone_name_itself() -> None:
         str(path.relative_to(ROOT))
         for folder in ("aftercare", "activities", "api", "console", "models", "patient_pages", "workflows")
         for path in (ROOT / folder).rglob("*.py")
-        if path != ROOT / "aftercare" / "zones.py" and parsing.search(path.read_text())
+        if path != ROOT / "models" / "zones.py" and parsing.search(path.read_text())
     ]
     assert stragglers == []
