@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import or_, select
@@ -297,14 +297,16 @@ async def check_in_screen(request: Request, key: str, user: ConsoleUser, q: str 
 
 
 @router.post("/{key}/registrations/{registration_id}/check-in", response_class=HTMLResponse)
-async def check_in_one(request: Request, key: str, registration_id: str, user: ConsoleUser) -> Response:
+async def check_in_one(
+    request: Request, key: str, registration_id: str, user: ConsoleUser, background: BackgroundTasks
+) -> Response:
     """Check in the registration picked from the search; back to the check-in screen."""
     form = await read_form(request)
     services = get_services(request)
     query = form.get("q", "").strip()[:100]
     try:
         async with services.sessions() as session:
-            await check_in(key, registration_id, session, services)
+            await check_in(key, registration_id, session, services, background)
     except HTTPException as refused:
         if refused.status_code == 404:
             return render(request, "not_found.html", {"what": f"event {key}"}, status_code=404)

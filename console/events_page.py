@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from aftercare.events import registrations as regs
@@ -128,7 +128,7 @@ async def event(request: Request, key: str, user: ConsoleUser) -> HTMLResponse:
 
 
 @router.post("/{key}/check-in", response_class=HTMLResponse)
-async def check_in(request: Request, key: str, user: ConsoleUser) -> Response:
+async def check_in(request: Request, key: str, user: ConsoleUser, background: BackgroundTasks) -> Response:
     """Check in the registration whose QR code was scanned (or its code typed); a forged code, another
     event's or a cancelled registration's is shown by the field."""
     form = await read_form(request)
@@ -137,7 +137,7 @@ async def check_in(request: Request, key: str, user: ConsoleUser) -> Response:
     services = get_services(request)
     try:
         async with services.sessions() as session:
-            checked = await check_in_by_code(key, CheckInRequest(code=code), session, services)
+            checked = await check_in_by_code(key, CheckInRequest(code=code), session, services, background)
     except HTTPException as error:
         errors = {"code": problem_text(error)}
         if on_screen:

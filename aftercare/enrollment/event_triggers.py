@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -20,11 +20,12 @@ from aftercare.enrollment.starter import ALREADY_HANDLED, EnrollmentStarter, eve
 from aftercare.fhir.fhirpath import FhirPathError, is_true
 from aftercare.journey_variables import event_view
 from aftercare.metrics import TRIGGER_EVENTS
-from aftercare.segments.on_events import SegmentEvent, refresh_on_events
+from aftercare.segments.on_events import SegmentEvent, start_refreshes
 from aftercare.store.enrollments import running_enrollments_of_many
 from aftercare.store.journeys import get_journey, journeys_entered_by_event
 from aftercare.store.patients import existing_patient_ids
 from aftercare.store.resources import load_current
+from aftercare.store.segments import segments_refreshed_by
 from aftercare.store.triggers import (
     EVENT_REFERENCE,
     EVENT_TRIGGER_SOURCE,
@@ -35,6 +36,7 @@ from aftercare.store.triggers import (
     parked_event,
 )
 from models.journey import JourneyDefinition
+from models.segment import SegmentDefinition
 from models.tables import Enrollment
 from models.temporal import EnrollmentTrigger, PatientEvent
 from models.workflow_names import DELIVER_EVENT
@@ -94,12 +96,14 @@ async def deliver_events(
     incoming: Sequence[IncomingEvent],
     *,
     concurrency: int = 32,
+    then: Callable[[AsyncSession], Awaitable[None]] | None = None,
 ) -> list[EventDelivery]:
     """`deliver_event` for a batch, with the database work of the whole batch in a few statements: one
     transaction claims every id (and parks the unknown patients'), one session finds the running
     enrollments that listen and the journeys the types enter, one transaction marks them all
     delivered. The Temporal calls (a signal per listening enrollment, a start per entered journey) are
-    made `concurrency` at a time. Each id is still delivered once; answers come back in order."""
+    made `concurrency` at a time. Each id is still delivered once; answers come back in order. `then`
+    runs in the transaction that marks them delivered (the event outbox deletes its rows there)."""
     wanted = list({event.id: event for event in incoming}.values())
     for event in wanted:
         TRIGGER_EVENTS.labels(event.type).inc()
@@ -132,45 +136,70 @@ async def deliver_events(
         else:
             due.append(PatientEvent(id=event.id, type=event.type, data=event.data, occurred_at=now))
     patient_of = {event.id: event.patient_id for event in wanted}
+    delivered: dict[str, list[str]] = {}
+    started: dict[str, list[str]] = {}
     if due:
-        gate = asyncio.Semaphore(concurrency)
-        delivered = await _signal_running(sessions, client, patient_of, due, gate)
-        started = await _start_entered(sessions, starter, patient_of, due, concurrency)
-        await refresh_on_events(
-            sessions, starter, [SegmentEvent(patient_of[e.id], e.type, e.id) for e in due]
+        async with sessions() as session:
+            found = await _look_up(session, patient_of, due)
+        delivered = await _signal_running(client, found, patient_of, due, asyncio.Semaphore(concurrency))
+        started = await _start_entered(sessions, starter, found, patient_of, due, concurrency)
+        await start_refreshes(
+            starter, found.segments, [SegmentEvent(patient_of[e.id], e.type, e.id) for e in due]
         )
+    if due or then is not None:
         async with sessions.begin() as session:
             await finish_trigger_events(session, {e.id: (delivered[e.id], started[e.id]) for e in due})
-        for done in due:
-            answers[done.id] = EventDelivery(done.id, delivered[done.id], started[done.id])
+            if then is not None:
+                await then(session)
+    for done in due:
+        answers[done.id] = EventDelivery(done.id, delivered[done.id], started[done.id])
     return [answers[event.id] for event in incoming]
 
 
+@dataclass(frozen=True)
+class _Found:
+    """What delivering a batch needs to know, read in one session: each patient's running enrollments,
+    the event types each of their journeys listens for (None: every type), the journeys each type
+    enters, the patients' resources (for entry criteria) and the segments the types refresh."""
+
+    running: dict[str, list[Enrollment]]
+    listens: dict[tuple[str, int], frozenset[str] | None]
+    entered: dict[str, list[JourneyDefinition]]
+    resources: dict[str, dict[str, Any] | None]
+    segments: list[SegmentDefinition]
+
+
+async def _look_up(session: AsyncSession, patient_of: dict[str, str], events: list[PatientEvent]) -> _Found:
+    running: dict[str, list[Enrollment]] = {}
+    listens: dict[tuple[str, int], frozenset[str] | None] = {}
+    for enrollment in await running_enrollments_of_many(session, {patient_of[e.id] for e in events}):
+        running.setdefault(enrollment.patient_id, []).append(enrollment)
+        version = (enrollment.journey_key, enrollment.journey_version)
+        if version not in listens:
+            journey = await get_journey(session, *version)
+            listens[version] = journey.listened_event_types() if journey is not None else frozenset()
+    types = {event.type for event in events}
+    entered = {kind: await journeys_entered_by_event(session, kind) for kind in types}
+    judged = {patient_of[e.id] for e in events if any(_criteria(journey) for journey in entered[e.type])}
+    resources = {patient: await load_current(session, "Patient", patient) for patient in sorted(judged)}
+    segments = await segments_refreshed_by(session, types)
+    return _Found(running, listens, entered, resources, segments)
+
+
 async def _signal_running(
-    sessions: async_sessionmaker[AsyncSession],
     client: Client,
+    found: _Found,
     patient_of: dict[str, str],
     events: list[PatientEvent],
     gate: asyncio.Semaphore,
 ) -> dict[str, list[str]]:
     """Signal each event to its patient's running enrollments whose journey listens for its type; the
     enrollments it reached, by event id."""
-    async with sessions() as session:
-        running = await running_enrollments_of_many(session, {patient_of[e.id] for e in events})
-        listens: dict[tuple[str, int], frozenset[str] | None] = {}
-        for enrollment in running:
-            version = (enrollment.journey_key, enrollment.journey_version)
-            if version not in listens:
-                journey = await get_journey(session, *version)
-                listens[version] = journey.listened_event_types() if journey is not None else frozenset()
-    by_patient: dict[str, list[Enrollment]] = {}
-    for enrollment in running:
-        by_patient.setdefault(enrollment.patient_id, []).append(enrollment)
 
     async def signal(event: PatientEvent) -> list[str]:
         reached = []
-        for enrollment in by_patient.get(patient_of[event.id], []):
-            listened = listens[(enrollment.journey_key, enrollment.journey_version)]
+        for enrollment in found.running.get(patient_of[event.id], []):
+            listened = found.listens[(enrollment.journey_key, enrollment.journey_version)]
             if listened is not None and event.type not in listened:
                 continue
             try:
@@ -190,6 +219,7 @@ async def _signal_running(
 async def _start_entered(
     sessions: async_sessionmaker[AsyncSession],
     starter: EnrollmentStarter,
+    found: _Found,
     patient_of: dict[str, str],
     events: list[PatientEvent],
     concurrency: int,
@@ -197,13 +227,8 @@ async def _start_entered(
     """Enroll each event's patient in the journeys its type enters (criteria permitting), a journey's
     patients in one allocation; the enrollments started (or found already started), by event id."""
     started: dict[str, list[str]] = {event.id: [] for event in events}
-    async with sessions() as session:
-        entered = {kind: await journeys_entered_by_event(session, kind) for kind in {e.type for e in events}}
-        criteria_patients = {
-            patient_of[e.id] for e in events if any(_criteria(journey) for journey in entered[e.type])
-        }
-        resources = {p: await load_current(session, "Patient", p) for p in sorted(criteria_patients)}
-    for kind, journeys in entered.items():
+    resources = found.resources
+    for kind, journeys in found.entered.items():
         for journey in journeys:
             chosen = [
                 event

@@ -22,10 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from aftercare.availability import unavailable_part
+from aftercare.enrollment.event_triggers import IncomingEvent, deliver_events
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.events.delivery import (
     NOTICE_BATCH,
-    deliver_notices,
     notice_model,
     offer_input,
     settle_offer,
@@ -145,11 +145,12 @@ async def run_effects(runner: EffectRunner, effects: list[Effect], concurrency: 
         queues = {patient: items for patient, items in queues.items() if items}
         failures = await _notices(runner, [e for e in current if e.kind == NOTICE])
         failures |= await _singles(runner, [e for e in current if e.kind != NOTICE], concurrency)
-        finished = [effect.id for effect in current if effect.id not in failures]
+        # the notices' rows went with their delivery; the offers' and settlements' go here
+        finished = [e.id for e in current if e.id not in failures and e.kind != NOTICE]
         if finished:
             async with runner.sessions.begin() as session:
                 await session.execute(delete(EventEffect).where(EventEffect.id.in_(finished)))
-        done += len(finished)
+        done += len([effect for effect in current if effect.id not in failures])
         outage = next((error for error in failures.values() if unavailable_part(error)), None)
         if outage is not None:
             waiting = [e for e in current if e.id in failures] + [
@@ -192,8 +193,20 @@ async def _notices(runner: EffectRunner, effects: list[Effect]) -> dict[int, Exc
 
 
 async def _deliver(runner: EffectRunner, effects: list[Effect]) -> None:
+    """Deliver the notices (distinct patients) as one batch, deleting their rows in the transaction
+    that marks them delivered."""
     notices = [EventNoticeModel.model_validate(effect.payload) for effect in effects]
-    await deliver_notices(runner.sessions, runner.temporal, runner.starter, notices)
+
+    async def forget(session: AsyncSession) -> None:
+        await session.execute(delete(EventEffect).where(EventEffect.id.in_([e.id for e in effects])))
+
+    await deliver_events(
+        runner.sessions,
+        runner.temporal,
+        runner.starter,
+        [IncomingEvent(notice.type, notice.patient_id, notice.data, notice.id) for notice in notices],
+        then=forget,
+    )
 
 
 async def _singles(runner: EffectRunner, effects: list[Effect], concurrency: int) -> dict[int, Exception]:
