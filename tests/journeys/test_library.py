@@ -103,6 +103,7 @@ def test_the_library_has_the_journeys_of_the_brief_of_events_voice_surveys_and_t
         "abnormal-lab-follow-up",
         "appointment-reminder",
         "event-no-show-re-invite",
+        "event-post-survey",
         "event-reminders",
         "medication-adherence",
         "missed-appointment-re-engagement",
@@ -467,6 +468,32 @@ async def test_a_no_show_who_answers_yes_is_re_invited_by_the_event_planners(
     assert (await lib.bodies(enrollment_id))[0].startswith("Hi Abdul, we missed you at the session.")
     [task] = await lib.tasks("event-planners")
     assert task.title == "Invite Abdul Koepp to the next diabetes-class session"
+
+
+async def test_a_patient_who_came_gets_the_feedback_survey_link_and_thanks_after_answering(
+    lib: Library, journeys: JourneyHarness
+) -> None:
+    await load_synthea_patient(journeys.sessions)
+    await lib.install("event-post-survey")
+    async with journeys.make_worker():
+        [enrollment_id] = await lib.event(
+            "event.checked_in", event_key="diabetes-class", registration_id="r1"
+        )
+        handle, _ = await lib.enrollment("event-post-survey")
+        await reach_step(handle, "after-the-session")
+        assert await lib.bodies(enrollment_id) == []  # nothing during the session
+        await lib.advance(timedelta(hours=3, minutes=1))
+        await reach_step(handle, "feedback")
+        async with journeys.sessions() as session:
+            survey = await the_only_survey(session)
+        await lib.event("survey.completed", survey_id=survey.id, answers={"useful": [9], "confident": [True]})
+        result = await journeys.finish(handle)
+
+    assert (result.status, result.outcome) == ("completed", "completed")
+    assert survey.questionnaire_url == "https://aftercare.example/fhir/Questionnaire/event-feedback"
+    link, thanks = await lib.bodies(enrollment_id)
+    assert "/s/" in link
+    assert thanks == "Thank you, Abdul. Your answers help us plan the next sessions."
 
 
 def recent_stay(identifier: str, days: int, **more: Any) -> dict[str, Any]:
