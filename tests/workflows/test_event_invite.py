@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,7 +24,7 @@ from aftercare.store.enrollments import enrollment_history
 from models.event_api import EventIn, SessionIn
 from models.journey import JourneyDefinition
 from tests.conftest import ABDUL_PATIENT_ID, AUTH_HEADERS, serve
-from tests.workflows.fixtures import JourneyHarness
+from tests.workflows.fixtures import JourneyHarness, reach_step
 from tests.workflows.test_enrollment import journey
 
 pytestmark = pytest.mark.usefixtures("empty_database")
@@ -57,6 +58,17 @@ async def an_event(sessions: async_sessionmaker[AsyncSession], *, publish: bool 
             await publish_event(session, "diabetes-class")
 
 
+async def the_invitation(journeys: JourneyHarness, enrollment_id: str) -> tuple[Any, re.Match[str]]:
+    """The enrollment's invitation once sent, and its self-service link (the path in group 1)."""
+    async with asyncio.timeout(30):
+        while not await journeys.messages(enrollment_id):
+            await asyncio.sleep(0.1)
+    [invitation] = await journeys.messages(enrollment_id)
+    found = re.search(rf"{re.escape(PUBLIC)}(/e/[A-Za-z0-9_=-]+)", invitation.body or "")
+    assert found is not None, invitation.body
+    return invitation, found
+
+
 INVITE_AND_WAIT = journey(
     {"id": "invite", "invite": {"event": "diabetes-class", "channel": "sms", "valid_days": 7}},
     {"id": "await-registration", "wait_for": {"event": "event.registered", "timeout": "P14D"}},
@@ -77,13 +89,8 @@ async def test_an_invite_step_sends_the_patients_own_link_and_registering_throug
     activities = build_activities(sessions, linked, dev_server.client)
     async with journeys.make_worker(activities=activities):
         handle, enrollment_id, _ = await journeys.enroll(INVITE_AND_WAIT)
-        async with asyncio.timeout(30):
-            while not await journeys.messages(enrollment_id):
-                await asyncio.sleep(0.1)
-        [invitation] = await journeys.messages(enrollment_id)
+        invitation, found = await the_invitation(journeys, enrollment_id)
         assert invitation.body is not None
-        found = re.search(rf"{re.escape(PUBLIC)}(/e/[A-Za-z0-9_=-]+)", invitation.body)
-        assert found is not None, invitation.body
         assert invitation.body.startswith("Hi Abdul")
         assert "you are invited to Living well with diabetes" in invitation.body
         claims = read_link_token(event_link_secret(linked), found.group(1).removeprefix("/e/"))
@@ -151,6 +158,7 @@ INVITED_TO_THE_END = journey(
     {"id": "confirm", "send": {"channel": "sms", "body": "You have a place on {{ event.data.start }}"}},
     {"id": "await-check-in", "wait_for": {"event": "event.checked_in", "timeout": "P14D"}},
     {"id": "thanks", "send": {"channel": "sms", "body": "Thank you for coming"}},
+    key="wf-event-to-the-end",  # its own key: parsed definitions are kept per key and version
 )
 
 
@@ -193,12 +201,8 @@ async def test_invited_by_a_journey_waitlisted_on_the_public_page_promoted_check
         assert first.json()["status"] == "registered"
 
         handle, enrollment_id, _ = await journeys.enroll(INVITED_TO_THE_END)
-        async with asyncio.timeout(30):
-            while not await journeys.messages(enrollment_id):
-                await asyncio.sleep(0.1)
-        [invitation] = await journeys.messages(enrollment_id)
-        found = re.search(rf"{re.escape(PUBLIC)}(/e/[A-Za-z0-9_=-]+)", invitation.body or "")
-        assert found is not None, invitation.body
+        _invitation, found = await the_invitation(journeys, enrollment_id)
+        await reach_step(handle, "await-waitlist")  # each action once the journey waits for it
         waitlisted = await api.post(
             f"{found.group(1)}/register",
             content="session_id=morning",
@@ -208,6 +212,7 @@ async def test_invited_by_a_journey_waitlisted_on_the_public_page_promoted_check
         listed = (await api.get("/v1/events/diabetes-class/registrations")).json()["items"]
         [mine] = [r for r in listed if r["patient_id"] == ABDUL_PATIENT_ID]
         assert (mine["status"], mine["source"]) == ("waitlisted", "self_service")
+        await reach_step(handle, "await-offer")
 
         freed = await api.post(
             f"/v1/events/diabetes-class/registrations/{first.json()['registration_id']}/cancel"
@@ -215,7 +220,9 @@ async def test_invited_by_a_journey_waitlisted_on_the_public_page_promoted_check
         assert freed.status_code == 200
         url = f"/v1/events/diabetes-class/registrations/{mine['registration_id']}"
         assert (await api.get(url)).json()["status"] == "offered"
+        await reach_step(handle, "await-seat")
         assert (await api.post(f"{url}/accept")).json()["status"] == "registered"
+        await reach_step(handle, "await-check-in")
         code = (await api.get(url)).json()["check_in_code"]
         checked = await api.post("/v1/events/diabetes-class/check-in", json={"code": code})
         assert checked.json()["status"] == "attended"
