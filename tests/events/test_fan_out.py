@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
@@ -165,3 +165,29 @@ async def test_moving_a_session_enters_every_registered_patient_in_the_journey_o
             await asyncio.sleep(0.25)
     assert sorted(patient for patient, _ in entered) == sorted(crowd)  # each once
     assert all((key or "").startswith("event:event.changed:") for _, key in entered)
+
+
+async def test_a_notice_that_cannot_be_delivered_waits_alone_and_the_rest_of_its_batch_goes(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    crowd = patient_ids(30, prefix="mixed")
+    await a_published_event(sessions, 30, crowd, days_ahead=14)
+    temporal = await Client.connect("127.0.0.1:1", lazy=True)
+    runner = EffectRunner(sessions, temporal, EnrollmentStarter(sessions, temporal, "fan-out"), "fan-out")
+    await registered(sessions, crowd)
+    effects = await moved_with_outbox(sessions, 30, 1)
+    async with sessions.begin() as session:  # one row whose payload is not a notice
+        [broken_id] = await session.scalars(
+            insert(EventEffect).returning(EventEffect.id),
+            [{"kind": "notice", "event_key": EVENT, "patient_id": "mixed-x", "payload": {"id": "x"}}],
+        )
+    broken = Effect(broken_id, "notice", EVENT, "mixed-x", {"id": "x"})
+
+    assert await run_effects(runner, [*effects, broken]) == 30
+
+    async with sessions() as session:
+        [left] = list(await session.scalars(select(EventEffect)))
+        delivered = await session.scalar(select(func.count()).select_from(TriggerEvent))
+    assert (left.id, left.attempts, left.last_error) == (broken_id, 1, "ValidationError")
+    assert left.next_attempt_at > datetime.now(UTC)
+    assert delivered == 30
