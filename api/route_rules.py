@@ -344,6 +344,25 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/console/events/{key}/check-in"): page(
         P.REGISTRATIONS_WRITE, Audit("event", "path:key", "check_in")
     ),
+    ("GET", "/console/events/new"): page(P.EVENTS_WRITE),
+    ("POST", "/console/events"): page(P.EVENTS_WRITE, Audit("event", action="create")),
+    ("POST", "/console/events/{key}/publish"): page(P.EVENTS_WRITE, Audit("event", "path:key", "publish")),
+    ("POST", "/console/events/{key}/cancel"): page(P.EVENTS_WRITE, Audit("event", "path:key", "cancel")),
+    ("POST", "/console/events/{key}/sessions/{session_id}"): page(
+        P.EVENTS_WRITE, Audit("event", "path:key", "change_session")
+    ),
+    ("POST", "/console/events/{key}/sessions/{session_id}/close"): page(
+        P.REGISTRATIONS_WRITE, Audit("event", "path:key", "close_session")
+    ),
+    ("GET", "/console/events/{key}/registrations.csv"): page(
+        P.REGISTRATIONS_READ, Audit("event", "path:key", "export_registrations")
+    ),
+    ("GET", "/console/events/{key}/check-in"): page(
+        P.REGISTRATIONS_WRITE, Audit("event", "path:key", "read_registrations")
+    ),
+    ("POST", "/console/events/{key}/registrations/{registration_id}/check-in"): page(
+        P.REGISTRATIONS_WRITE, Audit("event_registration", "path:registration_id", "check_in")
+    ),
     ("GET", "/console/templates"): page(P.TEMPLATES_READ),
     ("GET", "/console/templates/{key}"): page(P.TEMPLATES_READ, Audit("template", "path:key")),
     ("GET", "/console/templates/{key}/editor"): page(P.TEMPLATES_WRITE),

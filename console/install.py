@@ -13,6 +13,7 @@ from console import (
     audit_page,
     campaigns_page,
     enrollments,
+    event_editor,
     events_page,
     home,
     journey_editor,
@@ -48,6 +49,7 @@ PAGES = (
     segments_page.router,
     segment_editor.router,
     campaigns_page.router,
+    event_editor.router,  # before the event pages: /console/events/new is no event key
     events_page.router,
     analytics_page.router,
     surveys_page.router,

@@ -9,7 +9,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from aftercare.enrollment.event_triggers import deliver_event
+from aftercare.enrollment.event_triggers import IncomingEvent, deliver_events
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.events.registrations import Notice, Offer
 from models.event_temporal import (
@@ -36,23 +36,41 @@ def offer_input(event_key: str, offer: Offer) -> OfferInput:
     )
 
 
+NOTICE_BATCH = 500
+
+
 async def deliver_notices(
     sessions: async_sessionmaker[AsyncSession],
     client: Client,
     starter: EnrollmentStarter,
     notices: list[EventNoticeModel],
 ) -> None:
-    """Each notice to the patient's journeys; a repeat of a notice id is delivered once."""
-    for notice in notices:
-        await deliver_event(
+    """The notices to the patients' journeys, `NOTICE_BATCH` at a time through `deliver_events` (a few
+    statements per batch, not per notice); a repeat of a notice id is delivered once. A patient's
+    notices keep their order: a batch holds at most one notice per patient."""
+    for batch in notice_batches(notices):
+        await deliver_events(
             sessions,
             client,
             starter,
-            event_type=notice.type,
-            patient_id=notice.patient_id,
-            data=notice.data,
-            event_id=notice.id,
+            [IncomingEvent(notice.type, notice.patient_id, notice.data, notice.id) for notice in batch],
         )
+
+
+def notice_batches(notices: list[EventNoticeModel], size: int = NOTICE_BATCH) -> list[list[EventNoticeModel]]:
+    """The notices in batches of up to `size`, each patient at most once per batch, a patient's later
+    notices in later batches (their order kept)."""
+    batches: list[list[EventNoticeModel]] = []
+    last: dict[str, int] = {}
+    for notice in notices:
+        index = last.get(notice.patient_id, -1) + 1
+        while index < len(batches) and len(batches[index]) >= size:
+            index += 1
+        if index == len(batches):
+            batches.append([])
+        batches[index].append(notice)
+        last[notice.patient_id] = index
+    return batches
 
 
 async def start_offers(client: Client, task_queue: str, offers: list[OfferInput]) -> None:

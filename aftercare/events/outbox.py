@@ -22,8 +22,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from aftercare.availability import unavailable_part
+from aftercare.enrollment.event_triggers import IncomingEvent, deliver_events
 from aftercare.enrollment.starter import EnrollmentStarter
-from aftercare.events.delivery import deliver_notices, notice_model, offer_input, settle_offer, start_offers
+from aftercare.events.delivery import (
+    NOTICE_BATCH,
+    notice_model,
+    offer_input,
+    settle_offer,
+    start_offers,
+)
 from aftercare.events.registrations import Notice, Offer
 from models.event_tables import EventEffect, EventRegistration
 from models.event_temporal import EventNoticeModel, OfferInput, offer_workflow_id
@@ -123,68 +130,133 @@ async def _offer_patients(
 
 
 async def run_effects(runner: EffectRunner, effects: list[Effect], concurrency: int = 8) -> int:
-    """Do the effects, deleting each row once done: each patient's in order, up to `concurrency`
-    patients at a time. A failed one is kept with its error and a later attempt time; when Temporal is
-    down, everything not yet done waits with it. Returns how many were done."""
-    by_patient: dict[str, list[Effect]] = {}
+    """Do the effects, deleting the rows of those done: each patient's in order, in rounds (a round
+    does each patient's next effect). A round's notices go in batches of `NOTICE_BATCH` (one
+    `deliver_events` each: a few statements for the batch), its offers and settlements
+    `concurrency` at a time; its done rows are deleted in one statement. A failed effect is kept with
+    its error and a later attempt time; when Temporal is down, everything not yet done waits with it.
+    Returns how many were done."""
+    queues: dict[str, list[Effect]] = {}
     for effect in effects:
-        by_patient.setdefault(effect.patient_id, []).append(effect)
-    gate = asyncio.Semaphore(concurrency)
-    outage: list[Exception] = []
+        queues.setdefault(effect.patient_id, []).append(effect)
+    done = 0
+    while queues:
+        current = [items.pop(0) for items in queues.values()]
+        queues = {patient: items for patient, items in queues.items() if items}
+        failures = await _notices(runner, [e for e in current if e.kind == NOTICE])
+        failures |= await _singles(runner, [e for e in current if e.kind != NOTICE], concurrency)
+        # the notices' rows went with their delivery; the offers' and settlements' go here
+        finished = [e.id for e in current if e.id not in failures and e.kind != NOTICE]
+        if finished:
+            async with runner.sessions.begin() as session:
+                await session.execute(delete(EventEffect).where(EventEffect.id.in_(finished)))
+        done += len([effect for effect in current if effect.id not in failures])
+        outage = next((error for error in failures.values() if unavailable_part(error)), None)
+        if outage is not None:
+            waiting = [e for e in current if e.id in failures] + [
+                e for items in queues.values() for e in items
+            ]
+            await _postpone(runner.sessions, waiting, outage)
+            return done
+        for error, failed in _by_error(current, failures):
+            await _postpone(runner.sessions, failed, error)
+    return done
 
-    async def one_patient(items: list[Effect]) -> int:
-        done = 0
-        async with gate:
-            for position, effect in enumerate(items):
-                if outage:
-                    await _postpone(runner.sessions, items[position:], outage[0])
-                    return done
+
+def _by_error(effects: list[Effect], failures: dict[int, Exception]) -> list[tuple[Exception, list[Effect]]]:
+    grouped: dict[int, tuple[Exception, list[Effect]]] = {}
+    for effect in effects:
+        if effect.id in failures:
+            error = failures[effect.id]
+            grouped.setdefault(id(error), (error, []))[1].append(effect)
+    return list(grouped.values())
+
+
+async def _notices(runner: EffectRunner, effects: list[Effect]) -> dict[int, Exception]:
+    """Deliver the notices (distinct patients) in batches; the ones that failed, with why. A batch that
+    fails for another reason than an outage is tried one by one, to keep the failure to its notice."""
+    failures: dict[int, Exception] = {}
+    for start in range(0, len(effects), NOTICE_BATCH):
+        batch = effects[start : start + NOTICE_BATCH]
+        try:
+            await _deliver(runner, batch)
+        except Exception as error:
+            if unavailable_part(error) is not None or len(batch) == 1:
+                failures |= {effect.id: error for effect in batch}
+                continue
+            for effect in batch:
                 try:
-                    await _run(runner, effect)
-                except Exception as error:
-                    down = unavailable_part(error) is not None
-                    if down:
-                        outage.append(error)
-                    await _postpone(runner.sessions, items[position:] if down else [effect], error)
-                    if down:
-                        return done
-                    continue
-                async with runner.sessions.begin() as session:
-                    await session.execute(delete(EventEffect).where(EventEffect.id == effect.id))
-                done += 1
-        return done
-
-    return sum(await asyncio.gather(*(one_patient(items) for items in by_patient.values())))
+                    await _deliver(runner, [effect])
+                except Exception as own:
+                    failures[effect.id] = own
+    return failures
 
 
-async def _run(runner: EffectRunner, effect: Effect) -> None:
-    if effect.kind == SETTLE:
-        await settle_offer(runner.temporal, str(effect.payload["workflow_id"]))
-    elif effect.kind == OFFER:
-        await start_offers(runner.temporal, runner.task_queue, [OfferInput.model_validate(effect.payload)])
-    else:
-        notice = EventNoticeModel.model_validate(effect.payload)
-        await deliver_notices(runner.sessions, runner.temporal, runner.starter, [notice])
+async def _deliver(runner: EffectRunner, effects: list[Effect]) -> None:
+    """Deliver the notices (distinct patients) as one batch, deleting their rows in the transaction
+    that marks them delivered."""
+    notices = [EventNoticeModel.model_validate(effect.payload) for effect in effects]
+
+    async def forget(session: AsyncSession) -> None:
+        await session.execute(delete(EventEffect).where(EventEffect.id.in_([e.id for e in effects])))
+
+    await deliver_events(
+        runner.sessions,
+        runner.temporal,
+        runner.starter,
+        [IncomingEvent(notice.type, notice.patient_id, notice.data, notice.id) for notice in notices],
+        then=forget,
+    )
+
+
+async def _singles(runner: EffectRunner, effects: list[Effect], concurrency: int) -> dict[int, Exception]:
+    """Start the offers' workflows and settle the settled ones, `concurrency` at a time; the failed."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(effect: Effect) -> Exception | None:
+        async with gate:
+            try:
+                if effect.kind == SETTLE:
+                    await settle_offer(runner.temporal, str(effect.payload["workflow_id"]))
+                else:
+                    offer = OfferInput.model_validate(effect.payload)
+                    await start_offers(runner.temporal, runner.task_queue, [offer])
+            except Exception as error:
+                return error
+        return None
+
+    outcomes = await asyncio.gather(*(one(effect) for effect in effects))
+    return {effect.id: error for effect, error in zip(effects, outcomes, strict=True) if error is not None}
 
 
 async def _postpone(
     sessions: async_sessionmaker[AsyncSession], effects: list[Effect], error: Exception
 ) -> None:
+    """Keep the effects with the error, their next attempt 2 s later, doubling per attempt up to a
+    minute: one statement."""
     part = unavailable_part(error)
     reason = f"{part} unavailable" if part else type(error).__name__
     if part is None:
-        log.exception("an event effect failed; it will be retried", extra={"effect_id": effects[0].id})
+        log.error(
+            "an event effect failed; it will be retried",
+            exc_info=error,
+            extra={"effect_id": effects[0].id, "count": len(effects)},
+        )
     else:
-        log.warning("an event effect waits for %s", part, extra={"effect_id": effects[0].id})
+        log.warning(
+            "event effects wait for %s", part, extra={"effect_id": effects[0].id, "count": len(effects)}
+        )
+    backoff = func.least(func.power(2, EventEffect.attempts), MAX_BACKOFF.total_seconds())
     async with sessions.begin() as session:
-        rows = await session.scalars(select(EventEffect).where(EventEffect.id.in_([e.id for e in effects])))
-        for row in rows:
-            backoff = min(timedelta(seconds=2**row.attempts), MAX_BACKOFF)
-            await session.execute(
-                update(EventEffect)
-                .where(EventEffect.id == row.id)
-                .values(attempts=row.attempts + 1, last_error=reason, next_attempt_at=func.now() + backoff)
+        await session.execute(
+            update(EventEffect)
+            .where(EventEffect.id.in_([effect.id for effect in effects]))
+            .values(
+                attempts=EventEffect.attempts + 1,
+                last_error=reason,
+                next_attempt_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, backoff),
             )
+        )
 
 
 async def due_effects(

@@ -342,7 +342,8 @@ async def close_session(
     """Close a session with attendance: every registered or offered patient who did not check in is a
     no_show; the waitlist is cancelled. Closing twice changes nothing."""
     now = now or datetime.now(UTC)
-    await get_event(session, event_key)
+    # the event's row lock first (as cancelling the event takes it): the last close completes it
+    event = await get_event(session, event_key, lock=True)
     sitting = await _locked_session(session, event_key, session_id)
     if sitting.closed_at is not None:
         return sitting, 0, []
@@ -376,6 +377,12 @@ async def close_session(
         )
     )
     await session.flush()
+    open_sessions = await session.scalar(
+        select(func.count()).where(EventSession.event_key == event_key, EventSession.closed_at.is_(None))
+    )
+    if event.status == "published" and not open_sessions:  # the last session closed: completed
+        event.status = "completed"
+        event.updated_at = now
     return sitting, int(attended or 0), notices
 
 

@@ -13,6 +13,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.store.segments import segments_refreshed_by
+from models.segment import SegmentDefinition
 from models.segment_runs import RefreshSegmentsInput
 from models.workflow_names import REFRESH_SEGMENTS_WORKFLOW
 
@@ -41,8 +42,15 @@ async def refresh_on_events(
         return 0
     async with sessions() as session:
         segments = await segments_refreshed_by(session, {event.type for event in wanted})
+    return await start_refreshes(starter, segments, wanted)
+
+
+async def start_refreshes(
+    starter: EnrollmentStarter, segments: list[SegmentDefinition], events: Iterable[SegmentEvent]
+) -> int:
+    """Start the refreshes of these segments (read already) that the events call for."""
     started = 0
-    for event in wanted:
+    for event in events:
         for segment in segments:
             if event.type not in segment.refresh_on:
                 continue

@@ -3,7 +3,7 @@ enrollment workflow's progress."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -114,6 +114,19 @@ async def running_enrollments_of(session: AsyncSession, patient_id: str) -> Sequ
     """A patient's running enrollments."""
     rows = await session.scalars(
         select(Enrollment).where(Enrollment.patient_id == patient_id, Enrollment.status == "running")
+    )
+    return rows.all()
+
+
+async def running_enrollments_of_many(
+    session: AsyncSession, patient_ids: Iterable[str]
+) -> Sequence[Enrollment]:
+    """The running enrollments of any of these patients."""
+    wanted = list(set(patient_ids))
+    if not wanted:
+        return []
+    rows = await session.scalars(
+        select(Enrollment).where(Enrollment.patient_id.in_(wanted), Enrollment.status == "running")
     )
     return rows.all()
 

@@ -22,6 +22,38 @@ async def claim_trigger_event(session: AsyncSession, values: dict[str, Any]) -> 
     return await session.get(TriggerEvent, values["id"])
 
 
+async def claim_trigger_events(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, TriggerEvent]:
+    """`claim_trigger_event` for many (distinct ids), in two statements: the earlier rows of the ids
+    processed before, by id; the ids not in it are new."""
+    if not rows:
+        return {}
+    inserted = set(
+        await session.scalars(insert(TriggerEvent).on_conflict_do_nothing().returning(TriggerEvent.id), rows)
+    )
+    repeated = [row["id"] for row in rows if row["id"] not in inserted]
+    if not repeated:
+        return {}
+    earlier = await session.scalars(select(TriggerEvent).where(TriggerEvent.id.in_(repeated)))
+    return {row.id: row for row in earlier}
+
+
+async def finish_trigger_events(
+    session: AsyncSession, outcomes: dict[str, tuple[list[str], list[str]]]
+) -> None:
+    """`finish_trigger_event` for many: the events that reached nothing in one statement, the others in
+    one statement each (event id → enrollments delivered to, enrollments started)."""
+    quiet = [event_id for event_id, (delivered, started) in outcomes.items() if not delivered and not started]
+    if quiet:
+        await session.execute(
+            update(TriggerEvent)
+            .where(TriggerEvent.id.in_(quiet))
+            .values(delivered_to=[], started=[], processed_at=func.now())
+        )
+    for event_id, (delivered, started) in outcomes.items():
+        if delivered or started:
+            await finish_trigger_event(session, event_id, delivered, started)
+
+
 async def finish_trigger_event(
     session: AsyncSession, event_id: str, delivered_to: list[str], started: list[str]
 ) -> None:

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Response, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -232,7 +232,11 @@ async def _change(
     key: str,
     registration_id: str,
     operation: str,
+    background: BackgroundTasks | None = None,
 ) -> RegistrationView:
+    """Cancel, accept or check in, and do the change's effects after the commit: before answering, or
+    with `background` right after the answer is sent (check-in: staff wait for the answer, not for the
+    journeys; the effects' outbox rows keep them until done either way)."""
     async with refusals(), session.begin():
         before = await regs.get_registration(session, key, registration_id)
         was_offered = before.status == "offered"
@@ -248,7 +252,10 @@ async def _change(
         settled = change.registration if was_offered and change.registration.status != "offered" else None
         effects = await record_effects(session, key, change.offers, change.notices, settled=settled)
     await session.close()
-    await after_commit(services, effects)
+    if background is not None:
+        background.add_task(after_commit, services, effects)
+    else:
+        await after_commit(services, effects)
     return view
 
 
@@ -270,21 +277,23 @@ async def accept_offer(
 
 @router.post("/{key}/registrations/{registration_id}/check-in", response_model=RegistrationView)
 async def check_in(
-    key: str, registration_id: str, session: SessionDep, services: ServicesDep
+    key: str, registration_id: str, session: SessionDep, services: ServicesDep, background: BackgroundTasks
 ) -> RegistrationView:
-    """Check a registered patient in (staff, from the list)."""
-    return await _change(services, session, key, registration_id, "check_in")
+    """Check a registered patient in (staff, from the list); `event.checked_in` reaches the patient's
+    journeys right after the answer."""
+    return await _change(services, session, key, registration_id, "check_in", background)
 
 
 @router.post("/{key}/check-in", response_model=RegistrationView)
 async def check_in_by_code(
-    key: str, body: CheckInRequest, session: SessionDep, services: ServicesDep
+    key: str, body: CheckInRequest, session: SessionDep, services: ServicesDep, background: BackgroundTasks
 ) -> RegistrationView:
-    """Check in with the code of a scanned QR; a forged or altered code is refused."""
+    """Check in with the code of a scanned QR; a forged or altered code is refused. `event.checked_in`
+    reaches the patient's journeys right after the answer."""
     registration_id = read_check_in_code(body.code or "", event_link_secret(services.settings))
     if registration_id is None:
         raise HTTPException(422, "this is not a check-in code of Aftercare")
-    return await _change(services, session, key, registration_id, "check_in")
+    return await _change(services, session, key, registration_id, "check_in", background)
 
 
 async def _registration_parts(

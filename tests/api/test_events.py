@@ -141,6 +141,10 @@ async def test_check_in_by_list_or_by_qr_code_and_closing_marks_the_rest_no_show
     assert closed.json() == {"session_id": "morning", "attended": 1, "no_show": [ben]}
     # a late arrival's scan still counts them as attended
     assert by_code_after.json()["status"] == "attended"
+    # the event is completed once its last session is closed
+    assert (await api.get("/v1/events/diabetes-class")).json()["status"] == "published"
+    await api.post("/v1/events/diabetes-class/sessions/evening/close")
+    assert (await api.get("/v1/events/diabetes-class")).json()["status"] == "completed"
 
 
 async def test_the_invite_is_an_rfc_5545_request_with_a_stable_uid_and_a_cancel_after_cancelling(

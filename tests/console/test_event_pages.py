@@ -5,12 +5,13 @@ by its field. Each page passes axe."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 from playwright.async_api import Browser
 
 from tests.conftest import AUTH_HEADERS
-from tests.console.conftest import axe_violations, sign_in
+from tests.console.conftest import axe_violations, role_key, sign_in
 
 START = datetime.now(UTC).replace(microsecond=0) + timedelta(days=10)
 
@@ -57,7 +58,9 @@ async def test_the_event_pages_show_seats_and_waitlist_and_check_in_by_the_qr_co
     assert await page.get_by_role("cell", name="1 of 1").is_visible()
     assert await axe_violations(page) == []
 
-    await page.get_by_role("link", name="Living well with diabetes").click()
+    calendar = page.get_by_role("list").filter(has_text="Living well with diabetes")
+    assert "session morning, B12: 1 of 1 seats" in await calendar.inner_text()
+    await page.get_by_role("table").get_by_role("link", name="Living well with diabetes").click()
     assert await page.locator("#registration-" + code.split(".")[0]).inner_text() != ""
     assert "p-omar · morning · waitlisted" in await page.get_by_role("list").last.inner_text()
     assert await axe_violations(page) == []
@@ -77,3 +80,112 @@ async def test_the_event_pages_show_seats_and_waitlist_and_check_in_by_the_qr_co
     assert await page.get_by_role("status").inner_text() == "Checked in."
     row = page.locator("#registration-" + code.split(".")[0])
     assert "attended" in await row.inner_text()
+
+
+def _local(moment: datetime) -> str:
+    """A `datetime-local` value of a moment, in New York."""
+    return moment.astimezone(ZoneInfo("America/New_York")).strftime("%Y-%m-%dT%H:%M")
+
+
+async def test_an_event_planner_sets_up_an_event_runs_check_in_on_the_tablet_screen_and_closes_with_attendance(
+    browser: Browser, console_url: str
+) -> None:
+    page = await sign_in(browser, console_url, await role_key(console_url, "event_planner"))
+    await page.get_by_role("navigation", name="Main").get_by_role("link", name="Events").click()
+    await page.get_by_role("link", name="New event").click()
+    assert await axe_violations(page) == []
+
+    await page.get_by_label("Key (a-z, 0-9, -)").fill("heart-class")
+    await page.get_by_label("Title").fill("Heart health after discharge")
+    await page.get_by_label("Venue", exact=True).fill("Main hospital")
+    first = page.get_by_role("group", name="Session 1")
+    await first.get_by_label("Session id (a-z, 0-9, -)").fill("morning")
+    await first.get_by_label("Starts").fill(_local(START))
+    await first.get_by_label("Ends").fill(_local(START - timedelta(hours=1)))  # ends before it starts
+    await first.get_by_label("Seats").fill("1")
+    await first.get_by_label("Room").fill("B12")
+    await page.get_by_role("button", name="Save the draft").click()
+    assert await page.locator("#f-sessions-0-end-error").inner_text() == (
+        "Value error, a session must end after it starts"
+    )
+    assert await axe_violations(page) == []
+    async with httpx.AsyncClient(base_url=console_url, headers=AUTH_HEADERS) as client:
+        assert (await client.get("/v1/events/heart-class")).status_code == 404  # nothing written
+
+    await first.get_by_label("Ends").fill(_local(START + timedelta(hours=2)))
+    await page.get_by_role("button", name="Save the draft").click()
+    await page.wait_for_url(f"{console_url}/console/events/heart-class")
+    assert "draft" in await page.locator("main p").first.inner_text()
+    await page.get_by_role("button", name="Publish").click()
+    await page.wait_for_url(f"{console_url}/console/events/heart-class?done=1")
+    assert "published" in await page.locator("main p").first.inner_text()
+    assert await axe_violations(page) == []
+
+    async with httpx.AsyncClient(base_url=console_url, headers=AUTH_HEADERS) as client:
+        for patient in ("p-maria", "p-omar"):
+            answer = await client.post(
+                "/v1/events/heart-class/registrations", json={"patient_id": patient, "session_id": "morning"}
+            )
+            assert answer.status_code == 201, answer.text
+
+    # one more seat: Omar, waitlisted, is offered it and takes it (through the API)
+    await page.reload()
+    await page.get_by_text("Change or close session morning").click()
+    await page.get_by_label("Seats").fill("2")
+    await page.get_by_role("button", name="Change session morning").click()
+    await page.wait_for_url(f"{console_url}/console/events/heart-class?done=1")
+    assert "offered" in await page.get_by_role("list").last.inner_text()
+    async with httpx.AsyncClient(base_url=console_url, headers=AUTH_HEADERS) as client:
+        listed = (await client.get("/v1/events/heart-class/registrations")).json()["items"]
+        [omar] = [r for r in listed if r["patient_id"] == "p-omar"]
+        accepted = await client.post(f"/v1/events/heart-class/registrations/{omar['registration_id']}/accept")
+        assert accepted.status_code == 200
+
+    await page.get_by_role("link", name="Check-in screen").click()
+    assert await axe_violations(page) == []
+    await page.get_by_label("Or search by name or patient id").fill("maria")
+    await page.get_by_role("button", name="Search").click()
+    await page.get_by_role("button", name="Check in Maria Console").click()
+    await page.wait_for_url(f"{console_url}/console/events/heart-class/check-in?q=maria&checked_in=*")
+    assert await page.get_by_role("status").inner_text() == "Checked in."
+    assert "attended" in await page.get_by_role("listitem").filter(has_text="Maria").inner_text()
+    assert await axe_violations(page) == []
+
+    await page.get_by_role("link", name="Back to the event").click()
+    await page.get_by_text("Change or close session morning").click()
+    await page.get_by_role("button", name="Close session morning with attendance").click()
+    await page.wait_for_url(f"{console_url}/console/events/heart-class?done=1")
+    row = page.get_by_role("row").filter(has_text="closed")
+    assert (
+        await row.get_by_role("cell").nth(6).inner_text(),
+        await row.get_by_role("cell").nth(7).inner_text(),
+    ) == (
+        "1",
+        "1",
+    )
+    await page.get_by_label("Status").select_option("no_show")
+    await page.get_by_role("button", name="Filter").click()
+    shown = await page.locator("tbody tr[id^=registration-]").all_inner_texts()
+    assert len(shown) == 1
+    assert "p-omar" in shown[0]
+    assert await axe_violations(page) == []
+
+    export = await page.request.get(
+        f"{console_url}/console/events/heart-class/registrations.csv?status=no_show"
+    )
+    assert export.status == 200
+    assert export.headers["content-type"].startswith("text/csv")
+    lines = (await export.text()).splitlines()
+    assert lines[0].startswith("registration_id,patient_id,session_id,status")
+    assert [line.split(",")[1:4] for line in lines[1:]] == [["p-omar", "morning", "no_show"]]
+
+
+async def test_a_role_without_event_rights_has_no_events_and_no_editor(
+    browser: Browser, console_url: str
+) -> None:
+    page = await sign_in(browser, console_url, await role_key(console_url, "marketing"))
+    assert await page.get_by_role("navigation", name="Main").get_by_role("link", name="Events").count() == 0
+    for path in ("/console/events", "/console/events/new"):
+        refused = await page.goto(f"{console_url}{path}")
+        assert refused is not None
+        assert refused.status == 403

@@ -80,6 +80,8 @@ async def test_every_page_renders_and_passes_axe(
         "segment-builder": "/console/segments/adults/editor",
         "campaigns": "/console/campaigns",
         "campaign": "/console/campaigns/welcome",
+        "events": "/console/events",
+        "event-editor": "/console/events/new",
         "analytics": "/console/analytics",
         "analytics-journey": "/console/analytics/journeys/hba1c-followup",
         "analytics-campaign": "/console/analytics/campaigns/welcome",

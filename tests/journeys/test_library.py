@@ -4,17 +4,20 @@ the real event path (`POST /v1/triggers` minus HTTP)."""
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from icalendar import Calendar
 from sqlalchemy import select
 from temporalio.client import WorkflowHandle
 
 from aftercare.enrollment.event_triggers import deliver_event
 from aftercare.enrollment.fhir_ingest import ingest_fhir_resources
 from aftercare.enrollment.task_events import tell_enrollment
+from aftercare.events.registrations import cancel_event, change_session, register
 from aftercare.facilities.calendar import add_business_days, is_business_day
 from aftercare.facilities.patient_calendar import patient_calendar
 from aftercare.settings import get_settings
@@ -23,11 +26,14 @@ from aftercare.store.enrollments import get_enrollment
 from aftercare.store.tasks import complete_task, list_tasks
 from aftercare.store.tcm_episodes import progress_of
 from journeys.catalogue import install, library, library_entry
+from models.event_api import RegistrationIn, SessionChange
+from models.event_tables import EventSession
 from models.risk_tables import TcmEpisode
 from models.tables import Enrollment, Task
-from tests.conftest import ABDUL_PATIENT_ID
-from tests.helpers import load_synthea_patient
+from tests.conftest import ABDUL_PATIENT_ID, synthea_bundle
+from tests.helpers import ingest_patient, load_synthea_patient, with_email
 from tests.workflows.fixtures import JourneyHarness, reach_step
+from tests.workflows.test_event_invite import an_event
 from workflows.enrollment import EnrollmentWorkflow
 
 pytestmark = pytest.mark.usefixtures("empty_database")
@@ -58,7 +64,9 @@ class Library:
         )
         return ingested.triggered
 
-    async def event(self, event_type: str, patient_id: str = ABDUL_PATIENT_ID, **data: Any) -> list[str]:
+    async def event(
+        self, event_type: str, patient_id: str = ABDUL_PATIENT_ID, event_id: str | None = None, **data: Any
+    ) -> list[str]:
         delivery = await deliver_event(
             self.journeys.sessions,
             self.journeys.env.client,
@@ -66,6 +74,7 @@ class Library:
             event_type=event_type,
             patient_id=patient_id,
             data=data,
+            event_id=event_id,
         )
         return delivery.delivered_to + delivery.started
 
@@ -105,7 +114,10 @@ def test_the_library_has_the_journeys_of_the_brief_of_events_voice_surveys_and_t
     assert [entry.key for entry in library()] == [
         "abnormal-lab-follow-up",
         "appointment-reminder",
+        "event-cancelled-invite",
+        "event-changed-invite",
         "event-no-show-re-invite",
+        "event-post-survey",
         "event-reminders",
         "medication-adherence",
         "missed-appointment-re-engagement",
@@ -470,6 +482,76 @@ async def test_a_no_show_who_answers_yes_is_re_invited_by_the_event_planners(
     assert (await lib.bodies(enrollment_id))[0].startswith("Hi Abdul, we missed you at the session.")
     [task] = await lib.tasks("event-planners")
     assert task.title == "Invite Abdul Koepp to the next diabetes-class session"
+
+
+async def test_a_patient_who_came_gets_the_feedback_survey_link_and_thanks_after_answering(
+    lib: Library, journeys: JourneyHarness
+) -> None:
+    await load_synthea_patient(journeys.sessions)
+    await lib.install("event-post-survey")
+    async with journeys.make_worker():
+        [enrollment_id] = await lib.event(
+            "event.checked_in", event_key="diabetes-class", registration_id="r1"
+        )
+        handle, _ = await lib.enrollment("event-post-survey")
+        await reach_step(handle, "after-the-session")
+        assert await lib.bodies(enrollment_id) == []  # nothing during the session
+        await lib.advance(timedelta(hours=3, minutes=1))
+        await reach_step(handle, "feedback")
+        async with journeys.sessions() as session:
+            survey = await the_only_survey(session)
+        await lib.event("survey.completed", survey_id=survey.id, answers={"useful": [9], "confident": [True]})
+        result = await journeys.finish(handle)
+
+    assert (result.status, result.outcome) == ("completed", "completed")
+    assert survey.questionnaire_url == "https://aftercare.example/fhir/Questionnaire/event-feedback"
+    link, thanks = await lib.bodies(enrollment_id)
+    assert "/s/" in link
+    assert thanks == "Thank you, Abdul. Your answers help us plan the next sessions."
+
+
+async def test_a_moved_session_sends_the_updated_invite_and_a_cancelled_event_its_cancellation(
+    lib: Library, journeys: JourneyHarness
+) -> None:
+    patient = next(
+        e["resource"] for e in synthea_bundle()["entry"] if e["resource"]["resourceType"] == "Patient"
+    )
+    await ingest_patient(journeys.sessions, with_email(patient, "abdul@example.org"))
+    await an_event(journeys.sessions)
+    await lib.install("event-changed-invite")
+    await lib.install("event-cancelled-invite")
+    async with journeys.sessions.begin() as session:
+        change = await register(
+            session, "diabetes-class", RegistrationIn(patient_id=ABDUL_PATIENT_ID, session_id="morning")
+        )
+        sitting = await session.scalar(select(EventSession).where(EventSession.id == "morning"))
+        assert sitting is not None
+        later = sitting.start_at + timedelta(days=1)
+        [moved], _offers = await change_session(
+            session, "diabetes-class", "morning", SessionChange(start=later, end=later + timedelta(hours=2))
+        )
+    async with journeys.make_worker():
+        [changed] = await lib.event("event.changed", event_id=moved.id, **moved.data)
+        await journeys.finish((await lib.enrollment("event-changed-invite"))[0])
+        async with journeys.sessions.begin() as session:
+            [cancelled] = await cancel_event(session, "diabetes-class")
+        [ended] = await lib.event("event.cancelled", event_id=cancelled.id, **cancelled.data)
+        await journeys.finish((await lib.enrollment("event-cancelled-invite"))[0])
+
+    methods = []
+    for enrollment_id in (changed, ended):
+        [message] = await journeys.messages(enrollment_id)
+        assert (message.channel, message.to, message.status) == ("email", "abdul@example.org", "sent")
+        [invite] = message.attachments or []
+        calendar = Calendar.from_ical(base64.b64decode(invite["content"]))
+        [vevent] = calendar.walk("VEVENT")
+        assert str(vevent["UID"]) == f"{change.registration.id}@events.aftercare"
+        methods.append((str(calendar["METHOD"]), int(vevent["SEQUENCE"])))
+    assert methods[0][0] == "REQUEST"
+    assert methods[1][0] == "CANCEL"
+    assert methods[0][1] >= 1  # the move bumped the invite's SEQUENCE
+    first = (await journeys.messages(changed))[0].body or ""
+    assert first.startswith("Hi Abdul, your session has changed: it is now on ")
 
 
 def recent_stay(identifier: str, days: int, **more: Any) -> dict[str, Any]:
