@@ -26,6 +26,14 @@ class SegmentEvent:
     id: str
 
 
+@dataclass(frozen=True)
+class SegmentRefresh:
+    """One segment to refresh for one event's patient."""
+
+    key: str
+    event: SegmentEvent
+
+
 def refresh_workflow_id(key: str, event: SegmentEvent) -> str:
     """One refresh per segment and event (a redelivered event starts nothing new)."""
     digest = hashlib.sha256(f"{event.patient_id}\0{event.id}".encode()).hexdigest()[:20]
@@ -40,19 +48,36 @@ async def refresh_on_events(
     if not wanted:
         return 0
     async with sessions() as session:
-        segments = await segments_refreshed_by(session, {event.type for event in wanted})
+        planned = await plan_refreshes(session, wanted)
+    return await start_refreshes(starter, planned)
+
+
+async def plan_refreshes(session: AsyncSession, events: Iterable[SegmentEvent]) -> list[SegmentRefresh]:
+    """The refreshes the events call for, read in the caller's transaction."""
+    wanted = list(events)
+    if not wanted:
+        return []
+    segments = await segments_refreshed_by(session, {event.type for event in wanted})
+    return [
+        SegmentRefresh(segment.key, event)
+        for event in wanted
+        for segment in segments
+        if event.type in segment.refresh_on
+    ]
+
+
+async def start_refreshes(starter: EnrollmentStarter, planned: Iterable[SegmentRefresh]) -> int:
+    """Start the planned refreshes (outside any transaction); returns how many were started."""
     started = 0
-    for event in wanted:
-        for segment in segments:
-            if event.type not in segment.refresh_on:
-                continue
-            await starter.client.start_workflow(
-                REFRESH_SEGMENTS_WORKFLOW,
-                RefreshSegmentsInput(key=segment.key, patient_id=event.patient_id),
-                id=refresh_workflow_id(segment.key, event),
-                task_queue=starter.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                static_summary=f"Refresh segment {segment.key} for one patient after {event.type}",
-            )
-            started += 1
+    for refresh in planned:
+        event = refresh.event
+        await starter.client.start_workflow(
+            REFRESH_SEGMENTS_WORKFLOW,
+            RefreshSegmentsInput(key=refresh.key, patient_id=event.patient_id),
+            id=refresh_workflow_id(refresh.key, event),
+            task_queue=starter.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=f"Refresh segment {refresh.key} for one patient after {event.type}",
+        )
+        started += 1
     return started
