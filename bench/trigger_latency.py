@@ -283,6 +283,13 @@ async def main() -> None:
         "--histories", type=int, default=20, help="workflow histories to sample for events per trigger"
     )
     parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the stack of --start-stack (repeatable): WORKER_WORKFLOW_TASK_POLLERS=4",
+    )
+    parser.add_argument(
         "--idle", type=float, default=5.0, help="seconds of no load to measure each process's idle CPU"
     )
     parser.add_argument(
@@ -291,7 +298,8 @@ async def main() -> None:
     arguments = parser.parse_args()
 
     if arguments.start_stack:
-        with dev_stack(arguments.stack_port, environment=ANY_HOUR) as stack:
+        settings = dict(value.split("=", 1) for value in arguments.env)
+        with dev_stack(arguments.stack_port, environment=ANY_HOUR | settings) as stack:
             meter = CpuMeter(stack_processes(stack))
             if arguments.ready_file:
                 pids = {group.name: group.root.pid for group in meter.groups}

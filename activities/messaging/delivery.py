@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.messaging.intent import outgoing
 from activities.messaging.providers import (
+    BatchingProvider,
     MessageProvider,
     ProviderOutcome,
     ProviderRegistry,
@@ -79,6 +80,31 @@ class _Waiting:
     provider: MessageProvider
     error: ProviderTemporaryError
     looked_up: bool = False
+
+
+def _batches(
+    provider: BatchingProvider, messages: list[Message]
+) -> tuple[list[Message], list[list[Message]]]:
+    """The messages a batching provider (SendGrid's personalizations) takes in shared calls, grouped by
+    key up to its limit, and the rest, which go alone. Each keeps its own record, outcome and provider
+    events; only the call is shared."""
+    if len(messages) < 2:
+        return messages, []
+    alone: list[Message] = []
+    groups: dict[object, list[Message]] = {}
+    for message in messages:
+        key = provider.batch_key(outgoing(message))
+        if key is None:
+            alone.append(message)
+        else:
+            groups.setdefault(key, []).append(message)
+    size = provider.max_batch
+    together = []
+    for group in groups.values():
+        chunks = [group[start : start + size] for start in range(0, len(group), size)]
+        together += [chunk for chunk in chunks if len(chunk) > 1]
+        alone += [chunk[0] for chunk in chunks if len(chunk) == 1]
+    return alone, together
 
 
 def result_of(message: Message) -> SendMessageResult:
@@ -181,7 +207,27 @@ class Delivery:
                     return
             outcomes.append((message, outcome))
 
-        await asyncio.gather(*(send(message) for message in fresh))
+        async def send_together(batching: BatchingProvider, group: list[Message]) -> None:
+            async with limit:
+                try:
+                    found = await batching.send_batch([outgoing(message) for message in group])
+                except ProviderRejectedError:
+                    found = None  # one refused address refuses the request: each goes alone instead
+                except ProviderTemporaryError as error:
+                    waiting.extend(_Waiting(message, provider, error) for message in group)
+                    return
+            if found is None:
+                await asyncio.gather(*(send(message) for message in group))
+            else:
+                outcomes.extend(zip(group, found, strict=True))
+
+        if rate_limit is None and isinstance(provider, BatchingProvider):
+            alone, together = _batches(provider, fresh)
+            await asyncio.gather(
+                *(send(message) for message in alone), *(send_together(provider, g) for g in together)
+            )
+        else:
+            await asyncio.gather(*(send(message) for message in fresh))
         waiting = await self._give_up(waiting, outcomes)
         finished, contested = await self._record(provider, outcomes, claims)
         return finished, waiting + contested
