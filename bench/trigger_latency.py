@@ -24,6 +24,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -135,8 +136,15 @@ async def prepare(client: httpx.AsyncClient, count: int, run_id: str) -> list[st
 
 
 async def drive(
-    client: httpx.AsyncClient, patient_ids: list[str], rate: float, duration: float, run_id: str
+    client: httpx.AsyncClient | Sequence[httpx.AsyncClient],
+    patient_ids: list[str],
+    rate: float,
+    duration: float,
+    run_id: str,
 ) -> Run:
+    """Post Observations open-loop at `rate` for `duration`; several clients (API processes) take
+    turns."""
+    clients = [client] if isinstance(client, httpx.AsyncClient) else list(client)
     run = Run()
     total = int(rate * duration)
     start = time.perf_counter() + 0.5
@@ -150,7 +158,7 @@ async def drive(
             await asyncio.sleep(delay)
         run.sent_at[observation_id] = time.perf_counter() + wall_offset
         try:
-            response = await client.post("/v1/fhir/notifications", json=document)
+            response = await clients[number % len(clients)].post("/v1/fhir/notifications", json=document)
             if response.status_code != 200 or response.json().get("triggered") != 1:
                 run.errors.append(f"{observation_id}: {response.status_code} {response.text[:200]}")
         except httpx.HTTPError as error:

@@ -70,6 +70,10 @@ _RECORD_OUTCOME = (
 # other message owns the one it found. One lock per transaction, however many messages it records.
 _SHARE_PROVIDER_IDS = select(func.pg_advisory_xact_lock_shared(func.hashtext(bindparam("lock_key"))))
 _CLAIM_PROVIDER_IDS = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("lock_key"))))
+# Updating many messages in one statement moves the analytics rollups of their shards in the order of
+# the messages, so two such statements at once (parallel campaign batches) could deadlock: they take
+# turns. Taken after the provider-ids lock, never before it.
+_MANY_MESSAGES = "delivery-many-messages"
 
 
 @dataclass
@@ -190,6 +194,8 @@ class Delivery:
         rate_limit = self._providers.rate_limit(provider)
         if rate_limit is None and fresh:
             async with self._sessions.begin() as session:
+                if len(fresh) > 1:
+                    await session.execute(_CLAIM_PROVIDER_IDS, {"lock_key": _MANY_MESSAGES})
                 await session.execute(
                     _MARK_SENDING, [{"m_id": m.id, "m_provider": provider.name} for m in fresh]
                 )
@@ -317,6 +323,8 @@ class Delivery:
             outcomes = [(m, o) for m, o in outcomes if m.id not in {w.message.id for w in contested}]
             if not outcomes:
                 return {}, contested
+            if len(outcomes) > 1:
+                await session.execute(_CLAIM_PROVIDER_IDS, {"lock_key": _MANY_MESSAGES})
             await session.execute(
                 _RECORD_OUTCOME,
                 [
