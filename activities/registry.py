@@ -72,6 +72,7 @@ def build_provider_registry(
             settings.twilio_auth_token.get_secret_value(),
             settings.twilio_from_number,
             base_url=settings.twilio_base_url,
+            connections=settings.provider_threads,
             status_callback=(
                 f"{settings.public_base_url.rstrip('/')}{TWILIO_STATUS_PATH}"
                 if settings.public_base_url

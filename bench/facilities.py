@@ -49,7 +49,7 @@ from aftercare.segments.library import segment_library
 from bench.population import create_database, drop_database
 from bench.segments import generate
 from bench.stack import dev_stack
-from bench.trigger_latency import JOURNEY, TEMPLATE, collect, drive, percentiles
+from bench.trigger_latency import ANY_HOUR, JOURNEY, TEMPLATE, collect, drive, percentiles, recorded
 
 FACILITIES = [
     {"key": "north", "name": "North", "timezone": "America/New_York", "parent": "default",
@@ -113,7 +113,7 @@ async def trigger_run(
     run = await drive(driver, ids, arguments.rate, arguments.duration, run_id)
     # Observations answered 503 (a saturated machine) start nothing: wait only for the others.
     accepted = len(warm.sent_at) - len(warm.errors) + len(run.sent_at) - len(run.errors)
-    rows = await collect(client, accepted, run_id)
+    rows = await collect(client, await recorded(client, accepted, run_id))
     measured = [row for row in rows if row["observation"] in run.sent_at]
     server = [(row["sent_at"] - row["received_at"]) * 1000 for row in measured]
     client_side = [(row["sent_at"] - run.sent_at[row["observation"]]) * 1000 for row in measured]
@@ -130,7 +130,7 @@ async def triggers(arguments: argparse.Namespace) -> None:
     # Measured at any hour: quiet hours would defer the texts instead of timing them.
     os.environ.setdefault("QUIET_HOURS_START", "")
     os.environ.setdefault("QUIET_HOURS_END", "")
-    with dev_stack(arguments.stack_port) as stack:
+    with dev_stack(arguments.stack_port, environment=ANY_HOUR) as stack:
         headers = {"X-API-Key": stack.api_key}
         async with httpx.AsyncClient(base_url=stack.api, timeout=30.0, headers=headers) as client:
             (await client.post("/v1/templates", json=TEMPLATE)).raise_for_status()

@@ -19,11 +19,14 @@ import httpx
 
 @dataclass(frozen=True)
 class Stack:
-    """The running stack: its supervisor process, API address and all-roles development key."""
+    """The running stack: its supervisor process, API address, all-roles development key, data directory
+    and Temporal address."""
 
     process: subprocess.Popen[bytes]
     api: str
     api_key: str
+    data_dir: Path
+    temporal_address: str
 
     def worker_pid(self) -> int:
         """The worker process the supervisor started."""
@@ -43,9 +46,15 @@ def api_headers(api_key: str | None) -> dict[str, str]:
 
 
 @contextmanager
-def dev_stack(api_port: int, timeout: float = 180.0, *, mllp_port: int = 0) -> Iterator[Stack]:
-    """Start the stack on `api_port` (Temporal on +1, UI on +2; MLLP on `mllp_port`, 0: none), wait until
-    healthy, stop it afterwards."""
+def dev_stack(
+    api_port: int,
+    timeout: float = 180.0,
+    *,
+    mllp_port: int = 0,
+    environment: dict[str, str] | None = None,
+) -> Iterator[Stack]:
+    """Start the stack on `api_port` (Temporal on +1, UI on +2; MLLP on `mllp_port`, 0: none), with
+    `environment` added to this process's, wait until healthy, stop it afterwards."""
     with tempfile.TemporaryDirectory(prefix="aftercare-bench-") as data:
         log = Path(data) / "stack.log"
         api_key = f"ak_dev_{secrets.token_urlsafe(32)}"
@@ -69,16 +78,28 @@ def dev_stack(api_port: int, timeout: float = 180.0, *, mllp_port: int = 0) -> I
             ],
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
-            env={**os.environ, "LOG_LEVEL": "WARNING", "AFTERCARE_DEV_API_KEY": api_key},
+            env={
+                **os.environ,
+                "LOG_LEVEL": "WARNING",
+                "AFTERCARE_DEV_API_KEY": api_key,
+                **(environment or {}),
+            },
         )
+        # A benchmark stopped by SIGTERM (`timeout`) stops its stack too, instead of leaving it running.
+        previous = signal.signal(signal.SIGTERM, _exit_on_signal)
         try:
             api = f"http://127.0.0.1:{api_port}"
             _wait_until_healthy(process, api, log, timeout)
-            yield Stack(process, api, api_key)
+            yield Stack(process, api, api_key, Path(data), f"127.0.0.1:{api_port + 1}")
         finally:
+            signal.signal(signal.SIGTERM, previous)
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 process.wait(timeout=120)
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _wait_until_healthy(process: subprocess.Popen[bytes], api: str, log: Path, timeout: float) -> None:

@@ -8,7 +8,10 @@ patients, then posts Observations open-loop (on schedule, not waiting for answer
 p95 and p99 of:
   * server: the notification version received by the API -> the message recorded as sent;
   * client: the POST leaving this script -> the message recorded as sent (same machine, same clock);
-and the rate actually held.
+and the rate actually held. With `--start-stack` it also prints the CPU time each process (API,
+worker, PostgreSQL, Temporal server) spent per trigger, and the history a sample of the journeys wrote
+(events, workflow tasks, activities, local activities per trigger): figures the machine's load does not
+distort.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +35,16 @@ import httpx
 if __package__ in (None, ""):  # run as `python bench/<name>.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.cost import (
+    CpuMeter,
+    history_shapes,
+    pg_transactions,
+    print_cpu,
+    print_history,
+    stack_processes,
+)
 from bench.stack import api_headers, dev_stack
+from models.search_attributes import enrollment_workflow_id
 
 JOURNEY_KEY = "bench-trigger-latency"
 GLUCOSE = "2345-7"
@@ -57,6 +71,11 @@ JOURNEY = {
     },
     "steps": [{"id": "notify", "send": {"template": "bench-glucose"}}],
 }
+
+
+# The synthetic patients live in Boston: without this the bench's texts would wait for the morning
+# whenever it runs in their quiet hours. Consent and frequency caps still apply.
+ANY_HOUR = {"QUIET_HOURS_START": "", "QUIET_HOURS_END": ""}
 
 
 @dataclass
@@ -117,8 +136,15 @@ async def prepare(client: httpx.AsyncClient, count: int, run_id: str) -> list[st
 
 
 async def drive(
-    client: httpx.AsyncClient, patient_ids: list[str], rate: float, duration: float, run_id: str
+    client: httpx.AsyncClient | Sequence[httpx.AsyncClient],
+    patient_ids: list[str],
+    rate: float,
+    duration: float,
+    run_id: str,
 ) -> Run:
+    """Post Observations open-loop at `rate` for `duration`; several clients (API processes) take
+    turns."""
+    clients = [client] if isinstance(client, httpx.AsyncClient) else list(client)
     run = Run()
     total = int(rate * duration)
     start = time.perf_counter() + 0.5
@@ -132,7 +158,7 @@ async def drive(
             await asyncio.sleep(delay)
         run.sent_at[observation_id] = time.perf_counter() + wall_offset
         try:
-            response = await client.post("/v1/fhir/notifications", json=document)
+            response = await clients[number % len(clients)].post("/v1/fhir/notifications", json=document)
             if response.status_code != 200 or response.json().get("triggered") != 1:
                 run.errors.append(f"{observation_id}: {response.status_code} {response.text[:200]}")
         except httpx.HTTPError as error:
@@ -143,19 +169,23 @@ async def drive(
     return run
 
 
-async def collect(
+async def recorded(
     client: httpx.AsyncClient, wanted: int, run_id: str, patience: float = 120.0
 ) -> list[dict[str, Any]]:
-    """Wait until all `wanted` messages of this run (warm-up included) are recorded; one row per message."""
+    """Wait until all `wanted` messages of this run (warm-up included) are recorded as sent."""
     deadline = time.monotonic() + patience
-    messages: list[dict[str, Any]] = []
+    mine: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
         messages = await all_messages(client)
         mine = [m for m in messages if m["patient_id"].startswith(f"bench-{run_id}-")]
         if len(mine) >= wanted and all(m["status"] == "sent" for m in mine):
-            messages = mine
             break
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.5)
+    return mine
+
+
+async def collect(client: httpx.AsyncClient, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per message: its Observation, when the API received it and when it was sent."""
     rows = []
     semaphore = asyncio.Semaphore(16)
 
@@ -171,7 +201,7 @@ async def collect(
             }
         )
 
-    await asyncio.gather(*(enrich(m) for m in messages if m["patient_id"].startswith(f"bench-{run_id}-")))
+    await asyncio.gather(*(enrich(m) for m in messages))
     return rows
 
 
@@ -257,28 +287,90 @@ async def main() -> None:
     )
     parser.add_argument("--stack-port", type=int, default=18700)
     parser.add_argument("--timeline", action="store_true", help="print latency per 5-second window")
+    parser.add_argument(
+        "--histories", type=int, default=20, help="workflow histories to sample for events per trigger"
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the stack of --start-stack (repeatable): WORKER_WORKFLOW_TASK_POLLERS=4",
+    )
+    parser.add_argument(
+        "--idle", type=float, default=5.0, help="seconds of no load to measure each process's idle CPU"
+    )
+    parser.add_argument(
+        "--ready-file", type=Path, help="write the stack's process ids here once it is up (for a profiler)"
+    )
     arguments = parser.parse_args()
 
     if arguments.start_stack:
-        with dev_stack(arguments.stack_port) as stack:
-            await measure(stack.api, arguments, api_headers(stack.api_key))
+        settings = dict(value.split("=", 1) for value in arguments.env)
+        with dev_stack(arguments.stack_port, environment=ANY_HOUR | settings) as stack:
+            meter = CpuMeter(stack_processes(stack))
+            if arguments.ready_file:
+                pids = {group.name: group.root.pid for group in meter.groups}
+                arguments.ready_file.write_text(json.dumps(pids))
+            await measure(
+                stack.api,
+                arguments,
+                api_headers(stack.api_key),
+                meter,
+                stack.temporal_address,
+                stack.data_dir / "pg",
+            )
         return
     await measure(arguments.api, arguments, api_headers(arguments.api_key))
 
 
-async def measure(api: str, arguments: argparse.Namespace, headers: dict[str, str]) -> None:
-    """Warm up, drive the stack, collect and report."""
+async def measure(
+    api: str,
+    arguments: argparse.Namespace,
+    headers: dict[str, str],
+    meter: CpuMeter | None = None,
+    temporal_address: str | None = None,
+    pg_data: Path | None = None,
+) -> None:
+    """Warm up, drive the stack, collect and report; with a meter, CPU per trigger per process from the
+    start of the measured load until its last message is recorded."""
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
     async with httpx.AsyncClient(base_url=api, timeout=30.0, limits=limits, headers=headers) as client:
         run_id = uuid.uuid4().hex[:8]
         patient_ids = await prepare(client, arguments.patients, run_id)
+        warm = 0
         if arguments.warmup > 0:
-            await drive(client, patient_ids, arguments.rate, arguments.warmup, f"{run_id}-warmup")
+            warm_run = await drive(client, patient_ids, arguments.rate, arguments.warmup, f"{run_id}-warmup")
+            warm = len(warm_run.sent_at) - len(warm_run.errors)  # a 503 starts nothing
+            await recorded(client, warm, run_id)
+        idle: dict[str, float] = {}
+        if meter is not None and arguments.idle > 0:
+            meter.start()
+            await asyncio.sleep(arguments.idle)
+            idle = {name: value / arguments.idle for name, value in meter.since_start().items()}
+        if meter is not None:
+            meter.start()
+        loaded_at = time.monotonic()
+        transactions = pg_transactions(pg_data) if pg_data else None
         run = await drive(client, patient_ids, arguments.rate, arguments.duration, run_id)
-        warm = int(arguments.rate * arguments.warmup) if arguments.warmup > 0 else 0
-        rows = await collect(client, warm + len(run.sent_at), run_id)
+        messages = await recorded(client, warm + len(run.sent_at) - len(run.errors), run_id)
+        spent = meter.since_start() if meter is not None else None
+        seconds = time.monotonic() - loaded_at
+        await asyncio.sleep(1.5)  # PostgreSQL's statistics are flushed about once a second
+        after = pg_transactions(pg_data) if pg_data else None
+        rows = await collect(client, messages)
         measured = [row for row in rows if row["observation"] in run.sent_at]
         report(run, measured, arguments.rate, arguments.duration)
+        print(f"load average       {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
+        if spent is not None:
+            # per trigger that ran (a refused one, a 503, costs little and sends nothing)
+            print_cpu(spent, len(measured), idle=idle, seconds=seconds)
+        if transactions is not None and after is not None and measured:
+            # the bench's own polling of /v1/messages adds a few
+            print(f"PostgreSQL transactions per trigger  {(after - transactions) / len(measured):.2f}")
+        if temporal_address and arguments.histories > 0:
+            sample = [enrollment_workflow_id(m["enrollment_id"]) for m in messages[: arguments.histories]]
+            print_history(await history_shapes(temporal_address, "default", sample))
         if arguments.timeline:
             timeline(run, measured)
 

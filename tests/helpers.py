@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from activities.messaging.providers import MessageProvider, OutgoingMessage, ProviderOutcome
+from activities.messaging.providers import BatchingProvider, MessageProvider, OutgoingMessage, ProviderOutcome
 from aftercare.definitions import check_journey, parse_journey, parse_template
 from aftercare.fhir.bundles import entries_of
 from aftercare.settings import Settings
@@ -142,6 +142,24 @@ class RecordingProvider:
     async def find_sent(self, message: OutgoingMessage) -> ProviderOutcome | None:
         self.calls.append("find_sent")
         return await self.provider.find_sent(message)
+
+
+class BatchRecordingProvider(RecordingProvider):
+    """A real batching provider (SendGrid), noting its calls and how many messages each request took."""
+
+    def __init__(self, provider: BatchingProvider) -> None:
+        super().__init__(provider)
+        self.batching = provider
+        self.max_batch = provider.max_batch
+        self.sizes: list[int] = []
+
+    def batch_key(self, message: OutgoingMessage) -> Hashable | None:
+        return self.batching.batch_key(message)
+
+    async def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[ProviderOutcome]:
+        self.calls.append("send_batch")
+        self.sizes.append(len(messages))
+        return await self.batching.send_batch(messages)
 
 
 def run_aftercare(

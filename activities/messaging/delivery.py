@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.messaging.intent import outgoing
 from activities.messaging.providers import (
+    BatchingProvider,
     MessageProvider,
     ProviderOutcome,
     ProviderRegistry,
@@ -69,6 +70,10 @@ _RECORD_OUTCOME = (
 # other message owns the one it found. One lock per transaction, however many messages it records.
 _SHARE_PROVIDER_IDS = select(func.pg_advisory_xact_lock_shared(func.hashtext(bindparam("lock_key"))))
 _CLAIM_PROVIDER_IDS = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("lock_key"))))
+# Updating many messages in one statement moves the analytics rollups of their shards in the order of
+# the messages, so two such statements at once (parallel campaign batches) could deadlock: they take
+# turns. Taken after the provider-ids lock, never before it.
+_MANY_MESSAGES = "delivery-many-messages"
 
 
 @dataclass
@@ -79,6 +84,31 @@ class _Waiting:
     provider: MessageProvider
     error: ProviderTemporaryError
     looked_up: bool = False
+
+
+def _batches(
+    provider: BatchingProvider, messages: list[Message]
+) -> tuple[list[Message], list[list[Message]]]:
+    """The messages a batching provider (SendGrid's personalizations) takes in shared calls, grouped by
+    key up to its limit, and the rest, which go alone. Each keeps its own record, outcome and provider
+    events; only the call is shared."""
+    if len(messages) < 2:
+        return messages, []
+    alone: list[Message] = []
+    groups: dict[object, list[Message]] = {}
+    for message in messages:
+        key = provider.batch_key(outgoing(message))
+        if key is None:
+            alone.append(message)
+        else:
+            groups.setdefault(key, []).append(message)
+    size = provider.max_batch
+    together = []
+    for group in groups.values():
+        chunks = [group[start : start + size] for start in range(0, len(group), size)]
+        together += [chunk for chunk in chunks if len(chunk) > 1]
+        alone += [chunk[0] for chunk in chunks if len(chunk) == 1]
+    return alone, together
 
 
 def result_of(message: Message) -> SendMessageResult:
@@ -164,6 +194,8 @@ class Delivery:
         rate_limit = self._providers.rate_limit(provider)
         if rate_limit is None and fresh:
             async with self._sessions.begin() as session:
+                if len(fresh) > 1:
+                    await session.execute(_CLAIM_PROVIDER_IDS, {"lock_key": _MANY_MESSAGES})
                 await session.execute(
                     _MARK_SENDING, [{"m_id": m.id, "m_provider": provider.name} for m in fresh]
                 )
@@ -181,7 +213,27 @@ class Delivery:
                     return
             outcomes.append((message, outcome))
 
-        await asyncio.gather(*(send(message) for message in fresh))
+        async def send_together(batching: BatchingProvider, group: list[Message]) -> None:
+            async with limit:
+                try:
+                    found = await batching.send_batch([outgoing(message) for message in group])
+                except ProviderRejectedError:
+                    found = None  # one refused address refuses the request: each goes alone instead
+                except ProviderTemporaryError as error:
+                    waiting.extend(_Waiting(message, provider, error) for message in group)
+                    return
+            if found is None:
+                await asyncio.gather(*(send(message) for message in group))
+            else:
+                outcomes.extend(zip(group, found, strict=True))
+
+        if rate_limit is None and isinstance(provider, BatchingProvider):
+            alone, together = _batches(provider, fresh)
+            await asyncio.gather(
+                *(send(message) for message in alone), *(send_together(provider, g) for g in together)
+            )
+        else:
+            await asyncio.gather(*(send(message) for message in fresh))
         waiting = await self._give_up(waiting, outcomes)
         finished, contested = await self._record(provider, outcomes, claims)
         return finished, waiting + contested
@@ -271,6 +323,8 @@ class Delivery:
             outcomes = [(m, o) for m, o in outcomes if m.id not in {w.message.id for w in contested}]
             if not outcomes:
                 return {}, contested
+            if len(outcomes) > 1:
+                await session.execute(_CLAIM_PROVIDER_IDS, {"lock_key": _MANY_MESSAGES})
             await session.execute(
                 _RECORD_OUTCOME,
                 [

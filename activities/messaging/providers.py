@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from aftercare.fhir_client.retry import retry_after_seconds as http_retry_after
 from models.temporal import MessageStatus
@@ -96,6 +97,21 @@ class MessageProvider(Protocol):
         """After an interrupted attempt: the provider's record of this message, if it has one. Only a
         provider message created since `message.looked_up_since` and not in `message.owned_elsewhere`
         may be claimed; better still, one that carries the message id."""
+        ...
+
+
+@runtime_checkable
+class BatchingProvider(MessageProvider, Protocol):
+    """A provider that can take many messages in one call (SendGrid: one personalization each)."""
+
+    max_batch: int
+
+    def batch_key(self, message: OutgoingMessage) -> Hashable | None:
+        """Messages with equal keys may share a call; None: this one goes alone."""
+        ...
+
+    async def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[ProviderOutcome]:
+        """Hand the messages over in one call: an outcome each, or an error for them all."""
         ...
 
 

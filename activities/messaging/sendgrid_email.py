@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.error import URLError
 
 from python_http_client.exceptions import HTTPError
@@ -42,6 +45,12 @@ from aftercare.provider_feedback.sendgrid_events import MESSAGE_ID_ARG
 from models.tables import Message, MessageEvent
 
 SETTLE_WINDOW = timedelta(minutes=5)
+# Mail Send takes up to 1,000 personalizations a request, each with up to 10,000 bytes of substitutions.
+MAX_PERSONALIZATIONS = 1000
+_SUBSTITUTIONS_LIMIT = 10_000
+# The batched request's content is these tags; each personalization substitutes its own message.
+_TEXT_TAG = "-aftercare-text-"
+_HTML_TAG = "-aftercare-html-"
 
 
 class SendGridEmailProvider:
@@ -99,6 +108,46 @@ class SendGridEmailProvider:
             request = self.mail(message).get()
         except (KeyError, ValueError) as error:
             raise ProviderRejectedError("the email address cannot be used", suppress="invalid") from error
+        return ProviderOutcome(status="queued", provider_message_id=await self._post(request))
+
+    # --- many emails in one request ---------------------------------------------------------------
+
+    max_batch = MAX_PERSONALIZATIONS
+
+    def batch_key(self, message: OutgoingMessage) -> tuple[str | None, bool] | None:
+        """Emails with the same key can share one Mail Send request (one personalization each); None for
+        one that goes alone (attachments, or more than a personalization's substitutions can carry)."""
+        size = len(message.body.encode()) + len((message.html or "").encode())
+        if message.attachments or size > _SUBSTITUTIONS_LIMIT - 200:
+            return None
+        return (message.sender, message.html is not None)
+
+    def batch(self, messages: Sequence[OutgoingMessage]) -> dict[str, Any]:
+        """One Mail Send request for emails of one `batch_key`: each recipient is a personalization
+        with its own subject, headers, message id (custom argument) and, as substitutions, its own text."""
+        first = messages[0]
+        request: dict[str, Any] = self.mail(replace(first, headers=None, locale=None)).get()
+        request.pop("headers", None)
+        request["subject"] = first.subject or " "
+        request["content"] = [{"type": "text/plain", "value": _TEXT_TAG}] + (
+            [{"type": "text/html", "value": _HTML_TAG}] if first.html is not None else []
+        )
+        request["personalizations"] = [_personalization(message) for message in messages]
+        return request
+
+    async def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[ProviderOutcome]:
+        """Hand emails of one `batch_key` to SendGrid in one request. SendGrid takes or refuses the
+        request as a whole: a refusal (one bad address refuses them all) is raised for the caller to send
+        them one by one; each accepted email's events name it by its own custom argument."""
+        try:
+            request = self.batch(messages)
+        except (KeyError, ValueError) as error:
+            raise ProviderRejectedError("an email address cannot be used") from error
+        provider_id = await self._post(request)
+        return [ProviderOutcome(status="queued", provider_message_id=provider_id) for _ in messages]
+
+    async def _post(self, request: dict[str, Any]) -> str | None:
+        """Send the Mail Send request; SendGrid's `X-Message-Id` for it."""
         try:
             response = await asyncio.to_thread(self._client.send, request)
         except HTTPError as error:
@@ -109,7 +158,7 @@ class SendGridEmailProvider:
             raise ProviderTemporaryError(f"SendGrid could not be reached: {type(error).__name__}") from error
         headers = response.headers
         provider_id = headers.get("X-Message-Id") if headers is not None else None
-        return ProviderOutcome(status="queued", provider_message_id=provider_id or None)
+        return provider_id or None
 
     async def find_sent(self, message: OutgoingMessage) -> ProviderOutcome | None:
         """SendGrid's events about the message prove it was accepted; wait for them a little while."""
@@ -131,6 +180,22 @@ class SendGridEmailProvider:
                 retry_after=min(30.0, (SETTLE_WINDOW - waited).total_seconds()),
             )
         return None
+
+
+def _personalization(message: OutgoingMessage) -> dict[str, Any]:
+    personalization: dict[str, Any] = {
+        "to": [{"email": message.to}],
+        "custom_args": {MESSAGE_ID_ARG: message.id},
+        "substitutions": {_TEXT_TAG: message.body}
+        | ({_HTML_TAG: message.html} if message.html is not None else {}),
+    }
+    if message.subject:
+        personalization["subject"] = message.subject
+    headers = {"Content-Language": message.locale} if message.locale else {}
+    headers.update(message.headers or {})
+    if headers:
+        personalization["headers"] = headers
+    return personalization
 
 
 def _classify(error: HTTPError) -> Exception:

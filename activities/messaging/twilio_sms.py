@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import requests
+from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
@@ -30,9 +31,16 @@ class _HeaderKeepingClient(TwilioHttpClient):
     """The SDK's HTTP client, keeping each thread's last response headers: `TwilioRestException` drops
     them, and a 429's `Retry-After` is among them."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, connections: int = 32) -> None:
         super().__init__(timeout=timeout)
         self._last = threading.local()
+        # Keep as many connections as calls may be in flight (the SDK keeps min(32, CPUs + 4) for https
+        # and requests' 10 for http): a call beyond the pool opened, and then dropped, a connection
+        # (a TLS handshake each against the real API).
+        if self.session is not None:
+            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=connections)
+            self.session.mount("https://", adapter)
+            self.session.mount("http://", adapter)
 
     def request(self, *args: Any, **kwargs: Any) -> Response:
         self._last.headers = {}
@@ -85,8 +93,9 @@ class TwilioSmsProvider:
         base_url: str | None = None,
         status_callback: str | None = None,
         timeout_seconds: float = 15.0,
+        connections: int = 32,
     ) -> None:
-        self._http = _HeaderKeepingClient(timeout=timeout_seconds)
+        self._http = _HeaderKeepingClient(timeout=timeout_seconds, connections=connections)
         self._client = Client(account_sid, auth_token, http_client=self._http)
         if base_url:
             self._client.api.base_url = base_url.rstrip("/")

@@ -20,7 +20,7 @@ from aftercare.enrollment.starter import ALREADY_HANDLED, EnrollmentStarter, eve
 from aftercare.fhir.fhirpath import FhirPathError, is_true
 from aftercare.journey_variables import event_view
 from aftercare.metrics import TRIGGER_EVENTS
-from aftercare.segments.on_events import SegmentEvent, start_refreshes
+from aftercare.segments.on_events import SegmentEvent, refreshes_of, start_refreshes
 from aftercare.store.enrollments import running_enrollments_of_many
 from aftercare.store.journeys import get_journey, journeys_entered_by_event
 from aftercare.store.patients import existing_patient_ids
@@ -143,9 +143,8 @@ async def deliver_events(
             found = await _look_up(session, patient_of, due)
         delivered = await _signal_running(client, found, patient_of, due, asyncio.Semaphore(concurrency))
         started = await _start_entered(sessions, starter, found, patient_of, due, concurrency)
-        await start_refreshes(
-            starter, found.segments, [SegmentEvent(patient_of[e.id], e.type, e.id) for e in due]
-        )
+        events = [SegmentEvent(patient_of[e.id], e.type, e.id) for e in due]
+        await start_refreshes(starter, refreshes_of(found.segments, events))
     if due or then is not None:
         async with sessions.begin() as session:
             await finish_trigger_events(session, {e.id: (delivered[e.id], started[e.id]) for e in due})

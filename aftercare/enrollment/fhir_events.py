@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,6 +19,14 @@ from aftercare.store.resources import StoredVersion
 from models.tables import Enrollment
 from models.temporal import PatientEvent
 from models.workflow_names import DELIVER_EVENT
+
+
+@dataclass(frozen=True)
+class FhirDelivery:
+    """One `fhir.<type>` event for one running enrollment's workflow."""
+
+    workflow_id: str
+    event: PatientEvent
 
 
 def fhir_event_type(resource_type: str) -> str:
@@ -56,37 +65,49 @@ async def deliver_fhir_events(
 ) -> int:
     """Signal each running enrollment of the versions' patients that listens for their type; returns
     how many signals were sent. An enrollment does not receive the version that started it."""
+    async with sessions() as session:
+        deliveries = await plan_fhir_events(session, versions)
+    return await send_fhir_events(client, deliveries)
+
+
+async def plan_fhir_events(session: AsyncSession, versions: list[StoredVersion]) -> list[FhirDelivery]:
+    """The signals `deliver_fhir_events` sends, read in the caller's transaction (the notification path
+    reads them in the transaction that stores the versions, to save a connection and its round trips)."""
     by_patient: dict[str, list[StoredVersion]] = defaultdict(list)
     for version in versions:
         if version.patient_id is not None:
             by_patient[version.patient_id].append(version)
     if not by_patient:
-        return 0
-    async with sessions() as session:
-        running = (
-            await session.scalars(
-                select(Enrollment).where(
-                    Enrollment.patient_id.in_(list(by_patient)), Enrollment.status == "running"
-                )
+        return []
+    running = (
+        await session.scalars(
+            select(Enrollment).where(
+                Enrollment.patient_id.in_(list(by_patient)), Enrollment.status == "running"
             )
-        ).all()
-        deliveries = []
-        for enrollment in running:
-            journey = await get_journey(session, enrollment.journey_key, enrollment.journey_version)
-            listened = journey.listened_event_types() if journey is not None else frozenset()
-            started_by = (
-                (enrollment.trigger.get("resource") or {}) if enrollment.trigger.get("kind") == "fhir" else {}
-            )
-            for version in by_patient[enrollment.patient_id]:
-                if listened is not None and fhir_event_type(version.ref.resource_type) not in listened:
-                    continue
-                if started_by == version.ref.model_dump(mode="json"):
-                    continue
-                deliveries.append((enrollment.workflow_id, fhir_event(version)))
+        )
+    ).all()
+    deliveries = []
+    for enrollment in running:
+        journey = await get_journey(session, enrollment.journey_key, enrollment.journey_version)
+        listened = journey.listened_event_types() if journey is not None else frozenset()
+        started_by = (
+            (enrollment.trigger.get("resource") or {}) if enrollment.trigger.get("kind") == "fhir" else {}
+        )
+        for version in by_patient[enrollment.patient_id]:
+            if listened is not None and fhir_event_type(version.ref.resource_type) not in listened:
+                continue
+            if started_by == version.ref.model_dump(mode="json"):
+                continue
+            deliveries.append(FhirDelivery(enrollment.workflow_id, fhir_event(version)))
+    return deliveries
+
+
+async def send_fhir_events(client: Client, deliveries: list[FhirDelivery]) -> int:
+    """Send the planned signals (outside any transaction); an enrollment that ended meanwhile is skipped."""
     sent = 0
-    for workflow_id, event in deliveries:
+    for delivery in deliveries:
         try:
-            await client.get_workflow_handle(workflow_id).signal(DELIVER_EVENT, event)
+            await client.get_workflow_handle(delivery.workflow_id).signal(DELIVER_EVENT, delivery.event)
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND:
                 raise

@@ -9,12 +9,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
-from aftercare.enrollment.fhir_events import deliver_fhir_events, fhir_segment_events
+from aftercare.enrollment.fhir_events import fhir_segment_events, plan_fhir_events, send_fhir_events
 from aftercare.enrollment.fhir_triggers import launch_planned, plan_fhir_enrollments
 from aftercare.enrollment.risk_write_back import write_risk_back
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.enrollment.task_events import complete_tasks_from_fhir
-from aftercare.segments.on_events import refresh_on_events
+from aftercare.segments.on_events import plan_refreshes, start_refreshes
 from aftercare.store.resources import StoreResult, store_resources
 
 
@@ -39,8 +39,9 @@ async def ingest_fhir_resources(
     identity_rules: Sequence[str] | None = None,
     write_back_queue: str | None = None,
 ) -> Ingested:
-    """One transaction stores the versions and allocates the enrollments they start; then the workflows
-    start and the patients' running enrollments receive the changes as `fhir.<type>` events. With a
+    """One transaction stores the versions, allocates the enrollments they start and reads which running
+    enrollments and segments the changes concern; then the workflows start, those enrollments receive
+    the changes as `fhir.<type>` events and the segments' refreshes start. With a
     `write_back_queue` (outreach written back), the readmission risk scores of the patients whose data
     changed are written to the chart as RiskAssessments (each version of a score once)."""
     async with sessions.begin() as session:
@@ -53,9 +54,12 @@ async def ingest_fhir_resources(
             identity_rules=identity_rules,
         )
         planned = await plan_fhir_enrollments(session, starter, stored.pending_triggers)
+        # Read in the same transaction, sent after it: one connection and one transaction per notification.
+        deliveries = await plan_fhir_events(session, stored.pending_triggers)
+        refreshes = await plan_refreshes(session, fhir_segment_events(stored.pending_triggers))
     triggered = await launch_planned(starter, planned)
-    delivered = await deliver_fhir_events(sessions, temporal, stored.pending_triggers)
-    await refresh_on_events(sessions, starter, fhir_segment_events(stored.pending_triggers))
+    delivered = await send_fhir_events(temporal, deliveries)
+    await start_refreshes(starter, refreshes)
     await complete_tasks_from_fhir(sessions, temporal, resources)
     if write_back_queue is not None:
         await write_risk_back(sessions, temporal, write_back_queue, resources)

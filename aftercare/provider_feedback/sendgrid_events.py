@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.store.consents import record_consent
-from aftercare.store.message_events import ProviderEvent, apply_provider_event, message_for_provider_id
+from aftercare.store.message_events import ProviderEvent, apply_provider_event
 from aftercare.store.suppressions import lift_suppression, suppress
 from models.tables import Message
 from models.temporal import MessageStatus
@@ -81,9 +82,20 @@ async def _message_of(session: AsyncSession, raw: dict[str, Any]) -> Message | N
         message = await session.get(Message, message_id)
         return message if message is not None and message.provider == PROVIDER else None
     sg_message_id = raw.get("sg_message_id")
-    if isinstance(sg_message_id, str):
-        return await message_for_provider_id(session, PROVIDER, sg_message_id.split(".", 1)[0])
-    return None
+    if not isinstance(sg_message_id, str):
+        return None
+    # Emails sent in one request (one personalization each) share its id: the recipient tells them apart.
+    sharing = (
+        await session.scalars(
+            select(Message).where(
+                Message.provider == PROVIDER, Message.provider_message_id == sg_message_id.split(".", 1)[0]
+            )
+        )
+    ).all()
+    if len(sharing) <= 1:
+        return sharing[0] if sharing else None
+    email = str(raw.get("email") or "").lower()
+    return next((message for message in sharing if (message.to or "").lower() == email), None)
 
 
 def _status(kind: str, raw: dict[str, Any]) -> MessageStatus | None:

@@ -27,6 +27,14 @@ class SegmentEvent:
     id: str
 
 
+@dataclass(frozen=True)
+class SegmentRefresh:
+    """One segment to refresh for one event's patient."""
+
+    key: str
+    event: SegmentEvent
+
+
 def refresh_workflow_id(key: str, event: SegmentEvent) -> str:
     """One refresh per segment and event (a redelivered event starts nothing new)."""
     digest = hashlib.sha256(f"{event.patient_id}\0{event.id}".encode()).hexdigest()[:20]
@@ -41,26 +49,43 @@ async def refresh_on_events(
     if not wanted:
         return 0
     async with sessions() as session:
-        segments = await segments_refreshed_by(session, {event.type for event in wanted})
-    return await start_refreshes(starter, segments, wanted)
+        planned = await plan_refreshes(session, wanted)
+    return await start_refreshes(starter, planned)
 
 
-async def start_refreshes(
-    starter: EnrollmentStarter, segments: list[SegmentDefinition], events: Iterable[SegmentEvent]
-) -> int:
-    """Start the refreshes of these segments (read already) that the events call for."""
+async def plan_refreshes(session: AsyncSession, events: Iterable[SegmentEvent]) -> list[SegmentRefresh]:
+    """The refreshes the events call for, read in the caller's transaction."""
+    wanted = list(events)
+    if not wanted:
+        return []
+    return refreshes_of(await segments_refreshed_by(session, {event.type for event in wanted}), wanted)
+
+
+def refreshes_of(
+    segments: Iterable[SegmentDefinition], events: Iterable[SegmentEvent]
+) -> list[SegmentRefresh]:
+    """The refreshes of these segments (read already) that the events call for."""
+    listed = list(segments)
+    return [
+        SegmentRefresh(segment.key, event)
+        for event in events
+        for segment in listed
+        if event.type in segment.refresh_on
+    ]
+
+
+async def start_refreshes(starter: EnrollmentStarter, planned: Iterable[SegmentRefresh]) -> int:
+    """Start the planned refreshes (outside any transaction); returns how many were started."""
     started = 0
-    for event in events:
-        for segment in segments:
-            if event.type not in segment.refresh_on:
-                continue
-            await starter.client.start_workflow(
-                REFRESH_SEGMENTS_WORKFLOW,
-                RefreshSegmentsInput(key=segment.key, patient_id=event.patient_id),
-                id=refresh_workflow_id(segment.key, event),
-                task_queue=starter.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                static_summary=f"Refresh segment {segment.key} for one patient after {event.type}",
-            )
-            started += 1
+    for refresh in planned:
+        event = refresh.event
+        await starter.client.start_workflow(
+            REFRESH_SEGMENTS_WORKFLOW,
+            RefreshSegmentsInput(key=refresh.key, patient_id=event.patient_id),
+            id=refresh_workflow_id(refresh.key, event),
+            task_queue=starter.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=f"Refresh segment {refresh.key} for one patient after {event.type}",
+        )
+        started += 1
     return started

@@ -25,8 +25,8 @@ from aftercare.store.segments import publish_segment
 from models.campaign import CampaignDefinition
 from models.campaign_runs import CampaignBatchInput
 from models.segment import SegmentDefinition
-from models.tables import Message
-from tests.helpers import RecordingProvider, publish_templates
+from models.tables import Message, Patient
+from tests.helpers import BatchRecordingProvider, RecordingProvider, publish_templates
 from tests.population import store_patients, synthetic_patient
 
 pytestmark = pytest.mark.usefixtures("empty_database")
@@ -63,7 +63,7 @@ async def _prepare(sessions: async_sessionmaker[AsyncSession], count: int) -> No
 
 
 def _activities(
-    sessions: async_sessionmaker[AsyncSession], sendgrid: RecordingProvider
+    sessions: async_sessionmaker[AsyncSession], sendgrid: RecordingProvider | BatchRecordingProvider
 ) -> CampaignActivities:
     registry = ProviderRegistry({"email": sendgrid}, OutboxProvider())
     sender = CampaignBatchSender(sessions, registry, GuardrailPolicy(), delivery_concurrency=8)
@@ -75,13 +75,11 @@ async def _messages(sessions: async_sessionmaker[AsyncSession]) -> list[Message]
         return list(await session.scalars(select(Message).order_by(Message.patient_id)))
 
 
-async def test_a_batch_emails_every_recipient_once_through_sendgrid(
-    sessions: async_sessionmaker[AsyncSession], sendgrid_mock: str
+async def _emails_once_through_sendgrid(
+    sessions: async_sessionmaker[AsyncSession], sendgrid: RecordingProvider | BatchRecordingProvider
 ) -> None:
+    """Every recipient of a 40-patient batch emailed once: a second run of the batch sends nothing."""
     await _prepare(sessions, 40)
-    sendgrid = RecordingProvider(
-        SendGridEmailProvider(sessions, "SG.test-key", "care@hospital.example", base_url=sendgrid_mock)
-    )
     activities = _activities(sessions, sendgrid)
 
     result = await ActivityEnvironment().run(activities.send_campaign_batch, BATCH)
@@ -89,11 +87,55 @@ async def test_a_batch_emails_every_recipient_once_through_sendgrid(
 
     assert (result.selected, result.messaged, result.delivered) == (40, 40, 40)
     assert (again.selected, again.delivered) == (0, 0)
-    assert sendgrid.calls.count("send") == 40
     messages = await _messages(sessions)
+    assert len({m.id for m in messages}) == 40
     assert {m.status for m in messages} == {"queued"}
     assert all(m.provider == "sendgrid" and m.sent_at is not None for m in messages)
     assert messages[0].subject.startswith("Your flu shot, Pat")  # type: ignore[union-attr]
+
+
+async def test_a_batch_emails_every_recipient_once_through_sendgrid(
+    sessions: async_sessionmaker[AsyncSession], sendgrid_mock: str
+) -> None:
+    sendgrid = RecordingProvider(
+        SendGridEmailProvider(sessions, "SG.test-key", "care@hospital.example", base_url=sendgrid_mock)
+    )
+    await _emails_once_through_sendgrid(sessions, sendgrid)
+    assert sendgrid.calls.count("send") == 40
+
+
+async def test_sendgrid_takes_a_batchs_emails_in_one_request_each_with_its_own_record(
+    sessions: async_sessionmaker[AsyncSession], sendgrid_mock: str
+) -> None:
+    sendgrid = BatchRecordingProvider(
+        SendGridEmailProvider(sessions, "SG.test-key", "care@hospital.example", base_url=sendgrid_mock)
+    )
+    await _emails_once_through_sendgrid(sessions, sendgrid)
+    assert (sendgrid.calls, sendgrid.sizes) == (["send_batch"], [40])  # Prism validated the request
+
+
+async def test_a_batch_sendgrid_refuses_for_one_address_goes_one_by_one(
+    sessions: async_sessionmaker[AsyncSession], sendgrid_mock: str
+) -> None:
+    await _prepare(sessions, 5)
+    async with sessions.begin() as session:  # an address the spec refuses (and SendGrid would)
+        await session.execute(
+            update(Patient).where(Patient.id == "cp-0").values(email="not an address@example.org")
+        )
+    sendgrid = BatchRecordingProvider(
+        SendGridEmailProvider(sessions, "SG.test-key", "care@hospital.example", base_url=sendgrid_mock)
+    )
+    activities = _activities(sessions, sendgrid)
+
+    result = await ActivityEnvironment().run(
+        activities.send_campaign_batch, BATCH.model_copy(update={"last": 5})
+    )
+
+    assert sendgrid.calls == ["send_batch"] + ["send"] * 5
+    assert result.messaged == 5
+    statuses = {m.to: m.status for m in await _messages(sessions)}
+    assert statuses.pop("not an address@example.org") == "failed"
+    assert set(statuses.values()) == {"queued"}
 
 
 async def test_an_interrupted_batch_delivers_what_is_missing_and_nothing_twice(

@@ -160,3 +160,41 @@ async def test_sendgrid_accepts_an_email_with_attachments(
 ) -> None:
     outcome = await provider(sessions, sendgrid_mock).send(outgoing(attachments=(ICS, PNG)))
     assert outcome.status == "queued"
+
+
+def test_a_batched_request_gives_each_recipient_its_own_text_subject_headers_and_message_id(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    sendgrid = provider(sessions, "http://unused")
+    first = outgoing(headers={"List-Unsubscribe": "<https://x.example/u/1>"})
+    second = outgoing(
+        id="msg-2", to="pat@example.org", subject="Yours", body="Hi Pat", html="<p>Hi Pat</p>", locale=None
+    )
+    assert sendgrid.batch_key(first) == sendgrid.batch_key(second)
+    assert sendgrid.batch_key(outgoing(attachments=(PNG,))) is None
+    request = sendgrid.batch([first, second])
+    assert [part["value"] for part in request["content"]] == ["-aftercare-text-", "-aftercare-html-"]
+    assert "headers" not in request
+    assert request["personalizations"] == [
+        {
+            "to": [{"email": "abdul@example.org"}],
+            "custom_args": {"aftercare_message_id": "msg-1"},
+            "substitutions": {"-aftercare-text-": first.body, "-aftercare-html-": first.html},
+            "subject": "Your follow-up",
+            "headers": {"Content-Language": "es", "List-Unsubscribe": "<https://x.example/u/1>"},
+        },
+        {
+            "to": [{"email": "pat@example.org"}],
+            "custom_args": {"aftercare_message_id": "msg-2"},
+            "substitutions": {"-aftercare-text-": "Hi Pat", "-aftercare-html-": "<p>Hi Pat</p>"},
+            "subject": "Yours",
+        },
+    ]
+
+
+async def test_sendgrid_accepts_a_batch_and_each_email_is_queued(
+    sessions: async_sessionmaker[AsyncSession], sendgrid_mock: str
+) -> None:
+    emails = [outgoing(id=f"msg-{n}", to=f"pat{n}@example.org", body=f"Hi {n}") for n in range(3)]
+    outcomes = await provider(sessions, sendgrid_mock).send_batch(emails)
+    assert [outcome.status for outcome in outcomes] == ["queued"] * 3

@@ -49,15 +49,23 @@ async def emailed(api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSess
     assert (
         await api.post("/v1/fhir/import", json=synthea_bundle(), params={"triggers": "false"})
     ).status_code == 200
+    await _sent_by_sendgrid(sessions, "msg-email-1", "enr-1/email/1", EMAIL)
+    return "msg-email-1"
+
+
+async def _sent_by_sendgrid(
+    sessions: async_sessionmaker[AsyncSession], message_id: str, key: str, to: str
+) -> None:
+    """An email to Abdul's record that SendGrid accepted in the request `14c5d75ce93`."""
     async with sessions.begin() as session:
         await record_intent(
             session,
             {
-                "id": "msg-email-1",
-                "idempotency_key": "enr-1/email/1",
+                "id": message_id,
+                "idempotency_key": key,
                 "patient_id": ABDUL_PATIENT_ID,
                 "channel": "email",
-                "to": EMAIL,
+                "to": to,
                 "subject": "Your follow-up",
                 "body": "Please book.",
                 "status": "queued",
@@ -66,7 +74,6 @@ async def emailed(api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSess
             },
             sent_now=True,
         )
-    return "msg-email-1"
 
 
 def event(kind: str, event_id: str, **fields: Any) -> dict[str, Any]:
@@ -179,6 +186,19 @@ async def test_an_event_without_our_custom_argument_is_matched_by_sendgrids_mess
     legacy.pop("aftercare_message_id")
     assert (await post_events(api, [legacy])).json()["applied"] == 1
     assert (await message(sessions)).status == "delivered"
+
+
+@pytest.mark.usefixtures("emailed")
+async def test_without_our_custom_argument_emails_sent_in_one_request_are_told_apart_by_recipient(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    # a second email of the same Mail Send request
+    await _sent_by_sendgrid(sessions, "msg-email-2", "campaign:run-1:other", "someone.else@example.org")
+    legacy = event("delivered", "e1", email="Someone.Else@example.org")
+    legacy.pop("aftercare_message_id")
+    assert (await post_events(api, [legacy])).json()["applied"] == 1
+    statuses = {m.id: m.status for m in await rows(sessions, Message)}
+    assert statuses == {"msg-email-1": "queued", "msg-email-2": "delivered"}
 
 
 @pytest.mark.usefixtures("emailed")
