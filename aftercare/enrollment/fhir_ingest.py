@@ -10,12 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from aftercare.enrollment.fhir_events import deliver_fhir_events, fhir_segment_events
-from aftercare.enrollment.fhir_triggers import launch_planned, plan_fhir_enrollments
+from aftercare.enrollment.fhir_triggers import PlannedEnrollment, launch_planned, plan_fhir_enrollments
 from aftercare.enrollment.risk_write_back import write_risk_back
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.enrollment.task_events import complete_tasks_from_fhir
 from aftercare.segments.on_events import refresh_on_events
-from aftercare.store.resources import StoreResult, store_resources
+from aftercare.store.resources import StoredVersion, StoreResult, store_resources
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,28 @@ async def ingest_fhir_resources(
             identity_rules=identity_rules,
         )
         planned = await plan_fhir_enrollments(session, starter, stored.pending_triggers)
+    triggered, delivered = await hand_off_stored(
+        sessions, starter, temporal, stored.pending_triggers, planned, resources, write_back_queue
+    )
+    return Ingested(stored=stored, triggered=triggered, events_delivered=delivered)
+
+
+async def hand_off_stored(
+    sessions: async_sessionmaker[AsyncSession],
+    starter: EnrollmentStarter,
+    temporal: Client,
+    versions: list[StoredVersion],
+    planned: list[PlannedEnrollment],
+    resources: list[dict[str, Any]],
+    write_back_queue: str | None = None,
+) -> tuple[int, int]:
+    """After the commit that stored `versions` and allocated `planned`: start the workflows, deliver
+    the versions to running enrollments as `fhir.<type>` events, refresh segments, end the tasks the
+    resources complete and write risk scores back. Returns (enrollments started, events delivered)."""
     triggered = await launch_planned(starter, planned)
-    delivered = await deliver_fhir_events(sessions, temporal, stored.pending_triggers)
-    await refresh_on_events(sessions, starter, fhir_segment_events(stored.pending_triggers))
+    delivered = await deliver_fhir_events(sessions, temporal, versions)
+    await refresh_on_events(sessions, starter, fhir_segment_events(versions))
     await complete_tasks_from_fhir(sessions, temporal, resources)
     if write_back_queue is not None:
         await write_risk_back(sessions, temporal, write_back_queue, resources)
-    return Ingested(stored=stored, triggered=triggered, events_delivered=delivered)
+    return triggered, delivered

@@ -1,10 +1,13 @@
 """`aftercare mllp`: an asyncio MLLP listener (the `hl7` package's framing) in front of `AdtIntake`.
 
-A sender waits for each acknowledgement before the next message, so one connection is in order by
-itself; across connections, messages about one patient (PID-3) take turns, and messages about
-different patients are processed concurrently. A message whose processing fails for a transient
-reason (the database or Temporal down) gets no acknowledgement: the connection closes and the sender
-resends it, which the control id makes safe.
+Group commit: the messages of every connection go into one queue, taken in arrival order a batch at
+a time (whatever arrived while the previous batch was being committed), so many messages share a
+transaction and each is acknowledged once its batch is durable. A connection may pipeline (send its
+next messages before the ACKs): its ACKs leave in the order of its messages. Batches run one after
+the other, so one patient's messages are processed in the order they arrived, whichever connections
+brought them. A message whose processing fails for a transient reason (the database or Temporal
+down) gets no acknowledgement: its connection closes and the sender resends it, which the control id
+makes safe.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import asyncio
 import logging
 import signal
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from hl7.mllp import InvalidBlockError, start_hl7_server
@@ -24,45 +28,60 @@ from temporalio.client import Client
 from aftercare.db.engine import create_engine, session_factory
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.hl7v2.authorities import AuthoritySystems
-from aftercare.hl7v2.intake import AdtIntake
-from aftercare.hl7v2.messages import V2Message, V2Problem
+from aftercare.hl7v2.intake import AdtIntake, Handled
 from aftercare.hl7v2.sealing import RawSealer
 from aftercare.security.codec import parse_codec_keys
 from aftercare.settings import Settings
 from aftercare.temporal.client import connect_temporal
 
 log = logging.getLogger(__name__)
+# Messages one connection may have sent and not yet had acknowledged before it is read no further.
+PIPELINE_WINDOW = 64
+# Messages in one batch at most.
+BATCH_LIMIT = 256
+
+Outcome = Handled | Exception
 
 
-class PatientTurns:
-    """One lock per patient key while someone holds or waits for it."""
+class BatchIntake(Protocol):
+    """What the listener hands messages to (`AdtIntake`)."""
 
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def turn(self, key: str) -> AsyncIterator[None]:
-        """Wait for this patient's turn."""
-        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
+    async def handle_batch(self, texts: Sequence[str]) -> list[Outcome]:
+        """Each message's acknowledgement, or the error that leaves it unanswered."""
+        ...
 
 
-def ordering_key(text: str) -> str:
-    """The patient a message is about (PID-3's first identifier), or `""` (then it waits for nobody)."""
-    try:
-        components = V2Message(text).first("PID", 3)
-    except V2Problem:
-        return ""
-    return "|".join(components[:4:3]) if components else ""
+class GroupCommit:
+    """One queue for every connection's messages, worked off a batch at a time, in arrival order."""
+
+    def __init__(self, intake: BatchIntake, limit: int = BATCH_LIMIT) -> None:
+        self._intake = intake
+        self._limit = limit
+        self._waiting: list[tuple[str, asyncio.Future[Outcome]]] = []
+        self._runner: asyncio.Task[None] | None = None
+
+    def submit(self, text: str) -> asyncio.Future[Outcome]:
+        """Queue a message; the future gives its acknowledgement (or its error) once its batch is done."""
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._waiting.append((text, future))
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self._run())
+        return future
+
+    async def _run(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[: self._limit], self._waiting[self._limit :]
+            try:
+                outcomes = await self._intake.handle_batch([text for text, _ in batch])
+            except Exception as error:
+                outcomes = [error] * len(batch)
+            except BaseException:
+                for _, future in batch:
+                    future.cancel()
+                raise
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)
 
 
 def decode(block: bytes) -> str:
@@ -73,12 +92,21 @@ def decode(block: bytes) -> str:
         return block.decode("latin-1")
 
 
+async def _before(awaitable: Awaitable[object], other: asyncio.Task[None]) -> bool:
+    """Wait for `awaitable` unless `other` ends first (then False)."""
+    waiting = asyncio.ensure_future(awaitable)
+    done, _ = await asyncio.wait({waiting, other}, return_when=asyncio.FIRST_COMPLETED)
+    if waiting in done:
+        return True
+    waiting.cancel()
+    return False
+
+
 class MllpListener:
     """Accepts MLLP connections and answers each message once it is durable."""
 
-    def __init__(self, intake: AdtIntake) -> None:
-        self._intake = intake
-        self._turns = PatientTurns()
+    def __init__(self, intake: BatchIntake) -> None:
+        self._batches = GroupCommit(intake)
 
     async def start(
         self, host: str, port: int, *, tls: ssl.SSLContext | None = None
@@ -88,25 +116,59 @@ class MllpListener:
         return server
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
+        """Read messages as they come (up to `PIPELINE_WINDOW` unanswered); answer them in order."""
+        answers: asyncio.Queue[asyncio.Future[Outcome] | None] = asyncio.Queue()
+        window = asyncio.Semaphore(PIPELINE_WINDOW)
+        replier = asyncio.create_task(self._reply(answers, window, writer))
         try:
-            while True:
+            while not replier.done():
                 try:
                     block = await reader.readblock()  # type: ignore[attr-defined]
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return
                 except InvalidBlockError:
-                    log.warning("mllp: a block that is not MLLP-framed from %s; closing", peer)
+                    log.warning("mllp: a block that is not MLLP-framed from %s; closing", peer_of(writer))
                     return
-                text = decode(block)
-                async with self._turns.turn(ordering_key(text)):
-                    handled = await self._intake.handle(text)
-                writer.writeblock(handled.ack.encode())  # type: ignore[attr-defined]
-                await writer.drain()
-        except Exception:
-            log.exception("mllp: a message could not be processed; closing without an ACK so it is resent")
+                if window.locked():
+                    if not await _before(window.acquire(), replier):
+                        return
+                else:
+                    await window.acquire()
+                answers.put_nowait(self._batches.submit(decode(block)))
         finally:
+            answers.put_nowait(None)
+            try:
+                await replier
+            finally:
+                writer.close()
+
+    async def _reply(
+        self,
+        answers: asyncio.Queue[asyncio.Future[Outcome] | None],
+        window: asyncio.Semaphore,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        """Each message's ACK in turn; on a failure, close without it (the sender resends)."""
+        try:
+            while (answer := await answers.get()) is not None:
+                outcome = await answer
+                if isinstance(outcome, Exception):
+                    log.error(
+                        "mllp: a message could not be processed; closing without an ACK so it is resent",
+                        exc_info=outcome,
+                    )
+                    writer.close()
+                    return
+                writer.writeblock(outcome.ack.encode())  # type: ignore[attr-defined]
+                await writer.drain()
+                window.release()
+        except ConnectionError:
             writer.close()
+
+
+def peer_of(writer: asyncio.StreamWriter) -> object:
+    """The address at the other end, for the log."""
+    return writer.get_extra_info("peername")
 
 
 def intake_for(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -366,8 +366,8 @@ class CrashBeforeAck(AdtIntake):
     """The listener's process dies after the commit, before the ACK leaves: the sender sees the
     connection drop and resends."""
 
-    async def handle(self, text: str) -> Handled:
-        await super().handle(text)
+    async def handle_batch(self, texts: Sequence[str]) -> list[Handled | Exception]:
+        await super().handle_batch(texts)
         raise ConnectionResetError("killed between commit and ACK")
 
 
