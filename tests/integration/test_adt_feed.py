@@ -17,10 +17,11 @@ import hl7
 import httpx
 import pytest
 from hl7.client import MLLPClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
+from aftercare.db.engine import create_engine, session_factory
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.hl7v2.authorities import AuthoritySystems
 from aftercare.hl7v2.intake import AdtIntake, Handled
@@ -359,6 +360,61 @@ async def test_messages_for_different_patients_go_concurrently_and_each_patient_
             )
         ).all()
     assert statuses == ["finished"] * 4
+    assert await count(sessions, select(func.count()).select_from(Enrollment)) == 4
+
+
+def visit_of(number: int, *events: str) -> list[str]:
+    """These samples for patient `number` (their own MRN, SSN and visit), control ids `<event><n>`."""
+
+    def person(text: str) -> str:
+        text = text.replace("MRN12345", f"MRN{number:05d}").replace("999-12-3456", f"999-00-{number:04d}")
+        return text.replace("V0001", f"V{number:04d}")
+
+    return [with_control_id(person(sample(event)), f"{event[:3]}-{number}") for event in events]
+
+
+async def test_a_batch_is_two_commits_and_keeps_each_patients_order_and_each_control_id_once(
+    mllp_port: int,
+    api_settings: Settings,
+    dev_server: WorkflowEnvironment,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """What group commit hands the intake: admissions and discharges of several patients together,
+    one patient's admission and discharge in the same batch, a resend inside the batch and a message
+    that cannot be mapped. The intake has an engine of its own, so its commits can be counted."""
+    admissions = [text for n in range(6) for text in visit_of(n, "a01_admit")]
+    same_patient = visit_of(6, "a01_admit", "a03_discharge")
+    discharges = [text for n in range(3) for text in visit_of(n, "a03_discharge")]
+    broken = with_control_id(sample("malformed_missing_pid3"), "BROKEN-1")
+    batch = [*admissions, same_patient[0], broken, *discharges, same_patient[1], discharges[0]]
+    engine = create_engine(api_settings.database_url, pool_size=2)
+    commits: list[object] = []
+    event.listen(engine.sync_engine, "commit", commits.append)
+    try:
+        outcomes = await build_intake(api_settings, session_factory(engine), dev_server).handle_batch(batch)
+    finally:
+        await engine.dispose()
+
+    assert all(isinstance(o, Handled) for o in outcomes)
+    codes = [o.code for o in outcomes if isinstance(o, Handled)]
+    assert codes == ["AA"] * 7 + ["AE"] + ["AA"] * 5
+    assert len(commits) == 2  # the store and the record, for thirteen messages
+    async with sessions() as session:
+        recorded = await session.scalar(select(func.count()).select_from(AdtMessage))
+        statuses = dict(
+            (
+                await session.execute(
+                    select(FhirResource.resource_id, FhirResource.content["status"].as_string()).where(
+                        FhirResource.resource_type == "Encounter"
+                    )
+                )
+            ).all()
+        )
+    assert recorded == 12  # the resend within the batch is recorded once
+    assert sorted(statuses.values()) == ["finished"] * 4 + ["in-progress"] * 3
+    assert await count(sessions, select(func.count()).select_from(Enrollment)) == 4
+    again = await send(mllp_port, discharges[1], same_patient[1])  # resent later: answered from the record
+    assert [msa(a) for a in again] == [("AA", "a03-1"), ("AA", "a03-6")]
     assert await count(sessions, select(func.count()).select_from(Enrollment)) == 4
 
 
