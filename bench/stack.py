@@ -24,6 +24,7 @@ class Stack:
     process: subprocess.Popen[bytes]
     api: str
     api_key: str
+    data_dir: str = ""
 
     def worker_pid(self) -> int:
         """The worker process the supervisor started."""
@@ -34,6 +35,50 @@ class Stack:
             if "worker" in Path(f"/proc/{pid}/cmdline").read_text():
                 return int(pid)
         raise SystemExit("no worker under the stack")
+
+
+# Process roles by a word of their command line, first match wins.
+_ROLES = (("mllp", " mllp "), ("worker", " worker"), ("api", " api "), ("temporal", "temporal"))
+
+
+def stack_cpu(stack: Stack) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each part of the stack: `mllp`, `api`, `worker`,
+    `temporal` and `postgres` (its embedded server and backends, found by the stack's data directory)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    seconds: dict[int, float] = {}
+    commands: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        pid = int(entry.name)
+        parents[pid], seconds[pid], commands[pid] = (
+            int(fields[1]),
+            (int(fields[11]) + int(fields[12])) / ticks,
+            command,
+        )
+    totals: dict[str, float] = {}
+    for pid in seconds:
+        role, ancestor = None, pid
+        while ancestor > 1 and role is None:
+            if (
+                stack.data_dir
+                and "postgres" in commands.get(ancestor, "")
+                and stack.data_dir in commands[ancestor]
+            ):
+                role = "postgres"
+            elif ancestor == stack.process.pid:
+                role = next((name for name, word in _ROLES if word in f"{commands[pid]} "), "supervisor")
+            ancestor = parents.get(ancestor, 1)
+        if role is not None:
+            totals[role] = totals.get(role, 0.0) + seconds[pid]
+    return totals
 
 
 def api_headers(api_key: str | None) -> dict[str, str]:
@@ -74,7 +119,7 @@ def dev_stack(api_port: int, timeout: float = 180.0, *, mllp_port: int = 0) -> I
         try:
             api = f"http://127.0.0.1:{api_port}"
             _wait_until_healthy(process, api, log, timeout)
-            yield Stack(process, api, api_key)
+            yield Stack(process, api, api_key, data)
         finally:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
