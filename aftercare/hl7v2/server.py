@@ -1,13 +1,13 @@
 """`aftercare mllp`: an asyncio MLLP listener (the `hl7` package's framing) in front of `AdtIntake`.
 
 Group commit: the messages of every connection go into one queue, taken in arrival order a batch at
-a time (whatever arrived while the previous batch was being committed), so many messages share a
-transaction and each is acknowledged once its batch is durable. A connection may pipeline (send its
-next messages before the ACKs): its ACKs leave in the order of its messages. Batches run one after
-the other, so one patient's messages are processed in the order they arrived, whichever connections
-brought them. A message whose processing fails for a transient reason (the database or Temporal
-down) gets no acknowledgement: its connection closes and the sender resends it, which the control id
-makes safe.
+a time (whatever is waiting when a batch can start), so many messages share a transaction and each
+is acknowledged once its batch is durable. Up to four batches run at once, about different patients:
+a message whose patient is in a running batch waits for it, so one patient's messages are processed
+in the order they arrived, whichever connections brought them. A connection may pipeline (send its
+next messages before the ACKs): its ACKs leave in the order of its messages. A message whose
+processing fails for a transient reason (the database or Temporal down) gets no acknowledgement: its
+connection closes and the sender resends it, which the control id makes safe.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import signal
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -28,7 +29,9 @@ from temporalio.client import Client
 from aftercare.db.engine import create_engine, session_factory
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.hl7v2.authorities import AuthoritySystems
-from aftercare.hl7v2.intake import AdtIntake, Handled
+from aftercare.hl7v2.intake import AdtIntake, Handled, patient_key
+from aftercare.hl7v2.mapping import event_of
+from aftercare.hl7v2.messages import V2Message, V2Problem
 from aftercare.hl7v2.sealing import RawSealer
 from aftercare.security.codec import parse_codec_keys
 from aftercare.settings import Settings
@@ -37,8 +40,9 @@ from aftercare.temporal.client import connect_temporal
 log = logging.getLogger(__name__)
 # Messages one connection may have sent and not yet had acknowledged before it is read no further.
 PIPELINE_WINDOW = 64
-# Messages in one batch at most.
+# Messages in one batch at most, and batches running at once.
 BATCH_LIMIT = 256
+BATCHES_IN_FLIGHT = 4
 
 Outcome = Handled | Exception
 
@@ -51,37 +55,110 @@ class BatchIntake(Protocol):
         ...
 
 
-class GroupCommit:
-    """One queue for every connection's messages, worked off a batch at a time, in arrival order."""
+@dataclass(frozen=True)
+class _Queued:
+    """A message waiting for a batch: what it must not overtake, and where its answer goes."""
 
-    def __init__(self, intake: BatchIntake, limit: int = BATCH_LIMIT) -> None:
+    text: str
+    keys: frozenset[str]
+    answer: asyncio.Future[Outcome]
+
+
+def order_keys(text: str) -> frozenset[str]:
+    """What a message must keep its place among: its patient (the first PID-3 identifier) and its
+    control id; `EVERYTHING` for an A40, which changes who is who. None when it cannot be read (it is
+    refused whatever else happens)."""
+    try:
+        message = V2Message(text)
+    except V2Problem:
+        return frozenset()
+    if event_of(message) == "A40":
+        return frozenset({EVERYTHING})
+    header = message.header
+    patient = patient_key(message)
+    return frozenset(
+        {f"control:{header.sending_facility}|{header.control_id}"}
+        | ({f"patient:{patient}"} if patient else set())
+    )
+
+
+EVERYTHING = "*"
+
+
+class GroupCommit:
+    """One queue for every connection's messages, worked off in batches: whatever is waiting when a
+    batch can start joins it (up to `limit`). Up to `in_flight` batches run at once, so one batch's
+    hand-off to Temporal overlaps the next one's transaction; a message whose patient or control id
+    is in a running batch waits for it, and so does every later message about that patient, so each
+    patient's messages are processed in their order of arrival. An A40 runs with no other batch."""
+
+    def __init__(
+        self, intake: BatchIntake, limit: int = BATCH_LIMIT, in_flight: int = BATCHES_IN_FLIGHT
+    ) -> None:
         self._intake = intake
         self._limit = limit
-        self._waiting: list[tuple[str, asyncio.Future[Outcome]]] = []
-        self._runner: asyncio.Task[None] | None = None
+        self._in_flight = in_flight
+        self._waiting: list[_Queued] = []
+        self._busy: set[str] = set()
+        self._running: set[asyncio.Task[None]] = set()
 
     def submit(self, text: str) -> asyncio.Future[Outcome]:
         """Queue a message; the future gives its acknowledgement (or its error) once its batch is done."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._waiting.append((text, future))
-        if self._runner is None or self._runner.done():
-            self._runner = asyncio.create_task(self._run())
+        self._waiting.append(_Queued(text, order_keys(text), future))
+        self._dispatch()
         return future
 
-    async def _run(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting[: self._limit], self._waiting[self._limit :]
-            try:
-                outcomes = await self._intake.handle_batch([text for text, _ in batch])
-            except Exception as error:
-                outcomes = [error] * len(batch)
-            except BaseException:
-                for _, future in batch:
-                    future.cancel()
-                raise
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if not future.done():
-                    future.set_result(outcome)
+    def _dispatch(self) -> None:
+        while len(self._running) < self._in_flight and self._waiting:
+            batch, held = self._next_batch()
+            if not batch:
+                return
+            self._waiting = held
+            keys = frozenset().union(*(queued.keys for queued in batch))
+            self._busy |= keys
+            task = asyncio.create_task(self._run(batch))
+            self._running.add(task)
+            task.add_done_callback(lambda done, keys=keys: self._finished(done, keys))  # type: ignore[misc]
+
+    def _next_batch(self) -> tuple[list[_Queued], list[_Queued]]:
+        """The messages that may go now, in order, and the ones that wait."""
+        batch: list[_Queued] = []
+        held: list[_Queued] = []
+        blocked = set(self._busy)
+        for queued in self._waiting:
+            exclusive = EVERYTHING in queued.keys
+            conflict = (
+                EVERYTHING in blocked
+                or bool(queued.keys & blocked)
+                or (exclusive and (bool(self._busy) or bool(batch)))
+            )
+            if conflict or len(batch) >= self._limit:
+                held.append(queued)
+                blocked |= queued.keys
+            else:
+                batch.append(queued)
+                if exclusive:
+                    blocked.add(EVERYTHING)
+        return batch, held
+
+    def _finished(self, task: asyncio.Task[None], keys: frozenset[str]) -> None:
+        self._running.discard(task)
+        self._busy -= keys
+        self._dispatch()
+
+    async def _run(self, batch: list[_Queued]) -> None:
+        try:
+            outcomes = await self._intake.handle_batch([queued.text for queued in batch])
+        except Exception as error:
+            outcomes = [error] * len(batch)
+        except BaseException:
+            for queued in batch:
+                queued.answer.cancel()
+            raise
+        for queued, outcome in zip(batch, outcomes, strict=True):
+            if not queued.answer.done():
+                queued.answer.set_result(outcome)
 
 
 def decode(block: bytes) -> str:

@@ -32,12 +32,15 @@ class SlowIntake:
 
     def __init__(self, fail: Sequence[str] = ()) -> None:
         self.batches: list[list[str]] = []
+        self.times: list[tuple[float, float]] = []  # each batch's start and end
         self.fail = set(fail)
 
     async def handle_batch(self, texts: Sequence[str]) -> list[Handled | Exception]:
         headers = [V2Message(text).header for text in texts]
         self.batches.append([header.control_id for header in headers])
+        started = asyncio.get_running_loop().time()
         await asyncio.sleep(0.2)
+        self.times.append((started, asyncio.get_running_loop().time()))
         return [
             ConnectionError("the database is down")
             if header.control_id in self.fail
@@ -70,24 +73,56 @@ def other_patient(text: str, control_id: str) -> str:
     return with_control_id(text.replace("MRN12345", "MRN55555").replace("999-12-3456", "000"), control_id)
 
 
-async def test_messages_arriving_together_on_several_connections_are_one_batch_in_arrival_order() -> None:
+async def test_one_patients_messages_wait_for_their_running_batch_and_go_together_in_order() -> None:
     intake = SlowIntake()
     server = await listen(intake)
     port = server.sockets[0].getsockname()[1]
     async with server:
         first = asyncio.create_task(exchange(port, with_control_id(sample("a01_admit"), "X0")))
-        await asyncio.sleep(0.05)  # the first batch is under way; the next three wait for it
+        await asyncio.sleep(0.05)  # X0's batch is under way; X1 and X2 are about the same patient
         later = [
             exchange(port, with_control_id(sample("a01_admit"), "X1")),
             exchange(port, with_control_id(sample("a03_discharge"), "X2")),
-            exchange(port, other_patient(sample("a01_admit"), "X3")),
         ]
         answers = await asyncio.gather(first, *later)
 
-    assert answers == [["AA X0"], ["AA X1"], ["AA X2"], ["AA X3"]]
-    assert intake.batches[0] == ["X0"]
-    assert sorted(intake.batches[1]) == ["X1", "X2", "X3"]
-    assert intake.batches[1].index("X1") < intake.batches[1].index("X2")  # as they arrived
+    assert answers == [["AA X0"], ["AA X1"], ["AA X2"]]
+    assert intake.batches == [["X0"], ["X1", "X2"]]
+
+
+async def test_another_patients_message_does_not_wait_for_a_running_batch() -> None:
+    intake = SlowIntake()
+    server = await listen(intake)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        first = asyncio.create_task(exchange(port, with_control_id(sample("a01_admit"), "Y0")))
+        await asyncio.sleep(0.05)
+        started = asyncio.get_running_loop().time()
+        other = await exchange(port, other_patient(sample("a01_admit"), "Y1"))
+        alone = asyncio.get_running_loop().time() - started
+        await first
+
+    assert other == ["AA Y1"]
+    assert intake.batches == [["Y0"], ["Y1"]]
+    assert alone < 0.35  # its own 0.2 s, not Y0's as well
+
+
+async def test_a_merge_runs_alone_and_what_follows_waits_for_it() -> None:
+    intake = SlowIntake()
+    server = await listen(intake)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        first = asyncio.create_task(exchange(port, other_patient(sample("a01_admit"), "Z0")))
+        await asyncio.sleep(0.05)
+        merge = asyncio.create_task(exchange(port, with_control_id(sample("a40_merge"), "Z1")))
+        await asyncio.sleep(0.05)
+        after = exchange(port, with_control_id(sample("a04_register"), "Z2"))
+        await asyncio.gather(first, merge, after)
+
+    assert intake.batches == [["Z0"], ["Z1"], ["Z2"]]
+    (_, z0_ended), (z1_started, z1_ended), (z2_started, _) = intake.times
+    assert z1_started >= z0_ended
+    assert z2_started >= z1_ended
 
 
 async def test_a_pipelining_sender_gets_its_acks_in_the_order_of_its_messages() -> None:
@@ -116,18 +151,18 @@ async def test_a_failed_message_in_a_batch_leaves_the_others_answered() -> None:
     server = await listen(intake)
     port = server.sockets[0].getsockname()[1]
     async with server:
-        first = asyncio.create_task(exchange(port, with_control_id(sample("a08_update"), "F0")))
+        first = asyncio.create_task(exchange(port, other_patient(sample("a08_update"), "F0")))
         await asyncio.sleep(0.05)
         failing, healthy = await asyncio.gather(
-            exchange(port, with_control_id(sample("a01_admit"), "F1")),
-            exchange(port, other_patient(sample("a01_admit"), "F2")),
+            exchange(port, other_patient(sample("a01_admit"), "F1")),
+            exchange(port, other_patient(sample("a03_discharge"), "F2")),
             return_exceptions=True,
         )
         await first
 
     assert isinstance(failing, (asyncio.IncompleteReadError, ConnectionError))
     assert healthy == ["AA F2"]
-    assert sorted(intake.batches[1]) == ["F1", "F2"]
+    assert intake.batches[1] == ["F1", "F2"]
 
 
 async def test_mllp_over_tls(tmp_path: Path) -> None:
