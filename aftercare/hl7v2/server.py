@@ -43,6 +43,9 @@ PIPELINE_WINDOW = 64
 # Messages in one batch at most, and batches running at once.
 BATCH_LIMIT = 256
 BATCHES_IN_FLIGHT = 4
+# With a batch running, another starts only once this many messages can go in it; fewer wait for the
+# running batch to end, and go together then (a batch costs two commits, whatever its size).
+GATHER = 8
 
 Outcome = Handled | Exception
 
@@ -87,15 +90,21 @@ EVERYTHING = "*"
 
 class GroupCommit:
     """One queue for every connection's messages, worked off in batches: whatever is waiting when a
-    batch can start joins it (up to `limit`). Up to `in_flight` batches run at once, so one batch's
-    hand-off to Temporal overlaps the next one's transaction; a message whose patient or control id
+    batch can start joins it (up to `limit`). Up to `in_flight` batches run at once when messages
+    pile up (at least `gather` can go), so one batch's hand-off to Temporal overlaps the next one's
+    transaction; a message whose patient or control id
     is in a running batch waits for it, and so does every later message about that patient, so each
     patient's messages are processed in their order of arrival. An A40 runs with no other batch."""
 
     def __init__(
-        self, intake: BatchIntake, limit: int = BATCH_LIMIT, in_flight: int = BATCHES_IN_FLIGHT
+        self,
+        intake: BatchIntake,
+        limit: int = BATCH_LIMIT,
+        in_flight: int = BATCHES_IN_FLIGHT,
+        gather: int = GATHER,
     ) -> None:
         self._intake = intake
+        self._gather = gather
         self._limit = limit
         self._in_flight = in_flight
         self._waiting: list[_Queued] = []
@@ -112,8 +121,8 @@ class GroupCommit:
     def _dispatch(self) -> None:
         while len(self._running) < self._in_flight and self._waiting:
             batch, held = self._next_batch()
-            if not batch:
-                return
+            if not batch or (self._running and len(batch) < self._gather):
+                return  # with a batch running, a few messages wait to go with more: commits are the cost
             self._waiting = held
             keys = frozenset().union(*(queued.keys for queued in batch))
             self._busy |= keys

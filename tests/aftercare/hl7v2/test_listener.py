@@ -90,21 +90,38 @@ async def test_one_patients_messages_wait_for_their_running_batch_and_go_togethe
     assert intake.batches == [["X0"], ["X1", "X2"]]
 
 
-async def test_another_patients_message_does_not_wait_for_a_running_batch() -> None:
+async def test_messages_that_pile_up_go_in_a_second_batch_beside_the_running_one() -> None:
+    intake = SlowIntake()
+    server = await listen(intake)
+    port = server.sockets[0].getsockname()[1]
+    others = [other_patient(sample("a01_admit" if n % 2 else "a02_transfer"), f"Y{n}") for n in range(1, 9)]
+    async with server:
+        first = asyncio.create_task(exchange(port, with_control_id(sample("a01_admit"), "Y0")))
+        await asyncio.sleep(0.05)
+        answers = await exchange(port, *others)  # pipelined: eight waiting at once
+        await first
+
+    assert answers == [f"AA Y{n}" for n in range(1, 9)]
+    assert intake.batches == [["Y0"], [f"Y{n}" for n in range(1, 9)]]
+    (_, y0_ended), (others_started, _) = sorted(intake.times)
+    assert others_started < y0_ended  # they did not wait for Y0
+
+
+async def test_a_lone_message_waits_for_the_running_batch_and_goes_with_what_came_meanwhile() -> None:
     intake = SlowIntake()
     server = await listen(intake)
     port = server.sockets[0].getsockname()[1]
     async with server:
-        first = asyncio.create_task(exchange(port, with_control_id(sample("a01_admit"), "Y0")))
+        first = asyncio.create_task(exchange(port, with_control_id(sample("a01_admit"), "W0")))
         await asyncio.sleep(0.05)
-        started = asyncio.get_running_loop().time()
-        other = await exchange(port, other_patient(sample("a01_admit"), "Y1"))
-        alone = asyncio.get_running_loop().time() - started
-        await first
+        lone = asyncio.create_task(exchange(port, other_patient(sample("a01_admit"), "W1")))
+        await asyncio.sleep(0.05)
+        answers = await asyncio.gather(
+            first, lone, exchange(port, with_control_id(sample("a08_update"), "W2"))
+        )
 
-    assert other == ["AA Y1"]
-    assert intake.batches == [["Y0"], ["Y1"]]
-    assert alone < 0.35  # its own 0.2 s, not Y0's as well
+    assert answers == [["AA W0"], ["AA W1"], ["AA W2"]]
+    assert intake.batches == [["W0"], ["W1", "W2"]]
 
 
 async def test_a_merge_runs_alone_and_what_follows_waits_for_it() -> None:
