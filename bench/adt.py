@@ -5,8 +5,11 @@ over four; and A03 discharge -> first journey message latency at a steady rate.
     python bench/adt.py --mllp-port 2575 --api http://127.0.0.1:8000 --api-key ...
 
 Throughput: A01 admissions for distinct patients (each stores a Patient, an Encounter and a Condition
-and is answered `AA` only once committed and handed on), sent back to back by the `hl7` package's
-asyncio client, each connection waiting for every ACK as interface engines do. Latency: A03 discharges
+and is answered `AA` only once committed and handed on), sent by the `hl7` package's asyncio client
+over one connection and over four, each connection waiting for every ACK as most interface engines
+do, then pipelining (`--window` messages in flight per connection). With `--start-stack`, each row
+also gives the CPU milliseconds per message of each process of the stack (from `/proc`), which a
+loaded machine distorts far less than the rates, and the load average. Latency: A03 discharges
 for distinct patients sent open-loop at `--rate` per second; the time from the message leaving this
 script to the journey's welcome SMS recorded (`messages.created_at`, same machine, same clock). The
 send is `urgent`, so quiet hours at the hospital (whatever the time of the run) do not defer it.
