@@ -5,8 +5,11 @@ over four; and A03 discharge -> first journey message latency at a steady rate.
     python bench/adt.py --mllp-port 2575 --api http://127.0.0.1:8000 --api-key ...
 
 Throughput: A01 admissions for distinct patients (each stores a Patient, an Encounter and a Condition
-and is answered `AA` only once committed and handed on), sent back to back by the `hl7` package's
-asyncio client, each connection waiting for every ACK as interface engines do. Latency: A03 discharges
+and is answered `AA` only once committed and handed on), sent by the `hl7` package's asyncio client
+over one connection and over four, each connection waiting for every ACK as most interface engines
+do, then pipelining (`--window` messages in flight per connection). With `--start-stack`, each row
+also gives the CPU milliseconds per message of each process of the stack (from `/proc`), which a
+loaded machine distorts far less than the rates, and the load average. Latency: A03 discharges
 for distinct patients sent open-loop at `--rate` per second; the time from the message leaving this
 script to the journey's welcome SMS recorded (`messages.created_at`, same machine, same clock). The
 send is `urgent`, so quiet hours at the hospital (whatever the time of the run) do not defer it.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -29,7 +33,7 @@ from hl7.mllp import open_hl7_connection
 if __package__ in (None, ""):  # run as `python bench/<name>.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.stack import api_headers, dev_stack
+from bench.stack import Stack, api_headers, dev_stack, stack_cpu
 
 SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "aftercare" / "hl7v2" / "samples"
 JOURNEY = {
@@ -69,35 +73,62 @@ def message(sample: str, run: str, number: int) -> str:
     return "|".join(fields) + "\r" + rest
 
 
-async def send_all(port: int, texts: list[str]) -> list[float]:
-    """Over one connection, each after the previous ACK; the round trips (s)."""
+async def send_all(port: int, texts: list[str], window: int = 1) -> list[float]:
+    """Over one connection with up to `window` messages awaiting their ACK (1: each after the previous
+    ACK, as most interface engines send); the round trips (s), send to ACK."""
     reader, writer = await open_hl7_connection("127.0.0.1", port)
-    times = []
-    try:
+    slots = asyncio.Semaphore(window)
+    started: list[float] = []
+
+    async def sender() -> None:
         for text in texts:
-            started = time.perf_counter()
+            await slots.acquire()
+            started.append(time.perf_counter())
             writer.writemessage(text)
             await writer.drain()
+
+    sending = asyncio.create_task(sender())
+    times = []
+    try:
+        for position in range(len(texts)):
             ack = await reader.readmessage()
+            times.append(time.perf_counter() - started[position])
+            slots.release()
             code = str(ack.segment("MSA")[1])
             if code != "AA":
                 raise SystemExit(f"ACK {code}: {ack}")
-            times.append(time.perf_counter() - started)
+        await sending
     finally:
+        sending.cancel()
         writer.close()
     return times
 
 
-async def throughput(port: int, connections: int, total: int, run: str) -> str:
+def cpu_columns(before: dict[str, float], after: dict[str, float], messages: int) -> str:
+    """Milliseconds of CPU per message for each part of the stack that used any."""
+    used = {role: (after.get(role, 0.0) - before.get(role, 0.0)) * 1000 / messages for role in after}
+    return " | ".join(f"{used.get(role, 0.0):.1f}" for role in CPU_ROLES)
+
+
+CPU_ROLES = ("mllp", "postgres", "temporal", "worker", "api")
+
+
+async def throughput(
+    port: int, connections: int, window: int, total: int, run: str, stack: Stack | None
+) -> str:
     per = total // connections
     batches = [[message("a01_admit", run, c * per + i) for i in range(per)] for c in range(connections)]
+    cpu_before = stack_cpu(stack) if stack else {}
     started = time.perf_counter()
-    times = [t for batch in await asyncio.gather(*(send_all(port, b) for b in batches)) for t in batch]
+    times = [t for b in await asyncio.gather(*(send_all(port, b, window) for b in batches)) for t in b]
     elapsed = time.perf_counter() - started
+    cpu = (
+        cpu_columns(cpu_before, stack_cpu(stack), len(times)) if stack else " | ".join("-" for _ in CPU_ROLES)
+    )
     cuts = statistics.quantiles(times, n=100, method="inclusive")
     return (
-        f"| {connections} | {len(times)} | {len(times) / elapsed:.1f} | "
-        f"{cuts[49] * 1000:.0f} ms | {cuts[98] * 1000:.0f} ms |"
+        f"| {connections} | {window} | {len(times)} | {len(times) / elapsed:.1f} | "
+        f"{cuts[49] * 1000:.0f} ms | {cuts[98] * 1000:.0f} ms | {cpu} | {os.getloadavg()[0]:.1f} |"
     )
 
 
@@ -139,28 +170,38 @@ async def latency(port: int, client: httpx.AsyncClient, rate: float, duration: f
         await asyncio.sleep(1)
     waits = sorted((recorded[g] - sent[g]) * 1000 for g in recorded)
     if len(waits) < 2:
-        return f"| {rate:.0f}/s asked, {held:.1f}/s held | {len(recorded)} of {total} | - | - | - | - |"
+        return f"| {rate:.0f}/s asked, {held:.1f}/s held | {len(recorded)} of {total} | - | - | - | - | - |"
     cuts = statistics.quantiles(waits, n=100, method="inclusive")
     return (
         f"| {rate:.0f}/s asked, {held:.1f}/s held | {len(recorded)} of {total} | "
-        f"{cuts[49]:.0f} ms | {cuts[94]:.0f} ms | {cuts[98]:.0f} ms | {waits[-1]:.0f} ms |"
+        f"{cuts[49]:.0f} ms | {cuts[94]:.0f} ms | {cuts[98]:.0f} ms | {waits[-1]:.0f} ms | "
+        f"{os.getloadavg()[0]:.1f} |"
     )
 
 
-async def measure(port: int, api: str, headers: dict[str, str], arguments: argparse.Namespace) -> None:
+async def measure(
+    port: int, api: str, headers: dict[str, str], arguments: argparse.Namespace, stack: Stack | None = None
+) -> None:
     async with httpx.AsyncClient(base_url=api, headers=headers, timeout=30) as client:
         published = await client.post("/v1/journeys", json=JOURNEY)
         if published.status_code not in (200, 201, 409):
             raise SystemExit(f"publishing the journey: {published.status_code} {published.text}")
         run = uuid.uuid4().hex[:6]
         await send_all(port, [message("a01_admit", f"w{run[:5]}", i) for i in range(20)])  # warm-up
-        print("| connections | messages | messages/s (ACK after commit) | round trip p50 | p99 |")
-        print("|---|---|---|---|---|")
-        for connections in (1, 4):
-            print(await throughput(port, connections, arguments.messages, f"{connections}{run[:5]}"))
+        roles = " | ".join(f"CPU ms/msg {role}" for role in CPU_ROLES)
+        print(
+            "| connections | in flight each | messages | messages/s | round trip p50 | p99 | "
+            f"{roles} | load |"
+        )
+        print("|---|---|---|---|---|---|" + "---|" * len(CPU_ROLES) + "---|")
+        for number, (connections, window) in enumerate(
+            [(1, 1), (4, 1), (1, arguments.window), (4, arguments.window)]
+        ):
+            row = await throughput(port, connections, window, arguments.messages, f"{number}{run[:5]}", stack)
+            print(row, flush=True)
         print()
-        print("| A03 rate | journeys started | A03 -> SMS p50 | p95 | p99 | max |")
-        print("|---|---|---|---|---|---|")
+        print("| A03 rate | journeys started | A03 -> SMS p50 | p95 | p99 | max | load |")
+        print("|---|---|---|---|---|---|---|")
         print(await latency(port, client, arguments.rate, arguments.duration, f"L{run[:5]}"))
 
 
@@ -186,6 +227,9 @@ async def main() -> None:
     parser.add_argument("--api-key", help="an API key that may publish journeys and read messages")
     parser.add_argument("--mllp-port", type=int, default=2575)
     parser.add_argument("--messages", type=int, default=400, help="A01s per throughput row")
+    parser.add_argument(
+        "--window", type=int, default=32, help="messages in flight per connection in the pipelined rows"
+    )
     parser.add_argument("--rate", type=float, default=20.0, help="A03 discharges per second")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of A03 load")
     parser.add_argument(
@@ -196,7 +240,7 @@ async def main() -> None:
     if arguments.start_stack:
         with dev_stack(arguments.stack_port, mllp_port=arguments.stack_port + 3) as stack:
             await wait_for_listener(arguments.stack_port + 3)  # the MLLP child starts after the API
-            await measure(arguments.stack_port + 3, stack.api, api_headers(stack.api_key), arguments)
+            await measure(arguments.stack_port + 3, stack.api, api_headers(stack.api_key), arguments, stack)
         return
     await measure(arguments.mllp_port, arguments.api, api_headers(arguments.api_key), arguments)
 

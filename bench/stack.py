@@ -39,6 +39,50 @@ class Stack:
         raise SystemExit("no worker under the stack")
 
 
+# Process roles by a word of their command line, first match wins.
+_ROLES = (("mllp", " mllp "), ("worker", " worker"), ("api", " api "), ("temporal", "temporal"))
+
+
+def stack_cpu(stack: Stack) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each part of the stack: `mllp`, `api`, `worker`,
+    `temporal` and `postgres` (its embedded server and backends, found by the stack's data directory)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    seconds: dict[int, float] = {}
+    commands: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        pid = int(entry.name)
+        parents[pid], seconds[pid], commands[pid] = (
+            int(fields[1]),
+            (int(fields[11]) + int(fields[12])) / ticks,
+            command,
+        )
+    totals: dict[str, float] = {}
+    for pid in seconds:
+        role, ancestor = None, pid
+        while ancestor > 1 and role is None:
+            if (
+                stack.data_dir
+                and "postgres" in commands.get(ancestor, "")
+                and str(stack.data_dir) in commands[ancestor]
+            ):
+                role = "postgres"
+            elif ancestor == stack.process.pid:
+                role = next((name for name, word in _ROLES if word in f"{commands[pid]} "), "supervisor")
+            ancestor = parents.get(ancestor, 1)
+        if role is not None:
+            totals[role] = totals.get(role, 0.0) + seconds[pid]
+    return totals
+
+
 def api_headers(api_key: str | None) -> dict[str, str]:
     """The headers that authenticate a benchmark's requests (`--api-key`, else `AFTERCARE_API_KEY`)."""
     key = api_key or os.environ.get("AFTERCARE_API_KEY")

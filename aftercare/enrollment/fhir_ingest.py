@@ -9,13 +9,18 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
-from aftercare.enrollment.fhir_events import fhir_segment_events, plan_fhir_events, send_fhir_events
-from aftercare.enrollment.fhir_triggers import launch_planned, plan_fhir_enrollments
+from aftercare.enrollment.fhir_events import (
+    FhirDelivery,
+    fhir_segment_events,
+    plan_fhir_events,
+    send_fhir_events,
+)
+from aftercare.enrollment.fhir_triggers import PlannedEnrollment, launch_planned, plan_fhir_enrollments
 from aftercare.enrollment.risk_write_back import write_risk_back
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.enrollment.task_events import complete_tasks_from_fhir
-from aftercare.segments.on_events import plan_refreshes, start_refreshes
-from aftercare.store.resources import StoreResult, store_resources
+from aftercare.segments.on_events import SegmentRefresh, plan_refreshes, start_refreshes
+from aftercare.store.resources import StoredVersion, StoreResult, store_resources
 
 
 @dataclass(frozen=True)
@@ -57,10 +62,47 @@ async def ingest_fhir_resources(
         # Read in the same transaction, sent after it: one connection and one transaction per notification.
         deliveries = await plan_fhir_events(session, stored.pending_triggers)
         refreshes = await plan_refreshes(session, fhir_segment_events(stored.pending_triggers))
+    triggered, delivered = await _hand_off(
+        sessions, starter, temporal, planned, deliveries, refreshes, resources, write_back_queue
+    )
+    return Ingested(stored=stored, triggered=triggered, events_delivered=delivered)
+
+
+async def hand_off_stored(
+    sessions: async_sessionmaker[AsyncSession],
+    starter: EnrollmentStarter,
+    temporal: Client,
+    versions: list[StoredVersion],
+    planned: list[PlannedEnrollment],
+    resources: list[dict[str, Any]],
+    write_back_queue: str | None = None,
+) -> tuple[int, int]:
+    """After the commit that stored `versions` and allocated `planned` (the ADT intake's batches): start
+    the workflows, deliver the versions to running enrollments as `fhir.<type>` events, refresh segments,
+    end the tasks the resources complete and write risk scores back. Returns (enrollments started,
+    events delivered)."""
+    async with sessions() as session:
+        deliveries = await plan_fhir_events(session, versions)
+        refreshes = await plan_refreshes(session, fhir_segment_events(versions))
+    return await _hand_off(
+        sessions, starter, temporal, planned, deliveries, refreshes, resources, write_back_queue
+    )
+
+
+async def _hand_off(
+    sessions: async_sessionmaker[AsyncSession],
+    starter: EnrollmentStarter,
+    temporal: Client,
+    planned: list[PlannedEnrollment],
+    deliveries: list[FhirDelivery],
+    refreshes: list[SegmentRefresh],
+    resources: list[dict[str, Any]],
+    write_back_queue: str | None,
+) -> tuple[int, int]:
     triggered = await launch_planned(starter, planned)
     delivered = await send_fhir_events(temporal, deliveries)
     await start_refreshes(starter, refreshes)
     await complete_tasks_from_fhir(sessions, temporal, resources)
     if write_back_queue is not None:
         await write_risk_back(sessions, temporal, write_back_queue, resources)
-    return Ingested(stored=stored, triggered=triggered, events_delivered=delivered)
+    return triggered, delivered

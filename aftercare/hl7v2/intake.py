@@ -1,7 +1,23 @@
-"""One ADT message, start to acknowledgement: parsed, mapped, stored and handed to Temporal through the
-FHIR ingest path, and only then answered `AA`. A resend of a control id already handled is answered
-again from the record without doing anything twice. A message that cannot be mapped is parked with
-its reason and its raw text sealed, and answered `AE` (or `AR` for what Aftercare does not take).
+"""ADT messages, start to acknowledgement, a batch at a time: parsed, mapped, stored and handed to
+Temporal through the FHIR ingest path, and only then answered `AA`. A resend of a control id already
+handled is answered again from the record without doing anything twice. A message that cannot be
+mapped is parked with its reason and its raw text sealed, and answered `AE` (or `AR` for what
+Aftercare does not take).
+
+A batch is whatever arrived together (from several connections, or pipelined on one). It costs two
+commits however many messages it holds:
+
+1. one transaction looks up the answers already given, finds the patients the messages name, stores
+   the mapped resources set-based (`store_resources` on all of them), allocates the enrollments they
+   start, and applies A40 merges;
+2. after that commit the workflows start and the changes are delivered (the hand-off);
+3. one statement records every message's answer, and its commit comes before any ACK.
+
+A crash after (1) or (2) leaves no record, so the sender's resend runs the batch's steps again, which
+store nothing twice and start nothing twice (resource versions and trigger keys are unique). Messages
+are taken in arrival order; a batch is split wherever a patient comes back (their later message is
+stored, and handed off, after the earlier one) and around an A40. When a batch fails, its messages
+are processed again one by one, so one message that cannot be processed holds up no other.
 
 Nothing here holds a database connection across a call to Temporal: each step commits first.
 """
@@ -9,25 +25,33 @@ Nothing here holds a database connection across a call to Temporal: each step co
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
-from aftercare.enrollment.fhir_ingest import ingest_fhir_resources
+from aftercare.enrollment.fhir_ingest import hand_off_stored
+from aftercare.enrollment.fhir_triggers import PlannedEnrollment, plan_fhir_enrollments
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.fhir.resources import validation_problems
 from aftercare.hl7v2.acks import build_ack
 from aftercare.hl7v2.authorities import AuthoritySystems
-from aftercare.hl7v2.mapping import MappedMessage, check_supported, map_message, patient_identifiers
+from aftercare.hl7v2.mapping import MappedMessage, check_supported, event_of, map_message, patient_identifiers
 from aftercare.hl7v2.messages import Header, V2Message, V2Problem
 from aftercare.hl7v2.sealing import RawSealer, Sealed
-from aftercare.store.adt_messages import find_adt_message, get_adt_message, mark_retried, record_adt_message
+from aftercare.store.adt_messages import (
+    Answer,
+    answers_given,
+    get_adt_message,
+    mark_retried,
+    record_adt_messages,
+)
 from aftercare.store.identity import AlreadyOnePerson, merge_records
+from aftercare.store.resources import StoredVersion, store_resources
 from models.tables import Enrollment, PatientIdentifier
 from models.temporal import PatientEvent
 from models.workflow_names import DELIVER_EVENT, ENCOUNTER_CANCELLED_EVENT
@@ -46,6 +70,64 @@ class Handled:
     code: str
 
 
+def patient_key(message: V2Message) -> str:
+    """The patient a message is about (PID-3's first identifier and its authority), or `""`."""
+    try:
+        components = message.first("PID", 3)
+    except V2Problem:
+        return ""
+    return "|".join(components[:4:3]) if components else ""
+
+
+@dataclass
+class _Pending:
+    """A message of a batch on its way to its answer."""
+
+    text: str
+    message: V2Message
+    header: Header
+    answer: Answer | None = None  # given before (a resend)
+    mapped: MappedMessage | None = None
+    problem: V2Problem | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.header.sending_facility[:200], self.header.control_id[:200]
+
+    @property
+    def source(self) -> str:
+        return f"{SOURCE}:{self.header.sending_facility.split('^')[0]}"[:32]
+
+    def handled(self) -> Handled:
+        if self.answer is not None:
+            code, location, error_code, reason = self.answer
+            ack = build_ack(
+                self.header, code, location=location or "", error_code=error_code or "", text=reason or ""
+            )
+            return Handled(ack, code)
+        if self.problem is not None:
+            problem = self.problem
+            ack = build_ack(
+                self.header,
+                problem.ack,
+                location=problem.location,
+                error_code=problem.code,
+                text=problem.text,
+            )
+            return Handled(ack, problem.ack)
+        return Handled(build_ack(self.header, "AA"), "AA")
+
+
+@dataclass
+class _Group:
+    """Messages about different patients, stored together and handed off together."""
+
+    versions: list[StoredVersion] = field(default_factory=list)
+    planned: list[PlannedEnrollment] = field(default_factory=list)
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    cancellations: list[tuple[list[str], PatientEvent]] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class AdtIntake:
     """Where ADT messages go: the FHIR ingest path, the identity store and Temporal."""
@@ -62,38 +144,24 @@ class AdtIntake:
 
     async def handle(self, text: str) -> Handled:
         """Process one message (or recognise a resend) and return its acknowledgement."""
-        try:
-            message = V2Message(text)
-            header = message.header
-        except V2Problem as problem:
-            log.warning("hl7v2 message refused before its header could be read: %s", problem.code)
-            return Handled(
-                build_ack(None, "AR", location=problem.location, error_code=problem.code, text=problem.text),
-                "AR",
-            )
-        async with self.sessions.begin() as session:
-            seen = await find_adt_message(session, header.sending_facility, header.control_id)
-            seen_answer = (
-                None
-                if seen is None or seen.retried_at is not None
-                else (seen.ack_code, seen.error_location, seen.error_code, seen.reason)
-            )
-        if seen_answer is not None:
-            code, location, error_code, reason = seen_answer
-            return Handled(
-                build_ack(
-                    header, code, location=location or "", error_code=error_code or "", text=reason or ""
-                ),
-                code,
-            )
-        return await self._process(message, header, text)
+        [result] = await self.handle_batch([text])
+        if isinstance(result, Exception):
+            raise result
+        return result
 
-    async def _answer_given(self, header: Header) -> tuple[str, str | None, str | None, str | None] | None:
-        async with self.sessions.begin() as session:
-            seen = await find_adt_message(session, header.sending_facility, header.control_id)
-            return (
-                None if seen is None else (seen.ack_code, seen.error_location, seen.error_code, seen.reason)
-            )
+    async def handle_batch(self, texts: Sequence[str]) -> list[Handled | Exception]:
+        """Process messages received together, in order; each one's acknowledgement, or the error that
+        leaves it unanswered (the sender resends it)."""
+        try:
+            return await self._batch(texts)
+        except Exception as error:
+            if len(texts) == 1:
+                return [error]
+            log.warning("hl7v2: a batch of %d failed (%r); processing it one by one", len(texts), error)
+        results: list[Handled | Exception] = []
+        for text in texts:
+            results.extend(await self.handle_batch([text]))
+        return results
 
     async def retry(self, message_id: int) -> Handled | None:
         """An operator's retry of a parked message (after fixing the mapping or the data)."""
@@ -103,150 +171,226 @@ class AdtIntake:
                 return None
             text = self.sealer.open(Sealed(row.raw_key_id, row.raw_sealed))
             await mark_retried(session, message_id)
-        return await self._process(V2Message(text), V2Message(text).header, text)
+        return await self.handle(text)
 
-    async def _process(self, message: V2Message, header: Header, text: str) -> Handled:
-        try:
-            check_supported(message)
-            message.check_segment_ids()
-            mapped = map_message(message, zone=self.zone, patient_id=await self._known_patient(message))
-            self.authorities.rewrite([*mapped.resources, *mapped.merged_identifiers])
-            _refuse_invalid(mapped)
-        except V2Problem as problem:
-            await self._park(header, text, problem)
-            return Handled(
-                build_ack(
-                    header, problem.ack, location=problem.location, error_code=problem.code, text=problem.text
-                ),
-                problem.ack,
+    async def _batch(self, texts: Sequence[str]) -> list[Handled | Exception]:
+        answers: list[Handled | _Pending] = []
+        first_of: dict[tuple[str, str], _Pending] = {}
+        for text in texts:
+            try:
+                message = V2Message(text)
+            except V2Problem as problem:
+                log.warning("hl7v2 message refused before its header could be read: %s", problem.code)
+                ack = build_ack(
+                    None, "AR", location=problem.location, error_code=problem.code, text=problem.text
+                )
+                answers.append(Handled(ack, "AR"))
+                continue
+            item = _Pending(text, message, message.header)
+            answers.append(first_of.setdefault(item.key, item))  # a resend in the same batch: answered alike
+        pending = list(first_of.values())
+        if pending:
+            groups = await self._store(pending)
+            for group in groups:
+                await self._hand_off(group)
+            rows = [row for item in pending if (row := self._record(item)) is not None]
+            async with self.sessions.begin() as session:
+                await record_adt_messages(session, rows)
+        return [answer if isinstance(answer, Handled) else answer.handled() for answer in answers]
+
+    async def _store(self, pending: list[_Pending]) -> list[_Group]:
+        """The batch's one transaction: answers given before, then each group mapped and stored."""
+        async with self.sessions.begin() as session:
+            given = await answers_given(session, [item.key for item in pending])
+            fresh = []
+            for item in pending:
+                item.answer = given.get(item.key)
+                if item.answer is None:
+                    fresh.append(item)
+            return [await self._store_group(session, members) for members in _groups(fresh)]
+
+    async def _store_group(self, session: AsyncSession, members: list[_Pending]) -> _Group:
+        wanted: list[tuple[_Pending, list[tuple[str, str]]]] = []
+        for item in members:
+            try:
+                check_supported(item.message)
+                item.message.check_segment_ids()
+                identifiers = self.authorities.identifiers(patient_identifiers(item.message))
+            except V2Problem as problem:
+                item.problem = problem
+                continue
+            wanted.append((item, [(i["system"], i["value"]) for i in identifiers]))
+        holders = await _patients_holding(session, {pair for _, pairs in wanted for pair in pairs})
+        group = _Group()
+        by_source: dict[str, list[dict[str, Any]]] = {}
+        for item, pairs in wanted:
+            known = next((holders[pair] for pair in pairs if pair in holders), None)
+            try:
+                mapped = map_message(item.message, zone=self.zone, patient_id=known)
+                self.authorities.rewrite([*mapped.resources, *mapped.merged_identifiers])
+                _refuse_invalid(mapped)
+            except V2Problem as problem:
+                item.problem = problem
+                continue
+            item.mapped = mapped
+            by_source.setdefault(item.source, []).extend(mapped.resources)
+            group.resources.extend(mapped.resources)
+        for source, resources in by_source.items():
+            stored = await store_resources(
+                session,
+                resources,
+                source=source,
+                phone_region=self.phone_region,
+                identity_rules=self.identity_rules,
             )
-        await ingest_fhir_resources(
+            group.versions.extend(stored.pending_triggers)
+        group.planned = await plan_fhir_enrollments(session, self.starter, group.versions)
+        for item in members:
+            if item.mapped is not None and item.mapped.merged_identifiers:
+                await _merge(session, item.mapped, item.header)
+            if item.mapped is not None and item.mapped.event in CANCELLED_OUTCOMES:
+                cancellation = await _cancellation(session, item.mapped, item.header)
+                if cancellation is not None:
+                    group.cancellations.append(cancellation)
+        return group
+
+    async def _hand_off(self, group: _Group) -> None:
+        """After the commit: workflows started, changes delivered, cancelled visits' journeys told."""
+        await hand_off_stored(
             self.sessions,
             self.starter,
             self.temporal,
-            mapped.resources,
-            source=f"{SOURCE}:{header.sending_facility.split('^')[0]}"[:32],
-            phone_region=self.phone_region,
-            identity_rules=self.identity_rules,
-            write_back_queue=self.write_back_queue,
+            group.versions,
+            group.planned,
+            group.resources,
+            self.write_back_queue,
         )
-        if mapped.merged_identifiers:
-            await self._merge(mapped, header)
-        if mapped.event in CANCELLED_OUTCOMES and mapped.encounter is not None:
-            await self._end_enrollments(mapped.encounter["id"], header, CANCELLED_OUTCOMES[mapped.event])
-        async with self.sessions.begin() as session:
-            await record_adt_message(
-                session,
-                {
-                    **_identity_of(header),
-                    "ack_code": "AA",
-                    "patient_id": mapped.patient["id"],
-                    "encounter_id": mapped.encounter["id"] if mapped.encounter else None,
-                    "raw_sealed": None,
-                    "raw_key_id": None,
-                    "reason": None,
-                    "error_location": None,
-                    "error_code": None,
-                },
-            )
-        return Handled(build_ack(header, "AA"), "AA")
+        for workflow_ids, event in group.cancellations:
+            for workflow_id in workflow_ids:
+                await self.temporal.get_workflow_handle(workflow_id).signal(DELIVER_EVENT, event)
 
-    async def _known_patient(self, message: V2Message) -> str | None:
-        identifiers = self.authorities.identifiers(patient_identifiers(message))
-        pairs = [(i["system"], i["value"]) for i in identifiers]
-        async with self.sessions.begin() as session:
-            for system, value in pairs:
-                found: str | None = await session.scalar(
-                    select(PatientIdentifier.patient_id)
-                    .where(PatientIdentifier.system == system, PatientIdentifier.value == value)
-                    .order_by(PatientIdentifier.patient_id)
-                    .limit(1)
+    def _record(self, item: _Pending) -> dict[str, Any] | None:
+        """The row that records the answer (none for a resend answered from its record)."""
+        row: dict[str, Any] = {
+            "sending_facility": item.key[0],
+            "control_id": item.key[1],
+            "message_type": f"{item.header.message_code}^{item.header.event}"[:20],
+            "patient_id": None,
+            "encounter_id": None,
+            "raw_sealed": None,
+            "raw_key_id": None,
+            "reason": None,
+            "error_location": None,
+            "error_code": None,
+        }
+        if item.answer is not None:
+            return None
+        if item.mapped is not None:
+            encounter = item.mapped.encounter
+            return row | {
+                "ack_code": "AA",
+                "patient_id": item.mapped.patient["id"],
+                "encounter_id": encounter["id"] if encounter else None,
+            }
+        problem = item.problem
+        assert problem is not None
+        sealed = self.sealer.seal(item.text)
+        log.info("hl7v2 message %s parked: %s %s", item.header.control_id, problem.location, problem.code)
+        return row | {
+            "ack_code": problem.ack,
+            "error_location": problem.location[:40],
+            "error_code": problem.code,
+            "reason": problem.text if sealed else f"{problem.text} (raw text not kept: no codec key)",
+            "raw_sealed": sealed.data if sealed else None,
+            "raw_key_id": sealed.key_id if sealed else None,
+        }
+
+
+def _groups(items: list[_Pending]) -> Iterator[list[_Pending]]:
+    """Consecutive runs naming each patient once; an A40 (a merge) alone, since it changes who is who."""
+    group: list[_Pending] = []
+    patients: set[str] = set()
+    for item in items:
+        key = patient_key(item.message)
+        merge = event_of(item.message) == "A40"
+        if group and (merge or (key and key in patients)):
+            yield group
+            group, patients = [], set()
+        group.append(item)
+        patients.add(key)
+        if merge:
+            yield group
+            group, patients = [], set()
+    if group:
+        yield group
+
+
+async def _patients_holding(session: AsyncSession, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """The record holding each (system, value) identifier (the first by id when several do)."""
+    if not pairs:
+        return {}
+    rows = await session.execute(
+        select(PatientIdentifier.system, PatientIdentifier.value, func.min(PatientIdentifier.patient_id))
+        .where(tuple_(PatientIdentifier.system, PatientIdentifier.value).in_(sorted(pairs)))
+        .group_by(PatientIdentifier.system, PatientIdentifier.value)
+    )
+    return {(row[0], row[1]): row[2] for row in rows}
+
+
+async def _merge(session: AsyncSession, mapped: MappedMessage, header: Header) -> None:
+    """A40: the record holding MRG-1 joins the person of the record holding PID-3."""
+    survivor = mapped.patient["id"]
+    for identifier in mapped.merged_identifiers:
+        merged: str | None = await session.scalar(
+            select(PatientIdentifier.patient_id).where(
+                PatientIdentifier.system == identifier["system"],
+                PatientIdentifier.value == identifier["value"],
+                PatientIdentifier.patient_id != survivor,
+            )
+        )
+        if merged is None:
+            continue
+        try:
+            async with session.begin_nested():
+                await merge_records(
+                    session,
+                    survivor,
+                    merged,
+                    rule="hl7v2-a40",
+                    evidence={"control_id": header.control_id, "sending_facility": header.sending_facility},
+                    by=f"{SOURCE}:{header.sending_facility}"[:200],
                 )
-                if found:
-                    return found
+        except AlreadyOnePerson:
+            continue  # a resend of the merge, or merged already
+
+
+async def _cancellation(
+    session: AsyncSession, mapped: MappedMessage, header: Header
+) -> tuple[list[str], PatientEvent] | None:
+    """A11/A13: the enrollments this visit started, to exit with the outcome (the built-in
+    `encounter.cancelled` event; a resend delivers the same event id, which they ignore)."""
+    if mapped.encounter is None:
         return None
-
-    async def _merge(self, mapped: MappedMessage, header: Header) -> None:
-        """A40: the record holding MRG-1 joins the person of the record holding PID-3."""
-        survivor = mapped.patient["id"]
-        async with self.sessions.begin() as session:
-            for identifier in mapped.merged_identifiers:
-                merged: str | None = await session.scalar(
-                    select(PatientIdentifier.patient_id).where(
-                        PatientIdentifier.system == identifier["system"],
-                        PatientIdentifier.value == identifier["value"],
-                        PatientIdentifier.patient_id != survivor,
-                    )
-                )
-                if merged is None:
-                    continue
-                try:
-                    async with session.begin_nested():
-                        await merge_records(
-                            session,
-                            survivor,
-                            merged,
-                            rule="hl7v2-a40",
-                            evidence={
-                                "control_id": header.control_id,
-                                "sending_facility": header.sending_facility,
-                            },
-                            by=f"{SOURCE}:{header.sending_facility}"[:200],
-                        )
-                except AlreadyOnePerson:
-                    continue  # a resend of the merge, or merged already
-
-    async def _end_enrollments(self, encounter_id: str, header: Header, outcome: str) -> None:
-        """A11/A13: the enrollments this visit started exit with `outcome` (the built-in
-        `encounter.cancelled` event; a resend delivers the same event id, which they ignore)."""
-        async with self.sessions.begin() as session:
-            workflow_ids = list(
-                await session.scalars(
-                    select(Enrollment.workflow_id).where(
-                        Enrollment.status == "running",
-                        Enrollment.trigger["resource"]["resource_type"].as_string() == "Encounter",
-                        Enrollment.trigger["resource"]["resource_id"].as_string() == encounter_id,
-                    )
-                )
+    encounter_id = mapped.encounter["id"]
+    workflow_ids = list(
+        await session.scalars(
+            select(Enrollment.workflow_id).where(
+                Enrollment.status == "running",
+                Enrollment.trigger["resource"]["resource_type"].as_string() == "Encounter",
+                Enrollment.trigger["resource"]["resource_id"].as_string() == encounter_id,
             )
-        event = PatientEvent(
-            id=f"{SOURCE}:{header.sending_facility}:{header.control_id}"[:200],
-            type=ENCOUNTER_CANCELLED_EVENT,
-            data={
-                "encounter_id": encounter_id,
-                "outcome": outcome,
-                "message": f"{header.message_code}^{header.event}",
-            },
         )
-        for workflow_id in workflow_ids:
-            await self.temporal.get_workflow_handle(workflow_id).signal(DELIVER_EVENT, event)
-
-    async def _park(self, header: Header, text: str, problem: V2Problem) -> None:
-        sealed = self.sealer.seal(text)
-        async with self.sessions.begin() as session:
-            await record_adt_message(
-                session,
-                {
-                    **_identity_of(header),
-                    "ack_code": problem.ack,
-                    "error_location": problem.location[:40],
-                    "error_code": problem.code,
-                    "reason": problem.text if sealed else f"{problem.text} (raw text not kept: no codec key)",
-                    "raw_sealed": sealed.data if sealed else None,
-                    "raw_key_id": sealed.key_id if sealed else None,
-                    "patient_id": None,
-                    "encounter_id": None,
-                },
-            )
-        log.info("hl7v2 message %s parked: %s %s", header.control_id, problem.location, problem.code)
-
-
-def _identity_of(header: Header) -> dict[str, Any]:
-    return {
-        "sending_facility": header.sending_facility[:200],
-        "control_id": header.control_id[:200],
-        "message_type": f"{header.message_code}^{header.event}"[:20],
-    }
+    )
+    event = PatientEvent(
+        id=f"{SOURCE}:{header.sending_facility}:{header.control_id}"[:200],
+        type=ENCOUNTER_CANCELLED_EVENT,
+        data={
+            "encounter_id": encounter_id,
+            "outcome": CANCELLED_OUTCOMES[mapped.event],
+            "message": f"{header.message_code}^{header.event}",
+        },
+    )
+    return workflow_ids, event
 
 
 def _refuse_invalid(mapped: MappedMessage) -> None:

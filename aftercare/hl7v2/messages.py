@@ -48,48 +48,70 @@ class Header:
 
 
 class V2Message:
-    """A parsed message: segments by id, fields as repetitions of components (unescaped)."""
+    """A parsed message: segments by id, fields as repetitions of components (unescaped).
+
+    The `hl7` package reads the separators and escape character MSH declares and unescapes text; the
+    message is split into segments and fields once, as that package lays them out (MSH-1 the field
+    separator, MSH-2 the encoding characters), and a field into repetitions and components only when
+    the mapping reads it.
+    """
 
     def __init__(self, text: str) -> None:
         self.text = normalise_segment_separators(text)
         if not self.text.startswith("MSH") or len(self.text) < 8:
             raise V2Problem("AR", "MSH", "100", "the message does not start with an MSH segment")
+        stripped = self.text.strip()
         try:
-            self._parsed = hl7.parse(self.text)
+            plan = hl7.parser.create_parse_plan(stripped)
         except Exception as error:  # the parser's errors are plain exceptions of several kinds
             raise V2Problem("AR", "MSH", "100", f"the message cannot be parsed: {error}") from error
-        self._separators = self._parsed.separators  # segment, field, repetition, component, subcomponent
+        self._separators: str = plan.separators  # segment, field, repetition, component, subcomponent
+        self._codec = hl7.Message(self._separators[0], esc=plan.esc, separators=self._separators)
+        self._segments = [self._fields(segment) for segment in stripped.split(self._separators[0])]
+        self._index: dict[str, list[int]] = {}
+        for position, fields in enumerate(self._segments):
+            self._index.setdefault(fields[0], []).append(position)
         try:
             self.header = self._read_header()
         except (IndexError, KeyError) as error:
             raise V2Problem("AR", "MSH", "101", "the MSH segment is incomplete") from error
 
+    def _fields(self, segment: str) -> list[str]:
+        """A segment's fields; MSH, BHS and FHS start with their id, the field separator and the
+        encoding characters, as in the `hl7` package."""
+        separator = self._separators[1]
+        if segment[:3] in ("MSH", "BHS", "FHS") and len(segment) > 3:
+            declared = segment[3]
+            end = segment.find(declared, 4)
+            return [segment[:3], declared, segment[4:end], *segment[end + 1 :].split(separator)]
+        return segment.split(separator)
+
     def _read_header(self) -> Header:
         """MSH-3/4 sender, MSH-10 control id, MSH-9 type and MSH-12 version."""
-        msh = self._parsed.segment("MSH")
-        message_type = self._components(str(msh(9)))
+        msh = self._segments[self._index["MSH"][0]]
+        message_type = self._components(msh[9])
         return Header(
-            sending_application=str(msh(3)),
-            sending_facility=str(msh(4)),
-            control_id=str(msh(10)),
+            sending_application=msh[3],
+            sending_facility=msh[4],
+            control_id=msh[10],
             message_code=message_type[0] if message_type else "",
             event=message_type[1] if len(message_type) > 1 else "",
-            version=str(msh(12)).split(self._separators[3])[0],
+            version=msh[12].split(self._separators[3])[0],
         )
 
     def check_segment_ids(self) -> None:
         """`AE` naming the first segment whose id is not one: delimiters other than MSH declares."""
-        for position, segment in enumerate(self._parsed, start=1):
-            if not _SEGMENT_ID.match(str(segment[0])):
+        for position, segment in enumerate(self._segments, start=1):
+            if not _SEGMENT_ID.match(segment[0]):
                 raise unmappable(
-                    str(segment[0])[:3],
-                    f"segment {position} ({str(segment[0])[:12]!r}) does not use the delimiters MSH declares",
+                    segment[0][:3],
+                    f"segment {position} ({segment[0][:12]!r}) does not use the delimiters MSH declares",
                     "100",
                 )
 
     def segments(self, segment_id: str) -> list[int]:
         """Positions of the segments with this id, in order."""
-        return [i for i, segment in enumerate(self._parsed) if str(segment[0]) == segment_id]
+        return list(self._index.get(segment_id, []))
 
     def has(self, segment_id: str) -> bool:
         """Whether the message holds such a segment."""
@@ -103,12 +125,12 @@ class V2Message:
         positions = self.segments(segment_id)
         if index >= len(positions):
             return []
-        segment = self._parsed[positions[index]]
+        segment = self._segments[positions[index]]
         if segment_id == "MSH":
             field -= 1
         if field >= len(segment):
             return []
-        raw = str(segment[field])
+        raw = segment[field]
         repeated = raw.split(self._separators[2]) if raw else []
         found = [self._components(item) for item in repeated if item.strip()]
         if subcomponents:
@@ -128,7 +150,7 @@ class V2Message:
     def _components(self, text: str) -> list[str]:
         parts = text.split(self._separators[3])
         return [
-            "&".join(self._parsed.unescape(sub).strip() for sub in part.split(self._separators[4]))
+            "&".join(self._codec.unescape(sub).strip() for sub in part.split(self._separators[4]))
             for part in parts
         ]
 

@@ -1,10 +1,13 @@
 """`aftercare mllp`: an asyncio MLLP listener (the `hl7` package's framing) in front of `AdtIntake`.
 
-A sender waits for each acknowledgement before the next message, so one connection is in order by
-itself; across connections, messages about one patient (PID-3) take turns, and messages about
-different patients are processed concurrently. A message whose processing fails for a transient
-reason (the database or Temporal down) gets no acknowledgement: the connection closes and the sender
-resends it, which the control id makes safe.
+Group commit: the messages of every connection go into one queue, taken in arrival order a batch at
+a time (whatever is waiting when a batch can start), so many messages share a transaction and each
+is acknowledged once its batch is durable. Up to four batches run at once, about different patients:
+a message whose patient is in a running batch waits for it, so one patient's messages are processed
+in the order they arrived, whichever connections brought them. A connection may pipeline (send its
+next messages before the ACKs): its ACKs leave in the order of its messages. A message whose
+processing fails for a transient reason (the database or Temporal down) gets no acknowledgement: its
+connection closes and the sender resends it, which the control id makes safe.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import asyncio
 import logging
 import signal
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol
 
 from hl7.mllp import InvalidBlockError, start_hl7_server
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,7 +28,8 @@ from temporalio.client import Client
 from aftercare.db.engine import create_engine, session_factory
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.hl7v2.authorities import AuthoritySystems
-from aftercare.hl7v2.intake import AdtIntake
+from aftercare.hl7v2.intake import AdtIntake, Handled, patient_key
+from aftercare.hl7v2.mapping import event_of
 from aftercare.hl7v2.messages import V2Message, V2Problem
 from aftercare.hl7v2.sealing import RawSealer
 from aftercare.security.codec import parse_codec_keys
@@ -32,37 +38,136 @@ from aftercare.temporal.client import connect_temporal
 from models.zones import zone_info
 
 log = logging.getLogger(__name__)
+# Messages one connection may have sent and not yet had acknowledged before it is read no further.
+PIPELINE_WINDOW = 64
+# Messages in one batch at most, and batches running at once.
+BATCH_LIMIT = 256
+BATCHES_IN_FLIGHT = 4
+# With a batch running, another starts only once this many messages can go in it; fewer wait for the
+# running batch to end, and go together then (a batch costs two commits, whatever its size).
+GATHER = 8
+
+Outcome = Handled | Exception
 
 
-class PatientTurns:
-    """One lock per patient key while someone holds or waits for it."""
+class BatchIntake(Protocol):
+    """What the listener hands messages to (`AdtIntake`)."""
 
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def turn(self, key: str) -> AsyncIterator[None]:
-        """Wait for this patient's turn."""
-        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
+    async def handle_batch(self, texts: Sequence[str]) -> list[Outcome]:
+        """Each message's acknowledgement, or the error that leaves it unanswered."""
+        ...
 
 
-def ordering_key(text: str) -> str:
-    """The patient a message is about (PID-3's first identifier), or `""` (then it waits for nobody)."""
+@dataclass(frozen=True)
+class _Queued:
+    """A message waiting for a batch: what it must not overtake, and where its answer goes."""
+
+    text: str
+    keys: frozenset[str]
+    answer: asyncio.Future[Outcome]
+
+
+def order_keys(text: str) -> frozenset[str]:
+    """What a message must keep its place among: its patient (the first PID-3 identifier) and its
+    control id; `EVERYTHING` for an A40, which changes who is who. None when it cannot be read (it is
+    refused whatever else happens)."""
     try:
-        components = V2Message(text).first("PID", 3)
+        message = V2Message(text)
     except V2Problem:
-        return ""
-    return "|".join(components[:4:3]) if components else ""
+        return frozenset()
+    if event_of(message) == "A40":
+        return frozenset({EVERYTHING})
+    header = message.header
+    patient = patient_key(message)
+    return frozenset(
+        {f"control:{header.sending_facility}|{header.control_id}"}
+        | ({f"patient:{patient}"} if patient else set())
+    )
+
+
+EVERYTHING = "*"
+
+
+class GroupCommit:
+    """One queue for every connection's messages, worked off in batches: whatever is waiting when a
+    batch can start joins it (up to `limit`). Up to `in_flight` batches run at once when messages
+    pile up (at least `gather` can go), so one batch's hand-off to Temporal overlaps the next one's
+    transaction; a message whose patient or control id
+    is in a running batch waits for it, and so does every later message about that patient, so each
+    patient's messages are processed in their order of arrival. An A40 runs with no other batch."""
+
+    def __init__(
+        self,
+        intake: BatchIntake,
+        limit: int = BATCH_LIMIT,
+        in_flight: int = BATCHES_IN_FLIGHT,
+        gather: int = GATHER,
+    ) -> None:
+        self._intake = intake
+        self._gather = gather
+        self._limit = limit
+        self._in_flight = in_flight
+        self._waiting: list[_Queued] = []
+        self._busy: set[str] = set()
+        self._running: set[asyncio.Task[None]] = set()
+
+    def submit(self, text: str) -> asyncio.Future[Outcome]:
+        """Queue a message; the future gives its acknowledgement (or its error) once its batch is done."""
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Queued(text, order_keys(text), future))
+        self._dispatch()
+        return future
+
+    def _dispatch(self) -> None:
+        while len(self._running) < self._in_flight and self._waiting:
+            batch, held = self._next_batch()
+            if not batch or (self._running and len(batch) < self._gather):
+                return  # with a batch running, a few messages wait to go with more: commits are the cost
+            self._waiting = held
+            keys = frozenset().union(*(queued.keys for queued in batch))
+            self._busy |= keys
+            task = asyncio.create_task(self._run(batch))
+            self._running.add(task)
+            task.add_done_callback(lambda done, keys=keys: self._finished(done, keys))  # type: ignore[misc]
+
+    def _next_batch(self) -> tuple[list[_Queued], list[_Queued]]:
+        """The messages that may go now, in order, and the ones that wait."""
+        batch: list[_Queued] = []
+        held: list[_Queued] = []
+        blocked = set(self._busy)
+        for queued in self._waiting:
+            exclusive = EVERYTHING in queued.keys
+            conflict = (
+                EVERYTHING in blocked
+                or bool(queued.keys & blocked)
+                or (exclusive and (bool(self._busy) or bool(batch)))
+            )
+            if conflict or len(batch) >= self._limit:
+                held.append(queued)
+                blocked |= queued.keys
+            else:
+                batch.append(queued)
+                if exclusive:
+                    blocked.add(EVERYTHING)
+        return batch, held
+
+    def _finished(self, task: asyncio.Task[None], keys: frozenset[str]) -> None:
+        self._running.discard(task)
+        self._busy -= keys
+        self._dispatch()
+
+    async def _run(self, batch: list[_Queued]) -> None:
+        try:
+            outcomes = await self._intake.handle_batch([queued.text for queued in batch])
+        except Exception as error:
+            outcomes = [error] * len(batch)
+        except BaseException:
+            for queued in batch:
+                queued.answer.cancel()
+            raise
+        for queued, outcome in zip(batch, outcomes, strict=True):
+            if not queued.answer.done():
+                queued.answer.set_result(outcome)
 
 
 def decode(block: bytes) -> str:
@@ -73,12 +178,21 @@ def decode(block: bytes) -> str:
         return block.decode("latin-1")
 
 
+async def _before(awaitable: Awaitable[object], other: asyncio.Task[None]) -> bool:
+    """Wait for `awaitable` unless `other` ends first (then False)."""
+    waiting = asyncio.ensure_future(awaitable)
+    done, _ = await asyncio.wait({waiting, other}, return_when=asyncio.FIRST_COMPLETED)
+    if waiting in done:
+        return True
+    waiting.cancel()
+    return False
+
+
 class MllpListener:
     """Accepts MLLP connections and answers each message once it is durable."""
 
-    def __init__(self, intake: AdtIntake) -> None:
-        self._intake = intake
-        self._turns = PatientTurns()
+    def __init__(self, intake: BatchIntake) -> None:
+        self._batches = GroupCommit(intake)
 
     async def start(
         self, host: str, port: int, *, tls: ssl.SSLContext | None = None
@@ -88,25 +202,59 @@ class MllpListener:
         return server
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
+        """Read messages as they come (up to `PIPELINE_WINDOW` unanswered); answer them in order."""
+        answers: asyncio.Queue[asyncio.Future[Outcome] | None] = asyncio.Queue()
+        window = asyncio.Semaphore(PIPELINE_WINDOW)
+        replier = asyncio.create_task(self._reply(answers, window, writer))
         try:
-            while True:
+            while not replier.done():
                 try:
                     block = await reader.readblock()  # type: ignore[attr-defined]
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return
                 except InvalidBlockError:
-                    log.warning("mllp: a block that is not MLLP-framed from %s; closing", peer)
+                    log.warning("mllp: a block that is not MLLP-framed from %s; closing", peer_of(writer))
                     return
-                text = decode(block)
-                async with self._turns.turn(ordering_key(text)):
-                    handled = await self._intake.handle(text)
-                writer.writeblock(handled.ack.encode())  # type: ignore[attr-defined]
-                await writer.drain()
-        except Exception:
-            log.exception("mllp: a message could not be processed; closing without an ACK so it is resent")
+                if window.locked():
+                    if not await _before(window.acquire(), replier):
+                        return
+                else:
+                    await window.acquire()
+                answers.put_nowait(self._batches.submit(decode(block)))
         finally:
+            answers.put_nowait(None)
+            try:
+                await replier
+            finally:
+                writer.close()
+
+    async def _reply(
+        self,
+        answers: asyncio.Queue[asyncio.Future[Outcome] | None],
+        window: asyncio.Semaphore,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        """Each message's ACK in turn; on a failure, close without it (the sender resends)."""
+        try:
+            while (answer := await answers.get()) is not None:
+                outcome = await answer
+                if isinstance(outcome, Exception):
+                    log.error(
+                        "mllp: a message could not be processed; closing without an ACK so it is resent",
+                        exc_info=outcome,
+                    )
+                    writer.close()
+                    return
+                writer.writeblock(outcome.ack.encode())  # type: ignore[attr-defined]
+                await writer.drain()
+                window.release()
+        except ConnectionError:
             writer.close()
+
+
+def peer_of(writer: asyncio.StreamWriter) -> object:
+    """The address at the other end, for the log."""
+    return writer.get_extra_info("peername")
 
 
 def intake_for(

@@ -2,43 +2,71 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import func
 
 from models.adt_tables import AdtMessage
+from models.table_base import table_of
+
+Answer = tuple[str, str | None, str | None, str | None]
+"""An acknowledgement already given: the code, the ERR location and code, and the reason."""
 
 
-async def find_adt_message(
-    session: AsyncSession, sending_facility: str, control_id: str
-) -> AdtMessage | None:
-    """The message already handled under this sender and control id, if any."""
-    found: AdtMessage | None = await session.scalar(
-        select(AdtMessage).where(
-            AdtMessage.sending_facility == sending_facility, AdtMessage.control_id == control_id
+async def answers_given(
+    session: AsyncSession, keys: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], Answer]:
+    """The answers already given under these (sending facility, control id) pairs, one query for all;
+    a message an operator retried counts as not answered (it is processed again)."""
+    if not keys:
+        return {}
+    rows = await session.execute(
+        select(
+            AdtMessage.sending_facility,
+            AdtMessage.control_id,
+            AdtMessage.ack_code,
+            AdtMessage.error_location,
+            AdtMessage.error_code,
+            AdtMessage.reason,
+        ).where(
+            tuple_(AdtMessage.sending_facility, AdtMessage.control_id).in_(sorted(set(keys))),
+            AdtMessage.retried_at.is_(None),
         )
     )
-    return found
+    return {(row[0], row[1]): (row[2], row[3], row[4], row[5]) for row in rows}
 
 
-async def record_adt_message(session: AsyncSession, values: dict[str, Any]) -> None:
-    """Record a handled message; a retried (parked) one takes its new outcome."""
-    statement = insert(AdtMessage).values(**values)
-    await session.execute(
-        statement.on_conflict_do_update(
-            constraint="uq_adt_messages_sender_control",
-            set_={
-                key: statement.excluded[key]
-                for key in values
-                if key not in ("sending_facility", "control_id")
-            },
-            where=AdtMessage.ack_code != "AA",
+_TABLE = table_of(AdtMessage)
+_RECORD = insert(_TABLE)
+_RECORD_UPSERT = _RECORD.on_conflict_do_update(
+    constraint="uq_adt_messages_sender_control",
+    set_={
+        name: _RECORD.excluded[name]
+        for name in (
+            "message_type",
+            "ack_code",
+            "error_location",
+            "error_code",
+            "reason",
+            "patient_id",
+            "encounter_id",
+            "raw_sealed",
+            "raw_key_id",
         )
-    )
+    },
+    where=_TABLE.c.ack_code != "AA",
+)
+
+
+async def record_adt_messages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Record handled messages (every column but the id and times), one statement for all; a retried
+    (parked) one takes its new outcome, an `AA` is never overwritten."""
+    if rows:
+        await session.execute(_RECORD_UPSERT, list(rows))
 
 
 async def parked_adt_messages(session: AsyncSession, limit: int = 100) -> Sequence[AdtMessage]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,10 +17,11 @@ import hl7
 import httpx
 import pytest
 from hl7.client import MLLPClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
+from aftercare.db.engine import create_engine, session_factory
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.hl7v2.authorities import AuthoritySystems
 from aftercare.hl7v2.intake import AdtIntake, Handled
@@ -362,12 +363,90 @@ async def test_messages_for_different_patients_go_concurrently_and_each_patient_
     assert await count(sessions, select(func.count()).select_from(Enrollment)) == 4
 
 
+def visit_of(number: int, *events: str) -> list[str]:
+    """These samples for patient `number` (their own MRN, SSN and visit), control ids `<event><n>`."""
+
+    def person(text: str) -> str:
+        text = text.replace("MRN12345", f"MRN{number:05d}").replace("999-12-3456", f"999-00-{number:04d}")
+        return text.replace("V0001", f"V{number:04d}")
+
+    return [with_control_id(person(sample(event)), f"{event[:3]}-{number}") for event in events]
+
+
+async def test_a_batch_is_two_commits_and_keeps_each_patients_order_and_each_control_id_once(
+    mllp_port: int,
+    api_settings: Settings,
+    dev_server: WorkflowEnvironment,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """What group commit hands the intake: admissions and discharges of several patients together,
+    one patient's admission and discharge in the same batch, a resend inside the batch and a message
+    that cannot be mapped. The intake has an engine of its own, so its commits can be counted."""
+    admissions = [text for n in range(6) for text in visit_of(n, "a01_admit")]
+    same_patient = visit_of(6, "a01_admit", "a03_discharge")
+    discharges = [text for n in range(3) for text in visit_of(n, "a03_discharge")]
+    broken = with_control_id(sample("malformed_missing_pid3"), "BROKEN-1")
+    batch = [*admissions, same_patient[0], broken, *discharges, same_patient[1], discharges[0]]
+    engine = create_engine(api_settings.database_url, pool_size=2)
+    commits: list[object] = []
+    event.listen(engine.sync_engine, "commit", commits.append)
+    try:
+        outcomes = await build_intake(api_settings, session_factory(engine), dev_server).handle_batch(batch)
+    finally:
+        await engine.dispose()
+
+    assert all(isinstance(o, Handled) for o in outcomes)
+    codes = [o.code for o in outcomes if isinstance(o, Handled)]
+    assert codes == ["AA"] * 7 + ["AE"] + ["AA"] * 5
+    assert len(commits) == 2  # the store and the record, for thirteen messages
+    async with sessions() as session:
+        recorded = await session.scalar(select(func.count()).select_from(AdtMessage))
+        statuses = dict(
+            (
+                await session.execute(
+                    select(FhirResource.resource_id, FhirResource.content["status"].as_string()).where(
+                        FhirResource.resource_type == "Encounter"
+                    )
+                )
+            ).all()
+        )
+    assert recorded == 12  # the resend within the batch is recorded once
+    assert sorted(statuses.values()) == ["finished"] * 4 + ["in-progress"] * 3
+    assert await count(sessions, select(func.count()).select_from(Enrollment)) == 4
+    again = await send(mllp_port, discharges[1], same_patient[1])  # resent later: answered from the record
+    assert [msa(a) for a in again] == [("AA", "a03-1"), ("AA", "a03-6")]
+    assert await count(sessions, select(func.count()).select_from(Enrollment)) == 4
+
+
+async def test_a_batch_the_database_refuses_is_processed_again_one_by_one(
+    intake: AdtIntake, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A family name longer than the profile column makes the batch's transaction fail: its messages are
+    processed again one by one, so the others are answered and only that one is left unanswered."""
+    healthy = [text for n in range(40, 43) for text in visit_of(n, "a01_admit")]
+    too_long = with_control_id(
+        sample("a01_admit").replace("Wyman^Alfreda", "W" * 400 + "^Alfreda"), "TOO-LONG"
+    )
+    encounters = (
+        select(func.count()).select_from(FhirResource).where(FhirResource.resource_type == "Encounter")
+    )
+    recorded, stored = (
+        await count(sessions, select(func.count()).select_from(AdtMessage)),
+        await count(sessions, encounters),
+    )
+    outcomes = await intake.handle_batch([healthy[0], too_long, *healthy[1:]])
+
+    assert [o.code if isinstance(o, Handled) else "error" for o in outcomes] == ["AA", "error", "AA", "AA"]
+    assert await count(sessions, select(func.count()).select_from(AdtMessage)) == recorded + 3
+    assert await count(sessions, encounters) == stored + 3
+
+
 class CrashBeforeAck(AdtIntake):
     """The listener's process dies after the commit, before the ACK leaves: the sender sees the
     connection drop and resends."""
 
-    async def handle(self, text: str) -> Handled:
-        await super().handle(text)
+    async def handle_batch(self, texts: Sequence[str]) -> list[Handled | Exception]:
+        await super().handle_batch(texts)
         raise ConnectionResetError("killed between commit and ACK")
 
 

@@ -1,5 +1,6 @@
-"""The MLLP listener on its own: framing by the `hl7` package, one patient's messages in turn and
-different patients' at once, TLS when configured, and no ACK when processing fails (so the sender
+"""The MLLP listener on its own: framing by the `hl7` package, group commit (messages arriving
+together on several connections, or pipelined on one, go to the intake as one batch in arrival order,
+each ACKed after its batch), TLS when configured, and no ACK when processing fails (so the sender
 resends)."""
 
 from __future__ import annotations
@@ -7,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ssl
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -18,39 +20,51 @@ from cryptography.x509.oid import NameOID
 from hl7.mllp import open_hl7_connection
 
 from aftercare.hl7v2.acks import build_ack
-from aftercare.hl7v2.intake import AdtIntake, Handled
+from aftercare.hl7v2.intake import Handled, patient_key
 from aftercare.hl7v2.messages import V2Message
-from aftercare.hl7v2.server import MllpListener, ordering_key, tls_context
+from aftercare.hl7v2.server import MllpListener, tls_context
 from tests.aftercare.hl7v2.samples import sample, with_control_id
 
 
 class SlowIntake:
-    """Answers AA after a pause, recording when each message started and ended."""
+    """Answers AA after a pause per batch, recording each batch's control ids; fails the control ids
+    it is told to."""
 
-    def __init__(self, fail: bool = False) -> None:
-        self.log: list[tuple[str, str]] = []
-        self.fail = fail
+    def __init__(self, fail: Sequence[str] = ()) -> None:
+        self.batches: list[list[str]] = []
+        self.times: list[tuple[float, float]] = []  # each batch's start and end
+        self.fail = set(fail)
 
-    async def handle(self, text: str) -> Handled:
-        control = V2Message(text).header.control_id
-        self.log.append(("start", control))
+    async def handle_batch(self, texts: Sequence[str]) -> list[Handled | Exception]:
+        headers = [V2Message(text).header for text in texts]
+        self.batches.append([header.control_id for header in headers])
+        started = asyncio.get_running_loop().time()
         await asyncio.sleep(0.2)
-        if self.fail:
-            raise ConnectionError("the database is down")
-        self.log.append(("end", control))
-        return Handled(build_ack(V2Message(text).header, "AA"), "AA")
+        self.times.append((started, asyncio.get_running_loop().time()))
+        return [
+            ConnectionError("the database is down")
+            if header.control_id in self.fail
+            else Handled(build_ack(header, "AA"), "AA")
+            for header in headers
+        ]
 
 
 async def listen(intake: SlowIntake, tls: ssl.SSLContext | None = None) -> Any:
-    return await MllpListener(cast(AdtIntake, intake)).start("127.0.0.1", 0, tls=tls)
+    return await MllpListener(intake).start("127.0.0.1", 0, tls=tls)
 
 
-async def exchange(port: int, text: str, tls: ssl.SSLContext | None = None) -> str:
+async def exchange(port: int, *texts: str, tls: ssl.SSLContext | None = None) -> list[str]:
+    """Send the messages back to back on one connection (pipelined), then read their ACKs' MSA."""
     reader, writer = await open_hl7_connection("127.0.0.1", port, ssl=tls)
     try:
-        writer.writemessage(text)
+        for text in texts:
+            writer.writemessage(text)
         await writer.drain()
-        return str((await reader.readmessage()).segment("MSA")[1])
+        answers = []
+        for _ in texts:
+            segment = (await reader.readmessage()).segment("MSA")
+            answers.append(f"{segment[1]} {segment[2]}")
+        return answers
     finally:
         writer.close()
 
@@ -59,37 +73,113 @@ def other_patient(text: str, control_id: str) -> str:
     return with_control_id(text.replace("MRN12345", "MRN55555").replace("999-12-3456", "000"), control_id)
 
 
-async def test_one_patients_messages_take_turns_across_connections() -> None:
+async def test_one_patients_messages_wait_for_their_running_batch_and_go_together_in_order() -> None:
     intake = SlowIntake()
     server = await listen(intake)
     port = server.sockets[0].getsockname()[1]
     async with server:
-        await asyncio.gather(
-            exchange(port, sample("a01_admit")),
+        first = asyncio.create_task(exchange(port, with_control_id(sample("a01_admit"), "X0")))
+        await asyncio.sleep(0.05)  # X0's batch is under way; X1 and X2 are about the same patient
+        later = [
+            exchange(port, with_control_id(sample("a01_admit"), "X1")),
             exchange(port, with_control_id(sample("a03_discharge"), "X2")),
-        )
+        ]
+        answers = await asyncio.gather(first, *later)
 
-    assert [kind for kind, _ in intake.log] == ["start", "end", "start", "end"]
+    assert answers == [["AA X0"], ["AA X1"], ["AA X2"]]
+    assert intake.batches == [["X0"], ["X1", "X2"]]
 
 
-async def test_different_patients_are_processed_at_once() -> None:
+async def test_messages_that_pile_up_go_in_a_second_batch_beside_the_running_one() -> None:
+    intake = SlowIntake()
+    server = await listen(intake)
+    port = server.sockets[0].getsockname()[1]
+    others = [other_patient(sample("a01_admit" if n % 2 else "a02_transfer"), f"Y{n}") for n in range(1, 9)]
+    async with server:
+        first = asyncio.create_task(exchange(port, with_control_id(sample("a01_admit"), "Y0")))
+        await asyncio.sleep(0.05)
+        answers = await exchange(port, *others)  # pipelined: eight waiting at once
+        await first
+
+    assert answers == [f"AA Y{n}" for n in range(1, 9)]
+    assert intake.batches == [["Y0"], [f"Y{n}" for n in range(1, 9)]]
+    (_, y0_ended), (others_started, _) = sorted(intake.times)
+    assert others_started < y0_ended  # they did not wait for Y0
+
+
+async def test_a_lone_message_waits_for_the_running_batch_and_goes_with_what_came_meanwhile() -> None:
     intake = SlowIntake()
     server = await listen(intake)
     port = server.sockets[0].getsockname()[1]
     async with server:
-        await asyncio.gather(
-            exchange(port, sample("a01_admit")), exchange(port, other_patient(sample("a01_admit"), "X3"))
+        first = asyncio.create_task(exchange(port, with_control_id(sample("a01_admit"), "W0")))
+        await asyncio.sleep(0.05)
+        lone = asyncio.create_task(exchange(port, other_patient(sample("a01_admit"), "W1")))
+        await asyncio.sleep(0.05)
+        answers = await asyncio.gather(
+            first, lone, exchange(port, with_control_id(sample("a08_update"), "W2"))
         )
 
-    assert [kind for kind, _ in intake.log][:2] == ["start", "start"]
+    assert answers == [["AA W0"], ["AA W1"], ["AA W2"]]
+    assert intake.batches == [["W0"], ["W1", "W2"]]
+
+
+async def test_a_merge_runs_alone_and_what_follows_waits_for_it() -> None:
+    intake = SlowIntake()
+    server = await listen(intake)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        first = asyncio.create_task(exchange(port, other_patient(sample("a01_admit"), "Z0")))
+        await asyncio.sleep(0.05)
+        merge = asyncio.create_task(exchange(port, with_control_id(sample("a40_merge"), "Z1")))
+        await asyncio.sleep(0.05)
+        after = exchange(port, with_control_id(sample("a04_register"), "Z2"))
+        await asyncio.gather(first, merge, after)
+
+    assert intake.batches == [["Z0"], ["Z1"], ["Z2"]]
+    (_, z0_ended), (z1_started, z1_ended), (z2_started, _) = intake.times
+    assert z1_started >= z0_ended
+    assert z2_started >= z1_ended
+
+
+async def test_a_pipelining_sender_gets_its_acks_in_the_order_of_its_messages() -> None:
+    intake = SlowIntake()
+    server = await listen(intake)
+    port = server.sockets[0].getsockname()[1]
+    texts = [with_control_id(sample("a08_update"), f"P{n}") for n in range(6)]
+    async with server:
+        answers = await exchange(port, *texts)
+
+    assert answers == [f"AA P{n}" for n in range(6)]
+    assert [control for batch in intake.batches for control in batch] == [f"P{n}" for n in range(6)]
+    assert len(intake.batches) < 6  # the messages that waited were committed together
 
 
 async def test_a_failure_closes_the_connection_without_an_ack() -> None:
-    server = await listen(SlowIntake(fail=True))
+    server = await listen(SlowIntake(fail=["MSG0001"]))
     port = server.sockets[0].getsockname()[1]
     async with server:
         with pytest.raises((asyncio.IncompleteReadError, ConnectionError)):
             await exchange(port, sample("a01_admit"))
+
+
+async def test_a_failed_message_in_a_batch_leaves_the_others_answered() -> None:
+    intake = SlowIntake(fail=["F1"])
+    server = await listen(intake)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        first = asyncio.create_task(exchange(port, other_patient(sample("a08_update"), "F0")))
+        await asyncio.sleep(0.05)
+        failing, healthy = await asyncio.gather(
+            exchange(port, other_patient(sample("a01_admit"), "F1")),
+            exchange(port, other_patient(sample("a03_discharge"), "F2")),
+            return_exceptions=True,
+        )
+        await first
+
+    assert isinstance(failing, (asyncio.IncompleteReadError, ConnectionError))
+    assert healthy == ["AA F2"]
+    assert intake.batches[1] == ["F1", "F2"]
 
 
 async def test_mllp_over_tls(tmp_path: Path) -> None:
@@ -107,9 +197,9 @@ async def test_mllp_over_tls(tmp_path: Path) -> None:
     assert str(ack.segment("MSA")[1]) == "AA"
 
 
-def test_the_ordering_key_is_the_first_patient_identifier_and_its_authority() -> None:
-    assert ordering_key(sample("a03_discharge")) == "MRN12345|GENHOSP"
-    assert ordering_key("not hl7") == ""
+def test_the_patient_key_is_the_first_patient_identifier_and_its_authority() -> None:
+    assert patient_key(V2Message(sample("a03_discharge"))) == "MRN12345|GENHOSP"
+    assert patient_key(V2Message("MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5.1\r")) == ""
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
