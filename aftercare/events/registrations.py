@@ -456,6 +456,7 @@ async def change_session(
     moved = (start, end, room) != (sitting.start_at, sitting.end_at, sitting.room) or (
         "online_url" in body.model_fields_set and body.online_url != sitting.online_url
     )
+    previous_start = sitting.start_at
     sitting.start_at, sitting.end_at, sitting.room = start, end, room
     if "online_url" in body.model_fields_set:
         sitting.online_url = body.online_url
@@ -474,6 +475,7 @@ async def change_session(
                 start=start.isoformat(),
                 end=end.isoformat(),
                 room=room,
+                previous_start=previous_start.isoformat(),
             )
             for r in live
             if r.status in ("registered", "offered", "waitlisted")

@@ -4,6 +4,7 @@ the real event path (`POST /v1/triggers` minus HTTP)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from icalendar import Calendar
 from sqlalchemy import select
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
 from aftercare.enrollment.event_triggers import deliver_event
 from aftercare.enrollment.fhir_ingest import ingest_fhir_resources
@@ -119,6 +120,7 @@ def test_the_library_has_the_journeys_of_the_brief_of_events_voice_surveys_and_t
         "event-no-show-re-invite",
         "event-post-survey",
         "event-reminders",
+        "event-rescheduled-reminders",
         "medication-adherence",
         "missed-appointment-re-engagement",
         "post-discharge-follow-up",
@@ -464,6 +466,54 @@ async def test_event_reminders_confirm_remind_a_week_and_a_day_before_and_thank_
     assert len(bodies) == 4
     assert bodies[0].startswith("Hi Abdul, you are registered for ")
     assert bodies[3] == "Thank you for coming, Abdul. We hope it helped."
+
+
+async def closed(handle: WorkflowHandle[Any, Any]) -> None:
+    """Wait until the workflow has closed, polling (a result would let the test server skip time)."""
+    async with asyncio.timeout(15):
+        while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            await asyncio.sleep(0.1)
+
+
+async def test_a_moved_session_ends_the_old_reminders_and_reminds_at_the_new_time(
+    lib: Library, journeys: JourneyHarness
+) -> None:
+    await load_synthea_patient(journeys.sessions)
+    await lib.install("event-reminders")
+    await lib.install("event-rescheduled-reminders")
+    start = (await lib.now()).replace(microsecond=0) + timedelta(days=10)
+    moved_to = start + timedelta(days=5)
+    registration = {"event_key": "diabetes-class", "session_id": "am", "registration_id": "reg_1"}
+    async with journeys.make_worker():
+        [first] = await lib.event(
+            "event.registered", **registration, status="registered", start=start.isoformat()
+        )
+        old, _ = await lib.enrollment("event-reminders")
+        await reach_step(old, "until-week-before")
+        # Only the room changed: the reminders stay; another registration's move is not this one's.
+        unmoved = {"start": start.isoformat(), "previous_start": start.isoformat()}
+        moved = {"start": moved_to.isoformat(), "previous_start": start.isoformat()}
+        await lib.event("event.changed", **registration, status="registered", **unmoved, room="B")
+        await lib.event("event.changed", **{**registration, "registration_id": "reg_2"}, **moved)
+        await reach_step(old, "until-week-before")
+        [ended, second] = await lib.event("event.changed", **registration, status="registered", **moved)
+        await closed(old)  # without letting the server skip time: the new journey's timers wait
+        new, _ = await lib.enrollment("event-rescheduled-reminders")
+        await reach_step(new, "until-week-before")
+        await lib.advance(timedelta(days=4))  # past the old week-before, not yet the new one
+        assert await lib.bodies(second) == []
+        await lib.advance(timedelta(days=4, minutes=1))
+        await reach_step(new, "until-day-before")
+        await lib.event("event.cancelled", **registration)
+        rescheduled = await journeys.finish(new)
+        result = await journeys.finish(old)
+
+    assert ended == first
+    assert (result.status, result.outcome) == ("exited", "rescheduled")
+    assert len(await lib.bodies(first)) == 1  # the confirmation only: no reminder at the old time
+    assert (rescheduled.status, rescheduled.outcome) == ("exited", "cancelled")
+    [week_before] = await lib.bodies(second)
+    assert week_before.startswith("Hi Abdul, a reminder: your session is in a week")
 
 
 async def test_a_no_show_who_answers_yes_is_re_invited_by_the_event_planners(
