@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -29,6 +29,7 @@ from console.rendering import render
 from models.event_api import EventIn, SessionChange
 from models.event_tables import EventRegistration
 from models.tables import Patient
+from models.zones import known_zone, zone_info
 
 router = APIRouter(prefix="/console/events", include_in_schema=False)
 
@@ -54,8 +55,8 @@ def _local(value: str, zone: str) -> datetime | str:
     """A `datetime-local` value read in the event's time zone (an unreadable one is passed on as is,
     for the validation to name)."""
     try:
-        return datetime.fromisoformat(value).replace(tzinfo=ZoneInfo(zone))
-    except (ValueError, KeyError):
+        return datetime.fromisoformat(value).replace(tzinfo=zone_info(zone))
+    except ValueError:  # an unreadable time, or a zone that is not one (`UnknownZone`)
         return value
 
 
@@ -63,9 +64,7 @@ def event_document(values: dict[str, str]) -> tuple[dict[str, Any], list[int]]:
     """The `POST /v1/events` body a filled form stands for (the session rows with an id), and the form
     row of each of its sessions."""
     zone = values.get("timezone", "")
-    try:
-        ZoneInfo(zone)
-    except (ValueError, KeyError):
+    if not known_zone(zone):
         zone = "UTC"  # the time zone's own error is named by the validation
     sessions = []
     rows = []
@@ -268,8 +267,14 @@ async def registrations_csv(
     return Response(
         out.getvalue(),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{key}-registrations.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{_file_name(key)}-registrations.csv"'},
     )
+
+
+def _file_name(key: str) -> str:
+    """The event key as a download's file name: letters, digits, `.`, `_` and `-` only (a header is
+    Latin-1, and a key from a URL may hold anything)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", key)[:64] or "event"
 
 
 async def _check_in_screen(

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -24,6 +23,7 @@ from console.forms import read_form
 from console.rendering import render
 from models.event_api import CheckInRequest, EventView
 from models.event_tables import EventRegistration
+from models.zones import zone_info
 
 router = APIRouter(prefix="/console/events", include_in_schema=False)
 WAITING = ("offered", "waitlisted")
@@ -87,7 +87,7 @@ async def events(request: Request, user: ConsoleUser) -> HTMLResponse:
     now = datetime.now(UTC)
     coming = sorted(
         (
-            (sitting.start.astimezone(ZoneInfo(item.timezone)), item, sitting)
+            (sitting.start.astimezone(zone_info(item.timezone)), item, sitting)
             for item in listed.items
             if item.status in ("draft", "published")
             for sitting in item.sessions
