@@ -242,13 +242,15 @@ class DryRunSteps:
         self,
         event: str,
         *,
-        timeout: timedelta | str,  # noqa: ASYNC109 (a journey's deadline, not a cancellation timeout)
+        timeout: timedelta | str | None = None,  # noqa: ASYNC109 (a journey's deadline)
+        timeout_business_days: int | None = None,
         criteria: str | None = None,
         step: str | None = None,
         name: str | None = None,
     ) -> PatientEvent | None:
         """Record the wait; the event arrives when the user chose so, else the wait times out."""
-        waits = f"would wait for {event} (up to {_duration(timeout)})"
+        limit = _duration(timeout) if timeout is not None else f"{timeout_business_days} business days"
+        waits = f"would wait for {event} (up to {limit})"
         if (step or "wait_for") not in self.happens:
             self._take(step, "wait_for", f"{waits}; taken as timed out")
             return None

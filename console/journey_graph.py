@@ -55,7 +55,7 @@ def _summary(step: Step) -> str:
             return f"wait until {wait.until.time}"
         return "wait until a moment from the data"
     if isinstance(step, WaitForStep):
-        return f"wait for {step.wait_for.event}, at most {format_iso_duration(step.wait_for.timeout)}"
+        return f"wait for {step.wait_for.event}, at most {step.wait_for.describe_timeout()}"
     if isinstance(step, TaskStep):
         return f"task for {step.task.queue}: {step.task.title}"
     if isinstance(step, EndStep):

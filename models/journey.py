@@ -14,7 +14,7 @@ from pydantic import ConfigDict, Discriminator, Field, StringConstraints, Tag, m
 from pydantic_core import PydanticCustomError
 
 from models.base import DefinitionModel, OwnerFacility
-from models.durations import IsoDuration, SignedIsoDuration
+from models.durations import IsoDuration, SignedIsoDuration, format_iso_duration
 from models.surveys import SurveySpec
 from models.voice import CALL_EVENT_TYPES, CallScript
 
@@ -180,12 +180,28 @@ class WaitSpec(DefinitionModel):
 
 
 class WaitForSpec(DefinitionModel):
-    """Wait for a patient event; on timeout go to `on_timeout` (or carry on with the next step)."""
+    """Wait for a patient event; on timeout go to `on_timeout` (or carry on with the next step). The
+    timeout is a duration (`timeout`) or business days on the calendar of the patient's facility
+    (`timeout_business_days`, weekends and its holidays skipped, to the same time of day)."""
 
     event: EventType
-    timeout: IsoDuration
+    timeout: IsoDuration | None = None
+    timeout_business_days: int | None = Field(default=None, ge=1, le=365)
     on_timeout: StepId | None = None
     criteria: Expression | None = None
+
+    @model_validator(mode="after")
+    def _one_timeout(self) -> WaitForSpec:
+        if (self.timeout is None) == (self.timeout_business_days is None):
+            raise ValueError("`wait_for` needs exactly one of `timeout` and `timeout_business_days`")
+        return self
+
+    def describe_timeout(self) -> str:
+        """The timeout in words: an ISO duration, or business days."""
+        if self.timeout_business_days is not None:
+            return f"{self.timeout_business_days} business days"
+        assert self.timeout is not None
+        return format_iso_duration(self.timeout)
 
 
 class BranchWhen(DefinitionModel):

@@ -87,7 +87,12 @@ async def run_step(steps: StepRunner, step: Step) -> str | None:
     elif isinstance(step, WaitForStep):
         spec_for = step.wait_for
         event = await steps.wait_for(
-            spec_for.event, timeout=spec_for.timeout, criteria=spec_for.criteria, step=step.id, name=step.name
+            spec_for.event,
+            timeout=spec_for.timeout,
+            timeout_business_days=spec_for.timeout_business_days,
+            criteria=spec_for.criteria,
+            step=step.id,
+            name=step.name,
         )
         if event is None and spec_for.on_timeout is not None:
             return spec_for.on_timeout

@@ -84,12 +84,13 @@ class StepRunner(Protocol):
         self,
         event: str,
         *,
-        timeout: timedelta | str,  # noqa: ASYNC109 (a journey's deadline, not a cancellation timeout)
+        timeout: timedelta | str | None = None,  # noqa: ASYNC109 (a journey's deadline)
+        timeout_business_days: int | None = None,
         criteria: str | None = None,
         step: str | None = None,
         name: str | None = None,
     ) -> PatientEvent | None:
-        """A `wait_for`: the event, or None at the timeout."""
+        """A `wait_for`: the event, or None at the timeout (a duration, or business days)."""
 
     async def first_true(
         self, conditions: Sequence[str], *, step: str | None = None, name: str | None = None

@@ -465,17 +465,37 @@ class JourneySteps:
         self,
         event: str,
         *,
-        timeout: timedelta | str,  # noqa: ASYNC109 (a journey's deadline, not a cancellation timeout)
+        timeout: timedelta | str | None = None,  # noqa: ASYNC109 (a journey's deadline)
+        timeout_business_days: int | None = None,
         criteria: str | None = None,
         step: str | None = None,
         name: str | None = None,
     ) -> PatientEvent | None:
-        """Wait for a patient event (arrived since the previous step began, or later); None on timeout."""
-        length = timeout if isinstance(timeout, timedelta) else parse_iso_duration(timeout)
-        until = workflow.now() + length
+        """Wait for a patient event (arrived since the previous step began, or later); None on timeout.
+        The timeout is a duration, or `timeout_business_days` on the calendar of the patient's facility
+        (read by an activity when the step begins, as `wait_business_days` reads it)."""
+        if (timeout is None) == (timeout_business_days is None):
+            raise ValueError("wait_for needs exactly one of timeout and timeout_business_days")
+        started = workflow.now()
+        until = started
+        if timeout is not None:
+            until = started + (timeout if isinstance(timeout, timedelta) else parse_iso_duration(timeout))
         label = name or f"Waiting for {event} until {_when(until)}"
+        if timeout_business_days is not None:
+            label = name or f"Waiting for {event} for {timeout_business_days} business days"
 
         async def run(call: StepCall) -> tuple[PatientEvent | None, str, str | None]:
+            nonlocal until
+            if timeout_business_days is not None:
+                calendar = await self._activity(
+                    call.step_id,
+                    StoreActivities.facility_calendar,
+                    FacilityCalendarInput(patient_id=self.patient_id),
+                )
+                until = add_business_days(
+                    started, timeout_business_days, calendar.timezone, calendar.holidays
+                )
+                workflow.set_current_details(f"**{call.step_id}**: Waiting for {event} until {_when(until)}")
             matched = await self._await_event(event, criteria, call.step_id, until, label)
             if matched is None:
                 return None, "timeout", f"no {event} by {_when(until)}"

@@ -672,6 +672,36 @@ async def test_transitional_care_for_a_high_risk_discharge_two_calls_meet_the_co
     assert "within 7 days of your discharge" in visit_help
 
 
+async def test_transitional_care_asks_for_the_second_attempt_when_the_first_call_falls_due(
+    lib: Library, journeys: JourneyHarness
+) -> None:
+    """An unanswered first call is followed up when it falls due, one business day on the patient's
+    calendar (a Friday discharge: on Monday), not a calendar day later."""
+    await load_synthea_patient(journeys.sessions)
+    await lib.install("transitional-care")
+    encounter = recent_stay("tcm-stay", days=14, priority={"coding": [{"code": "EM"}]})
+    now = await lib.now()
+    await lib.advance(timedelta(days=(4 - now.weekday()) % 7 or 7))  # to a Friday
+    async with journeys.make_worker():
+        assert await lib.ingest(encounter) == 1
+        handle, _ = await lib.enrollment("transitional-care")
+        await reach_step(handle, "await-call")
+        began = await lib.now()  # the workflow's clock (the test server's, ahead of the activities')
+        [first] = await lib.tasks("tcm-nurses")
+        async with journeys.sessions() as session:
+            calendar = await patient_calendar(session, ABDUL_PATIENT_ID, get_settings().hospital_timezone)
+        due = add_business_days(began, 1, calendar.timezone, calendar.holidays)
+        assert due - began >= timedelta(days=3)  # Friday to Monday: a calendar day would be Saturday
+        await lib.advance(due - began - timedelta(minutes=5))
+        assert [task.id for task in await lib.tasks("tcm-nurses")] == [first.id]  # still waiting
+        await lib.advance(timedelta(minutes=10))
+        await reach_step(handle, "await-second-call")
+        second = next(task for task in await lib.tasks("tcm-nurses") if task.id != first.id)
+        await handle.cancel()
+
+    assert second.title.startswith("TCM second attempt: Abdul Koepp before ")
+
+
 async def test_transitional_care_for_a_low_risk_discharge_checks_in_by_sms_and_escalates_silence(
     lib: Library, journeys: JourneyHarness
 ) -> None:

@@ -68,6 +68,23 @@ def test_a_definition_survives_a_round_trip_through_json() -> None:
     assert JourneyDefinition.model_validate(document) == journey
 
 
+def test_a_wait_for_times_out_after_a_duration_or_business_days_never_both_or_neither() -> None:
+    document = copy.deepcopy(CONTRACT_EXAMPLE)
+    document["steps"][1]["wait_for"] = {
+        "event": "sms.reply",
+        "timeout_business_days": 2,
+        "on_timeout": "escalate",
+    }
+    wait_for = parse_journey(document).steps[1]
+    assert isinstance(wait_for, WaitForStep)
+    assert (wait_for.wait_for.timeout, wait_for.wait_for.timeout_business_days) == (None, 2)
+    assert wait_for.wait_for.describe_timeout() == "2 business days"
+    for spec in ({"timeout": "P2D", "timeout_business_days": 2}, {}):
+        document["steps"][1]["wait_for"] = {"event": "sms.reply", **spec}
+        [problem] = problems_of(document)
+        assert "exactly one of `timeout` and `timeout_business_days`" in problem["msg"]
+
+
 def test_a_goto_to_a_missing_step_names_the_step_and_field() -> None:
     document = copy.deepcopy(CONTRACT_EXAMPLE)
     document["steps"][3]["goto"] = "nowhere"
