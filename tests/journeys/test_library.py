@@ -697,7 +697,7 @@ async def test_transitional_care_asks_for_the_second_attempt_when_the_first_call
         await lib.advance(timedelta(minutes=10))
         await reach_step(handle, "await-second-call")
         second = next(task for task in await lib.tasks("tcm-nurses") if task.id != first.id)
-        await handle.cancel()
+        await handle.terminate("the test has seen what it looks for")
 
     assert second.title.startswith("TCM second attempt: Abdul Koepp before ")
 
