@@ -155,10 +155,12 @@ class TimeOfDay(DefinitionModel):
 
 
 class WaitAt(DefinitionModel):
-    """A moment taken from the data: a FHIRPath dateTime (e.g. `%trigger.start`) plus an offset."""
+    """A moment taken from the data: a FHIRPath dateTime (e.g. `%trigger.start`) plus an offset. With
+    `if_passed`, a moment already past (or unreadable) jumps to that step instead of the next one."""
 
     expression: Expression
     offset: SignedIsoDuration = timedelta(0)
+    if_passed: StepId | None = None
 
 
 class WaitSpec(DefinitionModel):
@@ -667,6 +669,8 @@ def _targets(step: StepBase, position: int) -> Iterator[tuple[tuple[str | int, .
         yield ("steps", position, "wait_for", "on_timeout"), step.wait_for.on_timeout
     if isinstance(step, SurveyStep) and step.survey.on_expired is not None:
         yield ("steps", position, "survey", "on_expired"), step.survey.on_expired
+    if isinstance(step, WaitStep) and step.wait.at is not None and step.wait.at.if_passed is not None:
+        yield ("steps", position, "wait", "at", "if_passed"), step.wait.at.if_passed
     if isinstance(step, BranchStep):
         for case_position, case in enumerate(step.branch):
             target = case.otherwise if isinstance(case, BranchOtherwise) else case.goto
@@ -715,11 +719,18 @@ def graph_problems(definition: JourneyDefinition) -> Iterator[tuple[tuple[str | 
     yield from _busy_loops(definition)
 
 
+def _always_waits(step: StepBase) -> bool:
+    """Whether the step blocks every time it runs: a `wait.at` moment already past goes straight on."""
+    if isinstance(step, WaitStep) and step.wait.at is not None:
+        return False
+    return step.kind in WAITING_KINDS
+
+
 def _busy_loops(definition: JourneyDefinition) -> Iterator[tuple[tuple[str | int, ...], str]]:
     """A cycle with no wait would spin forever inside one workflow task: refuse it."""
     if len({step.id for step in definition.steps}) != len(definition.steps):
         return
-    busy = [i for i, step in enumerate(definition.steps) if step.kind not in WAITING_KINDS]
+    busy = [i for i, step in enumerate(definition.steps) if not _always_waits(step)]
     graph = {i: [j for j in successors(definition, i) if j in busy] for i in busy}
     state: dict[int, int] = {}
     for start in busy:

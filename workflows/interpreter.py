@@ -81,7 +81,11 @@ async def run_step(steps: StepRunner, step: Step) -> str | None:
         elif wait.until is not None:
             await steps.wait_until(wait.until.time, step=step.id, name=step.name)
         elif wait.at is not None:
-            await steps.wait_until_moment(wait.at.expression, wait.at.offset, step=step.id, name=step.name)
+            waited = await steps.wait_until_moment(
+                wait.at.expression, wait.at.offset, step=step.id, name=step.name
+            )
+            if not waited and wait.at.if_passed is not None:
+                return wait.at.if_passed
         elif wait.business_days is not None:
             await steps.wait_business_days(wait.business_days, step=step.id, name=step.name)
     elif isinstance(step, WaitForStep):

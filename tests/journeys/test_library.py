@@ -468,6 +468,29 @@ async def test_event_reminders_confirm_remind_a_week_and_a_day_before_and_thank_
     assert bodies[3] == "Thank you for coming, Abdul. We hope it helped."
 
 
+async def test_a_registration_three_days_ahead_gets_no_in_a_week_reminder(
+    lib: Library, journeys: JourneyHarness
+) -> None:
+    await load_synthea_patient(journeys.sessions)
+    await lib.install("event-reminders")
+    start = (await lib.now()).replace(microsecond=0) + timedelta(days=3)
+    registration = {"event_key": "diabetes-class", "session_id": "am", "registration_id": "reg_late"}
+    async with journeys.make_worker():
+        [enrollment_id] = await lib.event("event.registered", **registration, start=start.isoformat())
+        handle, _ = await lib.enrollment("event-reminders")
+        await reach_step(handle, "until-day-before")
+        await lib.advance(timedelta(days=2, minutes=1))
+        await reach_step(handle, "await-check-in")
+        await lib.event("event.checked_in", **registration)
+        result = await journeys.finish(handle)
+
+    assert (result.status, result.outcome) == ("completed", "attended")
+    bodies = await lib.bodies(enrollment_id)
+    assert len(bodies) == 3
+    assert not any("in a week" in body for body in bodies)
+    assert bodies[1].startswith("Hi Abdul, see you tomorrow at ")
+
+
 async def closed(handle: WorkflowHandle[Any, Any]) -> None:
     """Wait until the workflow has closed, polling (a result would let the test server skip time)."""
     async with asyncio.timeout(15):

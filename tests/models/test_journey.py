@@ -199,3 +199,34 @@ def test_a_task_is_due_after_a_duration_or_after_business_days_not_both() -> Non
         ("escalate", "a task has `due` or `due_business_days`, not both")
     ]
     assert problems_of(with_task({"due_business_days": 0}))  # at least one business day
+
+
+def test_if_passed_must_name_a_step() -> None:
+    document = {
+        "key": "at",
+        "version": 1,
+        "name": "At",
+        "steps": [
+            {"id": "a", "wait": {"at": {"expression": "%trigger.start", "if_passed": "nowhere"}}},
+            {"id": "b", "send": {"channel": "sms", "body": "x"}},
+        ],
+    }
+    [problem] = problems_of(document)
+    assert problem["field"] == "wait.at.if_passed"
+    assert "'nowhere'" in problem["msg"]
+
+
+def test_a_loop_through_a_moment_from_the_data_is_refused() -> None:
+    """A `wait.at` moment waits once: the next time round it has passed, and the loop would spin."""
+    document = {
+        "key": "spin-at",
+        "version": 1,
+        "name": "Spin at",
+        "steps": [
+            {"id": "a", "wait": {"at": {"expression": "%trigger.start"}}},
+            {"id": "b", "send": {"channel": "sms", "body": "x"}},
+            {"id": "c", "branch": [{"when": "true", "goto": "a"}]},
+        ],
+    }
+    [problem] = problems_of(document)
+    assert "loop without a wait" in problem["msg"]

@@ -20,7 +20,7 @@ from temporalio.client import WorkflowUpdateFailedError
 import workflows.steps
 from aftercare.store.attributes import attributes_of
 from aftercare.store.enrollments import enrollment_history, get_enrollment
-from aftercare.store.resources import store_resources
+from aftercare.store.resources import StoredVersion, store_resources
 from aftercare.store.tasks import list_tasks
 from journeys.code.discharge_callback import DischargeCallback
 from journeys.sync import sync_code_journeys
@@ -170,20 +170,28 @@ async def test_enroll_starts_another_journey_for_the_patient_once(journeys: Jour
     assert [m.body for m in await journeys.messages(child.id)] == ["Other journey"]
 
 
-async def test_waiting_until_two_days_before_an_appointment_in_the_data(journeys: JourneyHarness) -> None:
-    patient = await load_synthea_patient(journeys.sessions)
+async def booked_appointment(
+    journeys: JourneyHarness, patient_id: str, appointment_id: str, *, in_days: int
+) -> tuple[datetime, StoredVersion]:
+    """A booked Appointment starting `in_days` from the test server's clock, stored as a pending trigger."""
     now = await journeys.env.get_current_time()  # the test server's clock, moved on by earlier tests
-    start = now.replace(microsecond=0) + timedelta(days=10)
+    start = now.replace(microsecond=0) + timedelta(days=in_days)
     appointment = {
         "resourceType": "Appointment",
-        "id": "appt-1",
+        "id": appointment_id,
         "status": "booked",
         "start": start.isoformat(),
-        "participant": [{"actor": {"reference": f"Patient/{patient['id']}"}, "status": "accepted"}],
+        "participant": [{"actor": {"reference": f"Patient/{patient_id}"}, "status": "accepted"}],
     }
     async with journeys.sessions.begin() as session:
         stored = await store_resources(session, [appointment], source="test", phone_region="US")
     [version] = stored.pending_triggers
+    return start, version
+
+
+async def test_waiting_until_two_days_before_an_appointment_in_the_data(journeys: JourneyHarness) -> None:
+    patient = await load_synthea_patient(journeys.sessions)
+    start, version = await booked_appointment(journeys, patient["id"], "appt-1", in_days=10)
     definition = await publish(
         journeys.sessions,
         journey(
@@ -214,6 +222,42 @@ async def test_waiting_until_two_days_before_an_appointment_in_the_data(journeys
     [message] = await journeys.messages(enrollment_id)
     local = start.astimezone(ZoneInfo("America/New_York"))
     assert message.body == f"See you {local.strftime('%d %B at %H:%M')}"
+
+
+async def test_a_moment_already_past_jumps_to_if_passed(journeys: JourneyHarness) -> None:
+    patient = await load_synthea_patient(journeys.sessions)
+    _, version = await booked_appointment(journeys, patient["id"], "appt-soon", in_days=3)
+    definition = await publish(
+        journeys.sessions,
+        journey(
+            {
+                "id": "until-week-before",
+                "wait": {
+                    "at": {"expression": "%trigger.start", "offset": "-P7D", "if_passed": "until-day-before"}
+                },
+            },
+            {"id": "week-before", "send": {"channel": "sms", "body": "in a week"}},
+            {
+                "id": "until-day-before",
+                "wait": {"at": {"expression": "%trigger.start", "offset": "-P1D", "if_passed": "done"}},
+            },
+            {"id": "day-before", "send": {"channel": "sms", "body": "tomorrow"}},
+            {"id": "done", "end": {"outcome": "reminded"}},
+        ),
+    )
+    async with journeys.make_worker():
+        enrollment_id = await journeys.run_to_end(
+            definition, patient["id"], EnrollmentTrigger(kind="fhir", resource=version.ref)
+        )
+
+    async with journeys.sessions() as session:
+        history = await enrollment_history(session, enrollment_id)
+    assert [(row.step, row.result) for row in history][:3] == [
+        ("until-week-before", "passed"),
+        ("until-day-before", "waited"),
+        ("day-before", "sent"),
+    ]
+    assert [m.body for m in await journeys.messages(enrollment_id)] == ["tomorrow"]
 
 
 async def test_a_paused_enrollment_holds_before_its_next_step_until_resumed(journeys: JourneyHarness) -> None:
