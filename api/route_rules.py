@@ -225,6 +225,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/events"): needs(P.EVENTS_WRITE, Audit("event", "response:key", "create")),
     ("GET", "/v1/events"): needs(P.EVENTS_READ),
     ("GET", "/v1/events/{key}"): needs(P.EVENTS_READ, Audit("event", "path:key")),
+    ("PATCH", "/v1/events/{key}"): needs(P.EVENTS_WRITE, Audit("event", "path:key", "change")),
     ("POST", "/v1/events/{key}/publish"): needs(P.EVENTS_WRITE, Audit("event", "path:key", "publish")),
     ("POST", "/v1/events/{key}/cancel"): needs(P.EVENTS_WRITE, Audit("event", "path:key", "cancel")),
     ("PATCH", "/v1/events/{key}/sessions/{session_id}"): needs(
@@ -348,6 +349,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/console/events"): page(P.EVENTS_WRITE, Audit("event", action="create")),
     ("POST", "/console/events/{key}/publish"): page(P.EVENTS_WRITE, Audit("event", "path:key", "publish")),
     ("POST", "/console/events/{key}/cancel"): page(P.EVENTS_WRITE, Audit("event", "path:key", "cancel")),
+    ("POST", "/console/events/{key}/details"): page(P.EVENTS_WRITE, Audit("event", "path:key", "change")),
     ("POST", "/console/events/{key}/sessions/{session_id}"): page(
         P.EVENTS_WRITE, Audit("event", "path:key", "change_session")
     ),

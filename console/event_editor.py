@@ -1,8 +1,8 @@
 """The event planner's side of events in the console: a new event with its sessions (a draft), publish
-and cancel, moving or resizing a session, closing a session with attendance, the registrations as CSV,
-and a check-in screen for a tablet (search by name or id, or scan the QR code). Each change goes through
-the API's own route code (`api/routes/events.py`): the same checks, the same outbox, the same audit; a
-refusal shows next to its field and nothing is written."""
+and cancel, changing its title, description or venue, moving or resizing a session, closing a session
+with attendance, the registrations as CSV, and a check-in screen for a tablet (search by name or id, or
+scan the QR code). Each change goes through the API's own route code (`api/routes/events.py`): the same
+checks, the same outbox, the same audit; a refusal shows next to its field and nothing is written."""
 
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ from sqlalchemy import or_, select
 from aftercare.events.errors import EventNotFound
 from aftercare.events.store import get_event
 from api.deps import get_services
-from api.routes.events import cancel, check_in, close, patch_session, post_event, publish
+from api.routes.events import cancel, check_in, close, patch_event, patch_session, post_event, publish
 from console.auth import ConsoleUser
 from console.events_page import event_page_response, load_event, problem_text
 from console.forms import read_form
 from console.rendering import render
-from models.event_api import EventIn, SessionChange
+from models.event_api import EventChange, EventIn, SessionChange
 from models.event_tables import EventRegistration
 from models.tables import Patient
 from models.zones import known_zone, zone_info
@@ -174,6 +174,44 @@ async def publish_event(request: Request, key: str, user: ConsoleUser) -> Respon
 async def cancel_event(request: Request, key: str, user: ConsoleUser) -> Response:
     """Cancel the event: every registration is cancelled and told so."""
     return await _done_or_refused(request, key, lambda session, services: cancel(key, session, services))
+
+
+DETAIL_FIELDS = ("title", "description", "venue-name", "venue-address")
+
+
+@router.post("/{key}/details", response_class=HTMLResponse)
+async def change_details(request: Request, key: str, user: ConsoleUser) -> Response:
+    """Change the event's title, description or venue (an empty venue clears it; its accessibility
+    note is kept); the registered are told of a new title or venue."""
+    form = await read_form(request)
+    values = {name: form.get(name, "").strip() for name in DETAIL_FIELDS}
+    services = get_services(request)
+    async with services.sessions() as session:
+        try:
+            event = await get_event(session, key)
+        except EventNotFound:
+            return render(request, "not_found.html", {"what": f"event {key}"}, status_code=404)
+    venue = None
+    if values["venue-name"]:
+        accessibility = (event.venue or {}).get("accessibility")
+        venue = {"name": values["venue-name"], "address": values["venue-address"] or None}
+        venue |= {"accessibility": accessibility} if accessibility else {}
+    try:
+        change = EventChange.model_validate(
+            {"title": values["title"], "description": values["description"] or None, "venue": venue}
+        )
+    except ValidationError as error:
+        errors: dict[str, str] = {}
+        for item in error.errors():
+            place = [str(part) for part in item["loc"]]
+            name = "venue-name" if place[:1] == ["venue"] else place[0] if place else "title"
+            errors.setdefault(name if name in DETAIL_FIELDS else "title", str(item["msg"]))
+        return await event_page_response(
+            request, key, status_code=422, details_values=values, details_errors=errors
+        )
+    return await _done_or_refused(
+        request, key, lambda session, services: patch_event(key, change, session, services)
+    )
 
 
 @router.post("/{key}/sessions/{session_id}", response_class=HTMLResponse)

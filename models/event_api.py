@@ -200,3 +200,19 @@ class SessionChange(_Request):
     capacity: int | None = Field(default=None, ge=1, le=100_000)
     room: str | None = Field(default=None, max_length=200)
     online_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://")
+
+
+class EventChange(_Request):
+    """What changes in an event's own details (`PATCH /v1/events/{key}`); an omitted field is kept, a
+    `null` description, venue or team clears it. A new title or venue is news for the registered."""
+
+    title: str | None = Field(default=None, min_length=1, max_length=300)
+    description: str | None = Field(default=None, max_length=10_000)
+    venue: Venue | None = None
+    organiser_team: str | None = Field(default=None, max_length=200)
+
+    @model_validator(mode="after")
+    def _title_not_cleared(self) -> EventChange:
+        if "title" in self.model_fields_set and self.title is None:
+            raise ValueError("an event keeps a title: give a new one or leave `title` out")
+        return self

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.events.errors import EventConflict, EventInvalid, EventNotFound, NotEligible
 from aftercare.events.store import get_event
-from models.event_api import RegistrationIn, SessionChange
+from models.event_api import EventChange, RegistrationIn, SessionChange
 from models.event_tables import SEAT_HOLDING, EventRegistration, EventSession
 from models.segment_tables import SegmentMembership
 from models.tables import Patient
@@ -483,3 +483,51 @@ async def change_session(
     offered, offers = await offer_free_seats(session, sitting, now=now, ttl=ttl)
     await session.flush()
     return notices + offered, offers
+
+
+async def change_event(
+    session: AsyncSession, event_key: str, body: EventChange, *, now: datetime | None = None
+) -> list[Notice]:
+    """Change an event's title, description, venue or organising team. A new title or venue (what a
+    patient's calendar invite shows) bumps the invites' SEQUENCE and tells every live registration
+    (`event.changed`, its session's `start` unchanged, so reminders keep their time)."""
+    now = now or datetime.now(UTC)
+    event = await get_event(session, event_key, lock=True)
+    if event.status in ("cancelled", "completed"):
+        raise EventConflict(f"the event is {event.status}")
+    given = body.model_fields_set
+    venue = body.venue.model_dump() if body.venue is not None else None
+    told = ("title" in given and body.title != event.title) or ("venue" in given and venue != event.venue)
+    if "title" in given and body.title is not None:
+        event.title = body.title
+    if "description" in given:
+        event.description = body.description
+    if "venue" in given:
+        event.venue = venue
+    if "organiser_team" in given:
+        event.organiser_team = body.organiser_team
+    event.updated_at = now
+    if not told or event.status == "draft":
+        await session.flush()
+        return []
+    event.sequence += 1
+    sittings = {
+        sitting.id: sitting
+        for sitting in await session.scalars(select(EventSession).where(EventSession.event_key == event_key))
+    }
+    live = await list_registrations(session, event_key)
+    notices = [
+        notice(
+            r,
+            "event.changed",
+            change=event.sequence,
+            sitting=sittings[r.session_id],
+            room=sittings[r.session_id].room,
+            title=event.title,
+            previous_start=sittings[r.session_id].start_at.isoformat(),
+        )
+        for r in live
+        if r.status in ("registered", "offered", "waitlisted")
+    ]
+    await session.flush()
+    return notices

@@ -26,6 +26,7 @@ from api.deps import ServicesDep, SessionDep
 from api.services import Services
 from models.event_api import (
     CheckInRequest,
+    EventChange,
     EventIn,
     EventList,
     EventView,
@@ -118,6 +119,20 @@ async def read_event(key: str, session: SessionDep) -> EventView:
     """The event with each session's `registered` (seats taken), `waitlisted` and `capacity`."""
     async with refusals():
         return await event_view(session, key)
+
+
+@router.patch("/{key}", response_model=EventView)
+async def patch_event(key: str, body: EventChange, session: SessionDep, services: ServicesDep) -> EventView:
+    """Change the event's title, description, venue or organising team. Registered patients of a
+    published event are told of a new title or venue (`event.changed`, a higher invite SEQUENCE)."""
+    async with refusals():
+        async with session.begin():
+            notices = await regs.change_event(session, key, body)
+            effects = await record_effects(session, key, [], notices)
+        view = await event_view(session, key)
+    await session.close()
+    await after_commit(services, effects)
+    return view
 
 
 @router.post("/{key}/publish", response_model=EventView)

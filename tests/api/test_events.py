@@ -64,6 +64,14 @@ async def register(api: httpx.AsyncClient, patient: str, session_id: str = "morn
     )
 
 
+async def anas_invite(api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]) -> str:
+    """The published class with Ana registered: the URL of her invite."""
+    await patients(sessions, "ana")
+    await published(api)
+    ana = (await register(api, "ana")).json()["registration_id"]
+    return f"/v1/events/diabetes-class/registrations/{ana}/invite.ics"
+
+
 async def test_an_event_is_created_published_and_shows_each_sessions_seats(
     api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -150,10 +158,7 @@ async def test_check_in_by_list_or_by_qr_code_and_closing_marks_the_rest_no_show
 async def test_the_invite_is_an_rfc_5545_request_with_a_stable_uid_and_a_cancel_after_cancelling(
     api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    await patients(sessions, "ana")
-    await published(api)
-    ana = (await register(api, "ana")).json()["registration_id"]
-    url = f"/v1/events/diabetes-class/registrations/{ana}/invite.ics"
+    url = await anas_invite(api, sessions)
 
     request = await api.get(url)
     await api.post("/v1/events/diabetes-class/cancel")
@@ -167,7 +172,7 @@ async def test_the_invite_is_an_rfc_5545_request_with_a_stable_uid_and_a_cancel_
     assert int(event_two["sequence"]) > int(event_one["sequence"])
     assert [tz["tzid"] for tz in first.walk("VTIMEZONE")] == ["America/New_York"]
     assert event_one.decoded("dtstart") == SOON
-    assert (await api.get(f"/v1/events/diabetes-class/registrations/{ana}")).json()["status"] == "cancelled"
+    assert (await api.get(url.removesuffix("/invite.ics"))).json()["status"] == "cancelled"
 
 
 async def test_bad_events_are_refused_at_the_field_and_nothing_is_written(
@@ -251,6 +256,46 @@ async def test_moving_a_session_bumps_the_invite_and_more_seats_go_to_the_waitli
     assert int(after["sequence"]) == int(before["sequence"]) + 1
     assert after.decoded("dtstart") == later
     assert (await api.get(f"/v1/events/diabetes-class/registrations/{cy}")).json()["status"] == "offered"
+
+
+async def test_a_new_title_or_venue_updates_the_invite_and_tells_the_registered_but_keeps_the_time(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    url = await anas_invite(api, sessions)
+    before = Calendar.from_ical((await api.get(url)).content).walk("VEVENT")[0]
+
+    described = await api.patch("/v1/events/diabetes-class", json={"description": "Bring your meter"})
+    renamed = await api.patch(
+        "/v1/events/diabetes-class",
+        json={"title": "Diabetes: living well", "venue": {"name": "North clinic", "address": "2 Elm St"}},
+    )
+    after = Calendar.from_ical((await api.get(url)).content).walk("VEVENT")[0]
+    untitled = await api.patch("/v1/events/diabetes-class", json={"title": None})
+    unknown = await api.patch("/v1/events/nothing", json={"title": "x"})
+
+    assert described.status_code == 200
+    assert described.json()["sequence"] == int(before["sequence"])  # a description is not news
+    assert renamed.status_code == 200
+    assert (renamed.json()["title"], renamed.json()["venue"]["name"]) == (
+        "Diabetes: living well",
+        "North clinic",
+    )
+    assert str(after["summary"]) == "Diabetes: living well"
+    assert "North clinic" in str(after["location"])
+    assert int(after["sequence"]) == int(before["sequence"]) + 1
+    assert after.decoded("dtstart") == before.decoded("dtstart")
+    assert untitled.status_code == 422
+    assert unknown.status_code == 404
+
+
+async def test_a_cancelled_event_cannot_be_changed(api: httpx.AsyncClient) -> None:
+    await published(api)
+    assert (await api.post("/v1/events/diabetes-class/cancel")).status_code == 200
+
+    refused = await api.patch("/v1/events/diabetes-class", json={"title": "Again"})
+
+    assert refused.status_code == 409
+    assert "cancelled" in refused.text
 
 
 async def test_a_patient_without_consent_for_the_channel_is_registered_but_not_messaged_and_the_log_says_so(

@@ -180,6 +180,37 @@ async def test_an_event_planner_sets_up_an_event_runs_check_in_on_the_tablet_scr
     assert [line.split(",")[1:4] for line in lines[1:]] == [["p-omar", "morning", "no_show"]]
 
 
+async def test_an_event_planner_renames_the_event_and_moves_it_to_another_venue(
+    browser: Browser, console_url: str
+) -> None:
+    await _event_with_registrations(console_url)
+    page = await sign_in(browser, console_url, await role_key(console_url, "event_planner"))
+    await page.goto(f"{console_url}/console/events/diabetes-class")
+    await page.get_by_text("Change the event's details").click()
+    assert await page.get_by_label("Title").input_value() == "Living well with diabetes"
+
+    await page.get_by_label("Title").fill(" ")
+    await page.get_by_label("Venue", exact=True).fill("North clinic")
+    await page.get_by_role("button", name="Save the details").click()
+    assert await page.locator("#details-title-error").is_visible()  # a blank title, refused by its field
+    assert await axe_violations(page) == []
+
+    await page.get_by_label("Title").fill("Diabetes: living well")
+    await page.get_by_label("Venue address").fill("2 Elm Street")
+    await page.get_by_role("button", name="Save the details").click()
+    await page.wait_for_url(f"{console_url}/console/events/diabetes-class?done=1")
+    assert await page.get_by_role("heading", level=1).inner_text() == "Diabetes: living well"
+    assert await axe_violations(page) == []
+    async with httpx.AsyncClient(base_url=console_url, headers=AUTH_HEADERS) as client:
+        shown = (await client.get("/v1/events/diabetes-class")).json()
+    assert (shown["title"], shown["venue"]["name"], shown["venue"]["address"]) == (
+        "Diabetes: living well",
+        "North clinic",
+        "2 Elm Street",
+    )
+    assert shown["sequence"] == 1  # the registered are told, with an updated invite
+
+
 async def test_a_role_without_event_rights_has_no_events_and_no_editor(
     browser: Browser, console_url: str
 ) -> None:
