@@ -36,6 +36,16 @@ def _cpu(process: psutil.Process, *, reaped: bool = False) -> float:
     return total
 
 
+def on_cpu_ns(pid: int) -> int | None:
+    """Nanoseconds the process (or thread) `pid` has run on a CPU, the scheduler's own count
+    (`/proc/<pid>/schedstat`): no clock-tick resolution, unlike user + system time; None when it is
+    not on this machine."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class CpuSource(Protocol):
     """Something a `CpuMeter` reads: a name and the CPU seconds used so far."""
 
