@@ -40,7 +40,7 @@ from aftercare.store.segments import publish_segment
 from aftercare.store.templates import publish_template
 from api.app import create_app
 from bench.channels import database
-from bench.process_cpu import CpuMeter, database_backends
+from bench.cost import CpuMeter, TrackedProcesses, database_backends, this_process
 from models.journey import JourneyDefinition
 from models.segment import SegmentDefinition
 from models.template import TemplateDefinition
@@ -172,7 +172,8 @@ async def run(settings: Settings, args: argparse.Namespace) -> None:
     (which a loaded machine does not inflate)."""
     app = create_app(settings)
     watcher = create_engine(settings.database_url)
-    meter = CpuMeter()
+    backends = TrackedProcesses("postgres")
+    meter = CpuMeter([this_process("app"), backends])
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
@@ -184,9 +185,12 @@ async def run(settings: Settings, args: argparse.Namespace) -> None:
             )
             for name, (method, path, form) in pages(args).items():
                 await measure(client, method, path, form, 0)  # warm, and open the pool's connections
-                meter.start(await database_backends(watcher))
+                backends.track(await database_backends(watcher))
+                meter.start()
                 times = await measure(client, method, path, form, args.requests)
-                own, database = meter.stop(await database_backends(watcher))
+                backends.track(await database_backends(watcher))
+                spent = meter.since_start()
+                own, database = spent["app"], spent["postgres"]
                 each = 1000 / (args.requests + 2)  # the measured calls include two warm-ups
                 cpu = f"{(own + database) * each:.0f} ({own * each:.0f} + {database * each:.0f})"
                 goal = 50 if name.startswith("home") else 150

@@ -1,21 +1,27 @@
-"""What a trigger costs, in figures the machine's load does not distort: CPU time per process (API,
-worker, Temporal server, PostgreSQL) and the workflow history a journey writes (events, workflow tasks,
-activities, local activities).
+"""What a trigger or a request costs, in figures the machine's load does not distort: CPU time per
+process (API, worker, Temporal server, PostgreSQL, or the bench's own process and the database's
+backends) and the workflow history a journey writes (events, workflow tasks, activities, local
+activities).
 
-CPU time is read from each process (psutil); PostgreSQL's is its postmaster, every backend, and the
-CPU of backends that already exited (the postmaster's reaped children).
+CPU time is read from each process (psutil). A stack's PostgreSQL is its postmaster, every backend, and
+the CPU of backends that already exited (the postmaster's reaped children); on a shared server, the
+backends serving one database (`database_backends`) are metered instead.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import psutil
 
 from bench.stack import Stack
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 def _cpu(process: psutil.Process, *, reaped: bool = False) -> float:
@@ -28,6 +34,24 @@ def _cpu(process: psutil.Process, *, reaped: bool = False) -> float:
     if reaped:
         total += times.children_user + times.children_system
     return total
+
+
+def on_cpu_ns(pid: int) -> int | None:
+    """Nanoseconds the process (or thread) `pid` has run on a CPU, the scheduler's own count
+    (`/proc/<pid>/schedstat`): no clock-tick resolution, unlike user + system time; None when it is
+    not on this machine."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class CpuSource(Protocol):
+    """Something a `CpuMeter` reads: a name and the CPU seconds used so far."""
+
+    name: str
+
+    def cpu_seconds(self) -> float: ...
 
 
 @dataclass
@@ -50,11 +74,50 @@ class ProcessGroup:
         return total + sum(_cpu(child) for child in children)
 
 
+def this_process(name: str = "bench") -> ProcessGroup:
+    """The process running the bench (an app served in-process through ASGI)."""
+    return ProcessGroup(name, psutil.Process())
+
+
+@dataclass
+class TrackedProcesses:
+    """Processes by id that come and go, such as the backends serving one database on a shared server.
+    `track` adds the ones seen now; one that appears after the meter started counts from zero, one that
+    exits keeps the CPU it was last seen with (never a negative figure)."""
+
+    name: str
+    _seen: dict[int, float] = field(default_factory=dict)
+
+    def track(self, pids: Iterable[int]) -> None:
+        for pid in pids:
+            self._seen.setdefault(pid, 0.0)
+
+    def cpu_seconds(self) -> float:
+        for pid in self._seen:
+            try:
+                times = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                continue  # gone: keep the last reading
+            self._seen[pid] = float(times.user + times.system)
+        return sum(self._seen.values())
+
+
+async def database_backends(engine: AsyncEngine) -> set[int]:
+    """The PostgreSQL server processes serving connections to the engine's database (local servers)."""
+    from sqlalchemy import text
+
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        )
+        return {int(pid) for (pid,) in rows}
+
+
 @dataclass
 class CpuMeter:
-    """CPU seconds per process group between two snapshots."""
+    """CPU seconds per source (process group) between two snapshots."""
 
-    groups: list[ProcessGroup]
+    groups: Sequence[CpuSource]
     _start: dict[str, float] = field(default_factory=dict)
 
     def start(self) -> None:

@@ -11,13 +11,22 @@ two facilities (`north`, `south`, patients split between them by `managingOrgani
 whole-group key; and the same with a key of `north` only, so every transaction of the notification
 runs under row-level security. It prints the server and client p50/p95/p99 of each.
 
-Segments: a fresh database with synthetic patients and facts (`bench/segments.py`'s generator), every
-patient in the default facility; each predefined segment evaluated (one warm-up round, then timed, each
-in a transaction of its own as a request's) with one facility, then after splitting the patients
-between two facilities, for the whole group and for one facility, the two taking turns. A scoped
-caller's evaluation filters by facility itself (`explicit_scope`), so it uses the same indexes. Each
-figure is a median of wall time and of the server backend's CPU time (read from `/proc` when the server
-runs on this machine; load stretches the first, not the second).
+Segments: a fresh database with synthetic patients and facts (`bench/segments.py`'s generator; or
+`--database`, one an earlier `--keep` run filled), every patient in the default facility; each
+predefined segment evaluated (one warm-up round, then `--rounds` rounds, each evaluation in a
+transaction of its own as a request's) with one facility, then after splitting the patients between
+two facilities by three callers taking turns: the whole group; a caller scoped to both facilities,
+who gets the same members, so the difference is scoping's own cost; and a caller scoped to `north`
+(half the members). A scoped caller's evaluation filters by facility itself (`explicit_scope`). The
+figure is the server backend's CPU time for the segment's statement, read from the scheduler's count
+(`/proc/<pid>/schedstat`, nanoseconds: the server must run on this machine) around it, with parallel
+workers off (`--parallel` allows them, but their CPU is then not seen), so a loaded machine neither
+stretches it nor rounds it to 10 ms; medians and quartiles over the rounds, and the scoped callers'
+ratios to the whole group's paired round by round. `--explain KEY ...` prints `EXPLAIN (ANALYZE,
+BUFFERS)` of those segments' statements for the whole group and the caller of both facilities.
+
+    python bench/facilities.py --part segments --patients 1000000 --keep --explain discharged-last-7-days
+    python bench/facilities.py --part segments --database <kept url> --segments discharged-last-7-days
 """
 
 from __future__ import annotations
@@ -30,13 +39,15 @@ import statistics
 import sys
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
-from sqlalchemy import text
+from sqlalchemy import Connection, event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 if __package__ in (None, ""):  # run as `python bench/<name>.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -46,6 +57,7 @@ from aftercare.db.migrate import libpq_dsn
 from aftercare.facilities.scope import enter_scope, request_boundary
 from aftercare.segments.evaluate import members
 from aftercare.segments.library import segment_library
+from bench.cost import on_cpu_ns
 from bench.population import create_database, drop_database
 from bench.segments import generate
 from bench.stack import dev_stack
@@ -158,83 +170,203 @@ async def triggers(arguments: argparse.Namespace) -> None:
         print(f"{name:<36} {cells[0]:>24} {cells[1]:>24}")
 
 
-def backend_cpu(pid: int) -> float:
-    """Seconds of CPU (user + system) the PostgreSQL backend `pid` has used; NaN when the server is not
-    on this machine. Load on a shared machine stretches wall time, not this."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+@dataclass
+class Sample:
+    """One evaluation: wall seconds, and the server backend's CPU nanoseconds for the segment's own
+    statement and for every statement of its transaction (the scope's `set_config`, lift and restore)."""
+
+    wall: float
+    query_ns: int
+    total_ns: int
+
+
+@dataclass
+class StatementCpu:
+    """The server backend's CPU per statement of an engine's connections (the scheduler's count, from
+    `/proc`, when the server runs on this machine): what a loaded machine does not inflate."""
+
+    statements: list[tuple[str, dict[str, Any], int]] = field(default_factory=list)
+
+    def attach(self, engine: AsyncEngine) -> None:
+        event.listen(engine.sync_engine, "before_cursor_execute", self._before)
+        event.listen(engine.sync_engine, "after_cursor_execute", self._after)
+
+    def _before(self, conn: Connection, *_: Any) -> None:
+        pid = conn.connection.driver_connection.info.backend_pid  # type: ignore[union-attr]
+        conn.info["cpu_at"] = (pid, on_cpu_ns(pid))
+
+    def _after(self, conn: Connection, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        pid, at = conn.info.pop("cpu_at")
+        now = on_cpu_ns(pid)
+        if at is None or now is None:
+            raise SystemExit("the server's processes are not readable here: run the bench beside it")
+        self.statements.append((statement, dict(parameters or {}), now - at))
+
+
+def is_segment_statement(statement: str) -> bool:
+    """The members query (the one statement a segment evaluation is about)."""
+    return statement.lstrip().startswith("SELECT patients.id") and "ORDER BY patients.id" in statement
+
+
+def serial(connection: Connection) -> None:
+    """No parallel workers for the transaction's statements: the backend that runs a statement then
+    does all its work, so its CPU count is the statement's."""
+    connection.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
 
 
 async def evaluate(
-    url: str, scopes: list[frozenset[str] | None], repeats: int
-) -> list[dict[str, tuple[int, float, float]]]:
-    """Each predefined segment evaluated as a caller of each scope (None: the whole group), as a request
-    would (a session and transaction of its own): members, and the medians of `repeats` timed
-    evaluations after a warm-up round, wall time and the server backend's CPU time. The scopes take
-    turns, so a burst of load on the shared machine hits them alike."""
+    url: str, scopes: dict[str, frozenset[str] | None], rounds: int, keys: list[str], *, parallel: bool
+) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, list[Sample]]], dict[str, dict[str, Any]]]:
+    """Each chosen segment evaluated as a caller of each scope (None: the whole group), as a request
+    would (a session and transaction of its own), one warm-up round and `rounds` measured. In each round
+    every scope runs once, in an order that rotates, so load on the shared machine hits them alike.
+    Returns members per scope and segment, the samples, and each scope's segment statement (for
+    `EXPLAIN`)."""
     engine = create_engine(url, pool_size=1)
     sessions = session_factory(engine)
-    results: list[dict[str, tuple[int, float, float]]] = [{} for _ in scopes]
+    if not parallel:
+        event.listen(engine.sync_engine, "begin", serial)
+    meter = StatementCpu()
+    meter.attach(engine)
+    found: dict[str, dict[str, int]] = {name: {} for name in scopes}
+    samples: dict[str, dict[str, list[Sample]]] = {name: {} for name in scopes}
+    statements: dict[str, dict[str, Any]] = {name: {} for name in scopes}
     try:
         as_of = datetime.now(UTC)
-        for segment in segment_library():
-            timings: list[list[tuple[float, float]]] = [[] for _ in scopes]
-            for turn in range(repeats + 1):
-                for index, scope in enumerate(scopes):
+        for segment in [segment for segment in segment_library() if segment.key in keys]:
+            names = list(scopes)
+            for turn in range(rounds + 1):
+                for name in names[turn % len(names) :] + names[: turn % len(names)]:
+                    meter.statements.clear()
                     with request_boundary():
-                        enter_scope(scope or frozenset())
+                        enter_scope(scopes[name] or frozenset())
+                        started = time.perf_counter()
                         async with sessions() as session:
-                            pid = int(await session.scalar(text("SELECT pg_backend_pid()")) or 0)
-                            started, cpu = time.perf_counter(), backend_cpu(pid)
-                            found = await members(session, segment, as_of)
-                            span = (time.perf_counter() - started, backend_cpu(pid) - cpu)
+                            ids = await members(session, segment, as_of)
+                        wall = time.perf_counter() - started
+                    [(query, parameters, query_ns)] = [
+                        row for row in meter.statements if is_segment_statement(row[0])
+                    ]
+                    total_ns = sum(ns for _, _, ns in meter.statements)
+                    found[name][segment.key] = len(ids)
+                    statements[name][segment.key] = (query, parameters)
                     if turn:
-                        timings[index].append(span)
-                    results[index][segment.key] = (len(found), 0.0, 0.0)
-            for index, measured in enumerate(timings):
-                results[index][segment.key] = (
-                    results[index][segment.key][0],
-                    statistics.median(wall for wall, _ in measured),
-                    statistics.median(used for _, used in measured),
-                )
+                        samples[name].setdefault(segment.key, []).append(Sample(wall, query_ns, total_ns))
     finally:
         await engine.dispose()
-    return results
+    return found, samples, statements
 
 
-def segments(arguments: argparse.Namespace) -> None:
-    """Segment timings with one facility, with two (whole group), and for one of two."""
-    url = create_database(arguments.server)
-    try:
-        print(f"generating {arguments.patients:,} patients")
-        generate(url, arguments.patients)
-        with psycopg.connect(libpq_dsn(url), autocommit=True) as connection:
-            connection.execute(PLACE_ALL_IN_DEFAULT)
-            connection.execute("VACUUM ANALYZE patient_facilities")
-        [one] = asyncio.run(evaluate(url, [None], arguments.repeats))
-        with psycopg.connect(libpq_dsn(url), autocommit=True) as connection:
+def spread(values: list[float]) -> str:
+    """Median [lowest quartile - highest quartile]."""
+    if len(values) < 4:
+        return f"{statistics.median(values):.3g}"
+    low, _, high = statistics.quantiles(values, n=4)
+    return f"{statistics.median(values):.3g} [{low:.3g}-{high:.3g}]"
+
+
+def paired(scoped: list[Sample], whole: list[Sample], what: str) -> list[float]:
+    """Round by round, the scoped evaluation's CPU over the whole group's of the same round."""
+    return [getattr(a, what) / getattr(b, what) for a, b in zip(scoped, whole, strict=True)]
+
+
+def place(url: str, *, split: bool) -> None:
+    """Every patient in the default facility, or split between `north` and `south`."""
+    with psycopg.connect(libpq_dsn(url), autocommit=True) as connection:
+        if split:
             for facility in FACILITIES:
                 connection.execute(ADD_FACILITY, [facility[field] for field in FACILITY_FIELDS])
             connection.execute(SPLIT_IN_TWO)
-            connection.execute("VACUUM ANALYZE patient_facilities")  # as autovacuum leaves it
-        group, north = asyncio.run(evaluate(url, [None, frozenset({"north"})], arguments.repeats))
+        else:
+            connection.execute("DELETE FROM patient_facilities")
+            connection.execute("DELETE FROM facilities WHERE key IN ('north', 'south')")
+            connection.execute(PLACE_ALL_IN_DEFAULT)
+        connection.execute("VACUUM ANALYZE patient_facilities")  # as autovacuum leaves it
+
+
+def explain(url: str, statement: str, parameters: dict[str, Any], *, parallel: bool) -> str:
+    """`EXPLAIN (ANALYZE, BUFFERS)` of a segment statement (as the bench's superuser, which row-level
+    security does not apply to: the same as the lifted statement)."""
+    with psycopg.connect(libpq_dsn(url), autocommit=True) as connection:
+        connection.execute("SET jit = off")  # the settings of `aftercare.segments.evaluate.tune`
+        connection.execute("SET work_mem = '64MB'")
+        if not parallel:
+            connection.execute("SET max_parallel_workers_per_gather = 0")
+        rows = connection.execute(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", parameters).fetchall()
+    return "\n".join(f"    {line}" for (line,) in rows)
+
+
+def segments(arguments: argparse.Namespace) -> None:
+    """Segment CPU with one facility, with two (whole group), and as scoped callers: one reaching both
+    facilities (the same members as the whole group: scoping's own cost) and one reaching `north`."""
+    keys = arguments.segments or [segment.key for segment in segment_library()]
+    url = arguments.database or create_database(arguments.server)
+    try:
+        if not arguments.database:
+            print(f"generating {arguments.patients:,} patients", flush=True)
+            started = time.perf_counter()
+            generate(url, arguments.patients)
+            print(f"generated in {time.perf_counter() - started:.0f} s", flush=True)
+        place(url, split=False)
+        print(f"load average before: {' '.join(f'{v:.1f}' for v in os.getloadavg())}", flush=True)
+        one, one_samples, _ = asyncio.run(
+            evaluate(url, {"group": None}, arguments.rounds, keys, parallel=arguments.parallel)
+        )
+        place(url, split=True)
+        scopes = {"group": None, "both": frozenset({"north", "south"}), "north": frozenset({"north"})}
+        two, two_samples, statements = asyncio.run(
+            evaluate(url, scopes, arguments.rounds, keys, parallel=arguments.parallel)
+        )
+        print(f"load average after: {' '.join(f'{v:.1f}' for v in os.getloadavg())}", flush=True)
+        for key in arguments.explain or []:
+            for name in ("group", "both"):
+                plan = explain(url, *statements[name][key], parallel=arguments.parallel)
+                print(f"\nEXPLAIN {key}, {name}:\n{plan}")
     finally:
-        drop_database(arguments.server, url)
+        if arguments.keep or arguments.database:
+            print(f"database kept: {url}")
+        else:
+            drop_database(arguments.server, url)
     print(
-        f"\nsegments over {arguments.patients:,} patients (medians of {arguments.repeats}: "
-        "wall seconds / server CPU seconds; members)"
+        f"\nsegments over {arguments.patients:,} patients: server CPU ms of the segment statement, "
+        f"median [quartiles] of {arguments.rounds} rounds (the scheduler's count, ns resolution)"
+        + (
+            "; parallel workers allowed, their CPU not counted"
+            if arguments.parallel
+            else "; no parallel workers"
+        )
     )
-    columns = ("one facility", "two, whole group", "two, north only", "north/group CPU")
-    print(f"{'segment':<28} {columns[0]:>26} {columns[1]:>26} {columns[2]:>26} {columns[3]:>16}")
-    for key in one:
+    print("group: whole-group caller; both: a caller scoped to north and south (the same members);")
+    print("north: a caller scoped to north (half the members). Ratios are paired round by round.")
+    header = ("segment", "members", "one facility", "two, group", "two, both", "two, north")
+    print("| " + " | ".join(header) + " | both/group | both/group, whole transaction | north/group |")
+    print("|" + "---|" * (len(header) + 3))
+    for key in two["group"]:
+        if not one["group"][key] == two["group"][key] == two["both"][key]:
+            raise SystemExit(
+                f"{key}: members differ {one['group'][key]}, {two['group'][key]}, {two['both'][key]}"
+            )
         cells = [
-            f"{runs[key][1]:.3f} / {runs[key][2]:.2f} s ({runs[key][0]:,})" for runs in (one, group, north)
+            spread([sample.query_ns / 1e6 for sample in runs[key]])
+            for runs in (
+                one_samples["group"],
+                two_samples["group"],
+                two_samples["both"],
+                two_samples["north"],
+            )
         ]
-        ratio = north[key][2] / group[key][2] if group[key][2] else float("nan")
-        print(f"{key:<28} {cells[0]:>26} {cells[1]:>26} {cells[2]:>26} {ratio:>16.2f}")
+        group, both, north = (two_samples[name][key] for name in ("group", "both", "north"))
+        ratios = [
+            spread(paired(both, group, "query_ns")),
+            spread(paired(both, group, "total_ns")),
+            spread(paired(north, group, "query_ns")),
+        ]
+        members_cell = f"{two['group'][key]:,} / {two['north'][key]:,}"
+        print(f"| {key} | {members_cell} | " + " | ".join(cells + ratios) + " |")
+    print("\nwall ms (loaded machine), medians: group / both / north")
+    for key in two["group"]:
+        walls = [statistics.median(s.wall for s in two_samples[name][key]) * 1000 for name in scopes]
+        print(f"  {key:<28} " + " / ".join(f"{wall:.0f}" for wall in walls))
 
 
 def main() -> None:
@@ -244,7 +376,16 @@ def main() -> None:
     )
     parser.add_argument("--part", choices=["both", "triggers", "segments"], default="both")
     parser.add_argument("--patients", type=int, default=200_000, help="patients for the segment part")
-    parser.add_argument("--repeats", type=int, default=5, help="timed evaluations per segment (median)")
+    parser.add_argument("--rounds", type=int, default=9, help="measured rounds per segment (median)")
+    parser.add_argument("--segments", nargs="+", help="segment keys (default: every predefined one)")
+    parser.add_argument("--explain", nargs="+", help="print EXPLAIN ANALYZE of these segments' statements")
+    parser.add_argument(
+        "--parallel",
+        action="store_true",
+        help="let segment statements use parallel workers (whose CPU the bench does not see)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the generated database")
+    parser.add_argument("--database", help="a database filled by an earlier --keep run (no generation)")
     parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--duration", type=float, default=30.0)

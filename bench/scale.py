@@ -128,16 +128,16 @@ async def measure(stack: Stack, processes: int, arguments: argparse.Namespace) -
     print_cpu(spent, len(rows), seconds=seconds)
 
 
-def _merged(groups: list[ProcessGroup]) -> list[ProcessGroup]:
+def _merged(groups: list[ProcessGroup]) -> list[_Sum]:
     """One meter line per kind of process: the APIs summed, the workers summed."""
     return [
         _Sum(name, [g for g in groups if g.name == name]) for name in dict.fromkeys(g.name for g in groups)
     ]
 
 
-class _Sum(ProcessGroup):
+class _Sum:
     def __init__(self, name: str, members: list[ProcessGroup]) -> None:
-        super().__init__(name, members[0].root, members[0].with_children)
+        self.name = name
         self.members = members
 
     def cpu_seconds(self) -> float:

@@ -308,9 +308,10 @@ async def main() -> None:
     if arguments.start_stack:
         settings = dict(value.split("=", 1) for value in arguments.env)
         with dev_stack(arguments.stack_port, environment=ANY_HOUR | settings) as stack:
-            meter = CpuMeter(stack_processes(stack))
+            groups = stack_processes(stack)
+            meter = CpuMeter(groups)
             if arguments.ready_file:
-                pids = {group.name: group.root.pid for group in meter.groups}
+                pids = {group.name: group.root.pid for group in groups}
                 arguments.ready_file.write_text(json.dumps(pids))
             await measure(
                 stack.api,

@@ -38,24 +38,68 @@ class LibraryEntry:
 @cache
 def library() -> tuple[LibraryEntry, ...]:
     """Every ready-made journey, validated as a published definition would be."""
-    entries = []
-    for path in sorted(LIBRARY.glob("*.yaml")):
-        document = yaml.safe_load(path.read_text())
-        journey = parse_journey(document["journey"])
-        entries.append(
-            LibraryEntry(
-                key=journey.key,
-                name=document["name"],
-                description=" ".join(document["description"].split()),
-                journey=journey,
-                templates=tuple(parse_template(template) for template in document["templates"]),
-                questionnaires=tuple(
-                    json.loads((QUESTIONNAIRES / name).read_text())
-                    for name in document.get("questionnaires", [])
-                ),
-            )
+    return load_library(LIBRARY)
+
+
+def load_library(directory: Path) -> tuple[LibraryEntry, ...]:
+    """The entries of a library directory (one YAML file each). A template is written in one file only;
+    another entry that sends it lists a reference to it (`ValueError` otherwise)."""
+    documents = [yaml.safe_load(path.read_text()) for path in sorted(directory.glob("*.yaml"))]
+    journeys = [parse_journey(document["journey"]) for document in documents]
+    written = {
+        journey.key: tuple(
+            parse_template(template) for template in document["templates"] if "from" not in template
         )
-    return tuple(entries)
+        for journey, document in zip(journeys, documents, strict=True)
+    }
+    _written_once(written)
+    return tuple(
+        LibraryEntry(
+            key=journey.key,
+            name=document["name"],
+            description=" ".join(document["description"].split()),
+            journey=journey,
+            templates=_templates(journey.key, document["templates"], written),
+            questionnaires=tuple(
+                json.loads((QUESTIONNAIRES / name).read_text()) for name in document.get("questionnaires", [])
+            ),
+        )
+        for journey, document in zip(journeys, documents, strict=True)
+    )
+
+
+def _written_once(written: dict[str, tuple[TemplateDefinition, ...]]) -> None:
+    writers: dict[tuple[str, str, str], str] = {}
+    for key, templates in written.items():
+        for template in templates:
+            variant = (template.key, template.channel, template.locale)
+            if variant in writers:
+                raise ValueError(
+                    f"{key}: template {template.key!r} ({template.channel}, {template.locale}) is written in "
+                    f"{writers[variant]!r} too; list it as {{from: {writers[variant]}, key: {template.key}}}"
+                )
+            writers[variant] = key
+
+
+def _templates(
+    key: str, listed: list[dict[str, Any]], written: dict[str, tuple[TemplateDefinition, ...]]
+) -> tuple[TemplateDefinition, ...]:
+    """An entry's templates in the order listed: the ones written in its file, and for a reference
+    `{from: <entry>, key: <template key>}` every locale and channel of that template as the named entry
+    writes it (so two journeys that send the same message share one text)."""
+    own = iter(written[key])
+    templates: list[TemplateDefinition] = []
+    for item in listed:
+        if "from" not in item:
+            templates.append(next(own))
+            continue
+        if set(item) != {"from", "key"}:
+            raise ValueError(f"{key}: a template reference has `from` and `key` only, not {sorted(item)}")
+        shared = [template for template in written.get(item["from"], ()) if template.key == item["key"]]
+        if not shared:
+            raise ValueError(f"{key}: {item['from']!r} writes no template {item['key']!r}")
+        templates.extend(shared)
+    return tuple(templates)
 
 
 def _questionnaire(name: str) -> dict[str, Any]:

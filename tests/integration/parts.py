@@ -17,7 +17,7 @@ import sys
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from sqlalchemy.engine import URL, make_url
 
 from aftercare.db.migrate import create_database_if_missing, libpq_dsn, upgrade
 from aftercare.devstack.temporal_server import dev_server_command, start_dev_server
+from tests.conftest import AUTH_HEADERS
 
 REPO = Path(__file__).resolve().parents[2]
 EVENT = "fault.drill"
@@ -196,6 +197,12 @@ class Stack:
         """The API's base URL."""
         return f"http://127.0.0.1:{self.api_port}"
 
+    def client(self) -> httpx.AsyncClient:
+        """A client of the API with the tests' key, with as many connections as a burst opens."""
+        return httpx.AsyncClient(
+            base_url=self.api_url, headers=AUTH_HEADERS, limits=httpx.Limits(max_connections=400)
+        )
+
     def start(self) -> None:
         """Every part, in dependency order."""
         self.temporal.start()
@@ -252,27 +259,25 @@ class Answer:
     sent_at: float
 
 
-async def post_trigger(
-    client: httpx.AsyncClient, patient_id: str, trigger_id: str | None = None, timeout: float = 10.0
+async def answer_of(
+    request: Callable[[], Awaitable[httpx.Response]], key: str, timeout: float = 10.0
 ) -> Answer:
-    """One trigger; a client timeout is an answer with no status."""
-    trigger_id = trigger_id or uuid.uuid4().hex
+    """One request's fate under the caller's whole `timeout` (not httpx's per-phase timeouts); a client
+    timeout is an answer with no status, a broken connection one with status 0."""
     started = time.monotonic()
     try:
-        async with asyncio.timeout(timeout):  # the caller's whole wait, not httpx's per-phase timeouts
-            response = await client.post(
-                "/v1/triggers", json={"type": EVENT, "patient_id": patient_id, "id": trigger_id}, timeout=None
-            )
+        async with asyncio.timeout(timeout):
+            response = await request()
     except (TimeoutError, httpx.TimeoutException):
-        return Answer(trigger_id, None, time.monotonic() - started, None, None, started)
+        return Answer(key, None, time.monotonic() - started, None, None, started)
     except httpx.TransportError as error:
-        return Answer(trigger_id, 0, time.monotonic() - started, None, str(error), started)
+        return Answer(key, 0, time.monotonic() - started, None, str(error), started)
     try:
         body = response.json()
     except ValueError:
         body = response.text
     return Answer(
-        trigger_id,
+        key,
         response.status_code,
         time.monotonic() - started,
         response.headers.get("retry-after"),
@@ -281,17 +286,31 @@ async def post_trigger(
     )
 
 
+async def post_trigger(
+    client: httpx.AsyncClient, patient_id: str, trigger_id: str | None = None, timeout: float = 10.0
+) -> Answer:
+    """One trigger; a client timeout is an answer with no status."""
+    trigger_id = trigger_id or uuid.uuid4().hex
+    body = {"type": EVENT, "patient_id": patient_id, "id": trigger_id}
+    return await answer_of(lambda: client.post("/v1/triggers", json=body, timeout=None), trigger_id, timeout)
+
+
+async def concurrently(one: Callable[[], Awaitable[Answer]], total: int, concurrency: int) -> list[Answer]:
+    """`total` calls of `one`, `concurrency` in flight at a time."""
+    limit = asyncio.Semaphore(concurrency)
+
+    async def limited() -> Answer:
+        async with limit:
+            return await one()
+
+    return list(await asyncio.gather(*(limited() for _ in range(total))))
+
+
 async def burst(
     client: httpx.AsyncClient, patient_id: str, total: int, concurrency: int, timeout: float = 10.0
 ) -> list[Answer]:
     """`total` triggers with distinct ids, `concurrency` in flight at a time."""
-    limit = asyncio.Semaphore(concurrency)
-
-    async def one() -> Answer:
-        async with limit:
-            return await post_trigger(client, patient_id, timeout=timeout)
-
-    return list(await asyncio.gather(*(one() for _ in range(total))))
+    return await concurrently(lambda: post_trigger(client, patient_id, timeout=timeout), total, concurrency)
 
 
 async def steady(

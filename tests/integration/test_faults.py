@@ -18,7 +18,7 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from tests.conftest import ABDUL_PATIENT_ID, AUTH_HEADERS, synthea_bundle
+from tests.conftest import ABDUL_PATIENT_ID, synthea_bundle
 from tests.integration.parts import JOURNEY, Answer, Stack, burst, retry_refused, running_stack, steady
 
 CLIENT_TIMEOUT = 10.0
@@ -32,9 +32,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=stack.api_url, headers=AUTH_HEADERS, limits=httpx.Limits(max_connections=400)
-    ) as api:
+    async with stack.client() as api:
         imported = await api.post("/v1/fhir/import", json=synthea_bundle(), params={"triggers": "false"})
         published = await api.post("/v1/journeys", json=JOURNEY)
         assert imported.status_code == 200, imported.text

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,11 +28,11 @@ from aftercare.store.attributes import attributes_of
 from aftercare.store.enrollments import get_enrollment
 from aftercare.store.tasks import complete_task, list_tasks
 from aftercare.store.tcm_episodes import progress_of
-from journeys.catalogue import install, library, library_entry
+from journeys.catalogue import LIBRARY, install, library, library_entry, load_library
 from models.event_api import RegistrationIn, SessionChange
 from models.event_tables import EventSession
 from models.risk_tables import TcmEpisode
-from models.tables import Enrollment, Task
+from models.tables import Enrollment, Task, Template
 from tests.conftest import ABDUL_PATIENT_ID, synthea_bundle
 from tests.helpers import ingest_patient, load_synthea_patient, with_email
 from tests.workflows.fixtures import JourneyHarness, reach_step
@@ -130,6 +132,53 @@ def test_the_library_has_the_journeys_of_the_brief_of_events_voice_surveys_and_t
         "vaccination-reminder",
     ]
     assert all(entry.templates and entry.description for entry in library())
+
+
+def test_the_rescheduled_reminders_send_the_very_templates_event_reminders_writes() -> None:
+    reminders, rescheduled = library_entry("event-reminders"), library_entry("event-rescheduled-reminders")
+    assert reminders is not None
+    assert rescheduled is not None
+    shared = ("event-week-before", "event-day-before", "event-thanks")
+    assert [template.key for template in rescheduled.templates] == list(shared)
+    assert rescheduled.templates == tuple(t for t in reminders.templates if t.key in shared)
+    assert rescheduled.journey.version == 2
+    variants = [(t.key, t.channel, t.locale) for entry in library() for t in entry.templates]
+    written_twice = {v for v in variants if variants.count(v) > 1}
+    assert written_twice == {(key, "sms", "en") for key in shared}  # listed twice, written once
+
+
+def test_a_template_written_in_two_library_files_or_a_reference_to_nothing_is_refused(
+    tmp_path: Path,
+) -> None:
+    for name in ("event-reminders.yaml", "event-rescheduled-reminders.yaml"):
+        shutil.copy(LIBRARY / name, tmp_path / name)
+    assert len(load_library(tmp_path)) == 2
+    rescheduled = tmp_path / "event-rescheduled-reminders.yaml"
+    text = rescheduled.read_text()
+    copy = '  - {key: event-thanks, channel: sms, locale: en, purpose: health_education, body: "Thanks!"}\n'
+    rescheduled.write_text(text.replace("  - {from: event-reminders, key: event-thanks}\n", copy))
+    with pytest.raises(ValueError, match=r"'event-thanks' .* is written in 'event-reminders' too"):
+        load_library(tmp_path)
+    rescheduled.write_text(text.replace("key: event-thanks}", "key: event-goodbye}"))
+    with pytest.raises(ValueError, match="'event-reminders' writes no template 'event-goodbye'"):
+        load_library(tmp_path)
+    rescheduled.write_text(text.replace("from: event-reminders, key: event-thanks", "from: nowhere, key: x"))
+    with pytest.raises(ValueError, match="'nowhere' writes no template 'x'"):
+        load_library(tmp_path)
+
+
+async def test_installing_the_rescheduled_reminders_alone_publishes_the_templates_it_sends(
+    lib: Library, journeys: JourneyHarness
+) -> None:
+    await lib.install("event-rescheduled-reminders")
+
+    async with journeys.sessions() as session:
+        published = (await session.execute(select(Template.key, Template.channel, Template.locale))).all()
+    assert sorted(published) == [
+        ("event-day-before", "sms", "en"),
+        ("event-thanks", "sms", "en"),
+        ("event-week-before", "sms", "en"),
+    ]
 
 
 async def test_post_discharge_follow_up_with_a_patient_who_is_not_well(
