@@ -50,6 +50,7 @@ from aftercare.analytics.messages import message_rows
 from aftercare.analytics.series import journey_series, message_series
 from aftercare.db.engine import create_engine, session_factory
 from aftercare.db.migrate import libpq_dsn
+from bench.cost import process_cpu_seconds
 from bench.population import create_database, drop_database, percentile, run_statements
 from models.journey import SendSpec
 from tests.helpers import TWILIO_ACCOUNT_SID, send_request
@@ -196,15 +197,7 @@ def backends_cpu(url: str) -> float:
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
         ]
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
-    return total
+    return sum(process_cpu_seconds(pid) or 0.0 for pid in pids)
 
 
 # The send path's own writes for one message, bare (no guardrails, no provider): recorded, its decision,

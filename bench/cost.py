@@ -36,6 +36,16 @@ def _cpu(process: psutil.Process, *, reaped: bool = False) -> float:
     return total
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds the process `pid` has used (clock ticks, 10 ms); None when it is gone
+    or not on this machine."""
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return None
+    return float(times.user + times.system)
+
+
 def on_cpu_ns(pid: int) -> int | None:
     """Nanoseconds the process (or thread) `pid` has run on a CPU, the scheduler's own count
     (`/proc/<pid>/schedstat`): no clock-tick resolution, unlike user + system time; None when it is

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 import uuid
@@ -27,6 +26,7 @@ import httpx
 if __package__ in (None, ""):  # run as `python bench/<name>.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.cost import process_cpu_seconds
 from bench.stack import api_headers, dev_stack
 
 JOURNEY_KEY = "bench-waiting"
@@ -67,8 +67,8 @@ def memory_kb(pid: int) -> dict[str, int]:
 
 
 def cpu_seconds(pid: int) -> float:
-    parts = Path(f"/proc/{pid}/stat").read_text().split()
-    return (int(parts[13]) + int(parts[14])) / os.sysconf("SC_CLK_TCK")
+    """The worker's CPU seconds so far (0 once it is gone)."""
+    return process_cpu_seconds(pid) or 0.0
 
 
 def wait_until_idle(pid: int, quiet_seconds: float = 3.0, timeout: float = 900.0) -> float:

@@ -41,6 +41,7 @@ from aftercare.db.engine import create_engine, session_factory
 from aftercare.db.migrate import libpq_dsn
 from aftercare.store.resources import store_resources
 from aftercare.store.risk_scores import record_risk_scores, rescore_patients
+from bench.cost import process_cpu_seconds
 from bench.population import create_database, drop_database
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -112,16 +113,6 @@ def load(url: str, patients: int, batch: int = 2000) -> list[str]:
     return ids
 
 
-def backend_cpu_seconds(pid: int) -> float | None:
-    """CPU seconds a PostgreSQL backend process has used (user and system), when the server runs on
-    this machine (None otherwise)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def backend_pid(session: Any) -> int:
     """The PostgreSQL backend process of the session's connection."""
     return int(await session.scalar(text("SELECT pg_backend_pid()")))
@@ -129,7 +120,7 @@ async def backend_pid(session: Any) -> int:
 
 def server_cpu_ms(pid: int, before: float | None, count: int) -> float | None:
     """Milliseconds of the backend's CPU per operation since `before` (None when not measurable)."""
-    after = backend_cpu_seconds(pid)
+    after = process_cpu_seconds(pid)
     return (after - before) * 1000 / count if after is not None and before is not None and count else None
 
 
@@ -152,7 +143,7 @@ async def trigger_path(url: str, samples: int, scoring: bool) -> dict[str, float
     timings, cpu = [], []
     async with sessions() as session:  # one pooled connection: every sample runs on this backend
         pid = await backend_pid(session)
-    server_before = backend_cpu_seconds(pid)
+    server_before = process_cpu_seconds(pid)
     try:
         for n in range(samples):
             stay = encounter(f"risk-{n}", f"again-{uuid.uuid4().hex[:8]}", "IMP", NOW - timedelta(days=2), 30)
@@ -183,7 +174,7 @@ async def rescore(url: str, ids: list[str]) -> tuple[int, float, float, float | 
     try:
         async with sessions.begin() as session:
             pid = await backend_pid(session)
-            server_before = backend_cpu_seconds(pid)
+            server_before = process_cpu_seconds(pid)
             started, cpu_started = time.perf_counter(), time.process_time()
             scored = await rescore_patients(session, ids)
             seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started

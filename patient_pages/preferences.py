@@ -94,8 +94,9 @@ async def save(token: str, request: Request, services: ServicesDep) -> Response:
     if submitted.errors:
         shown = replace(submitted.preferences, language=current.language)
         return _page(token, claims, shown, status_code=422, errors=submitted.errors)
+    opt_in = services.settings.guardrails.opt_in_purposes
     async with services.sessions.begin() as session:
-        changes = await save_preferences(session, claims.patient_id, current, submitted, datetime.now(UTC))
+        changes = await save_preferences(session, claims.patient_id, opt_in, submitted, datetime.now(UTC))
     if changes:
         await audit_change(services, request, "change_preferences", claims.patient_id)
     return RedirectResponse(f"/p/{token}?saved=1", status_code=303)

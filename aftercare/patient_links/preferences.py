@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.guardrails.facts import (
@@ -117,12 +118,20 @@ def parse_form(fields: dict[str, list[str]]) -> Submitted:
 async def save_preferences(
     session: AsyncSession,
     patient_id: str,
-    before: Preferences,
+    opt_in: frozenset[str],
     submitted: Submitted,
     now: datetime,
 ) -> list[str]:
-    """Record what changed (consent events with source `preference-centre`, and the attributes the
-    send decision reads); the names of the changes, for the audit trail."""
+    """Record what the submitted choices change (consent events with source `preference-centre`, and
+    the attributes the send decision reads); the names of the changes, for the audit trail. The
+    choices they are compared with are read in this transaction under a lock of the patient's
+    preferences, so two saves at once apply one after the other: the second records only what the
+    first left different (a double submit records its changes once)."""
+    await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"preferences:{patient_id}"))))
+    patient = await session.get(Patient, patient_id)
+    if patient is None:
+        return []
+    before = await read_preferences(session, patient, opt_in, now)
     after = submitted.preferences
     changes: list[str] = []
     for channel in CONSENT_CHANNELS:
