@@ -95,6 +95,33 @@ async def test_a_two_day_wait_passes_and_both_messages_carry_the_given_name(jour
     assert history[1].at - history[0].at >= timedelta(days=2) - timedelta(seconds=5)
 
 
+async def test_a_journey_ending_with_a_send_projects_its_end_with_the_message(
+    journeys: JourneyHarness,
+) -> None:
+    # The last send writes the completed projection in the message's transaction: one local activity.
+    async with journeys.make_worker():
+        handle, enrollment_id, _ = await journeys.enroll(
+            journey({"id": "notify", "send": {"template": "greeting"}}), templates=(GREETING,)
+        )
+        result = await journeys.finish(handle)
+        events = [event.event_type async for event in handle.fetch_history_events()]
+
+    assert (result.status, result.outcome) == ("completed", "completed")
+    assert events.count(EventType.EVENT_TYPE_MARKER_RECORDED) == 1
+    assert events.count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) == 1
+    async with journeys.sessions() as session:
+        enrollment = await get_enrollment(session, enrollment_id)
+        history = await enrollment_history(session, enrollment_id)
+    assert enrollment is not None
+    assert (enrollment.status, enrollment.outcome, enrollment.current_step) == (
+        "completed",
+        "completed",
+        None,
+    )
+    assert enrollment.ended_at is not None
+    assert [(row.seq, row.step, row.result) for row in history] == [(1, "notify", "sent")]
+
+
 async def test_a_yes_reply_takes_the_thanks_branch(journeys: JourneyHarness) -> None:
     async with journeys.make_worker():
         handle, enrollment_id, _ = await journeys.enroll(REPLY_JOURNEY, templates=(GREETING,))

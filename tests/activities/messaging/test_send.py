@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import event, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -128,3 +128,28 @@ async def test_a_render_failure_is_permanent_and_records_nothing(
         await ActivityEnvironment().run(activities.send_message, request(body="Hi {{ patient.nickname }}"))
     assert (error.value.type, error.value.non_retryable) == ("TemplateRenderError", True)
     assert await rows(sessions) == []
+
+
+async def test_a_send_reads_only_the_variables_its_texts_name(
+    sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine
+) -> None:
+    await load_synthea_patient(sessions)
+    activities = MessagingActivities(sessions, ProviderRegistry({}, OutboxProvider()))
+    read: list[str] = []
+
+    def note(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        read.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", note)
+    try:
+        await ActivityEnvironment().run(activities.send_message, request())
+        plain = list(read)
+        read.clear()
+        await ActivityEnvironment().run(
+            activities.send_message, request(step="risk", body="Hi {{ patient.given }} {{ risk.band }}")
+        )
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", note)
+    assert not [s for s in plain if "risk_scores" in s or "tcm_episodes" in s]
+    assert [s for s in read if "risk_scores" in s]
+    assert not [s for s in read if "tcm_episodes" in s]
