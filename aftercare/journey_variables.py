@@ -125,6 +125,7 @@ async def load_journey_variables(
     with_risk: bool = True,
     with_tcm: bool = True,
     hospital_timezone: str = "UTC",
+    profile: Patient | None = None,
 ) -> JourneyVariables:
     """Load the patient, the trigger and the rest for one enrollment.
 
@@ -132,9 +133,10 @@ async def load_journey_variables(
     `with_attributes` loads the patient's attributes (`update` steps), `with_fetched` what the
     enrollment's `fetch` steps read. `with_trigger`, `with_risk` and `with_tcm` False leave out what a
     send's texts do not name (`trigger`, `risk`, `tcm`: each a read the send need not make). Templates
-    also get `timezone`: the patient's, or the hospital's when it is not known.
+    also get `timezone`: the patient's, or the hospital's when it is not known. `profile` is the
+    patient's, when the caller read it already.
     """
-    profile = await get_patient(session, scope.patient_id)
+    profile = profile or await get_patient(session, scope.patient_id)
     resource = await load_current(session, "Patient", scope.patient_id) if with_patient_resource else None
     if profile is None or (with_patient_resource and resource is None):
         raise PatientNotFoundError(f"patient {scope.patient_id} is not in the patient store")

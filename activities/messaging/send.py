@@ -33,11 +33,11 @@ from aftercare.patient_links.tokens import PatientLinks
 from aftercare.patient_links.unsubscribe import note_no_opt_out
 from aftercare.store.decisions import record_decision
 from aftercare.store.enrollments import record_progress
-from aftercare.store.messages import find_by_idempotency_key, record_intent
+from aftercare.store.messages import find_with_patient, record_intent
 from aftercare.templating import TemplateRenderError
 from aftercare.voice.intent import record_call_script
 from models.journey import DEFAULT_PURPOSE
-from models.tables import Message
+from models.tables import Message, Patient
 from models.temporal import (
     DeliverMessageInput,
     SendMessageInput,
@@ -104,14 +104,15 @@ class MessagingActivities:
 
     async def _send(self, request: SendMessageInput) -> SendMessageResult:
         async with self._sessions.begin() as session:
-            earlier = await find_by_idempotency_key(session, request.call.idempotency_key)
+            call = request.call
+            earlier, patient = await find_with_patient(session, call.idempotency_key, call.scope.patient_id)
             if earlier is not None:
                 message = earlier
                 projected = await _close(session, request, message)
             else:
                 now = datetime.now(UTC)
                 at = max(request.due_at, now) if request.due_at else now
-                variables, composed, facts = await self._compose(session, request, at)
+                variables, composed, facts = await self._compose(session, request, at, patient)
                 profile = variables.profile
                 voice = (await voices_of(session, [profile.id])).get(profile.id)
                 purpose = request.send.purpose or composed.purpose or request.purpose or DEFAULT_PURPOSE
@@ -175,10 +176,10 @@ class MessagingActivities:
             raise ApplicationError(str(error), type="InvalidInput", non_retryable=True) from error
 
     async def _compose(
-        self, session: AsyncSession, request: SendMessageInput, at: datetime
+        self, session: AsyncSession, request: SendMessageInput, at: datetime, patient: Patient | None
     ) -> tuple[JourneyVariables, ComposedMessage, PatientFacts]:
-        """The patient's variables, the message to record and the patient's facts; a failure to
-        compose is permanent."""
+        """The patient's variables (with their `patient` profile, read already), the message to record
+        and the patient's facts; a failure to compose is permanent."""
         try:
             plan = await plan_send(session, request.send)
             # A call's script sees every variable; a text only what it names.
@@ -195,6 +196,7 @@ class MessagingActivities:
                 with_risk=every or plan.mentions("risk"),
                 with_tcm=every or plan.mentions("tcm"),
                 hospital_timezone=self._hospital_timezone,
+                profile=patient,
             )
             composed, facts = await compose_with_facts(
                 session,

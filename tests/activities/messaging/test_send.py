@@ -17,6 +17,7 @@ from activities.messaging.outbox import OutboxProvider
 from activities.messaging.providers import ProviderRegistry
 from activities.messaging.send import MessagingActivities
 from activities.messaging.twilio_sms import TwilioSmsProvider
+from aftercare.store.suppressions import suppress
 from models.journey import SendSpec
 from models.tables import Message, Patient
 from models.temporal import SendMessageInput
@@ -153,3 +154,26 @@ async def test_a_send_reads_only_the_variables_its_texts_name(
     assert not [s for s in plain if "risk_scores" in s or "tcm_episodes" in s]
     assert [s for s in read if "risk_scores" in s]
     assert not [s for s in read if "tcm_episodes" in s]
+
+
+async def test_a_send_for_a_patient_the_store_does_not_know_fails_for_good(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    activities = MessagingActivities(sessions, ProviderRegistry({}, OutboxProvider()))
+    with pytest.raises(ApplicationError) as failure:
+        await ActivityEnvironment().run(activities.send_message, request())
+    assert (failure.value.type, failure.value.non_retryable) == ("PatientNotFound", True)
+    assert await rows(sessions) == []
+
+
+async def test_a_suppressed_address_is_skipped_with_the_reason(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await load_synthea_patient(sessions)
+    async with sessions.begin() as session:
+        await suppress(session, "sms", "+15559784581", "stop", source="twilio")
+    activities = MessagingActivities(sessions, ProviderRegistry({}, OutboxProvider()))
+    result = await ActivityEnvironment().run(activities.send_message, request())
+    [message] = await rows(sessions)
+    assert (result.status, message.status) == ("skipped", "skipped")
+    assert message.reason == "the number texted STOP (suppressed)"
