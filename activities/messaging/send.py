@@ -17,13 +17,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.messaging.delivery import FINAL_STATUSES, Delivery, result_of
+from activities.messaging.first_read import first_read
 from activities.messaging.intent import IntentOrigin, message_intent, send_context, settle_locally
 from activities.messaging.providers import (
     ProviderRegistry,
 )
 from aftercare.compose import ComposedMessage, TemplateNotFoundError, compose_with_facts, plan_send
 from aftercare.events.attachments import RegistrationUnknown, registration_attachments
-from aftercare.facilities.voice import voices_of
 from aftercare.guardrails import Decision, GuardrailPolicy, decide
 from aftercare.guardrails.decide import patient_today
 from aftercare.guardrails.facts import PatientFacts
@@ -33,7 +33,7 @@ from aftercare.patient_links.tokens import PatientLinks
 from aftercare.patient_links.unsubscribe import note_no_opt_out
 from aftercare.store.decisions import record_decision
 from aftercare.store.enrollments import record_progress
-from aftercare.store.messages import find_with_patient, record_intent
+from aftercare.store.messages import record_intent
 from aftercare.templating import TemplateRenderError
 from aftercare.voice.intent import record_call_script
 from models.journey import DEFAULT_PURPOSE
@@ -105,16 +105,15 @@ class MessagingActivities:
     async def _send(self, request: SendMessageInput) -> SendMessageResult:
         async with self._sessions.begin() as session:
             call = request.call
-            earlier, patient = await find_with_patient(session, call.idempotency_key, call.scope.patient_id)
-            if earlier is not None:
-                message = earlier
+            read = await first_read(session, call.idempotency_key, call.scope.patient_id)
+            if read.earlier is not None:
+                message = read.earlier
                 projected = await _close(session, request, message)
             else:
                 now = datetime.now(UTC)
                 at = max(request.due_at, now) if request.due_at else now
-                variables, composed, facts = await self._compose(session, request, at, patient)
-                profile = variables.profile
-                voice = (await voices_of(session, [profile.id])).get(profile.id)
+                variables, composed, facts = await self._compose(session, request, at, read.patient)
+                profile, voice = variables.profile, read.voice
                 purpose = request.send.purpose or composed.purpose or request.purpose or DEFAULT_PURPOSE
                 context = send_context(
                     profile,

@@ -6,36 +6,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, literal, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.db.compiled import OnceCompiled
-from models.tables import Message, Patient, table_of
+from models.tables import Message, table_of
 
 
 async def find_by_idempotency_key(session: AsyncSession, key: str) -> Message | None:
     """The message recorded for this send, if any."""
     message: Message | None = await session.scalar(select(Message).where(Message.idempotency_key == key))
     return message
-
-
-# One row whatever is found: the message recorded under a key, and the patient, each or neither.
-_ONE = select(literal(1).label("one")).subquery()
-_EARLIER_AND_PATIENT = (
-    select(Message, Patient)
-    .select_from(_ONE)
-    .outerjoin(Message, Message.idempotency_key == bindparam("key"))
-    .outerjoin(Patient, Patient.id == bindparam("patient_id"))
-)
-
-
-async def find_with_patient(
-    session: AsyncSession, key: str, patient_id: str
-) -> tuple[Message | None, Patient | None]:
-    """The message recorded for this send, if any, and the patient's profile, in one round trip."""
-    row = (await session.execute(_EARLIER_AND_PATIENT, {"key": key, "patient_id": patient_id})).one()
-    return row[0], row[1]
 
 
 _MESSAGES = table_of(Message)
