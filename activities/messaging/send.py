@@ -241,8 +241,10 @@ async def _close(session: AsyncSession, request: SendMessageInput, message: Mess
     step, at = request.call.step_id, datetime.now(UTC)
     record = StepRecord(seq=closing.seq, step=step, at=at, result=message.status, detail=message.reason)
     progress = closing.progress
-    await record_progress(session, progress.model_copy(update={"records": [*progress.records, record]}))
-    return True
+    # No enrollment row (never allocated, or erased): the send stands, and the journey projects its end
+    # itself, as it did before sends wrote it.
+    records = [*progress.records, record]
+    return await record_progress(session, progress.model_copy(update={"records": records}))
 
 
 def _origin(request: SendMessageInput) -> IntentOrigin:

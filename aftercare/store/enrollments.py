@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -81,9 +81,10 @@ async def enrollment_history(session: AsyncSession, enrollment_id: str) -> Seque
     return rows.all()
 
 
-async def record_progress(session: AsyncSession, progress: ProgressUpdate) -> None:
-    """Mirror a workflow transition; replays of the same step record are no-ops."""
-    await session.execute(
+async def record_progress(session: AsyncSession, progress: ProgressUpdate) -> bool:
+    """Mirror a workflow transition; replays of the same step record are no-ops. False, with nothing
+    written, when the enrollment has no row."""
+    moved = await session.execute(
         _ENDED if progress.status in TERMINAL_ENROLLMENT_STATUSES else _PROGRESS,
         {
             "p_id": progress.enrollment_id,
@@ -93,6 +94,8 @@ async def record_progress(session: AsyncSession, progress: ProgressUpdate) -> No
             "p_paused": progress.paused,
         },
     )
+    if not cast(CursorResult[Any], moved).rowcount:
+        return False
     if progress.records:
         steps = [
             {
@@ -106,6 +109,7 @@ async def record_progress(session: AsyncSession, progress: ProgressUpdate) -> No
             for record in progress.records
         ]
         await session.execute(_INSERT_STEPS.for_values(steps), steps)
+    return True
 
 
 async def close_enrollment(

@@ -20,7 +20,7 @@ from activities.messaging.twilio_sms import TwilioSmsProvider
 from aftercare.store.suppressions import suppress
 from models.journey import SendSpec
 from models.tables import Message, Patient
-from models.temporal import SendMessageInput
+from models.temporal import ClosingProjection, ProgressUpdate, SendMessageInput
 from tests.helpers import TWILIO_ACCOUNT_SID, RecordingProvider, load_synthea_patient, send_request
 
 pytestmark = pytest.mark.usefixtures("empty_database")
@@ -177,3 +177,18 @@ async def test_a_suppressed_address_is_skipped_with_the_reason(
     [message] = await rows(sessions)
     assert (result.status, message.status) == ("skipped", "skipped")
     assert message.reason == "the number texted STOP (suppressed)"
+
+
+async def test_a_closing_send_without_an_enrollment_row_still_sends_and_leaves_the_projection_to_the_journey(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await load_synthea_patient(sessions)
+    activities = MessagingActivities(sessions, ProviderRegistry({}, OutboxProvider()))
+    closing = ClosingProjection(
+        progress=ProgressUpdate(enrollment_id="enr-1", status="completed", outcome="completed"), seq=1
+    )
+    result = await ActivityEnvironment().run(
+        activities.send_message, request().model_copy(update={"closing": closing})
+    )
+    [message] = await rows(sessions)
+    assert (result.status, result.projected, message.status) == ("sent", False, "sent")
