@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -51,6 +52,9 @@ def first_true_condition(conditions: Sequence[str], variables: JourneyVariables)
     return None
 
 
+log = logging.getLogger(__name__)
+
+
 class StoreActivities:
     """Enrollment projections and expression evaluation, over one session factory."""
 
@@ -62,7 +66,9 @@ class StoreActivities:
     async def record_progress(self, progress: ProgressUpdate) -> None:
         """Mirror an enrollment's transition into its projection (idempotent)."""
         async with self._sessions.begin() as session:
-            await record_progress(session, progress)
+            found = await record_progress(session, progress)
+        if not found:
+            log.warning("no enrollment row to project to", extra={"enrollment_id": progress.enrollment_id})
 
     @activity.defn(name="evaluate_conditions")
     async def evaluate_conditions(self, request: EvaluateConditionsInput) -> EvaluateConditionsResult:

@@ -72,6 +72,12 @@ class SendPlan:
     available: frozenset[str]
     wants_attributes: bool
     wants_fetched: bool
+    texts: tuple[str, ...] = ()
+
+    def mentions(self, name: str) -> bool:
+        """Whether any text of the send may refer to the variable `name` (a text that does not name it
+        cannot reach it: templates include nothing)."""
+        return any(name in text for text in self.texts)
 
     @property
     def attribute_names(self) -> tuple[str, ...] | None:
@@ -107,6 +113,7 @@ def plan_for(spec: SendSpec, book: TemplateBook) -> SendPlan:
         available=frozenset(available),
         wants_attributes=any("attributes" in text for text in texts),
         wants_fetched=any("fetched" in text for text in texts),
+        texts=tuple(texts),
     )
 
 
@@ -129,10 +136,11 @@ async def compose_with_facts(
     *,
     minor_age: int = 0,
     today: date | None = None,
+    plan: SendPlan | None = None,
 ) -> tuple[ComposedMessage, PatientFacts]:
     """`compose_message`, also answering the patient's facts (guardian looked up under `minor_age`
-    on `today`) for the guardrails to judge the send by."""
-    plan = await plan_send(session, spec)
+    on `today`) for the guardrails to judge the send by; `plan` when the caller planned the send."""
+    plan = plan or await plan_send(session, spec)
     if plan.wants_fetched:
         variables = await with_fetched(session, variables)
     profile = variables.profile

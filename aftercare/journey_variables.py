@@ -121,36 +121,46 @@ async def load_journey_variables(
     with_patient_resource: bool = True,
     with_attributes: bool = True,
     with_fetched: bool = True,
+    with_trigger: bool = True,
+    with_risk: bool = True,
+    with_tcm: bool = True,
     hospital_timezone: str = "UTC",
+    profile: Patient | None = None,
 ) -> JourneyVariables:
     """Load the patient, the trigger and the rest for one enrollment.
 
     Templates see the profile only; `with_patient_resource` loads the FHIR `Patient` for FHIRPath.
     `with_attributes` loads the patient's attributes (`update` steps), `with_fetched` what the
-    enrollment's `fetch` steps read. Templates also get `timezone`:
-    the patient's, or the hospital's when it is not known.
+    enrollment's `fetch` steps read. `with_trigger`, `with_risk` and `with_tcm` False leave out what a
+    send's texts do not name (`trigger`, `risk`, `tcm`: each a read the send need not make). Templates
+    also get `timezone`: the patient's, or the hospital's when it is not known. `profile` is the
+    patient's, when the caller read it already.
     """
-    profile = await get_patient(session, scope.patient_id)
+    profile = profile or await get_patient(session, scope.patient_id)
     resource = await load_current(session, "Patient", scope.patient_id) if with_patient_resource else None
     if profile is None or (with_patient_resource and resource is None):
         raise PatientNotFoundError(f"patient {scope.patient_id} is not in the patient store")
     trigger: dict[str, Any] | None = None
     if scope.trigger.kind == "fhir" and scope.trigger.resource is not None:
-        trigger = await load_version(session, scope.trigger.resource)
+        # the risk and the TCM episode are those of the triggering encounter
+        if with_trigger or with_risk or with_tcm:
+            trigger = await load_version(session, scope.trigger.resource)
     elif scope.trigger.kind == "event":
         trigger = event_view(scope.trigger.event)
     return JourneyVariables(
         profile=profile,
         patient_resource=resource,
-        trigger=trigger,
+        trigger=trigger if with_trigger else None,
         event=event_view(scope.event),
         context=dict(scope.context),
         enrollment={"id": scope.enrollment_id, "journey_key": journey_key, "step_id": step_id},
         attributes=await attributes_of(session, scope.patient_id) if with_attributes else None,
         hospital_timezone=hospital_timezone,
         fetched=await fetched_of(session, scope.enrollment_id) if with_fetched else None,
-        risk=await risk_variables(session, scope.patient_id, encounter_of(trigger), get_settings().bands),
-        tcm=await tcm_variables(session, scope.patient_id, encounter_of(trigger)),
+        risk=await risk_variables(session, scope.patient_id, encounter_of(trigger), get_settings().bands)
+        if with_risk
+        else None,
+        tcm=await tcm_variables(session, scope.patient_id, encounter_of(trigger)) if with_tcm else None,
         step_variables=dict(scope.variables),
     )
 

@@ -210,11 +210,21 @@ class StepCall(TemporalModel):
         return f"{self.scope.enrollment_id}/{self.step_id}/{self.visit}"
 
 
+class ClosingProjection(TemporalModel):
+    """What the enrollment's projection says once a journey's last step, a send, has settled: written
+    by the send in the transaction that records the message, so the journey ends without a write of its
+    own. `progress` holds the steps recorded before this one; the send adds its own as step `seq`."""
+
+    progress: ProgressUpdate
+    seq: int
+
+
 class SendMessageInput(TemporalModel):
     """One send step's attempt.
 
     `due_at` is the workflow's time when the attempt was made (quiet hours and caps are judged at the
-    later of it and the clock); `purpose` and `over_cap` come from the journey.
+    later of it and the clock); `purpose` and `over_cap` come from the journey; `closing` is set when the
+    send is the journey's last step.
     """
 
     call: StepCall
@@ -224,6 +234,7 @@ class SendMessageInput(TemporalModel):
     over_cap: OverCap = "defer"
     # A `call` step's script (a `voice` send without one just says its body).
     script: CallScript | None = None
+    closing: ClosingProjection | None = None
 
 
 class SendMessageResult(TemporalModel):
@@ -243,6 +254,8 @@ class SendMessageResult(TemporalModel):
     defer_until: datetime | None = None
     # The worker writes outreach back to FHIR: the journey hands the message to `FhirWriteBack`.
     write_back: bool = False
+    # The send wrote the input's `closing` projection with the message.
+    projected: bool = False
 
 
 class WriteBackRiskInput(TemporalModel):

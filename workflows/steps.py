@@ -37,6 +37,7 @@ from models.journey import (
     InviteSpec,
     JourneyDefinition,
     SendSpec,
+    SendStep,
     SplitPath,
     SurveyStep,
     TaskSpec,
@@ -46,6 +47,7 @@ from models.journey import (
 )
 from models.search_attributes import CURRENT_STEP, ENROLLMENT_STATUS
 from models.temporal import (
+    ClosingProjection,
     CreateTaskInput,
     CreateTaskResult,
     DeliverMessageInput,
@@ -119,6 +121,7 @@ class JourneySteps:
         self.history: list[StepRecord] = []
         self._recorded = resume.recorded_steps
         self._unprojected: list[StepRecord] = []
+        self._projected_seq: int | None = None  # a step record its send projected itself
         self._visits = dict(resume.visits)
         self._events: list[PatientEvent] = list(resume.events)
         self._seen_ids: list[str] = list(resume.seen_event_ids)
@@ -258,6 +261,7 @@ class JourneySteps:
                 purpose=self.journey.purpose,
                 over_cap=self.journey.over_cap,
                 script=script,
+                closing=self._closing(call.step_id),
             )
             try:
                 result: SendMessageResult = await workflow.execute_local_activity_method(
@@ -274,6 +278,8 @@ class JourneySteps:
                     raise StepFailedError(call.step_id, failure_reason(error)) from error
             if result.deliver_queue is not None and result.message_id is not None:
                 result = await self._deliver_rate_limited(call, result.message_id, result.deliver_queue)
+            if result.projected and request.closing is not None:
+                self._closed(request.closing)
             return result
 
         return await self._step(step or "send", "send", label, run)
@@ -749,7 +755,8 @@ class JourneySteps:
         record = StepRecord(seq=self._recorded, step=step_id, at=workflow.now(), result=result, detail=detail)
         self.history.append(record)
         del self.history[:-HISTORY_IN_MEMORY]
-        self._unprojected.append(record)
+        if record.seq != self._projected_seq:
+            self._unprojected.append(record)
 
     async def finish(self, status: EnrollmentStatus, outcome: str, detail: str | None = None) -> None:
         """Record how the enrollment ended, in the projection, the search attributes and the UI."""
@@ -760,6 +767,31 @@ class JourneySteps:
             self._record(f"<{status}>", outcome, detail)
         await self.project()
         await workflow.wait_condition(workflow.all_handlers_finished)
+
+    def _closing(self, step_id: str) -> ClosingProjection | None:
+        """For the last step of a definition, a send the journey completes after: the projection it
+        ends with, for the send to write with its message (the step's own record is the send's)."""
+        steps = self.journey.steps
+        last = steps[-1] if steps and not self.journey.code else None
+        if not isinstance(last, SendStep) or last.id != step_id or last.goto is not None:
+            return None
+        progress = ProgressUpdate(
+            enrollment_id=self.enrollment_id,
+            status="completed",
+            outcome="completed",
+            paused=self.paused,
+            records=self._unprojected,
+        )
+        return ClosingProjection(progress=progress, seq=self._recorded + 1)
+
+    def _closed(self, closing: ClosingProjection) -> None:
+        """The send wrote the closing projection: what it holds is projected, the step it recorded as
+        well, and the journey's completion writes nothing more unless something changed meanwhile."""
+        written = {record.seq for record in closing.progress.records}
+        self._unprojected = [record for record in self._unprojected if record.seq not in written]
+        self._projected_seq = closing.seq
+        progress = closing.progress
+        self._projected = (progress.status, progress.current_step, progress.outcome, progress.paused)
 
     async def project(self, current_step: str | None = None) -> None:
         """Mirror status, position and the steps recorded since the last time into the database (nothing

@@ -17,13 +17,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.messaging.delivery import FINAL_STATUSES, Delivery, result_of
+from activities.messaging.first_read import first_read
 from activities.messaging.intent import IntentOrigin, message_intent, send_context, settle_locally
 from activities.messaging.providers import (
     ProviderRegistry,
 )
-from aftercare.compose import ComposedMessage, TemplateNotFoundError, compose_with_facts
+from aftercare.compose import ComposedMessage, TemplateNotFoundError, compose_with_facts, plan_send
 from aftercare.events.attachments import RegistrationUnknown, registration_attachments
-from aftercare.facilities.voice import voices_of
 from aftercare.guardrails import Decision, GuardrailPolicy, decide
 from aftercare.guardrails.decide import patient_today
 from aftercare.guardrails.facts import PatientFacts
@@ -32,12 +32,18 @@ from aftercare.metrics import MESSAGES
 from aftercare.patient_links.tokens import PatientLinks
 from aftercare.patient_links.unsubscribe import note_no_opt_out
 from aftercare.store.decisions import record_decision
-from aftercare.store.messages import find_by_idempotency_key, record_intent
+from aftercare.store.enrollments import record_progress
+from aftercare.store.messages import record_intent
 from aftercare.templating import TemplateRenderError
 from aftercare.voice.intent import record_call_script
 from models.journey import DEFAULT_PURPOSE
-from models.tables import Message
-from models.temporal import DeliverMessageInput, SendMessageInput, SendMessageResult
+from models.tables import Message, Patient
+from models.temporal import (
+    DeliverMessageInput,
+    SendMessageInput,
+    SendMessageResult,
+    StepRecord,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,15 +104,16 @@ class MessagingActivities:
 
     async def _send(self, request: SendMessageInput) -> SendMessageResult:
         async with self._sessions.begin() as session:
-            earlier = await find_by_idempotency_key(session, request.call.idempotency_key)
-            if earlier is not None:
-                message = earlier
+            call = request.call
+            read = await first_read(session, call.idempotency_key, call.scope.patient_id)
+            if read.earlier is not None:
+                message = read.earlier
+                projected = await _close(session, request, message)
             else:
                 now = datetime.now(UTC)
                 at = max(request.due_at, now) if request.due_at else now
-                variables, composed, facts = await self._compose(session, request, at)
-                profile = variables.profile
-                voice = (await voices_of(session, [profile.id])).get(profile.id)
+                variables, composed, facts = await self._compose(session, request, at, read.patient)
+                profile, voice = variables.profile, read.voice
                 purpose = request.send.purpose or composed.purpose or request.purpose or DEFAULT_PURPOSE
                 context = send_context(
                     profile,
@@ -140,8 +147,9 @@ class MessagingActivities:
                     await _record_decision(session, request, decision, purpose, composed.channel, message.id)
                     if message.status != "pending":
                         _log_outcome(message, provider.name)
+                projected = await _close(session, request, message)
         if message.status in FINAL_STATUSES:
-            return result_of(message)
+            return result_of(message).model_copy(update={"projected": projected})
         limit = self._providers.rate_limit(self._providers.for_channel(message.channel))
         if limit is not None:
             return result_of(message).model_copy(update={"deliver_queue": limit.queue})
@@ -167,11 +175,14 @@ class MessagingActivities:
             raise ApplicationError(str(error), type="InvalidInput", non_retryable=True) from error
 
     async def _compose(
-        self, session: AsyncSession, request: SendMessageInput, at: datetime
+        self, session: AsyncSession, request: SendMessageInput, at: datetime, patient: Patient | None
     ) -> tuple[JourneyVariables, ComposedMessage, PatientFacts]:
-        """The patient's variables, the message to record and the patient's facts; a failure to
-        compose is permanent."""
+        """The patient's variables (with their `patient` profile, read already), the message to record
+        and the patient's facts; a failure to compose is permanent."""
         try:
+            plan = await plan_send(session, request.send)
+            # A call's script sees every variable; a text only what it names.
+            every = request.script is not None or "voice" in plan.available
             variables = await load_journey_variables(
                 session,
                 request.call.scope,
@@ -180,7 +191,11 @@ class MessagingActivities:
                 with_patient_resource=False,
                 with_attributes=False,
                 with_fetched=False,
+                with_trigger=every or plan.mentions("trigger"),
+                with_risk=every or plan.mentions("risk"),
+                with_tcm=every or plan.mentions("tcm"),
                 hospital_timezone=self._hospital_timezone,
+                profile=patient,
             )
             composed, facts = await compose_with_facts(
                 session,
@@ -188,6 +203,7 @@ class MessagingActivities:
                 variables,
                 minor_age=self._guardrails.minor_age,
                 today=patient_today(self._guardrails, variables.profile, at),
+                plan=plan,
             )
             return variables, composed, facts
         except (PatientNotFoundError, TemplateNotFoundError, TemplateRenderError) as error:
@@ -214,6 +230,21 @@ async def _record_call(
         await record_call_script(session, message, request.script, variables.template_variables())
     except TemplateRenderError as error:
         raise permanent_compose_error(error) from error
+
+
+async def _close(session: AsyncSession, request: SendMessageInput, message: Message) -> bool:
+    """The journey's closing projection with its last send's outcome, in the transaction that
+    recorded the message, once the message's fate is settled; True when written."""
+    closing = request.closing
+    if closing is None or message.status not in FINAL_STATUSES:
+        return False
+    step, at = request.call.step_id, datetime.now(UTC)
+    record = StepRecord(seq=closing.seq, step=step, at=at, result=message.status, detail=message.reason)
+    progress = closing.progress
+    # No enrollment row (never allocated, or erased): the send stands, and the journey projects its end
+    # itself, as it did before sends wrote it.
+    records = [*progress.records, record]
+    return await record_progress(session, progress.model_copy(update={"records": records}))
 
 
 def _origin(request: SendMessageInput) -> IntentOrigin:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, literal, select, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.guardrails.suppression import age_on, has_guardian_contact
@@ -120,9 +120,9 @@ async def load_facts(
     if not ids:
         return {}
     consents = await _consents(session, ids)
-    values = await _attributes(session, ids, attributes)
+    addresses = (address for patient in patients for address in addresses_of(patient, channels))
+    values, suppressed = await _attributes_and_suppressions(session, ids, attributes, addresses)
     devices = await _push_devices(session, ids) if "push" in channels else {}
-    suppressed = await _suppressions(session, (a for p in patients for a in addresses_of(p, channels)))
     # The day before `today` covers every time zone: whoever is a minor somewhere today was one then.
     earliest = today - timedelta(days=1) if today else None
     minors = [
@@ -196,20 +196,45 @@ async def _consents(session: AsyncSession, ids: list[str]) -> dict[str, list[Con
     return found
 
 
-async def _attributes(
-    session: AsyncSession, ids: list[str], names: Collection[str] | None
-) -> dict[str, dict[str, Any]]:
-    query = select(PatientAttribute.patient_id, PatientAttribute.name, PatientAttribute.value).where(
-        PatientAttribute.patient_id.in_(ids)
-    )
-    if names is not None:
-        if not names:
-            return {}
-        query = query.where(PatientAttribute.name.in_(list(names)))
+async def _attributes_and_suppressions(
+    session: AsyncSession,
+    ids: list[str],
+    names: Collection[str] | None,
+    addresses: Iterable[tuple[str, str]],
+) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], str]]:
+    """The patients' attributes (all of them when `names` is None) and which of the addresses are
+    suppressed, read together in one statement."""
+    parts = []
+    if names is None or names:
+        attributes = select(
+            literal("attribute").label("kind"),
+            PatientAttribute.patient_id.label("first"),
+            PatientAttribute.name.label("second"),
+            PatientAttribute.value.label("value"),
+        ).where(PatientAttribute.patient_id.in_(ids))
+        if names is not None:
+            attributes = attributes.where(PatientAttribute.name.in_(list(names)))
+        parts.append(attributes)
+    wanted = list(dict.fromkeys(addresses))
+    if wanted:
+        parts.append(
+            select(
+                literal("suppression"),
+                Suppression.channel,
+                Suppression.address,
+                func.to_jsonb(Suppression.reason),
+            ).where(tuple_(Suppression.channel, Suppression.address).in_(wanted))
+        )
     found: dict[str, dict[str, Any]] = {}
-    for patient_id, name, value in await session.execute(query):
-        found.setdefault(patient_id, {})[name] = value
-    return found
+    suppressed: dict[tuple[str, str], str] = {}
+    if not parts:
+        return found, suppressed
+    for kind, first, second, value in await session.execute(union_all(*parts)):
+        if kind == "attribute":
+            found.setdefault(first, {})[second] = value
+        else:
+            suppressed[(first, second)] = value
+    return found, suppressed
 
 
 async def _push_devices(session: AsyncSession, ids: list[str]) -> dict[str, int]:
@@ -219,20 +244,6 @@ async def _push_devices(session: AsyncSession, ids: list[str]) -> dict[str, int]
         .group_by(PushSubscription.patient_id)
     )
     return {patient_id: count for patient_id, count in rows}
-
-
-async def _suppressions(
-    session: AsyncSession, addresses: Iterable[tuple[str, str]]
-) -> dict[tuple[str, str], str]:
-    wanted = list(dict.fromkeys(addresses))
-    if not wanted:
-        return {}
-    rows = await session.execute(
-        select(Suppression.channel, Suppression.address, Suppression.reason).where(
-            tuple_(Suppression.channel, Suppression.address).in_(wanted)
-        )
-    )
-    return {(channel, address): reason for channel, address, reason in rows}
 
 
 async def _guardians(session: AsyncSession, ids: list[str]) -> set[str]:

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.tables import SendDecision
+from models.tables import SendDecision, table_of
+
+# A Core insert with always the same columns: compiled once, and no unit of work around it.
+_INSERT_DECISION = insert(table_of(SendDecision))
 
 
 async def record_decision(
@@ -28,23 +31,23 @@ async def record_decision(
     defer_until: datetime | None = None,
 ) -> None:
     """Append one decision (in the transaction that records the message, when there is one)."""
-    session.add(
-        SendDecision(
-            patient_id=patient_id,
-            idempotency_key=idempotency_key,
-            purpose=purpose,
-            decision=decision,
-            rule=rule,
-            reason=reason,
-            channel=channel,
-            message_id=message_id,
-            enrollment_id=enrollment_id,
-            journey_key=journey_key,
-            step_id=step_id,
-            defer_until=defer_until,
-        )
+    await session.execute(
+        _INSERT_DECISION,
+        {
+            "patient_id": patient_id,
+            "idempotency_key": idempotency_key,
+            "purpose": purpose,
+            "decision": decision,
+            "rule": rule,
+            "reason": reason,
+            "channel": channel,
+            "message_id": message_id,
+            "enrollment_id": enrollment_id,
+            "journey_key": journey_key,
+            "step_id": step_id,
+            "defer_until": defer_until,
+        },
     )
-    await session.flush()
 
 
 async def list_decisions(

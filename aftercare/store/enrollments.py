@@ -5,19 +5,33 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aftercare.db.compiled import OnceCompiled
 from models.tables import Enrollment, EnrollmentStep, table_of
 from models.temporal import TERMINAL_ENROLLMENT_STATUSES, ProgressUpdate
 
 _INSERT_ENROLLMENT = (
     insert(table_of(Enrollment)).on_conflict_do_nothing().returning(table_of(Enrollment).c.id)
 )
-_INSERT_STEPS = insert(table_of(EnrollmentStep)).on_conflict_do_nothing()
+_INSERT_STEPS = OnceCompiled(insert(table_of(EnrollmentStep)).on_conflict_do_nothing())
+_ENROLLMENTS = table_of(Enrollment)
+_PROGRESS = (
+    update(_ENROLLMENTS)
+    .where(_ENROLLMENTS.c.id == bindparam("p_id"))
+    .values(
+        status=bindparam("p_status"),
+        current_step=bindparam("p_step"),
+        outcome=bindparam("p_outcome"),
+        paused=bindparam("p_paused"),
+        updated_at=func.now(),
+    )
+)
+_ENDED = _PROGRESS.values(ended_at=func.now())
 
 
 async def insert_enrollment(session: AsyncSession, values: dict[str, Any]) -> bool:
@@ -67,33 +81,35 @@ async def enrollment_history(session: AsyncSession, enrollment_id: str) -> Seque
     return rows.all()
 
 
-async def record_progress(session: AsyncSession, progress: ProgressUpdate) -> None:
-    """Mirror a workflow transition; replays of the same step record are no-ops."""
-    values: dict[str, Any] = {
-        "status": progress.status,
-        "current_step": progress.current_step,
-        "outcome": progress.outcome,
-        "paused": progress.paused,
-        "updated_at": func.now(),
-    }
-    if progress.status in TERMINAL_ENROLLMENT_STATUSES:
-        values["ended_at"] = func.now()
-    await session.execute(update(Enrollment).where(Enrollment.id == progress.enrollment_id).values(**values))
+async def record_progress(session: AsyncSession, progress: ProgressUpdate) -> bool:
+    """Mirror a workflow transition; replays of the same step record are no-ops. False, with nothing
+    written, when the enrollment has no row."""
+    moved = await session.execute(
+        _ENDED if progress.status in TERMINAL_ENROLLMENT_STATUSES else _PROGRESS,
+        {
+            "p_id": progress.enrollment_id,
+            "p_status": progress.status,
+            "p_step": progress.current_step,
+            "p_outcome": progress.outcome,
+            "p_paused": progress.paused,
+        },
+    )
+    if not cast(CursorResult[Any], moved).rowcount:
+        return False
     if progress.records:
-        await session.execute(
-            _INSERT_STEPS,
-            [
-                {
-                    "enrollment_id": progress.enrollment_id,
-                    "seq": record.seq,
-                    "step": record.step,
-                    "at": record.at,
-                    "result": record.result,
-                    "detail": record.detail,
-                }
-                for record in progress.records
-            ],
-        )
+        steps = [
+            {
+                "enrollment_id": progress.enrollment_id,
+                "seq": record.seq,
+                "step": record.step,
+                "at": record.at,
+                "result": record.result,
+                "detail": record.detail,
+            }
+            for record in progress.records
+        ]
+        await session.execute(_INSERT_STEPS.for_values(steps), steps)
+    return True
 
 
 async def close_enrollment(

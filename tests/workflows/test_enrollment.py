@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.worker import Replayer
 
 from activities.messaging.outbox import OutboxProvider
 from activities.messaging.providers import ProviderRegistry
@@ -22,7 +23,9 @@ from aftercare.store.enrollments import enrollment_history, get_enrollment
 from models.search_attributes import CURRENT_STEP, ENROLLMENT_STATUS, JOURNEY_KEY, JOURNEY_VERSION, PATIENT_ID
 from models.temporal import PatientEvent
 from models.workflow_names import ENCOUNTER_CANCELLED_EVENT
+from tests.conftest import suite_converter
 from tests.workflows.fixtures import JourneyHarness, reach_step
+from workflows import WORKFLOWS
 from workflows.enrollment import EnrollmentWorkflow
 
 pytestmark = pytest.mark.usefixtures("empty_database")
@@ -93,6 +96,36 @@ async def test_a_two_day_wait_passes_and_both_messages_carry_the_given_name(jour
         ("check-in", "sent"),
     ]
     assert history[1].at - history[0].at >= timedelta(days=2) - timedelta(seconds=5)
+
+
+async def test_a_journey_ending_with_a_send_projects_its_end_with_the_message(
+    journeys: JourneyHarness,
+) -> None:
+    # The last send writes the completed projection in the message's transaction: one local activity.
+    async with journeys.make_worker():
+        handle, enrollment_id, _ = await journeys.enroll(
+            journey({"id": "notify", "send": {"template": "greeting"}}), templates=(GREETING,)
+        )
+        result = await journeys.finish(handle)
+        history = await handle.fetch_history()
+    events = [event.event_type for event in history.events]
+
+    assert (result.status, result.outcome) == ("completed", "completed")
+    replayed = await Replayer(workflows=WORKFLOWS, data_converter=suite_converter()).replay_workflow(history)
+    assert replayed.replay_failure is None
+    assert events.count(EventType.EVENT_TYPE_MARKER_RECORDED) == 1
+    assert events.count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) == 1
+    async with journeys.sessions() as session:
+        enrollment = await get_enrollment(session, enrollment_id)
+        history = await enrollment_history(session, enrollment_id)
+    assert enrollment is not None
+    assert (enrollment.status, enrollment.outcome, enrollment.current_step) == (
+        "completed",
+        "completed",
+        None,
+    )
+    assert enrollment.ended_at is not None
+    assert [(row.seq, row.step, row.result) for row in history] == [(1, "notify", "sent")]
 
 
 async def test_a_yes_reply_takes_the_thanks_branch(journeys: JourneyHarness) -> None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import event, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -17,9 +17,10 @@ from activities.messaging.outbox import OutboxProvider
 from activities.messaging.providers import ProviderRegistry
 from activities.messaging.send import MessagingActivities
 from activities.messaging.twilio_sms import TwilioSmsProvider
+from aftercare.store.suppressions import suppress
 from models.journey import SendSpec
 from models.tables import Message, Patient
-from models.temporal import SendMessageInput
+from models.temporal import ClosingProjection, ProgressUpdate, SendMessageInput
 from tests.helpers import TWILIO_ACCOUNT_SID, RecordingProvider, load_synthea_patient, send_request
 
 pytestmark = pytest.mark.usefixtures("empty_database")
@@ -128,3 +129,66 @@ async def test_a_render_failure_is_permanent_and_records_nothing(
         await ActivityEnvironment().run(activities.send_message, request(body="Hi {{ patient.nickname }}"))
     assert (error.value.type, error.value.non_retryable) == ("TemplateRenderError", True)
     assert await rows(sessions) == []
+
+
+async def test_a_send_reads_only_the_variables_its_texts_name(
+    sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine
+) -> None:
+    await load_synthea_patient(sessions)
+    activities = MessagingActivities(sessions, ProviderRegistry({}, OutboxProvider()))
+    read: list[str] = []
+
+    def note(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        read.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", note)
+    try:
+        await ActivityEnvironment().run(activities.send_message, request())
+        plain = list(read)
+        read.clear()
+        await ActivityEnvironment().run(
+            activities.send_message, request(step="risk", body="Hi {{ patient.given }} {{ risk.band }}")
+        )
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", note)
+    assert not [s for s in plain if "risk_scores" in s or "tcm_episodes" in s]
+    assert [s for s in read if "risk_scores" in s]
+    assert not [s for s in read if "tcm_episodes" in s]
+
+
+async def test_a_send_for_a_patient_the_store_does_not_know_fails_for_good(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    activities = MessagingActivities(sessions, ProviderRegistry({}, OutboxProvider()))
+    with pytest.raises(ApplicationError) as failure:
+        await ActivityEnvironment().run(activities.send_message, request())
+    assert (failure.value.type, failure.value.non_retryable) == ("PatientNotFound", True)
+    assert await rows(sessions) == []
+
+
+async def test_a_suppressed_address_is_skipped_with_the_reason(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await load_synthea_patient(sessions)
+    async with sessions.begin() as session:
+        await suppress(session, "sms", "+15559784581", "stop", source="twilio")
+    activities = MessagingActivities(sessions, ProviderRegistry({}, OutboxProvider()))
+    result = await ActivityEnvironment().run(activities.send_message, request())
+    [message] = await rows(sessions)
+    assert (result.status, message.status) == ("skipped", "skipped")
+    assert message.reason == "the number texted STOP (suppressed)"
+
+
+async def test_a_closing_send_without_an_enrollment_row_still_sends_and_leaves_the_projection_to_the_journey(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await load_synthea_patient(sessions)
+    activities = MessagingActivities(sessions, ProviderRegistry({}, OutboxProvider()))
+    closing = ClosingProjection(
+        progress=ProgressUpdate(enrollment_id="enr-1", status="completed", outcome="completed"), seq=1
+    )
+    result = await ActivityEnvironment().run(
+        activities.send_message, request().model_copy(update={"closing": closing})
+    )
+    [message] = await rows(sessions)
+    assert (result.status, result.projected, message.status) == ("sent", False, "sent")
