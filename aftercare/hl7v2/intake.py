@@ -16,8 +16,11 @@ commits however many messages it holds:
 A crash after (1) or (2) leaves no record, so the sender's resend runs the batch's steps again, which
 store nothing twice and start nothing twice (resource versions and trigger keys are unique). Messages
 are taken in arrival order; a batch is split wherever a patient comes back (their later message is
-stored, and handed off, after the earlier one) and around an A40. When a batch fails, its messages
-are processed again one by one, so one message that cannot be processed holds up no other.
+stored, and handed off, after the earlier one) and around an A40. A batch that fails for something
+about one of its messages (a value the database refuses) is processed again in halves, down to that
+message, which is parked and answered `AE`; so one message that cannot be processed holds up no other,
+and no sender waits forever for an answer. Only when the database or Temporal is out of reach does a
+message stay unanswered (the sender resends it).
 
 Nothing here holds a database connection across a call to Temporal: each step commits first.
 """
@@ -40,6 +43,7 @@ from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.fhir.resources import validation_problems
 from aftercare.hl7v2.acks import build_ack
 from aftercare.hl7v2.authorities import AuthoritySystems
+from aftercare.hl7v2.failures import error_name, failure_of, refusal
 from aftercare.hl7v2.mapping import MappedMessage, check_supported, event_of, map_message, patient_identifiers
 from aftercare.hl7v2.messages import Header, V2Message, V2Problem
 from aftercare.hl7v2.sealing import RawSealer, Sealed
@@ -58,6 +62,8 @@ from models.workflow_names import DELIVER_EVENT, ENCOUNTER_CANCELLED_EVENT
 
 log = logging.getLogger(__name__)
 SOURCE = "hl7v2"
+# Runs again of a batch that lost a race (a serialisation failure or a deadlock) before it is split.
+RUNS_AGAIN = 2
 # A11 cancels an admission, A13 a discharge: the journeys that visit started exit with this outcome.
 CANCELLED_OUTCOMES = {"A11": "admission_cancelled", "A13": "discharge_cancelled"}
 
@@ -151,17 +157,50 @@ class AdtIntake:
 
     async def handle_batch(self, texts: Sequence[str]) -> list[Handled | Exception]:
         """Process messages received together, in order; each one's acknowledgement, or the error that
-        leaves it unanswered (the sender resends it)."""
+        leaves it unanswered (the database or Temporal out of reach: the sender resends it).
+
+        A batch that lost a race (a serialisation failure, a deadlock) runs again. One that fails for
+        something about its messages is split in halves, each processed on its own, down to the message
+        at fault, which is parked and answered `AE` while the others are committed and answered."""
+        error: Exception | None = None
+        for _ in range(1 + RUNS_AGAIN):
+            try:
+                return await self._batch(texts)
+            except Exception as failed:
+                error = failed
+                if failure_of(failed) != "again":
+                    break
+        assert error is not None
+        failure = failure_of(error)
+        if failure != "refused":
+            log.warning("hl7v2: %d message(s) left unanswered: %s", len(texts), error_name(error))
+            return [error] * len(texts)
+        if len(texts) == 1:
+            return [await self._refused(texts[0], error)]
+        log.warning("hl7v2: a batch of %d failed (%s); in halves now", len(texts), error_name(error))
+        half = len(texts) // 2
+        return [*await self.handle_batch(texts[:half]), *await self.handle_batch(texts[half:])]
+
+    async def _refused(self, text: str, error: Exception) -> Handled | Exception:
+        """A message that failed on its own: once more (a unique key another transaction took
+        meanwhile passes now), then parked with the refusal as its `AE`."""
         try:
-            return await self._batch(texts)
-        except Exception as error:
-            if len(texts) == 1:
-                return [error]
-            log.warning("hl7v2: a batch of %d failed (%r); processing it one by one", len(texts), error)
-        results: list[Handled | Exception] = []
-        for text in texts:
-            results.extend(await self.handle_batch([text]))
-        return results
+            return (await self._batch([text]))[0]
+        except Exception as again:
+            if failure_of(again) != "refused":
+                return again
+            error = again
+        message = V2Message(text)  # read before: a message whose header cannot be read never fails
+        item = _Pending(text, message, message.header, problem=refusal(message, error))
+        try:
+            async with self.sessions.begin() as session:
+                item.answer = (await answers_given(session, [item.key])).get(item.key)
+                row = self._record(item)
+                if row is not None:
+                    await record_adt_messages(session, [row])
+        except Exception as unrecorded:
+            return unrecorded
+        return item.handled()
 
     async def retry(self, message_id: int) -> Handled | None:
         """An operator's retry of a parked message (after fixing the mapping or the data)."""

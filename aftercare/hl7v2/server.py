@@ -28,6 +28,7 @@ from temporalio.client import Client
 from aftercare.db.engine import create_engine, session_factory
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.hl7v2.authorities import AuthoritySystems
+from aftercare.hl7v2.failures import error_name
 from aftercare.hl7v2.intake import AdtIntake, Handled, patient_key
 from aftercare.hl7v2.mapping import event_of
 from aftercare.hl7v2.messages import V2Message, V2Problem
@@ -240,8 +241,8 @@ class MllpListener:
                 outcome = await answer
                 if isinstance(outcome, Exception):
                     log.error(
-                        "mllp: a message could not be processed; closing without an ACK so it is resent",
-                        exc_info=outcome,
+                        "mllp: a message could not be processed (%s); closing without an ACK so it is resent",
+                        error_name(outcome),
                     )
                     writer.close()
                     return

@@ -17,6 +17,7 @@ import hl7
 import httpx
 import pytest
 from hl7.client import MLLPClient
+from hl7.mllp import open_hl7_connection
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
@@ -25,7 +26,7 @@ from aftercare.db.engine import create_engine, session_factory
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.hl7v2.authorities import AuthoritySystems
 from aftercare.hl7v2.intake import AdtIntake, Handled
-from aftercare.hl7v2.sealing import RawSealer
+from aftercare.hl7v2.sealing import RawSealer, Sealed
 from aftercare.hl7v2.server import MllpListener
 from aftercare.security.codec import parse_codec_keys
 from aftercare.settings import Settings
@@ -418,27 +419,96 @@ async def test_a_batch_is_two_commits_and_keeps_each_patients_order_and_each_con
     assert await count(sessions, select(func.count()).select_from(Enrollment)) == 4
 
 
-async def test_a_batch_the_database_refuses_is_processed_again_one_by_one(
+def too_long_family_name(control_id: str) -> str:
+    """An A01 whose PID-5 family name is longer than the profile column takes: it maps, then the
+    database refuses it."""
+    return with_control_id(sample("a01_admit").replace("Wyman^Alfreda", "W" * 400 + "^Alfreda"), control_id)
+
+
+async def parked_rows(sessions: async_sessionmaker[AsyncSession]) -> list[AdtMessage]:
+    async with sessions() as session:
+        return list((await session.scalars(select(AdtMessage).where(AdtMessage.ack_code != "AA"))).all())
+
+
+ENCOUNTERS = select(func.count()).select_from(FhirResource).where(FhirResource.resource_type == "Encounter")
+
+
+async def test_a_value_the_database_refuses_parks_that_message_alone_and_its_batch_commits_the_others(
     intake: AdtIntake, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    """A family name longer than the profile column makes the batch's transaction fail: its messages are
-    processed again one by one, so the others are answered and only that one is left unanswered."""
+    """The batch's transaction fails on one message's value: the others are committed and answered `AA`,
+    that one is parked (sealed) and answered `AE` naming PID-5, and its resend gets the same answer."""
     healthy = [text for n in range(40, 43) for text in visit_of(n, "a01_admit")]
-    too_long = with_control_id(
-        sample("a01_admit").replace("Wyman^Alfreda", "W" * 400 + "^Alfreda"), "TOO-LONG"
-    )
-    encounters = (
-        select(func.count()).select_from(FhirResource).where(FhirResource.resource_type == "Encounter")
-    )
-    recorded, stored = (
-        await count(sessions, select(func.count()).select_from(AdtMessage)),
-        await count(sessions, encounters),
-    )
+    too_long = too_long_family_name("TOO-LONG")
+    recorded = await count(sessions, select(func.count()).select_from(AdtMessage))
+    stored = await count(sessions, ENCOUNTERS)
+
     outcomes = await intake.handle_batch([healthy[0], too_long, *healthy[1:]])
 
-    assert [o.code if isinstance(o, Handled) else "error" for o in outcomes] == ["AA", "error", "AA", "AA"]
-    assert await count(sessions, select(func.count()).select_from(AdtMessage)) == recorded + 3
-    assert await count(sessions, encounters) == stored + 3
+    assert [o.code if isinstance(o, Handled) else repr(o) for o in outcomes] == ["AA", "AE", "AA", "AA"]
+    refused = hl7.parse(outcomes[1].ack)  # type: ignore[union-attr]
+    assert msa(refused) == ("AE", "TOO-LONG")
+    assert err_location(refused) == "PID^1^5"
+    assert str(refused.segment("ERR")[3][0][0]) == "102"
+    assert await count(sessions, select(func.count()).select_from(AdtMessage)) == recorded + 4
+    assert await count(sessions, ENCOUNTERS) == stored + 3
+    [parked] = [row for row in await parked_rows(sessions) if row.control_id == "TOO-LONG"]
+    assert (parked.control_id, parked.ack_code, parked.error_location) == ("TOO-LONG", "AE", "PID-5")
+    assert parked.reason is not None
+    assert "WWWW" not in parked.reason
+    assert parked.raw_sealed is not None
+    assert b"WWWW" not in parked.raw_sealed
+    assert intake.sealer.open(Sealed(str(parked.raw_key_id), parked.raw_sealed)) == too_long
+    [again] = await intake.handle_batch([too_long])  # the sender's resend: the same answer, once
+    assert isinstance(again, Handled)
+    assert again.code == "AE"
+    assert await count(sessions, select(func.count()).select_from(AdtMessage)) == recorded + 4
+
+
+async def test_the_hl7_packages_clients_get_an_ae_naming_the_field_for_a_value_the_database_refuses(
+    mllp_port: int, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    """Before, such a message was never answered: its connection closed and every resend failed the
+    same way, so the sender hung on it. `mllp_send` sends a file of three, waiting for each ACK; the
+    asyncio client pipelines four, which group commit takes as batches."""
+    stored = await count(sessions, ENCOUNTERS)
+    feed = tmp_path / "feed.hl7"
+    first, second = visit_of(50, "a01_admit") + visit_of(51, "a01_admit")
+    feed.write_text("\n".join([first, too_long_family_name("TOO-LONG-1"), second]).replace("\r", "\n"))
+    tool = Path(sys.executable).parent / "mllp_send"
+    command = [str(tool), "--loose", "--port", str(mllp_port), "--file", str(feed), "127.0.0.1"]
+
+    result = await asyncio.to_thread(subprocess.run, command, capture_output=True, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    answers = [line for line in result.stdout.decode().replace("\r", "\n").splitlines() if line]
+    assert [line for line in answers if line.startswith("MSA")] == [
+        "MSA|AA|a01-50",
+        "MSA|AE|TOO-LONG-1",
+        "MSA|AA|a01-51",
+    ]
+    assert any(line.startswith("ERR||PID^1^5|102^") for line in answers)
+
+    pipelined = [*visit_of(52, "a01_admit"), too_long_family_name("TOO-LONG-2"), *visit_of(53, "a01_admit")]
+    pipelined.append(visit_of(54, "a01_admit")[0])
+    reader, writer = await open_hl7_connection("127.0.0.1", mllp_port)
+    try:
+        for text in pipelined:
+            writer.writemessage(text)
+        await writer.drain()
+        acks = [await asyncio.wait_for(reader.readmessage(), 60) for _ in pipelined]
+    finally:
+        writer.close()
+
+    assert [msa(ack) for ack in acks] == [
+        ("AA", "a01-52"),
+        ("AE", "TOO-LONG-2"),
+        ("AA", "a01-53"),
+        ("AA", "a01-54"),
+    ]
+    assert err_location(acks[1]) == "PID^1^5"
+    assert {"TOO-LONG-1", "TOO-LONG-2"} <= {row.control_id for row in await parked_rows(sessions)}
+    assert await count(sessions, ENCOUNTERS) == stored + 5
 
 
 class CrashBeforeAck(AdtIntake):
