@@ -7,7 +7,9 @@ Aftercare does not take).
 A batch is whatever arrived together (from several connections, or pipelined on one). It costs two
 commits however many messages it holds:
 
-1. one transaction looks up the answers already given, finds the patients the messages name, stores
+1. one transaction takes the advisory lock of each patient the batch names (listener processes on
+   one port take turns per patient; an A40 takes the lock every batch shares), looks up the answers
+   already given, finds the patients the messages name, stores
    the mapped resources set-based (`store_resources` on all of them), allocates the enrollments they
    start, and applies A40 merges;
 2. after that commit the workflows start and the changes are delivered (the hand-off);
@@ -51,6 +53,7 @@ from aftercare.store.adt_messages import (
     Answer,
     answers_given,
     get_adt_message,
+    hold_patients,
     mark_retried,
     record_adt_messages,
 )
@@ -240,6 +243,11 @@ class AdtIntake:
     async def _store(self, pending: list[_Pending]) -> list[_Group]:
         """The batch's one transaction: answers given before, then each group mapped and stored."""
         async with self.sessions.begin() as session:
+            await hold_patients(
+                session,
+                [key for item in pending if (key := patient_key(item.message))],
+                everyone=any(event_of(item.message) == "A40" for item in pending),
+            )
             given = await answers_given(session, [item.key for item in pending])
             fresh = []
             for item in pending:

@@ -32,6 +32,7 @@ from aftercare.hl7v2.failures import error_name
 from aftercare.hl7v2.intake import AdtIntake, Handled, patient_key
 from aftercare.hl7v2.mapping import event_of
 from aftercare.hl7v2.messages import V2Message, V2Problem
+from aftercare.hl7v2.processes import other_listeners
 from aftercare.hl7v2.sealing import RawSealer
 from aftercare.security.codec import parse_codec_keys
 from aftercare.settings import Settings
@@ -196,10 +197,13 @@ class MllpListener:
         self._batches = GroupCommit(intake)
 
     async def start(
-        self, host: str, port: int, *, tls: ssl.SSLContext | None = None
+        self, host: str, port: int, *, tls: ssl.SSLContext | None = None, reuse_port: bool = False
     ) -> asyncio.base_events.Server:
-        """Listen; the returned server's sockets give the port actually bound."""
-        server: asyncio.base_events.Server = await start_hl7_server(self._connection, host, port, ssl=tls)
+        """Listen (with `reuse_port`, beside other processes on the same port: SO_REUSEPORT); the
+        returned server's sockets give the port actually bound."""
+        server: asyncio.base_events.Server = await start_hl7_server(
+            self._connection, host, port, ssl=tls, reuse_port=reuse_port or None
+        )
         return server
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -303,15 +307,34 @@ def tls_context(certificate: str, key: str) -> ssl.SSLContext:
     return context
 
 
-async def run_mllp(settings: Settings, host: str, port: int, *, tls: ssl.SSLContext | None = None) -> None:
-    """Serve until SIGINT or SIGTERM."""
+async def run_mllp(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    tls: ssl.SSLContext | None = None,
+    processes: int = 1,
+    share_port: bool = False,
+    tls_arguments: Sequence[str] = (),
+) -> int:
+    """Serve until SIGINT or SIGTERM; the exit status. With `processes` above one, this process starts
+    the others on the port it bound (`other_listeners`, with `tls_arguments` to pass on); with
+    `share_port` it is one of those others."""
     async with adt_intake(settings) as intake:
-        server = await MllpListener(intake).start(host, port, tls=tls)
+        server = await MllpListener(intake).start(host, port, tls=tls, reuse_port=share_port or processes > 1)
         bound = server.sockets[0].getsockname()[1]
         print(f"MLLP{' over TLS' if tls else ''} listening on {host}:{bound}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        async with server:
-            await stop.wait()
+        arguments = ["--host", host, "--port", str(bound), *tls_arguments]
+        async with server, other_listeners(processes - 1, arguments) as ended:
+            stopped: asyncio.Future[object] = asyncio.ensure_future(stop.wait())
+            waiting: set[asyncio.Future[object]] = {stopped, ended}  # type: ignore[arg-type]
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if ended.done() and not ended.cancelled():
+                log.error("mllp: a listener process ended (status %s); stopping the others", ended.result())
+                return 1
+    return 0

@@ -622,6 +622,19 @@ async def test_a_message_that_is_not_a_notification_is_an_operation_outcome(api:
     assert answer.json()["issue"][0]["expression"] == ["Bundle.type"]
 
 
+def listener_environment(settings: Settings, temporal: WorkflowEnvironment) -> dict[str, str]:
+    """What `aftercare mllp` run as its own process needs: the test's database and Temporal."""
+    import os
+
+    return {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
+        "TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
+        "LOG_LEVEL": "WARNING",
+    }
+
+
 def discharge_of(number: int) -> str:
     """An A03 for patient `number`: its own MRN, SSN, visit and control id."""
     text = sample("a03_discharge").replace("MRN12345", f"K{number:05d}").replace("V0001", f"KV{number:04d}")
@@ -637,20 +650,13 @@ async def test_killing_the_mllp_process_between_message_and_ack_loses_and_duplic
 ) -> None:
     """`aftercare mllp` as its own process, SIGKILLed while a sender streams discharges; the sender resends
     what was not acknowledged to the restarted listener, as interface engines do."""
-    import os
     import signal
 
     from tests.integration.parts import free_port, wait_for_port
 
     assert (await api.post("/v1/journeys", content=JOURNEY, headers=YAML)).status_code == 201
     port = free_port()
-    environment = {
-        **os.environ,
-        "DATABASE_URL": api_settings.database_url,
-        "TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
-        "TEMPORAL_TASK_QUEUE": api_settings.temporal_task_queue,
-        "LOG_LEVEL": "WARNING",
-    }
+    environment = listener_environment(api_settings, dev_server)
 
     def listener() -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
@@ -704,3 +710,113 @@ async def test_killing_the_mllp_process_between_message_and_ack_loses_and_duplic
 async def _all_sent(api: httpx.AsyncClient, total: int) -> list[dict[str, Any]] | None:
     items = await outbox(api)
     return items if len(items) >= total else None
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+async def test_listener_processes_share_the_port_and_keep_each_patients_order(
+    api_settings: Settings,
+    dev_server: WorkflowEnvironment,
+    sessions: async_sessionmaker[AsyncSession],
+    api: httpx.AsyncClient,
+    tmp_path: Path,
+) -> None:
+    """`aftercare mllp --processes 3`: three processes on one port; connections spread over them, a
+    patient's discharge sent on another connection after the admission's ACK finds the visit admitted,
+    and the listeners stop together (one that dies takes the first down, for its supervisor)."""
+    import os
+    import signal
+
+    from tests.integration.parts import free_port, wait_for_port
+
+    assert (await api.post("/v1/journeys", content=JOURNEY, headers=YAML)).status_code == 201
+    port = free_port()
+    environment = listener_environment(api_settings, dev_server)
+    command = [sys.executable, "-m", "aftercare", "mllp", "--host", "127.0.0.1", "--port", str(port)]
+
+    def start() -> subprocess.Popen[bytes]:
+        log = (tmp_path / "mllp.log").open("ab")
+        return subprocess.Popen([*command, "--processes", "3"], env=environment, stdout=log, stderr=log)
+
+    async def started() -> list[int] | None:
+        children = children_of(first.pid)
+        return children if len(children) == 2 else None
+
+    first = start()
+    try:
+        await asyncio.to_thread(wait_for_port, port, 60)
+        others = await eventually(started, 60)
+        for pid in others:
+            assert b"--share-port" in Path(f"/proc/{pid}/cmdline").read_bytes()
+
+        visits = [visit_of(n, "a01_admit", "a03_discharge") for n in range(60, 66)]
+        admitted = await asyncio.gather(*(send(port, admit) for admit, _ in visits))
+        discharged = await asyncio.gather(*(send(port, discharge) for _, discharge in visits))
+
+        assert [msa(ack)[0] for [ack] in admitted + discharged] == ["AA"] * 12
+        async with sessions() as session:
+            statuses = (
+                await session.scalars(
+                    select(FhirResource.content["status"].as_string()).where(
+                        FhirResource.resource_type == "Encounter",
+                        FhirResource.content["identifier"][0]["value"].as_string().like("V006%"),
+                    )
+                )
+            ).all()
+        assert statuses == ["finished"] * 6
+
+        os.kill(others[0], signal.SIGKILL)  # one listener dies: the first stops the rest and fails
+        assert await asyncio.to_thread(first.wait, 60) == 1
+        for pid in others[1:]:
+            assert not Path(f"/proc/{pid}").exists() or b"Z" in Path(f"/proc/{pid}/stat").read_bytes()
+    finally:
+        if first.poll() is None:
+            first.send_signal(signal.SIGTERM)
+            first.wait(30)
+
+
+async def test_a_patients_lock_holds_another_listeners_batch_about_them_and_a_merge_holds_every_batch(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """What keeps order across listener processes: a batch's transaction holds its patients' advisory
+    locks (another transaction about one of them waits; one about others does not), an A40's holds the
+    one every batch shares."""
+    from psycopg.errors import LockNotAvailable
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from aftercare.store.adt_messages import hold_patients
+
+    async def other(patients: list[str], *, everyone: bool = False) -> bool:
+        """Whether another listener's transaction gets these locks within 300 ms."""
+        async with sessions.begin() as session:
+            await session.execute(text("SET LOCAL lock_timeout = '300ms'"))
+            try:
+                await hold_patients(session, patients, everyone=everyone)
+            except DBAPIError as error:
+                if isinstance(error.orig, LockNotAvailable):  # lock_timeout
+                    return False
+                raise
+            return True
+
+    async with sessions.begin() as session:
+        await hold_patients(session, ["MRN12345|GENHOSP", "MRN7|GENHOSP"], everyone=False)
+        assert not await asyncio.create_task(other(["MRN1|GENHOSP", "MRN12345|GENHOSP"]))
+        assert await asyncio.create_task(other(["MRN2|GENHOSP", "MRN3|GENHOSP"]))
+        assert not await asyncio.create_task(other([], everyone=True))
+    async with sessions.begin() as session:
+        await hold_patients(session, [], everyone=True)
+        assert not await asyncio.create_task(other(["MRN2|GENHOSP"]))
+    assert await asyncio.create_task(other(["MRN12345|GENHOSP"]))
