@@ -1,6 +1,7 @@
 """Why processing a message failed, and what follows: try again (a transaction that lost a race),
-leave it unanswered so the sender resends (the database or Temporal out of reach), or park it with an
-`AE` (the database refused one of its values, or Aftercare failed on it the same way twice).
+leave it unanswered so the sender resends (the database or Temporal out of reach, or any failure once
+the batch was stored: its hand-off or its record), or park it with an `AE` (the database refused one
+of its values, or Aftercare failed on it the same way twice before storing it).
 
 A refusal names the field where the database's error allows: a value longer than a column takes is
 traced back to the first v2 field holding a component that long. The reason never quotes a value
@@ -23,7 +24,18 @@ _LIMIT = re.compile(r"character varying\((\d+)\)")
 _QUOTED = re.compile(r'(:\s*)".*"$')
 
 
+class AfterCommit(Exception):
+    """A batch failed once stored: in its hand-off to Temporal or its record. Never the fault of a
+    message (Temporal or the database went away): its messages stay unanswered and are resent."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error_name(error))
+        self.error = error
+
+
 def _cause(error: BaseException) -> BaseException:
+    if isinstance(error, AfterCommit):
+        return _cause(error.error)
     return error.orig if isinstance(error, sa.DBAPIError) and error.orig is not None else error
 
 
@@ -31,6 +43,8 @@ def failure_of(error: BaseException) -> Failure:
     """`again`: a serialisation failure or deadlock, worth running again at once; `unreachable`: the
     database or Temporal cannot be reached (no answer, the sender resends later); `refused`: something
     about this message (a value the database refuses, or an error of Aftercare's own)."""
+    if isinstance(error, AfterCommit):
+        return "again" if failure_of(error.error) == "again" else "unreachable"
     cause = _cause(error)
     if isinstance(cause, (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)):
         return "again"

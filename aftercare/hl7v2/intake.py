@@ -7,9 +7,9 @@ Aftercare does not take).
 A batch is whatever arrived together (from several connections, or pipelined on one). It costs two
 commits however many messages it holds:
 
-1. one transaction takes the advisory lock of each patient the batch names (listener processes on
-   one port take turns per patient; an A40 takes the lock every batch shares), looks up the answers
-   already given, finds the patients the messages name, stores
+1. one transaction takes the advisory lock of each patient the batch names when listener processes
+   share the port (they take turns per patient; an A40 takes the lock every batch shares), looks up
+   the answers already given, finds the patients the messages name, stores
    the mapped resources set-based (`store_resources` on all of them), allocates the enrollments they
    start, and applies A40 merges;
 2. after that commit the workflows start and the changes are delivered (the hand-off);
@@ -45,7 +45,7 @@ from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.fhir.resources import validation_problems
 from aftercare.hl7v2.acks import build_ack
 from aftercare.hl7v2.authorities import AuthoritySystems
-from aftercare.hl7v2.failures import error_name, failure_of, refusal
+from aftercare.hl7v2.failures import AfterCommit, error_name, failure_of, refusal
 from aftercare.hl7v2.mapping import MappedMessage, check_supported, event_of, map_message, patient_identifiers
 from aftercare.hl7v2.messages import Header, V2Message, V2Problem
 from aftercare.hl7v2.sealing import RawSealer, Sealed
@@ -150,6 +150,8 @@ class AdtIntake:
     identity_rules: Sequence[str] | None = None
     authorities: AuthoritySystems = field(default_factory=AuthoritySystems)
     write_back_queue: str | None = None
+    # Other listener processes share the port: each batch holds its patients' advisory locks.
+    shares_port: bool = False
 
     async def handle(self, text: str) -> Handled:
         """Process one message (or recognise a resend) and return its acknowledgement."""
@@ -233,21 +235,25 @@ class AdtIntake:
         pending = list(first_of.values())
         if pending:
             groups = await self._store(pending)
-            for group in groups:
-                await self._hand_off(group)
-            rows = [row for item in pending if (row := self._record(item)) is not None]
-            async with self.sessions.begin() as session:
-                await record_adt_messages(session, rows)
+            try:
+                for group in groups:
+                    await self._hand_off(group)
+                rows = [row for item in pending if (row := self._record(item)) is not None]
+                async with self.sessions.begin() as session:
+                    await record_adt_messages(session, rows)
+            except Exception as error:
+                raise AfterCommit(error) from error
         return [answer if isinstance(answer, Handled) else answer.handled() for answer in answers]
 
     async def _store(self, pending: list[_Pending]) -> list[_Group]:
         """The batch's one transaction: answers given before, then each group mapped and stored."""
         async with self.sessions.begin() as session:
-            await hold_patients(
-                session,
-                [key for item in pending if (key := patient_key(item.message))],
-                everyone=any(event_of(item.message) == "A40" for item in pending),
-            )
+            if self.shares_port:
+                await hold_patients(
+                    session,
+                    [key for item in pending if (key := patient_key(item.message))],
+                    everyone=any(event_of(item.message) == "A40" for item in pending),
+                )
             given = await answers_given(session, [item.key for item in pending])
             fresh = []
             for item in pending:

@@ -18,7 +18,7 @@ import signal
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from hl7.mllp import InvalidBlockError, start_hl7_server
@@ -320,8 +320,10 @@ async def run_mllp(
     """Serve until SIGINT or SIGTERM; the exit status. With `processes` above one, this process starts
     the others on the port it bound (`other_listeners`, with `tls_arguments` to pass on); with
     `share_port` it is one of those others."""
-    async with adt_intake(settings) as intake:
-        server = await MllpListener(intake).start(host, port, tls=tls, reuse_port=share_port or processes > 1)
+    async with adt_intake(settings) as alone:
+        shared = share_port or processes > 1
+        intake = replace(alone, shares_port=shared)
+        server = await MllpListener(intake).start(host, port, tls=tls, reuse_port=shared)
         bound = server.sockets[0].getsockname()[1]
         print(f"MLLP{' over TLS' if tls else ''} listening on {host}:{bound}", flush=True)
         stop = asyncio.Event()

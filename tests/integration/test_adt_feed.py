@@ -820,3 +820,39 @@ async def test_a_patients_lock_holds_another_listeners_batch_about_them_and_a_me
         await hold_patients(session, [], everyone=True)
         assert not await asyncio.create_task(other(["MRN2|GENHOSP"]))
     assert await asyncio.create_task(other(["MRN12345|GENHOSP"]))
+
+
+async def test_temporal_out_of_reach_leaves_the_message_unanswered_and_the_resend_starts_the_journey_once(
+    mllp_port: int,
+    intake: AdtIntake,
+    api_settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The discharge is stored, then its journey cannot be handed to Temporal: no answer and no record
+    (nothing about the message is wrong: it is not parked), so the sender resends; the resend, with
+    Temporal back, starts the journey once."""
+    from temporalio.client import Client
+
+    from tests.integration.parts import free_port
+
+    gone = await Client.connect(
+        f"127.0.0.1:{free_port()}", lazy=True, data_converter=intake.temporal.data_converter
+    )
+    starter = EnrollmentStarter(intake.sessions, gone, api_settings.temporal_task_queue)
+    cut_off = replace(intake, temporal=gone, starter=starter)
+    discharge = visit_of(70, "a03_discharge")[0]
+    recorded = await count(sessions, select(func.count()).select_from(AdtMessage))
+    enrolled = await count(sessions, select(func.count()).select_from(Enrollment))
+
+    [outcome] = await cut_off.handle_batch([discharge])
+
+    assert isinstance(outcome, Exception)
+    assert await count(sessions, select(func.count()).select_from(AdtMessage)) == recorded
+    [ack] = await send(mllp_port, discharge)  # the sender's resend, Temporal reachable again
+    assert msa(ack) == ("AA", "a03-70")
+    assert await count(sessions, select(func.count()).select_from(AdtMessage)) == recorded + 1
+    assert await count(sessions, select(func.count()).select_from(Enrollment)) == enrolled + 1
+    async with sessions() as session:
+        workflow_id = await session.scalar(select(Enrollment.workflow_id).order_by(Enrollment.id.desc()))
+    assert workflow_id is not None
+    await intake.temporal.get_workflow_handle(workflow_id).describe()  # started, once

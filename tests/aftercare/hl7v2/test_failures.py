@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import exc as sa
 from temporalio.service import RPCError, RPCStatusCode
 
-from aftercare.hl7v2.failures import Failure, error_name, failure_of
+from aftercare.hl7v2.failures import AfterCommit, Failure, error_name, failure_of
 from aftercare.hl7v2.messages import V2Message
 from tests.aftercare.hl7v2.samples import sample
 
@@ -50,3 +50,9 @@ def test_the_field_holding_a_value_too_long_is_the_first_with_a_component_that_l
     assert long_family.first_field_longer_than(200) == "PID-5"
     assert long_family.first_field_longer_than(300) == ""
     assert V2Message(sample("a01_admit")).first_field_longer_than(200) == ""
+
+
+def test_a_failure_once_the_batch_is_stored_is_never_the_messages_fault() -> None:
+    assert failure_of(AfterCommit(RuntimeError("Failed client connect"))) == "unreachable"
+    assert failure_of(AfterCommit(wrapped(psycopg.errors.StringDataRightTruncation()))) == "unreachable"
+    assert failure_of(AfterCommit(wrapped(psycopg.errors.DeadlockDetected()))) == "again"
