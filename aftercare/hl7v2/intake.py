@@ -11,8 +11,9 @@ commits however many messages it holds:
    share the port (they take turns per patient; an A40 takes the lock every batch shares), looks up
    the answers already given, finds the patients the messages name, stores
    the mapped resources set-based (`store_resources` on all of them), allocates the enrollments they
-   start, and applies A40 merges;
-2. after that commit the workflows start and the changes are delivered (the hand-off);
+   start, applies A40 merges, and reads the running enrollments and segments the changes concern;
+2. after that commit the workflows start and the changes are delivered (the hand-off, which needs no
+   transaction of its own);
 3. one statement records every message's answer, and its commit comes before any ACK.
 
 A crash after (1) or (2) leaves no record, so the sender's resend runs the batch's steps again, which
@@ -39,8 +40,8 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
-from aftercare.enrollment.fhir_ingest import hand_off_stored
-from aftercare.enrollment.fhir_triggers import PlannedEnrollment, plan_fhir_enrollments
+from aftercare.enrollment.fhir_ingest import HandOff, hand_off, plan_hand_off
+from aftercare.enrollment.fhir_triggers import plan_fhir_enrollments
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.fhir.resources import validation_problems
 from aftercare.hl7v2.acks import build_ack
@@ -132,9 +133,9 @@ class _Group:
     """Messages about different patients, stored together and handed off together."""
 
     versions: list[StoredVersion] = field(default_factory=list)
-    planned: list[PlannedEnrollment] = field(default_factory=list)
     resources: list[dict[str, Any]] = field(default_factory=list)
     cancellations: list[tuple[list[str], PatientEvent]] = field(default_factory=list)
+    hand_off: HandOff | None = None  # read in the transaction, done after it
 
 
 @dataclass(frozen=True)
@@ -297,7 +298,7 @@ class AdtIntake:
                 identity_rules=self.identity_rules,
             )
             group.versions.extend(stored.pending_triggers)
-        group.planned = await plan_fhir_enrollments(session, self.starter, group.versions)
+        planned = await plan_fhir_enrollments(session, self.starter, group.versions)
         for item in members:
             if item.mapped is not None and item.mapped.merged_identifiers:
                 await _merge(session, item.mapped, item.header)
@@ -305,19 +306,13 @@ class AdtIntake:
                 cancellation = await _cancellation(session, item.mapped, item.header)
                 if cancellation is not None:
                     group.cancellations.append(cancellation)
+        group.hand_off = await plan_hand_off(session, group.versions, planned, group.resources)
         return group
 
     async def _hand_off(self, group: _Group) -> None:
         """After the commit: workflows started, changes delivered, cancelled visits' journeys told."""
-        await hand_off_stored(
-            self.sessions,
-            self.starter,
-            self.temporal,
-            group.versions,
-            group.planned,
-            group.resources,
-            self.write_back_queue,
-        )
+        if group.hand_off is not None:
+            await hand_off(self.sessions, self.starter, self.temporal, group.hand_off, self.write_back_queue)
         for workflow_ids, event in group.cancellations:
             for workflow_id in workflow_ids:
                 await self.temporal.get_workflow_handle(workflow_id).signal(DELIVER_EVENT, event)
