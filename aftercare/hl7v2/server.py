@@ -48,6 +48,9 @@ BATCHES_IN_FLIGHT = 4
 # With a batch running, another starts only once this many messages can go in it; fewer wait for the
 # running batch to end, and go together then (a batch costs two commits, whatever its size).
 GATHER = 8
+# With none running, a message waits at most this long (seconds) for the other open connections'
+# messages to join its batch: senders waiting for each ACK send their next ones together.
+GATHER_WAIT = 0.002
 
 Outcome = Handled | Exception
 
@@ -92,11 +95,13 @@ EVERYTHING = "*"
 
 class GroupCommit:
     """One queue for every connection's messages, worked off in batches: whatever is waiting when a
-    batch can start joins it (up to `limit`). Up to `in_flight` batches run at once when messages
-    pile up (at least `gather` can go), so one batch's hand-off to Temporal overlaps the next one's
-    transaction; a message whose patient or control id
-    is in a running batch waits for it, and so does every later message about that patient, so each
-    patient's messages are processed in their order of arrival. An A40 runs with no other batch."""
+    batch can start joins it (up to `limit`); with none running, a message waits up to `gather_wait`
+    for the other open connections' messages (no wait once each has sent one, or with one
+    connection). Up to `in_flight` batches run at once when messages pile up (at least `gather` can
+    go), so one batch's hand-off to Temporal overlaps the next one's transaction; a message whose
+    patient or control id is in a running batch waits for it, and so does every later message about
+    that patient, so each patient's messages are processed in their order of arrival. An A40 runs
+    with no other batch."""
 
     def __init__(
         self,
@@ -104,9 +109,13 @@ class GroupCommit:
         limit: int = BATCH_LIMIT,
         in_flight: int = BATCHES_IN_FLIGHT,
         gather: int = GATHER,
+        gather_wait: float = GATHER_WAIT,
     ) -> None:
         self._intake = intake
         self._gather = gather
+        self._gather_wait = gather_wait
+        self._timer: asyncio.TimerHandle | None = None
+        self.connections = 0  # open connections (the listener counts them): how many may send soon
         self._limit = limit
         self._in_flight = in_flight
         self._waiting: list[_Queued] = []
@@ -117,10 +126,18 @@ class GroupCommit:
         """Queue a message; the future gives its acknowledgement (or its error) once its batch is done."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Queued(text, order_keys(text), future))
+        if not self._running and len(self._waiting) < min(self.connections, self._gather):
+            # idle, and other connections may be about to send: a moment for them to join
+            if self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(self._gather_wait, self._dispatch)
+            return future
         self._dispatch()
         return future
 
     def _dispatch(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         while len(self._running) < self._in_flight and self._waiting:
             batch, held = self._next_batch()
             if not batch or (self._running and len(batch) < self._gather):
@@ -193,8 +210,8 @@ async def _before(awaitable: Awaitable[object], other: asyncio.Task[None]) -> bo
 class MllpListener:
     """Accepts MLLP connections and answers each message once it is durable."""
 
-    def __init__(self, intake: BatchIntake) -> None:
-        self._batches = GroupCommit(intake)
+    def __init__(self, intake: BatchIntake, *, gather_wait: float = GATHER_WAIT) -> None:
+        self._batches = GroupCommit(intake, gather_wait=gather_wait)
 
     async def start(
         self, host: str, port: int, *, tls: ssl.SSLContext | None = None, reuse_port: bool = False
@@ -211,6 +228,7 @@ class MllpListener:
         answers: asyncio.Queue[asyncio.Future[Outcome] | None] = asyncio.Queue()
         window = asyncio.Semaphore(PIPELINE_WINDOW)
         replier = asyncio.create_task(self._reply(answers, window, writer))
+        self._batches.connections += 1
         try:
             while not replier.done():
                 try:
@@ -227,6 +245,7 @@ class MllpListener:
                     await window.acquire()
                 answers.put_nowait(self._batches.submit(decode(block)))
         finally:
+            self._batches.connections -= 1
             answers.put_nowait(None)
             try:
                 await replier
