@@ -10,15 +10,18 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import hl7
 import httpx
+import psycopg
 import pytest
 from hl7.client import MLLPClient
 from hl7.mllp import open_hl7_connection
+from psycopg.errors import SerializationFailure
 from sqlalchemy import event, func, select
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
@@ -856,3 +859,54 @@ async def test_temporal_out_of_reach_leaves_the_message_unanswered_and_the_resen
         workflow_id = await session.scalar(select(Enrollment.workflow_id).order_by(Enrollment.id.desc()))
     assert workflow_id is not None
     await intake.temporal.get_workflow_handle(workflow_id).describe()  # started, once
+
+
+class LosesARace(AdtIntake):
+    """Its batch's first run hits a serialisation failure (another transaction won), as PostgreSQL
+    raises it; the runs after it go through."""
+
+    failed: ClassVar[list[Sequence[str]]] = []
+
+    async def _batch(self, texts: Sequence[str]) -> list[Handled | Exception]:
+        if not self.failed:
+            self.failed.append(texts)
+            raise sa_exc.DBAPIError.instance("UPDATE ...", {}, SerializationFailure(), psycopg.Error)
+        return await super()._batch(texts)
+
+
+class FailsOn(AdtIntake):
+    """Fails inside Aftercare (not the database) on the message with control id `BUG-1`, every time."""
+
+    async def _batch(self, texts: Sequence[str]) -> list[Handled | Exception]:
+        if any("|BUG-1|" in text for text in texts):
+            raise KeyError("a mapping bug")
+        return await super()._batch(texts)
+
+
+async def test_a_batch_that_loses_a_race_runs_again_and_a_message_aftercare_fails_on_is_parked(
+    intake: AdtIntake, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Every message gets its answer: a serialisation failure runs the batch again (each message
+    stored and recorded once); a message that fails inside Aftercare the same way twice is parked
+    with `AE` 207 and the others of its batch are answered `AA`."""
+    fields = {name: getattr(intake, name) for name in intake.__dataclass_fields__}
+    racing = [text for n in range(80, 83) for text in visit_of(n, "a01_admit")]
+    recorded = await count(sessions, select(func.count()).select_from(AdtMessage))
+
+    outcomes = await LosesARace(**fields).handle_batch(racing)
+
+    assert [o.code for o in outcomes if isinstance(o, Handled)] == ["AA"] * 3
+    assert LosesARace.failed == [racing]
+    assert await count(sessions, select(func.count()).select_from(AdtMessage)) == recorded + 3
+
+    buggy = with_control_id(visit_of(84, "a01_admit")[0], "BUG-1")
+    batch = [visit_of(85, "a01_admit")[0], buggy, visit_of(86, "a01_admit")[0]]
+    outcomes = await FailsOn(**fields).handle_batch(batch)
+
+    assert [o.code if isinstance(o, Handled) else repr(o) for o in outcomes] == ["AA", "AE", "AA"]
+    refused = hl7.parse(outcomes[1].ack)  # type: ignore[union-attr]
+    assert str(refused.segment("ERR")[3][0][0]) == "207"
+    [parked] = [row for row in await parked_rows(sessions) if row.control_id == "BUG-1"]
+    assert parked.raw_sealed is not None
+    assert parked.reason is not None
+    assert "KeyError" in parked.reason
