@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--mllp-port", type=int, default=2575, help="the HL7 v2 MLLP listener's port (0 turns it off)"
     )
+    dev.add_argument("--mllp-processes", type=int, default=1, help="MLLP listener processes sharing the port")
     dev_commands = dev.add_subparsers(dest="dev_command", metavar="{sms-reply}")
     sms_reply = dev_commands.add_parser(
         "sms-reply", help="text the running dev stack as a patient (a signed Twilio inbound webhook)"
@@ -285,6 +286,7 @@ def _run(arguments: argparse.Namespace, settings: Settings) -> None:
             data_dir=arguments.data_dir,
             demo=arguments.demo,
             mllp_port=arguments.mllp_port,
+            mllp_processes=arguments.mllp_processes,
         )
         try:
             sys.exit(DevStack(options, settings).run())

@@ -199,6 +199,8 @@ async def measure(
         ):
             row = await throughput(port, connections, window, arguments.messages, f"{number}{run[:5]}", stack)
             print(row, flush=True)
+        if arguments.skip_latency:
+            return
         print()
         print("| A03 rate | journeys started | A03 -> SMS p50 | p95 | p99 | max | load |")
         print("|---|---|---|---|---|---|---|")
@@ -236,9 +238,19 @@ async def main() -> None:
         "--start-stack", action="store_true", help="run `aftercare dev --no-demo` for the run"
     )
     parser.add_argument("--stack-port", type=int, default=18760)
+    parser.add_argument(
+        "--mllp-processes", type=int, default=1, help="with --start-stack: MLLP listener processes"
+    )
+    parser.add_argument(
+        "--skip-latency", action="store_true", help="the throughput rows only, not the A03 latency"
+    )
     arguments = parser.parse_args()
     if arguments.start_stack:
-        with dev_stack(arguments.stack_port, mllp_port=arguments.stack_port + 3) as stack:
+        with dev_stack(
+            arguments.stack_port,
+            mllp_port=arguments.stack_port + 3,
+            mllp_processes=arguments.mllp_processes,
+        ) as stack:
             await wait_for_listener(arguments.stack_port + 3)  # the MLLP child starts after the API
             await measure(arguments.stack_port + 3, stack.api, api_headers(stack.api_key), arguments, stack)
         return

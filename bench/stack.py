@@ -95,6 +95,7 @@ def dev_stack(
     timeout: float = 180.0,
     *,
     mllp_port: int = 0,
+    mllp_processes: int = 1,
     environment: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     """Start the stack on `api_port` (Temporal on +1, UI on +2; MLLP on `mllp_port`, 0: none), with
@@ -119,6 +120,8 @@ def dev_stack(
                 str(api_port + 2),
                 "--mllp-port",
                 str(mllp_port),
+                "--mllp-processes",
+                str(mllp_processes),
             ],
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,

@@ -53,6 +53,7 @@ class DevOptions:
     data_dir: Path = Path(".aftercare")
     demo: bool = True
     mllp_port: int = 2575  # 0: no HL7 v2 listener
+    mllp_processes: int = 1
 
 
 @dataclass
@@ -137,7 +138,10 @@ class DevStack:
         if options.mllp_port:
             self._spawn(
                 "mllp",
-                [python, "-m", "aftercare", "mllp", "--host", options.host, "--port", str(options.mllp_port)],
+                [
+                    *(python, "-m", "aftercare", "mllp", "--host", options.host),
+                    *("--port", str(options.mllp_port), "--processes", str(options.mllp_processes)),
+                ],
                 environment=environment,
             )
             self._wait_for_mllp()

@@ -68,24 +68,51 @@ async def ingest_fhir_resources(
     return Ingested(stored=stored, triggered=triggered, events_delivered=delivered)
 
 
-async def hand_off_stored(
-    sessions: async_sessionmaker[AsyncSession],
-    starter: EnrollmentStarter,
-    temporal: Client,
+@dataclass(frozen=True)
+class HandOff:
+    """What a transaction that stored versions leaves to do once it commits: the enrollments it
+    allocated to start, the deliveries to running enrollments, the segment refreshes, and the
+    resources (tasks they complete, risk scores to write back)."""
+
+    planned: list[PlannedEnrollment]
+    deliveries: list[FhirDelivery]
+    refreshes: list[SegmentRefresh]
+    resources: list[dict[str, Any]]
+
+
+async def plan_hand_off(
+    session: AsyncSession,
     versions: list[StoredVersion],
     planned: list[PlannedEnrollment],
     resources: list[dict[str, Any]],
+) -> HandOff:
+    """In the transaction that stored `versions` and allocated `planned` (the ADT intake's batches):
+    the running enrollments the versions go to and the segments they refresh, read there as a FHIR
+    notification reads them, so the hand-off needs no transaction of its own."""
+    deliveries = await plan_fhir_events(session, versions)
+    refreshes = await plan_refreshes(session, fhir_segment_events(versions))
+    return HandOff(planned, deliveries, refreshes, resources)
+
+
+async def hand_off(
+    sessions: async_sessionmaker[AsyncSession],
+    starter: EnrollmentStarter,
+    temporal: Client,
+    planned: HandOff,
     write_back_queue: str | None = None,
 ) -> tuple[int, int]:
-    """After the commit that stored `versions` and allocated `planned` (the ADT intake's batches): start
-    the workflows, deliver the versions to running enrollments as `fhir.<type>` events, refresh segments,
-    end the tasks the resources complete and write risk scores back. Returns (enrollments started,
-    events delivered)."""
-    async with sessions() as session:
-        deliveries = await plan_fhir_events(session, versions)
-        refreshes = await plan_refreshes(session, fhir_segment_events(versions))
+    """After the commit: start the workflows, deliver the versions to running enrollments as
+    `fhir.<type>` events, refresh segments, end the tasks the resources complete and write risk scores
+    back. Returns (enrollments started, events delivered)."""
     return await _hand_off(
-        sessions, starter, temporal, planned, deliveries, refreshes, resources, write_back_queue
+        sessions,
+        starter,
+        temporal,
+        planned.planned,
+        planned.deliveries,
+        planned.refreshes,
+        planned.resources,
+        write_back_queue,
     )
 
 

@@ -19,6 +19,13 @@ def add_mllp_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     mllp.add_argument("--port", type=int, default=DEFAULT_PORT, help="the registered HL7 port is 2575")
     mllp.add_argument("--tls-cert", help="PEM certificate (chain): MLLP over TLS")
     mllp.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    mllp.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="listener processes sharing the port (SO_REUSEPORT); each patient's messages stay in order",
+    )
+    mllp.add_argument("--share-port", action="store_true", help=argparse.SUPPRESS)  # one of --processes
     actions = mllp.add_subparsers(dest="mllp_command", metavar="{parked,retry}")
     actions.add_parser("parked", help="list messages answered AE or AR, with their reasons")
     retry = actions.add_parser("retry", help="process a parked message again")
@@ -34,9 +41,20 @@ async def run_mllp_command(settings: Settings, arguments: argparse.Namespace) ->
         if bool(arguments.tls_cert) != bool(arguments.tls_key):
             print("aftercare mllp: --tls-cert and --tls-key go together", file=sys.stderr)
             return 2
+        if arguments.processes < 1:
+            print("aftercare mllp: --processes is at least 1", file=sys.stderr)
+            return 2
         tls = tls_context(arguments.tls_cert, arguments.tls_key) if arguments.tls_cert else None
-        await run_mllp(settings, arguments.host, arguments.port, tls=tls)
-        return 0
+        tls_arguments = ["--tls-cert", arguments.tls_cert, "--tls-key", arguments.tls_key] if tls else []
+        return await run_mllp(
+            settings,
+            arguments.host,
+            arguments.port,
+            tls=tls,
+            processes=1 if arguments.share_port else arguments.processes,
+            share_port=arguments.share_port,
+            tls_arguments=tls_arguments,
+        )
     async with adt_intake(settings) as intake:
         if arguments.mllp_command == "parked":
             async with intake.sessions.begin() as session:

@@ -7,17 +7,23 @@ Aftercare does not take).
 A batch is whatever arrived together (from several connections, or pipelined on one). It costs two
 commits however many messages it holds:
 
-1. one transaction looks up the answers already given, finds the patients the messages name, stores
+1. one transaction takes the advisory lock of each patient the batch names when listener processes
+   share the port (they take turns per patient; an A40 takes the lock every batch shares), looks up
+   the answers already given, finds the patients the messages name, stores
    the mapped resources set-based (`store_resources` on all of them), allocates the enrollments they
-   start, and applies A40 merges;
-2. after that commit the workflows start and the changes are delivered (the hand-off);
+   start, applies A40 merges, and reads the running enrollments and segments the changes concern;
+2. after that commit the workflows start and the changes are delivered (the hand-off, which needs no
+   transaction of its own);
 3. one statement records every message's answer, and its commit comes before any ACK.
 
 A crash after (1) or (2) leaves no record, so the sender's resend runs the batch's steps again, which
 store nothing twice and start nothing twice (resource versions and trigger keys are unique). Messages
 are taken in arrival order; a batch is split wherever a patient comes back (their later message is
-stored, and handed off, after the earlier one) and around an A40. When a batch fails, its messages
-are processed again one by one, so one message that cannot be processed holds up no other.
+stored, and handed off, after the earlier one) and around an A40. A batch that fails for something
+about one of its messages (a value the database refuses) is processed again in halves, down to that
+message, which is parked and answered `AE`; so one message that cannot be processed holds up no other,
+and no sender waits forever for an answer. Only when the database or Temporal is out of reach does a
+message stay unanswered (the sender resends it).
 
 Nothing here holds a database connection across a call to Temporal: each step commits first.
 """
@@ -34,12 +40,13 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
-from aftercare.enrollment.fhir_ingest import hand_off_stored
-from aftercare.enrollment.fhir_triggers import PlannedEnrollment, plan_fhir_enrollments
+from aftercare.enrollment.fhir_ingest import HandOff, hand_off, plan_hand_off
+from aftercare.enrollment.fhir_triggers import plan_fhir_enrollments
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.fhir.resources import validation_problems
 from aftercare.hl7v2.acks import build_ack
 from aftercare.hl7v2.authorities import AuthoritySystems
+from aftercare.hl7v2.failures import AfterCommit, error_name, failure_of, refusal
 from aftercare.hl7v2.mapping import MappedMessage, check_supported, event_of, map_message, patient_identifiers
 from aftercare.hl7v2.messages import Header, V2Message, V2Problem
 from aftercare.hl7v2.sealing import RawSealer, Sealed
@@ -47,6 +54,7 @@ from aftercare.store.adt_messages import (
     Answer,
     answers_given,
     get_adt_message,
+    hold_patients,
     mark_retried,
     record_adt_messages,
 )
@@ -58,6 +66,8 @@ from models.workflow_names import DELIVER_EVENT, ENCOUNTER_CANCELLED_EVENT
 
 log = logging.getLogger(__name__)
 SOURCE = "hl7v2"
+# Runs again of a batch that lost a race (a serialisation failure or a deadlock) before it is split.
+RUNS_AGAIN = 2
 # A11 cancels an admission, A13 a discharge: the journeys that visit started exit with this outcome.
 CANCELLED_OUTCOMES = {"A11": "admission_cancelled", "A13": "discharge_cancelled"}
 
@@ -123,9 +133,9 @@ class _Group:
     """Messages about different patients, stored together and handed off together."""
 
     versions: list[StoredVersion] = field(default_factory=list)
-    planned: list[PlannedEnrollment] = field(default_factory=list)
     resources: list[dict[str, Any]] = field(default_factory=list)
     cancellations: list[tuple[list[str], PatientEvent]] = field(default_factory=list)
+    hand_off: HandOff | None = None  # read in the transaction, done after it
 
 
 @dataclass(frozen=True)
@@ -141,6 +151,8 @@ class AdtIntake:
     identity_rules: Sequence[str] | None = None
     authorities: AuthoritySystems = field(default_factory=AuthoritySystems)
     write_back_queue: str | None = None
+    # Other listener processes share the port: each batch holds its patients' advisory locks.
+    shares_port: bool = False
 
     async def handle(self, text: str) -> Handled:
         """Process one message (or recognise a resend) and return its acknowledgement."""
@@ -151,17 +163,50 @@ class AdtIntake:
 
     async def handle_batch(self, texts: Sequence[str]) -> list[Handled | Exception]:
         """Process messages received together, in order; each one's acknowledgement, or the error that
-        leaves it unanswered (the sender resends it)."""
+        leaves it unanswered (the database or Temporal out of reach: the sender resends it).
+
+        A batch that lost a race (a serialisation failure, a deadlock) runs again. One that fails for
+        something about its messages is split in halves, each processed on its own, down to the message
+        at fault, which is parked and answered `AE` while the others are committed and answered."""
+        error: Exception | None = None
+        for _ in range(1 + RUNS_AGAIN):
+            try:
+                return await self._batch(texts)
+            except Exception as failed:
+                error = failed
+                if failure_of(failed) != "again":
+                    break
+        assert error is not None
+        failure = failure_of(error)
+        if failure != "refused":
+            log.warning("hl7v2: %d message(s) left unanswered: %s", len(texts), error_name(error))
+            return [error] * len(texts)
+        if len(texts) == 1:
+            return [await self._refused(texts[0], error)]
+        log.warning("hl7v2: a batch of %d failed (%s); in halves now", len(texts), error_name(error))
+        half = len(texts) // 2
+        return [*await self.handle_batch(texts[:half]), *await self.handle_batch(texts[half:])]
+
+    async def _refused(self, text: str, error: Exception) -> Handled | Exception:
+        """A message that failed on its own: once more (a unique key another transaction took
+        meanwhile passes now), then parked with the refusal as its `AE`."""
         try:
-            return await self._batch(texts)
-        except Exception as error:
-            if len(texts) == 1:
-                return [error]
-            log.warning("hl7v2: a batch of %d failed (%r); processing it one by one", len(texts), error)
-        results: list[Handled | Exception] = []
-        for text in texts:
-            results.extend(await self.handle_batch([text]))
-        return results
+            return (await self._batch([text]))[0]
+        except Exception as again:
+            if failure_of(again) != "refused":
+                return again
+            error = again
+        message = V2Message(text)  # read before: a message whose header cannot be read never fails
+        item = _Pending(text, message, message.header, problem=refusal(message, error))
+        try:
+            async with self.sessions.begin() as session:
+                item.answer = (await answers_given(session, [item.key])).get(item.key)
+                row = self._record(item)
+                if row is not None:
+                    await record_adt_messages(session, [row])
+        except Exception as unrecorded:
+            return unrecorded
+        return item.handled()
 
     async def retry(self, message_id: int) -> Handled | None:
         """An operator's retry of a parked message (after fixing the mapping or the data)."""
@@ -191,16 +236,25 @@ class AdtIntake:
         pending = list(first_of.values())
         if pending:
             groups = await self._store(pending)
-            for group in groups:
-                await self._hand_off(group)
-            rows = [row for item in pending if (row := self._record(item)) is not None]
-            async with self.sessions.begin() as session:
-                await record_adt_messages(session, rows)
+            try:
+                for group in groups:
+                    await self._hand_off(group)
+                rows = [row for item in pending if (row := self._record(item)) is not None]
+                async with self.sessions.begin() as session:
+                    await record_adt_messages(session, rows)
+            except Exception as error:
+                raise AfterCommit(error) from error
         return [answer if isinstance(answer, Handled) else answer.handled() for answer in answers]
 
     async def _store(self, pending: list[_Pending]) -> list[_Group]:
         """The batch's one transaction: answers given before, then each group mapped and stored."""
         async with self.sessions.begin() as session:
+            if self.shares_port:
+                await hold_patients(
+                    session,
+                    [key for item in pending if (key := patient_key(item.message))],
+                    everyone=any(event_of(item.message) == "A40" for item in pending),
+                )
             given = await answers_given(session, [item.key for item in pending])
             fresh = []
             for item in pending:
@@ -244,7 +298,7 @@ class AdtIntake:
                 identity_rules=self.identity_rules,
             )
             group.versions.extend(stored.pending_triggers)
-        group.planned = await plan_fhir_enrollments(session, self.starter, group.versions)
+        planned = await plan_fhir_enrollments(session, self.starter, group.versions)
         for item in members:
             if item.mapped is not None and item.mapped.merged_identifiers:
                 await _merge(session, item.mapped, item.header)
@@ -252,19 +306,13 @@ class AdtIntake:
                 cancellation = await _cancellation(session, item.mapped, item.header)
                 if cancellation is not None:
                     group.cancellations.append(cancellation)
+        group.hand_off = await plan_hand_off(session, group.versions, planned, group.resources)
         return group
 
     async def _hand_off(self, group: _Group) -> None:
         """After the commit: workflows started, changes delivered, cancelled visits' journeys told."""
-        await hand_off_stored(
-            self.sessions,
-            self.starter,
-            self.temporal,
-            group.versions,
-            group.planned,
-            group.resources,
-            self.write_back_queue,
-        )
+        if group.hand_off is not None:
+            await hand_off(self.sessions, self.starter, self.temporal, group.hand_off, self.write_back_queue)
         for workflow_ids, event in group.cancellations:
             for workflow_id in workflow_ids:
                 await self.temporal.get_workflow_handle(workflow_id).signal(DELIVER_EVENT, event)

@@ -109,6 +109,20 @@ class V2Message:
                     "100",
                 )
 
+    def first_field_longer_than(self, limit: int) -> str:
+        """The first field (`PID-5`, MSH aside) with a component longer than `limit` characters once
+        unescaped; `""` when none has one."""
+        for segment in self._segments:
+            if segment[0] in ("MSH", "BHS", "FHS"):
+                continue
+            for number, raw in enumerate(segment[1:], start=1):
+                if len(raw) <= limit:
+                    continue
+                for repetition in raw.split(self._separators[2]):
+                    if any(len(part) > limit for part in self._components(repetition)):
+                        return f"{segment[0]}-{number}"
+        return ""
+
     def segments(self, segment_id: str) -> list[int]:
         """Positions of the segments with this id, in order."""
         return list(self._index.get(segment_id, []))

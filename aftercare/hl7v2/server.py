@@ -18,7 +18,7 @@ import signal
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from hl7.mllp import InvalidBlockError, start_hl7_server
@@ -28,9 +28,11 @@ from temporalio.client import Client
 from aftercare.db.engine import create_engine, session_factory
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.hl7v2.authorities import AuthoritySystems
+from aftercare.hl7v2.failures import error_name
 from aftercare.hl7v2.intake import AdtIntake, Handled, patient_key
 from aftercare.hl7v2.mapping import event_of
 from aftercare.hl7v2.messages import V2Message, V2Problem
+from aftercare.hl7v2.processes import other_listeners
 from aftercare.hl7v2.sealing import RawSealer
 from aftercare.security.codec import parse_codec_keys
 from aftercare.settings import Settings
@@ -46,6 +48,9 @@ BATCHES_IN_FLIGHT = 4
 # With a batch running, another starts only once this many messages can go in it; fewer wait for the
 # running batch to end, and go together then (a batch costs two commits, whatever its size).
 GATHER = 8
+# With none running, a message waits at most this long (seconds) for the other open connections'
+# messages to join its batch: senders waiting for each ACK send their next ones together.
+GATHER_WAIT = 0.002
 
 Outcome = Handled | Exception
 
@@ -90,11 +95,13 @@ EVERYTHING = "*"
 
 class GroupCommit:
     """One queue for every connection's messages, worked off in batches: whatever is waiting when a
-    batch can start joins it (up to `limit`). Up to `in_flight` batches run at once when messages
-    pile up (at least `gather` can go), so one batch's hand-off to Temporal overlaps the next one's
-    transaction; a message whose patient or control id
-    is in a running batch waits for it, and so does every later message about that patient, so each
-    patient's messages are processed in their order of arrival. An A40 runs with no other batch."""
+    batch can start joins it (up to `limit`); with none running, a message waits up to `gather_wait`
+    for the other open connections' messages (no wait once each has sent one, or with one
+    connection). Up to `in_flight` batches run at once when messages pile up (at least `gather` can
+    go), so one batch's hand-off to Temporal overlaps the next one's transaction; a message whose
+    patient or control id is in a running batch waits for it, and so does every later message about
+    that patient, so each patient's messages are processed in their order of arrival. An A40 runs
+    with no other batch."""
 
     def __init__(
         self,
@@ -102,9 +109,13 @@ class GroupCommit:
         limit: int = BATCH_LIMIT,
         in_flight: int = BATCHES_IN_FLIGHT,
         gather: int = GATHER,
+        gather_wait: float = GATHER_WAIT,
     ) -> None:
         self._intake = intake
         self._gather = gather
+        self._gather_wait = gather_wait
+        self._timer: asyncio.TimerHandle | None = None
+        self.connections = 0  # open connections (the listener counts them): how many may send soon
         self._limit = limit
         self._in_flight = in_flight
         self._waiting: list[_Queued] = []
@@ -115,10 +126,18 @@ class GroupCommit:
         """Queue a message; the future gives its acknowledgement (or its error) once its batch is done."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Queued(text, order_keys(text), future))
+        if not self._running and len(self._waiting) < min(self.connections, self._gather):
+            # idle, and other connections may be about to send: a moment for them to join
+            if self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(self._gather_wait, self._dispatch)
+            return future
         self._dispatch()
         return future
 
     def _dispatch(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         while len(self._running) < self._in_flight and self._waiting:
             batch, held = self._next_batch()
             if not batch or (self._running and len(batch) < self._gather):
@@ -191,14 +210,17 @@ async def _before(awaitable: Awaitable[object], other: asyncio.Task[None]) -> bo
 class MllpListener:
     """Accepts MLLP connections and answers each message once it is durable."""
 
-    def __init__(self, intake: BatchIntake) -> None:
-        self._batches = GroupCommit(intake)
+    def __init__(self, intake: BatchIntake, *, gather_wait: float = GATHER_WAIT) -> None:
+        self._batches = GroupCommit(intake, gather_wait=gather_wait)
 
     async def start(
-        self, host: str, port: int, *, tls: ssl.SSLContext | None = None
+        self, host: str, port: int, *, tls: ssl.SSLContext | None = None, reuse_port: bool = False
     ) -> asyncio.base_events.Server:
-        """Listen; the returned server's sockets give the port actually bound."""
-        server: asyncio.base_events.Server = await start_hl7_server(self._connection, host, port, ssl=tls)
+        """Listen (with `reuse_port`, beside other processes on the same port: SO_REUSEPORT); the
+        returned server's sockets give the port actually bound."""
+        server: asyncio.base_events.Server = await start_hl7_server(
+            self._connection, host, port, ssl=tls, reuse_port=reuse_port or None
+        )
         return server
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -206,6 +228,7 @@ class MllpListener:
         answers: asyncio.Queue[asyncio.Future[Outcome] | None] = asyncio.Queue()
         window = asyncio.Semaphore(PIPELINE_WINDOW)
         replier = asyncio.create_task(self._reply(answers, window, writer))
+        self._batches.connections += 1
         try:
             while not replier.done():
                 try:
@@ -222,6 +245,7 @@ class MllpListener:
                     await window.acquire()
                 answers.put_nowait(self._batches.submit(decode(block)))
         finally:
+            self._batches.connections -= 1
             answers.put_nowait(None)
             try:
                 await replier
@@ -240,8 +264,8 @@ class MllpListener:
                 outcome = await answer
                 if isinstance(outcome, Exception):
                     log.error(
-                        "mllp: a message could not be processed; closing without an ACK so it is resent",
-                        exc_info=outcome,
+                        "mllp: a message could not be processed (%s); closing without an ACK so it is resent",
+                        error_name(outcome),
                     )
                     writer.close()
                     return
@@ -302,15 +326,36 @@ def tls_context(certificate: str, key: str) -> ssl.SSLContext:
     return context
 
 
-async def run_mllp(settings: Settings, host: str, port: int, *, tls: ssl.SSLContext | None = None) -> None:
-    """Serve until SIGINT or SIGTERM."""
-    async with adt_intake(settings) as intake:
-        server = await MllpListener(intake).start(host, port, tls=tls)
+async def run_mllp(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    tls: ssl.SSLContext | None = None,
+    processes: int = 1,
+    share_port: bool = False,
+    tls_arguments: Sequence[str] = (),
+) -> int:
+    """Serve until SIGINT or SIGTERM; the exit status. With `processes` above one, this process starts
+    the others on the port it bound (`other_listeners`, with `tls_arguments` to pass on); with
+    `share_port` it is one of those others."""
+    async with adt_intake(settings) as alone:
+        shared = share_port or processes > 1
+        intake = replace(alone, shares_port=shared)
+        server = await MllpListener(intake).start(host, port, tls=tls, reuse_port=shared)
         bound = server.sockets[0].getsockname()[1]
         print(f"MLLP{' over TLS' if tls else ''} listening on {host}:{bound}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        async with server:
-            await stop.wait()
+        arguments = ["--host", host, "--port", str(bound), *tls_arguments]
+        async with server, other_listeners(processes - 1, arguments) as ended:
+            stopped: asyncio.Future[object] = asyncio.ensure_future(stop.wait())
+            waiting: set[asyncio.Future[object]] = {stopped, ended}  # type: ignore[arg-type]
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if ended.done() and not ended.cancelled():
+                log.error("mllp: a listener process ended (status %s); stopping the others", ended.result())
+                return 1
+    return 0

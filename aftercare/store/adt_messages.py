@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import ARRAY, Integer, bindparam, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import func
@@ -85,3 +86,33 @@ async def get_adt_message(session: AsyncSession, message_id: int) -> AdtMessage 
 async def mark_retried(session: AsyncSession, message_id: int) -> None:
     """Note that an operator retried it."""
     await session.execute(update(AdtMessage).where(AdtMessage.id == message_id).values(retried_at=func.now()))
+
+
+# The first key of the two-key advisory locks the ADT intake takes (its own namespace), and the second
+# key that stands for every patient (an A40 takes it exclusively, every other batch shared).
+_LOCK_SPACE = 0x4C37  # "L7"
+_EVERY_PATIENT = 0
+_HOLD_EVERYONE = text("SELECT pg_advisory_xact_lock(:space, :every)")
+_SHARE_EVERYONE_HOLD_PATIENTS = text(
+    "SELECT pg_advisory_xact_lock_shared(:space, :every), "
+    "(SELECT count(pg_advisory_xact_lock(:space, key)) FROM unnest(CAST(:keys AS integer[])) AS key)"
+).bindparams(bindparam("keys", type_=ARRAY(Integer)))
+
+
+def _lock_key(patient: str) -> int:
+    """A patient key as a nonzero signed 32-bit lock key (the same in every process)."""
+    value = int.from_bytes(hashlib.blake2b(patient.encode(), digest_size=4).digest(), "big", signed=True)
+    return value or 1
+
+
+async def hold_patients(session: AsyncSession, patients: Collection[str], *, everyone: bool) -> None:
+    """Take, until the transaction ends, the advisory lock of each patient (in one order, so two
+    transactions never wait for each other), or with `everyone` (an A40) the lock every batch shares:
+    listener processes on one port keep each patient's messages one at a time, and a merge alone."""
+    if everyone:
+        await session.execute(_HOLD_EVERYONE, {"space": _LOCK_SPACE, "every": _EVERY_PATIENT})
+        return
+    keys = sorted({_lock_key(patient) for patient in patients})
+    await session.execute(
+        _SHARE_EVERYONE_HOLD_PATIENTS, {"space": _LOCK_SPACE, "every": _EVERY_PATIENT, "keys": keys}
+    )

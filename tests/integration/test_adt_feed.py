@@ -10,14 +10,18 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import hl7
 import httpx
+import psycopg
 import pytest
 from hl7.client import MLLPClient
+from hl7.mllp import open_hl7_connection
+from psycopg.errors import SerializationFailure
 from sqlalchemy import event, func, select
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
@@ -25,7 +29,7 @@ from aftercare.db.engine import create_engine, session_factory
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.hl7v2.authorities import AuthoritySystems
 from aftercare.hl7v2.intake import AdtIntake, Handled
-from aftercare.hl7v2.sealing import RawSealer
+from aftercare.hl7v2.sealing import RawSealer, Sealed
 from aftercare.hl7v2.server import MllpListener
 from aftercare.security.codec import parse_codec_keys
 from aftercare.settings import Settings
@@ -418,27 +422,96 @@ async def test_a_batch_is_two_commits_and_keeps_each_patients_order_and_each_con
     assert await count(sessions, select(func.count()).select_from(Enrollment)) == 4
 
 
-async def test_a_batch_the_database_refuses_is_processed_again_one_by_one(
+def too_long_family_name(control_id: str) -> str:
+    """An A01 whose PID-5 family name is longer than the profile column takes: it maps, then the
+    database refuses it."""
+    return with_control_id(sample("a01_admit").replace("Wyman^Alfreda", "W" * 400 + "^Alfreda"), control_id)
+
+
+async def parked_rows(sessions: async_sessionmaker[AsyncSession]) -> list[AdtMessage]:
+    async with sessions() as session:
+        return list((await session.scalars(select(AdtMessage).where(AdtMessage.ack_code != "AA"))).all())
+
+
+ENCOUNTERS = select(func.count()).select_from(FhirResource).where(FhirResource.resource_type == "Encounter")
+
+
+async def test_a_value_the_database_refuses_parks_that_message_alone_and_its_batch_commits_the_others(
     intake: AdtIntake, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    """A family name longer than the profile column makes the batch's transaction fail: its messages are
-    processed again one by one, so the others are answered and only that one is left unanswered."""
+    """The batch's transaction fails on one message's value: the others are committed and answered `AA`,
+    that one is parked (sealed) and answered `AE` naming PID-5, and its resend gets the same answer."""
     healthy = [text for n in range(40, 43) for text in visit_of(n, "a01_admit")]
-    too_long = with_control_id(
-        sample("a01_admit").replace("Wyman^Alfreda", "W" * 400 + "^Alfreda"), "TOO-LONG"
-    )
-    encounters = (
-        select(func.count()).select_from(FhirResource).where(FhirResource.resource_type == "Encounter")
-    )
-    recorded, stored = (
-        await count(sessions, select(func.count()).select_from(AdtMessage)),
-        await count(sessions, encounters),
-    )
+    too_long = too_long_family_name("TOO-LONG")
+    recorded = await count(sessions, select(func.count()).select_from(AdtMessage))
+    stored = await count(sessions, ENCOUNTERS)
+
     outcomes = await intake.handle_batch([healthy[0], too_long, *healthy[1:]])
 
-    assert [o.code if isinstance(o, Handled) else "error" for o in outcomes] == ["AA", "error", "AA", "AA"]
-    assert await count(sessions, select(func.count()).select_from(AdtMessage)) == recorded + 3
-    assert await count(sessions, encounters) == stored + 3
+    assert [o.code if isinstance(o, Handled) else repr(o) for o in outcomes] == ["AA", "AE", "AA", "AA"]
+    refused = hl7.parse(outcomes[1].ack)  # type: ignore[union-attr]
+    assert msa(refused) == ("AE", "TOO-LONG")
+    assert err_location(refused) == "PID^1^5"
+    assert str(refused.segment("ERR")[3][0][0]) == "102"
+    assert await count(sessions, select(func.count()).select_from(AdtMessage)) == recorded + 4
+    assert await count(sessions, ENCOUNTERS) == stored + 3
+    [parked] = [row for row in await parked_rows(sessions) if row.control_id == "TOO-LONG"]
+    assert (parked.control_id, parked.ack_code, parked.error_location) == ("TOO-LONG", "AE", "PID-5")
+    assert parked.reason is not None
+    assert "WWWW" not in parked.reason
+    assert parked.raw_sealed is not None
+    assert b"WWWW" not in parked.raw_sealed
+    assert intake.sealer.open(Sealed(str(parked.raw_key_id), parked.raw_sealed)) == too_long
+    [again] = await intake.handle_batch([too_long])  # the sender's resend: the same answer, once
+    assert isinstance(again, Handled)
+    assert again.code == "AE"
+    assert await count(sessions, select(func.count()).select_from(AdtMessage)) == recorded + 4
+
+
+async def test_the_hl7_packages_clients_get_an_ae_naming_the_field_for_a_value_the_database_refuses(
+    mllp_port: int, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    """Before, such a message was never answered: its connection closed and every resend failed the
+    same way, so the sender hung on it. `mllp_send` sends a file of three, waiting for each ACK; the
+    asyncio client pipelines four, which group commit takes as batches."""
+    stored = await count(sessions, ENCOUNTERS)
+    feed = tmp_path / "feed.hl7"
+    first, second = visit_of(50, "a01_admit") + visit_of(51, "a01_admit")
+    feed.write_text("\n".join([first, too_long_family_name("TOO-LONG-1"), second]).replace("\r", "\n"))
+    tool = Path(sys.executable).parent / "mllp_send"
+    command = [str(tool), "--loose", "--port", str(mllp_port), "--file", str(feed), "127.0.0.1"]
+
+    result = await asyncio.to_thread(subprocess.run, command, capture_output=True, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    answers = [line for line in result.stdout.decode().replace("\r", "\n").splitlines() if line]
+    assert [line for line in answers if line.startswith("MSA")] == [
+        "MSA|AA|a01-50",
+        "MSA|AE|TOO-LONG-1",
+        "MSA|AA|a01-51",
+    ]
+    assert any(line.startswith("ERR||PID^1^5|102^") for line in answers)
+
+    pipelined = [*visit_of(52, "a01_admit"), too_long_family_name("TOO-LONG-2"), *visit_of(53, "a01_admit")]
+    pipelined.append(visit_of(54, "a01_admit")[0])
+    reader, writer = await open_hl7_connection("127.0.0.1", mllp_port)
+    try:
+        for text in pipelined:
+            writer.writemessage(text)
+        await writer.drain()
+        acks = [await asyncio.wait_for(reader.readmessage(), 60) for _ in pipelined]
+    finally:
+        writer.close()
+
+    assert [msa(ack) for ack in acks] == [
+        ("AA", "a01-52"),
+        ("AE", "TOO-LONG-2"),
+        ("AA", "a01-53"),
+        ("AA", "a01-54"),
+    ]
+    assert err_location(acks[1]) == "PID^1^5"
+    assert {"TOO-LONG-1", "TOO-LONG-2"} <= {row.control_id for row in await parked_rows(sessions)}
+    assert await count(sessions, ENCOUNTERS) == stored + 5
 
 
 class CrashBeforeAck(AdtIntake):
@@ -552,6 +625,19 @@ async def test_a_message_that_is_not_a_notification_is_an_operation_outcome(api:
     assert answer.json()["issue"][0]["expression"] == ["Bundle.type"]
 
 
+def listener_environment(settings: Settings, temporal: WorkflowEnvironment) -> dict[str, str]:
+    """What `aftercare mllp` run as its own process needs: the test's database and Temporal."""
+    import os
+
+    return {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
+        "TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
+        "LOG_LEVEL": "WARNING",
+    }
+
+
 def discharge_of(number: int) -> str:
     """An A03 for patient `number`: its own MRN, SSN, visit and control id."""
     text = sample("a03_discharge").replace("MRN12345", f"K{number:05d}").replace("V0001", f"KV{number:04d}")
@@ -567,20 +653,13 @@ async def test_killing_the_mllp_process_between_message_and_ack_loses_and_duplic
 ) -> None:
     """`aftercare mllp` as its own process, SIGKILLed while a sender streams discharges; the sender resends
     what was not acknowledged to the restarted listener, as interface engines do."""
-    import os
     import signal
 
     from tests.integration.parts import free_port, wait_for_port
 
     assert (await api.post("/v1/journeys", content=JOURNEY, headers=YAML)).status_code == 201
     port = free_port()
-    environment = {
-        **os.environ,
-        "DATABASE_URL": api_settings.database_url,
-        "TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
-        "TEMPORAL_TASK_QUEUE": api_settings.temporal_task_queue,
-        "LOG_LEVEL": "WARNING",
-    }
+    environment = listener_environment(api_settings, dev_server)
 
     def listener() -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
@@ -634,3 +713,200 @@ async def test_killing_the_mllp_process_between_message_and_ack_loses_and_duplic
 async def _all_sent(api: httpx.AsyncClient, total: int) -> list[dict[str, Any]] | None:
     items = await outbox(api)
     return items if len(items) >= total else None
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+async def test_listener_processes_share_the_port_and_keep_each_patients_order(
+    api_settings: Settings,
+    dev_server: WorkflowEnvironment,
+    sessions: async_sessionmaker[AsyncSession],
+    api: httpx.AsyncClient,
+    tmp_path: Path,
+) -> None:
+    """`aftercare mllp --processes 3`: three processes on one port; connections spread over them, a
+    patient's discharge sent on another connection after the admission's ACK finds the visit admitted,
+    and the listeners stop together (one that dies takes the first down, for its supervisor)."""
+    import os
+    import signal
+
+    from tests.integration.parts import free_port, wait_for_port
+
+    assert (await api.post("/v1/journeys", content=JOURNEY, headers=YAML)).status_code == 201
+    port = free_port()
+    environment = listener_environment(api_settings, dev_server)
+    command = [sys.executable, "-m", "aftercare", "mllp", "--host", "127.0.0.1", "--port", str(port)]
+
+    def start() -> subprocess.Popen[bytes]:
+        log = (tmp_path / "mllp.log").open("ab")
+        return subprocess.Popen([*command, "--processes", "3"], env=environment, stdout=log, stderr=log)
+
+    async def started() -> list[int] | None:
+        children = children_of(first.pid)
+        return children if len(children) == 2 else None
+
+    first = start()
+    try:
+        await asyncio.to_thread(wait_for_port, port, 60)
+        others = await eventually(started, 60)
+        for pid in others:
+            assert b"--share-port" in Path(f"/proc/{pid}/cmdline").read_bytes()
+
+        visits = [visit_of(n, "a01_admit", "a03_discharge") for n in range(60, 66)]
+        admitted = await asyncio.gather(*(send(port, admit) for admit, _ in visits))
+        discharged = await asyncio.gather(*(send(port, discharge) for _, discharge in visits))
+
+        assert [msa(ack)[0] for [ack] in admitted + discharged] == ["AA"] * 12
+        async with sessions() as session:
+            statuses = (
+                await session.scalars(
+                    select(FhirResource.content["status"].as_string()).where(
+                        FhirResource.resource_type == "Encounter",
+                        FhirResource.content["identifier"][0]["value"].as_string().like("V006%"),
+                    )
+                )
+            ).all()
+        assert statuses == ["finished"] * 6
+
+        os.kill(others[0], signal.SIGKILL)  # one listener dies: the first stops the rest and fails
+        assert await asyncio.to_thread(first.wait, 60) == 1
+        for pid in others[1:]:
+            assert not Path(f"/proc/{pid}").exists() or b"Z" in Path(f"/proc/{pid}/stat").read_bytes()
+    finally:
+        if first.poll() is None:
+            first.send_signal(signal.SIGTERM)
+            first.wait(30)
+
+
+async def test_a_patients_lock_holds_another_listeners_batch_about_them_and_a_merge_holds_every_batch(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """What keeps order across listener processes: a batch's transaction holds its patients' advisory
+    locks (another transaction about one of them waits; one about others does not), an A40's holds the
+    one every batch shares."""
+    from psycopg.errors import LockNotAvailable
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from aftercare.store.adt_messages import hold_patients
+
+    async def other(patients: list[str], *, everyone: bool = False) -> bool:
+        """Whether another listener's transaction gets these locks within 300 ms."""
+        async with sessions.begin() as session:
+            await session.execute(text("SET LOCAL lock_timeout = '300ms'"))
+            try:
+                await hold_patients(session, patients, everyone=everyone)
+            except DBAPIError as error:
+                if isinstance(error.orig, LockNotAvailable):  # lock_timeout
+                    return False
+                raise
+            return True
+
+    async with sessions.begin() as session:
+        await hold_patients(session, ["MRN12345|GENHOSP", "MRN7|GENHOSP"], everyone=False)
+        assert not await asyncio.create_task(other(["MRN1|GENHOSP", "MRN12345|GENHOSP"]))
+        assert await asyncio.create_task(other(["MRN2|GENHOSP", "MRN3|GENHOSP"]))
+        assert not await asyncio.create_task(other([], everyone=True))
+    async with sessions.begin() as session:
+        await hold_patients(session, [], everyone=True)
+        assert not await asyncio.create_task(other(["MRN2|GENHOSP"]))
+    assert await asyncio.create_task(other(["MRN12345|GENHOSP"]))
+
+
+async def test_temporal_out_of_reach_leaves_the_message_unanswered_and_the_resend_starts_the_journey_once(
+    mllp_port: int,
+    intake: AdtIntake,
+    api_settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The discharge is stored, then its journey cannot be handed to Temporal: no answer and no record
+    (nothing about the message is wrong: it is not parked), so the sender resends; the resend, with
+    Temporal back, starts the journey once."""
+    from temporalio.client import Client
+
+    from tests.integration.parts import free_port
+
+    gone = await Client.connect(
+        f"127.0.0.1:{free_port()}", lazy=True, data_converter=intake.temporal.data_converter
+    )
+    starter = EnrollmentStarter(intake.sessions, gone, api_settings.temporal_task_queue)
+    cut_off = replace(intake, temporal=gone, starter=starter)
+    discharge = visit_of(70, "a03_discharge")[0]
+    recorded = await count(sessions, select(func.count()).select_from(AdtMessage))
+    enrolled = await count(sessions, select(func.count()).select_from(Enrollment))
+
+    [outcome] = await cut_off.handle_batch([discharge])
+
+    assert isinstance(outcome, Exception)
+    assert await count(sessions, select(func.count()).select_from(AdtMessage)) == recorded
+    [ack] = await send(mllp_port, discharge)  # the sender's resend, Temporal reachable again
+    assert msa(ack) == ("AA", "a03-70")
+    assert await count(sessions, select(func.count()).select_from(AdtMessage)) == recorded + 1
+    assert await count(sessions, select(func.count()).select_from(Enrollment)) == enrolled + 1
+    async with sessions() as session:
+        workflow_id = await session.scalar(select(Enrollment.workflow_id).order_by(Enrollment.id.desc()))
+    assert workflow_id is not None
+    await intake.temporal.get_workflow_handle(workflow_id).describe()  # started, once
+
+
+class LosesARace(AdtIntake):
+    """Its batch's first run hits a serialisation failure (another transaction won), as PostgreSQL
+    raises it; the runs after it go through."""
+
+    failed: ClassVar[list[Sequence[str]]] = []
+
+    async def _batch(self, texts: Sequence[str]) -> list[Handled | Exception]:
+        if not self.failed:
+            self.failed.append(texts)
+            raise sa_exc.DBAPIError.instance("UPDATE ...", {}, SerializationFailure(), psycopg.Error)
+        return await super()._batch(texts)
+
+
+class FailsOn(AdtIntake):
+    """Fails inside Aftercare (not the database) on the message with control id `BUG-1`, every time."""
+
+    async def _batch(self, texts: Sequence[str]) -> list[Handled | Exception]:
+        if any("|BUG-1|" in text for text in texts):
+            raise KeyError("a mapping bug")
+        return await super()._batch(texts)
+
+
+async def test_a_batch_that_loses_a_race_runs_again_and_a_message_aftercare_fails_on_is_parked(
+    intake: AdtIntake, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Every message gets its answer: a serialisation failure runs the batch again (each message
+    stored and recorded once); a message that fails inside Aftercare the same way twice is parked
+    with `AE` 207 and the others of its batch are answered `AA`."""
+    fields = {name: getattr(intake, name) for name in intake.__dataclass_fields__}
+    racing = [text for n in range(80, 83) for text in visit_of(n, "a01_admit")]
+    recorded = await count(sessions, select(func.count()).select_from(AdtMessage))
+
+    outcomes = await LosesARace(**fields).handle_batch(racing)
+
+    assert [o.code for o in outcomes if isinstance(o, Handled)] == ["AA"] * 3
+    assert LosesARace.failed == [racing]
+    assert await count(sessions, select(func.count()).select_from(AdtMessage)) == recorded + 3
+
+    buggy = with_control_id(visit_of(84, "a01_admit")[0], "BUG-1")
+    batch = [visit_of(85, "a01_admit")[0], buggy, visit_of(86, "a01_admit")[0]]
+    outcomes = await FailsOn(**fields).handle_batch(batch)
+
+    assert [o.code if isinstance(o, Handled) else repr(o) for o in outcomes] == ["AA", "AE", "AA"]
+    refused = hl7.parse(outcomes[1].ack)  # type: ignore[union-attr]
+    assert str(refused.segment("ERR")[3][0][0]) == "207"
+    [parked] = [row for row in await parked_rows(sessions) if row.control_id == "BUG-1"]
+    assert parked.raw_sealed is not None
+    assert parked.reason is not None
+    assert "KeyError" in parked.reason

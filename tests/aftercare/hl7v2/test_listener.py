@@ -182,6 +182,31 @@ async def test_a_failed_message_in_a_batch_leaves_the_others_answered() -> None:
     assert intake.batches[1] == ["F1", "F2"]
 
 
+async def test_senders_waiting_for_their_acks_on_several_connections_go_in_one_batch() -> None:
+    """Idle, the listener gives the other open connections a moment to send theirs: the message of
+    the first connection waits for the second's instead of going alone; once every open connection
+    has sent one, the batch goes without waiting any longer."""
+    intake = SlowIntake()
+    server = await MllpListener(intake, gather_wait=0.5).start("127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        idle = await open_hl7_connection("127.0.0.1", port)  # open, sending nothing
+        first = asyncio.create_task(exchange(port, other_patient(sample("a01_admit"), "G1")))
+        await asyncio.sleep(0.1)
+        second = asyncio.create_task(exchange(port, with_control_id(sample("a01_admit"), "G2")))
+        answers = await asyncio.gather(first, second)
+        idle[1].close()
+        await asyncio.sleep(0.1)  # the listener sees the connections close
+        started = asyncio.get_running_loop().time()
+        alone = await exchange(port, with_control_id(sample("a08_update"), "G3"))  # the only connection
+        took = asyncio.get_running_loop().time() - started
+
+    assert answers == [["AA G1"], ["AA G2"]]
+    assert intake.batches == [["G1", "G2"], ["G3"]]
+    assert alone == ["AA G3"]
+    assert took < 0.5  # one connection open: nobody to wait for
+
+
 async def test_mllp_over_tls(tmp_path: Path) -> None:
     certificate, key = self_signed(tmp_path)
     server = await listen(SlowIntake(), tls_context(str(certificate), str(key)))
