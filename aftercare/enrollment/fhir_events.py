@@ -88,15 +88,16 @@ async def plan_fhir_events(session: AsyncSession, versions: list[StoredVersion])
     ).all()
     deliveries = []
     for enrollment in running:
-        journey = await get_journey(session, enrollment.journey_key, enrollment.journey_version)
-        listened = journey.listened_event_types() if journey is not None else frozenset()
         started_by = (
             (enrollment.trigger.get("resource") or {}) if enrollment.trigger.get("kind") == "fhir" else {}
         )
-        for version in by_patient[enrollment.patient_id]:
+        others = [v for v in by_patient[enrollment.patient_id] if started_by != v.ref.model_dump(mode="json")]
+        if not others:  # the enrollment these versions just started: no need to read its journey
+            continue
+        journey = await get_journey(session, enrollment.journey_key, enrollment.journey_version)
+        listened = journey.listened_event_types() if journey is not None else frozenset()
+        for version in others:
             if listened is not None and fhir_event_type(version.ref.resource_type) not in listened:
-                continue
-            if started_by == version.ref.model_dump(mode="json"):
                 continue
             deliveries.append(FhirDelivery(enrollment.workflow_id, fhir_event(version)))
     return deliveries

@@ -13,6 +13,7 @@ from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import String
 
 from aftercare.clinical.facts import COMPONENT_SEPARATOR, FACT_TABLES, REFERENCED_TYPES, facts_of
+from aftercare.db.constant_insert import constant_insert
 from models.tables import Base, ClinicalObservation, FhirResource
 
 _CHUNK = 2000
@@ -25,9 +26,11 @@ def _table(name: str) -> Table:
 
 def _upsert(table: Table) -> Insert:
     statement = insert(table)
-    return statement.on_conflict_do_update(
-        index_elements=[table.c.resource_id],
-        set_={c.name: statement.excluded[c.name] for c in table.columns if c.name != "resource_id"},
+    return constant_insert(
+        statement.on_conflict_do_update(
+            index_elements=[table.c.resource_id],
+            set_={c.name: statement.excluded[c.name] for c in table.columns if c.name != "resource_id"},
+        )
     )
 
 

@@ -11,13 +11,14 @@ from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aftercare.db.constant_insert import constant_insert
 from models.tables import Enrollment, EnrollmentStep, table_of
 from models.temporal import TERMINAL_ENROLLMENT_STATUSES, ProgressUpdate
 
-_INSERT_ENROLLMENT = (
+_INSERT_ENROLLMENT = constant_insert(
     insert(table_of(Enrollment)).on_conflict_do_nothing().returning(table_of(Enrollment).c.id)
 )
-_INSERT_STEPS = insert(table_of(EnrollmentStep)).on_conflict_do_nothing()
+_INSERT_STEPS = constant_insert(insert(table_of(EnrollmentStep)).on_conflict_do_nothing())
 
 
 async def insert_enrollment(session: AsyncSession, values: dict[str, Any]) -> bool:

@@ -18,6 +18,7 @@ from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aftercare.db.constant_insert import constant_insert
 from aftercare.fhir.instants import last_updated_of
 from aftercare.fhir.patient_profile import profile_from_patient
 from aftercare.fhir.references import patient_id_of
@@ -154,7 +155,7 @@ async def _current_versions(session: AsyncSession, identities: set[tuple[str, st
     return found
 
 
-_INSERT_VERSION = (
+_INSERT_VERSION = constant_insert(
     insert(table_of(FhirResourceVersion))
     .on_conflict_do_nothing()
     .returning(
@@ -197,34 +198,38 @@ async def _refirable(
 
 _CURRENT = table_of(FhirResource)
 _UPSERT_CURRENT_INSERT = insert(_CURRENT)
-_UPSERT_CURRENT = _UPSERT_CURRENT_INSERT.on_conflict_do_update(
-    index_elements=[_CURRENT.c.resource_type, _CURRENT.c.resource_id],
-    set_={
-        "version_id": _UPSERT_CURRENT_INSERT.excluded.version_id,
-        "content": _UPSERT_CURRENT_INSERT.excluded.content,
-        "patient_id": _UPSERT_CURRENT_INSERT.excluded.patient_id,
-        "last_updated": _UPSERT_CURRENT_INSERT.excluded.last_updated,
-        "updated_at": func.now(),
-    },
-    where=or_(
-        _CURRENT.c.last_updated.is_(None),
-        _UPSERT_CURRENT_INSERT.excluded.last_updated.is_(None),
-        _UPSERT_CURRENT_INSERT.excluded.last_updated >= _CURRENT.c.last_updated,
-    ),
-).returning(_CURRENT.c.resource_type, _CURRENT.c.resource_id, _CURRENT.c.version_id)
+_UPSERT_CURRENT = constant_insert(
+    _UPSERT_CURRENT_INSERT.on_conflict_do_update(
+        index_elements=[_CURRENT.c.resource_type, _CURRENT.c.resource_id],
+        set_={
+            "version_id": _UPSERT_CURRENT_INSERT.excluded.version_id,
+            "content": _UPSERT_CURRENT_INSERT.excluded.content,
+            "patient_id": _UPSERT_CURRENT_INSERT.excluded.patient_id,
+            "last_updated": _UPSERT_CURRENT_INSERT.excluded.last_updated,
+            "updated_at": func.now(),
+        },
+        where=or_(
+            _CURRENT.c.last_updated.is_(None),
+            _UPSERT_CURRENT_INSERT.excluded.last_updated.is_(None),
+            _UPSERT_CURRENT_INSERT.excluded.last_updated >= _CURRENT.c.last_updated,
+        ),
+    ).returning(_CURRENT.c.resource_type, _CURRENT.c.resource_id, _CURRENT.c.version_id)
+)
 
 _PATIENTS = table_of(Patient)
 _UPSERT_PATIENT_INSERT = insert(_PATIENTS)
-_UPSERT_PATIENT = _UPSERT_PATIENT_INSERT.on_conflict_do_update(
-    index_elements=[_PATIENTS.c.id],
-    set_={
-        **{
-            column.name: _UPSERT_PATIENT_INSERT.excluded[column.name]
-            for column in _PATIENTS.columns
-            if column.name not in ("id", "updated_at")
+_UPSERT_PATIENT = constant_insert(
+    _UPSERT_PATIENT_INSERT.on_conflict_do_update(
+        index_elements=[_PATIENTS.c.id],
+        set_={
+            **{
+                column.name: _UPSERT_PATIENT_INSERT.excluded[column.name]
+                for column in _PATIENTS.columns
+                if column.name not in ("id", "updated_at")
+            },
+            "updated_at": func.now(),
         },
-        "updated_at": func.now(),
-    },
+    )
 )
 
 
