@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -70,6 +70,15 @@ async def deliver_fhir_events(
     return await send_fhir_events(client, deliveries)
 
 
+_RUNNING = select(
+    Enrollment.workflow_id,
+    Enrollment.journey_key,
+    Enrollment.journey_version,
+    Enrollment.patient_id,
+    Enrollment.trigger,
+).where(Enrollment.patient_id.in_(bindparam("patient_ids", expanding=True)), Enrollment.status == "running")
+
+
 async def plan_fhir_events(session: AsyncSession, versions: list[StoredVersion]) -> list[FhirDelivery]:
     """The signals `deliver_fhir_events` sends, read in the caller's transaction (the notification path
     reads them in the transaction that stores the versions, to save a connection and its round trips)."""
@@ -79,13 +88,7 @@ async def plan_fhir_events(session: AsyncSession, versions: list[StoredVersion])
             by_patient[version.patient_id].append(version)
     if not by_patient:
         return []
-    running = (
-        await session.scalars(
-            select(Enrollment).where(
-                Enrollment.patient_id.in_(list(by_patient)), Enrollment.status == "running"
-            )
-        )
-    ).all()
+    running = await session.execute(_RUNNING, {"patient_ids": list(by_patient)})
     deliveries = []
     for enrollment in running:
         started_by = (

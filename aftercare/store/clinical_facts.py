@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, func, select, tuple_
@@ -37,11 +37,18 @@ def _upsert(table: Table) -> Insert:
 _UPSERTS = {name: _upsert(_table(name)) for name in set(FACT_TABLES.values())}
 
 
-async def record_clinical_facts(session: AsyncSession, resources: Sequence[dict[str, Any]]) -> None:
+async def record_clinical_facts(
+    session: AsyncSession,
+    resources: Sequence[dict[str, Any]],
+    *,
+    first_seen: Collection[tuple[str, str]] = (),
+) -> None:
     """Upsert the fact rows of these current resources, one statement per table and chunk.
 
     Resources of other types are ignored; a resource of a kept type that no longer yields a row (it
-    lost its patient) has its row removed, and an Observation's component rows follow its components.
+    lost its patient) has its row removed, and an Observation's component rows follow its components
+    (not looked for when the Observation is in `first_seen`, (type, id) pairs with no earlier current
+    version, hence no rows).
     """
     references = {
         f"{resource['resourceType']}/{resource['id']}": resource
@@ -56,7 +63,7 @@ async def record_clinical_facts(session: AsyncSession, resources: Sequence[dict[
         table = FACT_TABLES.get(resource_type) if isinstance(resource_type, str) else None
         if table is None:
             continue
-        if resource_type == "Observation":
+        if resource_type == "Observation" and ("Observation", resource["id"]) not in first_seen:
             observation_ids.append(resource["id"])
         facts = facts_of(resource, references)
         if not facts:

@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, select, text
+from sqlalchemy import Select, bindparam, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -179,6 +179,14 @@ async def place_patients(
         await session.execute(_PLACE, rows)
 
 
+_PLACEMENTS = (
+    select(Patient.id, PatientFacility.facility)
+    .outerjoin(PatientFacility, PatientFacility.patient_id == Patient.id)
+    .where(Patient.id.in_(bindparam("patient_ids", expanding=True)))
+    .order_by(Patient.id, *PRIMARY_ORDER)
+)
+
+
 @dataclass(frozen=True)
 class Placements:
     """Which of some patients the store knows, and the facilities each is placed in, the one they hear
@@ -193,12 +201,7 @@ async def placements_of(session: AsyncSession, patient_ids: Iterable[str]) -> Pl
     wanted = sorted(set(patient_ids))
     if not wanted:
         return Placements(frozenset(), {})
-    rows = await session.execute(
-        select(Patient.id, PatientFacility.facility)
-        .outerjoin(PatientFacility, PatientFacility.patient_id == Patient.id)
-        .where(Patient.id.in_(wanted))
-        .order_by(Patient.id, *PRIMARY_ORDER)
-    )
+    rows = await session.execute(_PLACEMENTS, {"patient_ids": wanted})
     facilities: dict[str, list[str]] = {}
     for patient_id, facility in rows:
         placed = facilities.setdefault(patient_id, [])

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, func, or_, select, tuple_
+from sqlalchemy import and_, bindparam, func, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -139,8 +139,14 @@ async def store_resources(
         [rows[key]["content"] for key in rows if key in became_current],
         phone_region=phone_region,
         identity_rules=identity_rules,
+        first_seen={(key[0], key[1]) for key in rows} - known,
     )
     return result
+
+
+_CURRENT_OF = select(FhirResource.resource_type, FhirResource.resource_id).where(
+    tuple_(FhirResource.resource_type, FhirResource.resource_id).in_(bindparam("identities", expanding=True))
+)
 
 
 async def _current_versions(session: AsyncSession, identities: set[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -148,10 +154,7 @@ async def _current_versions(session: AsyncSession, identities: set[tuple[str, st
     items = sorted(identities)
     for start in range(0, len(items), _CHUNK):
         chunk = items[start : start + _CHUNK]
-        query = select(FhirResource.resource_type, FhirResource.resource_id).where(
-            tuple_(FhirResource.resource_type, FhirResource.resource_id).in_(chunk)
-        )
-        found.update((row[0], row[1]) for row in await session.execute(query))
+        found.update((row[0], row[1]) for row in await session.execute(_CURRENT_OF, {"identities": chunk}))
     return found
 
 
