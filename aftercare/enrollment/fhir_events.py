@@ -88,7 +88,7 @@ async def plan_fhir_events(session: AsyncSession, versions: list[StoredVersion])
             by_patient[version.patient_id].append(version)
     if not by_patient:
         return []
-    running = await session.execute(_RUNNING, {"patient_ids": list(by_patient)})
+    running = await (await session.connection()).execute(_RUNNING, {"patient_ids": list(by_patient)})
     deliveries = []
     for enrollment in running:
         started_by = (

@@ -71,10 +71,11 @@ async def record_clinical_facts(
         for fact in facts:
             rows[fact.table][fact.row["resource_id"]] = fact.row
     await _forget_stale_components(session, observation_ids, set(rows[_OBSERVATIONS]))
+    connection = await session.connection()  # Core statements: the ORM session's layer adds nothing
     for table, by_id in rows.items():
         values = list(by_id.values())
         for start in range(0, len(values), _CHUNK):
-            await session.execute(_UPSERTS[table], values[start : start + _CHUNK])
+            await connection.execute(_UPSERTS[table], values[start : start + _CHUNK])
     for table, ids in dropped.items():
         facts_table = _table(table)
         await session.execute(delete(facts_table).where(facts_table.c.resource_id.in_(ids)))

@@ -23,7 +23,8 @@ _INSERT_STEPS = constant_insert(insert(table_of(EnrollmentStep)).on_conflict_do_
 
 async def insert_enrollment(session: AsyncSession, values: dict[str, Any]) -> bool:
     """Insert unless a unique rule (running, once-only, same trigger) forbids it; True when inserted."""
-    inserted = await session.scalar(_INSERT_ENROLLMENT, {"status": "running", **values})
+    connection = await session.connection()
+    inserted = await connection.scalar(_INSERT_ENROLLMENT, {"status": "running", **values})
     return inserted is not None
 
 

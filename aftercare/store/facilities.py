@@ -201,7 +201,7 @@ async def placements_of(session: AsyncSession, patient_ids: Iterable[str]) -> Pl
     wanted = sorted(set(patient_ids))
     if not wanted:
         return Placements(frozenset(), {})
-    rows = await session.execute(_PLACEMENTS, {"patient_ids": wanted})
+    rows = await (await session.connection()).execute(_PLACEMENTS, {"patient_ids": wanted})
     facilities: dict[str, list[str]] = {}
     for patient_id, facility in rows:
         placed = facilities.setdefault(patient_id, [])

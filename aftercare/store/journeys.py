@@ -83,7 +83,8 @@ async def journeys_entered_by_fhir(
     session: AsyncSession, resource_types: Sequence[str]
 ) -> list[JourneyDefinition]:
     """Latest versions whose entry watches one of these FHIR resource types."""
-    rows = await session.execute(_ENTERED_BY_FHIR, {"resource_types": list(resource_types)})
+    connection = await session.connection()
+    rows = await connection.execute(_ENTERED_BY_FHIR, {"resource_types": list(resource_types)})
     return [_definition(row[0]) for row in rows]
 
 

@@ -152,9 +152,10 @@ _CURRENT_OF = select(FhirResource.resource_type, FhirResource.resource_id).where
 async def _current_versions(session: AsyncSession, identities: set[tuple[str, str]]) -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
     items = sorted(identities)
+    connection = await session.connection()
     for start in range(0, len(items), _CHUNK):
         chunk = items[start : start + _CHUNK]
-        found.update((row[0], row[1]) for row in await session.execute(_CURRENT_OF, {"identities": chunk}))
+        found.update((row[0], row[1]) for row in await connection.execute(_CURRENT_OF, {"identities": chunk}))
     return found
 
 
@@ -169,8 +170,9 @@ _INSERT_VERSION = constant_insert(
 
 async def _insert_versions(session: AsyncSession, rows: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
     inserted: set[tuple[str, str, str]] = set()
+    connection = await session.connection()
     for start in range(0, len(rows), _CHUNK):
-        result = await session.execute(_INSERT_VERSION, rows[start : start + _CHUNK])
+        result = await connection.execute(_INSERT_VERSION, rows[start : start + _CHUNK])
         inserted.update((row[0], row[1], row[2]) for row in result)
     return inserted
 
@@ -244,8 +246,9 @@ async def _upsert_current(session: AsyncSession, rows: list[dict[str, Any]]) -> 
     fields = ("resource_type", "resource_id", "version_id", "content", "patient_id", "last_updated")
     values = [{field: row[field] for field in fields} for row in latest.values()]
     current: set[tuple[str, str, str]] = set()
+    connection = await session.connection()
     for start in range(0, len(values), _CHUNK):
-        result = await session.execute(_UPSERT_CURRENT, values[start : start + _CHUNK])
+        result = await connection.execute(_UPSERT_CURRENT, values[start : start + _CHUNK])
         current.update((row[0], row[1], row[2]) for row in result)
     return current
 

@@ -93,7 +93,7 @@ async def segments_refreshed_by(
     """The latest versions of the segments that one of these event types refreshes."""
     if not event_types:
         return []
-    rows = await session.scalars(_REFRESHED_BY, {"event_types": list(event_types)})
+    rows = await (await session.connection()).scalars(_REFRESHED_BY, {"event_types": list(event_types)})
     return [_definition(document) for document in rows]
 
 
