@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -70,6 +70,15 @@ async def deliver_fhir_events(
     return await send_fhir_events(client, deliveries)
 
 
+_RUNNING = select(
+    Enrollment.workflow_id,
+    Enrollment.journey_key,
+    Enrollment.journey_version,
+    Enrollment.patient_id,
+    Enrollment.trigger,
+).where(Enrollment.patient_id.in_(bindparam("patient_ids", expanding=True)), Enrollment.status == "running")
+
+
 async def plan_fhir_events(session: AsyncSession, versions: list[StoredVersion]) -> list[FhirDelivery]:
     """The signals `deliver_fhir_events` sends, read in the caller's transaction (the notification path
     reads them in the transaction that stores the versions, to save a connection and its round trips)."""
@@ -79,24 +88,19 @@ async def plan_fhir_events(session: AsyncSession, versions: list[StoredVersion])
             by_patient[version.patient_id].append(version)
     if not by_patient:
         return []
-    running = (
-        await session.scalars(
-            select(Enrollment).where(
-                Enrollment.patient_id.in_(list(by_patient)), Enrollment.status == "running"
-            )
-        )
-    ).all()
+    running = await (await session.connection()).execute(_RUNNING, {"patient_ids": list(by_patient)})
     deliveries = []
     for enrollment in running:
-        journey = await get_journey(session, enrollment.journey_key, enrollment.journey_version)
-        listened = journey.listened_event_types() if journey is not None else frozenset()
         started_by = (
             (enrollment.trigger.get("resource") or {}) if enrollment.trigger.get("kind") == "fhir" else {}
         )
-        for version in by_patient[enrollment.patient_id]:
+        others = [v for v in by_patient[enrollment.patient_id] if started_by != v.ref.model_dump(mode="json")]
+        if not others:  # the enrollment these versions just started: no need to read its journey
+            continue
+        journey = await get_journey(session, enrollment.journey_key, enrollment.journey_version)
+        listened = journey.listened_event_types() if journey is not None else frozenset()
+        for version in others:
             if listened is not None and fhir_event_type(version.ref.resource_type) not in listened:
-                continue
-            if started_by == version.ref.model_dump(mode="json"):
                 continue
             deliveries.append(FhirDelivery(enrollment.workflow_id, fhir_event(version)))
     return deliveries

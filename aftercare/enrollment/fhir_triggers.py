@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aftercare.enrollment.discharges import discharge_key
 from aftercare.enrollment.starter import Allocation, EnrollmentStarter
 from aftercare.fhir.fhirpath import FhirPathError, is_true
+from aftercare.store.facilities import placements_of
 from aftercare.store.journeys import journeys_entered_by_fhir
-from aftercare.store.patients import existing_patient_ids
 from aftercare.store.resources import StoredVersion, load_current
 from aftercare.store.triggers import park
 from models.journey import JourneyDefinition
@@ -60,12 +60,12 @@ async def plan_fhir_enrollments(
     journeys = await journeys_entered_by_fhir(session, sorted({v.ref.resource_type for v in versions}))
     if not journeys:
         return []
-    known = await existing_patient_ids(session, {v.patient_id for v in versions if v.patient_id})
+    placements = await placements_of(session, {v.patient_id for v in versions if v.patient_id})
     planned = []
     patients: dict[str, dict[str, Any] | None] = {}
     for version in versions:
         for journey in journeys:
-            if not await _enters(session, journey, version, known, patients):
+            if not await _enters(session, journey, version, placements.known, patients):
                 continue
             assert version.patient_id is not None
             allocation = await starter.allocate(
@@ -74,6 +74,7 @@ async def plan_fhir_enrollments(
                 version.patient_id,
                 EnrollmentTrigger(kind="fhir", resource=version.ref),
                 trigger_key=trigger_key_of(version),
+                placements=placements,
             )
             planned.append(PlannedEnrollment(journey, version, allocation))
     return planned
@@ -100,7 +101,7 @@ async def _enters(
     session: AsyncSession,
     journey: JourneyDefinition,
     version: StoredVersion,
-    known: set[str],
+    known: frozenset[str],
     patients: dict[str, dict[str, Any] | None],
 ) -> bool:
     entry = journey.entry.fhir if journey.entry else None

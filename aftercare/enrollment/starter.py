@@ -37,7 +37,7 @@ from aftercare.store.enrollments import (
     insert_enrollment,
     insert_enrollments,
 )
-from aftercare.store.facilities import enrollment_facilities
+from aftercare.store.facilities import Placements, enrollment_facilities
 from aftercare.store.journeys import get_journey
 from aftercare.store.patients import existing_patient_ids
 from models.journey import JourneyDefinition
@@ -239,11 +239,13 @@ class EnrollmentStarter:
         *,
         context: dict[str, Any] | None = None,
         trigger_key: str | None = None,
+        placements: Placements | None = None,
     ) -> Allocation:
         """Insert the enrollment row unless a re-entry rule or an earlier identical trigger forbids it,
-        or the journey belongs to a facility the patient is not of."""
+        or the journey belongs to a facility the patient is not of (`placements`: the patient's, when
+        already read)."""
         values, start = self._row(journey, patient_id, trigger, context, trigger_key)
-        placed = await enrollment_facilities(session, [patient_id], journey.facility)
+        placed = await enrollment_facilities(session, [patient_id], journey.facility, placements=placements)
         if journey.facility and patient_id not in placed:
             return _refused(OTHER_FACILITY)
         values["facility"] = placed.get(patient_id)

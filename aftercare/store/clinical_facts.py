@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, func, select, tuple_
@@ -13,6 +13,7 @@ from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import String
 
 from aftercare.clinical.facts import COMPONENT_SEPARATOR, FACT_TABLES, REFERENCED_TYPES, facts_of
+from aftercare.db.constant_insert import constant_insert
 from models.tables import Base, ClinicalObservation, FhirResource
 
 _CHUNK = 2000
@@ -25,20 +26,29 @@ def _table(name: str) -> Table:
 
 def _upsert(table: Table) -> Insert:
     statement = insert(table)
-    return statement.on_conflict_do_update(
-        index_elements=[table.c.resource_id],
-        set_={c.name: statement.excluded[c.name] for c in table.columns if c.name != "resource_id"},
+    return constant_insert(
+        statement.on_conflict_do_update(
+            index_elements=[table.c.resource_id],
+            set_={c.name: statement.excluded[c.name] for c in table.columns if c.name != "resource_id"},
+        )
     )
 
 
 _UPSERTS = {name: _upsert(_table(name)) for name in set(FACT_TABLES.values())}
 
 
-async def record_clinical_facts(session: AsyncSession, resources: Sequence[dict[str, Any]]) -> None:
+async def record_clinical_facts(
+    session: AsyncSession,
+    resources: Sequence[dict[str, Any]],
+    *,
+    first_seen: Collection[tuple[str, str]] = (),
+) -> None:
     """Upsert the fact rows of these current resources, one statement per table and chunk.
 
     Resources of other types are ignored; a resource of a kept type that no longer yields a row (it
-    lost its patient) has its row removed, and an Observation's component rows follow its components.
+    lost its patient) has its row removed, and an Observation's component rows follow its components
+    (not looked for when the Observation is in `first_seen`, (type, id) pairs with no earlier current
+    version, hence no rows).
     """
     references = {
         f"{resource['resourceType']}/{resource['id']}": resource
@@ -53,7 +63,7 @@ async def record_clinical_facts(session: AsyncSession, resources: Sequence[dict[
         table = FACT_TABLES.get(resource_type) if isinstance(resource_type, str) else None
         if table is None:
             continue
-        if resource_type == "Observation":
+        if resource_type == "Observation" and ("Observation", resource["id"]) not in first_seen:
             observation_ids.append(resource["id"])
         facts = facts_of(resource, references)
         if not facts:
@@ -61,10 +71,11 @@ async def record_clinical_facts(session: AsyncSession, resources: Sequence[dict[
         for fact in facts:
             rows[fact.table][fact.row["resource_id"]] = fact.row
     await _forget_stale_components(session, observation_ids, set(rows[_OBSERVATIONS]))
+    connection = await session.connection()  # Core statements: the ORM session's layer adds nothing
     for table, by_id in rows.items():
         values = list(by_id.values())
         for start in range(0, len(values), _CHUNK):
-            await session.execute(_UPSERTS[table], values[start : start + _CHUNK])
+            await connection.execute(_UPSERTS[table], values[start : start + _CHUNK])
     for table, ids in dropped.items():
         facts_table = _table(table)
         await session.execute(delete(facts_table).where(facts_table.c.resource_id.in_(ids)))

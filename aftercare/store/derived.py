@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +24,7 @@ async def record_derived(
     *,
     phone_region: str,
     identity_rules: Sequence[str] | None = None,
+    first_seen: Collection[tuple[str, str]] = (),
 ) -> IdentityOutcome:
     """Upsert the clinical fact rows of these current resources, append the consents their `Consent`
     resources state, score again the discharges of patients whose Encounters or Conditions changed
@@ -31,9 +32,10 @@ async def record_derived(
     person links, merges, review candidates).
 
     The `patients` rows of these Patients must already be up to date (rules compare stored profiles).
-    `identity_rules` are `Settings.identity_rules` (the defaults when None).
+    `identity_rules` are `Settings.identity_rules` (the defaults when None). `first_seen`: the (type,
+    id) of resources that had no current version before, so no fact rows to tidy.
     """
-    await record_clinical_facts(session, resources)
+    await record_clinical_facts(session, resources, first_seen=first_seen)
     await record_fhir_consents(session, resources)
     await record_risk_scores(session, resources)
     patients = [resource for resource in resources if resource.get("resourceType") == "Patient"]

@@ -11,14 +11,14 @@ from sqlalchemy import ColumnElement, CursorResult, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aftercare.db.compiled import OnceCompiled
+from aftercare.db.constant_insert import constant_insert
 from models.tables import Enrollment, EnrollmentStep, table_of
 from models.temporal import TERMINAL_ENROLLMENT_STATUSES, ProgressUpdate
 
-_INSERT_ENROLLMENT = (
+_INSERT_ENROLLMENT = constant_insert(
     insert(table_of(Enrollment)).on_conflict_do_nothing().returning(table_of(Enrollment).c.id)
 )
-_INSERT_STEPS = OnceCompiled(insert(table_of(EnrollmentStep)).on_conflict_do_nothing())
+_INSERT_STEPS = constant_insert(insert(table_of(EnrollmentStep)).on_conflict_do_nothing())
 _ENROLLMENTS = table_of(Enrollment)
 _PROGRESS = (
     update(_ENROLLMENTS)
@@ -36,7 +36,8 @@ _ENDED = _PROGRESS.values(ended_at=func.now())
 
 async def insert_enrollment(session: AsyncSession, values: dict[str, Any]) -> bool:
     """Insert unless a unique rule (running, once-only, same trigger) forbids it; True when inserted."""
-    inserted = await session.scalar(_INSERT_ENROLLMENT, {"status": "running", **values})
+    connection = await session.connection()
+    inserted = await connection.scalar(_INSERT_ENROLLMENT, {"status": "running", **values})
     return inserted is not None
 
 
@@ -108,7 +109,7 @@ async def record_progress(session: AsyncSession, progress: ProgressUpdate) -> bo
             }
             for record in progress.records
         ]
-        await session.execute(_INSERT_STEPS.for_values(steps), steps)
+        await session.execute(_INSERT_STEPS, steps)
     return True
 
 

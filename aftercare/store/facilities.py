@@ -11,13 +11,13 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, select, text
+from sqlalchemy import Select, bindparam, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.facilities.voice import PRIMARY_ORDER
 from models.facility_tables import Facility, PatientFacility
-from models.tables import FhirSource, table_of
+from models.tables import FhirSource, Patient, table_of
 
 _PLACED = table_of(PatientFacility)
 _PLACE = insert(_PLACED).on_conflict_do_nothing(index_elements=["patient_id", "facility"])
@@ -179,17 +179,62 @@ async def place_patients(
         await session.execute(_PLACE, rows)
 
 
+_PLACEMENTS = (
+    select(Patient.id, PatientFacility.facility)
+    .outerjoin(PatientFacility, PatientFacility.patient_id == Patient.id)
+    .where(Patient.id.in_(bindparam("patient_ids", expanding=True)))
+    .order_by(Patient.id, *PRIMARY_ORDER)
+)
+
+
+@dataclass(frozen=True)
+class Placements:
+    """Which of some patients the store knows, and the facilities each is placed in, the one they hear
+    from first: what enrolling them needs, read in one query."""
+
+    known: frozenset[str]
+    facilities: dict[str, tuple[str, ...]]
+
+
+async def placements_of(session: AsyncSession, patient_ids: Iterable[str]) -> Placements:
+    """The patients of `patient_ids` the store knows, with their facilities."""
+    wanted = sorted(set(patient_ids))
+    if not wanted:
+        return Placements(frozenset(), {})
+    rows = await (await session.connection()).execute(_PLACEMENTS, {"patient_ids": wanted})
+    facilities: dict[str, list[str]] = {}
+    for patient_id, facility in rows:
+        placed = facilities.setdefault(patient_id, [])
+        if facility is not None:
+            placed.append(facility)
+    return Placements(frozenset(facilities), {key: tuple(value) for key, value in facilities.items()})
+
+
 async def enrollment_facilities(
-    session: AsyncSession, patient_ids: Iterable[str], owner: str | None
+    session: AsyncSession,
+    patient_ids: Iterable[str],
+    owner: str | None,
+    *,
+    placements: Placements | None = None,
 ) -> dict[str, str]:
     """The facility each patient's enrollment in a journey of `owner` (none: the group's) is made for:
-    the one they hear from, within the owner's subtree. A patient placed in none of it is left out."""
+    the one they hear from, within the owner's subtree. A patient placed in none of it is left out.
+    `placements` already read (`placements_of`) spare the query."""
     allowed = subtree(await list_facilities(session), [owner]) if owner else None
-    rows = await session.execute(
-        select(PatientFacility.patient_id, PatientFacility.facility)
-        .where(PatientFacility.patient_id.in_(sorted(set(patient_ids))))
-        .order_by(PatientFacility.patient_id, *PRIMARY_ORDER)
-    )
+    wanted = sorted(set(patient_ids))
+    if placements is not None:
+        rows = [
+            (patient_id, facility)
+            for patient_id in wanted
+            for facility in placements.facilities.get(patient_id, ())
+        ]
+    else:
+        read = await session.execute(
+            select(PatientFacility.patient_id, PatientFacility.facility)
+            .where(PatientFacility.patient_id.in_(wanted))
+            .order_by(PatientFacility.patient_id, *PRIMARY_ORDER)
+        )
+        rows = [(patient_id, facility) for patient_id, facility in read]
     chosen: dict[str, str] = {}
     for patient_id, facility in rows:
         if patient_id not in chosen and (allowed is None or facility in allowed):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.store.versioned import VersionConflict, latest_versions, publish_version, read_version
@@ -67,19 +67,24 @@ async def latest_journeys(session: AsyncSession) -> list[JourneyDefinition]:
     return [_definition(document) for document in await latest_versions(session, Journey)]
 
 
+_LATEST_FHIR_ENTRIES = (
+    select(Journey.key, Journey.definition, Journey.entry_fhir_resource)
+    .distinct(Journey.key)
+    .order_by(Journey.key, Journey.version.desc())
+    .subquery()
+)
+# Built once: every FHIR notification runs it.
+_ENTERED_BY_FHIR = select(_LATEST_FHIR_ENTRIES.c.definition).where(
+    _LATEST_FHIR_ENTRIES.c.entry_fhir_resource.in_(bindparam("resource_types", expanding=True))
+)
+
+
 async def journeys_entered_by_fhir(
     session: AsyncSession, resource_types: Sequence[str]
 ) -> list[JourneyDefinition]:
     """Latest versions whose entry watches one of these FHIR resource types."""
-    latest = (
-        select(Journey.key, Journey.definition, Journey.entry_fhir_resource)
-        .distinct(Journey.key)
-        .order_by(Journey.key, Journey.version.desc())
-        .subquery()
-    )
-    rows = await session.execute(
-        select(latest.c.definition).where(latest.c.entry_fhir_resource.in_(list(resource_types)))
-    )
+    connection = await session.connection()
+    rows = await connection.execute(_ENTERED_BY_FHIR, {"resource_types": list(resource_types)})
     return [_definition(row[0]) for row in rows]
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aftercare.db.compiled import OnceCompiled
+from aftercare.db.constant_insert import constant_insert
 from models.tables import Message, table_of
 
 
@@ -24,8 +24,8 @@ _MESSAGES = table_of(Message)
 _INSERT_INTENT = (
     insert(_MESSAGES).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(*_MESSAGES.columns)
 )
-_INSERT_SENT = _INSERT_INTENT.values(sent_at=func.now())
-_INTENT, _SENT = OnceCompiled(_INSERT_INTENT), OnceCompiled(_INSERT_SENT)
+_INTENT = constant_insert(_INSERT_INTENT)
+_SENT = constant_insert(_INSERT_INTENT.values(sent_at=func.now()))
 
 
 async def record_intent(session: AsyncSession, values: dict[str, Any], *, sent_now: bool = False) -> Message:
@@ -33,7 +33,7 @@ async def record_intent(session: AsyncSession, values: dict[str, Any], *, sent_n
 
     `sent_now` stamps `sent_at` with the database clock (a message already accepted when recorded).
     """
-    row = (await session.execute((_SENT if sent_now else _INTENT).for_values(values), values)).first()
+    row = (await session.execute(_SENT if sent_now else _INTENT, values)).first()
     message = Message(**row._mapping) if row is not None else None
     if message is None:
         message = await find_by_idempotency_key(session, values["idempotency_key"])

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, func, or_, select, tuple_
+from sqlalchemy import and_, bindparam, func, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aftercare.db.constant_insert import constant_insert
 from aftercare.fhir.instants import last_updated_of
 from aftercare.fhir.patient_profile import profile_from_patient
 from aftercare.fhir.references import patient_id_of
@@ -138,23 +139,27 @@ async def store_resources(
         [rows[key]["content"] for key in rows if key in became_current],
         phone_region=phone_region,
         identity_rules=identity_rules,
+        first_seen={(key[0], key[1]) for key in rows} - known,
     )
     return result
+
+
+_CURRENT_OF = select(FhirResource.resource_type, FhirResource.resource_id).where(
+    tuple_(FhirResource.resource_type, FhirResource.resource_id).in_(bindparam("identities", expanding=True))
+)
 
 
 async def _current_versions(session: AsyncSession, identities: set[tuple[str, str]]) -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
     items = sorted(identities)
+    connection = await session.connection()
     for start in range(0, len(items), _CHUNK):
         chunk = items[start : start + _CHUNK]
-        query = select(FhirResource.resource_type, FhirResource.resource_id).where(
-            tuple_(FhirResource.resource_type, FhirResource.resource_id).in_(chunk)
-        )
-        found.update((row[0], row[1]) for row in await session.execute(query))
+        found.update((row[0], row[1]) for row in await connection.execute(_CURRENT_OF, {"identities": chunk}))
     return found
 
 
-_INSERT_VERSION = (
+_INSERT_VERSION = constant_insert(
     insert(table_of(FhirResourceVersion))
     .on_conflict_do_nothing()
     .returning(
@@ -165,8 +170,9 @@ _INSERT_VERSION = (
 
 async def _insert_versions(session: AsyncSession, rows: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
     inserted: set[tuple[str, str, str]] = set()
+    connection = await session.connection()
     for start in range(0, len(rows), _CHUNK):
-        result = await session.execute(_INSERT_VERSION, rows[start : start + _CHUNK])
+        result = await connection.execute(_INSERT_VERSION, rows[start : start + _CHUNK])
         inserted.update((row[0], row[1], row[2]) for row in result)
     return inserted
 
@@ -197,34 +203,38 @@ async def _refirable(
 
 _CURRENT = table_of(FhirResource)
 _UPSERT_CURRENT_INSERT = insert(_CURRENT)
-_UPSERT_CURRENT = _UPSERT_CURRENT_INSERT.on_conflict_do_update(
-    index_elements=[_CURRENT.c.resource_type, _CURRENT.c.resource_id],
-    set_={
-        "version_id": _UPSERT_CURRENT_INSERT.excluded.version_id,
-        "content": _UPSERT_CURRENT_INSERT.excluded.content,
-        "patient_id": _UPSERT_CURRENT_INSERT.excluded.patient_id,
-        "last_updated": _UPSERT_CURRENT_INSERT.excluded.last_updated,
-        "updated_at": func.now(),
-    },
-    where=or_(
-        _CURRENT.c.last_updated.is_(None),
-        _UPSERT_CURRENT_INSERT.excluded.last_updated.is_(None),
-        _UPSERT_CURRENT_INSERT.excluded.last_updated >= _CURRENT.c.last_updated,
-    ),
-).returning(_CURRENT.c.resource_type, _CURRENT.c.resource_id, _CURRENT.c.version_id)
+_UPSERT_CURRENT = constant_insert(
+    _UPSERT_CURRENT_INSERT.on_conflict_do_update(
+        index_elements=[_CURRENT.c.resource_type, _CURRENT.c.resource_id],
+        set_={
+            "version_id": _UPSERT_CURRENT_INSERT.excluded.version_id,
+            "content": _UPSERT_CURRENT_INSERT.excluded.content,
+            "patient_id": _UPSERT_CURRENT_INSERT.excluded.patient_id,
+            "last_updated": _UPSERT_CURRENT_INSERT.excluded.last_updated,
+            "updated_at": func.now(),
+        },
+        where=or_(
+            _CURRENT.c.last_updated.is_(None),
+            _UPSERT_CURRENT_INSERT.excluded.last_updated.is_(None),
+            _UPSERT_CURRENT_INSERT.excluded.last_updated >= _CURRENT.c.last_updated,
+        ),
+    ).returning(_CURRENT.c.resource_type, _CURRENT.c.resource_id, _CURRENT.c.version_id)
+)
 
 _PATIENTS = table_of(Patient)
 _UPSERT_PATIENT_INSERT = insert(_PATIENTS)
-_UPSERT_PATIENT = _UPSERT_PATIENT_INSERT.on_conflict_do_update(
-    index_elements=[_PATIENTS.c.id],
-    set_={
-        **{
-            column.name: _UPSERT_PATIENT_INSERT.excluded[column.name]
-            for column in _PATIENTS.columns
-            if column.name not in ("id", "updated_at")
+_UPSERT_PATIENT = constant_insert(
+    _UPSERT_PATIENT_INSERT.on_conflict_do_update(
+        index_elements=[_PATIENTS.c.id],
+        set_={
+            **{
+                column.name: _UPSERT_PATIENT_INSERT.excluded[column.name]
+                for column in _PATIENTS.columns
+                if column.name not in ("id", "updated_at")
+            },
+            "updated_at": func.now(),
         },
-        "updated_at": func.now(),
-    },
+    )
 )
 
 
@@ -236,8 +246,9 @@ async def _upsert_current(session: AsyncSession, rows: list[dict[str, Any]]) -> 
     fields = ("resource_type", "resource_id", "version_id", "content", "patient_id", "last_updated")
     values = [{field: row[field] for field in fields} for row in latest.values()]
     current: set[tuple[str, str, str]] = set()
+    connection = await session.connection()
     for start in range(0, len(values), _CHUNK):
-        result = await session.execute(_UPSERT_CURRENT, values[start : start + _CHUNK])
+        result = await connection.execute(_UPSERT_CURRENT, values[start : start + _CHUNK])
         current.update((row[0], row[1], row[2]) for row in result)
     return current
 

@@ -6,7 +6,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import String, cast, select
+from sqlalchemy import String, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,21 +75,25 @@ async def referenced_definitions(
     return found
 
 
+_LATEST_SEGMENTS = (
+    select(Segment.definition, Segment.refresh_on)
+    .distinct(Segment.key)
+    .order_by(Segment.key, Segment.version.desc())
+    .subquery()
+)
+# Built once: a statement built per call costs its construction and cache key on every notification.
+_REFRESHED_BY = select(_LATEST_SEGMENTS.c.definition).where(
+    _LATEST_SEGMENTS.c.refresh_on.overlap(bindparam("event_types", type_=ARRAY(String)))
+)
+
+
 async def segments_refreshed_by(
     session: AsyncSession, event_types: Collection[str]
 ) -> list[SegmentDefinition]:
     """The latest versions of the segments that one of these event types refreshes."""
     if not event_types:
         return []
-    latest = (
-        select(Segment.definition, Segment.refresh_on)
-        .distinct(Segment.key)
-        .order_by(Segment.key, Segment.version.desc())
-        .subquery()
-    )
-    rows = await session.scalars(
-        select(latest.c.definition).where(latest.c.refresh_on.overlap(cast(list(event_types), ARRAY(String))))
-    )
+    rows = await (await session.connection()).scalars(_REFRESHED_BY, {"event_types": list(event_types)})
     return [_definition(document) for document in rows]
 
 
