@@ -14,16 +14,18 @@ runs under row-level security. It prints the server and client p50/p95/p99 of ea
 Segments: a fresh database with synthetic patients and facts (`bench/segments.py`'s generator; or
 `--database`, one an earlier `--keep` run filled), every patient in the default facility; each
 predefined segment evaluated (one warm-up round, then `--rounds` rounds, each evaluation in a
-transaction of its own as a request's) with one facility, then after splitting the patients between
-two facilities by three callers taking turns: the whole group; a caller scoped to both facilities,
-who gets the same members, so the difference is scoping's own cost; and a caller scoped to `north`
-(half the members). A scoped caller's evaluation filters by facility itself (`explicit_scope`). The
-figure is the server backend's CPU time for the segment's statement, read from the scheduler's count
-(`/proc/<pid>/schedstat`, nanoseconds: the server must run on this machine) around it, with parallel
-workers off (`--parallel` allows them, but their CPU is then not seen), so a loaded machine neither
-stretches it nor rounds it to 10 ms; medians and quartiles over the rounds, and the scoped callers'
-ratios to the whole group's paired round by round. `--explain KEY ...` prints `EXPLAIN (ANALYZE,
-BUFFERS)` of those segments' statements for the whole group and the caller of both facilities.
+transaction of its own as a request's) with one facility, then after splitting the patients between two
+facilities (each placing rewrites every patient row's `facility_bits`, so `patients` is compacted after
+it, `VACUUM FULL`, as after a bulk import) by three callers taking turns: the whole group; a caller
+scoped to both facilities, who gets the same members, so the difference is scoping's own cost; and a
+caller scoped to `north` (half the members). A scoped caller's evaluation filters by facility itself
+(`explicit_scope`). The figure is the server backend's CPU time for the segment's statement, read from
+the scheduler's count (`/proc/<pid>/schedstat`, nanoseconds: the server must run on this machine)
+around it, with parallel workers off (`--parallel` allows them, but their CPU is then not seen), so a
+loaded machine neither stretches it nor rounds it to 10 ms; medians and quartiles over the rounds, and
+the scoped callers' ratios to the whole group's paired round by round. `--explain KEY ...` prints
+`EXPLAIN (ANALYZE, BUFFERS)` of those segments' statements for the whole group and the caller of both
+facilities.
 
     python bench/facilities.py --part segments --patients 1000000 --keep --explain discharged-last-7-days
     python bench/facilities.py --part segments --database <kept url> --segments discharged-last-7-days
@@ -282,6 +284,9 @@ def place(url: str, *, split: bool) -> None:
             connection.execute("DELETE FROM facilities WHERE key IN ('north', 'south')")
             connection.execute(PLACE_ALL_IN_DEFAULT)
         connection.execute("VACUUM ANALYZE patient_facilities")  # as autovacuum leaves it
+        # Placing every patient rewrites every patient row's `facility_bits` (triggers of `0018`): a
+        # compacted table, as after a bulk import, so that each phase's statements read as many pages.
+        connection.execute("VACUUM (FULL, ANALYZE) patients")
 
 
 def explain(url: str, statement: str, parameters: dict[str, Any], *, parallel: bool) -> str:

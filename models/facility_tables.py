@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, String, func
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.table_base import Base, Json
@@ -37,6 +37,10 @@ class Facility(Base):
     default_language: Mapped[str | None] = mapped_column(String(35))
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+    # The facility's bit in `patients.facility_bits` (below 63; assigned once, never changed).
+    ordinal: Mapped[int] = mapped_column(
+        Integer, server_default=text("nextval('facility_ordinals')"), unique=True, nullable=False
     )
 
 

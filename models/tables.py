@@ -93,6 +93,8 @@ class Patient(Base):
     address: Mapped[dict[str, Any] | None] = mapped_column(Json)
     preferred_channel: Mapped[str | None] = mapped_column(String(16))
     updated_at: Mapped[datetime] = _created()
+    # Bit `facilities.ordinal` set for each facility the patient is placed in (kept by triggers).
+    facility_bits: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
 
 
 # --- clinical facts: the current FHIR resources, normalised for queries -----------------------------

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select, text
+from sqlalchemy import BigInteger, ColumnElement, Select, false, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.facilities.scope import explicit_scope
@@ -20,7 +20,7 @@ from aftercare.segments.compiler import (
     segment_condition,
 )
 from aftercare.segments.explain import nodes
-from aftercare.store.facilities import list_facilities, placed_in, subtree
+from aftercare.store.facilities import FacilityReach, facility_reach, list_facilities, placed_in, subtree
 from aftercare.store.segments import referenced_definitions
 from models.segment import SegmentDefinition
 
@@ -66,15 +66,27 @@ async def context_for(
     return CompileContext(as_of=as_of, segments=segments, subtrees=subtrees)
 
 
-def limited_to(query: Select[Any], reach: list[str] | None) -> Select[Any]:
+async def limited_to(session: AsyncSession, query: Select[Any], reach: list[str] | None) -> Select[Any]:
     """The query limited to patients of the facilities a scoped caller reaches (see `explicit_scope`).
 
     A statement run with the policies lifted reads `patients` alone: every criterion is a condition on
     the patient row (facts only in sub-queries that can narrow it), so filtering that row by the
-    caller's facilities bounds all it returns, ids, samples and counts alike. Refused otherwise."""
+    caller's facilities bounds all it returns, ids, samples and counts alike. Refused otherwise. The
+    filter is the row's own `facility_bits` against the facilities' bits (an int8 AND per row), with
+    a look-up in `patient_facilities` for facilities without a bit."""
     if query.get_final_froms() != [PATIENTS]:
         raise ValueError("a segment statement run with row-level security lifted reads only patients")
-    return query if reach is None else query.where(PATIENTS.c.id.in_(placed_in(reach)))
+    return query if reach is None else query.where(placed(await facility_reach(session, reach)))
+
+
+def placed(reach: FacilityReach) -> ColumnElement[bool]:
+    """Whether a patient row is placed in a facility of `reach`."""
+    conditions: list[ColumnElement[bool]] = []
+    if reach.mask:
+        conditions.append(PATIENTS.c.facility_bits.op("&")(literal(reach.mask, BigInteger)) != 0)
+    if reach.overflow:
+        conditions.append(PATIENTS.c.id.in_(placed_in(reach.overflow)))
+    return or_(*conditions) if conditions else false()
 
 
 async def members(session: AsyncSession, definition: SegmentDefinition, as_of: datetime) -> list[str]:
@@ -82,7 +94,7 @@ async def members(session: AsyncSession, definition: SegmentDefinition, as_of: d
     context = await context_for(session, definition, as_of)
     await tune(session)
     async with explicit_scope(session) as reach:
-        query = limited_to(members_query(definition, context), reach)
+        query = await limited_to(session, members_query(definition, context), reach)
         return list(await session.scalars(query.order_by(PATIENTS.c.id)))
 
 
@@ -102,8 +114,8 @@ async def preview(
         query = query.where(alive())
     await tune(session)
     async with explicit_scope(session) as reach:
-        row = (await session.execute(limited_to(query, reach))).one()
-        sampled = limited_to(members_query(definition, context), reach)
+        row = (await session.execute(await limited_to(session, query, reach))).one()
+        sampled = await limited_to(session, members_query(definition, context), reach)
         sample = list(await session.scalars(sampled.order_by(PATIENTS.c.id).limit(sample_size)))
     return Preview(
         count=row[0],
@@ -128,7 +140,7 @@ async def segments_of_patient(
         columns.append(func.coalesce(segment_condition(definition, restricted), False).label(f"s{index}"))
     await tune(session)
     async with explicit_scope(session) as reach:
-        query = limited_to(select(*columns).where(PATIENTS.c.id == patient_id), reach)
+        query = await limited_to(session, select(*columns).where(PATIENTS.c.id == patient_id), reach)
         row = (await session.execute(query)).one_or_none()
     if row is None:
         return []

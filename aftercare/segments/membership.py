@@ -45,7 +45,9 @@ async def refresh_membership(
     # on `patients` with the policies lifted, filtered by their facilities), and writes the stays under
     # the policies from that list: evaluated under the policies, a segment costs 2 to 12 times the CPU.
     async with explicit_scope(session) as reach:
-        found = None if reach is None else list(await session.scalars(limited_to(members, reach)))
+        found = (
+            None if reach is None else list(await session.scalars(await limited_to(session, members, reach)))
+        )
     if found is None:
         current = members.subquery("current")
     else:

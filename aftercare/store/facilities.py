@@ -71,6 +71,28 @@ def placed_in(facilities: Collection[str]) -> Select[tuple[str]]:
     return select(_PLACED.c.patient_id).where(_PLACED.c.facility.in_(sorted(facilities)))
 
 
+# Facilities with an ordinal below this have a bit in `patients.facility_bits` (migration `0018`).
+FACILITY_BITS = 63
+
+
+@dataclass(frozen=True)
+class FacilityReach:
+    """How to tell a patient row of the reached facilities: the bits of those with one (`mask`), and
+    the keys of those without (`overflow`, ordinal 63 or more: looked up in `patient_facilities`)."""
+
+    mask: int
+    overflow: tuple[str, ...]
+
+
+async def facility_reach(session: AsyncSession, facilities: Collection[str]) -> FacilityReach:
+    """What filters patient rows to `facilities` (ordinals never change, so any snapshot's do)."""
+    ordinals = dict((await session.execute(select(Facility.key, Facility.ordinal))).tuples().all())
+    reached = set(facilities) & ordinals.keys()
+    mask = sum(1 << ordinals[key] for key in reached if ordinals[key] < FACILITY_BITS)
+    overflow = tuple(sorted(key for key in reached if ordinals[key] >= FACILITY_BITS))
+    return FacilityReach(mask, overflow)
+
+
 def audience_reach(
     facilities: Sequence[Facility], grants: Iterable[str], owners: Iterable[str | None]
 ) -> set[str] | None:

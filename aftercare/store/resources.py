@@ -230,7 +230,7 @@ _UPSERT_PATIENT = constant_insert(
             **{
                 column.name: _UPSERT_PATIENT_INSERT.excluded[column.name]
                 for column in _PATIENTS.columns
-                if column.name not in ("id", "updated_at")
+                if column.name not in ("id", "updated_at", "facility_bits")  # bits: kept by triggers
             },
             "updated_at": func.now(),
         },
