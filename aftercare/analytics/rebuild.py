@@ -2,11 +2,11 @@
 (`aftercare analytics check`, `make analytics-check`) or to replace it (`aftercare analytics rebuild`).
 
 The queries here are written independently of the triggers that keep the rollups (migrations `0013`,
-`0015`; the kept rows are the folded ones plus the pending deltas);
-they share only the helper functions that say which facility and hour a fact is counted in and which
-histogram bucket an elapsed time falls in. A fact is counted in its patient's facility as of the moment
-it was counted; after a patient moves to another facility, a check reports the difference and a rebuild
-counts everything again in the facility of now.
+`0015`, `0017`; the kept rows are the folded ones plus the pending deltas);
+they share only the helper functions that say which facility, segment and hour a fact is counted in
+and which histogram bucket an elapsed time falls in. A fact is counted in its patient's facility as of
+the moment it was counted; after a patient moves to another facility, a check reports the difference
+and a rebuild counts everything again in the facility of now.
 """
 
 from __future__ import annotations
@@ -16,9 +16,26 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-_JOURNEY = ("facility", "journey_key", "journey_version")
+_JOURNEY = ("facility", "journey_key", "journey_version", "segment")
 _EXIT_STEPS = "('<exited>', '<cancelled>', '<failed>')"
 _ENDED = "coalesce(e.ended_at, e.updated_at)"
+# An enrollment `e`'s leading key values: its facility, journey, version and the segment it entered by.
+_ENROLLMENT = (
+    "analytics_facility(e.patient_id), e.journey_key, e.journey_version, analytics_segment(e.trigger)"
+)
+_ENROLLMENT_NAMED = (
+    "analytics_facility(e.patient_id) AS facility, e.journey_key, e.journey_version, "
+    "analytics_segment(e.trigger) AS segment"
+)
+# Step records `s` with their enrollment `e` and the message `m` that visit of the step sent (its
+# idempotency key is `<enrollment>/<step>/<visit>`; a record's visit is its rank among the enrollment's
+# records of that step).
+_VISITS = (
+    "FROM (SELECT r.*, row_number() OVER (PARTITION BY r.enrollment_id, r.step ORDER BY r.seq) AS visit "
+    "FROM enrollment_steps r) s JOIN enrollments e ON e.id = s.enrollment_id "
+    "LEFT JOIN messages m ON s.step NOT LIKE '<%' "
+    "AND m.idempotency_key = s.enrollment_id || '/' || s.step || '/' || s.visit"
+)
 # Every name put into these statements is one of this module's constants, never input (hence the
 # `noqa: S608` below).
 
@@ -55,66 +72,64 @@ ROLLUPS: tuple[Rollup, ...] = (
         "analytics_entries",
         (*_JOURNEY, "hour"),
         ("entered",),
-        "SELECT analytics_facility(patient_id), journey_key, journey_version, analytics_hour(started_at), "
-        "count(*) FROM enrollments GROUP BY 1, 2, 3, 4",
+        f"SELECT {_ENROLLMENT}, analytics_hour(e.started_at), count(*) "  # noqa: S608
+        "FROM enrollments e GROUP BY 1, 2, 3, 4, 5",
     ),
     Rollup(
         "analytics_waiting",
         (*_JOURNEY, "step"),
         ("waiting",),
-        "SELECT analytics_facility(patient_id), journey_key, journey_version, current_step, count(*) "
-        "FROM enrollments WHERE status = 'running' AND current_step IS NOT NULL GROUP BY 1, 2, 3, 4",
+        f"SELECT {_ENROLLMENT}, e.current_step, count(*) FROM enrollments e "  # noqa: S608
+        "WHERE e.status = 'running' AND e.current_step IS NOT NULL GROUP BY 1, 2, 3, 4, 5",
     ),
     Rollup(
         "analytics_outcomes",
         (*_JOURNEY, "hour", "status", "outcome"),
         ("n",),
-        "SELECT analytics_facility(e.patient_id), e.journey_key, e.journey_version, "  # noqa: S608
-        f"analytics_hour({_ENDED}), e.status, coalesce(e.outcome, ''), count(*) "
-        "FROM enrollments e WHERE e.status <> 'running' "
-        "GROUP BY 1, 2, 3, 4, 5, 6",
+        f"SELECT {_ENROLLMENT}, analytics_hour({_ENDED}), e.status, coalesce(e.outcome, ''), "  # noqa: S608
+        "count(*) FROM enrollments e WHERE e.status <> 'running' GROUP BY 1, 2, 3, 4, 5, 6, 7",
     ),
     Rollup(
         "analytics_steps",
-        (*_JOURNEY, "hour", "step", "result", "branch"),
+        (*_JOURNEY, "hour", "step", "result", "branch", "channel"),
         ("n",),
-        "SELECT analytics_facility(e.patient_id), e.journey_key, e.journey_version, analytics_hour(s.at), "
-        "s.step, s.result, CASE WHEN s.result = 'matched' THEN coalesce(s.detail, '') ELSE '' END, count(*) "
-        "FROM enrollment_steps s JOIN enrollments e ON e.id = s.enrollment_id GROUP BY 1, 2, 3, 4, 5, 6, 7",
+        f"SELECT {_ENROLLMENT}, analytics_hour(s.at), s.step, s.result, "
+        "CASE WHEN s.result = 'matched' THEN coalesce(s.detail, '') ELSE '' END, "
+        f"coalesce(m.channel, ''), count(*) {_VISITS} GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9",
     ),
     Rollup(
         "analytics_step_exits",
         (*_JOURNEY, "hour", "after_step", "status"),
         ("n",),
-        "SELECT analytics_facility(e.patient_id), e.journey_key, e.journey_version, "  # noqa: S608
+        f"SELECT {_ENROLLMENT}, "  # noqa: S608
         "analytics_hour(s.at), coalesce((SELECT p.step FROM enrollment_steps p "
         "WHERE p.enrollment_id = s.enrollment_id "
         "AND p.seq < s.seq AND p.step NOT LIKE '<%' ORDER BY p.seq DESC LIMIT 1), ''), "
         "trim(both '<>' FROM s.step), count(*) "
         f"FROM enrollment_steps s JOIN enrollments e ON e.id = s.enrollment_id WHERE s.step IN {_EXIT_STEPS} "
-        "GROUP BY 1, 2, 3, 4, 5, 6",
+        "GROUP BY 1, 2, 3, 4, 5, 6, 7",
     ),
     Rollup(
         "analytics_durations",
-        (*_JOURNEY, "hour", "point", "le"),
+        (*_JOURNEY, "hour", "point", "le", "channel"),
         ("n",),
-        "SELECT facility, journey_key, journey_version, hour, point, le, count(*) FROM ("  # noqa: S608
-        "SELECT analytics_facility(e.patient_id) AS facility, e.journey_key, e.journey_version, "
-        "analytics_hour(s.at) AS hour, s.step AS point, analytics_le(s.at - e.started_at) AS le "
-        "FROM enrollment_steps s JOIN enrollments e ON e.id = s.enrollment_id "
-        "UNION ALL SELECT analytics_facility(e.patient_id), e.journey_key, e.journey_version, "
+        "SELECT facility, journey_key, journey_version, segment, hour, point, le, channel, count(*) "  # noqa: S608
+        f"FROM (SELECT {_ENROLLMENT_NAMED}, "
+        "analytics_hour(s.at) AS hour, s.step AS point, analytics_le(s.at - e.started_at) AS le, "
+        f"coalesce(m.channel, '') AS channel {_VISITS} "
+        f"UNION ALL SELECT {_ENROLLMENT}, "
         f"analytics_hour({_ENDED}), 'goal:' || coalesce(e.outcome, ''), "
-        f"analytics_le({_ENDED} - e.started_at) "
-        "FROM enrollments e WHERE e.status <> 'running') AS points GROUP BY 1, 2, 3, 4, 5, 6",
+        f"analytics_le({_ENDED} - e.started_at), '' "
+        "FROM enrollments e WHERE e.status <> 'running') AS points GROUP BY 1, 2, 3, 4, 5, 6, 7, 8",
     ),
     Rollup(
         "analytics_paths",
         (*_JOURNEY, "step", "path", "status", "outcome"),
         ("n",),
-        "SELECT analytics_facility(e.patient_id), e.journey_key, e.journey_version, s.step, "
+        f"SELECT {_ENROLLMENT}, s.step, "  # noqa: S608
         "substr(s.result, 6), e.status, coalesce(e.outcome, ''), count(*) "
         "FROM enrollment_steps s JOIN enrollments e ON e.id = s.enrollment_id "
-        "WHERE e.status <> 'running' AND s.result LIKE 'path %' GROUP BY 1, 2, 3, 4, 5, 6, 7",
+        "WHERE e.status <> 'running' AND s.result LIKE 'path %' GROUP BY 1, 2, 3, 4, 5, 6, 7, 8",
     ),
     Rollup(
         "analytics_messages",
