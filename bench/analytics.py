@@ -32,6 +32,7 @@ import os
 import statistics
 import sys
 import time
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -65,6 +66,8 @@ from tests.population import store_patients, synthetic_patient
 from tests.twilio_server import running_twilio
 
 QUERY_TARGET_MS = 300.0
+# This run's mark in the ids it writes, so a run on a kept database (`--database`) writes new facts.
+RUN = uuid.uuid4().hex[:8]
 LAST_30_DAYS = Window(start=datetime.now(UTC) - timedelta(days=30))
 OVERHEAD_TARGET = 0.05
 FRESHNESS_TARGET_S = 5.0
@@ -366,7 +369,7 @@ def bare_writes(url: str, count: int, rounds: int) -> dict[bool, list[float]]:
             for _ in range(count):
                 sent += 1
                 for statement in BARE_WRITES:
-                    connection.execute(statement, {"id": f"bare-{sent}"})
+                    connection.execute(statement, {"id": f"bare-{RUN}-{sent}"})
             if round_number > 0:
                 results[enabled].append((backends_cpu(url) - before) / count * 1000)
     set_triggers(url, True)
@@ -406,7 +409,7 @@ async def send_path(
                     request = send_request(
                         SendSpec(channel="sms", body="Your follow-up is due, {{ patient.given }}"),
                         visit=sent,
-                        enrollment_id=f"bench-{sent}",
+                        enrollment_id=f"bench-{RUN}-{sent}",
                         patient_id=patients[sent % len(patients)],
                         journey_key="journey-1",
                     )
@@ -447,7 +450,7 @@ async def freshness(url: str, rate: float, duration: float) -> tuple[list[float]
             while (due := started + number / rate) - started < duration:
                 if (wait := due - time.perf_counter()) > 0:
                     await asyncio.sleep(wait)
-                await connection.execute(RECORD, {"id": f"fresh-{number}"})
+                await connection.execute(RECORD, {"id": f"fresh-{RUN}-{number}"})
                 commits.append(time.perf_counter())
                 number += WRITERS
 
