@@ -7,29 +7,34 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from aftercare.analytics.ab import Conversion, campaign_ab
 from aftercare.analytics.attendance import attendance
-from aftercare.analytics.funnel import Funnel, journey_funnel
+from aftercare.analytics.funnel import NO_SEGMENT, Funnel, journey_funnel, segment_key
 from aftercare.analytics.messages import message_rows
 from aftercare.analytics.series import journey_series, message_series
 from aftercare.analytics.window import Window
 from aftercare.store.campaigns import get_campaign, latest_campaigns
 from aftercare.store.journeys import get_journey, latest_journeys
+from aftercare.store.segments import latest_segments
 from api.deps import get_services
 from api.routes import analytics as api
 from api.routes.analytics_export import Export
 from console.auth import ConsoleUser
 from console.rendering import render
+from models.journey import Channel
 from models.zones import known_zone
 
 router = APIRouter(prefix="/console/analytics", include_in_schema=False)
 
 Days = Annotated[int, Query(ge=1, le=366, description="the last this many days")]
 Zone = Annotated[str | None, Query(description="the viewer's time zone")]
+SegmentFilter = Annotated[str | None, Query(max_length=64, description="the segment entered through")]
+ChannelFilter = Annotated[Channel | Literal[""] | None, Query(description="the steps' channel")]
 
 
 def _zone(request: Request, name: str | None) -> str:
@@ -103,22 +108,49 @@ async def overview(request: Request, user: ConsoleUser, days: Days = 30, tz: Zon
     return render(request, "analytics.html", context)
 
 
+def _chosen(segment: str | None, channel: Channel | Literal[""] | None) -> tuple[str | None, Channel | None]:
+    """The filters' values; the empty choice ("all") is none."""
+    return segment or None, channel if channel else None
+
+
 @router.get("/journeys/{key}", response_class=HTMLResponse)
 async def journey_dashboard(
-    request: Request, user: ConsoleUser, key: str, days: Days = 30, tz: Zone = None
+    request: Request,
+    user: ConsoleUser,
+    key: str,
+    days: Days = 30,
+    tz: Zone = None,
+    segment: SegmentFilter = None,
+    channel: ChannelFilter = None,
 ) -> HTMLResponse:
-    """A journey's funnel, outcomes and entries per day."""
+    """A journey's funnel (filtered by segment and channel), outcomes and entries per day."""
     zone = _zone(request, tz)
     window = Window(start=datetime.now(UTC) - timedelta(days=days))
+    segment, picked = _chosen(segment, channel)
     async with get_services(request).sessions() as session:
         journey = await get_journey(session, key)
         if journey is None:
             return render(request, "not_found.html", {"what": f"journey {key}"}, status_code=404)
-        funnel = await journey_funnel(session, key, window=window)
+        funnel = await journey_funnel(
+            session,
+            key,
+            window=window,
+            segment=None if segment is None else segment_key(segment),
+            channel=picked,
+        )
         daily = await journey_series(session, key, "day", zone, window)
+        segments = [definition.key for definition in await latest_segments(session)]
     context = {
         "journey": journey,
         "funnel": funnel,
+        "segment": segment,
+        "channel": picked,
+        "segments": segments,
+        "no_segment": NO_SEGMENT,
+        "channels": get_args(Channel),
+        "filters": urlencode(
+            {name: value for name, value in (("segment", segment), ("channel", picked)) if value}
+        ),
         "days": days,
         "tz": zone,
         "daily": daily,
@@ -166,6 +198,8 @@ async def export(
     journey: Annotated[str | None, Query()] = None,
     days: Days = 30,
     tz: Zone = None,
+    segment: SegmentFilter = None,
+    channel: ChannelFilter = None,
 ) -> Response:
     """A table of these pages as the API's CSV, with small cells hidden."""
     zone = _zone(request, tz)
@@ -182,6 +216,8 @@ async def export(
         elif journey is None:
             raise HTTPException(400, "a funnel export names its journey")
         else:
-            answer = await api.funnel(journey, session, options, start, None)
+            answer = await api.funnel(
+                journey, session, options, start, None, None, *_chosen(segment, channel)
+            )
     assert isinstance(answer, Response)
     return answer

@@ -40,6 +40,13 @@ class FunnelView(BaseModel):
 
     journey_key: str
     version: int | None = Field(description="the version counted; null: every version")
+    segment: str | None = Field(
+        default=None,
+        description="the segment its enrollments entered through (`_none`: started otherwise); null: all",
+    )
+    channel: str | None = Field(
+        default=None, description="the channel its steps' records sent on; null: every step"
+    )
     entered: int = Field(description="enrollments that started in the window")
     steps: list[FunnelStepView]
     outcomes: dict[str, int] = Field(description="enrollments that ended in the window, per outcome")

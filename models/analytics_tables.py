@@ -50,6 +50,13 @@ def _shard() -> Mapped[int]:
     return mapped_column(SmallInteger, primary_key=True)
 
 
+def _channel() -> Mapped[str]:
+    """The channel of the message a step record sent (the message of that enrollment, step and visit,
+    by its idempotency key), `""` for a step that sent none (and for a duration to the goal): migration
+    `0017`."""
+    return mapped_column(String(16), primary_key=True)
+
+
 def _hour() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), primary_key=True)
 
@@ -58,6 +65,9 @@ class _JourneyRollup:
     facility: Mapped[str] = _key()
     journey_key: Mapped[str] = _key()
     journey_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The segment the enrollment entered through (a dynamic segment's `segment.entered`), `""` for an
+    # enrollment started otherwise (a FHIR resource, an event, the API, another journey): migration `0017`.
+    segment: Mapped[str] = _key()
 
 
 class AnalyticsEntry(_JourneyRollup, Base):
@@ -81,7 +91,7 @@ class AnalyticsOutcome(_JourneyRollup, Base):
 
 
 class AnalyticsStep(_JourneyRollup, Base):
-    """Step records per step, result and branch taken (a branch step's matched condition)."""
+    """Step records per step, result, branch taken (a branch step's matched condition) and channel."""
 
     __tablename__ = "analytics_steps"
 
@@ -89,6 +99,7 @@ class AnalyticsStep(_JourneyRollup, Base):
     step: Mapped[str] = _key()
     result: Mapped[str] = _key()
     branch: Mapped[str] = mapped_column(Text, primary_key=True)
+    channel: Mapped[str] = _channel()
     n: Mapped[int] = _count()
 
 
@@ -121,6 +132,7 @@ class AnalyticsDuration(_JourneyRollup, Base):
     hour: Mapped[datetime] = _hour()
     point: Mapped[str] = mapped_column(String(80), primary_key=True)
     le: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = _channel()
     n: Mapped[int] = _count()
 
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from aftercare.analytics.ab import Conversion, campaign_ab, journey_split_ab
 from aftercare.analytics.attendance import STATUSES, attendance, invitations
 from aftercare.analytics.export import rate_cell
-from aftercare.analytics.funnel import journey_funnel
+from aftercare.analytics.funnel import NO_SEGMENT, journey_funnel, segment_key
 from aftercare.analytics.messages import COUNTS, RATES, GroupBy, message_rows
 from aftercare.analytics.series import Interval, Point, journey_series, message_series
 from aftercare.analytics.stats import Comparison
@@ -32,6 +32,7 @@ from models.analytics_api import (
     SeriesView,
     VariantView,
 )
+from models.journey import Channel
 from models.zones import known_zone
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
@@ -68,12 +69,27 @@ async def funnel(
     start: From = None,
     end: To = None,
     version: Annotated[int | None, Query(ge=1, description="one version (default: all)")] = None,
+    segment: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description=f"enrollments that entered through this segment (`{NO_SEGMENT}`: started otherwise)",
+        ),
+    ] = None,
+    channel: Annotated[Channel | None, Query(description="steps whose message went on this channel")] = None,
 ) -> FunnelView | Response:
     """A journey's funnel: per step entered, passed, waiting, timed out, exited, results and branches."""
-    counted = await journey_funnel(session, key, version=version, window=window_of(start, end))
+    counted = await journey_funnel(
+        session,
+        key,
+        version=version,
+        window=window_of(start, end),
+        segment=None if segment is None else segment_key(segment),
+        channel=channel,
+    )
     if export.csv:
         return export.response(
-            f"funnel-{key}",
+            "-".join(["funnel", key, *(name for name in (segment, channel) if name is not None)]),
             ["step", "entered", "passed", "waiting", "timed_out", "exited", "median_seconds", "p90_seconds"],
             [
                 *(
@@ -107,6 +123,8 @@ async def funnel(
     return FunnelView(
         journey_key=counted.journey_key,
         version=counted.version,
+        segment=segment,
+        channel=channel,
         entered=counted.entered,
         steps=[
             FunnelStepView(

@@ -37,4 +37,11 @@
     if (typeof uPlot === "undefined") { return; }
     document.querySelectorAll("div.chart[data-chart]").forEach(draw);
   });
+  // A filtered funnel swapped in by htmx brings its chart's numbers: draw it.
+  document.addEventListener("htmx:afterSettle", function () {
+    if (typeof uPlot === "undefined") { return; }
+    document.querySelectorAll("div.chart[data-chart]").forEach(function (element) {
+      if (!element.querySelector("canvas") && !element.textContent) { draw(element); }
+    });
+  });
 })();

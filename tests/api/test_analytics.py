@@ -1,5 +1,5 @@
 """The analytics endpoints count within the caller's facilities: a key of one facility sees its own
-patients' enrollments and messages only, the whole group sees both; a role without `analytics:read` is
+patients' enrollments and messages only (a filtered funnel too), the whole group sees both; a role without `analytics:read` is
 refused."""
 
 from __future__ import annotations
@@ -29,6 +29,13 @@ async def test_a_facility_key_counts_its_own_facility_only(
     group_sms = (await api.get("/v1/analytics/messages", params={"group_by": "channel"})).json()
 
     assert (north_funnel["entered"], group_funnel["entered"]) == (1, 2)
+    # The segment and channel filters count within the caller's facilities too.
+    filters = {"segment": "_none", "channel": "sms"}
+    north_filtered = (await api.get(funnel_path, params=filters, headers=north)).json()
+    group_filtered = (await api.get(funnel_path, params=filters)).json()
+    assert [(s["id"], s["passed"]) for s in north_filtered["steps"]] == [("hello", 1)]
+    assert [(s["id"], s["passed"]) for s in group_filtered["steps"]] == [("hello", 2)]
+    assert (await api.get(funnel_path, params={"segment": "everyone"}, headers=north)).json()["entered"] == 0
     hello = [step for step in north_funnel["steps"] if step["id"] == "hello"]
     assert [(step["passed"], step["results"]) for step in hello] == [(1, {"sent": 1})]
     assert [(row["key"], row["messages"], row["sent"]) for row in north_sms["rows"]] == [("sms", 1, 1)]

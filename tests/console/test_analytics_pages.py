@@ -77,6 +77,28 @@ async def test_the_overview_and_a_journey_s_dashboard_show_charts_tables_and_csv
     assert await rows.nth(1).get_attribute("class") == "drop-low"
     await page.locator("#chart-funnel canvas").first.wait_for()
     assert await axe_violations(page) == []
+
+    # The filters swap the funnel in place (htmx) and the CSV link follows them.
+    await page.get_by_label("Channel of the step").select_option("sms")
+    await page.wait_for_url("**channel=sms**")
+    await page.locator("#funnel-filtered-entered").wait_for()
+    filtered = page.locator("#funnel tbody tr")
+    assert await filtered.count() == 1
+    assert (await filtered.nth(0).locator("th, td").all_inner_texts())[:4] == ["hello", "2", "2", "0"]
+    await page.locator("#chart-funnel canvas").first.wait_for()
+    await page.get_by_label("Segment entered through").select_option(label="None (started otherwise)")
+    await page.wait_for_url("**segment=_none**")
+    await page.wait_for_function("document.querySelector('#funnel-csv').href.includes('segment=_none')")
+    assert await page.locator("#funnel-filtered-entered").inner_text() == "2"
+    csv = await page.request.get(f"{console_url}{await page.locator('#funnel-csv').get_attribute('href')}")
+    assert [line.split(",")[:4] for line in (await csv.text()).splitlines()] == [
+        ["step", "entered", "passed", "waiting"],
+        ["hello", "<11", "<11", "0"],
+    ]
+    await page.get_by_label("Channel of the step").select_option("email")
+    await page.wait_for_url("**channel=email**")
+    await page.get_by_text("No enrollments in this window.").wait_for()
+    assert await axe_violations(page) == []
     missing = await page.goto(f"{console_url}/console/analytics/journeys/nothing")
     assert missing is not None
     assert missing.status == 404

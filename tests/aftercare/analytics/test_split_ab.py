@@ -5,21 +5,17 @@ ends at once (path and end in one projection): both are counted once, and equal 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.testing import WorkflowEnvironment
 
 from aftercare.analytics.rebuild import compare
-from aftercare.settings import Settings
 from models.tables import EnrollmentStep
 from models.temporal import EnrollmentTrigger
-from tests.conftest import AUTH_HEADERS, serve
 from tests.helpers import load_synthea_patient, publish
-from tests.workflows.fixtures import JourneyHarness, started_time_skipping_env
+from tests.workflows.fixtures import JourneyHarness
 
 pytestmark = pytest.mark.usefixtures("empty_database")
 
@@ -39,21 +35,6 @@ SPLIT = {
         {"id": "booked", "end": {"outcome": "booked"}},
     ],
 }
-
-
-@pytest.fixture
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A server of the test's own (its journeys wait with time skipping unlocked)."""
-    async with started_time_skipping_env() as env:
-        yield env
-
-
-@pytest.fixture
-async def api(settings: Settings, time_skipping_env: WorkflowEnvironment) -> AsyncIterator[httpx.AsyncClient]:
-    from api.app import create_app
-
-    async with serve(create_app(settings, temporal=time_skipping_env.client), AUTH_HEADERS) as client:
-        yield client
 
 
 async def test_each_path_s_exposures_and_conversions_to_the_goal(
