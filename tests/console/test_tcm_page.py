@@ -33,7 +33,8 @@ async def test_the_worklist_lists_episodes_by_their_contact_deadline(
     browser: Browser, console_url: str
 ) -> None:
     await discharge(console_url, "p-omar", "omar-stay", hours_ago=1, days=14)  # LACE 7: moderate
-    await discharge(console_url, "p-maria", "maria-stay", hours_ago=30, days=2)  # earlier: nearer deadline
+    # five days earlier: a nearer contact deadline whatever the weekday (any five days hold a business day)
+    await discharge(console_url, "p-maria", "maria-stay", hours_ago=120, days=2)
     page = await sign_in(browser, console_url)
     await page.get_by_role("navigation", name="Main").get_by_role("link", name="Transitional care").click()
     assert page.url == f"{console_url}/console/tcm"
