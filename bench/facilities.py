@@ -59,7 +59,7 @@ from aftercare.db.migrate import libpq_dsn
 from aftercare.facilities.scope import enter_scope, request_boundary
 from aftercare.segments.evaluate import members
 from aftercare.segments.library import segment_library
-from bench.cost import on_cpu_ns
+from bench.cost import CpuMeter, on_cpu_ns, stack_processes
 from bench.population import create_database, drop_database
 from bench.segments import generate
 from bench.stack import dev_stack
@@ -106,13 +106,38 @@ def patients(count: int, run_id: str, organizations: list[str | None]) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class Measured:
+    """What one configuration gave over every run of it: latencies, CPU per process, runs' p99s."""
+
+    server: list[float] = field(default_factory=list)
+    client: list[float] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)
+    triggers: int = 0
+    run_p99s: list[float] = field(default_factory=list)
+
+    def add(self, server: list[float], client: list[float], cpu: dict[str, float]) -> None:
+        self.server += server
+        self.client += client
+        self.triggers += len(server)
+        self.run_p99s.append(percentiles(server)["p99"])
+        for name, seconds in cpu.items():
+            self.cpu[name] = self.cpu.get(name, 0.0) + seconds
+
+    def cpu_ms(self, names: tuple[str, ...]) -> float:
+        """CPU milliseconds per trigger of the named processes together."""
+        return sum(self.cpu.get(name, 0.0) for name in names) * 1000 / max(self.triggers, 1)
+
+
 async def trigger_run(
     client: httpx.AsyncClient,
     driver: httpx.AsyncClient,
     organizations: list[str | None],
     arguments: argparse.Namespace,
-) -> dict[str, dict[str, float]]:
-    """One measured run: import patients, warm up, drive, collect; percentiles by span."""
+    meter: CpuMeter,
+) -> tuple[list[float], list[float], dict[str, float]]:
+    """One measured run: import patients, warm up, drive, collect: server and client milliseconds per
+    message, and each process's CPU seconds from the load's start until its last message was sent."""
     run_id = uuid.uuid4().hex[:8]
     imported = await client.post(
         "/v1/fhir/import",
@@ -124,52 +149,105 @@ async def trigger_run(
     # A run's Observations go to the patients of the first organization only (the scoped key's).
     ids = [f"bench-{run_id}-{n}" for n in range(0, arguments.patients_per_run, len(organizations))]
     warm = await drive(driver, ids, arguments.rate, arguments.warmup, f"{run_id}-warmup")
+    warmed = len(warm.sent_at) - len(warm.errors)  # a 503 starts nothing
+    await recorded(client, warmed, run_id)
+    meter.start()
     run = await drive(driver, ids, arguments.rate, arguments.duration, run_id)
-    # Observations answered 503 (a saturated machine) start nothing: wait only for the others.
-    accepted = len(warm.sent_at) - len(warm.errors) + len(run.sent_at) - len(run.errors)
-    rows = await collect(client, await recorded(client, accepted, run_id))
+    rows = await recorded(client, warmed + len(run.sent_at) - len(run.errors), run_id)
+    spent = meter.since_start()
+    rows = await collect(client, rows)
     measured = [row for row in rows if row["observation"] in run.sent_at]
     server = [(row["sent_at"] - row["received_at"]) * 1000 for row in measured]
     client_side = [(row["sent_at"] - run.sent_at[row["observation"]]) * 1000 for row in measured]
     if run.errors:
         print(f"  {len(run.errors)} errors, the first: {run.errors[0][:160]}")
-    print(f"  {len(measured)} of {len(run.sent_at)} messages recorded")
+    print(f"  {len(measured)} of {len(run.sent_at)} messages recorded", flush=True)
     if len(measured) < 2:
         raise SystemExit("too few messages recorded to measure (see the stack's log)")
-    return {"server": percentiles(server), "client": percentiles(client_side)}
+    return server, client_side, spent
 
 
-async def triggers(arguments: argparse.Namespace) -> None:
-    """The trigger path with one facility, with two, and with a key of one of two."""
-    # Measured at any hour: quiet hours would defer the texts instead of timing them.
-    os.environ.setdefault("QUIET_HOURS_START", "")
-    os.environ.setdefault("QUIET_HOURS_END", "")
+ONE = "one facility, whole-group key"
+TWO_WHOLE = "two facilities, whole-group key"
+TWO_NORTH = "two facilities, key of north only"
+
+
+async def trigger_stack(
+    arguments: argparse.Namespace, two: bool, flip: bool, results: dict[str, Measured]
+) -> None:
+    """A fresh stack with one facility (two runs of the whole-group key) or two (a run of each key, in
+    the order `flip` says), so every configuration's runs sit at the same places in a stack's life."""
     with dev_stack(arguments.stack_port, environment=ANY_HOUR) as stack:
+        meter = CpuMeter(stack_processes(stack))
         headers = {"X-API-Key": stack.api_key}
         async with httpx.AsyncClient(base_url=stack.api, timeout=30.0, headers=headers) as client:
             (await client.post("/v1/templates", json=TEMPLATE)).raise_for_status()
             assert (await client.post("/v1/journeys", json=JOURNEY)).status_code in (200, 201)
-            results = {"one facility, whole-group key": await trigger_run(client, client, [None], arguments)}
+            if not two:
+                for _ in range(2):
+                    print(f"{ONE}", flush=True)
+                    results[ONE].add(*await trigger_run(client, client, [None], arguments, meter))
+                return
             for facility in FACILITIES:
                 (await client.post("/v1/facilities", json=facility)).raise_for_status()
-            organizations: list[str | None] = [str(facility["organization"]) for facility in FACILITIES]
-            results["two facilities, whole-group key"] = await trigger_run(
-                client, client, organizations, arguments
-            )
             made = await client.post(
                 "/v1/api-keys", json={"name": "bench-north", "roles": ["trigger"], "facilities": ["north"]}
             )
             made.raise_for_status()
             north = {"X-API-Key": made.json()["key"]}
+            organizations: list[str | None] = [str(facility["organization"]) for facility in FACILITIES]
             async with httpx.AsyncClient(base_url=stack.api, timeout=30.0, headers=north) as scoped:
-                results["two facilities, key of north only"] = await trigger_run(
-                    client, scoped, organizations, arguments
-                )
-    print(f"\ntrigger path at {arguments.rate:g}/s for {arguments.duration:g} s each")
-    print(f"{'configuration':<36} {'server p50/p95/p99 ms':>24} {'client p50/p95/p99 ms':>24}")
-    for name, spans in results.items():
-        cells = ["{p50:.0f} / {p95:.0f} / {p99:.0f}".format(**spans[span]) for span in ("server", "client")]
-        print(f"{name:<36} {cells[0]:>24} {cells[1]:>24}")
+                drivers = [(TWO_WHOLE, client), (TWO_NORTH, scoped)]
+                for name, driver in reversed(drivers) if flip else drivers:
+                    print(name, flush=True)
+                    results[name].add(*await trigger_run(client, driver, organizations, arguments, meter))
+
+
+async def triggers(arguments: argparse.Namespace) -> None:
+    """The trigger path with one facility, with two, and with a key of one of two: `--trigger-rounds`
+    rounds, each a fresh one-facility stack and a fresh two-facility stack (their order alternating)."""
+    # Measured at any hour: quiet hours would defer the texts instead of timing them.
+    os.environ.setdefault("QUIET_HOURS_START", "")
+    os.environ.setdefault("QUIET_HOURS_END", "")
+    results = {name: Measured() for name in (ONE, TWO_WHOLE, TWO_NORTH)}
+    for round_number in range(arguments.trigger_rounds):
+        order = [False, True] if round_number % 2 == 0 else [True, False]
+        for two in order:
+            await trigger_stack(arguments, two, flip=round_number % 2 == 1, results=results)
+    print(
+        f"\ntrigger path at {arguments.rate:g}/s, {arguments.trigger_rounds} rounds of a fresh stack "
+        "each way, "
+        f"2 runs of {arguments.duration:g} s per configuration a round; load average "
+        f"{' '.join(f'{value:.2f}' for value in os.getloadavg())}"
+    )
+    print(
+        f"{'configuration':<36} {'texts':>6} {'server p50/p95/p99 ms':>22} {'client p50/p95/p99 ms':>22} "
+        f"{'runs p99 ms':>22} {'CPU/trigger api+worker+pg, all ms':>34}"
+    )
+    application, everything = ("api", "worker", "postgres"), ("api", "worker", "postgres", "temporal")
+    for name, measured in results.items():
+        cells = [
+            "{p50:.0f} / {p95:.0f} / {p99:.0f}".format(**percentiles(values))
+            for values in (measured.server, measured.client)
+        ]
+        runs = ", ".join(f"{value:.0f}" for value in measured.run_p99s)
+        cpu = f"{measured.cpu_ms(application):.1f}, {measured.cpu_ms(everything):.1f}"
+        print(f"{name:<36} {measured.triggers:>6} {cells[0]:>22} {cells[1]:>22} {runs:>22} {cpu:>34}")
+    base = results[ONE]
+    for name in (TWO_WHOLE, TWO_NORTH):
+        measured = results[name]
+        ratios = [
+            percentiles(measured.server)[cut] / percentiles(base.server)[cut] - 1 for cut in ("p50", "p99")
+        ]
+        cpu_ratio = measured.cpu_ms(everything) / base.cpu_ms(everything) - 1
+        per_process = ", ".join(
+            f"{process} {measured.cpu_ms((process,)) - base.cpu_ms((process,)):+.2f}"
+            for process in everything
+        )
+        print(
+            f"{name} against one facility: server p50 {ratios[0]:+.1%}, p99 {ratios[1]:+.1%} "
+            f"(target < 5 %); CPU per trigger {cpu_ratio:+.1%} ({per_process} ms)"
+        )
 
 
 @dataclass
@@ -397,6 +475,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--patients-per-run", type=int, default=200)
     parser.add_argument("--stack-port", type=int, default=18760)
+    parser.add_argument(
+        "--trigger-rounds",
+        type=int,
+        default=2,
+        help="rounds of a fresh stack with one and with two facilities",
+    )
     arguments = parser.parse_args()
     if arguments.part in ("both", "segments"):
         segments(arguments)

@@ -138,6 +138,10 @@ def dev_stack(
             api = f"http://127.0.0.1:{api_port}"
             _wait_until_healthy(process, api, log, timeout)
             yield Stack(process, api, api_key, Path(data), f"127.0.0.1:{api_port + 1}")
+        except Exception:
+            # The stack's log goes with its directory: show its end with the failure.
+            print("the stack's log ends:\n" + log.read_text(errors="replace")[-4000:], file=sys.stderr)
+            raise
         finally:
             signal.signal(signal.SIGTERM, previous)
             if process.poll() is None:

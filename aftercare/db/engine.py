@@ -12,6 +12,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from aftercare.db.connection_discipline import watch_checkouts
+from aftercare.db.prepared_statements import keep_prepared_statements
 from aftercare.facilities.scope import scope_transactions
 
 # How long a caller waits for a pooled connection before the pool gives up (an API request then
@@ -54,6 +55,7 @@ def create_engine(
         connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
     )
     ping_idle_connections(engine, ping_after_idle)
+    keep_prepared_statements(engine)
     watch_checkouts(engine)
     scope_transactions(engine)
     return engine
