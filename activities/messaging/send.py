@@ -17,12 +17,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.messaging.delivery import FINAL_STATUSES, Delivery, result_of
-from activities.messaging.first_read import first_read
+from activities.messaging.first_read import FirstRead, first_read
 from activities.messaging.intent import IntentOrigin, message_intent, send_context, settle_locally
 from activities.messaging.providers import (
     ProviderRegistry,
 )
-from aftercare.compose import ComposedMessage, TemplateNotFoundError, compose_with_facts, plan_send
+from aftercare.compose import ComposedMessage, TemplateNotFoundError, compose_with_facts, plan_for
 from aftercare.events.attachments import RegistrationUnknown, registration_attachments
 from aftercare.guardrails import Decision, GuardrailPolicy, decide
 from aftercare.guardrails.decide import patient_today
@@ -34,10 +34,11 @@ from aftercare.patient_links.unsubscribe import note_no_opt_out
 from aftercare.store.decisions import record_decision
 from aftercare.store.enrollments import record_progress
 from aftercare.store.messages import record_intent
+from aftercare.store.templates import book_of_versions
 from aftercare.templating import TemplateRenderError
 from aftercare.voice.intent import record_call_script
 from models.journey import DEFAULT_PURPOSE
-from models.tables import Message, Patient
+from models.tables import Message
 from models.temporal import (
     DeliverMessageInput,
     SendMessageInput,
@@ -105,14 +106,16 @@ class MessagingActivities:
     async def _send(self, request: SendMessageInput) -> SendMessageResult:
         async with self._sessions.begin() as session:
             call = request.call
-            read = await first_read(session, call.idempotency_key, call.scope.patient_id)
+            read = await first_read(
+                session, call.idempotency_key, call.scope.patient_id, request.send.template
+            )
             if read.earlier is not None:
                 message = read.earlier
                 projected = await _close(session, request, message)
             else:
                 now = datetime.now(UTC)
                 at = max(request.due_at, now) if request.due_at else now
-                variables, composed, facts = await self._compose(session, request, at, read.patient)
+                variables, composed, facts = await self._compose(session, request, at, read)
                 profile, voice = variables.profile, read.voice
                 purpose = request.send.purpose or composed.purpose or request.purpose or DEFAULT_PURPOSE
                 context = send_context(
@@ -175,12 +178,13 @@ class MessagingActivities:
             raise ApplicationError(str(error), type="InvalidInput", non_retryable=True) from error
 
     async def _compose(
-        self, session: AsyncSession, request: SendMessageInput, at: datetime, patient: Patient | None
+        self, session: AsyncSession, request: SendMessageInput, at: datetime, read: FirstRead
     ) -> tuple[JourneyVariables, ComposedMessage, PatientFacts]:
         """The patient's variables (with their `patient` profile, read already), the message to record
         and the patient's facts; a failure to compose is permanent."""
         try:
-            plan = await plan_send(session, request.send)
+            template = request.send.template
+            plan = plan_for(request.send, await book_of_versions(session, template, read.template_versions))
             # A call's script sees every variable; a text only what it names.
             every = request.script is not None or "voice" in plan.available
             variables = await load_journey_variables(
@@ -195,7 +199,7 @@ class MessagingActivities:
                 with_risk=every or plan.mentions("risk"),
                 with_tcm=every or plan.mentions("tcm"),
                 hospital_timezone=self._hospital_timezone,
-                profile=patient,
+                profile=read.patient,
             )
             composed, facts = await compose_with_facts(
                 session,
