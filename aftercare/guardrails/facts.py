@@ -274,7 +274,9 @@ async def _consents_attributes_and_suppressions(
     consents: dict[str, list[Consent]] = {}
     found: dict[str, dict[str, Any]] = {}
     suppressed: dict[tuple[str, str], str] = {}
-    for kind, first, second, value, at, number in await session.execute(statement, parameters):
+    # A Core statement: the ORM session's layer adds nothing.
+    rows = await (await session.connection()).execute(statement, parameters)
+    for kind, first, second, value, at, number in rows:
         if kind == "consent":
             purpose, status, source = value
             consents.setdefault(first, []).append(Consent(number, second, purpose, status, source, at))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -85,7 +85,8 @@ async def enrollment_history(session: AsyncSession, enrollment_id: str) -> Seque
 async def record_progress(session: AsyncSession, progress: ProgressUpdate) -> bool:
     """Mirror a workflow transition; replays of the same step record are no-ops. False, with nothing
     written, when the enrollment has no row."""
-    moved = await session.execute(
+    connection = await session.connection()  # Core statements: the ORM session's layer adds nothing
+    moved = await connection.execute(
         _ENDED if progress.status in TERMINAL_ENROLLMENT_STATUSES else _PROGRESS,
         {
             "p_id": progress.enrollment_id,
@@ -95,7 +96,7 @@ async def record_progress(session: AsyncSession, progress: ProgressUpdate) -> bo
             "p_paused": progress.paused,
         },
     )
-    if not cast(CursorResult[Any], moved).rowcount:
+    if not moved.rowcount:
         return False
     if progress.records:
         steps = [
@@ -109,7 +110,8 @@ async def record_progress(session: AsyncSession, progress: ProgressUpdate) -> bo
             }
             for record in progress.records
         ]
-        await session.execute(_INSERT_STEPS, steps)
+        # One record (a send's, usually) is one execution, not an executemany of one.
+        await connection.execute(_INSERT_STEPS, steps[0] if len(steps) == 1 else steps)
     return True
 
 

@@ -33,7 +33,8 @@ async def record_intent(session: AsyncSession, values: dict[str, Any], *, sent_n
 
     `sent_now` stamps `sent_at` with the database clock (a message already accepted when recorded).
     """
-    row = (await session.execute(_SENT if sent_now else _INTENT, values)).first()
+    connection = await session.connection()  # a Core statement: the ORM session's layer adds nothing
+    row = (await connection.execute(_SENT if sent_now else _INTENT, values)).first()
     message = Message(**row._mapping) if row is not None else None
     if message is None:
         message = await find_by_idempotency_key(session, values["idempotency_key"])

@@ -202,9 +202,8 @@ async def book_of_versions(
     found = {entry: _cache[entry] for entry in wanted if entry in _cache}
     missing = [entry[:4] for entry in wanted if entry not in found]
     if missing:
-        for name, channel, locale, version, digest, document in await session.execute(
-            _DEFINITIONS, {"variants": missing}
-        ):
+        rows = await (await session.connection()).execute(_DEFINITIONS, {"variants": missing})
+        for name, channel, locale, version, digest, document in rows:
             found[(name, channel, locale, version, digest)] = TemplateDefinition.model_validate(document)
     variants: dict[tuple[str, str, str], StoredTemplate] = {}
     for entry in wanted:
