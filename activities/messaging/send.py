@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
@@ -33,7 +34,7 @@ from aftercare.patient_links.tokens import PatientLinks
 from aftercare.patient_links.unsubscribe import note_no_opt_out
 from aftercare.store.decisions import record_decision
 from aftercare.store.enrollments import record_progress
-from aftercare.store.messages import record_intent
+from aftercare.store.messages import record_intent_and_decision
 from aftercare.store.templates import book_of_versions
 from aftercare.templating import TemplateRenderError
 from aftercare.voice.intent import record_call_script
@@ -130,7 +131,9 @@ class MessagingActivities:
                 decision = await decide(session, self._guardrails, context, facts)
                 decision = note_no_opt_out(decision, composed.channel, composed.care_critical)
                 if decision.outcome == "defer":
-                    await _record_decision(session, request, decision, purpose, composed.channel, None)
+                    logged = _decision_values(request, decision, purpose, composed.channel)
+                    await record_decision(session, **logged)
+                    _log_decision(request, decision, None)
                     return SendMessageResult(
                         status="deferred",
                         reason=decision.reason,
@@ -143,11 +146,13 @@ class MessagingActivities:
                     values["attachments"] = await self._attachments(session, request)
                 provider = self._providers.for_channel(composed.channel)
                 sent_now = await settle_locally(values, provider)
-                message = await record_intent(session, values, sent_now=sent_now)
-                if message.id == values["id"]:
+                # The decision is logged with the intent, in its statement, when the intent is new.
+                logged = _decision_values(request, decision, purpose, composed.channel)
+                message, new = await record_intent_and_decision(session, values, logged, sent_now=sent_now)
+                if new:
                     if message.channel == "voice" and message.status != "skipped":
                         await _record_call(session, message, request, variables)
-                    await _record_decision(session, request, decision, purpose, composed.channel, message.id)
+                    _log_decision(request, decision, message.id)
                     if message.status != "pending":
                         _log_outcome(message, provider.name)
                 projected = await _close(session, request, message)
@@ -267,30 +272,28 @@ def _log_outcome(message: Message, provider: str) -> None:
     MESSAGES.labels(message.channel, provider, message.status).inc()
 
 
-async def _record_decision(
-    session: AsyncSession,
-    request: SendMessageInput,
-    decision: Decision,
-    purpose: str,
-    channel: str,
-    message_id: str | None,
-) -> None:
+def _decision_values(
+    request: SendMessageInput, decision: Decision, purpose: str, channel: str
+) -> dict[str, Any]:
+    """The decision log's row for this attempt of the send (without its message)."""
     call = request.call
-    await record_decision(
-        session,
-        patient_id=call.scope.patient_id,
-        idempotency_key=call.idempotency_key,
-        purpose=purpose,
-        decision=decision.logged,
-        rule=decision.rule,
-        reason=decision.reason,
-        channel=channel,
-        message_id=message_id,
-        enrollment_id=call.scope.enrollment_id,
-        journey_key=call.journey_key,
-        step_id=call.step_id,
-        defer_until=decision.until,
-    )
+    return {
+        "patient_id": call.scope.patient_id,
+        "idempotency_key": call.idempotency_key,
+        "purpose": purpose,
+        "decision": decision.logged,
+        "rule": decision.rule,
+        "reason": decision.reason,
+        "channel": channel,
+        "enrollment_id": call.scope.enrollment_id,
+        "journey_key": call.journey_key,
+        "step_id": call.step_id,
+        "defer_until": decision.until,
+    }
+
+
+def _log_decision(request: SendMessageInput, decision: Decision, message_id: str | None) -> None:
+    call = request.call
     log.info(
         "send %s by rule %s",
         decision.logged,

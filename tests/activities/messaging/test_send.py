@@ -20,7 +20,7 @@ from activities.messaging.twilio_sms import TwilioSmsProvider
 from aftercare.store.consents import ALL_PURPOSES, record_consent
 from aftercare.store.suppressions import suppress
 from models.journey import DEFAULT_PURPOSE, SendSpec
-from models.tables import Message, Patient, Template
+from models.tables import Message, Patient, SendDecision, Template
 from models.temporal import ClosingProjection, ProgressUpdate, SendMessageInput
 from tests.conftest import ABDUL_PATIENT_ID
 from tests.helpers import (
@@ -273,3 +273,19 @@ async def test_a_revoked_consent_blocks_the_very_next_send(
         await record_consent(session, [ABDUL_PATIENT_ID], "sms", "granted", "test", purpose=purpose)
     third = await ActivityEnvironment().run(activities.send_message, request(visit=3))
     assert (first.status, (second.status, second.reason), third.status) == ("sent", outcome, "sent")
+
+
+async def test_a_send_logs_its_decision_once_with_its_message_and_a_retry_logs_nothing_more(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await load_synthea_patient(sessions)
+    activities = MessagingActivities(sessions, ProviderRegistry({}, OutboxProvider()))
+    first = await ActivityEnvironment().run(activities.send_message, request())
+    again = await ActivityEnvironment().run(activities.send_message, request())
+    async with sessions() as session:
+        logged = [
+            (d.message_id, d.decision, d.rule, d.idempotency_key, d.channel, d.purpose)
+            for d in await session.scalars(select(SendDecision))
+        ]
+    assert again == first
+    assert logged == [(first.message_id, "sent", "allowed", "enr-1/notify/1", "sms", DEFAULT_PURPOSE)]
