@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cache
@@ -52,6 +53,11 @@ def _quoted(name: str) -> str:
     return f'"{name}"'
 
 
+def _unsized(sql_type: str) -> str:
+    """`VARCHAR(64)` as `VARCHAR`: a cast to a sized type would cut a value the column refuses."""
+    return re.sub(r"\(\d+\)", "", sql_type)
+
+
 @cache
 def _intent_and_decision(
     keys: tuple[str, ...], decision_keys: tuple[str, ...], sent_now: bool
@@ -66,7 +72,9 @@ def _intent_and_decision(
     columns = ", ".join(_quoted(column.name) for column in inserted) + (", sent_at" if sent_now else "")
     values = ", ".join(f":{column.name}" for column in inserted) + (", now()" if sent_now else "")
     returned = ", ".join(_quoted(column.name) for column in _MESSAGES.columns)
-    decided = ", ".join(f"CAST(:decision_{c.name} AS {c.type.compile(dialect=_DIALECT)})" for c in logged)
+    decided = ", ".join(
+        f"CAST(:decision_{c.name} AS {_unsized(c.type.compile(dialect=_DIALECT))})" for c in logged
+    )
     statement = f"""
 WITH intent AS (
     INSERT INTO messages ({columns}) VALUES ({values})
