@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.messaging.delivery import FINAL_STATUSES, Delivery, result_of
-from activities.messaging.first_read import first_read
+from activities.messaging.first_read import FirstRead, first_read
 from activities.messaging.intent import IntentOrigin, message_intent, send_context, settle_locally
 from activities.messaging.providers import (
     ProviderRegistry,
 )
-from aftercare.compose import ComposedMessage, TemplateNotFoundError, compose_with_facts, plan_send
+from aftercare.compose import ComposedMessage, TemplateNotFoundError, compose_with_facts, plan_for
 from aftercare.events.attachments import RegistrationUnknown, registration_attachments
 from aftercare.guardrails import Decision, GuardrailPolicy, decide
 from aftercare.guardrails.decide import patient_today
@@ -33,11 +34,12 @@ from aftercare.patient_links.tokens import PatientLinks
 from aftercare.patient_links.unsubscribe import note_no_opt_out
 from aftercare.store.decisions import record_decision
 from aftercare.store.enrollments import record_progress
-from aftercare.store.messages import record_intent
+from aftercare.store.messages import record_intent_and_decision
+from aftercare.store.templates import book_of_versions
 from aftercare.templating import TemplateRenderError
 from aftercare.voice.intent import record_call_script
 from models.journey import DEFAULT_PURPOSE
-from models.tables import Message, Patient
+from models.tables import Message
 from models.temporal import (
     DeliverMessageInput,
     SendMessageInput,
@@ -105,14 +107,16 @@ class MessagingActivities:
     async def _send(self, request: SendMessageInput) -> SendMessageResult:
         async with self._sessions.begin() as session:
             call = request.call
-            read = await first_read(session, call.idempotency_key, call.scope.patient_id)
+            read = await first_read(
+                session, call.idempotency_key, call.scope.patient_id, request.send.template
+            )
             if read.earlier is not None:
                 message = read.earlier
                 projected = await _close(session, request, message)
             else:
                 now = datetime.now(UTC)
                 at = max(request.due_at, now) if request.due_at else now
-                variables, composed, facts = await self._compose(session, request, at, read.patient)
+                variables, composed, facts = await self._compose(session, request, at, read)
                 profile, voice = variables.profile, read.voice
                 purpose = request.send.purpose or composed.purpose or request.purpose or DEFAULT_PURPOSE
                 context = send_context(
@@ -127,7 +131,9 @@ class MessagingActivities:
                 decision = await decide(session, self._guardrails, context, facts)
                 decision = note_no_opt_out(decision, composed.channel, composed.care_critical)
                 if decision.outcome == "defer":
-                    await _record_decision(session, request, decision, purpose, composed.channel, None)
+                    logged = _decision_values(request, decision, purpose, composed.channel)
+                    await record_decision(session, **logged)
+                    _log_decision(request, decision, None)
                     return SendMessageResult(
                         status="deferred",
                         reason=decision.reason,
@@ -140,11 +146,13 @@ class MessagingActivities:
                     values["attachments"] = await self._attachments(session, request)
                 provider = self._providers.for_channel(composed.channel)
                 sent_now = await settle_locally(values, provider)
-                message = await record_intent(session, values, sent_now=sent_now)
-                if message.id == values["id"]:
+                # The decision is logged with the intent, in its statement, when the intent is new.
+                logged = _decision_values(request, decision, purpose, composed.channel)
+                message, new = await record_intent_and_decision(session, values, logged, sent_now=sent_now)
+                if new:
                     if message.channel == "voice" and message.status != "skipped":
                         await _record_call(session, message, request, variables)
-                    await _record_decision(session, request, decision, purpose, composed.channel, message.id)
+                    _log_decision(request, decision, message.id)
                     if message.status != "pending":
                         _log_outcome(message, provider.name)
                 projected = await _close(session, request, message)
@@ -175,12 +183,13 @@ class MessagingActivities:
             raise ApplicationError(str(error), type="InvalidInput", non_retryable=True) from error
 
     async def _compose(
-        self, session: AsyncSession, request: SendMessageInput, at: datetime, patient: Patient | None
+        self, session: AsyncSession, request: SendMessageInput, at: datetime, read: FirstRead
     ) -> tuple[JourneyVariables, ComposedMessage, PatientFacts]:
         """The patient's variables (with their `patient` profile, read already), the message to record
         and the patient's facts; a failure to compose is permanent."""
         try:
-            plan = await plan_send(session, request.send)
+            template = request.send.template
+            plan = plan_for(request.send, await book_of_versions(session, template, read.template_versions))
             # A call's script sees every variable; a text only what it names.
             every = request.script is not None or "voice" in plan.available
             variables = await load_journey_variables(
@@ -195,7 +204,7 @@ class MessagingActivities:
                 with_risk=every or plan.mentions("risk"),
                 with_tcm=every or plan.mentions("tcm"),
                 hospital_timezone=self._hospital_timezone,
-                profile=patient,
+                profile=read.patient,
             )
             composed, facts = await compose_with_facts(
                 session,
@@ -263,30 +272,28 @@ def _log_outcome(message: Message, provider: str) -> None:
     MESSAGES.labels(message.channel, provider, message.status).inc()
 
 
-async def _record_decision(
-    session: AsyncSession,
-    request: SendMessageInput,
-    decision: Decision,
-    purpose: str,
-    channel: str,
-    message_id: str | None,
-) -> None:
+def _decision_values(
+    request: SendMessageInput, decision: Decision, purpose: str, channel: str
+) -> dict[str, Any]:
+    """The decision log's row for this attempt of the send (without its message)."""
     call = request.call
-    await record_decision(
-        session,
-        patient_id=call.scope.patient_id,
-        idempotency_key=call.idempotency_key,
-        purpose=purpose,
-        decision=decision.logged,
-        rule=decision.rule,
-        reason=decision.reason,
-        channel=channel,
-        message_id=message_id,
-        enrollment_id=call.scope.enrollment_id,
-        journey_key=call.journey_key,
-        step_id=call.step_id,
-        defer_until=decision.until,
-    )
+    return {
+        "patient_id": call.scope.patient_id,
+        "idempotency_key": call.idempotency_key,
+        "purpose": purpose,
+        "decision": decision.logged,
+        "rule": decision.rule,
+        "reason": decision.reason,
+        "channel": channel,
+        "enrollment_id": call.scope.enrollment_id,
+        "journey_key": call.journey_key,
+        "step_id": call.step_id,
+        "defer_until": decision.until,
+    }
+
+
+def _log_decision(request: SendMessageInput, decision: Decision, message_id: str | None) -> None:
+    call = request.call
     log.info(
         "send %s by rule %s",
         decision.logged,

@@ -20,6 +20,7 @@ from aftercare.enrollment.risk_write_back import write_risk_back
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.enrollment.task_events import complete_tasks_from_fhir
 from aftercare.segments.on_events import SegmentRefresh, plan_refreshes, start_refreshes
+from aftercare.store.fhir_definitions import entered_and_refreshed
 from aftercare.store.resources import StoredVersion, StoreResult, store_resources
 
 
@@ -58,10 +59,19 @@ async def ingest_fhir_resources(
             fire_triggers=fire_triggers,
             identity_rules=identity_rules,
         )
-        planned = await plan_fhir_enrollments(session, starter, stored.pending_triggers)
+        versions = stored.pending_triggers
+        events = fhir_segment_events(versions)
+        journeys, segments = (
+            await entered_and_refreshed(
+                session, {v.ref.resource_type for v in versions}, {event.type for event in events}
+            )
+            if versions
+            else ([], [])
+        )
+        planned = await plan_fhir_enrollments(session, starter, versions, journeys)
         # Read in the same transaction, sent after it: one connection and one transaction per notification.
-        deliveries = await plan_fhir_events(session, stored.pending_triggers)
-        refreshes = await plan_refreshes(session, fhir_segment_events(stored.pending_triggers))
+        deliveries = await plan_fhir_events(session, versions)
+        refreshes = await plan_refreshes(session, events, segments)
     triggered, delivered = await _hand_off(
         sessions, starter, temporal, planned, deliveries, refreshes, resources, write_back_queue
     )

@@ -52,12 +52,17 @@ def trigger_key_of(version: StoredVersion) -> str:
 
 
 async def plan_fhir_enrollments(
-    session: AsyncSession, starter: EnrollmentStarter, versions: list[StoredVersion]
+    session: AsyncSession,
+    starter: EnrollmentStarter,
+    versions: list[StoredVersion],
+    journeys: list[JourneyDefinition] | None = None,
 ) -> list[PlannedEnrollment]:
-    """Allocate the enrollments these versions start, in the caller's transaction."""
+    """Allocate the enrollments these versions start, in the caller's transaction; `journeys`: the
+    latest journeys their resource types enter, when the caller read them already."""
     if not versions:
         return []
-    journeys = await journeys_entered_by_fhir(session, sorted({v.ref.resource_type for v in versions}))
+    if journeys is None:
+        journeys = await journeys_entered_by_fhir(session, sorted({v.ref.resource_type for v in versions}))
     if not journeys:
         return []
     placements = await placements_of(session, {v.patient_id for v in versions if v.patient_id})

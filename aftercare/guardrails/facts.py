@@ -2,8 +2,8 @@
 patients at once.
 
 One send loads the facts of one patient; a campaign batch loads those of hundreds with the same few
-statements (consents, attributes, push devices, suppressed addresses, guardians of minors, and the
-messages frequency caps count), so deciding stays set-based whatever the batch size.
+statements (consents, attributes and suppressed addresses in one; push devices, guardians of minors,
+and the messages frequency caps count), so deciding stays set-based whatever the batch size.
 """
 
 from __future__ import annotations
@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func, literal, select, tuple_, union_all
+from sqlalchemy import DateTime, Integer, bindparam, cast, func, literal, null, select, tuple_, union_all
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Executable
 
 from aftercare.guardrails.suppression import age_on, has_guardian_contact
 from aftercare.store.consents import ALL_CHANNELS, ALL_PURPOSES, PHI
@@ -58,19 +61,31 @@ class RecentMessage:
 
 
 @dataclass(frozen=True)
+class Consent:
+    """The latest consent entry of a patient for a channel and purpose, as the rules read it."""
+
+    id: int
+    channel: str
+    purpose: str
+    status: str
+    source: str
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
 class PatientFacts:
     """One patient's consents (the latest entry per channel and purpose), attributes, subscribed push
     devices, suppressed addresses (`(channel, address)` → reason), whether they have a guardian
     contact (looked up for minors only), and their recent messages, newest first (when caps apply)."""
 
-    consents: tuple[ConsentEvent, ...] = ()
+    consents: tuple[Consent, ...] = ()
     attributes: Mapping[str, Any] = field(default_factory=dict)
     push_devices: int = 0
     suppressed: Mapping[tuple[str, str], str] = field(default_factory=dict)
     guardian: bool = False
     recent: tuple[RecentMessage, ...] = ()
 
-    def consent_for(self, channel: str, purpose: str, *, exact_purpose: bool = False) -> ConsentEvent | None:
+    def consent_for(self, channel: str, purpose: str, *, exact_purpose: bool = False) -> Consent | None:
         """The latest consent entry that covers this channel and purpose (wildcards included, for the
         purpose only unless `exact_purpose`), if any."""
         purposes = (purpose,) if exact_purpose or purpose == PHI else (purpose, ALL_PURPOSES)
@@ -81,7 +96,7 @@ class PatientFacts:
         ]
         return max(covering, key=lambda consent: (consent.recorded_at, consent.id), default=None)
 
-    def revoked_channels(self) -> dict[str, ConsentEvent]:
+    def revoked_channels(self) -> dict[str, Consent]:
         """The channels on which the latest consent for every purpose is withdrawn."""
         return {
             consent.channel: consent
@@ -119,9 +134,10 @@ async def load_facts(
     ids = [patient.id for patient in patients]
     if not ids:
         return {}
-    consents = await _consents(session, ids)
     addresses = (address for patient in patients for address in addresses_of(patient, channels))
-    values, suppressed = await _attributes_and_suppressions(session, ids, attributes, addresses)
+    consents, values, suppressed = await _consents_attributes_and_suppressions(
+        session, ids, attributes, addresses
+    )
     devices = await _push_devices(session, ids) if "push" in channels else {}
     # The day before `today` covers every time zone: whoever is a minor somewhere today was one then.
     earliest = today - timedelta(days=1) if today else None
@@ -177,64 +193,98 @@ async def lock_and_count_recent(
     return {patient_id: tuple(messages) for patient_id, messages in recent.items()}
 
 
-async def _consents(session: AsyncSession, ids: list[str]) -> dict[str, list[ConsentEvent]]:
-    rows = await session.scalars(
-        select(ConsentEvent)
-        .where(ConsentEvent.patient_id.in_(ids))
-        .distinct(ConsentEvent.patient_id, ConsentEvent.channel, ConsentEvent.purpose)
-        .order_by(
-            ConsentEvent.patient_id,
-            ConsentEvent.channel,
-            ConsentEvent.purpose,
-            ConsentEvent.recorded_at.desc(),
-            ConsentEvent.id.desc(),
-        )
+# The latest consent entry per patient, channel and purpose.
+_LATEST_CONSENTS = (
+    select(ConsentEvent.id, ConsentEvent.patient_id, ConsentEvent.channel, ConsentEvent.purpose)
+    .add_columns(ConsentEvent.status, ConsentEvent.source, ConsentEvent.recorded_at)
+    .where(ConsentEvent.patient_id.in_(bindparam("ids", expanding=True)))
+    .distinct(ConsentEvent.patient_id, ConsentEvent.channel, ConsentEvent.purpose)
+    .order_by(
+        ConsentEvent.patient_id,
+        ConsentEvent.channel,
+        ConsentEvent.purpose,
+        ConsentEvent.recorded_at.desc(),
+        ConsentEvent.id.desc(),
     )
-    found: dict[str, list[ConsentEvent]] = {}
-    for consent in rows:
-        found.setdefault(consent.patient_id, []).append(consent)
-    return found
+    .subquery()
+)
+_NO_TIME = cast(null(), DateTime(timezone=True))
+_NO_ID = cast(null(), Integer)
 
 
-async def _attributes_and_suppressions(
-    session: AsyncSession,
-    ids: list[str],
-    names: Collection[str] | None,
-    addresses: Iterable[tuple[str, str]],
-) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], str]]:
-    """The patients' attributes (all of them when `names` is None) and which of the addresses are
-    suppressed, read together in one statement."""
-    parts = []
-    if names is None or names:
+@cache
+def _facts_statement(every_attribute: bool, named_attributes: bool, addresses: bool) -> Executable:
+    """Consents, the attributes (all of them, those named by `names`, or none) and which of
+    `addresses` are suppressed, as one statement built once per shape: `(kind, first, second, value,
+    at, id)` rows."""
+    consents = select(
+        literal("consent").label("kind"),
+        _LATEST_CONSENTS.c.patient_id.label("first"),
+        _LATEST_CONSENTS.c.channel.label("second"),
+        func.jsonb_build_array(
+            _LATEST_CONSENTS.c.purpose, _LATEST_CONSENTS.c.status, _LATEST_CONSENTS.c.source, type_=JSONB
+        ).label("value"),
+        _LATEST_CONSENTS.c.recorded_at.label("at"),
+        _LATEST_CONSENTS.c.id.label("id"),
+    )
+    parts = [consents]
+    if every_attribute or named_attributes:
         attributes = select(
-            literal("attribute").label("kind"),
-            PatientAttribute.patient_id.label("first"),
-            PatientAttribute.name.label("second"),
-            PatientAttribute.value.label("value"),
-        ).where(PatientAttribute.patient_id.in_(ids))
-        if names is not None:
-            attributes = attributes.where(PatientAttribute.name.in_(list(names)))
+            literal("attribute"),
+            PatientAttribute.patient_id,
+            PatientAttribute.name,
+            PatientAttribute.value,
+            _NO_TIME,
+            _NO_ID,
+        ).where(PatientAttribute.patient_id.in_(bindparam("ids", expanding=True)))
+        if not every_attribute:
+            attributes = attributes.where(PatientAttribute.name.in_(bindparam("names", expanding=True)))
         parts.append(attributes)
-    wanted = list(dict.fromkeys(addresses))
-    if wanted:
+    if addresses:
         parts.append(
             select(
                 literal("suppression"),
                 Suppression.channel,
                 Suppression.address,
                 func.to_jsonb(Suppression.reason),
-            ).where(tuple_(Suppression.channel, Suppression.address).in_(wanted))
+                _NO_TIME,
+                _NO_ID,
+            ).where(
+                tuple_(Suppression.channel, Suppression.address).in_(bindparam("addresses", expanding=True))
+            )
         )
+    return union_all(*parts) if len(parts) > 1 else consents
+
+
+async def _consents_attributes_and_suppressions(
+    session: AsyncSession,
+    ids: list[str],
+    names: Collection[str] | None,
+    addresses: Iterable[tuple[str, str]],
+) -> tuple[dict[str, list[Consent]], dict[str, dict[str, Any]], dict[tuple[str, str], str]]:
+    """The patients' latest consents, their attributes (all of them when `names` is None) and which of
+    the addresses are suppressed, read together in one statement."""
+    wanted = list(dict.fromkeys(addresses))
+    statement = _facts_statement(names is None, bool(names), bool(wanted))
+    parameters: dict[str, Any] = {"ids": ids}
+    if names:
+        parameters["names"] = list(names)
+    if wanted:
+        parameters["addresses"] = wanted
+    consents: dict[str, list[Consent]] = {}
     found: dict[str, dict[str, Any]] = {}
     suppressed: dict[tuple[str, str], str] = {}
-    if not parts:
-        return found, suppressed
-    for kind, first, second, value in await session.execute(union_all(*parts)):
-        if kind == "attribute":
+    # A Core statement: the ORM session's layer adds nothing.
+    rows = await (await session.connection()).execute(statement, parameters)
+    for kind, first, second, value, at, number in rows:
+        if kind == "consent":
+            purpose, status, source = value
+            consents.setdefault(first, []).append(Consent(number, second, purpose, status, source, at))
+        elif kind == "attribute":
             found.setdefault(first, {})[second] = value
         else:
             suppressed[(first, second)] = value
-    return found, suppressed
+    return consents, found, suppressed
 
 
 async def _push_devices(session: AsyncSession, ids: list[str]) -> dict[str, int]:

@@ -53,12 +53,17 @@ async def refresh_on_events(
     return await start_refreshes(starter, planned)
 
 
-async def plan_refreshes(session: AsyncSession, events: Iterable[SegmentEvent]) -> list[SegmentRefresh]:
-    """The refreshes the events call for, read in the caller's transaction."""
+async def plan_refreshes(
+    session: AsyncSession, events: Iterable[SegmentEvent], segments: list[SegmentDefinition] | None = None
+) -> list[SegmentRefresh]:
+    """The refreshes the events call for, read in the caller's transaction; `segments`: the latest
+    segments their types refresh, when the caller read them already."""
     wanted = list(events)
     if not wanted:
         return []
-    return refreshes_of(await segments_refreshed_by(session, {event.type for event in wanted}), wanted)
+    if segments is None:
+        segments = await segments_refreshed_by(session, {event.type for event in wanted})
+    return refreshes_of(segments, wanted)
 
 
 def refreshes_of(

@@ -31,7 +31,7 @@ async def record_decision(
     defer_until: datetime | None = None,
 ) -> None:
     """Append one decision (in the transaction that records the message, when there is one)."""
-    await session.execute(
+    await (await session.connection()).execute(
         _INSERT_DECISION,
         {
             "patient_id": patient_id,

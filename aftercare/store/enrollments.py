@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, bindparam, func, or_, select, update
+from sqlalchemy import Boolean, ColumnElement, DateTime, Integer, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +32,28 @@ _PROGRESS = (
     )
 )
 _ENDED = _PROGRESS.values(ended_at=func.now())
+# The projection's update and one step record (a send's, usually) in one round trip: the row count of the
+# update, and the record written only when the enrollment has a row (a replayed record is a no-op).
+_PROGRESS_AND_STEP = """
+WITH moved AS (
+    UPDATE enrollments SET status = :p_status, current_step = :p_step, outcome = :p_outcome,
+        paused = :p_paused, updated_at = now(){ended}
+    WHERE id = :p_id
+    RETURNING id
+), recorded AS (
+    INSERT INTO enrollment_steps (enrollment_id, seq, step, at, result, detail)
+    SELECT id, :seq, :step, :at, :result, CAST(:detail AS text) FROM moved
+    ON CONFLICT DO NOTHING
+)
+SELECT count(*) FROM moved
+"""
+_STEP_TYPES = (
+    bindparam("p_paused", type_=Boolean),
+    bindparam("seq", type_=Integer),
+    bindparam("at", type_=DateTime(timezone=True)),
+)
+_MOVED_AND_RECORDED = text(_PROGRESS_AND_STEP.format(ended="")).bindparams(*_STEP_TYPES)
+_ENDED_AND_RECORDED = text(_PROGRESS_AND_STEP.format(ended=", ended_at = now()")).bindparams(*_STEP_TYPES)
 
 
 async def insert_enrollment(session: AsyncSession, values: dict[str, Any]) -> bool:
@@ -85,17 +107,22 @@ async def enrollment_history(session: AsyncSession, enrollment_id: str) -> Seque
 async def record_progress(session: AsyncSession, progress: ProgressUpdate) -> bool:
     """Mirror a workflow transition; replays of the same step record are no-ops. False, with nothing
     written, when the enrollment has no row."""
-    moved = await session.execute(
-        _ENDED if progress.status in TERMINAL_ENROLLMENT_STATUSES else _PROGRESS,
-        {
-            "p_id": progress.enrollment_id,
-            "p_status": progress.status,
-            "p_step": progress.current_step,
-            "p_outcome": progress.outcome,
-            "p_paused": progress.paused,
-        },
-    )
-    if not cast(CursorResult[Any], moved).rowcount:
+    connection = await session.connection()  # Core statements: the ORM session's layer adds nothing
+    ended = progress.status in TERMINAL_ENROLLMENT_STATUSES
+    values = {
+        "p_id": progress.enrollment_id,
+        "p_status": progress.status,
+        "p_step": progress.current_step,
+        "p_outcome": progress.outcome,
+        "p_paused": progress.paused,
+    }
+    if len(progress.records) == 1:
+        [record] = progress.records
+        step = {"seq": record.seq, "step": record.step, "at": record.at, "result": record.result}
+        statement = _ENDED_AND_RECORDED if ended else _MOVED_AND_RECORDED
+        return bool(await connection.scalar(statement, values | step | {"detail": record.detail}))
+    moved = await connection.execute(_ENDED if ended else _PROGRESS, values)
+    if not moved.rowcount:
         return False
     if progress.records:
         steps = [
@@ -109,7 +136,7 @@ async def record_progress(session: AsyncSession, progress: ProgressUpdate) -> bo
             }
             for record in progress.records
         ]
-        await session.execute(_INSERT_STEPS, steps)
+        await connection.execute(_INSERT_STEPS, steps)
     return True
 
 

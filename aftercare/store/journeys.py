@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, bindparam, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.store.versioned import VersionConflict, latest_versions, publish_version, read_version
@@ -77,6 +77,19 @@ _LATEST_FHIR_ENTRIES = (
 _ENTERED_BY_FHIR = select(_LATEST_FHIR_ENTRIES.c.definition).where(
     _LATEST_FHIR_ENTRIES.c.entry_fhir_resource.in_(bindparam("resource_types", expanding=True))
 )
+
+
+def entered_by_fhir_part(kind: str) -> Select[Any]:
+    """`(kind, definition)` rows of the latest journey versions whose entry watches one of the FHIR
+    resource types `:resource_types` (a list): a part of a statement that reads more."""
+    return select(literal(kind).label("kind"), _LATEST_FHIR_ENTRIES.c.definition.label("definition")).where(
+        _LATEST_FHIR_ENTRIES.c.entry_fhir_resource.in_(bindparam("resource_types", expanding=True))
+    )
+
+
+def journey_of(document: dict[str, Any]) -> JourneyDefinition:
+    """A stored journey definition, parsed (once per process for an unchanged document)."""
+    return _definition(document)
 
 
 async def journeys_entered_by_fhir(

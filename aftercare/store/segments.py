@@ -6,7 +6,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import String, bindparam, select
+from sqlalchemy import Select, String, bindparam, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -85,6 +85,19 @@ _LATEST_SEGMENTS = (
 _REFRESHED_BY = select(_LATEST_SEGMENTS.c.definition).where(
     _LATEST_SEGMENTS.c.refresh_on.overlap(bindparam("event_types", type_=ARRAY(String)))
 )
+
+
+def refreshed_by_part(kind: str) -> Select[Any]:
+    """`(kind, definition)` rows of the latest segment versions that one of the event types
+    `:event_types` (a list) refreshes: a part of a statement that reads more."""
+    return select(literal(kind).label("kind"), _LATEST_SEGMENTS.c.definition.label("definition")).where(
+        _LATEST_SEGMENTS.c.refresh_on.overlap(bindparam("event_types", type_=ARRAY(String)))
+    )
+
+
+def segment_of(document: dict[str, Any]) -> SegmentDefinition:
+    """A stored segment definition, parsed."""
+    return _definition(document)
 
 
 async def segments_refreshed_by(

@@ -1,13 +1,16 @@
 """Published message templates: a key has variants per channel and locale, each with versions; the
-newest version of a variant is the one used."""
+newest version of a variant is the one used. A version never changes once stored, so a send that has
+read which versions are the newest takes their parsed definitions from a cache."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aftercare.store.hashing import content_hash
@@ -148,3 +151,65 @@ async def template_channels(session: AsyncSession, keys: Iterable[str]) -> dict[
     for key, channel in rows:
         channels.setdefault(key, set()).add(channel)
     return channels
+
+
+# The newest version of each variant of the template `:template` (none when it is NULL), as a JSON array
+# of `[channel, locale, version, content_hash]`: a column for a statement a send runs anyway.
+_NEWEST = (
+    select(Template.channel, Template.locale, Template.version, Template.content_hash)
+    .where(Template.key == bindparam("template"))
+    .distinct(Template.channel, Template.locale)
+    .order_by(Template.channel, Template.locale, Template.version.desc())
+    .subquery()
+)
+NEWEST_VERSIONS = (
+    select(
+        func.jsonb_agg(
+            func.jsonb_build_array(
+                _NEWEST.c.channel, _NEWEST.c.locale, _NEWEST.c.version, _NEWEST.c.content_hash
+            )
+        )
+    )
+    .scalar_subquery()
+    .label("template_versions")
+)
+_DEFINITIONS = select(
+    Template.key,
+    Template.channel,
+    Template.locale,
+    Template.version,
+    Template.content_hash,
+    Template.definition,
+).where(
+    tuple_(Template.key, Template.channel, Template.locale, Template.version).in_(
+        bindparam("variants", expanding=True)
+    )
+)
+_CACHED = 1024
+# Parsed definitions by key, channel, locale, version and content hash: a stored version is never
+# changed, and the hash guards against a database rebuilt with other content under the same numbers.
+_cache: OrderedDict[tuple[str, str, str, int, str], TemplateDefinition] = OrderedDict()
+
+
+async def book_of_versions(
+    session: AsyncSession, key: str | None, versions: Sequence[Any] | None
+) -> TemplateBook:
+    """The book of template `key` from the newest versions a statement read with `NEWEST_VERSIONS`;
+    definitions not cached yet are read (one query) and cached."""
+    if key is None or not versions:
+        return TemplateBook({})
+    wanted = [(key, channel, locale, version, digest) for channel, locale, version, digest in versions]
+    found = {entry: _cache[entry] for entry in wanted if entry in _cache}
+    missing = [entry[:4] for entry in wanted if entry not in found]
+    if missing:
+        rows = await (await session.connection()).execute(_DEFINITIONS, {"variants": missing})
+        for name, channel, locale, version, digest, document in rows:
+            found[(name, channel, locale, version, digest)] = TemplateDefinition.model_validate(document)
+    variants: dict[tuple[str, str, str], StoredTemplate] = {}
+    for entry in wanted:
+        _cache[entry] = found[entry]
+        _cache.move_to_end(entry)
+        variants[entry[:3]] = StoredTemplate(found[entry], entry[3])
+    while len(_cache) > _CACHED:
+        _cache.popitem(last=False)
+    return TemplateBook(variants)

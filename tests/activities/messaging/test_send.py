@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import delete, event, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -17,11 +17,19 @@ from activities.messaging.outbox import OutboxProvider
 from activities.messaging.providers import ProviderRegistry
 from activities.messaging.send import MessagingActivities
 from activities.messaging.twilio_sms import TwilioSmsProvider
+from aftercare.store.consents import ALL_PURPOSES, record_consent
 from aftercare.store.suppressions import suppress
-from models.journey import SendSpec
-from models.tables import Message, Patient
+from models.journey import DEFAULT_PURPOSE, SendSpec
+from models.tables import Message, Patient, SendDecision, Template
 from models.temporal import ClosingProjection, ProgressUpdate, SendMessageInput
-from tests.helpers import TWILIO_ACCOUNT_SID, RecordingProvider, load_synthea_patient, send_request
+from tests.conftest import ABDUL_PATIENT_ID
+from tests.helpers import (
+    TWILIO_ACCOUNT_SID,
+    RecordingProvider,
+    load_synthea_patient,
+    publish_templates,
+    send_request,
+)
 
 pytestmark = pytest.mark.usefixtures("empty_database")
 
@@ -192,3 +200,92 @@ async def test_a_closing_send_without_an_enrollment_row_still_sends_and_leaves_t
     )
     [message] = await rows(sessions)
     assert (result.status, result.projected, message.status) == ("sent", False, "sent")
+
+
+def template_send(visit: int) -> SendMessageInput:
+    return send_request(SendSpec(template="follow-up"), visit=visit)
+
+
+async def test_a_new_template_version_is_used_by_the_very_next_send_and_a_known_one_is_not_read_again(
+    sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine
+) -> None:
+    await load_synthea_patient(sessions)
+    activities = MessagingActivities(sessions, ProviderRegistry({}, OutboxProvider()))
+    variant = {"key": "follow-up", "channel": "sms", "locale": "en"}
+    await publish_templates(sessions, variant | {"body": "Hi {{ patient.given }}"})
+    await ActivityEnvironment().run(activities.send_message, template_send(1))
+    await publish_templates(sessions, variant | {"body": "Hello {{ patient.given }}, version two"})
+    await ActivityEnvironment().run(activities.send_message, template_send(2))
+    read: list[str] = []
+
+    def note(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        read.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", note)
+    try:
+        await ActivityEnvironment().run(activities.send_message, template_send(3))
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", note)
+
+    sent = {m.idempotency_key: (m.template_version, m.body) for m in await rows(sessions)}
+    assert sent["enr-1/notify/1"] == (1, "Hi Abdul")
+    assert sent["enr-1/notify/2"] == (2, "Hello Abdul, version two")
+    assert sent["enr-1/notify/3"] == (2, "Hello Abdul, version two")
+    # The third send found version 2 cached: only its first statement names the templates.
+    assert len([s for s in read if "templates" in s]) == 1
+
+
+async def test_a_rebuilt_database_with_other_content_under_the_same_version_is_not_served_from_the_cache(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await load_synthea_patient(sessions)
+    activities = MessagingActivities(sessions, ProviderRegistry({}, OutboxProvider()))
+    variant = {"key": "follow-up", "channel": "sms", "locale": "en"}
+    await publish_templates(sessions, variant | {"body": "Hi {{ patient.given }}"})
+    await ActivityEnvironment().run(activities.send_message, template_send(1))
+    async with sessions.begin() as session:
+        await session.execute(delete(Template))
+    await publish_templates(sessions, variant | {"body": "Other content, {{ patient.given }}"})
+    await ActivityEnvironment().run(activities.send_message, template_send(2))
+    sent = {m.idempotency_key: (m.template_version, m.body) for m in await rows(sessions)}
+    assert sent == {"enr-1/notify/1": (1, "Hi Abdul"), "enr-1/notify/2": (1, "Other content, Abdul")}
+
+
+@pytest.mark.parametrize(
+    ("purpose", "outcome"),
+    [
+        # Withdrawn for every purpose: the channel is unreachable.
+        (ALL_PURPOSES, ("skipped", "the patient withdrew consent (test)")),
+        # Withdrawn for the send's purpose: the consent rule suppresses it.
+        (DEFAULT_PURPOSE, ("skipped", f"the patient withdrew consent for {DEFAULT_PURPOSE} by sms (test)")),
+    ],
+)
+async def test_a_revoked_consent_blocks_the_very_next_send(
+    sessions: async_sessionmaker[AsyncSession], purpose: str, outcome: tuple[str, str]
+) -> None:
+    await load_synthea_patient(sessions)
+    activities = MessagingActivities(sessions, ProviderRegistry({}, OutboxProvider()))
+    first = await ActivityEnvironment().run(activities.send_message, request(visit=1))
+    async with sessions.begin() as session:
+        await record_consent(session, [ABDUL_PATIENT_ID], "sms", "revoked", "test", purpose=purpose)
+    second = await ActivityEnvironment().run(activities.send_message, request(visit=2))
+    async with sessions.begin() as session:
+        await record_consent(session, [ABDUL_PATIENT_ID], "sms", "granted", "test", purpose=purpose)
+    third = await ActivityEnvironment().run(activities.send_message, request(visit=3))
+    assert (first.status, (second.status, second.reason), third.status) == ("sent", outcome, "sent")
+
+
+async def test_a_send_logs_its_decision_once_with_its_message_and_a_retry_logs_nothing_more(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await load_synthea_patient(sessions)
+    activities = MessagingActivities(sessions, ProviderRegistry({}, OutboxProvider()))
+    first = await ActivityEnvironment().run(activities.send_message, request())
+    again = await ActivityEnvironment().run(activities.send_message, request())
+    async with sessions() as session:
+        logged = [
+            (d.message_id, d.decision, d.rule, d.idempotency_key, d.channel, d.purpose)
+            for d in await session.scalars(select(SendDecision))
+        ]
+    assert again == first
+    assert logged == [(first.message_id, "sent", "allowed", "enr-1/notify/1", "sms", DEFAULT_PURPOSE)]
