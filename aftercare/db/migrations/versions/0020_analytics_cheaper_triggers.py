@@ -1,14 +1,24 @@
-"""analytics: the hour bucket inlined, and a message's update that moves no count calls no trigger
+"""analytics: the send path's triggers plan once, the hour bucket inlined, and a message's update that
+moves no count calls no trigger
 
 Revision ID: 0020
 Revises: 0019
 
+A PL/pgSQL statement's plan is cached, but for each execution the plan cache weighs a plan made for the
+statement's parameter values against the generic one. A message's contribution names its facility,
+which the send path sets: a plan for that value folds the facility probe and the reply and opt-out
+probes away and looks cheaper than the generic plan holding them, so the cache planned the message's
+delta statements anew at every execution, the most of their cost. The message and the decision
+trigger functions now run with `plan_cache_mode = force_generic_plan` (the functions they call inherit
+it): each statement is planned once per connection and its probes run only when reached, as the
+generic plan evaluates a `coalesce` and an `AND` lazily. (A later `CREATE OR REPLACE` of these two
+functions must repeat the setting.)
+
 `analytics_hour()` was declared IMMUTABLE around `date_trunc('hour', moment, 'UTC')`, which is only
-STABLE, so the planner never inlined it: every trigger statement that named it (every fact) ran it
-through the SQL function executor, which plans its body anew at each call (about a third of the
-triggers' database CPU in the send activity). Its body is now `timezone('UTC', date_trunc('hour',
-timezone('UTC', moment)))`, the same hour for every moment, made of IMMUTABLE functions only, so the
-triggers, `aftercare analytics rebuild` and `check` compute it inline.
+STABLE, so the planner never inlined it: a generic plan called it through the SQL function executor
+at every execution (which sets up its body anew at each call), and `aftercare analytics rebuild` and
+`check` once per fact. Its body is now `timezone('UTC', date_trunc('hour', timezone('UTC', moment)))`,
+the same hour for every moment, made of IMMUTABLE functions only, so it is inlined.
 
 The message update trigger's WHEN was "a counted field changed"; a status change that moves no counter
 (`pending` to `sending` on every send) entered PL/pgSQL to append nothing. Its WHEN is now what
@@ -73,12 +83,20 @@ def _update_trigger(when: str) -> str:
     )
 
 
+# The trigger functions of the send path's facts (the functions they call run with their settings).
+_PLANNED_ONCE = ("analytics_message_change()", "analytics_decision_recorded()")
+
+
 def upgrade() -> None:
     op.execute(_HOUR.format(body=_INLINED_HOUR))
     op.execute(_update_trigger(_counted_change()))
+    for function in _PLANNED_ONCE:
+        op.execute(f"ALTER FUNCTION {function} SET plan_cache_mode = force_generic_plan")
 
 
 def downgrade() -> None:
     m = _migration("0015_analytics_deltas")
+    for function in _PLANNED_ONCE:
+        op.execute(f"ALTER FUNCTION {function} RESET plan_cache_mode")
     op.execute(_HOUR.format(body=_PREVIOUS_HOUR))
     op.execute(_update_trigger(m._changed(m._MESSAGE_COUNTED)))
