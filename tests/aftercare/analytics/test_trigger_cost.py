@@ -31,13 +31,13 @@ CALLS = (
 )
 
 
-def _calls(connection: psycopg.Connection[tuple[object, ...]], statement: str) -> int:
-    """How many times `statement` called the message trigger's function."""
+def _calls(connection: psycopg.Connection[tuple[object, ...]], statement: str, counted: str = CALLS) -> int:
+    """How many times `statement` called the functions `counted` sums (the message trigger's)."""
     with connection.transaction():
         connection.execute("SET LOCAL track_functions = 'all'")
-        before = connection.execute(CALLS).fetchone()
+        before = connection.execute(counted).fetchone()
         connection.execute(statement)
-        after = connection.execute(CALLS).fetchone()
+        after = connection.execute(counted).fetchone()
     assert before is not None
     assert after is not None
     return int(str(after[0])) - int(str(before[0]))
@@ -182,3 +182,36 @@ async def test_the_migration_goes_down_to_0019s_triggers_and_up_again(postgres_s
     ]
     assert "analytics_hour" in "\n".join(str(row[0]) for row in plan)
     assert (claimed, sent, up) == (1, 1, 0)
+
+
+# How many times this backend called the functions the message trigger used to hand its counting to.
+NESTED = (
+    "SELECT coalesce(sum(calls), 0)::int FROM pg_stat_xact_user_functions "
+    "WHERE funcname IN ('analytics_count_message', 'analytics_count_message_update')"
+)
+
+
+async def test_a_send_s_own_writes_are_counted_by_the_trigger_itself_without_a_nested_call(
+    empty_database: AsyncEngine, database_url: str
+) -> None:
+    """`0021`: an insert and an update that keeps the message's key are counted inline; an update that
+    moves the key and a delete still hand over to the counting functions. The rollups stay exact."""
+    with psycopg.connect(libpq_dsn(database_url), autocommit=True) as connection:
+        for statement in SETUP[:3]:
+            connection.execute(statement)
+        nested = [
+            _calls(connection, statement, NESTED)
+            for statement in (
+                "INSERT INTO messages (id, idempotency_key, patient_id, journey_key, channel, template_key, "
+                "status, facility) VALUES ('m3', 'm3', 'p1', 'journey-1', 'sms', 'template-1', 'pending', "
+                "'north')",
+                "UPDATE messages SET status = 'sent', sent_at = now() WHERE id = 'm3'",
+                "UPDATE messages SET status = 'delivered', delivered_at = now() WHERE id = 'm3'",
+                "UPDATE messages SET facility = 'south', patient_id = 'p2' WHERE id = 'm3'",  # the key moves
+                "DELETE FROM messages WHERE id = 'm3'",
+            )
+        ]
+    await fold(empty_database)
+
+    assert nested == [0, 0, 0, 2, 1]
+    assert await compare(empty_database) == []
