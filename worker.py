@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import compileall
 import contextlib
-import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from aftercare.availability import TEMPORAL, unavailable_part
 from aftercare.db.engine import create_engine, session_factory
 from aftercare.fhir_sync.sources import source_plans
 from aftercare.logs import configure_logging
+from aftercare.long_lived import freeze_startup_objects
 from aftercare.security.startup import StartupRefused, configuration_problems, refuse_if
 from aftercare.settings import Settings, get_settings
 from aftercare.temporal.client import connect_temporal, ensure_search_attributes
@@ -56,14 +56,6 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     Workflow modules keep no module-level state; `tests/workflows` checks them for non-deterministic
     calls and replays recorded histories."""
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
-
-
-def freeze_startup_objects() -> None:
-    """Move what start-up built (modules, the table metadata, the models' schemas, the compiled
-    journeys) out of the garbage collector's sight: every collection of the oldest generation would
-    otherwise walk them all again, though they live as long as the process."""
-    gc.collect()
-    gc.freeze()
 
 
 def use_provider_threads(settings: Settings) -> None:

@@ -187,7 +187,7 @@ def _bulk(arguments: argparse.Namespace, settings: Settings) -> int:
 # The processes the command starts are composition roots above every layer: it names them, as uvicorn
 # is given the API's factory, and loads them when run, so the domain package imports none of them.
 WORKER_ENTRY_POINT = "worker:main"
-API_FACTORY = "api.app:create_app"
+API_FACTORY = "api.app:create_served_app"
 
 
 def _serve_api(arguments: argparse.Namespace, settings: Settings) -> None:

@@ -19,6 +19,7 @@ import aftercare
 from aftercare.db.engine import create_engine, session_factory
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.events.outbox import EffectRunner, retry_forever
+from aftercare.long_lived import freeze_startup_objects
 from aftercare.metrics import HTTP_LATENCY
 from aftercare.security.api_keys import ApiKeyVerifier
 from aftercare.security.authenticate import Authenticator
@@ -209,11 +210,20 @@ def _refuse_routes_without_rules(app: FastAPI) -> None:
         raise RuntimeError(f"routes without an access rule in api/route_rules.py: {', '.join(missing)}")
 
 
-def create_app(settings: Settings | None = None, *, temporal: Client | None = None) -> FastAPI:
+def create_served_app() -> FastAPI:
+    """The API as `aftercare api` serves it: the process's own, so what start-up built is frozen out of
+    the garbage collector's sight once the app has started (`aftercare.long_lived`)."""
+    return create_app(freeze_after_startup=True)
+
+
+def create_app(
+    settings: Settings | None = None, *, temporal: Client | None = None, freeze_after_startup: bool = False
+) -> FastAPI:
     """The API. The Temporal client connects lazily, so the API starts (and reports 503) without it.
 
     Every route sits behind `api.security.authorize` and its rule; the app refuses to build if a route
     has none, and to start when production settings leave it unprotected (`aftercare.security.startup`).
+    `freeze_after_startup` is for a process that serves this app alone (tests build many apps in one).
     """
     settings = settings or get_settings()
 
@@ -248,6 +258,8 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
                 EffectRunner(sessions, client, app.state.services.starter, settings.temporal_task_queue)
             )
         )
+        if freeze_after_startup:
+            freeze_startup_objects()
         try:
             yield
         finally:

@@ -9,7 +9,7 @@ import pkgutil
 from fastapi import FastAPI
 
 from aftercare.cli import API_FACTORY, WORKER_ENTRY_POINT
-from api.app import create_app
+from api.app import create_served_app
 
 
 def test_the_worker_entry_point_is_worker_main_and_takes_no_arguments() -> None:
@@ -18,7 +18,8 @@ def test_the_worker_entry_point_is_worker_main_and_takes_no_arguments() -> None:
     assert not inspect.signature(run_worker).parameters
 
 
-def test_the_api_factory_is_the_app_factory() -> None:
+def test_the_api_factory_is_the_served_app_factory_and_takes_no_arguments() -> None:
     factory = pkgutil.resolve_name(API_FACTORY)
-    assert factory is create_app
+    assert factory is create_served_app
+    assert not inspect.signature(factory).parameters
     assert inspect.signature(factory).return_annotation in (FastAPI, "FastAPI")
