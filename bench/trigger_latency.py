@@ -352,10 +352,12 @@ async def measure(
         if meter is not None:
             meter.start()
         loaded_at = time.monotonic()
+        own_cpu = time.process_time()
         transactions = pg_transactions(pg_data) if pg_data else None
         run = await drive(client, patient_ids, arguments.rate, arguments.duration, run_id)
         messages = await recorded(client, warm + len(run.sent_at) - len(run.errors), run_id)
         spent = meter.since_start() if meter is not None else None
+        own_cpu = time.process_time() - own_cpu
         seconds = time.monotonic() - loaded_at
         await asyncio.sleep(1.5)  # PostgreSQL's statistics are flushed about once a second
         after = pg_transactions(pg_data) if pg_data else None
@@ -366,6 +368,9 @@ async def measure(
         if spent is not None:
             # per trigger that ran (a refused one, a 503, costs little and sends nothing)
             print_cpu(spent, len(measured), idle=idle, seconds=seconds)
+        if measured:
+            # the load generator shares the machine's cores with the stack
+            print(f"  {'this script (load)':20s} {own_cpu * 1000 / len(measured):7.2f} ms")
         if transactions is not None and after is not None and measured:
             # the bench's own polling of /v1/messages adds a few
             print(f"PostgreSQL transactions per trigger  {(after - transactions) / len(measured):.2f}")

@@ -202,19 +202,27 @@ async def test_a_closing_send_without_an_enrollment_row_still_sends_and_leaves_t
     assert (result.status, result.projected, message.status) == ("sent", False, "sent")
 
 
+FOLLOW_UP = {"key": "follow-up", "channel": "sms", "locale": "en"}
+
+
 def template_send(visit: int) -> SendMessageInput:
     return send_request(SendSpec(template="follow-up"), visit=visit)
+
+
+async def first_template_version_sent(sessions: async_sessionmaker[AsyncSession]) -> MessagingActivities:
+    """Abdul, the follow-up template's first version, and its first send (visit 1)."""
+    await load_synthea_patient(sessions)
+    activities = MessagingActivities(sessions, ProviderRegistry({}, OutboxProvider()))
+    await publish_templates(sessions, FOLLOW_UP | {"body": "Hi {{ patient.given }}"})
+    await ActivityEnvironment().run(activities.send_message, template_send(1))
+    return activities
 
 
 async def test_a_new_template_version_is_used_by_the_very_next_send_and_a_known_one_is_not_read_again(
     sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine
 ) -> None:
-    await load_synthea_patient(sessions)
-    activities = MessagingActivities(sessions, ProviderRegistry({}, OutboxProvider()))
-    variant = {"key": "follow-up", "channel": "sms", "locale": "en"}
-    await publish_templates(sessions, variant | {"body": "Hi {{ patient.given }}"})
-    await ActivityEnvironment().run(activities.send_message, template_send(1))
-    await publish_templates(sessions, variant | {"body": "Hello {{ patient.given }}, version two"})
+    activities = await first_template_version_sent(sessions)
+    await publish_templates(sessions, FOLLOW_UP | {"body": "Hello {{ patient.given }}, version two"})
     await ActivityEnvironment().run(activities.send_message, template_send(2))
     read: list[str] = []
 
@@ -238,14 +246,10 @@ async def test_a_new_template_version_is_used_by_the_very_next_send_and_a_known_
 async def test_a_rebuilt_database_with_other_content_under_the_same_version_is_not_served_from_the_cache(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    await load_synthea_patient(sessions)
-    activities = MessagingActivities(sessions, ProviderRegistry({}, OutboxProvider()))
-    variant = {"key": "follow-up", "channel": "sms", "locale": "en"}
-    await publish_templates(sessions, variant | {"body": "Hi {{ patient.given }}"})
-    await ActivityEnvironment().run(activities.send_message, template_send(1))
+    activities = await first_template_version_sent(sessions)
     async with sessions.begin() as session:
         await session.execute(delete(Template))
-    await publish_templates(sessions, variant | {"body": "Other content, {{ patient.given }}"})
+    await publish_templates(sessions, FOLLOW_UP | {"body": "Other content, {{ patient.given }}"})
     await ActivityEnvironment().run(activities.send_message, template_send(2))
     sent = {m.idempotency_key: (m.template_version, m.body) for m in await rows(sessions)}
     assert sent == {"enr-1/notify/1": (1, "Hi Abdul"), "enr-1/notify/2": (1, "Other content, Abdul")}
