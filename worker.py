@@ -19,7 +19,7 @@ from typing import Any
 import uvloop
 from prometheus_client import start_http_server
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import journeys.code  # noqa: F401 (the code journeys register with the enrollment workflow)
@@ -50,11 +50,16 @@ def precompile_workflow_modules() -> None:
     compileall.compile_dir(Path(workflows.__file__).parent, quiet=1)
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
-    """The sandbox, with its runtime restrictions (clock, randomness, I/O) but without re-importing
-    modules for every workflow run: that re-import is most of the cost of starting an enrollment.
-    Workflow modules keep no module-level state; `tests/workflows` checks them for non-deterministic
-    calls and replays recorded histories."""
+def workflow_runner(sandboxed: bool) -> WorkflowRunner:
+    """With `sandboxed` (WORKFLOW_SANDBOX), the sandbox, with its runtime restrictions (clock,
+    randomness, I/O) but without re-importing modules for every workflow run: that re-import is most of
+    the cost of starting an enrollment. Without it, workflow code runs as it is: entering and leaving
+    the sandbox for every activation and every payload's serialization context cost about a quarter of
+    the worker's CPU per journey (docs/performance.md). Workflow modules keep no module-level state;
+    `tests/workflows` runs every workflow in the sandbox, checks the code for non-deterministic calls and
+    replays recorded histories, sandboxed."""
+    if not sandboxed:
+        return UnsandboxedWorkflowRunner()
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
 
 
@@ -76,7 +81,7 @@ def build_worker(client: Client, settings: Settings, activities: list[Callable[.
         client,
         task_queue=settings.temporal_task_queue,
         workflows=WORKFLOWS,
-        workflow_runner=workflow_runner(),
+        workflow_runner=workflow_runner(settings.workflow_sandbox),
         activities=activities,
         max_concurrent_activities=100,
         max_cached_workflows=settings.worker_max_cached_workflows,

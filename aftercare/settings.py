@@ -200,6 +200,10 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = None
     worker_max_cached_workflows: int = Field(default=1000, ge=0)
     worker_workflow_task_pollers: int = Field(default=20, ge=2)
+    # Temporal's workflow sandbox in the worker: runtime checks that workflow code reads no clock,
+    # randomness or I/O, at about a quarter of the worker's CPU per journey task. The test suite always
+    # runs workflows and replays recorded histories in the sandbox; turn it on while writing code journeys.
+    workflow_sandbox: bool = False
 
     # Identity resolution (aftercare/identity): rules in order of precedence, `fields[:auto|review]`.
     # `identifier` (same identifier system and value) always merges; the others propose a candidate for

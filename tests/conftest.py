@@ -121,9 +121,11 @@ def database_url(postgres_server: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    """Settings aimed at the test database and no real provider."""
+    """Settings aimed at the test database and no real provider; workflows run in the sandbox, which
+    stops workflow code that reads the clock, randomness or I/O (production leaves it off for speed)."""
     return Settings(
         database_url=database_url,
+        workflow_sandbox=True,
         temporal_task_queue="aftercare-tests",
         twilio_account_sid=None,
         twilio_auth_token=None,
