@@ -1,4 +1,4 @@
-"""Workflows: the deterministic, durable code that runs in the worker's sandbox, importing no I/O.
+"""Workflows: the deterministic, durable code the worker runs (in the sandbox in tests), importing no I/O.
 
 Enrollments (one per patient and journey, code journeys found in `code_journeys.py`), the
 reconciliation that keeps their projections in step, keeping the patient store in step with FHIR
