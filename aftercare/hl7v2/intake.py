@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import ARRAY, String, any_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
@@ -380,11 +380,22 @@ async def _patients_holding(session: AsyncSession, pairs: set[tuple[str, str]]) 
     if not pairs:
         return {}
     rows = await session.execute(
-        select(PatientIdentifier.system, PatientIdentifier.value, func.min(PatientIdentifier.patient_id))
-        .where(tuple_(PatientIdentifier.system, PatientIdentifier.value).in_(sorted(pairs)))
-        .group_by(PatientIdentifier.system, PatientIdentifier.value)
+        _HOLDERS,
+        {"systems": sorted({system for system, _ in pairs}), "values": sorted({value for _, value in pairs})},
     )
-    return {(row[0], row[1]): row[2] for row in rows}
+    return {(row[0], row[1]): row[2] for row in rows if (row[0], row[1]) in pairs}
+
+
+# Two arrays, not a list of pairs: one statement text whatever the batch (cached, prepared), answered
+# by the primary key's index; a value found under another of the systems is dropped after.
+_HOLDERS = (
+    select(PatientIdentifier.system, PatientIdentifier.value, func.min(PatientIdentifier.patient_id))
+    .where(
+        PatientIdentifier.system == any_(bindparam("systems", type_=ARRAY(String))),
+        PatientIdentifier.value == any_(bindparam("values", type_=ARRAY(String))),
+    )
+    .group_by(PatientIdentifier.system, PatientIdentifier.value)
+)
 
 
 async def _merge(session: AsyncSession, mapped: MappedMessage, header: Header) -> None:
