@@ -10,8 +10,8 @@ over one connection and over four, each connection waiting for every ACK as most
 do, then pipelining (`--window` messages in flight per connection). With `--start-stack`, each row
 also gives the CPU milliseconds per message of each process of the stack (from `/proc`), which a
 loaded machine distorts far less than the rates, the CPU milliseconds per message of this script
-itself (the sender: it shares the machine's cores with the stack), and the load average. Latency: A03 discharges
-for distinct patients sent open-loop at `--rate` per second; the time from the message leaving this
+itself (the sender: it shares the machine's cores with the stack), and the load average. Latency: A03
+discharges for distinct patients sent open-loop at `--rate` per second; the time from the message leaving this
 script to the journey's welcome SMS recorded (`messages.created_at`, same machine, same clock). The
 send is `urgent`, so quiet hours at the hospital (whatever the time of the run) do not defer it.
 """
@@ -196,9 +196,8 @@ async def measure(
             f"{roles} | CPU ms/msg sender (this script) | load |"
         )
         print("|---|---|---|---|---|---|" + "---|" * len(CPU_ROLES) + "---|---|")
-        for number, (connections, window) in enumerate(
-            [(1, 1), (4, 1), (1, arguments.window), (4, arguments.window)]
-        ):
+        rows = [(1, 1), (4, 1), (1, arguments.window), (4, arguments.window)]
+        for number, (connections, window) in enumerate(rows[2:] if arguments.pipelined_only else rows):
             row = await throughput(port, connections, window, arguments.messages, f"{number}{run[:5]}", stack)
             print(row, flush=True)
         if arguments.skip_latency:
@@ -245,6 +244,9 @@ async def main() -> None:
     )
     parser.add_argument(
         "--skip-latency", action="store_true", help="the throughput rows only, not the A03 latency"
+    )
+    parser.add_argument(
+        "--pipelined-only", action="store_true", help="only the throughput rows with --window in flight"
     )
     arguments = parser.parse_args()
     if arguments.start_stack:
