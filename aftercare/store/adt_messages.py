@@ -6,12 +6,11 @@ import hashlib
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import ARRAY, Integer, String, any_, bindparam, literal_column, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ARRAY, Integer, String, any_, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import func
 
-from aftercare.db.constant_insert import constant_insert
+from aftercare.db.array_rows import array_insert
 from models.adt_tables import AdtMessage
 from models.table_base import table_of
 
@@ -54,34 +53,32 @@ _ANSWERS = select(
 
 
 _TABLE = table_of(AdtMessage)
-_RECORD = insert(_TABLE)
-_RECORD_UPSERT = constant_insert(
-    _RECORD.on_conflict_do_update(
-        constraint="uq_adt_messages_sender_control",
-        set_={
-            name: _RECORD.excluded[name]
-            for name in (
-                "message_type",
-                "ack_code",
-                "error_location",
-                "error_code",
-                "reason",
-                "patient_id",
-                "encounter_id",
-                "raw_sealed",
-                "raw_key_id",
-            )
-        },
-        where=_TABLE.c.ack_code != literal_column("'AA'"),
-    )
+_UPDATED = (
+    "message_type",
+    "ack_code",
+    "error_location",
+    "error_code",
+    "reason",
+    "patient_id",
+    "encounter_id",
+    "raw_sealed",
+    "raw_key_id",
+)
+_RECORD_UPSERT = array_insert(
+    _TABLE,
+    ("sending_facility", "control_id", *_UPDATED),
+    "ON CONFLICT ON CONSTRAINT uq_adt_messages_sender_control DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _UPDATED)
+    + " WHERE a.ack_code != 'AA'",
+    alias="a",
 )
 
 
 async def record_adt_messages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Record handled messages (every column but the id and times), one statement for all; a retried
-    (parked) one takes its new outcome, an `AA` is never overwritten."""
+    """Record handled messages (every column but the id and times; each sender and control id once), one
+    statement for all; a retried (parked) one takes its new outcome, an `AA` is never overwritten."""
     if rows:
-        await session.execute(_RECORD_UPSERT, list(rows))
+        await session.execute(_RECORD_UPSERT.statement, _RECORD_UPSERT.parameters(rows))
 
 
 async def parked_adt_messages(session: AsyncSession, limit: int = 100) -> Sequence[AdtMessage]:
