@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, Table, TextClause, text
+from sqlalchemy import JSON, String, Table, TextClause, text
 from sqlalchemy.dialects import postgresql
 
 _DIALECT = postgresql.dialect()
@@ -75,6 +75,9 @@ def _array(table: Table, column: str) -> str:
 
 def _array_type(table: Table, column: str) -> str:
     type_ = table.c[column].type
+    if isinstance(type_, String) and type_.length is not None:
+        # An explicit cast to VARCHAR(n) would cut a longer value; the column's own assignment refuses it.
+        return "VARCHAR[]"
     return f"{type_.compile(dialect=_DIALECT)}[]"
 
 

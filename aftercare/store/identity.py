@@ -175,7 +175,7 @@ _HOLDERS = text(
     """
     SELECT i.system, i.value, i.patient_id FROM patient_identifiers i
     WHERE (i.system, i.value) IN (
-        SELECT * FROM unnest(CAST(:systems AS VARCHAR(300)[]), CAST(:values AS VARCHAR(300)[]))
+        SELECT * FROM unnest(CAST(:systems AS VARCHAR[]), CAST(:values AS VARCHAR[]))
     )
     """
 )

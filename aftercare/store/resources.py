@@ -156,7 +156,7 @@ async def store_resources(
 _CURRENT_OF = text(
     """
     SELECT r.resource_type, r.resource_id FROM fhir_resources r
-    JOIN unnest(CAST(:types AS VARCHAR(64)[]), CAST(:ids AS VARCHAR(64)[])) AS k(resource_type, resource_id)
+    JOIN unnest(CAST(:types AS VARCHAR[]), CAST(:ids AS VARCHAR[])) AS k(resource_type, resource_id)
         ON r.resource_type = k.resource_type AND r.resource_id = k.resource_id
     """
 )
@@ -229,7 +229,7 @@ _REFIRABLE = text(
     """
     SELECT v.resource_type, v.resource_id, v.version_id, v.interaction FROM fhir_resource_versions v
     JOIN unnest(
-        CAST(:types AS VARCHAR(64)[]), CAST(:ids AS VARCHAR(64)[]), CAST(:versions AS VARCHAR(64)[])
+        CAST(:types AS VARCHAR[]), CAST(:ids AS VARCHAR[]), CAST(:versions AS VARCHAR[])
     ) AS k(resource_type, resource_id, version_id)
         ON v.resource_type = k.resource_type AND v.resource_id = k.resource_id
         AND v.version_id = k.version_id

@@ -7,8 +7,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from aftercare.db.array_rows import ArrayInsert, array_insert
@@ -191,11 +193,20 @@ async def test_the_identity_inserts_count_the_new_rows_alone(empty_database: Asy
     assert [tuple(row) for row in stored] == [({"a": [1, None]}, "open")]
 
 
+async def test_a_value_longer_than_its_column_is_refused_not_cut(empty_database: AsyncEngine) -> None:
+    too_long = _current("x" * 65, "v1", None, None)
+    for run in (_values(_UPSERT_CURRENT_VALUES), _arrays(_UPSERT_CURRENT, one_by_one=False)):
+        async with empty_database.connect() as connection:
+            with pytest.raises(DBAPIError, match="value too long"):
+                await run(connection, [_current("fits", "v1", None, None), too_long])
+            await connection.rollback()
+
+
 def test_a_statement_text_is_the_same_whatever_the_rows() -> None:
     statement = array_insert(_CURRENT, ("resource_type", "resource_id", "content"), "ON CONFLICT DO NOTHING")
     assert str(statement.statement) == (
         "INSERT INTO fhir_resources (resource_type, resource_id, content) SELECT * FROM unnest("
-        "CAST(:resource_type AS VARCHAR(64)[]), CAST(:resource_id AS VARCHAR(64)[]), "
+        "CAST(:resource_type AS VARCHAR[]), CAST(:resource_id AS VARCHAR[]), "
         "ARRAY(SELECT value FROM jsonb_array_elements(CAST(:content AS jsonb)) WITH ORDINALITY "
         "ORDER BY ordinality)) ON CONFLICT DO NOTHING"
     )
