@@ -36,14 +36,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import ARRAY, String, any_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from aftercare.enrollment.fhir_ingest import HandOff, hand_off, plan_hand_off
 from aftercare.enrollment.fhir_triggers import plan_fhir_enrollments
 from aftercare.enrollment.starter import EnrollmentStarter
-from aftercare.fhir.resources import validation_problems
+from aftercare.fhir.shapes import ShapeValidator
 from aftercare.hl7v2.acks import build_ack
 from aftercare.hl7v2.authorities import AuthoritySystems
 from aftercare.hl7v2.failures import AfterCommit, error_name, failure_of, refusal
@@ -153,6 +153,8 @@ class AdtIntake:
     write_back_queue: str | None = None
     # Other listener processes share the port: each batch holds its patients' advisory locks.
     shares_port: bool = False
+    # Validates the mapped resources, in full only for shapes not seen valid before.
+    validator: ShapeValidator = field(default_factory=ShapeValidator)
 
     async def handle(self, text: str) -> Handled:
         """Process one message (or recognise a resend) and return its acknowledgement."""
@@ -282,7 +284,7 @@ class AdtIntake:
             try:
                 mapped = map_message(item.message, zone=self.zone, patient_id=known)
                 self.authorities.rewrite([*mapped.resources, *mapped.merged_identifiers])
-                _refuse_invalid(mapped)
+                _refuse_invalid(mapped, self.validator)
             except V2Problem as problem:
                 item.problem = problem
                 continue
@@ -378,11 +380,22 @@ async def _patients_holding(session: AsyncSession, pairs: set[tuple[str, str]]) 
     if not pairs:
         return {}
     rows = await session.execute(
-        select(PatientIdentifier.system, PatientIdentifier.value, func.min(PatientIdentifier.patient_id))
-        .where(tuple_(PatientIdentifier.system, PatientIdentifier.value).in_(sorted(pairs)))
-        .group_by(PatientIdentifier.system, PatientIdentifier.value)
+        _HOLDERS,
+        {"systems": sorted({system for system, _ in pairs}), "values": sorted({value for _, value in pairs})},
     )
-    return {(row[0], row[1]): row[2] for row in rows}
+    return {(row[0], row[1]): row[2] for row in rows if (row[0], row[1]) in pairs}
+
+
+# Two arrays, not a list of pairs: one statement text whatever the batch (cached, prepared), answered
+# by the primary key's index; a value found under another of the systems is dropped after.
+_HOLDERS = (
+    select(PatientIdentifier.system, PatientIdentifier.value, func.min(PatientIdentifier.patient_id))
+    .where(
+        PatientIdentifier.system == any_(bindparam("systems", type_=ARRAY(String))),
+        PatientIdentifier.value == any_(bindparam("values", type_=ARRAY(String))),
+    )
+    .group_by(PatientIdentifier.system, PatientIdentifier.value)
+)
 
 
 async def _merge(session: AsyncSession, mapped: MappedMessage, header: Header) -> None:
@@ -441,9 +454,9 @@ async def _cancellation(
     return workflow_ids, event
 
 
-def _refuse_invalid(mapped: MappedMessage) -> None:
+def _refuse_invalid(mapped: MappedMessage, validator: ShapeValidator) -> None:
     for resource in mapped.resources:
-        problems = validation_problems(resource)
+        problems = validator.problems(resource)
         if problems:
             path, text = problems[0]
             raise V2Problem(

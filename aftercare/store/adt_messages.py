@@ -6,11 +6,11 @@ import hashlib
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import ARRAY, Integer, bindparam, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ARRAY, Integer, String, any_, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import func
 
+from aftercare.db.array_rows import array_insert
 from models.adt_tables import AdtMessage
 from models.table_base import table_of
 
@@ -25,49 +25,60 @@ async def answers_given(
     a message an operator retried counts as not answered (it is processed again)."""
     if not keys:
         return {}
+    wanted = set(keys)
     rows = await session.execute(
-        select(
-            AdtMessage.sending_facility,
-            AdtMessage.control_id,
-            AdtMessage.ack_code,
-            AdtMessage.error_location,
-            AdtMessage.error_code,
-            AdtMessage.reason,
-        ).where(
-            tuple_(AdtMessage.sending_facility, AdtMessage.control_id).in_(sorted(set(keys))),
-            AdtMessage.retried_at.is_(None),
-        )
+        _ANSWERS,
+        {
+            "facilities": sorted({facility for facility, _ in wanted}),
+            "control_ids": sorted({control_id for _, control_id in wanted}),
+        },
     )
-    return {(row[0], row[1]): (row[2], row[3], row[4], row[5]) for row in rows}
+    return {(row[0], row[1]): (row[2], row[3], row[4], row[5]) for row in rows if (row[0], row[1]) in wanted}
+
+
+# Two arrays, not a list of pairs: one statement text whatever the batch (cached, prepared), which the
+# unique index on (sending_facility, control_id) answers; pairs crossing two facilities are dropped after.
+_ANSWERS = select(
+    AdtMessage.sending_facility,
+    AdtMessage.control_id,
+    AdtMessage.ack_code,
+    AdtMessage.error_location,
+    AdtMessage.error_code,
+    AdtMessage.reason,
+).where(
+    AdtMessage.sending_facility == any_(bindparam("facilities", type_=ARRAY(String))),
+    AdtMessage.control_id == any_(bindparam("control_ids", type_=ARRAY(String))),
+    AdtMessage.retried_at.is_(None),
+)
 
 
 _TABLE = table_of(AdtMessage)
-_RECORD = insert(_TABLE)
-_RECORD_UPSERT = _RECORD.on_conflict_do_update(
-    constraint="uq_adt_messages_sender_control",
-    set_={
-        name: _RECORD.excluded[name]
-        for name in (
-            "message_type",
-            "ack_code",
-            "error_location",
-            "error_code",
-            "reason",
-            "patient_id",
-            "encounter_id",
-            "raw_sealed",
-            "raw_key_id",
-        )
-    },
-    where=_TABLE.c.ack_code != "AA",
+_UPDATED = (
+    "message_type",
+    "ack_code",
+    "error_location",
+    "error_code",
+    "reason",
+    "patient_id",
+    "encounter_id",
+    "raw_sealed",
+    "raw_key_id",
+)
+_RECORD_UPSERT = array_insert(
+    _TABLE,
+    ("sending_facility", "control_id", *_UPDATED),
+    "ON CONFLICT ON CONSTRAINT uq_adt_messages_sender_control DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _UPDATED)
+    + " WHERE a.ack_code != 'AA'",
+    alias="a",
 )
 
 
 async def record_adt_messages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Record handled messages (every column but the id and times), one statement for all; a retried
-    (parked) one takes its new outcome, an `AA` is never overwritten."""
+    """Record handled messages (every column but the id and times; each sender and control id once), one
+    statement for all; a retried (parked) one takes its new outcome, an `AA` is never overwritten."""
     if rows:
-        await session.execute(_RECORD_UPSERT, list(rows))
+        await session.execute(_RECORD_UPSERT.statement, _RECORD_UPSERT.parameters(rows))
 
 
 async def parked_adt_messages(session: AsyncSession, limit: int = 100) -> Sequence[AdtMessage]:

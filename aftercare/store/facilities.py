@@ -12,15 +12,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, bindparam, select, text
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aftercare.db.array_rows import array_insert
 from aftercare.facilities.voice import PRIMARY_ORDER
 from models.facility_tables import Facility, PatientFacility
 from models.tables import FhirSource, Patient, table_of
 
 _PLACED = table_of(PatientFacility)
-_PLACE = insert(_PLACED).on_conflict_do_nothing(index_elements=["patient_id", "facility"])
+_PLACE = array_insert(
+    _PLACED, ("patient_id", "facility", "source"), "ON CONFLICT (patient_id, facility) DO NOTHING"
+)
 
 
 class FacilityConflict(ValueError):
@@ -198,7 +200,7 @@ async def place_patients(
             if patient_id not in known
         ]
     if rows:
-        await session.execute(_PLACE, rows)
+        await session.execute(_PLACE.statement, _PLACE.parameters(rows))
 
 
 _PLACEMENTS = (

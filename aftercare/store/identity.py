@@ -13,16 +13,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ARRAY, Date, String, any_, bindparam, delete, func, or_, select, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aftercare.db.array_rows import ArrayInsert, array_insert
 from aftercare.fhir.patient_profile import profile_from_patient
 from aftercare.identity.matching import Identifier, Match, find_matches
 from aftercare.identity.rules import IDENTIFIER_RULE, MatchProfile, Rule
 from models.tables import IdentityCandidate, IdentityMerge, Patient, PatientIdentifier, PatientLink, table_of
 
 _CHUNK = 1000
+_DIALECT = postgresql.dialect()
 _TEXT = 300
 AUTOMATIC = "aftercare:identity"
 
@@ -135,9 +137,7 @@ async def _merge_match(session: AsyncSession, match: Match, persons: dict[str, s
 async def _replace_identifiers(session: AsyncSession, identifiers: dict[str, list[Identifier]]) -> None:
     records = sorted(identifiers)
     for start in range(0, len(records), _CHUNK):
-        await session.execute(
-            delete(PatientIdentifier).where(PatientIdentifier.patient_id.in_(records[start : start + _CHUNK]))
-        )
+        await session.execute(_FORGET_IDENTIFIERS, {"records": records[start : start + _CHUNK]})
     rows = [
         {"system": system, "value": value, "patient_id": record}
         for record, pairs in identifiers.items()
@@ -146,32 +146,59 @@ async def _replace_identifiers(session: AsyncSession, identifiers: dict[str, lis
     await _insert(session, table_of(PatientIdentifier), rows)
 
 
+# Record ids as one array (`column = ANY(:records)`): one statement text whatever their number.
+_RECORDS = bindparam("records", type_=ARRAY(String))
+_FORGET_IDENTIFIERS = delete(PatientIdentifier).where(PatientIdentifier.patient_id == any_(_RECORDS))
+_INSERTS: dict[tuple[str, tuple[str, ...]], ArrayInsert] = {}
+
+
 async def _insert(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> int:
-    """Insert rows, skipping ones that conflict; returns how many were new."""
+    """Insert rows (each with the same columns), skipping ones that conflict; returns how many were new."""
     if not rows:
         return 0
+    columns = tuple(rows[0])
+    statement = _INSERTS.get((table.name, columns))
+    if statement is None:
+        returned = _DIALECT.identifier_preparer.quote(columns[0])
+        statement = array_insert(table, columns, f"ON CONFLICT DO NOTHING RETURNING {returned}")
+        _INSERTS[(table.name, columns)] = statement
     inserted = 0
-    statement = insert(table).on_conflict_do_nothing()
     for start in range(0, len(rows), _CHUNK):
-        result = await session.execute(
-            statement.returning(table.c[next(iter(rows[0]))]), rows[start : start + _CHUNK]
-        )
+        chunk = rows[start : start + _CHUNK]
+        result = await session.execute(statement.statement, statement.parameters(chunk))
         inserted += len(result.all())
     return inserted
+
+
+# The (system, value) pairs travel as two arrays, side by side.
+_HOLDERS = text(
+    """
+    SELECT i.system, i.value, i.patient_id FROM patient_identifiers i
+    WHERE (i.system, i.value) IN (
+        SELECT * FROM unnest(CAST(:systems AS VARCHAR[]), CAST(:values AS VARCHAR[]))
+    )
+    """
+)
 
 
 async def _holders(session: AsyncSession, pairs: set[Identifier]) -> dict[Identifier, set[str]]:
     found: dict[Identifier, set[str]] = defaultdict(set)
     items = sorted(pairs)
     for start in range(0, len(items), _CHUNK):
+        chunk = items[start : start + _CHUNK]
         rows = await session.execute(
-            select(PatientIdentifier.system, PatientIdentifier.value, PatientIdentifier.patient_id).where(
-                tuple_(PatientIdentifier.system, PatientIdentifier.value).in_(items[start : start + _CHUNK])
-            )
+            _HOLDERS, {"systems": [pair[0] for pair in chunk], "values": [pair[1] for pair in chunk]}
         )
         for system, value, record in rows:
             found[(system, value)].add(record)
     return found
+
+
+# The compared values as arrays: a statement text for each set of rules, whatever the batch.
+_DATES = bindparam("dates", type_=ARRAY(Date))
+_PHONES = bindparam("phones", type_=ARRAY(String))
+_EMAILS = bindparam("emails", type_=ARRAY(String))
+_FAMILIES = bindparam("families", type_=ARRAY(String))
 
 
 async def _known_profiles(
@@ -182,38 +209,53 @@ async def _known_profiles(
     if not fields:
         return []
     conditions = []
+    values: dict[str, list[Any]] = {}
     if "birth_date" in fields:
         dates = sorted({p.birth_date for p in profiles if p.birth_date is not None})
         if dates:
-            conditions.append(Patient.birth_date.in_(dates))
+            conditions.append(Patient.birth_date == any_(_DATES))
+            values["dates"] = dates
     unbounded = {field for rule in rules if "birth_date" not in rule.fields for field in rule.fields}
     if "phone" in unbounded:
-        conditions.append(Patient.phone.in_(sorted({p.phone for p in profiles if p.phone})))
+        conditions.append(Patient.phone == any_(_PHONES))
+        values["phones"] = sorted({p.phone for p in profiles if p.phone})
     if "email" in unbounded:
-        conditions.append(Patient.email.in_(sorted({p.email for p in profiles if p.email})))
+        conditions.append(Patient.email == any_(_EMAILS))
+        values["emails"] = sorted({p.email for p in profiles if p.email})
     if "name" in unbounded:
-        conditions.append(Patient.family.in_(sorted({p.family for p in profiles if p.family})))
+        conditions.append(Patient.family == any_(_FAMILIES))
+        values["families"] = sorted({p.family for p in profiles if p.family})
     if not conditions:
         return []
     rows = await session.execute(
         select(
             Patient.id, Patient.phone, Patient.email, Patient.given, Patient.family, Patient.birth_date
-        ).where(or_(*conditions))
+        ).where(or_(*conditions)),
+        values,
     )
     return [MatchProfile(*row) for row in rows]
+
+
+_PERSONS = select(PatientLink.record_id, PatientLink.person_id).where(PatientLink.record_id == any_(_RECORDS))
 
 
 async def _persons(session: AsyncSession, records: set[str]) -> dict[str, str]:
     found = {record: record for record in records}
     items = sorted(records)
     for start in range(0, len(items), _CHUNK):
-        rows = await session.execute(
-            select(PatientLink.record_id, PatientLink.person_id).where(
-                PatientLink.record_id.in_(items[start : start + _CHUNK])
-            )
-        )
+        rows = await session.execute(_PERSONS, {"records": items[start : start + _CHUNK]})
         found.update({record: person for record, person in rows})
     return found
+
+
+_REVERSED_MERGES = select(IdentityMerge.person_id, IdentityMerge.record_id, IdentityMerge.evidence).where(
+    IdentityMerge.reversed_at.is_not(None),
+    or_(IdentityMerge.person_id == any_(_RECORDS), IdentityMerge.record_id == any_(_RECORDS)),
+)
+_DISMISSED = select(IdentityCandidate.record_id, IdentityCandidate.other_id).where(
+    IdentityCandidate.status == "dismissed",
+    or_(IdentityCandidate.record_id == any_(_RECORDS), IdentityCandidate.other_id == any_(_RECORDS)),
+)
 
 
 async def _blocked_pairs(session: AsyncSession, records: set[str]) -> set[frozenset[str]]:
@@ -221,24 +263,13 @@ async def _blocked_pairs(session: AsyncSession, records: set[str]) -> set[frozen
     items = sorted(records)
     blocked: set[frozenset[str]] = set()
     for start in range(0, len(items), _CHUNK):
-        chunk = items[start : start + _CHUNK]
-        merges = await session.execute(
-            select(IdentityMerge.person_id, IdentityMerge.record_id, IdentityMerge.evidence).where(
-                IdentityMerge.reversed_at.is_not(None),
-                or_(IdentityMerge.person_id.in_(chunk), IdentityMerge.record_id.in_(chunk)),
-            )
-        )
-        for person, record, evidence in merges:
+        chunk = {"records": items[start : start + _CHUNK]}
+        for person, record, evidence in await session.execute(_REVERSED_MERGES, chunk):
             blocked.add(frozenset({person, record}))
             pair = evidence.get("records")
             if isinstance(pair, list) and len(pair) == 2:
                 blocked.add(frozenset(pair))
-        dismissed = await session.execute(
-            select(IdentityCandidate.record_id, IdentityCandidate.other_id).where(
-                IdentityCandidate.status == "dismissed",
-                or_(IdentityCandidate.record_id.in_(chunk), IdentityCandidate.other_id.in_(chunk)),
-            )
-        )
+        dismissed = await session.execute(_DISMISSED, chunk)
         blocked.update(frozenset(pair) for pair in dismissed)
     return blocked
 

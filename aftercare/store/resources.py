@@ -10,17 +10,16 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, bindparam, func, or_, select, tuple_
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import and_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aftercare.db.constant_insert import constant_insert
+from aftercare.db.array_rows import array_insert
 from aftercare.fhir.instants import last_updated_of
-from aftercare.fhir.patient_profile import profile_from_patient
+from aftercare.fhir.patient_profile import PatientProfile, profile_from_patient
 from aftercare.fhir.references import patient_id_of
 from aftercare.store.derived import record_derived
 from aftercare.store.facilities import place_patients
@@ -52,13 +51,21 @@ class StoreResult:
 
 def version_id_of(resource: dict[str, Any]) -> str:
     """`meta.versionId`, or a content hash for resources that carry none."""
+    return _version_and_text(resource)[0]
+
+
+def _version_and_text(resource: dict[str, Any]) -> tuple[str, str | None]:
+    """The version id, and the resource's JSON text when making the id encoded all of it (a resource
+    without `meta`: its canonical text is also the text to store)."""
     meta = resource.get("meta") or {}
     version = meta.get("versionId")
     if isinstance(version, str) and version:
-        return version
+        return version, None
     stripped = {key: value for key, value in resource.items() if key != "meta"}
     canonical = json.dumps(stripped, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "h" + hashlib.sha256(canonical.encode()).hexdigest()[:24]
+    return "h" + hashlib.sha256(canonical.encode()).hexdigest()[:24], (
+        canonical if "meta" not in resource else None
+    )
 
 
 async def store_resources(
@@ -81,19 +88,20 @@ async def store_resources(
     result = StoreResult()
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}
     for resource in resources:
-        key = (resource["resourceType"], resource["id"], version_id_of(resource))
-        rows.setdefault(
-            key,
-            {
-                "resource_type": key[0],
-                "resource_id": key[1],
-                "version_id": key[2],
-                "content": resource,
-                "patient_id": patient_id_of(resource),
-                "last_updated": last_updated_of(resource),
-                "source": source,
-            },
-        )
+        version, encoded = _version_and_text(resource)
+        key = (resource["resourceType"], resource["id"], version)
+        if key in rows:
+            continue
+        rows[key] = {
+            "resource_type": key[0],
+            "resource_id": key[1],
+            "version_id": key[2],
+            "content": resource,
+            "content_json": encoded if encoded is not None else json.dumps(resource),
+            "patient_id": patient_id_of(resource),
+            "last_updated": last_updated_of(resource),
+            "source": source,
+        }
     if not rows:
         return result
 
@@ -144,8 +152,13 @@ async def store_resources(
     return result
 
 
-_CURRENT_OF = select(FhirResource.resource_type, FhirResource.resource_id).where(
-    tuple_(FhirResource.resource_type, FhirResource.resource_id).in_(bindparam("identities", expanding=True))
+# One statement text whatever the batch: the (type, id) pairs travel as two arrays.
+_CURRENT_OF = text(
+    """
+    SELECT r.resource_type, r.resource_id FROM fhir_resources r
+    JOIN unnest(CAST(:types AS VARCHAR[]), CAST(:ids AS VARCHAR[])) AS k(resource_type, resource_id)
+        ON r.resource_type = k.resource_type AND r.resource_id = k.resource_id
+    """
 )
 
 
@@ -155,16 +168,28 @@ async def _current_versions(session: AsyncSession, identities: set[tuple[str, st
     connection = await session.connection()
     for start in range(0, len(items), _CHUNK):
         chunk = items[start : start + _CHUNK]
-        found.update((row[0], row[1]) for row in await connection.execute(_CURRENT_OF, {"identities": chunk}))
+        rows = await connection.execute(
+            _CURRENT_OF, {"types": [item[0] for item in chunk], "ids": [item[1] for item in chunk]}
+        )
+        found.update((row[0], row[1]) for row in rows)
     return found
 
 
-_INSERT_VERSION = constant_insert(
-    insert(table_of(FhirResourceVersion))
-    .on_conflict_do_nothing()
-    .returning(
-        FhirResourceVersion.resource_type, FhirResourceVersion.resource_id, FhirResourceVersion.version_id
-    )
+_VERSION_COLUMNS = (
+    "resource_type",
+    "resource_id",
+    "version_id",
+    "content",
+    "patient_id",
+    "last_updated",
+    "source",
+    "interaction",
+    "fires_triggers",
+)
+_INSERT_VERSION = array_insert(
+    table_of(FhirResourceVersion),
+    _VERSION_COLUMNS,
+    "ON CONFLICT DO NOTHING RETURNING resource_type, resource_id, version_id",
 )
 
 
@@ -172,7 +197,11 @@ async def _insert_versions(session: AsyncSession, rows: list[dict[str, Any]]) ->
     inserted: set[tuple[str, str, str]] = set()
     connection = await session.connection()
     for start in range(0, len(rows), _CHUNK):
-        result = await connection.execute(_INSERT_VERSION, rows[start : start + _CHUNK])
+        chunk = rows[start : start + _CHUNK]
+        result = await connection.execute(
+            _INSERT_VERSION.statement,
+            _INSERT_VERSION.parameters(chunk, {"content": [row["content_json"] for row in chunk]}),
+        )
         inserted.update((row[0], row[1], row[2]) for row in result)
     return inserted
 
@@ -184,57 +213,56 @@ async def _refirable(
     found: dict[tuple[str, str, str], str] = {}
     for start in range(0, len(keys), _CHUNK):
         chunk = list(keys[start : start + _CHUNK])
-        query = select(
-            FhirResourceVersion.resource_type,
-            FhirResourceVersion.resource_id,
-            FhirResourceVersion.version_id,
-            FhirResourceVersion.interaction,
-        ).where(
-            tuple_(
-                FhirResourceVersion.resource_type,
-                FhirResourceVersion.resource_id,
-                FhirResourceVersion.version_id,
-            ).in_(chunk),
-            FhirResourceVersion.fires_triggers.is_(True),
+        rows = await session.execute(
+            _REFIRABLE,
+            {
+                "types": [key[0] for key in chunk],
+                "ids": [key[1] for key in chunk],
+                "versions": [key[2] for key in chunk],
+            },
         )
-        found.update({(row[0], row[1], row[2]): row[3] for row in await session.execute(query)})
+        found.update({(row[0], row[1], row[2]): row[3] for row in rows})
     return found
 
 
+_REFIRABLE = text(
+    """
+    SELECT v.resource_type, v.resource_id, v.version_id, v.interaction FROM fhir_resource_versions v
+    JOIN unnest(
+        CAST(:types AS VARCHAR[]), CAST(:ids AS VARCHAR[]), CAST(:versions AS VARCHAR[])
+    ) AS k(resource_type, resource_id, version_id)
+        ON v.resource_type = k.resource_type AND v.resource_id = k.resource_id
+        AND v.version_id = k.version_id
+    WHERE v.fires_triggers IS true
+    """
+)
+
+
 _CURRENT = table_of(FhirResource)
-_UPSERT_CURRENT_INSERT = insert(_CURRENT)
-_UPSERT_CURRENT = constant_insert(
-    _UPSERT_CURRENT_INSERT.on_conflict_do_update(
-        index_elements=[_CURRENT.c.resource_type, _CURRENT.c.resource_id],
-        set_={
-            "version_id": _UPSERT_CURRENT_INSERT.excluded.version_id,
-            "content": _UPSERT_CURRENT_INSERT.excluded.content,
-            "patient_id": _UPSERT_CURRENT_INSERT.excluded.patient_id,
-            "last_updated": _UPSERT_CURRENT_INSERT.excluded.last_updated,
-            "updated_at": func.now(),
-        },
-        where=or_(
-            _CURRENT.c.last_updated.is_(None),
-            _UPSERT_CURRENT_INSERT.excluded.last_updated.is_(None),
-            _UPSERT_CURRENT_INSERT.excluded.last_updated >= _CURRENT.c.last_updated,
-        ),
-    ).returning(_CURRENT.c.resource_type, _CURRENT.c.resource_id, _CURRENT.c.version_id)
+_CURRENT_COLUMNS = ("resource_type", "resource_id", "version_id", "content", "patient_id", "last_updated")
+_UPSERT_CURRENT = array_insert(
+    _CURRENT,
+    _CURRENT_COLUMNS,
+    """
+    ON CONFLICT (resource_type, resource_id) DO UPDATE SET
+        version_id = excluded.version_id, content = excluded.content, patient_id = excluded.patient_id,
+        last_updated = excluded.last_updated, updated_at = now()
+    WHERE c.last_updated IS NULL OR excluded.last_updated IS NULL
+        OR excluded.last_updated >= c.last_updated
+    RETURNING c.resource_type, c.resource_id, c.version_id
+    """,
+    alias="c",
 )
 
 _PATIENTS = table_of(Patient)
-_UPSERT_PATIENT_INSERT = insert(_PATIENTS)
-_UPSERT_PATIENT = constant_insert(
-    _UPSERT_PATIENT_INSERT.on_conflict_do_update(
-        index_elements=[_PATIENTS.c.id],
-        set_={
-            **{
-                column.name: _UPSERT_PATIENT_INSERT.excluded[column.name]
-                for column in _PATIENTS.columns
-                if column.name not in ("id", "updated_at", "facility_bits")  # bits: kept by triggers
-            },
-            "updated_at": func.now(),
-        },
-    )
+_PATIENT_COLUMNS = tuple(column.name for column in fields(PatientProfile))
+_UPSERT_PATIENT = array_insert(
+    _PATIENTS,
+    _PATIENT_COLUMNS,
+    # facility_bits is not set: the triggers of patient_facilities keep it
+    "ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _PATIENT_COLUMNS if name != "id")
+    + ", updated_at = now()",
 )
 
 
@@ -243,19 +271,23 @@ async def _upsert_current(session: AsyncSession, rows: list[dict[str, Any]]) -> 
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     for row in rows:
         latest[(row["resource_type"], row["resource_id"])] = row
-    fields = ("resource_type", "resource_id", "version_id", "content", "patient_id", "last_updated")
-    values = [{field: row[field] for field in fields} for row in latest.values()]
+    values = list(latest.values())
     current: set[tuple[str, str, str]] = set()
     connection = await session.connection()
     for start in range(0, len(values), _CHUNK):
-        result = await connection.execute(_UPSERT_CURRENT, values[start : start + _CHUNK])
+        chunk = values[start : start + _CHUNK]
+        result = await connection.execute(
+            _UPSERT_CURRENT.statement,
+            _UPSERT_CURRENT.parameters(chunk, {"content": [row["content_json"] for row in chunk]}),
+        )
         current.update((row[0], row[1], row[2]) for row in result)
     return current
 
 
 async def _upsert_patients(session: AsyncSession, profiles: list[dict[str, Any]]) -> None:
     for start in range(0, len(profiles), _CHUNK):
-        await session.execute(_UPSERT_PATIENT, profiles[start : start + _CHUNK])
+        chunk = profiles[start : start + _CHUNK]
+        await session.execute(_UPSERT_PATIENT.statement, _UPSERT_PATIENT.parameters(chunk))
 
 
 async def load_version(session: AsyncSession, ref: FhirResourceRef) -> dict[str, Any] | None:

@@ -28,11 +28,12 @@ from temporalio.testing import WorkflowEnvironment
 from aftercare.db.engine import create_engine, session_factory
 from aftercare.enrollment.starter import EnrollmentStarter
 from aftercare.hl7v2.authorities import AuthoritySystems
-from aftercare.hl7v2.intake import AdtIntake, Handled
+from aftercare.hl7v2.intake import AdtIntake, Handled, _patients_holding
 from aftercare.hl7v2.sealing import RawSealer, Sealed
 from aftercare.hl7v2.server import MllpListener
 from aftercare.security.codec import parse_codec_keys
 from aftercare.settings import Settings
+from aftercare.store.adt_messages import answers_given
 from models.adt_tables import AdtMessage
 from models.tables import Enrollment, FhirResource
 from tests.aftercare.hl7v2.samples import SAMPLES, sample, with_control_id
@@ -910,3 +911,25 @@ async def test_a_batch_that_loses_a_race_runs_again_and_a_message_aftercare_fail
     assert parked.raw_sealed is not None
     assert parked.reason is not None
     assert "KeyError" in parked.reason
+
+
+@pytest.mark.usefixtures("empty_database")
+async def test_the_look_ups_by_two_arrays_match_pairs_not_a_value_under_another_system_or_sender(
+    intake: AdtIntake, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The resend check and the patient look-up take the systems (senders) and values (control ids)
+    as two arrays; a pair made of one's system and another's value is no match."""
+    assert (await intake.handle(with_control_id(sample("a01_admit"), "PAIR-1"))).code == "AA"
+    mrn, ssn = "urn:oid:2.16.840.1.113883.3.72.5.20", "urn:aftercare:hl7v2:authority:SSA"
+    sender = "GENHOSP^2.16.840.1.113883.3.72.5.20^ISO"
+
+    async with sessions() as session:
+        holders = await _patients_holding(
+            session, {(ssn, "MRN12345"), (mrn, "999-12-3456"), (mrn, "MRN12345")}
+        )
+        crossed = await answers_given(session, [("OTHER", "PAIR-1"), (sender, "PAIR-2")])
+        answered = await answers_given(session, [(sender, "PAIR-1")])
+
+    assert list(holders) == [(mrn, "MRN12345")]
+    assert crossed == {}
+    assert list(answered) == [(sender, "PAIR-1")]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -15,8 +15,29 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from aftercare.db.constant_insert import constant_insert
 from aftercare.store.enrollments import _INSERT_ENROLLMENT
 from aftercare.store.messages import record_intent
-from aftercare.store.resources import _CURRENT, _INSERT_VERSION, _UPSERT_CURRENT
-from models.tables import FhirResource
+from models.tables import FhirResource, FhirResourceVersion, table_of
+
+# The store's upsert of current versions and insert of versions as they were before they took arrays
+# (`aftercare/db/array_rows.py`): constants of the kind the store still builds.
+_CURRENT = table_of(FhirResource)
+_VALUES = insert(_CURRENT)
+_UPSERT_CURRENT = constant_insert(
+    _VALUES.on_conflict_do_update(
+        index_elements=[_CURRENT.c.resource_type, _CURRENT.c.resource_id],
+        set_={"version_id": _VALUES.excluded.version_id, "updated_at": func.now()},
+        where=or_(
+            _CURRENT.c.last_updated.is_(None),
+            _VALUES.excluded.last_updated.is_(None),
+            _VALUES.excluded.last_updated >= _CURRENT.c.last_updated,
+        ),
+    ).returning(_CURRENT.c.resource_type, _CURRENT.c.resource_id, _CURRENT.c.version_id)
+)
+_VERSIONS = table_of(FhirResourceVersion)
+_INSERT_VERSION = constant_insert(
+    insert(_VERSIONS)
+    .on_conflict_do_nothing()
+    .returning(_VERSIONS.c.resource_type, _VERSIONS.c.resource_id, _VERSIONS.c.version_id)
+)
 
 
 def _row(version: str, updated: datetime) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from hl7.mllp import open_hl7_connection
 from aftercare.hl7v2.acks import build_ack
 from aftercare.hl7v2.intake import Handled, patient_key
 from aftercare.hl7v2.messages import V2Message
-from aftercare.hl7v2.server import MllpListener, tls_context
+from aftercare.hl7v2.server import GATHER, MllpListener, tls_context
 from tests.aftercare.hl7v2.samples import sample, with_control_id
 
 
@@ -94,15 +94,17 @@ async def test_messages_that_pile_up_go_in_a_second_batch_beside_the_running_one
     intake = SlowIntake()
     server = await listen(intake)
     port = server.sockets[0].getsockname()[1]
-    others = [other_patient(sample("a01_admit" if n % 2 else "a02_transfer"), f"Y{n}") for n in range(1, 9)]
+    others = [
+        other_patient(sample("a01_admit" if n % 2 else "a02_transfer"), f"Y{n}") for n in range(1, GATHER + 1)
+    ]
     async with server:
         first = asyncio.create_task(exchange(port, with_control_id(sample("a01_admit"), "Y0")))
         await asyncio.sleep(0.05)
-        answers = await exchange(port, *others)  # pipelined: eight waiting at once
+        answers = await exchange(port, *others)  # pipelined: GATHER waiting at once
         await first
 
-    assert answers == [f"AA Y{n}" for n in range(1, 9)]
-    assert intake.batches == [["Y0"], [f"Y{n}" for n in range(1, 9)]]
+    assert answers == [f"AA Y{n}" for n in range(1, GATHER + 1)]
+    assert intake.batches == [["Y0"], [f"Y{n}" for n in range(1, GATHER + 1)]]
     (_, y0_ended), (others_started, _) = sorted(intake.times)
     assert others_started < y0_ended  # they did not wait for Y0
 
