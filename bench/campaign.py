@@ -46,13 +46,13 @@ from aftercare.store.templates import publish_template
 from aftercare.temporal.client import data_converter
 from bench.channels import database
 from bench.stack import quiet_sdk_core
+from models.campaign_runs import CampaignRunResult
 from models.campaign_tables import CampaignRecipient
 from models.search_attributes import ALL_SEARCH_ATTRIBUTES
 from models.segment import SegmentDefinition
 from models.template import TemplateDefinition
 from tests.conftest import OPENAPI_SPECS
 from tests.prism import prism_mock
-from workflows.campaign import CampaignRunWorkflow
 
 TARGET_SECONDS = 120.0
 ZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles")
@@ -157,7 +157,7 @@ async def run_campaign(
     async with worker(env, settings, sessions):
         began = time.perf_counter()
         launched = await launcher.launch(campaign)
-        handle = env.client.get_workflow_handle_for(CampaignRunWorkflow.run, f"campaign-{launched.run_id}")
+        handle = env.client.get_workflow_handle(f"campaign-{launched.run_id}", result_type=CampaignRunResult)
         result = await handle.result()
         elapsed = time.perf_counter() - began
     async with sessions() as session:
