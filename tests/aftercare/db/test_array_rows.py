@@ -8,41 +8,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import func, or_, select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from aftercare.db.array_rows import ArrayInsert, array_insert
 from aftercare.store.identity import _insert
 from aftercare.store.resources import _CURRENT, _INSERT_VERSION, _UPSERT_CURRENT
-from models.tables import FhirResourceVersion, IdentityCandidate, PatientIdentifier, table_of
+from models.tables import IdentityCandidate, PatientIdentifier, table_of
+from tests.aftercare.db.former_statements import INSERT_VERSION_VALUES, UPSERT_CURRENT_VALUES
 
 _EARLY, _LATE = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC)
-
-# The statements as they were: SQLAlchemy's multi-row `INSERT ... VALUES ... ON CONFLICT`.
-_VALUES = insert(_CURRENT)
-_UPSERT_CURRENT_VALUES = _VALUES.on_conflict_do_update(
-    index_elements=[_CURRENT.c.resource_type, _CURRENT.c.resource_id],
-    set_={
-        "version_id": _VALUES.excluded.version_id,
-        "content": _VALUES.excluded.content,
-        "patient_id": _VALUES.excluded.patient_id,
-        "last_updated": _VALUES.excluded.last_updated,
-        "updated_at": func.now(),
-    },
-    where=or_(
-        _CURRENT.c.last_updated.is_(None),
-        _VALUES.excluded.last_updated.is_(None),
-        _VALUES.excluded.last_updated >= _CURRENT.c.last_updated,
-    ),
-).returning(_CURRENT.c.resource_type, _CURRENT.c.resource_id, _CURRENT.c.version_id)
-_VERSIONS = table_of(FhirResourceVersion)
-_INSERT_VERSION_VALUES = (
-    insert(_VERSIONS)
-    .on_conflict_do_nothing()
-    .returning(_VERSIONS.c.resource_type, _VERSIONS.c.resource_id, _VERSIONS.c.version_id)
-)
 
 
 def _current(resource_id: str, version: str, updated: datetime | None, patient: str | None) -> dict[str, Any]:
@@ -114,7 +90,7 @@ async def _outcome(
     """What `run` returns for `arriving` over `stored`, and the table's rows after (rolled back)."""
     async with engine.connect() as connection:
         transaction = await connection.begin()
-        await _values(_UPSERT_CURRENT_VALUES if table == "fhir_resources" else _INSERT_VERSION_VALUES)(
+        await _values(UPSERT_CURRENT_VALUES if table == "fhir_resources" else INSERT_VERSION_VALUES)(
             connection, stored
         )
         returned = await run(connection, arriving)
@@ -130,7 +106,7 @@ async def test_the_current_versions_upsert_gives_the_rows_of_the_values_statemen
     empty_database: AsyncEngine,
 ) -> None:
     before = await _outcome(
-        empty_database, "fhir_resources", _values(_UPSERT_CURRENT_VALUES), _STORED, _ARRIVING
+        empty_database, "fhir_resources", _values(UPSERT_CURRENT_VALUES), _STORED, _ARRIVING
     )
     for one_by_one in (False, True):
         after = await _outcome(
@@ -157,7 +133,7 @@ async def test_the_versions_insert_gives_the_rows_of_the_values_statement(
 ) -> None:
     table = "fhir_resource_versions"
     before = await _outcome(
-        empty_database, table, _values(_INSERT_VERSION_VALUES), _STORED_VERSIONS, _ARRIVING_VERSIONS
+        empty_database, table, _values(INSERT_VERSION_VALUES), _STORED_VERSIONS, _ARRIVING_VERSIONS
     )
     for one_by_one in (False, True):
         after = await _outcome(
@@ -195,7 +171,7 @@ async def test_the_identity_inserts_count_the_new_rows_alone(empty_database: Asy
 
 async def test_a_value_longer_than_its_column_is_refused_not_cut(empty_database: AsyncEngine) -> None:
     too_long = _current("x" * 65, "v1", None, None)
-    for run in (_values(_UPSERT_CURRENT_VALUES), _arrays(_UPSERT_CURRENT, one_by_one=False)):
+    for run in (_values(UPSERT_CURRENT_VALUES), _arrays(_UPSERT_CURRENT, one_by_one=False)):
         async with empty_database.connect() as connection:
             with pytest.raises(DBAPIError, match="value too long"):
                 await run(connection, [_current("fits", "v1", None, None), too_long])

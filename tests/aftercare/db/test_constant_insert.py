@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, or_, select
+from sqlalchemy import event, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -15,29 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from aftercare.db.constant_insert import constant_insert
 from aftercare.store.enrollments import _INSERT_ENROLLMENT
 from aftercare.store.messages import record_intent
-from models.tables import FhirResource, FhirResourceVersion, table_of
+from models.tables import FhirResource
+from tests.aftercare.db.former_statements import CURRENT, INSERT_VERSION_VALUES, UPSERT_CURRENT_VALUES
 
-# The store's upsert of current versions and insert of versions as they were before they took arrays
-# (`aftercare/db/array_rows.py`): constants of the kind the store still builds.
-_CURRENT = table_of(FhirResource)
-_VALUES = insert(_CURRENT)
-_UPSERT_CURRENT = constant_insert(
-    _VALUES.on_conflict_do_update(
-        index_elements=[_CURRENT.c.resource_type, _CURRENT.c.resource_id],
-        set_={"version_id": _VALUES.excluded.version_id, "updated_at": func.now()},
-        where=or_(
-            _CURRENT.c.last_updated.is_(None),
-            _VALUES.excluded.last_updated.is_(None),
-            _VALUES.excluded.last_updated >= _CURRENT.c.last_updated,
-        ),
-    ).returning(_CURRENT.c.resource_type, _CURRENT.c.resource_id, _CURRENT.c.version_id)
-)
-_VERSIONS = table_of(FhirResourceVersion)
-_INSERT_VERSION = constant_insert(
-    insert(_VERSIONS)
-    .on_conflict_do_nothing()
-    .returning(_VERSIONS.c.resource_type, _VERSIONS.c.resource_id, _VERSIONS.c.version_id)
-)
+_UPSERT_CURRENT = constant_insert(UPSERT_CURRENT_VALUES)
+_INSERT_VERSION = constant_insert(INSERT_VERSION_VALUES)
 
 
 def _row(version: str, updated: datetime) -> dict[str, Any]:
@@ -90,14 +72,14 @@ def test_each_constant_has_its_own_key() -> None:
 
 
 def test_a_statement_derived_from_a_constant_is_compiled_as_before() -> None:
-    derived = _UPSERT_CURRENT.returning(_CURRENT.c.content)
+    derived = _UPSERT_CURRENT.returning(CURRENT.c.content)
     assert derived._generate_cache_key() is None
     assert _UPSERT_CURRENT._generate_cache_key() is not None
 
 
 def test_a_statement_with_literal_values_is_refused() -> None:
     with pytest.raises(ValueError, match="literal"):
-        constant_insert(insert(_CURRENT).values(resource_type="Observation").on_conflict_do_nothing())
+        constant_insert(insert(CURRENT).values(resource_type="Observation").on_conflict_do_nothing())
 
 
 def _intent(key: str) -> dict[str, object]:
