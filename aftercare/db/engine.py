@@ -25,6 +25,9 @@ CONNECT_TIMEOUT_SECONDS = 5
 # transaction, a good part of a notification's database work.
 PING_AFTER_IDLE_SECONDS = 1.0
 _RETURNED_AT = "aftercare_returned_at"
+# A connection that plans every run of a prepared statement with its values (PostgreSQL's
+# `plan_cache_mode`), instead of the generic plan it otherwise settles on after five runs.
+CUSTOM_PLANS = "-c plan_cache_mode=force_custom_plan"
 
 
 def normalise_database_url(url: str | URL) -> URL:
@@ -44,15 +47,26 @@ def create_engine(
     pool_size: int = 10,
     pool_timeout: float = POOL_TIMEOUT_SECONDS,
     ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
+    custom_plans: bool = False,
 ) -> AsyncEngine:
     """An async engine; psycopg 3 serves both async and the synchronous migrations. Every task's
-    connections are watched: one task taking a second connection is the pool deadlock in waiting."""
+    connections are watched: one task taking a second connection is the pool deadlock in waiting.
+
+    With `custom_plans`, each run of a prepared statement is planned for its own values. That suits
+    statements over arrays whose size varies from one run to the next (a batch's identifiers): a
+    generic plan sees neither the size nor the values, so it cannot hash an `= ANY(...)` list, and
+    it keeps the row counts its tables had when it was made. Statements are still parsed only once."""
+    parsed = normalise_database_url(url)
+    connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    if custom_plans:
+        given = parsed.query.get("options", ())
+        connect_args["options"] = " ".join([*([given] if isinstance(given, str) else given), CUSTOM_PLANS])
     engine = create_async_engine(
-        normalise_database_url(url),
+        parsed,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=pool_timeout,
-        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        connect_args=connect_args,
     )
     ping_idle_connections(engine, ping_after_idle)
     keep_prepared_statements(engine)
