@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ARRAY, String, any_, bindparam, func, select
+from sqlalchemy import select
+from sqlalchemy import text as sql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
@@ -379,22 +380,24 @@ async def _patients_holding(session: AsyncSession, pairs: set[tuple[str, str]]) 
     """The record holding each (system, value) identifier (the first by id when several do)."""
     if not pairs:
         return {}
+    wanted = sorted(pairs)
     rows = await session.execute(
-        _HOLDERS,
-        {"systems": sorted({system for system, _ in pairs}), "values": sorted({value for _, value in pairs})},
+        _HOLDERS, {"systems": [system for system, _ in wanted], "values": [value for _, value in wanted]}
     )
-    return {(row[0], row[1]): row[2] for row in rows if (row[0], row[1]) in pairs}
+    return {(row[0], row[1]): row[2] for row in rows}
 
 
-# Two arrays, not a list of pairs: one statement text whatever the batch (cached, prepared), answered
-# by the primary key's index; a value found under another of the systems is dropped after.
-_HOLDERS = (
-    select(PatientIdentifier.system, PatientIdentifier.value, func.min(PatientIdentifier.patient_id))
-    .where(
-        PatientIdentifier.system == any_(bindparam("systems", type_=ARRAY(String))),
-        PatientIdentifier.value == any_(bindparam("values", type_=ARRAY(String))),
-    )
-    .group_by(PatientIdentifier.system, PatientIdentifier.value)
+# The pairs travel as two arrays side by side, joined as rows: one statement text whatever the batch,
+# and each pair one probe of the primary key whatever the planner knows of the table. (Two `= ANY`
+# lists, one per column, were answered by the systems alone when the statistics were stale: every
+# identifier of those systems read, and filtered.)
+_HOLDERS = sql(
+    """
+    SELECT i.system, i.value, min(i.patient_id) FROM patient_identifiers i
+    JOIN unnest(CAST(:systems AS VARCHAR[]), CAST(:values AS VARCHAR[])) AS k(system, value)
+        ON i.system = k.system AND i.value = k.value
+    GROUP BY i.system, i.value
+    """
 )
 
 

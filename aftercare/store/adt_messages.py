@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import ARRAY, Integer, String, any_, bindparam, select, text, update
+from sqlalchemy import ARRAY, Integer, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import func
 
@@ -25,30 +25,28 @@ async def answers_given(
     a message an operator retried counts as not answered (it is processed again)."""
     if not keys:
         return {}
-    wanted = set(keys)
+    wanted = sorted(set(keys))
     rows = await session.execute(
         _ANSWERS,
         {
-            "facilities": sorted({facility for facility, _ in wanted}),
-            "control_ids": sorted({control_id for _, control_id in wanted}),
+            "facilities": [facility for facility, _ in wanted],
+            "control_ids": [control_id for _, control_id in wanted],
         },
     )
-    return {(row[0], row[1]): (row[2], row[3], row[4], row[5]) for row in rows if (row[0], row[1]) in wanted}
+    return {(row[0], row[1]): (row[2], row[3], row[4], row[5]) for row in rows}
 
 
-# Two arrays, not a list of pairs: one statement text whatever the batch (cached, prepared), which the
-# unique index on (sending_facility, control_id) answers; pairs crossing two facilities are dropped after.
-_ANSWERS = select(
-    AdtMessage.sending_facility,
-    AdtMessage.control_id,
-    AdtMessage.ack_code,
-    AdtMessage.error_location,
-    AdtMessage.error_code,
-    AdtMessage.reason,
-).where(
-    AdtMessage.sending_facility == any_(bindparam("facilities", type_=ARRAY(String))),
-    AdtMessage.control_id == any_(bindparam("control_ids", type_=ARRAY(String))),
-    AdtMessage.retried_at.is_(None),
+# The pairs travel as two arrays side by side, joined as rows: one statement text whatever the batch,
+# and each pair one probe of the unique index on (sending_facility, control_id) whatever the planner
+# knows of the table.
+_ANSWERS = text(
+    """
+    SELECT a.sending_facility, a.control_id, a.ack_code, a.error_location, a.error_code, a.reason
+    FROM adt_messages a
+    JOIN unnest(CAST(:facilities AS VARCHAR[]), CAST(:control_ids AS VARCHAR[])) AS k(facility, control_id)
+        ON a.sending_facility = k.facility AND a.control_id = k.control_id
+    WHERE a.retried_at IS NULL
+    """
 )
 
 

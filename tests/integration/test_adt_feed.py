@@ -918,7 +918,7 @@ async def test_the_look_ups_by_two_arrays_match_pairs_not_a_value_under_another_
     intake: AdtIntake, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     """The resend check and the patient look-up take the systems (senders) and values (control ids)
-    as two arrays; a pair made of one's system and another's value is no match."""
+    as two arrays, side by side; a pair made of one's system and another's value is no match."""
     assert (await intake.handle(with_control_id(sample("a01_admit"), "PAIR-1"))).code == "AA"
     mrn, ssn = "urn:oid:2.16.840.1.113883.3.72.5.20", "urn:aftercare:hl7v2:authority:SSA"
     sender = "GENHOSP^2.16.840.1.113883.3.72.5.20^ISO"
